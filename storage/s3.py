@@ -1,0 +1,489 @@
+"""Objects in an S3 bucket (AWS S3, Ceph RGW, MinIO, ...) through boto3.
+
+boto3 blocks, so every call runs in a worker thread. botocore's exceptions are translated
+into `storage.errors` here and go no further.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections import deque
+from collections.abc import AsyncGenerator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+import boto3.session
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from storage.errors import (
+    BucketNotFoundError,
+    InvalidKeyError,
+    ObjectNotFoundError,
+    StorageAccessDeniedError,
+    StorageError,
+    StorageUnavailableError,
+)
+from storage.types import MultipartUploadInfo, ObjectInfo, PartInfo, PendingUpload, StoredPart
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+MAX_KEY_BYTES = 1024
+_NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
+_DENIED = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403"}
+)
+# botocore retries failed requests, but not a response body that breaks off mid-way.
+_BODY_ERRORS = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
+_BODY_ATTEMPTS = 3
+
+
+def make_s3_client(
+    *,
+    endpoint_url: str | None,
+    region: str,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    path_style: bool = True,
+    max_attempts: int = 5,
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
+    max_pool_connections: int = 32,
+) -> S3Client:
+    """A boto3 S3 client that retries with backoff and suits S3-compatible servers.
+
+    Args:
+        endpoint_url: The server's URL; None for AWS.
+        region: The region to sign requests for.
+        access_key_id: None to use boto3's usual credential chain (environment, profile,
+            instance role).
+        secret_access_key: The secret matching `access_key_id`.
+        path_style: Address buckets as `endpoint/bucket/key` (most self-hosted servers
+            need this) instead of `bucket.endpoint/key`.
+        max_attempts: Tries per request, the first included (botocore's "standard" retry
+            mode: exponential backoff with jitter, on throttling, 5xx and network errors).
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for data on a connection.
+        max_pool_connections: Connections kept open; at least the number of requests in
+            flight at once (reads run several per download).
+    """
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,
+        s3={"addressing_style": "path"} if path_style else None,
+        # Since botocore 1.36 every upload carries a CRC checksum by default, which many
+        # S3-compatible servers reject or mishandle; only send checksums S3 asks for.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    # A session of its own: boto3's default session is shared, mutable, global state.
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
+
+
+def _check_range(start: int, end: int | None) -> None:
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    if end is not None and end < start:
+        raise ValueError(f"end ({end}) must not be before start ({start})")
+
+
+class S3ObjectStore:
+    """An object store in one S3 bucket, optionally under a key prefix.
+
+    Args:
+        client: A boto3 S3 client, e.g. from `make_s3_client`.
+        bucket: The bucket; it must exist.
+        prefix: Prepended (with one `/`) to every key, so several installations or other
+            data can share the bucket.
+        part_concurrency: Ranged GETs in flight at once while reading one object.
+        read_chunk_size: Bytes per ranged GET; `read` holds about
+            `part_concurrency × read_chunk_size` bytes at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        bucket: str,
+        prefix: str = "",
+        part_concurrency: int = 4,
+        read_chunk_size: int = 8 * MiB,
+    ) -> None:
+        if not bucket:
+            raise ValueError("bucket must not be empty")
+        if part_concurrency < 1:
+            raise ValueError("part_concurrency must be at least 1")
+        if read_chunk_size < 1:
+            raise ValueError("read_chunk_size must be positive")
+        self._client = client
+        self._bucket = bucket
+        prefix = prefix.strip("/")
+        self._prefix = f"{prefix}/" if prefix else ""
+        self._part_concurrency = part_concurrency
+        self._read_chunk_size = read_chunk_size
+
+    @property
+    def bucket(self) -> str:
+        """The bucket holding the objects."""
+        return self._bucket
+
+    @property
+    def prefix(self) -> str:
+        """What is prepended to every key: empty, or ending in exactly one `/`."""
+        return self._prefix
+
+    def __repr__(self) -> str:
+        return f"S3ObjectStore(bucket={self._bucket!r}, prefix={self._prefix!r})"
+
+    def _key(self, key: str) -> str:
+        if not key:
+            raise InvalidKeyError("the key is empty")
+        full = self._prefix + key
+        try:
+            encoded = full.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidKeyError(f"the key {key!r} is not valid UTF-8") from None
+        if len(encoded) > MAX_KEY_BYTES:
+            raise InvalidKeyError(f"the key {key!r} is longer than S3 allows")
+        return full
+
+    def _translate(
+        self,
+        exc: Exception,
+        *,
+        key: str | None = None,
+        upload_id: str | None = None,
+        bucket_level: bool = False,
+    ) -> StorageError:
+        """The store error for a botocore exception (the caller chains it with `from`)."""
+        if isinstance(exc, ClientError):
+            error: Any = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            message = str(error.get("Message", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            operation = exc.operation_name
+            # HEAD responses carry no body, so a missing bucket only shows as a bare 404.
+            if code == "NoSuchBucket" or (bucket_level and code in _NOT_FOUND):
+                return BucketNotFoundError(f"the bucket {self._bucket!r} does not exist")
+            if code == "NoSuchUpload":
+                return ObjectNotFoundError(f"no multipart upload {upload_id!r} of {key!r}")
+            if code in _NOT_FOUND:
+                return ObjectNotFoundError(f"no object {key!r} in bucket {self._bucket!r}")
+            if code in _DENIED or status == 403:
+                return StorageAccessDeniedError(
+                    f"access to bucket {self._bucket!r} denied ({code or status} on "
+                    f"{operation}): check the credentials and their permissions"
+                )
+            if status >= 500:
+                return StorageUnavailableError(
+                    f"S3 kept failing on {operation}: {code or status} {message}".rstrip()
+                )
+            return StorageError(f"S3 {operation} failed: {code or status} {message}".rstrip())
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return StorageAccessDeniedError(f"{exc}: check the credentials")
+        if isinstance(exc, ParamValidationError):
+            return StorageError(f"invalid S3 request: {exc}")
+        return StorageUnavailableError(f"the S3 endpoint could not be used: {exc}")
+
+    async def _call(
+        self,
+        func: Callable[[], T],
+        *,
+        key: str | None = None,
+        upload_id: str | None = None,
+        bucket_level: bool = False,
+    ) -> T:
+        try:
+            return await anyio.to_thread.run_sync(func)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(
+                exc, key=key, upload_id=upload_id, bucket_level=bucket_level
+            ) from exc
+
+    # Multipart writes
+
+    async def create_multipart(self, key: str) -> str:
+        """Start a multipart upload of `key`.
+
+        Returns:
+            S3's upload id.
+        """
+        full = self._key(key)
+        response = await self._call(
+            lambda: self._client.create_multipart_upload(Bucket=self._bucket, Key=full), key=key
+        )
+        return response["UploadId"]
+
+    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+        """Store part `part_number` (1 to 10000); a repeated number replaces it.
+
+        Every part but the last must be at least 5 MiB, or S3 refuses to complete the upload.
+
+        Returns:
+            The part's etag, as S3 gives it (quoted).
+
+        Raises:
+            ObjectNotFoundError: There is no such upload of `key`.
+        """
+        full = self._key(key)
+        response = await self._call(
+            lambda: self._client.upload_part(
+                Bucket=self._bucket,
+                Key=full,
+                UploadId=upload_id,
+                PartNumber=part_number,
+                Body=data,
+            ),
+            key=key,
+            upload_id=upload_id,
+        )
+        return response["ETag"]
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """The parts stored so far, in part-number order.
+
+        Raises:
+            ObjectNotFoundError: There is no such upload of `key`.
+        """
+        full = self._key(key)
+        parts: list[StoredPart] = []
+        page: dict[str, Any] = {"Bucket": self._bucket, "Key": full, "UploadId": upload_id}
+        while True:
+            response = await self._call(
+                functools.partial(self._client.list_parts, **page), key=key, upload_id=upload_id
+            )
+            for part in response.get("Parts", []):
+                parts.append(PartInfo(part["PartNumber"], part["ETag"], part["Size"]))
+            if not response.get("IsTruncated"):
+                return parts
+            page["PartNumberMarker"] = response["NextPartNumberMarker"]
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> None:
+        """Join `(part_number, etag)` parts into the object `key`; S3 makes it visible atomically.
+
+        Raises:
+            ObjectNotFoundError: There is no such upload of `key`.
+            StorageError: A part is missing, out of order, too small or not the one `etag` names.
+        """
+        full = self._key(key)
+        completed: list[CompletedPartTypeDef] = [
+            {"PartNumber": number, "ETag": etag} for number, etag in parts
+        ]
+        await self._call(
+            lambda: self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": completed},
+            ),
+            key=key,
+            upload_id=upload_id,
+        )
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; a missing upload is not an error."""
+        full = self._key(key)
+        with contextlib.suppress(ObjectNotFoundError):
+            await self._call(
+                lambda: self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=full, UploadId=upload_id
+                ),
+                key=key,
+                upload_id=upload_id,
+            )
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[PendingUpload]:
+        """Unfinished multipart uploads of keys starting with `prefix`."""
+        uploads: list[PendingUpload] = []
+        page: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._prefix + prefix}
+        while True:
+            response = await self._call(
+                functools.partial(self._client.list_multipart_uploads, **page), bucket_level=True
+            )
+            for upload in response.get("Uploads", []):
+                full = upload["Key"]
+                if full.startswith(self._prefix):
+                    uploads.append(
+                        MultipartUploadInfo(
+                            full[len(self._prefix) :], upload["UploadId"], upload["Initiated"]
+                        )
+                    )
+            if not response.get("IsTruncated"):
+                return uploads
+            page["KeyMarker"] = response["NextKeyMarker"]
+            page["UploadIdMarker"] = response["NextUploadIdMarker"]
+
+    # Reads and the rest
+
+    def _get_range(self, full_key: str, start: int, end: int) -> bytes:
+        """Bytes `[start, end)` of an object, fewer if it ends sooner (runs in a thread)."""
+        for attempt in range(1, _BODY_ATTEMPTS + 1):
+            try:
+                response = self._client.get_object(
+                    Bucket=self._bucket, Key=full_key, Range=f"bytes={start}-{end - 1}"
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return b""  # `start` is at or past the end of the object
+                raise
+            body = response["Body"]
+            try:
+                return body.read()
+            except _BODY_ERRORS:
+                if attempt == _BODY_ATTEMPTS:
+                    raise
+            finally:
+                body.close()
+        raise AssertionError("unreachable")
+
+    async def _read(self, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+        _check_range(start, end)
+        full = self._key(key)
+        if end is None:
+            end = (await self.head(key)).size
+        elif start >= end:
+            await self.head(key)  # nothing to fetch, but a missing object is still an error
+        if start >= end:
+            return
+        chunk = self._read_chunk_size
+        if end - start <= chunk:
+            lo, hi = start, end
+            data = await self._call(lambda: self._get_range(full, lo, hi), key=key)
+            if data:
+                yield data
+            return
+        # Windows are fetched by a pool of our own rather than by tasks, because a task group
+        # cannot stay open across `yield`: this generator may be abandoned or finalised in
+        # another task. Plain futures need no such care.
+        windows = iter(range(start, end, chunk))
+        workers = min(self._part_concurrency, math.ceil((end - start) / chunk))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-read")
+        pending: deque[tuple[Future[bytes], int]] = deque()
+
+        def fetch_next() -> None:
+            lo = next(windows, None)
+            if lo is not None:
+                hi = min(lo + chunk, end)
+                pending.append((pool.submit(self._get_range, full, lo, hi), hi - lo))
+
+        try:
+            for _ in range(workers):
+                fetch_next()
+            while pending:
+                future, expected = pending.popleft()
+                try:
+                    # Waiting in a worker thread keeps the event loop free; on cancellation
+                    # the wait is abandoned and the GET finishes (and is dropped) on its own.
+                    data = await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+                except (ClientError, BotoCoreError) as exc:
+                    raise self._translate(exc, key=key) from exc
+                if len(data) < expected:
+                    # The object is shorter than `end`: the later windows are all empty.
+                    if data:
+                        yield data
+                    return
+                fetch_next()
+                yield data
+        finally:
+            # Never waits: windows not started are cancelled, those in flight finish
+            # in the background, and then the pool's threads exit.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
+        """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it).
+
+        The range is fetched as consecutive windows of `read_chunk_size` bytes, up to
+        `part_concurrency` ranged GETs at once, and yielded strictly in order, one window
+        per piece. Closing the iterator early stops further GETs.
+
+        Raises:
+            ObjectNotFoundError: There is no such object (on the first iteration).
+            ValueError: `start` is negative or `end` is before it.
+        """
+        return self._read(key, start, end)
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Metadata of `key`.
+
+        Raises:
+            ObjectNotFoundError: There is no such object.
+        """
+        full = self._key(key)
+        response = await self._call(
+            lambda: self._client.head_object(Bucket=self._bucket, Key=full), key=key
+        )
+        return ObjectInfo(
+            key, response["ContentLength"], response["LastModified"], response.get("ETag", "")
+        )
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        full = self._key(key)
+        # S3 itself answers a missing key with success, but some compatible servers say 404.
+        with contextlib.suppress(ObjectNotFoundError):
+            await self._call(
+                lambda: self._client.delete_object(Bucket=self._bucket, Key=full), key=key
+            )
+
+    async def check(self) -> None:
+        """Raise unless the bucket exists and the credentials may use it.
+
+        Raises:
+            BucketNotFoundError: The bucket does not exist.
+            StorageAccessDeniedError: The credentials are wrong or lack permission.
+            StorageUnavailableError: The endpoint cannot be reached.
+        """
+        await self._call(lambda: self._client.head_bucket(Bucket=self._bucket), bucket_level=True)
+
+    async def _list(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
+        page: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._prefix + prefix}
+        while True:
+            response = await self._call(
+                functools.partial(self._client.list_objects_v2, **page), bucket_level=True
+            )
+            for obj in response.get("Contents", []):
+                full = obj["Key"]
+                if full.startswith(self._prefix):
+                    yield ObjectInfo(
+                        full[len(self._prefix) :],
+                        obj["Size"],
+                        obj["LastModified"],
+                        obj.get("ETag", ""),
+                    )
+            if not response.get("IsTruncated"):
+                return
+            page["ContinuationToken"] = response["NextContinuationToken"]
+
+    def list(self, prefix: str = "") -> AsyncGenerator[ObjectInfo, None]:
+        """Every object whose key starts with `prefix`, in key order (as S3 lists them)."""
+        return self._list(prefix)

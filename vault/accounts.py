@@ -1,0 +1,163 @@
+"""Users, their client access, and personal access tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vault import audit
+from vault.errors import ConflictError, NotFoundError
+from vault.models import AccessToken, ClientAccess, Role, TokenScope, User
+from vault.policy import Principal
+
+TOKEN_PREFIX = "cvt_"
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip()
+    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
+        raise ValueError("not an email address")
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+async def find_user(session: AsyncSession, email: str) -> User | None:
+    key = normalise_email(email)
+    return (await session.execute(select(User).where(User.email == key))).scalar_one_or_none()
+
+
+async def create_user(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    *,
+    email: str,
+    role: Role,
+    client_ids: list[uuid.UUID] | None = None,
+    password_hash: str | None = None,
+    display_name: str = "",
+) -> User:
+    """Create a user with access to `client_ids` (clients and staff only)."""
+    email = normalise_email(email)
+    if await find_user(session, email) is not None:
+        raise ConflictError(f"a user with email {email} already exists")
+    user = User(email=email, role=role, password_hash=password_hash, display_name=display_name)
+    session.add(user)
+    await session.flush()
+    for client_id in client_ids or []:
+        session.add(ClientAccess(user_id=user.id, client_id=client_id))
+    await audit.record(
+        session,
+        context,
+        "user.created",
+        target_type="user",
+        target_id=user.id,
+        details={"role": role.value, "clients": [str(c) for c in client_ids or []]},
+    )
+    return user
+
+
+async def grant_access(
+    session: AsyncSession, context: audit.AuditContext, user: User, client_id: uuid.UUID
+) -> None:
+    exists = await session.get(ClientAccess, (user.id, client_id))
+    if exists is None:
+        session.add(ClientAccess(user_id=user.id, client_id=client_id))
+        await audit.record(
+            session,
+            context,
+            "user.access_granted",
+            client_id=client_id,
+            target_type="user",
+            target_id=user.id,
+        )
+
+
+async def principal_for(session: AsyncSession, user: User, *, read_only: bool = False) -> Principal:
+    rows = await session.execute(
+        select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
+    )
+    return Principal(
+        user_id=user.id,
+        email=user.email,
+        role=Role(user.role),
+        client_ids=frozenset(rows.scalars().all()),
+        read_only=read_only,
+    )
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def create_token(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    user: User,
+    *,
+    name: str = "",
+    scope: TokenScope = TokenScope.READ_WRITE,
+    expires_in: timedelta | None = None,
+) -> tuple[AccessToken, str]:
+    """A new personal access token; the secret is returned once and stored only hashed."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = AccessToken(
+        user_id=user.id,
+        name=name,
+        token_hash=_hash_token(secret),
+        scope=scope,
+        expires_at=datetime.now(UTC) + expires_in if expires_in else None,
+    )
+    session.add(token)
+    await session.flush()
+    await audit.record(
+        session,
+        context,
+        "token.created",
+        target_type="token",
+        target_id=token.id,
+        details={"user": str(user.id), "scope": scope.value, "name": name},
+    )
+    return token, secret
+
+
+async def authenticate_token(session: AsyncSession, secret: str) -> tuple[User, AccessToken] | None:
+    """The user behind a live token, or None (unknown, revoked, expired, inactive user)."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        await session.execute(
+            select(AccessToken).where(AccessToken.token_hash == _hash_token(secret))
+        )
+    ).scalar_one_or_none()
+    now = datetime.now(UTC)
+    if token is None or token.revoked_at is not None:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    user = await session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        return None
+    # Coarse last-use tracking keeps token auth from writing on every request.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
+        token.last_used_at = now
+        session.add(token)
+    return user, token
+
+
+async def revoke_token(
+    session: AsyncSession, context: audit.AuditContext, user: User, token_id: uuid.UUID
+) -> None:
+    token = await session.get(AccessToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFoundError("no such token")
+    if token.revoked_at is None:
+        token.revoked_at = datetime.now(UTC)
+        session.add(token)
+        await audit.record(
+            session, context, "token.revoked", target_type="token", target_id=token.id
+        )

@@ -1,0 +1,243 @@
+"""Documents and their versions: upload, metadata, download and trash.
+
+An upload runs in three steps so that no database transaction is held open while bytes
+stream: `prepare_upload` (authorise, pick ids), `blobs.write_encrypted` (no transaction),
+`commit_upload` (one short transaction: version row + audit event). If the commit fails,
+the caller deletes the stored object; if the write fails, nothing was recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vault import audit, crypto
+from vault.blobs import StoredBlob
+from vault.errors import ConflictError, NotFoundError
+from vault.folders import get_folder
+from vault.keyring import Keyring
+from vault.models import Document, Version
+from vault.names import guess_content_type, name_key, validate_name
+from vault.policy import Permission, Principal, require
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPlan:
+    """Everything fixed before the bytes arrive; the object's header binds these ids."""
+
+    client_id: uuid.UUID
+    folder_id: uuid.UUID
+    document_id: uuid.UUID
+    version_id: uuid.UUID
+    name: str
+    is_new: bool
+    storage_key: str
+    kek_id: str
+    wrapped_dek: bytes
+    dek: bytes
+
+    @property
+    def context(self) -> crypto.ObjectContext:
+        return crypto.ObjectContext(self.client_id, self.document_id, self.version_id)
+
+    def sealer(self) -> crypto.SegmentSealer:
+        return crypto.SegmentSealer(self.dek, self.context)
+
+
+def storage_key(client_id: uuid.UUID, version_id: uuid.UUID) -> str:
+    # Keys come from ids, never from user-supplied names (ASVS 5.3.2).
+    return f"objects/{client_id}/{version_id}"
+
+
+async def live_document(
+    session: AsyncSession, *, folder_id: uuid.UUID, name: str
+) -> Document | None:
+    return (
+        await session.execute(
+            select(Document).where(
+                Document.folder_id == folder_id,
+                Document.name_key == name_key(name),
+                Document.deleted_at.is_(None),  # type: ignore[union-attr]
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def prepare_upload(
+    session: AsyncSession,
+    principal: Principal,
+    keyring: Keyring,
+    *,
+    folder_id: uuid.UUID,
+    name: str,
+) -> UploadPlan:
+    folder = await get_folder(session, principal, folder_id)
+    require(principal, Permission.UPLOAD, folder.client_id)
+    name = validate_name(name)
+    existing = await live_document(session, folder_id=folder.id, name=name)
+    version_id = uuid.uuid4()
+    dek = crypto.new_data_key()
+    kek_id, wrapped = keyring.wrap(dek)
+    return UploadPlan(
+        client_id=folder.client_id,
+        folder_id=folder.id,
+        document_id=existing.id if existing else uuid.uuid4(),
+        version_id=version_id,
+        name=name,
+        is_new=existing is None,
+        storage_key=storage_key(folder.client_id, version_id),
+        kek_id=kek_id,
+        wrapped_dek=wrapped,
+        dek=dek,
+    )
+
+
+async def commit_upload(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    plan: UploadPlan,
+    blob: StoredBlob,
+    *,
+    content_type: str | None = None,
+    details: dict[str, str] | None = None,
+) -> tuple[Document, Version]:
+    """Record the stored object as the next version, with its audit event, atomically."""
+    folder = await get_folder(session, principal, plan.folder_id)
+    require(principal, Permission.UPLOAD, folder.client_id)
+    now = datetime.now(UTC)
+    if plan.is_new:
+        document = Document(
+            id=plan.document_id,
+            client_id=plan.client_id,
+            folder_id=plan.folder_id,
+            name=plan.name,
+            name_key=name_key(plan.name),
+            current_version=0,
+            created_at=now,
+        )
+        session.add(document)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except DBIntegrityError as exc:
+            raise ConflictError(
+                f"another upload created {plan.name!r} in this folder meanwhile; upload again"
+            ) from exc
+    else:
+        found = (
+            await session.execute(
+                select(Document).where(Document.id == plan.document_id).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if found is None or found.deleted_at is not None:
+            raise ConflictError(f"{plan.name!r} was deleted during the upload; upload again")
+        document = found
+    document.current_version += 1
+    document.updated_at = now
+    version = Version(
+        id=plan.version_id,
+        document_id=document.id,
+        number=document.current_version,
+        size=blob.plaintext_size,
+        sha256=blob.sha256,
+        content_type=content_type or guess_content_type(plan.name),
+        uploaded_by=principal.user_id,
+        created_at=now,
+        storage_key=blob.key,
+        object_size=blob.object_size,
+        kek_id=plan.kek_id,
+        wrapped_dek=plan.wrapped_dek,
+        header=blob.header,
+    )
+    session.add(document)
+    session.add(version)
+    await session.flush()
+    await audit.record(
+        session,
+        context,
+        "document.created" if plan.is_new else "document.version_added",
+        client_id=document.client_id,
+        target_type="document",
+        target_id=document.id,
+        document_id=document.id,
+        details={
+            "name": document.name,
+            "folder_id": str(document.folder_id),
+            "version": version.number,
+            "size": version.size,
+            "sha256": version.sha256,
+            **(details or {}),
+        },
+    )
+    return document, version
+
+
+async def get_document(
+    session: AsyncSession, principal: Principal, document_id: uuid.UUID, *, include_deleted: bool = False
+) -> Document:
+    document = await session.get(Document, document_id)
+    if document is None or (document.deleted_at is not None and not include_deleted):
+        raise NotFoundError("document not found")
+    require(principal, Permission.VIEW, document.client_id)
+    return document
+
+
+async def versions(session: AsyncSession, document_id: uuid.UUID) -> Sequence[Version]:
+    return (
+        (
+            await session.execute(
+                select(Version).where(Version.document_id == document_id).order_by(Version.number)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+async def get_version(
+    session: AsyncSession, document: Document, number: int | None
+) -> Version:
+    wanted = document.current_version if number is None else number
+    version = (
+        await session.execute(
+            select(Version).where(Version.document_id == document.id, Version.number == wanted)
+        )
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFoundError("version not found")
+    return version
+
+
+def open_version(keyring: Keyring, document: Document, version: Version) -> crypto.OpenedHeader:
+    """Unwrap the data key and check the stored header against the row's ids."""
+    dek = keyring.unwrap(version.kek_id, version.wrapped_dek)
+    expected = crypto.ObjectContext(document.client_id, document.id, version.id)
+    return crypto.parse_header(version.header, expected, dek)
+
+
+async def trash(
+    session: AsyncSession, principal: Principal, context: audit.AuditContext, document_id: uuid.UUID
+) -> Document:
+    document = await get_document(session, principal, document_id)
+    require(principal, Permission.DELETE, document.client_id)
+    document.deleted_at = datetime.now(UTC)
+    document.deleted_by = principal.user_id
+    session.add(document)
+    await audit.record(
+        session,
+        context,
+        "document.deleted",
+        client_id=document.client_id,
+        target_type="document",
+        target_id=document.id,
+        document_id=document.id,
+        details={"name": document.name, "folder_id": str(document.folder_id)},
+    )
+    return document

@@ -1,0 +1,100 @@
+"""Housekeeping: re-wrapping data keys after a KEK rotation, and garbage collection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vault import audit
+from vault.db import transaction
+from vault.keyring import Keyring
+from vault.models import Version
+from vault.store import ObjectStore
+
+OBJECT_PREFIX = "objects/"
+
+
+async def rewrap_all(
+    sessions: async_sessionmaker[AsyncSession], keyring: Keyring, *, batch: int = 500
+) -> int:
+    """Re-wrap every data key not under the active KEK; object data is never touched.
+
+    Runs in batches, each its own transaction, so it can be interrupted and run again.
+    """
+    active = keyring.active_id
+    total = 0
+    while True:
+        async with transaction(sessions) as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(Version).where(Version.kek_id != active).limit(batch).with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for version in rows:
+                version.kek_id, version.wrapped_dek = keyring.rewrap(
+                    version.kek_id, version.wrapped_dek
+                )
+                session.add(version)
+            if rows:
+                await audit.record(
+                    session,
+                    audit.SYSTEM,
+                    "keys.rewrapped",
+                    details={"versions": len(rows), "kek_id": active},
+                )
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
+@dataclass(frozen=True, slots=True)
+class CollectedGarbage:
+    objects_deleted: int
+    uploads_aborted: int
+
+
+async def collect_garbage(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    *,
+    grace: timedelta,
+    now: datetime | None = None,
+) -> CollectedGarbage:
+    """Delete objects no version refers to and abort stale multipart uploads.
+
+    Only things older than `grace` go, so an upload that is storing its object right now
+    (and has not yet committed its version row) is never collected from under it.
+    """
+    cutoff = (now or datetime.now(UTC)) - grace
+    deleted = 0
+    async for obj in store.list(OBJECT_PREFIX):
+        if obj.last_modified > cutoff:
+            continue
+        async with sessions() as session:
+            referenced = (
+                await session.execute(select(Version.id).where(Version.storage_key == obj.key))
+            ).first()
+        if referenced is None:
+            await store.delete(obj.key)
+            deleted += 1
+    aborted = 0
+    for upload in await store.list_multipart_uploads(OBJECT_PREFIX):
+        if upload.initiated <= cutoff:
+            await store.abort_multipart(upload.key, upload.upload_id)
+            aborted += 1
+    if deleted or aborted:
+        async with transaction(sessions) as session:
+            await audit.record(
+                session,
+                audit.SYSTEM,
+                "storage.collected",
+                details={"objects_deleted": deleted, "uploads_aborted": aborted},
+            )
+    return CollectedGarbage(deleted, aborted)

@@ -1,0 +1,170 @@
+"""Database tables (SQLModel). Every change to these goes with an Alembic migration."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    CLIENT = "client"
+    STAFF = "staff"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class TokenScope(StrEnum):
+    READ = "read"
+    READ_WRITE = "read-write"
+
+
+# Folders without a parent share this marker in `parent_ref`, because SQL treats NULLs as
+# distinct and a unique constraint over a nullable parent would let root names collide.
+ROOT_REF = "root"
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "clients"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    name_key: str = Field(sa_column=Column(String(1024), nullable=False, unique=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    display_name: str = Field(default="", max_length=200)
+    role: Role = Field(sa_column=Column(String(16), nullable=False))
+    password_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ClientAccess(SQLModel, table=True):
+    """Membership of a client user, or assignment of a staff member, to a client."""
+
+    __tablename__ = "client_access"
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="clients.id", primary_key=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Folder(SQLModel, table=True):
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("client_id", "parent_ref", "name_key"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
+    parent_id: uuid.UUID | None = Field(default=None, foreign_key="folders.id", index=True)
+    parent_ref: str = Field(sa_column=Column(String(36), nullable=False))
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    name_key: str = Field(sa_column=Column(String(1024), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+
+
+class Document(SQLModel, table=True):
+    __tablename__ = "documents"
+    __table_args__ = (
+        # One live document per name in a folder; trashed ones step aside.
+        Index(
+            "uq_documents_live_name",
+            "folder_id",
+            "name_key",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
+    folder_id: uuid.UUID = Field(foreign_key="folders.id", index=True)
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    name_key: str = Field(sa_column=Column(String(1024), nullable=False))
+    current_version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+    deleted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+
+
+class Version(SQLModel, table=True):
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("document_id", "number"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    document_id: uuid.UUID = Field(foreign_key="documents.id", index=True)
+    number: int
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(max_length=64)
+    content_type: str = Field(max_length=255)
+    uploaded_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    storage_key: str = Field(sa_column=Column(String(512), nullable=False, unique=True))
+    object_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kek_id: str = Field(max_length=64, index=True)
+    wrapped_dek: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # A copy of the object's 128-byte header saves one ranged GET per download; a forged
+    # copy only makes decryption fail, since the keys are derived from the header itself.
+    header: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AccessToken(SQLModel, table=True):
+    __tablename__ = "access_tokens"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    name: str = Field(default="", max_length=200)
+    # SHA-256 of the token: tokens carry 256 random bits, so a fast hash is enough
+    # (ASVS 6.5.2 allows it above 112 bits) and lookups stay one indexed query.
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    scope: TokenScope = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """One entry of the tamper-evident audit log; see docs/audit-log.md for the encoding."""
+
+    __tablename__ = "audit_events"
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    ts: str = Field(sa_column=Column(String(24), nullable=False, index=True))
+    actor_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    actor_role: str | None = Field(default=None, sa_column=Column(String(16)))
+    action: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    client_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    target_type: str | None = Field(default=None, sa_column=Column(String(32)))
+    target_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    document_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    ip: str | None = Field(default=None, sa_column=Column(String(64)))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(256)))
+    outcome: str = Field(sa_column=Column(String(16), nullable=False))
+    details: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    leaf_hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class AuditHead(SQLModel, table=True):
+    """The newest entry of the chain, a single row locked by every append (serialises writers)."""
+
+    __tablename__ = "audit_head"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    leaf_hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class Cursor(SQLModel, table=True):
+    """Durable positions of background readers of the audit log (e.g. the notifier)."""
+
+    __tablename__ = "cursors"
+    name: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))

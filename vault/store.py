@@ -1,0 +1,105 @@
+"""What the vault needs from an object store, declared here so `vault` never imports `storage`.
+
+`storage.LocalObjectStore` and `storage.S3ObjectStore` satisfy these Protocols structurally.
+Keys are opaque strings chosen by the vault; bytes are ciphertext only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Protocol
+
+
+class StoredObject(Protocol):
+    """Metadata of one stored object."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def last_modified(self) -> datetime: ...
+
+
+class StoredPart(Protocol):
+    """One part of an unfinished multipart upload."""
+
+    @property
+    def part_number(self) -> int: ...
+
+    @property
+    def etag(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+class PendingUpload(Protocol):
+    """An unfinished multipart upload (for garbage collection)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def upload_id(self) -> str: ...
+
+    @property
+    def initiated(self) -> datetime: ...
+
+
+class ObjectStore(Protocol):
+    """An object store holding ciphertext under vault-chosen keys.
+
+    Every method raises the store's own error type on failure (a subclass of
+    `storage.StorageError`); the vault lets those propagate so the web layer can
+    answer 503 and the database transaction rolls back.
+    """
+
+    async def create_multipart(self, key: str) -> str:
+        """Start a multipart write of `key`; returns the upload id."""
+        ...
+
+    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+        """Store part `part_number` (1-based); returns its etag. Re-uploading a number replaces it."""
+        ...
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
+        """The parts stored so far, in part-number order."""
+        ...
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> None:
+        """Join `(part_number, etag)` parts into the object `key`, atomically."""
+        ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; a missing upload is not an error."""
+        ...
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[PendingUpload]:
+        """Unfinished multipart uploads under `prefix`."""
+        ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes `[start, end)` of `key` (to the end when `end` is None)."""
+        ...
+
+    async def head(self, key: str) -> StoredObject:
+        """Metadata of `key`; raises the store's not-found error when it is missing."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        ...
+
+    def list(self, prefix: str = "") -> AsyncIterator[StoredObject]:
+        """Every object whose key starts with `prefix`."""
+        ...
+
+    async def check(self) -> None:
+        """Raise unless the store is reachable and usable (readiness probe)."""
+        ...

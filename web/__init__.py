@@ -1,0 +1,1 @@
+"""The composition root: settings, the Starlette app, routes and the `clientvault` CLI."""

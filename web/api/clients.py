@@ -1,0 +1,119 @@
+"""Clients, folders and the caller: `/me`, `/clients`, `/folders`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from vault import audit
+from vault import folders as folder_service
+from vault.models import Client, Document, Folder
+from web.api.common import api_call, iso, json_body, parse_id, string_field
+
+
+def client_json(client: Client) -> dict[str, Any]:
+    return {"id": str(client.id), "name": client.name, "created_at": iso(client.created_at)}
+
+
+def folder_json(folder: Folder) -> dict[str, Any]:
+    return {
+        "id": str(folder.id),
+        "name": folder.name,
+        "client_id": str(folder.client_id),
+        "parent_id": str(folder.parent_id) if folder.parent_id else None,
+        "created_at": iso(folder.created_at),
+    }
+
+
+def document_summary(doc: Document) -> dict[str, Any]:
+    return {
+        "id": str(doc.id),
+        "name": doc.name,
+        "version": doc.current_version,
+        "updated_at": iso(doc.updated_at),
+    }
+
+
+async def me(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        return JSONResponse(
+            {
+                "id": str(call.user.id),
+                "email": call.user.email,
+                "display_name": call.user.display_name,
+                "role": call.principal.role.value,
+                "client_ids": sorted(str(c) for c in call.principal.client_ids),
+            }
+        )
+
+
+async def list_clients(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        clients = await folder_service.list_clients(call.session, call.principal)
+        return JSONResponse({"clients": [client_json(c) for c in clients]})
+
+
+async def create_client(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    name = string_field(data, "name")
+    assert name is not None
+    async with api_call(request) as call:
+        client = await folder_service.create_client(call.session, call.principal, call.audit, name)
+        return JSONResponse(client_json(client), status_code=201)
+
+
+async def client_root(request: Request) -> JSONResponse:
+    client_id = parse_id(request.path_params["client_id"], "client")
+    async with api_call(request) as call:
+        client = await folder_service.get_client(call.session, call.principal, client_id)
+        folders, documents = await folder_service.children(
+            call.session, client_id=client.id, folder_id=None
+        )
+        await audit.record(
+            call.session, call.audit, "folder.listed", client_id=client.id, target_type="client",
+            target_id=client.id,
+        )
+        return JSONResponse(
+            {
+                "client_id": str(client.id),
+                "folders": [folder_json(f) for f in folders],
+                "documents": [document_summary(d) for d in documents],
+            }
+        )
+
+
+async def create_folder(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    client_id = parse_id(string_field(data, "client_id") or "", "client")
+    parent = string_field(data, "parent_id", required=False)
+    name = string_field(data, "name")
+    assert name is not None
+    async with api_call(request) as call:
+        folder = await folder_service.create_folder(
+            call.session,
+            call.principal,
+            call.audit,
+            client_id=client_id,
+            parent_id=parse_id(parent, "folder") if parent else None,
+            name=name,
+        )
+        return JSONResponse(folder_json(folder), status_code=201)
+
+
+async def get_folder(request: Request) -> JSONResponse:
+    folder_id = parse_id(request.path_params["folder_id"], "folder")
+    async with api_call(request) as call:
+        folder = await folder_service.get_folder(call.session, call.principal, folder_id)
+        folders, documents = await folder_service.children(
+            call.session, client_id=folder.client_id, folder_id=folder.id
+        )
+        await audit.record(
+            call.session, call.audit, "folder.listed", client_id=folder.client_id,
+            target_type="folder", target_id=folder.id,
+        )
+        body = folder_json(folder)
+        body["folders"] = [folder_json(f) for f in folders]
+        body["documents"] = [document_summary(d) for d in documents]
+        return JSONResponse(body)

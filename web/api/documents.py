@@ -1,0 +1,262 @@
+"""Document routes: one-shot streaming upload, metadata, content with Range, trash."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from vault import audit, blobs
+from vault import documents as doc_service
+from vault.db import transaction
+from vault.errors import IntegrityError
+from vault.models import Document, Version
+from web.api.common import api_call, iso, parse_id
+from web.context import audit_context, services
+from web.errors import ProblemError
+from web.http import (
+    RangeFull,
+    RangeUnsatisfiable,
+    content_disposition,
+    content_range,
+    etag_for,
+    if_none_match_matches,
+    if_range_matches,
+    parse_range,
+)
+
+logger = logging.getLogger(__name__)
+
+# Types a browser may show inline without running anything; all else downloads as bytes.
+INLINE_SAFE = {
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "text/plain",
+    "text/csv",
+}
+# Even a safe type is sandboxed: no scripts, no plugins, no same-origin access (ASVS 3.2.1).
+DOWNLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def version_json(version: Version) -> dict[str, Any]:
+    return {
+        "number": version.number,
+        "size": version.size,
+        "sha256": version.sha256,
+        "content_type": version.content_type,
+        "created_at": iso(version.created_at),
+        "uploaded_by": str(version.uploaded_by) if version.uploaded_by else None,
+    }
+
+
+def document_json(document: Document, versions: list[Version]) -> dict[str, Any]:
+    return {
+        "id": str(document.id),
+        "name": document.name,
+        "folder_id": str(document.folder_id),
+        "client_id": str(document.client_id),
+        "version": document.current_version,
+        "created_at": iso(document.created_at),
+        "updated_at": iso(document.updated_at),
+        "versions": [version_json(v) for v in versions],
+    }
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise ProblemError(400, "Bad request", "Content-Length is not a number")
+    return int(raw)
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect:
+        # Surfaces as an incomplete upload: the multipart upload is aborted, nothing recorded.
+        from vault.errors import IncompleteUploadError
+
+        raise IncompleteUploadError("the client went away before the body was complete") from None
+
+
+async def put_file(request: Request) -> JSONResponse:
+    svc = services(request)
+    folder_id = parse_id(request.path_params["folder_id"], "folder")
+    name = request.path_params["name"]
+    length = _declared_length(request)
+    if length is not None and length > svc.max_upload_size:
+        raise ProblemError(413, "Content too large", f"the limit is {svc.max_upload_size} bytes")
+    async with api_call(request) as call:
+        plan = await doc_service.prepare_upload(
+            call.session, call.principal, svc.keyring, folder_id=folder_id, name=name
+        )
+    blob = await blobs.write_encrypted(
+        svc.store,
+        plan.storage_key,
+        _body(request),
+        sealer=plan.sealer(),
+        part_size=svc.part_size,
+        concurrency=svc.settings.storage.concurrency,
+        expected_size=length,
+        max_size=svc.max_upload_size,
+    )
+    try:
+        async with api_call(request) as call:
+            document, version = await doc_service.commit_upload(
+                call.session,
+                call.principal,
+                call.audit,
+                plan,
+                blob,
+                content_type=_content_type(request),
+            )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await svc.store.delete(plan.storage_key)
+        raise
+    return JSONResponse(
+        {"document_id": str(document.id), "version": version.number},
+        status_code=201 if plan.is_new else 200,
+        headers={"Location": f"/api/v1/documents/{document.id}"},
+    )
+
+
+def _content_type(request: Request) -> str | None:
+    value = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not value or value == "application/octet-stream" or len(value) > 100 or "/" not in value:
+        return None
+    return value
+
+
+async def get_document(request: Request) -> JSONResponse:
+    document_id = parse_id(request.path_params["document_id"], "document")
+    async with api_call(request) as call:
+        document = await doc_service.get_document(call.session, call.principal, document_id)
+        versions = list(await doc_service.versions(call.session, document.id))
+        await audit.record(
+            call.session,
+            call.audit,
+            "document.viewed",
+            client_id=document.client_id,
+            target_type="document",
+            target_id=document.id,
+            document_id=document.id,
+        )
+        return JSONResponse(document_json(document, versions))
+
+
+async def delete_document(request: Request) -> Response:
+    document_id = parse_id(request.path_params["document_id"], "document")
+    async with api_call(request) as call:
+        await doc_service.trash(call.session, call.principal, call.audit, document_id)
+    return Response(status_code=204)
+
+
+def _version_param(request: Request) -> int | None:
+    raw = request.query_params.get("version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ProblemError(404, "Not found", "version not found")
+    return int(raw)
+
+
+async def get_content(request: Request) -> Response:
+    svc = services(request)
+    document_id = parse_id(request.path_params["document_id"], "document")
+    number = _version_param(request)
+    async with api_call(request) as call:
+        from vault.policy import Permission, require
+
+        document = await doc_service.get_document(call.session, call.principal, document_id)
+        require(call.principal, Permission.DOWNLOAD, document.client_id)
+        version = await doc_service.get_version(call.session, document, number)
+        etag = etag_for(str(version.id), version.sha256)
+        base_headers = {
+            "ETag": etag,
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "private, no-store",
+            "Content-Disposition": content_disposition(document.name),
+            "Content-Security-Policy": DOWNLOAD_CSP,
+        }
+        if if_none_match_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=base_headers)
+        wanted = parse_range(request.headers.get("range"), version.size)
+        if_range = request.headers.get("if-range")
+        if if_range is not None and not if_range_matches(if_range, etag):
+            wanted = RangeFull()
+        if isinstance(wanted, RangeUnsatisfiable):
+            return Response(
+                status_code=416,
+                headers={**base_headers, "Content-Range": f"bytes */{version.size}"},
+            )
+        opened = doc_service.open_version(svc.keyring, document, version)
+        if isinstance(wanted, RangeFull):
+            start, end, status = 0, version.size, 200
+        else:
+            start, end, status = wanted.start, wanted.end + 1, 206
+        await audit.record(
+            call.session,
+            call.audit,
+            "document.downloaded",
+            client_id=document.client_id,
+            target_type="document",
+            target_id=document.id,
+            document_id=document.id,
+            details={
+                "version": version.number,
+                "range": None if status == 200 else f"{start}-{end - 1}",
+                "bytes": end - start,
+            },
+        )
+        ids = (document.client_id, document.id, version.number, call.audit)
+    headers = {**base_headers, "Content-Length": str(end - start)}
+    if status == 206:
+        headers["Content-Range"] = content_range(start, end - 1, version.size)
+    media = version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for piece in blobs.read_decrypted(
+                svc.store,
+                version.storage_key,
+                opened=opened,
+                object_size=version.object_size,
+                start=start,
+                end=end,
+            ):
+                yield piece
+        except IntegrityError as exc:
+            logger.error("integrity failure serving document %s v%s: %s", ids[1], ids[2], exc)
+            with anyio.CancelScope(shield=True):
+                async with transaction(svc.sessions) as session:
+                    await audit.record(
+                        session,
+                        ids[3],
+                        "document.integrity_failed",
+                        outcome="error",
+                        client_id=ids[0],
+                        target_type="document",
+                        target_id=ids[1],
+                        document_id=ids[1],
+                        details={"version": ids[2]},
+                    )
+            # Re-raising aborts the response short of its Content-Length: the client sees a
+            # failed transfer, never unverified bytes.
+            raise
+
+    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media)
+
+
+__all__ = ["audit_context", "delete_document", "get_content", "get_document", "put_file"]

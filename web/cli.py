@@ -1,0 +1,302 @@
+"""The `clientvault` command line. Every command takes --config (see DESIGN: Configuration)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import click
+
+from vault import accounts, audit, maintenance
+from vault import folders as folder_service
+from vault.db import check_migrated, migrate, transaction
+from vault.errors import VaultError
+from vault.keyring import KeyFile, Keyring
+from vault.models import Role
+from vault.passwords import hash_password
+from web.services import Services, open_services
+from web.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+CLI_CONTEXT = audit.AuditContext(actor_role="cli")
+
+
+def _run(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except (VaultError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+async def _with_services(settings: Settings, fn: Callable[[Services], Awaitable[T]]) -> T:
+    async with open_services(settings) as svc:
+        await check_migrated(svc.engine)
+        return await fn(svc)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $CLIENTVAULT_CONFIG, else ./clientvault.toml, else built-in).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """ClientVault: a secure, encrypted client file-exchange portal."""
+    try:
+        ctx.obj = load_settings(config_path)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the data directory, the key file (mode 0600) and the database schema."""
+    settings = _settings(ctx)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.keys_path.exists():
+        click.echo(f"key file exists: {settings.keys_path}")
+    else:
+        KeyFile.create(settings.keys_path)
+        click.echo(f"created key file {settings.keys_path} (mode 0600): back it up")
+
+    async def run() -> None:
+        async with open_services(settings) as svc:
+            await migrate(svc.engine)
+
+    _run(run())
+    click.echo("database ready")
+
+
+@main.command("migrate")
+@click.pass_context
+def migrate_cmd(ctx: click.Context) -> None:
+    """Bring the database schema up to date."""
+    settings = _settings(ctx)
+
+    async def run() -> None:
+        async with open_services(settings) as svc:
+            await migrate(svc.engine)
+
+    _run(run())
+    click.echo("database migrated")
+
+
+@main.command()
+@click.option("--host", default=None, help="Override [server].host.")
+@click.option("--port", type=int, default=None, help="Override [server].port.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the portal with uvicorn."""
+    import os
+
+    import uvicorn
+
+    settings = _settings(ctx)
+    if settings.server.workers > 1 and ctx.parent and ctx.parent.params.get("config_path"):
+        # Worker processes load settings themselves; point them at the same file.
+        os.environ["CLIENTVAULT_CONFIG"] = str(ctx.parent.params["config_path"])
+    kwargs: dict[str, Any] = {
+        "host": host or settings.server.host,
+        "port": port or settings.server.port,
+        "factory": True,
+        "proxy_headers": bool(settings.server.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.server.forwarded_allow_ips or None,
+        "log_level": "info",
+    }
+    if settings.server.workers > 1:
+        uvicorn.run("web.app:create_app", workers=settings.server.workers, **kwargs)
+    else:
+        from web.app import create_app
+
+        uvicorn.run(lambda: create_app(settings), **kwargs)
+
+
+@main.group()
+def client() -> None:
+    """Manage clients."""
+
+
+@client.command("add")
+@click.argument("name")
+@click.pass_context
+def client_add(ctx: click.Context, name: str) -> None:
+    """Create a client named NAME."""
+
+    async def run(svc: Services) -> str:
+        async with transaction(svc.sessions) as session:
+            from vault.policy import Principal
+            import uuid
+
+            system = Principal(user_id=uuid.UUID(int=0), email="", role=Role.ADMIN)
+            created = await folder_service.create_client(session, system, CLI_CONTEXT, name)
+            return str(created.id)
+
+    click.echo(_run(_with_services(_settings(ctx), run)))
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--client", "clients", multiple=True, help="Client name (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read a password from standard input.")
+@click.pass_context
+def user_add(
+    ctx: click.Context, email: str, role: str, clients: tuple[str, ...], password_stdin: bool
+) -> None:
+    """Create a user with ROLE, with access to each --client."""
+    password_hash = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 12:
+            raise click.ClickException("passwords need at least 12 characters")
+        password_hash = hash_password(password)
+
+    async def run(svc: Services) -> str:
+        async with transaction(svc.sessions) as session:
+            client_ids = []
+            for name in clients:
+                found = await folder_service.find_client_by_name(session, name)
+                if found is None:
+                    raise click.ClickException(f"no client named {name!r}")
+                client_ids.append(found.id)
+            if client_ids and Role(role) not in (Role.CLIENT, Role.STAFF):
+                raise click.ClickException("only client and staff users belong to clients")
+            created = await accounts.create_user(
+                session,
+                CLI_CONTEXT,
+                email=email,
+                role=Role(role),
+                client_ids=client_ids,
+                password_hash=password_hash,
+            )
+            return str(created.id)
+
+    click.echo(_run(_with_services(_settings(ctx), run)))
+
+
+@main.group()
+def token() -> None:
+    """Manage personal access tokens."""
+
+
+@token.command("create")
+@click.argument("email")
+@click.option("--name", default="cli", help="A label to recognise the token by.")
+@click.option("--read-only", is_flag=True, help="The token may read but not change anything.")
+@click.option("--expires-days", type=int, default=None, help="Expire after this many days.")
+@click.pass_context
+def token_create(
+    ctx: click.Context, email: str, name: str, read_only: bool, expires_days: int | None
+) -> None:
+    """Create a token for EMAIL and print it (it is shown only once)."""
+    from vault.models import TokenScope
+
+    async def run(svc: Services) -> str:
+        async with transaction(svc.sessions) as session:
+            found = await accounts.find_user(session, email)
+            if found is None:
+                raise click.ClickException(f"no user {email}")
+            _, secret = await accounts.create_token(
+                session,
+                CLI_CONTEXT,
+                found,
+                name=name,
+                scope=TokenScope.READ if read_only else TokenScope.READ_WRITE,
+                expires_in=timedelta(days=expires_days) if expires_days else None,
+            )
+            return secret
+
+    click.echo(_run(_with_services(_settings(ctx), run)))
+
+
+@main.group()
+def keys() -> None:
+    """Manage key-encryption keys."""
+
+
+@keys.command("rotate")
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """Add a new active KEK; old ones stay to open existing data keys."""
+    settings = _settings(ctx)
+    keyring = Keyring(KeyFile(settings.keys_path))
+    new_id = keyring.rotate()
+
+    async def run(svc: Services) -> None:
+        async with transaction(svc.sessions) as session:
+            await audit.record(session, CLI_CONTEXT, "keys.rotated", details={"kek_id": new_id})
+
+    _run(_with_services(settings, run))
+    click.echo(new_id)
+
+
+@keys.command("rewrap")
+@click.pass_context
+def keys_rewrap(ctx: click.Context) -> None:
+    """Re-wrap every stored data key under the active KEK (object data is not touched)."""
+
+    async def run(svc: Services) -> int:
+        return await maintenance.rewrap_all(svc.sessions, svc.keyring)
+
+    count = _run(_with_services(_settings(ctx), run))
+    click.echo(f"re-wrapped {count} data keys")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Walk the hash chain; exit 1 at the first altered, removed or reordered event."""
+
+    async def run(svc: Services) -> audit.Verification:
+        async with transaction(svc.sessions) as session:
+            return await audit.verify(session)
+
+    result = _run(_with_services(_settings(ctx), run))
+    if result.ok:
+        click.echo(f"ok: {result.events} events, head {result.head}")
+    else:
+        click.echo(
+            f"FAILED at event {result.first_bad_seq}: {result.reason} "
+            f"({result.events} events verified before it)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--grace-hours", type=float, default=None, help="Override [uploads].gc_grace_hours.")
+@click.pass_context
+def gc(ctx: click.Context, grace_hours: float | None) -> None:
+    """Delete stored objects no version refers to, and stale unfinished uploads."""
+    settings = _settings(ctx)
+    grace = timedelta(hours=settings.uploads.gc_grace_hours if grace_hours is None else grace_hours)
+
+    async def run(svc: Services) -> maintenance.CollectedGarbage:
+        return await maintenance.collect_garbage(svc.sessions, svc.store, grace=grace)
+
+    result = _run(_with_services(settings, run))
+    click.echo(
+        f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads"
+    )

@@ -1,0 +1,111 @@
+"""Domain errors to HTTP: RFC 9457 problem+json on the API; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from storage import ObjectNotFoundError, StorageError
+from vault.db import NotMigratedError
+from vault.errors import (
+    ConflictError,
+    IncompleteUploadError,
+    IntegrityError,
+    KeyNotFoundError,
+    KeyringError,
+    NonceReuseError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooLargeError,
+    VaultError,
+)
+from vault.names import InvalidNameError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error answered as problem+json with the given status."""
+
+    def __init__(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+def problem(
+    status: int, title: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    response = JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_STATUS: list[tuple[type[Exception], int, str]] = [
+    (InvalidNameError, 422, "Invalid name"),
+    (NotFoundError, 404, "Not found"),
+    (PermissionDeniedError, 403, "Forbidden"),
+    (ConflictError, 409, "Conflict"),
+    (IncompleteUploadError, 400, "Incomplete upload"),
+    (TooLargeError, 413, "Content too large"),
+    (NonceReuseError, 409, "Upload must restart"),
+    (IntegrityError, 500, "Stored data failed its integrity check"),
+    (KeyNotFoundError, 500, "Encryption key unavailable"),
+    (KeyringError, 500, "Encryption key unavailable"),
+    (NotMigratedError, 503, "Database not migrated"),
+    (ObjectNotFoundError, 500, "Stored object missing"),
+    (StorageError, 503, "Object store unavailable"),
+    (VaultError, 400, "Bad request"),
+]
+
+
+async def handle_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    extra = dict(exc.extra)
+    headers = extra.pop("headers", None)
+    return problem(exc.status, exc.title, exc.detail, headers=headers, **extra)
+
+
+async def handle_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, exc.detail or "Error", headers=exc.headers)
+
+
+async def handle_domain(request: Request, exc: Exception) -> Response:
+    for kind, status, title in _STATUS:
+        if isinstance(exc, kind):
+            if status >= 500:
+                logger.error("%s on %s %s: %s", title, request.method, request.url.path, exc)
+                # Internal detail (keys, ids, store messages) is for the log, not the caller.
+                return problem(status, title, "try again later" if status == 503 else "")
+            extra: dict[str, Any] = {}
+            if isinstance(exc, InvalidNameError):
+                extra["rule"] = exc.rule
+            return problem(status, title, str(exc), **extra)
+    return await handle_unexpected(request, exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "Internal server error")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ProblemError: handle_problem,
+    HTTPException: handle_http,
+    VaultError: handle_domain,
+    StorageError: handle_domain,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,74 @@
+"""Everything the routes need, built once in the app's lifespan (or by a CLI command)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage import LocalObjectStore, S3ObjectStore, make_s3_client
+from vault.db import create_engine, session_factory
+from vault.keyring import KeyFile, Keyring
+from vault.store import ObjectStore
+from web.settings import Settings
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: ObjectStore
+    keyring: Keyring
+
+    @property
+    def part_size(self) -> int:
+        return self.settings.storage.part_size_mib * MiB
+
+    @property
+    def max_upload_size(self) -> int:
+        return self.settings.uploads.max_size_gib * 1024 * MiB
+
+
+def build_store(settings: Settings) -> ObjectStore:
+    if settings.storage.backend == "s3":
+        client = make_s3_client(
+            endpoint_url=settings.storage.endpoint_url or None,
+            region=settings.storage.region,
+            access_key_id=settings.storage.access_key_id or None,
+            secret_access_key=settings.s3_secret() or None,
+            path_style=settings.storage.path_style,
+            max_pool_connections=max(32, settings.storage.concurrency * 8),
+        )
+        return S3ObjectStore(
+            client=client,
+            bucket=settings.storage.bucket,
+            prefix=settings.storage.prefix,
+            part_concurrency=settings.storage.concurrency,
+            read_chunk_size=settings.storage.part_size_mib * MiB,
+        )
+    settings.objects_path.mkdir(parents=True, exist_ok=True)
+    return LocalObjectStore(settings.objects_path)
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    return Keyring(KeyFile(settings.keys_path))
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    engine = create_engine(settings.database_url, pool_size=settings.database.pool_size)
+    try:
+        yield Services(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            store=build_store(settings),
+            keyring=load_keyring(settings),
+        )
+    finally:
+        await engine.dispose()

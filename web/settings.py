@@ -1,0 +1,179 @@
+"""Settings: TOML file, then `CLIENTVAULT__SECTION__KEY` environment overrides, validated.
+
+Only `web` (the app and the CLI) reads settings; everything below receives plain arguments.
+Unknown keys are errors, so a typo in the file or the environment never becomes a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "CLIENTVAULT__"
+CONFIG_ENV = "CLIENTVAULT_CONFIG"
+DEFAULT_CONFIG_NAME = "clientvault.toml"
+
+
+class SettingsError(Exception):
+    """The configuration cannot be loaded; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+    workers: int = Field(1, ge=1)
+    # Addresses whose X-Forwarded-For is believed (the load balancer); "" trusts nobody.
+    forwarded_allow_ips: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class DatabaseSettings(_Section):
+    url: str = ""
+    pool_size: int = Field(10, ge=1)
+
+
+class StorageSettings(_Section):
+    backend: Literal["local", "s3"] = "local"
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    bucket: str = ""
+    prefix: str = ""
+    access_key_id: str = ""
+    secret_access_key: SecretStr = SecretStr("")
+    secret_access_key_file: str = ""
+    path_style: bool = True
+    # Plaintext bytes per stored part: whole 64 KiB segments, at least S3's 5 MiB minimum.
+    part_size_mib: int = Field(8, ge=5, le=512)
+    concurrency: int = Field(4, ge=1, le=32)
+
+
+class KeysSettings(_Section):
+    file: str = ""
+
+
+class SMTPSettings(_Section):
+    host: str = ""
+    port: int = Field(587, ge=1, le=65535)
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: str = ""
+    starttls: bool = True
+    implicit_tls: bool = False
+    timeout_seconds: float = Field(30, gt=0)
+    from_: str = Field("ClientVault <no-reply@localhost>", alias="from")
+
+
+class NotifySettings(_Section):
+    batch_window_seconds: int = Field(60, ge=0)
+
+
+class UploadSettings(_Section):
+    max_size_gib: int = Field(100, ge=1)
+    gc_grace_hours: int = Field(24, ge=0)
+
+
+class Settings(_Section):
+    data_dir: Path = Path("./clientvault-data")
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    keys: KeysSettings = KeysSettings()
+    smtp: SMTPSettings = SMTPSettings()
+    notify: NotifySettings = NotifySettings()
+    uploads: UploadSettings = UploadSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'clientvault.db'}"
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys.file) if self.keys.file else self.data_dir / "keys.json"
+
+    @property
+    def objects_path(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def s3_secret(self) -> str:
+        return _secret(self.storage.secret_access_key, self.storage.secret_access_key_file)
+
+    def smtp_password(self) -> str:
+        return _secret(self.smtp.password, self.smtp.password_file)
+
+
+def _secret(value: SecretStr, file: str) -> str:
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"cannot read secret file {file}: {exc.strerror}") from exc
+    return value.get_secret_value()
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to use: explicit path, else $CLIENTVAULT_CONFIG, else ./clientvault.toml."""
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get(CONFIG_ENV):
+        return Path(env)
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from `path` (see `find_config`) overlaid with the environment."""
+    config_path = find_config(path)
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        try:
+            with config_path.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file not found: {config_path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_path}: {exc}") from exc
+    _overlay_environment(data, os.environ if environ is None else environ)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        where = f" in {config_path}" if config_path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration{where}: {problems}") from exc
+
+
+def _overlay_environment(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) == 1:
+            data[parts[0]] = value
+        elif len(parts) == 2:
+            section = data.setdefault(parts[0], {})
+            if not isinstance(section, dict):
+                raise SettingsError(f"{name}: {parts[0]} is not a section")
+            section[parts[1]] = value
+        else:
+            raise SettingsError(f"{name}: expected {ENV_PREFIX}SECTION__KEY or {ENV_PREFIX}KEY")
