@@ -1,4 +1,7 @@
-"""Fail when an import points the wrong way: web -> notify -> vault -> (nothing of ours); storage -> none."""
+"""Fail when an import points the wrong way.
+
+web -> notify -> vault -> (nothing of ours); storage imports none of ours.
+"""
 
 from __future__ import annotations
 
@@ -33,13 +36,14 @@ def main() -> int:
                     names = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module]
+                line = getattr(node, "lineno", 0)
                 for name in names:
                     top = name.split(".")[0]
                     rel = path.relative_to(ROOT)
                     if top in OURS and top not in allowed:
-                        bad.append(f"{rel}:{node.lineno}: {package} must not import {top}")
+                        bad.append(f"{rel}:{line}: {package} must not import {top}")
                     if top in FORBIDDEN_THIRD_PARTY.get(package, set()):
-                        bad.append(f"{rel}:{node.lineno}: {package} must not import {top}")
+                        bad.append(f"{rel}:{line}: {package} must not import {top}")
     for line in bad:
         print(line)
     return 1 if bad else 0

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from vault.errors import VaultError
 from vault.models import AuditEvent, AuditHead
@@ -149,7 +149,7 @@ async def iter_events(
                 await session.execute(
                     select(AuditEvent)
                     .where(AuditEvent.seq > after)
-                    .order_by(AuditEvent.seq)
+                    .order_by(col(AuditEvent.seq))
                     .limit(batch)
                 )
             )
@@ -174,9 +174,7 @@ async def verify(session: AsyncSession) -> Verification:
                 False, count, prev, expected_seq, f"event {expected_seq} is missing"
             )
         if event.prev_hash != prev:
-            return Verification(
-                False, count, prev, event.seq, "chain broken: prev does not match"
-            )
+            return Verification(False, count, prev, event.seq, "chain broken: prev does not match")
         try:
             computed = leaf_hash(event)
         except (ValueError, TypeError):

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from vault.audit import AuditQueryError, entry, timestamp
 from vault.models import AuditEvent
@@ -64,7 +65,7 @@ class AuditFilter:
             until=_instant(until, "until"),
         )
 
-    def apply(self, query: Select[tuple[AuditEvent]]) -> Select[tuple[AuditEvent]]:
+    def apply(self, query: SelectOfScalar[AuditEvent]) -> SelectOfScalar[AuditEvent]:
         if self.client_id:
             query = query.where(AuditEvent.client_id == self.client_id)
         if self.actor:
@@ -72,7 +73,7 @@ class AuditFilter:
         if self.action:
             # "document.*" selects a family of actions.
             if self.action.endswith(".*"):
-                query = query.where(AuditEvent.action.startswith(self.action[:-1]))  # type: ignore[attr-defined]
+                query = query.where(col(AuditEvent.action).startswith(self.action[:-1]))
             else:
                 query = query.where(AuditEvent.action == self.action)
         if self.document_id:
@@ -90,7 +91,9 @@ def _instant(value: str | None, name: str) -> str | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise AuditQueryError(f"{name} must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z") from None
+        raise AuditQueryError(
+            f"{name} must be an ISO 8601 time, e.g. 2026-01-31T00:00:00Z"
+        ) from None
     if moment.tzinfo is None:
         raise AuditQueryError(f"{name} needs a time zone, e.g. a trailing Z")
     return timestamp(moment)
@@ -125,7 +128,7 @@ async def export(
                 await session.execute(
                     filters.apply(select(AuditEvent))
                     .where(AuditEvent.seq > after)
-                    .order_by(AuditEvent.seq)
+                    .order_by(col(AuditEvent.seq))
                     .limit(batch)
                 )
             )
@@ -143,7 +146,9 @@ def jsonl_line(event: AuditEvent) -> bytes:
     """The canonical entry plus its leaf hash: a verifier recomputes the hash from the line."""
     data = entry(event)
     data["leaf_hash"] = event.leaf_hash
-    return (json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    return (
+        json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode()
 
 
 def csv_header() -> bytes:

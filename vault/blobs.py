@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from vault import crypto
+import vault.crypto as crypto
 from vault.errors import IncompleteUploadError, TooLargeError
 from vault.store import ObjectStore
 

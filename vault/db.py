@@ -13,7 +13,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from vault.errors import VaultError
 
@@ -69,7 +74,7 @@ async def transaction(
         yield session
 
 
-def _alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -78,7 +83,7 @@ def _alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise VaultError("no migrations found")
     return head
@@ -96,7 +101,7 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to `revision`."""
 
     def _upgrade(connection: Connection) -> None:
-        command.upgrade(_alembic_config(connection), revision)
+        command.upgrade(alembic_config(connection), revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from vault import audit, crypto
 from vault.blobs import StoredBlob
@@ -148,7 +148,7 @@ async def commit_upload(
         size=blob.plaintext_size,
         sha256=blob.sha256,
         content_type=content_type or guess_content_type(plan.name),
-        uploaded_by=principal.user_id,
+        uploaded_by=principal.user_ref,
         created_at=now,
         storage_key=blob.key,
         object_size=blob.object_size,
@@ -180,7 +180,11 @@ async def commit_upload(
 
 
 async def get_document(
-    session: AsyncSession, principal: Principal, document_id: uuid.UUID, *, include_deleted: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    document_id: uuid.UUID,
+    *,
+    include_deleted: bool = False,
 ) -> Document:
     document = await session.get(Document, document_id)
     if document is None or (document.deleted_at is not None and not include_deleted):
@@ -193,7 +197,9 @@ async def versions(session: AsyncSession, document_id: uuid.UUID) -> Sequence[Ve
     return (
         (
             await session.execute(
-                select(Version).where(Version.document_id == document_id).order_by(Version.number)
+                select(Version)
+                .where(Version.document_id == document_id)
+                .order_by(col(Version.number))
             )
         )
         .scalars()
@@ -201,9 +207,7 @@ async def versions(session: AsyncSession, document_id: uuid.UUID) -> Sequence[Ve
     )
 
 
-async def get_version(
-    session: AsyncSession, document: Document, number: int | None
-) -> Version:
+async def get_version(session: AsyncSession, document: Document, number: int | None) -> Version:
     wanted = document.current_version if number is None else number
     version = (
         await session.execute(
@@ -228,7 +232,7 @@ async def trash(
     document = await get_document(session, principal, document_id)
     require(principal, Permission.DELETE, document.client_id)
     document.deleted_at = datetime.now(UTC)
-    document.deleted_by = principal.user_id
+    document.deleted_by = principal.user_ref
     session.add(document)
     await audit.record(
         session,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from vault import audit
 from vault.errors import ConflictError, NotFoundError
@@ -96,7 +96,7 @@ async def create_folder(
         parent_ref=str(parent_id) if parent_id else ROOT_REF,
         name=name,
         name_key=name_key(name),
-        created_by=principal.user_id,
+        created_by=principal.user_ref,
     )
     session.add(folder)
     try:

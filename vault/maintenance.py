@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import select
 
 from vault import audit
 from vault.db import transaction
@@ -31,7 +31,10 @@ async def rewrap_all(
             rows = (
                 (
                     await session.execute(
-                        select(Version).where(Version.kek_id != active).limit(batch).with_for_update()
+                        select(Version)
+                        .where(Version.kek_id != active)
+                        .limit(batch)
+                        .with_for_update()
                     )
                 )
                 .scalars()

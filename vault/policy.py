@@ -77,6 +77,16 @@ class Principal:
     client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     read_only: bool = False  # a read-only access token
 
+    @property
+    def user_ref(self) -> uuid.UUID | None:
+        """The user to record as creator or uploader; None for the system itself."""
+        return None if self.user_id == SYSTEM_USER_ID else self.user_id
+
+
+# The CLI and maintenance jobs act as this administrator, which is no row in `users`.
+SYSTEM_USER_ID = uuid.UUID(int=0)
+SYSTEM = Principal(user_id=SYSTEM_USER_ID, email="", role=Role.ADMIN)
+
 
 def can_see_client(principal: Principal, client_id: uuid.UUID) -> bool:
     """Whether the client's folders and documents exist for this caller at all."""

@@ -63,7 +63,7 @@ class ObjectStore(Protocol):
         ...
 
     async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
-        """Store part `part_number` (1-based); returns its etag. Re-uploading a number replaces it."""
+        """Store part `part_number` (1-based) and return its etag; re-uploading replaces it."""
         ...
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:

@@ -17,6 +17,7 @@ from vault.errors import VaultError
 from vault.keyring import KeyFile, Keyring
 from vault.models import Role
 from vault.passwords import hash_password
+from vault.policy import SYSTEM
 from web.services import Services, open_services
 from web.settings import Settings, SettingsError, load_settings
 
@@ -136,11 +137,7 @@ def client_add(ctx: click.Context, name: str) -> None:
 
     async def run(svc: Services) -> str:
         async with transaction(svc.sessions) as session:
-            from vault.policy import Principal
-            import uuid
-
-            system = Principal(user_id=uuid.UUID(int=0), email="", role=Role.ADMIN)
-            created = await folder_service.create_client(session, system, CLI_CONTEXT, name)
+            created = await folder_service.create_client(session, SYSTEM, CLI_CONTEXT, name)
             return str(created.id)
 
     click.echo(_run(_with_services(_settings(ctx), run)))

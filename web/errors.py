@@ -74,13 +74,13 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 async def handle_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
     extra = dict(exc.extra)
-    headers = extra.pop("headers", None)
+    headers: dict[str, str] | None = extra.pop("headers", None)
     return problem(exc.status, exc.title, exc.detail, headers=headers, **extra)
 
 
 async def handle_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail or "Error", headers=exc.headers)
+    return problem(exc.status_code, exc.detail or "Error", headers=dict(exc.headers or {}))
 
 
 async def handle_domain(request: Request, exc: Exception) -> Response:

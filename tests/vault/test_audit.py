@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 from sqlalchemy import text, update
@@ -31,14 +32,14 @@ async def test_chain_verifies_and_is_gap_free(services: Services) -> None:
         rows = [e async for e in audit.iter_events(session)]
     assert [e.seq for e in rows] == [1, 2, 3, 4, 5]
     assert rows[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.leaf_hash for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b.prev_hash == a.leaf_hash for a, b in itertools.pairwise(rows))
     assert result.head == rows[-1].leaf_hash
 
 
 async def test_leaf_hash_is_rfc9162_leaf_over_canonical_json(services: Services) -> None:
     await _append(services, 1)
     async with transaction(services.sessions) as session:
-        event = (await session.get(AuditEvent, 1))
+        event = await session.get(AuditEvent, 1)
     assert event is not None
     import hashlib
 

@@ -20,8 +20,13 @@ CLIENT_SCOPED = [
     Permission.CREATE_FOLDER,
     Permission.DELETE,
 ]
-WRITES = {Permission.UPLOAD, Permission.CREATE_FOLDER, Permission.DELETE,
-          Permission.CREATE_CLIENT, Permission.MANAGE}
+WRITES = {
+    Permission.UPLOAD,
+    Permission.CREATE_FOLDER,
+    Permission.DELETE,
+    Permission.CREATE_CLIENT,
+    Permission.MANAGE,
+}
 
 principals = st.builds(
     Principal,
@@ -35,7 +40,9 @@ principals = st.builds(
 
 @given(principals, st.sampled_from(CLIENTS), st.sampled_from(list(Permission)))
 def test_policy_matches_the_role_table(p: Principal, client: uuid.UUID, perm: Permission) -> None:
-    visible = p.role is Role.ADMIN or (p.role in (Role.CLIENT, Role.STAFF) and client in p.client_ids)
+    visible = p.role is Role.ADMIN or (
+        p.role in (Role.CLIENT, Role.STAFF) and client in p.client_ids
+    )
     assert can_see_client(p, client) == visible
     expected: bool
     if p.read_only and perm in WRITES:

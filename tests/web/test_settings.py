@@ -107,7 +107,9 @@ def test_secret_from_file(tmp_path: Path) -> None:
         None, environ={"CLIENTVAULT__STORAGE__SECRET_ACCESS_KEY_FILE": str(secret)}
     )
     assert settings.s3_secret() == "s3cr3t"
-    assert "s3cr3t" not in repr(load_settings(None, environ={"CLIENTVAULT__STORAGE__SECRET_ACCESS_KEY": "s3cr3t"}))
+    assert "s3cr3t" not in repr(
+        load_settings(None, environ={"CLIENTVAULT__STORAGE__SECRET_ACCESS_KEY": "s3cr3t"})
+    )
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:

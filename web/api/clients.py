@@ -72,7 +72,11 @@ async def client_root(request: Request) -> JSONResponse:
             call.session, client_id=client.id, folder_id=None
         )
         await audit.record(
-            call.session, call.audit, "folder.listed", client_id=client.id, target_type="client",
+            call.session,
+            call.audit,
+            "folder.listed",
+            client_id=client.id,
+            target_type="client",
             target_id=client.id,
         )
         return JSONResponse(
@@ -110,8 +114,12 @@ async def get_folder(request: Request) -> JSONResponse:
             call.session, client_id=folder.client_id, folder_id=folder.id
         )
         await audit.record(
-            call.session, call.audit, "folder.listed", client_id=folder.client_id,
-            target_type="folder", target_id=folder.id,
+            call.session,
+            call.audit,
+            "folder.listed",
+            client_id=folder.client_id,
+            target_type="folder",
+            target_id=folder.id,
         )
         body = folder_json(folder)
         body["folders"] = [folder_json(f) for f in folders]

@@ -224,7 +224,9 @@ async def get_content(request: Request) -> Response:
     headers = {**base_headers, "Content-Length": str(end - start)}
     if status == 206:
         headers["Content-Range"] = content_range(start, end - 1, version.size)
-    media = version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
+    media = (
+        version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
+    )
 
     async def body() -> AsyncIterator[bytes]:
         try:

@@ -13,7 +13,9 @@ from starlette.responses import JSONResponse
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
-def _op(summary: str, ok: str = "200", *, body: dict[str, Any] | None = None, **params: str) -> dict[str, Any]:
+def _op(
+    summary: str, ok: str = "200", *, body: dict[str, Any] | None = None, **params: str
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "responses": {ok: {"description": "OK"}, "401": _PROBLEM, "404": _PROBLEM},
@@ -61,22 +63,26 @@ SPEC: dict[str, Any] = {
             "get": _op("Clients the caller may see"),
             "post": _op("Create a client (staff, admin)", "201", body=_json("name", name="string")),
         },
-        "/clients/{client_id}/folders": {
-            "get": _op("A client's root folders", client_id="path")
-        },
+        "/clients/{client_id}/folders": {"get": _op("A client's root folders", client_id="path")},
         "/folders": {
             "post": _op(
                 "Create a folder",
                 "201",
-                body=_json("client_id", "name", client_id="string", parent_id="string", name="string"),
+                body=_json(
+                    "client_id", "name", client_id="string", parent_id="string", name="string"
+                ),
             )
         },
-        "/folders/{folder_id}": {"get": _op("A folder with its sub-folders and documents", folder_id="path")},
+        "/folders/{folder_id}": {
+            "get": _op("A folder with its sub-folders and documents", folder_id="path")
+        },
         "/folders/{folder_id}/files/{name}": {
             "put": _op(
                 "One-shot streaming upload: 201 new document, 200 new version",
                 "201",
-                body={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                body={
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
                 folder_id="path",
                 name="path",
             )
