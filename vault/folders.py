@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
 
+from sqlalchemy import String, type_coerce
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from vault import audit
 from vault.errors import ConflictError, NotFoundError
@@ -116,9 +119,18 @@ async def create_folder(
     return folder
 
 
+class DocumentSummary(NamedTuple):
+    """A document as a folder listing shows it."""
+
+    id: str
+    name: str
+    current_version: int
+    updated_at: datetime
+
+
 async def children(
     session: AsyncSession, *, client_id: uuid.UUID, folder_id: uuid.UUID | None
-) -> tuple[Sequence[Folder], Sequence[Document]]:
+) -> tuple[Sequence[Folder], Sequence[DocumentSummary]]:
     """Sub-folders and live documents directly inside a folder (or the client's root)."""
     ref = str(folder_id) if folder_id else ROOT_REF
     folders = (
@@ -134,15 +146,26 @@ async def children(
     )
     if folder_id is None:
         return folders, []
-    documents = (
-        (
-            await session.execute(
-                select(Document)
-                .where(Document.folder_id == folder_id, Document.deleted_at.is_(None))  # type: ignore[union-attr]
-                .order_by(Document.name_key)
-            )
+    # Plain rows of the four listed columns: building ORM objects for a 10,000-document
+    # folder costs several times more than the query itself.
+    rows = await session.execute(
+        select(
+            type_coerce(col(Document.id), String),
+            col(Document.name),
+            col(Document.current_version),
+            col(Document.updated_at),
         )
-        .scalars()
-        .all()
+        .where(Document.folder_id == folder_id, col(Document.deleted_at).is_(None))
+        .order_by(col(Document.name_key))
     )
+    documents = [DocumentSummary(_uuid_text(row[0]), *row[1:]) for row in rows.all()]
     return folders, documents
+
+
+def _uuid_text(value: object) -> str:
+    # The id as stored: 32 hex digits on SQLite, a native uuid on PostgreSQL. Formatting
+    # the text directly skips a uuid.UUID per row, which dominates large listings.
+    text = str(value)
+    if len(text) == 32:
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text

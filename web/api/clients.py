@@ -9,7 +9,8 @@ from starlette.responses import JSONResponse
 
 from vault import audit
 from vault import folders as folder_service
-from vault.models import Client, Document, Folder
+from vault.folders import DocumentSummary
+from vault.models import Client, Folder
 from web.api.common import api_call, iso, json_body, parse_id, string_field
 
 
@@ -27,9 +28,9 @@ def folder_json(folder: Folder) -> dict[str, Any]:
     }
 
 
-def document_summary(doc: Document) -> dict[str, Any]:
+def document_summary(doc: DocumentSummary) -> dict[str, Any]:
     return {
-        "id": str(doc.id),
+        "id": doc.id,
         "name": doc.name,
         "version": doc.current_version,
         "updated_at": iso(doc.updated_at),
