@@ -1,1 +1,7 @@
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.postgres", "tests.fixtures.app"]
+pytest_plugins = [
+    "tests.fixtures.s3",
+    "tests.fixtures.postgres",
+    "tests.fixtures.app",
+    "tests.fixtures.live",
+    "tests.fixtures.smtp",
+]

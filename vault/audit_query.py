@@ -71,9 +71,12 @@ class AuditFilter:
         if self.actor:
             query = query.where(AuditEvent.actor_id == self.actor)
         if self.action:
-            # "document.*" selects a family of actions.
+            # "document.*" selects a family of actions. autoescape: `_` and `%` in the
+            # prefix are literal characters, not LIKE wildcards.
             if self.action.endswith(".*"):
-                query = query.where(col(AuditEvent.action).startswith(self.action[:-1]))
+                query = query.where(
+                    col(AuditEvent.action).startswith(self.action[:-1], autoescape=True)
+                )
             else:
                 query = query.where(AuditEvent.action == self.action)
         if self.document_id:
@@ -117,24 +120,34 @@ async def page(
     return rows, (rows[-1].seq if more and rows else None)
 
 
+EXPORT_BATCH = 1000
+
+
+async def export_batch(
+    session: AsyncSession, filters: AuditFilter, *, after: int, batch: int = EXPORT_BATCH
+) -> Sequence[AuditEvent]:
+    """The next `batch` matching events with seq > `after`, oldest first."""
+    return (
+        (
+            await session.execute(
+                filters.apply(select(AuditEvent))
+                .where(AuditEvent.seq > after)
+                .order_by(col(AuditEvent.seq))
+                .limit(batch)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
 async def export(
-    session: AsyncSession, filters: AuditFilter, *, batch: int = 1000
+    session: AsyncSession, filters: AuditFilter, *, batch: int = EXPORT_BATCH
 ) -> AsyncIterator[AuditEvent]:
     """Every matching event, oldest first, read in batches (bounded memory)."""
     after = 0
     while True:
-        rows = (
-            (
-                await session.execute(
-                    filters.apply(select(AuditEvent))
-                    .where(AuditEvent.seq > after)
-                    .order_by(col(AuditEvent.seq))
-                    .limit(batch)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        rows = await export_batch(session, filters, after=after, batch=batch)
         for row in rows:
             yield row
         if len(rows) < batch:

@@ -101,13 +101,17 @@ async def write_encrypted(
                 pending_size += len(piece)
             await flush(final=True)
         await store.complete_multipart(key, upload_id, sorted(etags.items()))
-    except BaseException:
+    except BaseException as exc:
         with anyio.CancelScope(shield=True):
             try:
                 await store.abort_multipart(key, upload_id)
             except Exception:
                 # The object never became visible; `clientvault gc` clears leftover parts.
                 logger.warning("could not abort multipart upload of %s", key, exc_info=True)
+        if isinstance(exc, BaseExceptionGroup):
+            # The task group wraps even a single failure (a short body, a store error) in a
+            # group, which no caller's `except` or error handler matches: raise the failure.
+            raise _first_failure(exc) from None
         raise
     return StoredBlob(
         key=key,
@@ -116,6 +120,25 @@ async def write_encrypted(
         sha256=encryptor.sha256_hex,
         header=sealer.header,
     )
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a failed transfer raises: the first in `group`, though anything
+    that is not an `Exception` (e.g. `KeyboardInterrupt`) comes first; the rest are logged."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    leaves.sort(key=lambda exc: isinstance(exc, Exception))
+    for other in leaves[1:]:
+        logger.info("a further failure in the same upload: %r", other)
+    return leaves[0]
 
 
 async def read_decrypted(

@@ -24,7 +24,7 @@ from vault.folders import get_folder
 from vault.keyring import Keyring
 from vault.models import Document, Version
 from vault.names import guess_content_type, name_key, validate_name
-from vault.policy import Permission, Principal, require
+from vault.policy import Permission, Principal, can_see_client, require
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,13 @@ async def get_document(
     include_deleted: bool = False,
 ) -> Document:
     document = await session.get(Document, document_id)
-    if document is None or (document.deleted_at is not None and not include_deleted):
+    # One message for "missing", "trashed" and "another client's": the answer must not tell
+    # them apart.
+    if (
+        document is None
+        or (document.deleted_at is not None and not include_deleted)
+        or not can_see_client(principal, document.client_id)
+    ):
         raise NotFoundError("document not found")
     require(principal, Permission.VIEW, document.client_id)
     return document

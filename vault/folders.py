@@ -70,7 +70,8 @@ async def get_client(session: AsyncSession, principal: Principal, client_id: uui
 async def get_folder(session: AsyncSession, principal: Principal, folder_id: uuid.UUID) -> Folder:
     """The folder, if the caller may see it; otherwise `NotFoundError`."""
     folder = await session.get(Folder, folder_id)
-    if folder is None:
+    # One message for "missing" and "another client's": the answer must not tell them apart.
+    if folder is None or not can_see_client(principal, folder.client_id):
         raise NotFoundError("folder not found")
     require(principal, Permission.VIEW, folder.client_id)
     return folder

@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
+import notify
 from vault.db import check_migrated
 from web import health
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import SecurityHeadersMiddleware
-from web.services import Services, open_services
+from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.
             await check_migrated(services.engine)
-            logger.info("ClientVault ready on %s", settings.server.public_url)
-            yield {"services": services}
+            async with anyio.create_task_group() as tasks:
+                if settings.notify.worker:
+                    # The in-process notifier; any number may run (one per app process).
+                    tasks.start_soon(
+                        notify.run,
+                        services.sessions,
+                        build_mailer(settings),
+                        notify_config(settings),
+                    )
+                logger.info("ClientVault ready on %s", settings.server.public_url)
+                yield {"services": services}
+                tasks.cancel_scope.cancel()
 
     routes: list[BaseRoute] = [
         Route("/healthz", health.healthz, methods=["GET"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -10,15 +11,16 @@ from typing import Any, TypeVar
 
 import click
 
+import notify
 from vault import accounts, audit, maintenance
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import VaultError
-from vault.keyring import KeyFile, Keyring
+from vault.keyring import KeyFile
 from vault.models import Role
 from vault.passwords import hash_password
 from vault.policy import SYSTEM
-from web.services import Services, open_services
+from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -58,6 +60,14 @@ def main(ctx: click.Context, config_path: str | None) -> None:
         ctx.obj = load_settings(config_path)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    # A malformed address is a usage error, not a traceback.
+    try:
+        return accounts.normalise_email(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()
@@ -149,7 +159,7 @@ def user() -> None:
 
 
 @user.command("add")
-@click.argument("email")
+@click.argument("email", callback=_email)
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--client", "clients", multiple=True, help="Client name (repeatable).")
 @click.option("--password-stdin", is_flag=True, help="Read a password from standard input.")
@@ -194,7 +204,7 @@ def token() -> None:
 
 
 @token.command("create")
-@click.argument("email")
+@click.argument("email", callback=_email)
 @click.option("--name", default="cli", help="A label to recognise the token by.")
 @click.option("--read-only", is_flag=True, help="The token may read but not change anything.")
 @click.option("--expires-days", type=int, default=None, help="Expire after this many days.")
@@ -232,16 +242,16 @@ def keys() -> None:
 @click.pass_context
 def keys_rotate(ctx: click.Context) -> None:
     """Add a new active KEK; old ones stay to open existing data keys."""
-    settings = _settings(ctx)
-    keyring = Keyring(KeyFile(settings.keys_path))
-    new_id = keyring.rotate()
 
-    async def run(svc: Services) -> None:
+    async def run(svc: Services) -> str:
+        # Rotate only once the key file loaded and the database is ready for the event, so
+        # a broken setup is a clear error and never leaves an unrecorded rotation behind.
         async with transaction(svc.sessions) as session:
+            new_id = svc.keyring.rotate()
             await audit.record(session, CLI_CONTEXT, "keys.rotated", details={"kek_id": new_id})
+        return new_id
 
-    _run(_with_services(settings, run))
-    click.echo(new_id)
+    click.echo(_run(_with_services(_settings(ctx), run)))
 
 
 @keys.command("rewrap")
@@ -280,6 +290,30 @@ def audit_verify(ctx: click.Context) -> None:
             err=True,
         )
         sys.exit(1)
+
+
+@main.group("notify")
+def notify_group() -> None:
+    """Email notifications."""
+
+
+@notify_group.command("run")
+@click.option("--once", is_flag=True, help="Process what is due now, then exit.")
+@click.pass_context
+def notify_run(ctx: click.Context, once: bool) -> None:
+    """Turn new document events into emails and deliver them (runs until stopped)."""
+    settings = _settings(ctx)
+
+    async def run(svc: Services) -> None:
+        mailer, config = build_mailer(settings), notify_config(settings)
+        if once:
+            result = await notify.run_once(svc.sessions, mailer, config)
+            click.echo(str(result))
+        else:
+            await notify.run(svc.sessions, mailer, config)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(_with_services(settings, run))
 
 
 @main.command()

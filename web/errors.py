@@ -24,6 +24,7 @@ from vault.errors import (
     VaultError,
 )
 from vault.names import InvalidNameError
+from web.headers import CSP, HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,11 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem(500, "Internal server error")
+    # Starlette answers this from its outermost middleware, outside SecurityHeadersMiddleware,
+    # so the headers every response carries are added here.
+    return problem(
+        500, "Internal server error", headers={**HEADERS, "Content-Security-Policy": CSP}
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

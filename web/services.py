@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from notify import Mailer, NotifyConfig, make_mailer
 from storage import LocalObjectStore, S3ObjectStore, make_s3_client
 from vault.db import create_engine, session_factory
 from vault.keyring import KeyFile, Keyring
@@ -53,6 +54,27 @@ def build_store(settings: Settings) -> ObjectStore:
         )
     settings.objects_path.mkdir(parents=True, exist_ok=True)
     return LocalObjectStore(settings.objects_path)
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    return make_mailer(
+        host=settings.smtp.host,
+        port=settings.smtp.port,
+        username=settings.smtp.username,
+        password=settings.smtp_password(),
+        starttls=settings.smtp.starttls,
+        implicit_tls=settings.smtp.implicit_tls,
+        timeout=settings.smtp.timeout_seconds,
+        outbox_dir=settings.outbox_path,
+    )
+
+
+def notify_config(settings: Settings) -> NotifyConfig:
+    return NotifyConfig(
+        public_url=settings.server.public_url,
+        sender=settings.smtp.from_,
+        batch_window_seconds=settings.notify.batch_window_seconds,
+    )
 
 
 def load_keyring(settings: Settings) -> Keyring:

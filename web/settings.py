@@ -79,6 +79,8 @@ class SMTPSettings(_Section):
 
 class NotifySettings(_Section):
     batch_window_seconds: int = Field(60, ge=0)
+    # Run the notifier inside each app process; off when `clientvault notify run` does it.
+    worker: bool = True
 
 
 class UploadSettings(_Section):

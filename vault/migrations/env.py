@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import vault.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from vault import notifications as _notifications  # noqa: F401  (notifier tables)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -95,9 +95,18 @@ async def export_events(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         if fmt == "csv":
             yield aq.csv_header()
-        async with svc.sessions() as session:
-            async for event in aq.export(session, filters):
+        after = 0
+        while True:
+            # One short transaction per batch, closed before any byte is sent: a transaction
+            # held while the client reads would hold SQLite's write lock (every transaction
+            # here is BEGIN IMMEDIATE) and stall every other request for the whole export.
+            async with transaction(svc.sessions) as session:
+                rows = await aq.export_batch(session, filters, after=after, batch=aq.EXPORT_BATCH)
+            for event in rows:
                 yield line(event)
+            if len(rows) < aq.EXPORT_BATCH:
+                return
+            after = rows[-1].seq
 
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     return StreamingResponse(

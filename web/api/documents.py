@@ -42,7 +42,8 @@ INLINE_SAFE = {
     "text/csv",
 }
 # Even a safe type is sandboxed: no scripts, no plugins, no same-origin access (ASVS 3.2.1).
-DOWNLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+# This replaces the app-wide CSP, so it repeats its frame-ancestors (no framing, no clickjacking).
+DOWNLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
 
 
 def version_json(version: Version) -> dict[str, Any]:

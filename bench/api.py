@@ -1,0 +1,595 @@
+"""The HTTP API end to end, on a real server process over loopback, against raw boto3.
+
+    python -m bench.api [--size-mib 1024] [--part-mib 8] [--concurrency 4]
+        [--documents 10000] [--list-requests 50] [--parallel 20] [--parallel-mib 50]
+        [--endpoint URL --access-key K --secret-key S] [--rounds N]
+
+The S3 endpoint and keys default to $CLIENTVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and
+_SECRET_KEY, as `scripts/rgw start` exports them. The benchmark writes a config using the
+S3 backend (a new bucket) with SQLite in a temporary directory, runs `clientvault init`,
+creates a client, a staff user and a token with the CLI, starts
+`python -m uvicorn --factory web.app:create_app`, creates folders through the API, then
+measures with httpx:
+
+- one `--size-mib` upload (`PUT /api/v1/folders/{id}/files/big.bin`) and download
+  (`GET /api/v1/documents/{id}/content`), versus raw boto3 `upload_fileobj` and
+  `download_fileobj` of the same bytes with the same part size and concurrency;
+- `--parallel` concurrent downloads of distinct `--parallel-mib` documents, versus as many
+  concurrent raw boto3 downloads;
+- `GET /api/v1/folders/{id}` of a folder of `--documents` documents (created through the
+  vault services, each a real encrypted object), `--list-requests` times.
+
+The server's RSS is sampled every 50 ms; CPU seconds are counted for this process (the
+client), the server and the RGW cluster's daemons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import psutil
+
+from bench.common import (
+    Measurement,
+    Meter,
+    MiB,
+    PatternSource,
+    Row,
+    add_s3_arguments,
+    check_s3_arguments,
+    command_line,
+    describe_machine,
+    print_table,
+    ratio,
+    raw_download,
+    raw_upload,
+    rgw_processes,
+    s3_client,
+    temporary_bucket,
+)
+from vault import accounts
+from vault import documents as doc_service
+from vault.audit import AuditContext
+from vault.blobs import StoredBlob, write_encrypted
+from vault.db import transaction
+from vault.store import ObjectStore
+from web.services import open_services
+from web.settings import load_settings
+
+EMAIL = "bench@example.test"
+SERVER_RSS_LIMIT_MIB = 200
+LIST_P50_LIMIT_MS = 150
+
+RAW_UP = "raw boto3 upload"
+API_UP = "API upload (PUT)"
+RAW_DOWN = "raw boto3 download"
+API_DOWN = "API download (GET)"
+RAW_PAR = "raw boto3 parallel downloads"
+API_PAR = "API parallel downloads"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.api",
+        description="ClientVault's HTTP API on a real server versus raw boto3 on the same S3.",
+    )
+    parser.add_argument("--size-mib", type=int, default=1024, help="big transfer (default 1024)")
+    parser.add_argument("--part-mib", type=int, default=8, help="part size (default 8)")
+    parser.add_argument("--concurrency", type=int, default=4, help="parts in flight (default 4)")
+    parser.add_argument(
+        "--chunk-kib", type=int, default=1024, help="upload body pieces (default 1024)"
+    )
+    parser.add_argument("--documents", type=int, default=10_000, help="listed folder size")
+    parser.add_argument("--list-requests", type=int, default=50, help="listings timed")
+    parser.add_argument("--parallel", type=int, default=20, help="concurrent downloads")
+    parser.add_argument("--parallel-mib", type=int, default=50, help="size of each of them")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the transfers")
+    add_s3_arguments(parser)
+    args = parser.parse_args(argv)
+    check_s3_arguments(parser, args)
+    if args.size_mib < 1 or args.part_mib < 5 or args.concurrency < 1 or args.rounds < 1:
+        parser.error("--size-mib ≥ 1, --part-mib ≥ 5, --concurrency ≥ 1, --rounds ≥ 1")
+    if args.parallel < 1 or args.parallel_mib < 1 or args.documents < 0:
+        parser.error("--parallel ≥ 1, --parallel-mib ≥ 1, --documents ≥ 0")
+    if args.list_requests < 1 or args.chunk_kib < 1:
+        parser.error("--list-requests ≥ 1, --chunk-kib ≥ 1")
+    return args
+
+
+# --- Set-up -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def write_config(work: Path, args: argparse.Namespace, bucket: str, port: int) -> Path:
+    secret = work / "s3-secret"
+    secret.touch(mode=0o600)
+    secret.write_text(args.secret_key, encoding="utf-8")
+
+    def q(value: str) -> str:
+        return json.dumps(value)  # a JSON string of ASCII text is a TOML basic string
+
+    config = work / "clientvault.toml"
+    config.write_text(
+        f"data_dir = {q(str(work / 'data'))}\n"
+        "\n[server]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {port}\n"
+        f"public_url = {q(f'http://127.0.0.1:{port}')}\n"
+        "\n[storage]\n"
+        'backend = "s3"\n'
+        f"endpoint_url = {q(args.endpoint)}\n"
+        f"region = {q(args.region)}\n"
+        f"bucket = {q(bucket)}\n"
+        f"access_key_id = {q(args.access_key)}\n"
+        f"secret_access_key_file = {q(str(secret))}\n"
+        f"part_size_mib = {args.part_mib}\n"
+        f"concurrency = {args.concurrency}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def server_environment(config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTVAULT__")}
+    env["CLIENTVAULT_CONFIG"] = str(config)
+    return env
+
+
+def cli(config: Path, *args: str, stdin: str | None = None) -> str:
+    """Run `clientvault --config CONFIG ARGS...`; its last line of output."""
+    program = Path(sys.executable).parent / "clientvault"
+    command = str(program) if program.exists() else shutil.which("clientvault")
+    if command is None:
+        raise RuntimeError("the clientvault command is not installed (pip install -e .)")
+    done = subprocess.run(  # noqa: S603 - fixed arguments
+        [command, "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=server_environment(config),
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"clientvault {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def run_server(config: Path, port: int, log: Path) -> Iterator[Server]:
+    """`python -m uvicorn --factory web.app:create_app` on 127.0.0.1:PORT until the end."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "web.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=server_environment(config),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited: {log.read_text(errors='replace')}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not get ready: {log.read_text()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    if response.status_code not in statuses:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:500]}"
+        )
+    if not response.content:
+        return {}
+    body: dict[str, Any] = response.json()
+    return body
+
+
+# --- Transfers through the API ----------------------------------------------------------------
+
+
+def api_upload(
+    http: httpx.Client, folder: str, name: str, source: PatternSource, chunk: int
+) -> str:
+    response = http.put(
+        f"/api/v1/folders/{folder}/files/{name}",
+        content=source.chunks(chunk),
+        headers={"Content-Length": str(source.size), "Content-Type": "application/octet-stream"},
+    )
+    document: str = expect(response, 200, 201)["document_id"]
+    return document
+
+
+def api_download(http: httpx.Client, document: str, source: PatternSource) -> None:
+    sink = source.sink()
+    with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
+        if response.status_code != 200:
+            response.read()
+            expect(response, 200)
+        for data in response.iter_raw():
+            sink.write(data)
+    sink.check()
+
+
+async def api_parallel(
+    base_url: str, headers: dict[str, str], documents: Sequence[str], source: PatternSource
+) -> None:
+    limits = httpx.Limits(max_connections=len(documents), max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=httpx.Timeout(600), limits=limits
+    ) as http:
+
+        async def one(document: str) -> None:
+            sink = source.sink()
+            async with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    expect(response, 200)
+                async for data in response.aiter_raw():
+                    sink.write(data)
+            sink.check()
+
+        async with anyio.create_task_group() as tasks:
+            for document in documents:
+                tasks.start_soon(one, document)
+
+
+def check_hash(http: httpx.Client, document: str, expected: str) -> None:
+    body = expect(http.get(f"/api/v1/documents/{document}"), 200)
+    if body["versions"][-1]["sha256"] != expected:
+        raise RuntimeError("the stored plaintext hash differs from the stream's")
+
+
+# --- A big folder -----------------------------------------------------------------------------
+
+
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def store_small(
+    store: ObjectStore,
+    plan: doc_service.UploadPlan,
+    limiter: anyio.CapacityLimiter,
+    stored: dict[int, StoredBlob],
+    index: int,
+    part_size: int,
+) -> None:
+    async with limiter:
+        stored[index] = await write_encrypted(
+            store,
+            plan.storage_key,
+            one_chunk(f"{plan.name}: {plan.document_id}\n".encode()),
+            sealer=plan.sealer(),
+            part_size=part_size,
+            concurrency=1,
+        )
+
+
+async def populate(config: Path, folder: str, count: int, *, concurrency: int = 16) -> None:
+    """`count` small documents in `folder`: each a real encrypted object in the store and a
+    version row with its audit event, committed 500 to a transaction (no HTTP involved)."""
+    settings = load_settings(config)
+    folder_id = uuid.UUID(folder)
+    async with open_services(settings) as svc:
+        async with transaction(svc.sessions) as session:
+            user = await accounts.find_user(session, EMAIL)
+            if user is None:
+                raise RuntimeError(f"no user {EMAIL}")
+            principal = await accounts.principal_for(session, user)
+        context = AuditContext(
+            actor_id=str(user.id), actor_role=principal.role.value, ip="127.0.0.1"
+        )
+        limiter = anyio.CapacityLimiter(concurrency)
+        for first in range(0, count, 500):
+            names = [f"doc-{i:05d}.txt" for i in range(first, min(count, first + 500))]
+            async with transaction(svc.sessions) as session:
+                plans = [
+                    await doc_service.prepare_upload(
+                        session, principal, svc.keyring, folder_id=folder_id, name=name
+                    )
+                    for name in names
+                ]
+            stored: dict[int, StoredBlob] = {}
+            async with anyio.create_task_group() as tasks:
+                for index, plan in enumerate(plans):
+                    tasks.start_soon(
+                        store_small, svc.store, plan, limiter, stored, index, svc.part_size
+                    )
+            async with transaction(svc.sessions) as session:
+                for index, plan in enumerate(plans):
+                    await doc_service.commit_upload(
+                        session, principal, context, plan, stored[index], content_type="text/plain"
+                    )
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+# --- Main -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    size = args.size_mib * MiB
+    part = args.part_mib * MiB
+    concurrency: int = args.concurrency
+    chunk = args.chunk_kib * 1024
+    big = PatternSource(size)
+    small = PatternSource(args.parallel_mib * MiB, seed=1)
+    print(f"# HTTP API, {args.size_mib} MiB transfers")
+    print()
+    print(f"Machine: {describe_machine()}")
+    print(
+        f"Part size {args.part_mib} MiB, concurrency {concurrency}, upload body pieces of "
+        f"{args.chunk_kib} KiB, {args.rounds} round(s); S3 endpoint {args.endpoint}; "
+        "server: uvicorn, 1 worker, SQLite"
+    )
+    print()
+    expected_big = big.sha256()
+    expected_small = small.sha256()
+    me = psutil.Process()
+    s3 = s3_client(args, max_pool_connections=max(32, concurrency * 8))
+    rows = {
+        name: Row(name, size if name in (RAW_UP, API_UP, RAW_DOWN, API_DOWN) else 0, baseline)
+        for name, baseline in [
+            (RAW_UP, None),
+            (API_UP, RAW_UP),
+            (RAW_DOWN, None),
+            (API_DOWN, RAW_DOWN),
+            (RAW_PAR, None),
+            (API_PAR, RAW_PAR),
+        ]
+    }
+    rows[RAW_PAR].size = rows[API_PAR].size = args.parallel * small.size
+    rows[RAW_PAR].phase = RAW_PAR + f" ({args.parallel}×{args.parallel_mib} MiB)"
+    rows[API_PAR].phase = API_PAR + f" ({args.parallel}×{args.parallel_mib} MiB)"
+    rows[API_PAR].baseline = rows[RAW_PAR].phase
+    latencies: list[float] = []
+    listing_run = Measurement()
+    listed = 0
+    listing_bytes = 0
+    populate_seconds = 0.0
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
+            temporary_bucket(s3, "bench-api") as bucket,
+        ):
+            work = Path(tmp)
+            port = free_port()
+            config = write_config(work, args, bucket, port)
+            cli(config, "init")
+            client_id = cli(config, "client", "add", "Bench")
+            cli(config, "user", "add", EMAIL, "--role", "staff", "--client", "Bench")
+            token = cli(config, "token", "create", EMAIL, "--name", "bench")
+            headers = {"Authorization": f"Bearer {token}"}
+            with (
+                run_server(config, port, work / "server.log") as server,
+                httpx.Client(
+                    base_url=server.url, headers=headers, timeout=httpx.Timeout(600)
+                ) as http,
+            ):
+                folders = {
+                    name: expect(
+                        http.post("/api/v1/folders", json={"client_id": client_id, "name": name}),
+                        201,
+                    )["id"]
+                    for name in ("Transfers", "Listing")
+                }
+                server_proc = psutil.Process(server.pid)
+                meter = Meter(
+                    rss={"server": server_proc},
+                    cpu={"client": [me], "server": [server_proc], "s3": rgw_processes()},
+                )
+
+                for round_ in range(args.rounds):
+                    raw_key = f"raw-{round_}"
+                    document = ""
+
+                    def raw_up(key: str = raw_key) -> None:
+                        with meter.measure() as run:
+                            raw_upload(s3, bucket, key, big, part, concurrency)
+                        rows[RAW_UP].runs.append(run)
+
+                    def api_up() -> None:
+                        nonlocal document
+                        with meter.measure() as run:
+                            document = api_upload(http, folders["Transfers"], "big.bin", big, chunk)
+                        rows[API_UP].runs.append(run)
+
+                    for step in (raw_up, api_up) if round_ % 2 == 0 else (api_up, raw_up):
+                        step()
+                    check_hash(http, document, expected_big)
+
+                    def raw_down(key: str = raw_key) -> None:
+                        with meter.measure() as run:
+                            raw_download(s3, bucket, key, big, part, concurrency)
+                        rows[RAW_DOWN].runs.append(run)
+
+                    def api_down(document: str = document) -> None:
+                        with meter.measure() as run:
+                            api_download(http, document, big)
+                        rows[API_DOWN].runs.append(run)
+
+                    for step in (raw_down, api_down) if round_ % 2 == 0 else (api_down, raw_down):
+                        step()
+                    s3.delete_object(Bucket=bucket, Key=raw_key)
+
+                # Concurrent downloads of distinct documents (and distinct raw objects).
+                raw_keys = [f"par-{i}" for i in range(args.parallel)]
+                documents = []
+                for index, key in enumerate(raw_keys):
+                    raw_upload(s3, bucket, key, small, part, concurrency)
+                    document = api_upload(
+                        http, folders["Transfers"], f"par-{index}.bin", small, chunk
+                    )
+                    documents.append(document)
+                check_hash(http, documents[0], expected_small)
+                for _ in range(args.rounds):
+                    with (
+                        meter.measure() as run,
+                        ThreadPoolExecutor(max_workers=args.parallel) as pool,
+                    ):
+                        for future in [
+                            pool.submit(raw_download, s3, bucket, key, small, part, concurrency)
+                            for key in raw_keys
+                        ]:
+                            future.result()
+                    rows[RAW_PAR].runs.append(run)
+                    with meter.measure() as run:
+                        anyio.run(api_parallel, server.url, headers, documents, small)
+                    rows[API_PAR].runs.append(run)
+
+                # A folder of many documents, listed over and over.
+                began = time.perf_counter()
+                anyio.run(populate, config, folders["Listing"], args.documents)
+                populate_seconds = time.perf_counter() - began
+                path = f"/api/v1/folders/{folders['Listing']}"
+                for _ in range(2):  # warm-up, not counted
+                    expect(http.get(path), 200)
+                with meter.measure() as listing_run:
+                    for _ in range(args.list_requests):
+                        began = time.perf_counter()
+                        response = http.get(path)
+                        latencies.append(time.perf_counter() - began)
+                        if response.status_code != 200:
+                            expect(response, 200)
+                        listing_bytes = len(response.content)
+                listed = len(response.json()["documents"])
+                if listed != args.documents:
+                    raise RuntimeError(f"listed {listed} documents, expected {args.documents}")
+                meter.close()
+    finally:
+        s3.close()
+
+    table = list(rows.values())
+    print_table(
+        table,
+        rss="server",
+        rss_title="Server peak RSS MiB",
+        cpu=["client", "server", "s3"],
+        cpu_title="CPU s (client / server / S3 daemons)",
+    )
+    print()
+    print(
+        "MB/s = 10^6 bytes/s of plaintext, median of the rounds; parallel rows: aggregate. "
+        "Server RSS sampled every 50 ms (in brackets: at the start of the phase). CPU s: "
+        "user+system seconds of this process (the client, and boto3 for raw rows), the "
+        "uvicorn process and the RGW cluster's daemons during the phase."
+    )
+    print()
+    ms = [value * 1000 for value in latencies]
+    server_cpu = listing_run.cpu.get("server")
+    per_request = "–" if server_cpu is None else f"{server_cpu / len(ms) * 1000:.0f}"
+    print(
+        f"Folder listing: GET /api/v1/folders/{{id}} with {listed:,} documents "
+        f"({listing_bytes / 1e6:.1f} MB of JSON), {len(ms)} requests after 2 warm-ups; "
+        f"folder filled in {populate_seconds:.0f} s"
+    )
+    print()
+    print(
+        "| p50 ms | p95 ms | min ms | max ms | mean ms | server CPU ms/request | "
+        "server peak RSS MiB |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        f"| {percentile(ms, 0.5):.0f} | {percentile(ms, 0.95):.0f} | {min(ms):.0f} | "
+        f"{max(ms):.0f} | {statistics.fmean(ms):.0f} | {per_request} | "
+        f"{listing_run.peak_rss.get('server', 0) / MiB:.0f} |"
+    )
+    print()
+    print("Targets:")
+    checks = [
+        ("API upload vs raw boto3 upload", ratio(table, API_UP, RAW_UP), 0.75),
+        ("API download vs raw boto3 download", ratio(table, API_DOWN, RAW_DOWN), 0.75),
+    ]
+    for label, value, target in checks:
+        verdict = "met" if value >= target else "MISSED"
+        print(f"- {label}: {value:.0%} (target ≥ {target:.0%}): {verdict}")
+    p50 = percentile(ms, 0.5)
+    verdict = "met" if p50 < LIST_P50_LIMIT_MS else "MISSED"
+    print(
+        f"- listing p50 with {listed:,} documents: {p50:.0f} ms "
+        f"(target < {LIST_P50_LIMIT_MS} ms): {verdict}"
+    )
+    peak = max((rows[name].peak("server") or 0) for name in (API_UP, API_DOWN))
+    verdict = "met" if peak < SERVER_RSS_LIMIT_MIB * MiB else "MISSED"
+    print(
+        f"- server peak RSS through a {args.size_mib} MiB transfer: {peak / MiB:.0f} MiB "
+        f"(target < {SERVER_RSS_LIMIT_MIB} MiB): {verdict}"
+    )
+    print()
+    print("Command:")
+    print()
+    print(f"    {command_line('bench.api', argv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Tenant isolation: no route hands out, changes or even confirms another client's data.
+
+The routes come from `web.api.routes()`, so a new route that takes an id fails
+`test_every_id_route_is_covered` until it is added to `ID_ROUTES` below.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from starlette.routing import Route
+
+from tests.fixtures.app import World
+from web.api import routes
+from web.services import Services
+
+API = "/api/v1"
+PROBLEM = "application/problem+json"
+ID_PARAM = re.compile(r"\{(\w+_id)(?::\w+)?\}")
+
+
+def route_inventory() -> set[tuple[str, str]]:
+    """(method, path) of every API route; HEAD is implied by GET in Starlette."""
+    found: set[tuple[str, str]] = set()
+    for route in routes():
+        assert isinstance(route, Route), f"unexpected route type {route!r}"
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, route.path))
+    return found
+
+
+def id_routes() -> set[tuple[str, str]]:
+    return {(method, path) for method, path in route_inventory() if ID_PARAM.search(path)}
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The ids one probe uses: Acme's real ones, random ones or malformed ones."""
+
+    client: str
+    folder: str
+    document: str
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    url: Callable[[Ids], str]
+    content: bytes | None = None
+
+
+# Every id-taking route, with how to call it.
+ID_ROUTES: dict[tuple[str, str], Call] = {
+    ("GET", "/clients/{client_id}/folders"): Call(
+        "GET", lambda i: f"{API}/clients/{i.client}/folders"
+    ),
+    ("GET", "/folders/{folder_id}"): Call("GET", lambda i: f"{API}/folders/{i.folder}"),
+    ("PUT", "/folders/{folder_id}/files/{name:path}"): Call(
+        "PUT", lambda i: f"{API}/folders/{i.folder}/files/planted.txt", b"planted by an outsider"
+    ),
+    ("GET", "/documents/{document_id}"): Call("GET", lambda i: f"{API}/documents/{i.document}"),
+    ("DELETE", "/documents/{document_id}"): Call(
+        "DELETE", lambda i: f"{API}/documents/{i.document}"
+    ),
+    ("GET", "/documents/{document_id}/content"): Call(
+        "GET", lambda i: f"{API}/documents/{i.document}/content"
+    ),
+}
+# A version query on the content route goes through the same checks with another code path.
+EXTRA_CALLS: list[Call] = [
+    Call("GET", lambda i: f"{API}/documents/{i.document}/content?version=1"),
+    Call("GET", lambda i: f"{API}/documents/{i.document}/content?version=99"),
+]
+
+
+def random_ids() -> Ids:
+    return Ids(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))
+
+
+MALFORMED = [
+    Ids("not-a-uuid", "not-a-uuid", "not-a-uuid"),
+    Ids("1", "1", "1"),
+    Ids("%2E%2E", "%2E%2E", "%2E%2E"),
+    Ids(str(uuid.uuid4())[:-1], str(uuid.uuid4())[:-1], str(uuid.uuid4())[:-1]),
+]
+
+
+async def acme_ids(http: httpx.AsyncClient, world: World) -> Ids:
+    response = await http.put(
+        f"{API}/folders/{world.acme_folder}/files/acme-secret.pdf",
+        content=b"%PDF acme only",
+        headers=world["alice"].auth,
+    )
+    assert response.status_code == 201, response.text
+    return Ids(str(world.acme), str(world.acme_folder), response.json()["document_id"])
+
+
+async def call(
+    http: httpx.AsyncClient, probe: Call, ids: Ids, auth: dict[str, str]
+) -> httpx.Response:
+    return await http.request(probe.method, probe.url(ids), content=probe.content, headers=auth)
+
+
+def not_found(response: httpx.Response, where: str) -> dict[str, Any]:
+    assert response.status_code == 404, f"{where}: {response.status_code} {response.text}"
+    assert response.headers["content-type"].startswith(PROBLEM), where
+    body: dict[str, Any] = response.json()
+    assert body["status"] == 404 and body["title"] == "Not found", where
+    assert b"acme" not in response.content.lower(), where
+    return body
+
+
+def test_every_id_route_is_covered() -> None:
+    assert id_routes() == set(ID_ROUTES), (
+        "a route that takes an id must be added to ID_ROUTES in this module"
+    )
+    # And the inventory is not trivially small: the known id routes are all there.
+    assert len(ID_ROUTES) >= 6
+
+
+async def assert_acme_is_invisible(
+    http: httpx.AsyncClient, auth: dict[str, str], acme: Ids, who: str
+) -> None:
+    for probe in [*ID_ROUTES.values(), *EXTRA_CALLS]:
+        where = f"{who} {probe.method} {probe.url(acme)}"
+        real = not_found(await call(http, probe, acme, auth), where)
+        never = not_found(await call(http, probe, random_ids(), auth), f"{where} (random)")
+        # Identical answers: a 404 does not tell "someone else's" from "no such thing".
+        assert real == never, where
+        for bad in MALFORMED:
+            body = not_found(await call(http, probe, bad, auth), f"{where} ({bad.document})")
+            assert body == never, f"{where} malformed {bad.document}"
+
+
+async def assert_acme_untouched(
+    http: httpx.AsyncClient, world: World, services: Services, acme: Ids
+) -> None:
+    ada = world["ada"].auth
+    meta = await http.get(f"{API}/documents/{acme.document}", headers=ada)
+    assert meta.status_code == 200  # not deleted
+    assert len(meta.json()["versions"]) == 1  # no version added
+    folder = (await http.get(f"{API}/folders/{acme.folder}", headers=ada)).json()
+    assert [d["name"] for d in folder["documents"]] == ["acme-secret.pdf"]  # nothing planted
+    globex = (await http.get(f"{API}/folders/{world.globex_folder}", headers=ada)).json()
+    assert globex["documents"] == []
+    objects = [obj.key async for obj in services.store.list("")]
+    assert len(objects) == 1, objects
+    assert await services.store.list_multipart_uploads("") == []
+
+
+async def test_other_clients_ids_are_not_found(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    acme = await acme_ids(http, world)
+    for who in ("bob", "gina"):  # Globex's client user and Globex's staff (who may delete)
+        await assert_acme_is_invisible(http, world[who].auth, acme, who)
+    await assert_acme_untouched(http, world, services, acme)
+
+    # Ids in a body get the same treatment as ids in the path.
+    gina = world["gina"].auth
+    bodies: list[dict[str, str]] = [
+        {"client_id": acme.client, "name": "Planted"},
+        {"client_id": str(world.globex), "parent_id": acme.folder, "name": "Planted"},
+        {"client_id": acme.client, "parent_id": acme.folder, "name": "Planted"},
+    ]
+    never: list[dict[str, str]] = [
+        {"client_id": str(uuid.uuid4()), "name": "Planted"},
+        {"client_id": str(world.globex), "parent_id": str(uuid.uuid4()), "name": "Planted"},
+        {"client_id": str(uuid.uuid4()), "parent_id": str(uuid.uuid4()), "name": "Planted"},
+    ]
+    for body, other in zip(bodies, never, strict=True):
+        real = not_found(await http.post(f"{API}/folders", json=body, headers=gina), str(body))
+        assert real == not_found(await http.post(f"{API}/folders", json=other, headers=gina), "")
+    root = (
+        await http.get(f"{API}/clients/{acme.client}/folders", headers=world["ada"].auth)
+    ).json()
+    assert [f["name"] for f in root["folders"]] == ["Tax 2026"]
+
+
+async def test_auditor_client_user_and_trash(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    acme = await acme_ids(http, world)
+    await assert_acme_is_invisible(http, world["otto"].auth, acme, "otto")
+    await assert_acme_untouched(http, world, services, acme)
+    clients = await http.get(f"{API}/clients", headers=world["otto"].auth)
+    assert clients.json() == {"clients": []}
+    await check_client_user_cannot_see_the_other_client(http, world)
+    await check_trashed_looks_like_never_existed(http, world, acme)
+
+
+async def check_client_user_cannot_see_the_other_client(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    alice = world["alice"].auth
+    never = not_found(await http.get(f"{API}/clients/{uuid.uuid4()}/folders", headers=alice), "")
+    globex = await http.get(f"{API}/clients/{world.globex}/folders", headers=alice)
+    assert not_found(globex, "alice → Globex") == never
+    folder = await http.get(f"{API}/folders/{world.globex_folder}", headers=alice)
+    assert not_found(folder, "alice → Globex folder") == not_found(
+        await http.get(f"{API}/folders/{uuid.uuid4()}", headers=alice), ""
+    )
+    own = await http.get(f"{API}/clients/{world.acme}/folders", headers=alice)
+    assert own.status_code == 200
+    assert [f["name"] for f in own.json()["folders"]] == ["Tax 2026"]
+
+
+async def check_trashed_looks_like_never_existed(
+    http: httpx.AsyncClient, world: World, acme: Ids
+) -> None:
+    sam = world["sam"].auth
+    assert (await http.delete(f"{API}/documents/{acme.document}", headers=sam)).status_code == 204
+    for (_, path), probe in ID_ROUTES.items():
+        if "{document_id}" not in path:
+            continue
+        trashed = not_found(await call(http, probe, acme, sam), f"trashed {probe.method}")
+        assert trashed == not_found(await call(http, probe, random_ids(), sam), "random")

@@ -1,0 +1,144 @@
+"""`/api/v1/openapi.json` describes exactly the routes the app serves, so it cannot drift."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+from tests.fixtures.app import World
+from web.api import routes
+from web.app import create_app
+from web.settings import Settings
+
+METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+PLACEHOLDER = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def openapi_path(starlette_path: str) -> str:
+    """`/folders/{folder_id}/files/{name:path}` -> `/folders/{folder_id}/files/{name}`."""
+    return PLACEHOLDER.sub(r"{\1}", starlette_path)
+
+
+def inventory(api_routes: list[Any]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for route in api_routes:
+        assert isinstance(route, Route), f"unexpected route type {route!r}"
+        for method in route.methods or ():
+            if method != "HEAD":  # Starlette adds HEAD to every GET route
+                found.add((method.lower(), openapi_path(route.path)))
+    return found
+
+
+def documented(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+
+
+@pytest.fixture
+async def spec(tmp_path: Path) -> dict[str, Any]:
+    """The document as served; it needs no database, so the app runs without its lifespan."""
+    app = create_app(Settings(data_dir=tmp_path))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_is_openapi_3_1(spec: dict[str, Any]) -> None:
+    assert re.fullmatch(r"3\.1\.\d+", spec["openapi"])
+    assert spec["info"]["title"] and spec["info"]["version"]
+    assert isinstance(spec["paths"], dict) and spec["paths"]
+    assert spec["servers"] == [{"url": "/api/v1"}]
+    schemes = spec["components"]["securitySchemes"]
+    for requirement in spec["security"]:
+        assert set(requirement) <= set(schemes)
+    for path, item in spec["paths"].items():
+        assert path.startswith("/"), path
+        assert set(item) <= METHODS | {"parameters", "summary", "description"}, path
+        placeholders = set(PLACEHOLDER.findall(path))
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            assert operation["summary"], where
+            assert operation["responses"], where
+            for status in operation["responses"]:
+                assert re.fullmatch(r"[1-5]\d\d|[1-5]XX|default", status), where
+            params = operation.get("parameters", [])
+            in_path = {p["name"] for p in params if p["in"] == "path"}
+            # Every template variable is declared as a required path parameter, and only those.
+            assert in_path == placeholders, where
+            assert all(p["required"] for p in params if p["in"] == "path"), where
+            assert all(p["in"] in {"path", "query", "header", "cookie"} for p in params), where
+            names = [(p["name"], p["in"]) for p in params]
+            assert len(names) == len(set(names)), where
+
+
+def _resolve(spec: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), ref
+    node: Any = spec
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def test_every_reference_resolves(spec: dict[str, Any]) -> None:
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    assert refs
+    for ref in refs:
+        assert _resolve(spec, ref) is not None
+
+
+def test_paths_equal_the_route_inventory(spec: dict[str, Any], tmp_path: Path) -> None:
+    assert documented(spec) == inventory(routes())
+    # And the app serves exactly those routes under the documented server URL.
+    app = create_app(Settings(data_dir=tmp_path))
+    [mount] = [
+        r for r in app.routes if isinstance(r, Mount) and r.path == spec["servers"][0]["url"]
+    ]
+    assert inventory(list(mount.routes)) == documented(spec)
+
+
+async def test_only_the_document_itself_is_public(http: httpx.AsyncClient, world: World) -> None:
+    """What the document says about authentication is what the routes do."""
+    spec = (await http.get("/api/v1/openapi.json")).json()
+    ids = {name: str(uuid.uuid4()) for name in ("client_id", "folder_id", "document_id")}
+    ids["name"] = "x.txt"
+    bodies = {
+        ("post", "/clients"): {"name": "Nobody"},
+        ("post", "/folders"): {"client_id": str(world.acme), "name": "Nobody"},
+    }
+    for method, path in sorted(documented(spec)):
+        operation = spec["paths"][path][method]
+        public = operation.get("security", spec["security"]) == []
+        url = "/api/v1" + path.format(**ids)
+        response = await http.request(method.upper(), url, json=bodies.get((method, path)))
+        where = f"{method.upper()} {path}"
+        if public:
+            assert response.status_code == 200, where
+        else:
+            assert response.status_code == 401, f"{where}: {response.status_code}"
+            assert response.headers["www-authenticate"].lower().startswith("bearer"), where
