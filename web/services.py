@@ -44,6 +44,9 @@ def build_store(settings: Settings) -> ObjectStore:
             secret_access_key=settings.s3_secret() or None,
             path_style=settings.storage.path_style,
             max_pool_connections=max(32, settings.storage.concurrency * 8),
+            max_attempts=settings.storage.max_attempts,
+            connect_timeout=settings.storage.connect_timeout_seconds,
+            read_timeout=settings.storage.read_timeout_seconds,
         )
         return S3ObjectStore(
             client=client,
