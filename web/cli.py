@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -17,7 +18,7 @@ from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import VaultError
 from vault.keyring import KeyFile
-from vault.models import Role
+from vault.models import Role, TokenScope
 from vault.passwords import hash_password
 from vault.policy import SYSTEM
 from web.services import Services, build_mailer, notify_config, open_services
@@ -110,8 +111,7 @@ def migrate_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the portal with uvicorn."""
-    import os
-
+    # Imported here so the other commands start without loading the server stack.
     import uvicorn
 
     settings = _settings(ctx)
@@ -213,7 +213,6 @@ def token_create(
     ctx: click.Context, email: str, name: str, read_only: bool, expires_days: int | None
 ) -> None:
     """Create a token for EMAIL and print it (it is shown only once)."""
-    from vault.models import TokenScope
 
     async def run(svc: Services) -> str:
         async with transaction(svc.sessions) as session:

@@ -13,10 +13,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from vault import audit, blobs
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IntegrityError
+from vault.errors import IncompleteUploadError, IntegrityError
 from vault.models import Document, Version
+from vault.policy import Permission, require
 from web.api.common import api_call, iso, parse_id
-from web.context import audit_context, services
+from web.context import services
 from web.errors import ProblemError
 from web.http import (
     RangeFull,
@@ -86,8 +87,6 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
                 yield chunk
     except ClientDisconnect:
         # Surfaces as an incomplete upload: the multipart upload is aborted, nothing recorded.
-        from vault.errors import IncompleteUploadError
-
         raise IncompleteUploadError("the client went away before the body was complete") from None
 
 
@@ -178,8 +177,6 @@ async def get_content(request: Request) -> Response:
     document_id = parse_id(request.path_params["document_id"], "document")
     number = _version_param(request)
     async with api_call(request) as call:
-        from vault.policy import Permission, require
-
         document = await doc_service.get_document(call.session, call.principal, document_id)
         require(call.principal, Permission.DOWNLOAD, document.client_id)
         version = await doc_service.get_version(call.session, document, number)
@@ -260,6 +257,3 @@ async def get_content(request: Request) -> Response:
             raise
 
     return StreamingResponse(body(), status_code=status, headers=headers, media_type=media)
-
-
-__all__ = ["audit_context", "delete_document", "get_content", "get_document", "put_file"]
