@@ -153,18 +153,35 @@ class PatternReader:
 class CheckingSink:
     """Counts the bytes written and checks every block counter plus the last 8 bytes of each
     write against the source: cheap enough not to weigh on the measurement, yet any
-    misplaced, missing or repeated block shows."""
+    misplaced, missing or repeated block shows.
+
+    Seekable, so that boto3 may write parts as they arrive (as into a file); writes in
+    order need no seeking.
+    """
 
     def __init__(self, source: PatternSource) -> None:
         self._source = source
         self.position = 0
+        self.received = 0
         self.errors = 0
 
     def writable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return False
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self.position = offset
+        elif whence == os.SEEK_CUR:
+            self.position += offset
+        else:
+            self.position = self._source.size + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data).cast("B")
@@ -172,22 +189,26 @@ class CheckingSink:
         if not length:
             return 0
         start, end, block = self.position, self.position + length, self._source.block
-        for index in range(start // block, (end - 1) // block + 1):
-            low, high = max(index * block, start), min(index * block + _COUNTER, end)
-            if low < high and view[low - start : high - start] != self._expected(low, high):
-                self.errors += 1
-        tail = max(start, end - 8, (end - 1) // block * block)
-        if view[tail - start :] != self._expected(tail, end):
+        if end > self._source.size:
             self.errors += 1
+        else:
+            for index in range(start // block, (end - 1) // block + 1):
+                low, high = max(index * block, start), min(index * block + _COUNTER, end)
+                if low < high and view[low - start : high - start] != self._expected(low, high):
+                    self.errors += 1
+            tail = max(start, end - 8, (end - 1) // block * block)
+            if view[tail - start :] != self._expected(tail, end):
+                self.errors += 1
         self.position = end
+        self.received += length
         return length
 
     def _expected(self, low: int, high: int) -> bytes:
         return self._source.piece(low, high - low)
 
     def check(self) -> None:
-        if self.position != self._source.size:
-            raise RuntimeError(f"received {self.position} bytes, expected {self._source.size}")
+        if self.received != self._source.size:
+            raise RuntimeError(f"received {self.received} bytes, expected {self._source.size}")
         if self.errors:
             raise RuntimeError(f"{self.errors} spot checks of the received bytes failed")
 
