@@ -446,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                 meter = Meter(
                     rss={"server": server_proc},
                     cpu={"client": [me], "server": [server_proc], "s3": rgw_processes()},
+                    settle="s3",
                 )
 
                 for round_ in range(args.rounds):
@@ -479,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
 
                     for step in (raw_down, api_down) if round_ % 2 == 0 else (api_down, raw_down):
                         step()
-                    s3.delete_object(Bucket=bucket, Key=raw_key)
+                    # Objects stay until the bucket goes (RGW's garbage collector would
+                    # otherwise run during the next phases).
 
                 # Concurrent downloads of distinct documents (and distinct raw objects).
                 raw_keys = [f"par-{i}" for i in range(args.parallel)]

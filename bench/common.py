@@ -364,10 +364,12 @@ class Meter:
         cpu: dict[str, Sequence[Any]],
         *,
         interval: float = 0.05,
+        settle: str | None = None,
     ) -> None:
         self._rss = rss
         self._cpu = cpu
         self._interval = interval
+        self._settle = settle
         self._lock = threading.Lock()
         self._peaks: dict[str, int] = {}
         self._stop = threading.Event()
@@ -392,9 +394,26 @@ class Meter:
         self._stop.set()
         self._thread.join()
 
+    def settle(self, *, busy: float = 0.1, timeout: float = 120) -> None:
+        """Wait until the `settle` group (the S3 daemons) is idle: below `busy` of a core
+        over half a second. RGW deletes objects in the background and BlueStore compacts
+        after large writes; either would otherwise steal CPU from whatever runs next."""
+        if self._settle is None or not self._cpu.get(self._settle):
+            return
+        procs = self._cpu[self._settle]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = _cpu_seconds(procs)
+            time.sleep(0.5)
+            after = _cpu_seconds(procs)
+            if before is None or after is None or (after - before) / 0.5 < busy:
+                return
+        print(f"(the S3 daemons were still busy after {timeout:.0f} s; measuring anyway)")
+
     @contextlib.contextmanager
     def measure(self) -> Iterator[Measurement]:
         result = Measurement()
+        self.settle()
         trim_memory()
         start = self._read()
         with self._lock:

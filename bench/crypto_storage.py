@@ -325,8 +325,8 @@ def run_s3(bench: Bench) -> None:
                     ),
                 ]
                 bench_steps(bench, downloads, reverse=round_ % 2 == 1)
-                client.delete_object(Bucket=bucket, Key=raw_key)
-                client.delete_object(Bucket=bucket, Key=cv_key)
+                # Objects stay until the bucket goes: deleting them now would set RGW's
+                # garbage collector to work during the next round.
     finally:
         client.close()
 
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.chunk_kib} KiB, {args.rounds} round(s); S3 endpoint {args.endpoint}"
     )
     print()
-    meter = Meter(rss={"bench": me}, cpu={"bench": [me], "s3": rgw_processes()})
+    meter = Meter(rss={"bench": me}, cpu={"bench": [me], "s3": rgw_processes()}, settle="s3")
     bench = Bench(args, source, meter, rows, source.sha256())
     try:
         if "s3" in args.phases:
