@@ -1,7 +1,10 @@
 """The change feed: audit `document.*` events → pending items per recipient → outbox messages.
 
 One transaction reads the events past the durable cursor `notify`, adds an item for each
-recipient, advances the cursor and turns every batch that is due into one outbox message.
+recipient, due when the recipient's cadence for that client says (see `notify.schedule`),
+advances the cursor and turns every (recipient, client) batch that is due into one outbox
+message, rendered in the recipient's language and time zone. One message per client, because
+cadences and the unsubscribe link are per client.
 The cursor row is locked first (`FOR UPDATE` on PostgreSQL, the IMMEDIATE write lock on
 SQLite), so concurrent workers take turns. Audit seqs commit in order (each append holds the
 `audit_head` row lock until commit), so reading past the cursor never skips an event.
@@ -13,25 +16,45 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from notify.links import UnsubscribeLinks
 from notify.render import Item, new_message_id, render
+from notify.schedule import due_at, zone
 from vault.audit import iter_events
 from vault.models import AuditEvent, AuditHead, Client, ClientAccess, Cursor, Folder, Role, User
 from vault.notifications import (
     Cadence,
+    Defaults,
     DeliveryState,
     Notification,
     NotificationItem,
     NotificationPref,
+    effective,
 )
 from vault.policy import Principal, can_see_client
 
 CURSOR = "notify"
-ACTIONS = frozenset({"document.created", "document.version_added", "document.deleted"})
+ACTIONS = frozenset(
+    {
+        "document.created",
+        "document.version_added",
+        "document.deleted",
+        "document.restored",
+        "request.opened",
+        "request.submitted",
+        "request.answered",
+    }
+)
+# Reach the staff of the client at once, whatever their cadence (but never when it is off).
+URGENT = frozenset({"request.submitted"})
+_STAFF = frozenset({Role.STAFF, Role.ADMIN})
+# Only these may attach a publishing message that goes into the email.
+_PUBLISHERS = frozenset({Role.STAFF.value, Role.ADMIN.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +62,6 @@ class FeedResult:
     events: int  # audit events read
     items: int  # pending items added
     messages: int  # outbox messages created
-
-
-async def set_cadence(
-    session: AsyncSession, user_id: uuid.UUID, client_id: uuid.UUID, cadence: Cadence
-) -> None:
-    pref = await session.get(NotificationPref, (user_id, client_id))
-    if pref is None:
-        pref = NotificationPref(user_id=user_id, client_id=client_id, cadence=cadence)
-    else:
-        pref.cadence = cadence
-        pref.updated_at = datetime.now(UTC)
-    session.add(pref)
-    await session.flush()
 
 
 async def _lock_cursor(session: AsyncSession) -> Cursor:
@@ -67,7 +77,40 @@ async def _lock_cursor(session: AsyncSession) -> Cursor:
     return cursor
 
 
-async def _recipients(session: AsyncSession, client_id: uuid.UUID) -> list[uuid.UUID]:
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    user_id: uuid.UUID
+    role: Role
+    cadence: Cadence
+    daily_hour: int
+    tz: ZoneInfo
+
+
+async def _principal(session: AsyncSession, user: User) -> Principal:
+    access = (
+        (
+            await session.execute(
+                select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return Principal(
+        user_id=user.id, email=user.email, role=Role(user.role), client_ids=frozenset(access)
+    )
+
+
+async def may_receive(session: AsyncSession, user: User | None, client_id: uuid.UUID) -> bool:
+    """Whether `user` is active and may see `client_id` now, under the access policy."""
+    if user is None or not user.is_active:
+        return False
+    return can_see_client(await _principal(session, user), client_id)
+
+
+async def _recipients(
+    session: AsyncSession, client_id: uuid.UUID, defaults: Defaults
+) -> list[Recipient]:
     """Active members and assigned staff who may see the client now, cadence not `off`."""
     users = (
         (
@@ -80,46 +123,48 @@ async def _recipients(session: AsyncSession, client_id: uuid.UUID) -> list[uuid.
         .scalars()
         .all()
     )
-    off = set(
-        (
+    prefs = {
+        pref.user_id: pref
+        for pref in (
             await session.execute(
-                select(NotificationPref.user_id).where(
-                    NotificationPref.client_id == client_id,
-                    NotificationPref.cadence == Cadence.OFF,
-                )
+                select(NotificationPref).where(NotificationPref.client_id == client_id)
             )
         )
         .scalars()
         .all()
-    )
-    out: list[uuid.UUID] = []
+    }
+    out: list[Recipient] = []
     for user in users:
-        if user.id in off:
+        chosen = effective(prefs.get(user.id), user.role, defaults)
+        if chosen.cadence is Cadence.OFF:
             continue
-        access = (
-            (
-                await session.execute(
-                    select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
+        if await may_receive(session, user, client_id):
+            out.append(
+                Recipient(
+                    user_id=user.id,
+                    role=Role(user.role),
+                    cadence=chosen.cadence,
+                    daily_hour=chosen.daily_hour,
+                    tz=zone(user.timezone),
                 )
             )
-            .scalars()
-            .all()
-        )
-        principal = Principal(
-            user_id=user.id, email=user.email, role=Role(user.role), client_ids=frozenset(access)
-        )
-        if can_see_client(principal, client_id):
-            out.append(user.id)
     return out
 
 
 async def collect(
-    session: AsyncSession, *, now: datetime, batch_window_seconds: float, limit: int = 1000
+    session: AsyncSession,
+    *,
+    now: datetime,
+    batch_window_seconds: float,
+    defaults: Defaults | None = None,
+    limit: int = 1000,
 ) -> tuple[int, int]:
-    """Turn up to `limit` new events into pending items; returns (events, items)."""
+    """Turn up to `limit` new events into pending items, each due by its recipient's cadence;
+    returns (events, items)."""
     cursor = await _lock_cursor(session)
     window = timedelta(seconds=batch_window_seconds)
-    recipients: dict[uuid.UUID, list[uuid.UUID]] = {}
+    defaults = defaults or Defaults()
+    recipients: dict[uuid.UUID, list[Recipient]] = {}
     events = items = 0
     last = cursor.seq
     async for event in iter_events(session, after=cursor.seq, batch=limit):
@@ -128,17 +173,27 @@ async def collect(
         if event.action in ACTIONS and event.outcome == "success" and event.client_id:
             client_id = uuid.UUID(event.client_id)
             if client_id not in recipients:
-                recipients[client_id] = await _recipients(session, client_id)
-            for user_id in recipients[client_id]:
-                if event.actor_id is not None and str(user_id) == event.actor_id:
+                recipients[client_id] = await _recipients(session, client_id, defaults)
+            for person in recipients[client_id]:
+                if event.actor_id is not None and str(person.user_id) == event.actor_id:
                     continue
+                if event.action in URGENT and person.role in _STAFF:
+                    due = now
+                else:
+                    due = due_at(
+                        person.cadence,
+                        now,
+                        window=window,
+                        daily_hour=person.daily_hour,
+                        tz=person.tz,
+                    )
                 session.add(
                     NotificationItem(
-                        user_id=user_id,
+                        user_id=person.user_id,
                         client_id=client_id,
                         seq=event.seq,
                         created_at=now,
-                        due_at=now + window,
+                        due_at=due,
                     )
                 )
                 items += 1
@@ -170,41 +225,65 @@ async def _people(session: AsyncSession, ids: set[str]) -> dict[str, str]:
     return {str(row.id): row.display_name or row.email for row in rows}
 
 
-async def build_due(session: AsyncSession, *, now: datetime, public_url: str) -> int:
-    """One outbox message per recipient whose oldest pending item is due; returns the count."""
-    due_users = (
-        (
-            await session.execute(
-                select(NotificationItem.user_id)
-                .group_by(col(NotificationItem.user_id))
-                .having(func.min(NotificationItem.due_at) <= now)
-            )
+def _local_time(ts: str, tz: ZoneInfo) -> str:
+    """An audit timestamp as the recipient's wall-clock time, naming the zone."""
+    try:
+        moment = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return ts
+    return f"{moment.astimezone(tz):%Y-%m-%d %H:%M} ({tz.key})"
+
+
+def _link(public_url: str, event: AuditEvent) -> str:
+    base = public_url.rstrip("/")
+    return f"{base}/documents/{event.document_id}" if event.document_id else f"{base}/"
+
+
+def _message(event: AuditEvent, details: dict[str, object]) -> str:
+    text = details.get("message")
+    if not isinstance(text, str) or event.actor_role not in _PUBLISHERS:
+        return ""
+    return text
+
+
+async def build_due(
+    session: AsyncSession, *, now: datetime, public_url: str, links: UnsubscribeLinks
+) -> int:
+    """One outbox message per recipient and client whose oldest pending item is due;
+    returns the count. A recipient who can no longer see the client gets nothing."""
+    due = (
+        await session.execute(
+            select(NotificationItem.user_id, NotificationItem.client_id)
+            .group_by(col(NotificationItem.user_id), col(NotificationItem.client_id))
+            .having(func.min(NotificationItem.due_at) <= now)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
     made = 0
-    for user_id in due_users:
+    for user_id, client_id in due:
         pending = (
             (
                 await session.execute(
-                    select(NotificationItem)
-                    .where(NotificationItem.user_id == user_id)
-                    .order_by(col(NotificationItem.seq))
+                    select(NotificationItem.seq).where(
+                        NotificationItem.user_id == user_id,
+                        NotificationItem.client_id == client_id,
+                    )
                 )
             )
             .scalars()
             .all()
         )
-        seqs = [p.seq for p in pending]
+        seqs = sorted(pending)
         await session.execute(
             delete(NotificationItem).where(
-                col(NotificationItem.user_id) == user_id, col(NotificationItem.seq).in_(seqs)
+                col(NotificationItem.user_id) == user_id,
+                col(NotificationItem.client_id) == client_id,
+                col(NotificationItem.seq).in_(seqs),
             )
         )
         user = await session.get(User, user_id)
-        if user is None or not user.is_active:
+        if user is None or not await may_receive(session, user, client_id):
             continue
+        tz = zone(user.timezone)
         events = (
             (
                 await session.execute(
@@ -217,27 +296,35 @@ async def build_due(session: AsyncSession, *, now: datetime, public_url: str) ->
             .all()
         )
         details = {e.seq: json.loads(e.details) for e in events}
-        clients = await _names(session, Client, {e.client_id for e in events if e.client_id})
+        clients = await _names(session, Client, {str(client_id)})
         folders = await _names(
             session, Folder, {str(d["folder_id"]) for d in details.values() if d.get("folder_id")}
         )
         people = await _people(session, {e.actor_id for e in events if e.actor_id})
+        client_name = clients.get(str(client_id), "")
         items = [
             Item(
                 action=e.action,
                 name=str(details[e.seq].get("name", "")),
-                client=clients.get(e.client_id or "", ""),
+                client=client_name,
                 folder=folders.get(str(details[e.seq].get("folder_id", "")), ""),
                 who=people.get(e.actor_id or "", "ClientVault"),
-                when=e.ts,
-                link=f"{public_url.rstrip('/')}/documents/{e.document_id}",
+                when=_local_time(e.ts, tz),
+                link=_link(public_url, e),
+                message=_message(e, details[e.seq]),
             )
             for e in events
         ]
-        rendered = render(items)
+        rendered = render(
+            items,
+            locale=user.locale,
+            client=client_name,
+            unsubscribe_url=links.url(user.id, client_id),
+        )
         session.add(
             Notification(
                 user_id=user.id,
+                client_id=client_id,
                 email=user.email,
                 message_id=new_message_id(),
                 subject=rendered.subject,

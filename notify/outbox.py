@@ -1,7 +1,13 @@
-"""The outbox: claiming due messages, recording outcomes, backoff and stuck-claim recovery."""
+"""The outbox: claiming due messages, recording outcomes, backoff and stuck-claim recovery.
+
+Every outcome that ends a message is an audit event in the same transaction as the state
+change: `notification.sent` (so "what did we tell this client, and when" has an answer) and
+`notification.failed` for a permanent failure, which admins see and may retry.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from dataclasses import dataclass
@@ -11,7 +17,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from notify.feed import may_receive
 from vault import audit
+from vault.models import User
 from vault.notifications import DeliveryState, Notification
 
 
@@ -20,6 +28,8 @@ class Claim:
     id: uuid.UUID
     token: str
     user_id: uuid.UUID
+    client_id: uuid.UUID | None
+    locale: str
     email: str
     message_id: str
     subject: str
@@ -68,6 +78,17 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[Cla
     )
     claims: list[Claim] = []
     for row in rows:
+        user = await session.get(User, row.user_id)
+        if user is None or (
+            row.client_id is not None and not await may_receive(session, user, row.client_id)
+        ):
+            # Access is checked again at send time: it may have been revoked since rendering.
+            row.state = DeliveryState.CANCELLED
+            row.claim_token = None
+            row.last_error = "the recipient can no longer see this client"
+            session.add(row)
+            continue
+        row.email = user.email
         row.state = DeliveryState.SENDING
         row.claimed_at = now
         row.claim_token = str(uuid.uuid4())
@@ -78,6 +99,8 @@ async def claim(session: AsyncSession, *, now: datetime, limit: int) -> list[Cla
                 id=row.id,
                 token=row.claim_token,
                 user_id=row.user_id,
+                client_id=row.client_id,
+                locale=user.locale,
                 email=row.email,
                 message_id=row.message_id,
                 subject=row.subject,
@@ -115,9 +138,17 @@ async def mark_sent(session: AsyncSession, claim: Claim, *, now: datetime) -> bo
         session,
         audit.SYSTEM,
         "notification.sent",
-        target_type="user",
-        target_id=row.user_id,
-        details={"recipient_id": str(row.user_id), "message_id": row.message_id},
+        client_id=row.client_id,
+        target_type="notification",
+        target_id=row.id,
+        details={
+            "recipient_id": str(row.user_id),
+            "to": row.email,
+            "message_id": row.message_id,
+            "subject": row.subject,
+            "seqs": json.loads(row.seqs),
+            "attempts": row.attempts,
+        },
     )
     return True
 
@@ -138,9 +169,73 @@ async def mark_failed(
     row.claim_token = None
     if permanent or row.attempts >= max_attempts:
         row.state = DeliveryState.FAILED
+        await audit.record(
+            session,
+            audit.SYSTEM,
+            "notification.failed",
+            outcome="error",
+            client_id=row.client_id,
+            target_type="notification",
+            target_id=row.id,
+            details={
+                "recipient_id": str(row.user_id),
+                "to": row.email,
+                "message_id": row.message_id,
+                "seqs": json.loads(row.seqs),
+                "attempts": row.attempts,
+                "error": row.last_error,
+                "permanent": permanent,
+            },
+        )
     else:
         row.state = DeliveryState.PENDING
         row.next_attempt_at = now + backoff(row.attempts)
     session.add(row)
     await session.flush()
     return row.state
+
+
+async def failed(session: AsyncSession, *, limit: int = 100) -> list[Notification]:
+    """Messages that will not be retried by themselves, newest first (for admins)."""
+    rows = (
+        (
+            await session.execute(
+                select(Notification)
+                .where(Notification.state == DeliveryState.FAILED)
+                .order_by(col(Notification.created_at).desc())
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return list(rows)
+
+
+async def retry(
+    session: AsyncSession, context: audit.AuditContext, notification_id: uuid.UUID, *, now: datetime
+) -> Notification | None:
+    """Queue a failed message again, with a fresh count of attempts; None unless it failed.
+
+    The caller has checked that the actor may manage the outbox (admins)."""
+    row = (
+        await session.execute(
+            select(Notification).where(Notification.id == notification_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if row is None or row.state != DeliveryState.FAILED:
+        return None
+    row.state = DeliveryState.PENDING
+    row.attempts = 0
+    row.next_attempt_at = now
+    session.add(row)
+    await audit.record(
+        session,
+        context,
+        "notification.retried",
+        client_id=row.client_id,
+        target_type="notification",
+        target_id=row.id,
+        details={"message_id": row.message_id, "last_error": row.last_error},
+    )
+    return row

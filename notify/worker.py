@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify import feed, outbox
+from notify.links import UnsubscribeLinks
 from notify.render import build_message
 from notify.smtp import DeliveryError, Mailer
 from vault.db import transaction
+from vault.notifications import Cadence, Defaults, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +22,19 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
     public_url: str
+    links: UnsubscribeLinks  # signs the one-click unsubscribe link in every message
     sender: str = "ClientVault <no-reply@localhost>"
     batch_window_seconds: float = 60.0
     stuck_after_seconds: float = 600.0
     claim_limit: int = 50
     max_attempts: int = 10
+    client_default_cadence: Cadence = Cadence.IMMEDIATE
+    staff_default_cadence: Cadence = Cadence.EVERY_15_MINUTES
+    daily_hour: int = 8
+
+    @property
+    def defaults(self) -> Defaults:
+        return Defaults(self.client_default_cadence, self.staff_default_cadence, self.daily_hour)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +58,14 @@ async def run_once(
     moment = now or datetime.now(UTC)
     async with transaction(sessions) as session:
         events, items = await feed.collect(
-            session, now=moment, batch_window_seconds=config.batch_window_seconds
+            session,
+            now=moment,
+            batch_window_seconds=config.batch_window_seconds,
+            defaults=config.defaults,
         )
-        messages = await feed.build_due(session, now=moment, public_url=config.public_url)
+        messages = await feed.build_due(
+            session, now=moment, public_url=config.public_url, links=config.links
+        )
     async with transaction(sessions) as session:
         await outbox.requeue_stuck(
             session, now=moment, stuck_after=timedelta(seconds=config.stuck_after_seconds)
@@ -66,6 +81,10 @@ async def run_once(
             html=claim.body_html,
             message_id=claim.message_id,
             date=claim.created_at,
+            list_unsubscribe=(
+                config.links.url(claim.user_id, claim.client_id) if claim.client_id else ""
+            ),
+            language=claim.locale,
         )
         try:
             await mailer.send(message)
@@ -79,7 +98,7 @@ async def run_once(
                     permanent=exc.permanent,
                     max_attempts=config.max_attempts,
                 )
-            if state == "failed":
+            if state == DeliveryState.FAILED:
                 failed += 1
                 log.warning("notification %s failed permanently: %s", claim.message_id, exc)
             else:

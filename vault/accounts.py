@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from vault import audit
 from vault.errors import ConflictError, NotFoundError
@@ -147,6 +148,21 @@ async def authenticate_token(session: AsyncSession, secret: str) -> tuple[User, 
         token.last_used_at = now
         session.add(token)
     return user, token
+
+
+async def list_tokens(session: AsyncSession, user: User) -> Sequence[AccessToken]:
+    """The user's tokens, newest first (revoked ones too, for the record)."""
+    return (
+        (
+            await session.execute(
+                select(AccessToken)
+                .where(AccessToken.user_id == user.id)
+                .order_by(col(AccessToken.created_at).desc())
+            )
+        )
+        .scalars()
+        .all()
+    )
 
 
 async def revoke_token(

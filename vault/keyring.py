@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from vault.errors import KeyNotFoundError, KeyringError
@@ -270,6 +272,18 @@ class Keyring:
         if len(dek) != DEK_SIZE:
             raise KeyringError(f"wrapped data key does not open under KEK {kek_id}")
         return dek
+
+    def derive(self, purpose: bytes, kek_id: str | None = None) -> tuple[str, bytes]:
+        """A 32-byte key for another `purpose` (e.g. signing email links), derived from a KEK
+        with HKDF-SHA256, so no other use ever holds a KEK itself. Returns (kek_id, key);
+        the active KEK unless `kek_id` names another.
+
+        Raises:
+            KeyNotFoundError: no KEK with this id, even after re-reading the source.
+        """
+        chosen = kek_id or self._data.active
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose)
+        return chosen, hkdf.derive(self._kek(chosen))
 
     def rotate(self) -> str:
         """Add a new KEK, make it active, persist; old KEKs stay. Returns the new id."""

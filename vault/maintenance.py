@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit
+from vault import audit, mfa, uploads
 from vault.db import transaction
 from vault.keyring import Keyring
 from vault.models import Version
@@ -54,7 +54,11 @@ async def rewrap_all(
                 )
         total += len(rows)
         if len(rows) < batch:
-            return total
+            break
+    # TOTP secrets are wrapped under the same keyring.
+    async with transaction(sessions) as session:
+        total += await mfa.rewrap_totp(session, keyring, batch=batch)
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +77,16 @@ async def collect_garbage(
     """Delete objects no version refers to and abort stale multipart uploads.
 
     Only things older than `grace` go, so an upload that is storing its object right now
-    (and has not yet committed its version row) is never collected from under it.
+    (and has not yet committed its version row) is never collected from under it. Resumable
+    uploads past their expiry are dropped first; those still live are left alone whatever
+    their age (they count among `uploads_aborted` when they expire).
     """
     cutoff = (now or datetime.now(UTC)) - grace
+    expired = await uploads.expire_uploads(sessions, store, now=now)
+    resumable = await uploads.live_storage_keys(sessions)
     deleted = 0
     async for obj in store.list(OBJECT_PREFIX):
-        if obj.last_modified > cutoff:
+        if obj.last_modified > cutoff or obj.key in resumable:
             continue
         async with sessions() as session:
             referenced = (
@@ -87,9 +95,9 @@ async def collect_garbage(
         if referenced is None:
             await store.delete(obj.key)
             deleted += 1
-    aborted = 0
+    aborted = expired
     for upload in await store.list_multipart_uploads(OBJECT_PREFIX):
-        if upload.initiated <= cutoff:
+        if upload.initiated <= cutoff and upload.key not in resumable:
             await store.abort_multipart(upload.key, upload.upload_id)
             aborted += 1
     if deleted or aborted:

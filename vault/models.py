@@ -48,6 +48,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # The language and IANA time zone of the emails this user receives.
+    locale: str = Field(default="en", sa_column=Column(String(16), nullable=False))
+    timezone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False))
 
 
 class ClientAccess(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""Tables of the email notifier (the `notify` package fills and drains them).
+"""Tables of the email notifier (the `notify` package fills and drains them), and the
+preferences users set on it.
 
 `notification_items` holds changes waiting to be batched per recipient, `notifications` is the
 outbox of rendered messages, and `notification_prefs` the per-client cadence of each user.
@@ -7,19 +8,26 @@ outbox of rendered messages, and `notification_prefs` the per-client cadence of 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint, delete
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
 
-from vault.models import utcnow
+from vault import audit
+from vault.models import Role, User, utcnow
 
 
 class Cadence(StrEnum):
+    """How often a user hears about one client's changes; only an item's `due_at` differs."""
+
     IMMEDIATE = "immediate"  # batched by the window, then sent
+    EVERY_15_MINUTES = "every_15_minutes"  # at :00, :15, :30 and :45
+    HOURLY = "hourly"  # at the top of each hour, local time
+    DAILY = "daily"  # once a day at the user's chosen local hour
     OFF = "off"
-    # "hourly" and "daily" fit here later: they only change an item's `due_at`.
 
 
 class DeliveryState(StrEnum):
@@ -27,15 +35,19 @@ class DeliveryState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    # Not sent because the recipient lost access (or was deactivated) before delivery.
+    CANCELLED = "cancelled"
 
 
 class NotificationPref(SQLModel, table=True):
-    """A user's cadence for one client; no row means `immediate`."""
+    """A user's cadence for one client; no row means the default for the user's role."""
 
     __tablename__ = "notification_prefs"
     user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
     client_id: uuid.UUID = Field(foreign_key="clients.id", primary_key=True)
     cadence: Cadence = Field(sa_column=Column(String(16), nullable=False))
+    # Local hour (0-23) of the daily digest; None means the configured default.
+    daily_hour: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -58,6 +70,9 @@ class Notification(SQLModel, table=True):
     __tablename__ = "notifications"
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    # The client the message is about (each message covers one); None only for rows that
+    # predate migration 0003.
+    client_id: uuid.UUID | None = Field(default=None, foreign_key="clients.id", index=True)
     email: str = Field(sa_column=Column(String(320), nullable=False))
     # Stable across retries, so a message resent after a crash is recognisable as the same.
     message_id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
@@ -75,3 +90,86 @@ class Notification(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """What applies when a user has no preference row for a client."""
+
+    client_cadence: Cadence = Cadence.IMMEDIATE
+    staff_cadence: Cadence = Cadence.EVERY_15_MINUTES
+    daily_hour: int = 8
+
+    def cadence_for(self, role: Role | str) -> Cadence:
+        return self.client_cadence if Role(role) is Role.CLIENT else self.staff_cadence
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """A user's cadence for one client after defaults are applied."""
+
+    cadence: Cadence
+    daily_hour: int
+    is_default: bool
+
+
+def effective(pref: NotificationPref | None, role: Role | str, defaults: Defaults) -> Effective:
+    if pref is None:
+        return Effective(defaults.cadence_for(role), defaults.daily_hour, True)
+    hour = defaults.daily_hour if pref.daily_hour is None else pref.daily_hour
+    return Effective(Cadence(pref.cadence), hour, False)
+
+
+async def preferences(
+    session: AsyncSession, user_id: uuid.UUID
+) -> dict[uuid.UUID, NotificationPref]:
+    rows = (
+        (await session.execute(select(NotificationPref).where(NotificationPref.user_id == user_id)))
+        .scalars()
+        .all()
+    )
+    return {row.client_id: row for row in rows}
+
+
+async def set_preference(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    user: User,
+    client_id: uuid.UUID,
+    cadence: Cadence,
+    *,
+    daily_hour: int | None = None,
+    via: str = "settings",
+) -> NotificationPref:
+    """Store a user's cadence for a client, audited; `off` also drops what is still pending.
+
+    The caller has checked that the user may set it (their own, or a signed unsubscribe link).
+    """
+    if daily_hour is not None and not 0 <= daily_hour <= 23:
+        raise ValueError("daily_hour is 0..23")
+    pref = await session.get(NotificationPref, (user.id, client_id))
+    if pref is None:
+        pref = NotificationPref(user_id=user.id, client_id=client_id, cadence=cadence)
+    pref.cadence = cadence
+    pref.daily_hour = daily_hour
+    pref.updated_at = datetime.now(UTC)
+    session.add(pref)
+    if cadence is Cadence.OFF:
+        # "Off" takes effect now, not after the digest that was already building.
+        await session.execute(
+            delete(NotificationItem).where(
+                col(NotificationItem.user_id) == user.id,
+                col(NotificationItem.client_id) == client_id,
+            )
+        )
+    await session.flush()
+    await audit.record(
+        session,
+        context,
+        "notification.preference_changed",
+        client_id=client_id,
+        target_type="user",
+        target_id=user.id,
+        details={"cadence": cadence.value, "daily_hour": daily_hour, "via": via},
+    )
+    return pref

@@ -24,6 +24,8 @@ class Permission(StrEnum):
     CREATE_CLIENT = "create_client"
     READ_AUDIT = "read_audit"
     MANAGE = "manage"  # users, clients, assignments, keys
+    INVITE = "invite"  # invite client users to a client
+    REQUEST_DOCUMENTS = "request_documents"  # open, answer and close document requests
 
 
 # What each role may do on the clients it can see (client-scoped permissions) ...
@@ -36,6 +38,8 @@ _CLIENT_SCOPED: dict[Role, frozenset[Permission]] = {
             Permission.UPLOAD,
             Permission.CREATE_FOLDER,
             Permission.DELETE,
+            Permission.INVITE,
+            Permission.REQUEST_DOCUMENTS,
         }
     ),
     Role.AUDITOR: frozenset(),
@@ -46,6 +50,8 @@ _CLIENT_SCOPED: dict[Role, frozenset[Permission]] = {
             Permission.UPLOAD,
             Permission.CREATE_FOLDER,
             Permission.DELETE,
+            Permission.INVITE,
+            Permission.REQUEST_DOCUMENTS,
         }
     ),
 }
@@ -62,7 +68,9 @@ _WRITES = frozenset(
         Permission.CREATE_FOLDER,
         Permission.DELETE,
         Permission.CREATE_CLIENT,
+        Permission.INVITE,
         Permission.MANAGE,
+        Permission.REQUEST_DOCUMENTS,
     }
 )
 

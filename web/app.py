@@ -11,13 +11,15 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import notify
 from vault.db import check_migrated
-from web import health
+from web import health, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import SecurityHeadersMiddleware
+from web.pages import routes as page_routes
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
 
@@ -45,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         notify.run,
                         services.sessions,
                         build_mailer(settings),
-                        notify_config(settings),
+                        notify_config(settings, services.keyring),
                     )
                 logger.info("ClientVault ready on %s", settings.server.public_url)
                 yield {"services": services}
@@ -55,11 +57,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Mount("/api/v1", routes=api_routes()),
+        *unsubscribe.routes(),
+        Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
+        *page_routes(),
     ]
     return Starlette(
         debug=False,
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)],
     )

@@ -1,34 +1,159 @@
-"""Who is calling: personal access tokens (Bearer) for scripts; browser sessions come later."""
+"""Who is calling: a personal access token (Bearer) or a browser session cookie.
+
+Bearer tokens are sent deliberately by scripts, so they need no CSRF defence. A session
+cookie is sent by the browser on its own, so every state-changing request made with one
+must carry the session's CSRF token (synchroniser token pattern), and must not come from
+another origin. A session that has not finished signing in (second factor or TOTP
+enrolment pending) authenticates nothing but the routes that finish it.
+"""
 
 from __future__ import annotations
 
+import hmac
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
+from starlette.responses import Response
 
-from vault import accounts
+from vault import accounts, sessions
+from vault.identity import BrowserSession, SessionStage
 from vault.models import TokenScope, User
 from vault.policy import Principal
+from web.context import services
 from web.errors import ProblemError
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clientvault"'}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
 
 
 def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, headers=_CHALLENGE)
 
 
-async def authenticate(request: Request, session: AsyncSession) -> tuple[Principal, User]:
-    """The caller of this request, or 401. Runs inside the request's transaction."""
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        raise _unauthorized("sign in or send Authorization: Bearer <token>")
-    found = await accounts.authenticate_token(session, credentials.strip())
-    if found is None:
-        # One message for unknown, revoked and expired tokens: no oracle for guessing.
-        raise _unauthorized("the token is not valid")
-    user, token = found
-    principal = await accounts.principal_for(
-        session, user, read_only=token.scope == TokenScope.READ
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    user: User
+    # The browser session, when the caller came with a cookie rather than a token.
+    browser: BrowserSession | None = None
+
+
+def cookie_name(request: Request) -> str:
+    # `__Host-` binds the cookie to this exact origin (Secure, Path=/, no Domain).
+    return "__Host-cv_session" if services(request).settings.secure_cookies else "cv_session"
+
+
+def set_session_cookie(request: Request, response: Response, secret: str) -> None:
+    response.set_cookie(
+        cookie_name(request),
+        secret,
+        path="/",
+        secure=services(request).settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
     )
-    return principal, user
+
+
+def clear_session_cookie(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        cookie_name(request),
+        path="/",
+        secure=services(request).settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a state-changing request that a browser says comes from another site.
+
+    Covers the requests made before any session exists (sign-in, reset, invitation), where
+    there is no CSRF token yet: login CSRF would sign the victim into the attacker's account.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("sec-fetch-site", "") == "cross-site":
+        raise ProblemError(403, "Forbidden", "cross-site request refused")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return  # not a browser, or one old enough that SameSite=Lax is the defence
+    if origin == "null":
+        raise ProblemError(403, "Forbidden", "cross-site request refused")
+    own = urlsplit(services(request).settings.server.public_url)
+    seen = urlsplit(origin)
+    host = request.headers.get("host", "")
+    if (seen.scheme, seen.netloc) != (own.scheme, own.netloc) and seen.netloc != host:
+        raise ProblemError(403, "Forbidden", "cross-site request refused")
+
+
+def check_csrf(request: Request, browser: BrowserSession, submitted: str | None = None) -> None:
+    """The session's CSRF token must come with every state-changing cookie request."""
+    if request.method in SAFE_METHODS:
+        return
+    check_origin(request)
+    token = submitted if submitted is not None else request.headers.get(CSRF_HEADER, "")
+    if not token or not hmac.compare_digest(token.encode(), browser.csrf_token.encode()):
+        raise ProblemError(
+            403, "Forbidden", "missing or wrong CSRF token; reload the page and try again"
+        )
+
+
+async def resolve(request: Request, session: AsyncSession) -> Caller | None:
+    """The caller behind the request's credentials at any sign-in stage, or None.
+
+    A Bearer header wins over a cookie, and a bad one is an error rather than a fallback.
+    """
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise _unauthorized("send Authorization: Bearer <token>")
+        found = await accounts.authenticate_token(session, credentials.strip())
+        if found is None:
+            # One message for unknown, revoked and expired tokens: no oracle for guessing.
+            raise _unauthorized("the token is not valid")
+        user, token = found
+        principal = await accounts.principal_for(
+            session, user, read_only=token.scope == TokenScope.READ
+        )
+        return Caller(principal, user)
+    secret = request.cookies.get(cookie_name(request))
+    if not secret:
+        return None
+    live = await sessions.lookup(session, secret, policy=services(request).session_policy)
+    if live is None:
+        return None
+    browser, user = live
+    return Caller(await accounts.principal_for(session, user), user, browser)
+
+
+async def authenticate_caller(
+    request: Request,
+    session: AsyncSession,
+    *,
+    stages: frozenset[SessionStage] = frozenset({SessionStage.FULL}),
+    csrf_token: str | None = None,
+) -> Caller:
+    """The signed-in caller, or 401; checks CSRF for cookie requests that change state.
+
+    `stages` lists the sign-in stages a route accepts: only the routes that finish signing
+    in accept a partial session.
+    """
+    caller = await resolve(request, session)
+    if caller is None:
+        raise _unauthorized("sign in or send Authorization: Bearer <token>")
+    if caller.browser is not None:
+        if caller.browser.stage not in stages:
+            raise _unauthorized("finish signing in first")
+        check_csrf(request, caller.browser, csrf_token)
+    return caller
+
+
+async def authenticate(request: Request, session: AsyncSession) -> tuple[Principal, User]:
+    """The fully signed-in caller of this request, or 401. Runs inside its transaction."""
+    caller = await authenticate_caller(request, session)
+    return caller.principal, caller.user

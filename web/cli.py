@@ -6,20 +6,21 @@ import asyncio
 import contextlib
 import os
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
 
 import notify
-from vault import accounts, audit, maintenance
+from vault import accounts, audit, maintenance, ratelimit, sessions
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
-from vault.errors import VaultError
+from vault.errors import NotFoundError, VaultError
 from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
-from vault.passwords import hash_password
+from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
@@ -168,14 +169,16 @@ def user_add(
     ctx: click.Context, email: str, role: str, clients: tuple[str, ...], password_stdin: bool
 ) -> None:
     """Create a user with ROLE, with access to each --client."""
-    password_hash = None
+    password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-        if len(password) < 12:
-            raise click.ClickException("passwords need at least 12 characters")
-        password_hash = hash_password(password)
+        try:
+            check_password_policy(password, email=email)
+        except WeakPasswordError as exc:
+            raise click.ClickException(str(exc)) from None
 
     async def run(svc: Services) -> str:
+        password_hash = None if password is None else hash_password(password, svc.password_hasher)
         async with transaction(svc.sessions) as session:
             client_ids = []
             for name in clients:
@@ -230,6 +233,66 @@ def token_create(
             return secret
 
     click.echo(_run(_with_services(_settings(ctx), run)))
+
+
+@token.command("list")
+@click.argument("email", callback=_email)
+@click.pass_context
+def token_list(ctx: click.Context, email: str) -> None:
+    """List EMAIL's tokens: id, scope, created, expires, last used, state, name."""
+
+    async def run(svc: Services) -> list[str]:
+        async with transaction(svc.sessions) as session:
+            found = await accounts.find_user(session, email)
+            if found is None:
+                raise click.ClickException(f"no user {email}")
+            rows = await accounts.list_tokens(session, found)
+
+        def day(moment: datetime | None) -> str:
+            return moment.strftime("%Y-%m-%d") if moment else "-"
+
+        return [
+            "\t".join(
+                (
+                    str(t.id),
+                    t.scope,
+                    day(t.created_at),
+                    day(t.expires_at),
+                    day(t.last_used_at),
+                    "revoked" if t.revoked_at else "live",
+                    t.name,
+                )
+            )
+            for t in rows
+        ]
+
+    for line in _run(_with_services(_settings(ctx), run)):
+        click.echo(line)
+
+
+@token.command("revoke")
+@click.argument("email", callback=_email)
+@click.argument("token_id")
+@click.pass_context
+def token_revoke(ctx: click.Context, email: str, token_id: str) -> None:
+    """Revoke one of EMAIL's tokens by its id (from `token list`)."""
+    try:
+        wanted = uuid.UUID(token_id)
+    except ValueError:
+        raise click.ClickException(f"not a token id: {token_id}") from None
+
+    async def run(svc: Services) -> None:
+        async with transaction(svc.sessions) as session:
+            found = await accounts.find_user(session, email)
+            if found is None:
+                raise click.ClickException(f"no user {email}")
+            try:
+                await accounts.revoke_token(session, CLI_CONTEXT, found, wanted)
+            except NotFoundError:
+                raise click.ClickException(f"{email} has no token {token_id}") from None
+
+    _run(_with_services(_settings(ctx), run))
+    click.echo("revoked")
 
 
 @main.group()
@@ -304,7 +367,7 @@ def notify_run(ctx: click.Context, once: bool) -> None:
     settings = _settings(ctx)
 
     async def run(svc: Services) -> None:
-        mailer, config = build_mailer(settings), notify_config(settings)
+        mailer, config = build_mailer(settings), notify_config(settings, svc.keyring)
         if once:
             result = await notify.run_once(svc.sessions, mailer, config)
             click.echo(str(result))
@@ -324,7 +387,12 @@ def gc(ctx: click.Context, grace_hours: float | None) -> None:
     grace = timedelta(hours=settings.uploads.gc_grace_hours if grace_hours is None else grace_hours)
 
     async def run(svc: Services) -> maintenance.CollectedGarbage:
-        return await maintenance.collect_garbage(svc.sessions, svc.store, grace=grace)
+        collected = await maintenance.collect_garbage(svc.sessions, svc.store, grace=grace)
+        async with transaction(svc.sessions) as session:
+            now = datetime.now(UTC)
+            await sessions.purge(session, now=now)
+            await ratelimit.purge(session, now=now)
+        return collected
 
     result = _run(_with_services(settings, run))
     click.echo(

@@ -5,20 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
 
+from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from notify import Mailer, NotifyConfig, make_mailer
+from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
 from storage import LocalObjectStore, S3ObjectStore, make_s3_client
 from vault.db import create_engine, session_factory
 from vault.keyring import KeyFile, Keyring
+from vault.models import Role
+from vault.passwords import hasher
+from vault.ratelimit import Limits
+from vault.sessions import SessionPolicy
+from vault.signin import SignInPolicy
 from vault.store import ObjectStore
 from web.settings import Settings
 
 MiB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     engine: AsyncEngine
@@ -33,6 +41,35 @@ class Services:
     @property
     def max_upload_size(self) -> int:
         return self.settings.uploads.max_size_gib * 1024 * MiB
+
+    @cached_property
+    def password_hasher(self) -> PasswordHasher:
+        auth = self.settings.auth
+        return hasher(
+            time_cost=auth.argon2_time_cost,
+            memory_kib=auth.argon2_memory_kib,
+            parallelism=auth.argon2_parallelism,
+        )
+
+    @cached_property
+    def signin_policy(self) -> SignInPolicy:
+        auth = self.settings.auth
+        window = timedelta(minutes=auth.failure_window_minutes)
+        lockout = timedelta(minutes=auth.lockout_minutes)
+        longest = timedelta(minutes=auth.max_lockout_minutes)
+        return SignInPolicy(
+            account_limits=Limits(auth.max_failures, window, lockout, longest),
+            address_limits=Limits(auth.address_max_failures, window, lockout, longest),
+            mfa_roles=frozenset(Role(r) for r in auth.mfa_required_roles.split(",") if r),
+        )
+
+    @cached_property
+    def session_policy(self) -> SessionPolicy:
+        auth = self.settings.auth
+        return SessionPolicy(
+            idle=timedelta(minutes=auth.session_idle_minutes),
+            absolute=timedelta(hours=auth.session_absolute_hours),
+        )
 
 
 def build_store(settings: Settings) -> ObjectStore:
@@ -72,11 +109,16 @@ def build_mailer(settings: Settings) -> Mailer:
     )
 
 
-def notify_config(settings: Settings) -> NotifyConfig:
+def notify_config(settings: Settings, keyring: Keyring) -> NotifyConfig:
     return NotifyConfig(
         public_url=settings.server.public_url,
+        links=UnsubscribeLinks(keyring, settings.server.public_url),
         sender=settings.smtp.from_,
         batch_window_seconds=settings.notify.batch_window_seconds,
+        max_attempts=settings.notify.max_attempts,
+        client_default_cadence=settings.notify.client_default_cadence,
+        staff_default_cadence=settings.notify.staff_default_cadence,
+        daily_hour=settings.notify.daily_hour,
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from vault.notifications import Cadence
+
 ENV_PREFIX = "CLIENTVAULT__"
 CONFIG_ENV = "CLIENTVAULT_CONFIG"
 DEFAULT_CONFIG_NAME = "clientvault.toml"
@@ -84,11 +86,52 @@ class NotifySettings(_Section):
     batch_window_seconds: int = Field(60, ge=0)
     # Run the notifier inside each app process; off when `clientvault notify run` does it.
     worker: bool = True
+    # Cadences for users who chose none for a client: clients hear of changes as they
+    # happen, staff (and admins) in a digest every 15 minutes; both may change their own.
+    client_default_cadence: Cadence = Cadence.IMMEDIATE
+    staff_default_cadence: Cadence = Cadence.EVERY_15_MINUTES
+    daily_hour: int = Field(8, ge=0, le=23)  # local hour of a daily digest, unless chosen
+    max_attempts: int = Field(10, ge=1)  # transient SMTP failures before a message fails
+
+
+class AuthSettings(_Section):
+    # "auto": Secure, __Host- cookies and HSTS when server.public_url is https.
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    session_idle_minutes: int = Field(30, ge=1)
+    session_absolute_hours: int = Field(12, ge=1)
+    # Roles that must enrol TOTP before reaching anything (comma-separated).
+    mfa_required_roles: str = "admin,auditor,staff"
+    invitation_valid_hours: int = Field(72, ge=1)
+    reset_valid_minutes: int = Field(30, ge=5)
+    # Failed sign-ins per account before a lockout, and within what window.
+    max_failures: int = Field(5, ge=1)
+    failure_window_minutes: int = Field(15, ge=1)
+    lockout_minutes: int = Field(1, ge=1)  # doubles with each further failure ...
+    max_lockout_minutes: int = Field(60, ge=1)  # ... up to this
+    # Failures per client address (many accounts behind one address, e.g. an office NAT).
+    address_max_failures: int = Field(50, ge=1)
+    # Argon2id (RFC 9106 second recommended option); changed values rehash on next sign-in.
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8192)
+    argon2_parallelism: int = Field(1, ge=1)
+
+    @field_validator("mfa_required_roles")
+    @classmethod
+    def _known_roles(cls, value: str) -> str:
+        roles = {r.strip() for r in value.split(",") if r.strip()}
+        unknown = roles - {"client", "staff", "auditor", "admin"}
+        if unknown:
+            raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
+        return ",".join(sorted(roles))
 
 
 class UploadSettings(_Section):
     max_size_gib: int = Field(100, ge=1)
     gc_grace_hours: int = Field(24, ge=0)
+    # Resumable (tus) uploads: the PATCH body size advertised to clients, rounded down to
+    # whole storage parts (only whole parts are stored), and the idle time before expiry.
+    chunk_size_mib: int = Field(64, ge=5, le=4096)
+    expire_hours: int = Field(24, ge=1)
 
 
 class Settings(_Section):
@@ -100,6 +143,7 @@ class Settings(_Section):
     smtp: SMTPSettings = SMTPSettings()
     notify: NotifySettings = NotifySettings()
     uploads: UploadSettings = UploadSettings()
+    auth: AuthSettings = AuthSettings()
 
     @property
     def database_url(self) -> str:
@@ -116,6 +160,12 @@ class Settings(_Section):
     @property
     def outbox_path(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.auth.secure_cookies == "auto":
+            return self.server.public_url.startswith("https://")
+        return self.auth.secure_cookies == "always"
 
     def s3_secret(self) -> str:
         return _secret(self.storage.secret_access_key, self.storage.secret_access_key_file)

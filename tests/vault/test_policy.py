@@ -19,13 +19,17 @@ CLIENT_SCOPED = [
     Permission.UPLOAD,
     Permission.CREATE_FOLDER,
     Permission.DELETE,
+    Permission.INVITE,
+    Permission.REQUEST_DOCUMENTS,
 ]
 WRITES = {
     Permission.UPLOAD,
     Permission.CREATE_FOLDER,
     Permission.DELETE,
     Permission.CREATE_CLIENT,
+    Permission.INVITE,
     Permission.MANAGE,
+    Permission.REQUEST_DOCUMENTS,
 }
 
 principals = st.builds(

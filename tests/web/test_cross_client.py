@@ -9,13 +9,18 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from starlette.routing import Route
 
-from tests.fixtures.app import World
+from tests.fixtures.app import TEST_CONTEXT, World
+from vault import accounts
+from vault.db import transaction
+from vault.models import User
+from vault.notifications import DeliveryState, Notification
 from web.api import routes
 from web.services import Services
 
@@ -53,6 +58,11 @@ class Call:
     method: str
     url: Callable[[Ids], str]
     content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# A resumable upload answers only a tus 1.0.0 request; any other is refused before any lookup.
+TUS = {"Tus-Resumable": "1.0.0"}
 
 
 # Every id-taking route, with how to call it.
@@ -71,6 +81,31 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/documents/{document_id}/content"): Call(
         "GET", lambda i: f"{API}/documents/{i.document}/content"
     ),
+    # Uploads exist only for their creator (tests/web/test_tus.py probes real ones of Acme's).
+    ("PATCH", "/uploads/{upload_id}"): Call(
+        "PATCH",
+        lambda i: f"{API}/uploads/{i.document}",
+        b"planted by an outsider",
+        {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    ),
+    ("DELETE", "/uploads/{upload_id}"): Call(
+        "DELETE", lambda i: f"{API}/uploads/{i.document}", headers=TUS
+    ),
+    ("PUT", "/me/notifications/{client_id}"): Call(
+        "PUT",
+        lambda i: f"{API}/me/notifications/{i.client}",
+        b'{"cadence": "off"}',
+        {"Content-Type": "application/json"},
+    ),
+}
+# Ids that name a user, a token or an outbox message rather than a client's data. Who may not
+# act on them gets one answer for real and invented ids alike (see
+# `test_user_scoped_ids_are_no_oracle`).
+USER_ID_ROUTES = {
+    ("PATCH", "/users/{user_id}"),
+    ("DELETE", "/users/{user_id}/totp"),
+    ("DELETE", "/me/tokens/{token_id}"),
+    ("POST", "/notifications/{notification_id}/retry"),
 }
 # A version query on the content route goes through the same checks with another code path.
 EXTRA_CALLS: list[Call] = [
@@ -104,7 +139,9 @@ async def acme_ids(http: httpx.AsyncClient, world: World) -> Ids:
 async def call(
     http: httpx.AsyncClient, probe: Call, ids: Ids, auth: dict[str, str]
 ) -> httpx.Response:
-    return await http.request(probe.method, probe.url(ids), content=probe.content, headers=auth)
+    return await http.request(
+        probe.method, probe.url(ids), content=probe.content, headers={**probe.headers, **auth}
+    )
 
 
 def not_found(response: httpx.Response, where: str) -> dict[str, Any]:
@@ -117,7 +154,7 @@ def not_found(response: httpx.Response, where: str) -> dict[str, Any]:
 
 
 def test_every_id_route_is_covered() -> None:
-    assert id_routes() == set(ID_ROUTES), (
+    assert id_routes() == set(ID_ROUTES) | USER_ID_ROUTES, (
         "a route that takes an id must be added to ID_ROUTES in this module"
     )
     # And the inventory is not trivially small: the known id routes are all there.
@@ -221,3 +258,52 @@ async def check_trashed_looks_like_never_existed(
             continue
         trashed = not_found(await call(http, probe, acme, sam), f"trashed {probe.method}")
         assert trashed == not_found(await call(http, probe, random_ids(), sam), "random")
+
+
+async def test_user_scoped_ids_are_no_oracle(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    """Non-admins (and other users) get the same answer for real and invented ids."""
+    alice = world["alice"]
+    async with transaction(services.sessions) as session:
+        token, _ = await accounts.create_token(
+            session, TEST_CONTEXT, await session.get_one(User, alice.id), name="alice's"
+        )
+        failed = Notification(
+            user_id=alice.id,
+            client_id=world.acme,
+            email=alice.email,
+            message_id=f"<{uuid.uuid4()}@test>",
+            subject="s",
+            body_text="t",
+            body_html="h",
+            seqs="[]",
+            state=DeliveryState.FAILED,
+            attempts=1,
+            next_attempt_at=datetime.now(UTC),
+        )
+        session.add(failed)
+    real = {
+        "user": str(alice.id),
+        "token": str(token.id),
+        "notification": str(failed.id),
+    }
+    calls = [
+        ("PATCH", "/users/{user}", b'{"active": false}'),
+        ("DELETE", "/users/{user}/totp", None),
+        ("DELETE", "/me/tokens/{token}", None),
+        ("POST", "/notifications/{notification}/retry", None),
+    ]
+    for who in ("bob", "gina", "otto", "sam"):
+        for method, template, body in calls:
+            headers = {**world[who].auth, "Content-Type": "application/json"}
+            url = API + template.format(**real)
+            invented = API + template.format(**{k: str(uuid.uuid4()) for k in real})
+            one = await http.request(method, url, content=body, headers=headers)
+            other = await http.request(method, invented, content=body, headers=headers)
+            where = f"{who} {method} {template}"
+            assert one.status_code in (403, 404), f"{where}: {one.status_code}"
+            assert (one.status_code, one.json()) == (other.status_code, other.json()), where
+    # And nothing happened to them.
+    me = await http.get(f"{API}/me", headers={"Authorization": f"Bearer {alice.token}"})
+    assert me.status_code == 200

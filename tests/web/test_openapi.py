@@ -29,8 +29,10 @@ def inventory(api_routes: list[Any]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for route in api_routes:
         assert isinstance(route, Route), f"unexpected route type {route!r}"
-        for method in route.methods or ():
-            if method != "HEAD":  # Starlette adds HEAD to every GET route
+        methods = route.methods or set()
+        for method in methods:
+            # Starlette adds HEAD to every GET route; a HEAD of its own (tus) is documented.
+            if method != "HEAD" or "GET" not in methods:
                 found.add((method.lower(), openapi_path(route.path)))
     return found
 
@@ -134,11 +136,14 @@ async def test_only_the_document_itself_is_public(http: httpx.AsyncClient, world
     for method, path in sorted(documented(spec)):
         operation = spec["paths"][path][method]
         public = operation.get("security", spec["security"]) == []
-        url = "/api/v1" + path.format(**ids)
+        values = {name: ids.get(name, str(uuid.uuid4())) for name in PLACEHOLDER.findall(path)}
+        url = "/api/v1" + path.format(**values)
         response = await http.request(method.upper(), url, json=bodies.get((method, path)))
         where = f"{method.upper()} {path}"
         if public:
-            assert response.status_code == 200, where
+            # The ways in (sign-in, reset, invitation) answer the empty body on its merits.
+            assert response.status_code != 401, where
+            assert response.status_code < 500, where
         else:
             assert response.status_code == 401, f"{where}: {response.status_code}"
             assert response.headers["www-authenticate"].lower().startswith("bearer"), where

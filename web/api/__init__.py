@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from web.api import audit_routes, clients, documents, openapi
+from web.api import (
+    account,
+    audit_routes,
+    clients,
+    documents,
+    notifications,
+    openapi,
+    signin,
+    uploads,
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -20,7 +29,47 @@ def routes() -> list[BaseRoute]:
         Route("/documents/{document_id}", documents.get_document, methods=["GET"]),
         Route("/documents/{document_id}", documents.delete_document, methods=["DELETE"]),
         Route("/documents/{document_id}/content", documents.get_content, methods=["GET"]),
+        # Resumable uploads (tus 1.0.0).
+        Route("/uploads", uploads.options, methods=["OPTIONS"]),
+        Route("/uploads", uploads.create, methods=["POST"]),
+        Route("/uploads/{upload_id}", uploads.head, methods=["HEAD"]),
+        Route("/uploads/{upload_id}", uploads.patch, methods=["PATCH"]),
+        Route("/uploads/{upload_id}", uploads.delete, methods=["DELETE"]),
         Route("/audit", audit_routes.list_events, methods=["GET"]),
         Route("/audit/export", audit_routes.export_events, methods=["GET"]),
         Route("/audit/verify", audit_routes.verify_chain, methods=["GET"]),
+        # Signing in and out, reset, invitations.
+        Route("/session", signin.create_session, methods=["POST"]),
+        Route("/session", signin.get_session, methods=["GET"]),
+        Route("/session", signin.delete_session, methods=["DELETE"]),
+        Route("/session/totp", signin.second_factor, methods=["POST"]),
+        Route("/password-reset", signin.request_reset, methods=["POST"]),
+        Route("/password-reset/confirm", signin.complete_reset, methods=["POST"]),
+        Route("/invitations/accept", signin.accept_invitation, methods=["POST"]),
+        Route("/invitations", account.invite, methods=["POST"]),
+        # The caller's own account.
+        Route("/me/sessions", account.list_sessions, methods=["GET"]),
+        Route("/me/sessions", account.delete_other_sessions, methods=["DELETE"]),
+        Route("/me/sessions/{handle}", account.delete_one_session, methods=["DELETE"]),
+        Route("/me/password", account.change_password, methods=["POST"]),
+        Route("/me/totp", account.totp_status, methods=["GET"]),
+        Route("/me/totp", account.begin_totp, methods=["POST"]),
+        Route("/me/totp/confirm", account.confirm_totp, methods=["POST"]),
+        Route("/me/recovery-codes", account.regenerate_recovery_codes, methods=["POST"]),
+        Route("/me/tokens", account.list_tokens, methods=["GET"]),
+        Route("/me/tokens", account.create_token, methods=["POST"]),
+        Route("/me/tokens/{token_id}", account.revoke_token, methods=["DELETE"]),
+        # User management (admin).
+        Route("/users/{user_id}", account.update_user, methods=["PATCH"]),
+        Route("/users/{user_id}/totp", account.reset_user_totp, methods=["DELETE"]),
+        # Notification settings and profile of the caller; undelivered email (admin).
+        Route("/me/notifications", notifications.my_notifications, methods=["GET"]),
+        Route("/me/notifications/{client_id}", notifications.set_my_notifications, methods=["PUT"]),
+        Route("/me/profile", notifications.update_profile, methods=["PUT"]),
+        Route("/notifications/failed", notifications.failed_notifications, methods=["GET"]),
+        Route(
+            "/notifications/{notification_id}/retry",
+            notifications.retry_notification,
+            methods=["POST"],
+        ),
     ]

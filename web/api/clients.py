@@ -57,17 +57,16 @@ async def list_clients(request: Request) -> JSONResponse:
 
 
 async def create_client(request: Request) -> JSONResponse:
-    data = await json_body(request)
-    name = string_field(data, "name")
-    assert name is not None
     async with api_call(request) as call:
+        name = string_field(await json_body(request), "name")
+        assert name is not None
         client = await folder_service.create_client(call.session, call.principal, call.audit, name)
         return JSONResponse(client_json(client), status_code=201)
 
 
 async def client_root(request: Request) -> JSONResponse:
-    client_id = parse_id(request.path_params["client_id"], "client")
     async with api_call(request) as call:
+        client_id = parse_id(request.path_params["client_id"], "client")
         client = await folder_service.get_client(call.session, call.principal, client_id)
         folders, documents = await folder_service.children(
             call.session, client_id=client.id, folder_id=None
@@ -90,12 +89,12 @@ async def client_root(request: Request) -> JSONResponse:
 
 
 async def create_folder(request: Request) -> JSONResponse:
-    data = await json_body(request)
-    client_id = parse_id(string_field(data, "client_id") or "", "client")
-    parent = string_field(data, "parent_id", required=False)
-    name = string_field(data, "name")
-    assert name is not None
     async with api_call(request) as call:
+        data = await json_body(request)
+        client_id = parse_id(string_field(data, "client_id") or "", "client")
+        parent = string_field(data, "parent_id", required=False)
+        name = string_field(data, "name")
+        assert name is not None
         folder = await folder_service.create_folder(
             call.session,
             call.principal,
@@ -108,8 +107,8 @@ async def create_folder(request: Request) -> JSONResponse:
 
 
 async def get_folder(request: Request) -> JSONResponse:
-    folder_id = parse_id(request.path_params["folder_id"], "folder")
     async with api_call(request) as call:
+        folder_id = parse_id(request.path_params["folder_id"], "folder")
         folder = await folder_service.get_folder(call.session, call.principal, folder_id)
         folders, documents = await folder_service.children(
             call.session, client_id=folder.client_id, folder_id=folder.id

@@ -14,9 +14,10 @@ from starlette.requests import Request
 
 from vault.audit import AuditContext
 from vault.db import transaction
+from vault.identity import BrowserSession, SessionStage
 from vault.models import User
 from vault.policy import Principal
-from web.auth import authenticate
+from web.auth import authenticate, authenticate_caller
 from web.context import audit_context, services
 from web.errors import ProblemError
 
@@ -33,11 +34,73 @@ class Call:
     audit: AuditContext
 
 
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def prefetch_body(request: Request) -> None:
+    """Read a small JSON body before the transaction starts, so that a slow sender does not
+    hold a database transaction open; it is parsed only after authentication, so an
+    unauthenticated caller learns nothing from validation errors."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or not _is_json(request):
+        return  # e.g. a streamed upload: its route reads the body itself
+    await _read_bounded(request)
+
+
+async def _read_bounded(request: Request) -> bytes:
+    if hasattr(request, "_body"):
+        cached: bytes = request._body
+        return cached
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise ProblemError(413, "Content too large", "JSON bodies are limited to 64 KiB")
+        chunks.append(chunk)
+    # Starlette's Request.body() returns this cached copy from now on.
+    request._body = b"".join(chunks)
+    return request._body
+
+
 @asynccontextmanager
 async def api_call(request: Request) -> AsyncIterator[Call]:
+    await prefetch_body(request)
     async with transaction(services(request).sessions) as session:
         principal, user = await authenticate(request, session)
         yield Call(session, principal, user, audit_context(request, principal))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCall(Call):
+    """An API call made by a signed-in browser (account management needs one)."""
+
+    browser: BrowserSession
+
+
+@asynccontextmanager
+async def session_call(
+    request: Request,
+    *,
+    stages: frozenset[SessionStage] = frozenset({SessionStage.FULL}),
+) -> AsyncIterator[SessionCall]:
+    await prefetch_body(request)
+    async with transaction(services(request).sessions) as session:
+        caller = await authenticate_caller(request, session, stages=stages)
+        if caller.browser is None:
+            # A token must not mint tokens or change the password or second factor: a
+            # leaked read-only token would otherwise become a full account takeover.
+            raise ProblemError(
+                403, "Forbidden", "manage your account from a signed-in browser session"
+            )
+        yield SessionCall(
+            session,
+            caller.principal,
+            caller.user,
+            audit_context(request, caller.principal),
+            caller.browser,
+        )
 
 
 def parse_id(value: str, what: str = "resource") -> uuid.UUID:
@@ -49,9 +112,8 @@ def parse_id(value: str, what: str = "resource") -> uuid.UUID:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_JSON_BODY:
-        raise ProblemError(413, "Content too large", "JSON bodies are limited to 64 KiB")
+    """The JSON object in the body (read by `prefetch_body` for authenticated calls)."""
+    body = await _read_bounded(request)
     try:
         data = json.loads(body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError):

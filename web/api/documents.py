@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,8 +14,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from vault import audit, blobs
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, IntegrityError
-from vault.models import Document, Version
+from vault.errors import IncompleteUploadError, IntegrityError, PermissionDeniedError
+from vault.models import Document, Role, Version
 from vault.policy import Permission, require
 from web.api.common import api_call, iso, parse_id
 from web.context import services
@@ -45,6 +46,7 @@ INLINE_SAFE = {
 # Even a safe type is sandboxed: no scripts, no plugins, no same-origin access (ASVS 3.2.1).
 # This replaces the app-wide CSP, so it repeats its frame-ancestors (no framing, no clickjacking).
 DOWNLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+MAX_MESSAGE = 2000  # characters of a publishing message
 
 
 def version_json(version: Version) -> dict[str, Any]:
@@ -97,7 +99,10 @@ async def put_file(request: Request) -> JSONResponse:
     length = _declared_length(request)
     if length is not None and length > svc.max_upload_size:
         raise ProblemError(413, "Content too large", f"the limit is {svc.max_upload_size} bytes")
+    message = _publishing_message(request)
     async with api_call(request) as call:
+        if message and call.principal.role not in (Role.STAFF, Role.ADMIN):
+            raise PermissionDeniedError("only staff may add a publishing message")
         plan = await doc_service.prepare_upload(
             call.session, call.principal, svc.keyring, folder_id=folder_id, name=name
         )
@@ -120,6 +125,7 @@ async def put_file(request: Request) -> JSONResponse:
                 plan,
                 blob,
                 content_type=_content_type(request),
+                details={"message": message} if message else None,
             )
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -132,6 +138,20 @@ async def put_file(request: Request) -> JSONResponse:
     )
 
 
+def _publishing_message(request: Request) -> str:
+    """`?message=`: a note from staff that the notification email shows with the document."""
+    value = request.query_params.get("message", "").replace("\r\n", "\n").strip()
+    if len(value) > MAX_MESSAGE:
+        raise ProblemError(
+            422, "Invalid request", f"message is at most {MAX_MESSAGE} characters", field="message"
+        )
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+        raise ProblemError(
+            422, "Invalid request", "message may not contain control characters", field="message"
+        )
+    return value
+
+
 def _content_type(request: Request) -> str | None:
     value = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not value or value == "application/octet-stream" or len(value) > 100 or "/" not in value:
@@ -140,8 +160,8 @@ def _content_type(request: Request) -> str | None:
 
 
 async def get_document(request: Request) -> JSONResponse:
-    document_id = parse_id(request.path_params["document_id"], "document")
     async with api_call(request) as call:
+        document_id = parse_id(request.path_params["document_id"], "document")
         document = await doc_service.get_document(call.session, call.principal, document_id)
         versions = list(await doc_service.versions(call.session, document.id))
         await audit.record(
@@ -157,8 +177,8 @@ async def get_document(request: Request) -> JSONResponse:
 
 
 async def delete_document(request: Request) -> Response:
-    document_id = parse_id(request.path_params["document_id"], "document")
     async with api_call(request) as call:
+        document_id = parse_id(request.path_params["document_id"], "document")
         await doc_service.trash(call.session, call.principal, call.audit, document_id)
     return Response(status_code=204)
 

@@ -42,13 +42,29 @@ def _json(*required: str, **props: str) -> dict[str, Any]:
     }
 
 
+_TUS_BODY = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def _tus(operation: dict[str, Any], *headers: str) -> dict[str, Any]:
+    """A tus operation: the request headers it requires, Tus-Resumable first."""
+    operation.setdefault("parameters", []).extend(
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("Tus-Resumable", *headers)
+    )
+    return operation
+
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "ClientVault API", "version": "1"},
     "servers": [{"url": "/api/v1"}],
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"session": []}],
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            # Browsers: the session cookie, plus X-CSRF-Token on every state-changing call.
+            "session": {"type": "apiKey", "in": "cookie", "name": "cv_session"},
+        },
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem details",
@@ -78,13 +94,15 @@ SPEC: dict[str, Any] = {
         },
         "/folders/{folder_id}/files/{name}": {
             "put": _op(
-                "One-shot streaming upload: 201 new document, 200 new version",
+                "One-shot streaming upload: 201 new document, 200 new version; staff may add "
+                "`message` (up to 2000 characters), shown in the notification email",
                 "201",
                 body={
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
                 },
                 folder_id="path",
                 name="path",
+                message="query",
             )
         },
         "/documents/{document_id}": {
@@ -97,6 +115,46 @@ SPEC: dict[str, Any] = {
                 document_id="path",
                 version="query",
             )
+        },
+        # tus 1.0.0 (docs/uploads.md); every request but OPTIONS sends Tus-Resumable: 1.0.0.
+        "/uploads": {
+            "options": {
+                **_op(
+                    "tus discovery: Tus-Version, Tus-Extension, Tus-Max-Size, "
+                    "ClientVault-Chunk-Size",
+                    "204",
+                ),
+                "security": [],
+            },
+            "post": _tus(
+                _op(
+                    "Create a resumable upload: Upload-Length, Upload-Metadata (filename, "
+                    "folder_id); 201 with Location and Upload-Expires",
+                    "201",
+                ),
+                "Upload-Length",
+                "Upload-Metadata",
+            ),
+        },
+        "/uploads/{upload_id}": {
+            "head": _tus(
+                _op(
+                    "Upload-Offset (a part boundary), Upload-Length, Upload-Expires; "
+                    "Document-Id and Document-Version once complete",
+                    upload_id="path",
+                )
+            ),
+            "patch": _tus(
+                _op(
+                    "Append bytes at Upload-Offset; whole parts are stored; the final request "
+                    "answers with Document-Id and Document-Version",
+                    "204",
+                    body=_TUS_BODY,
+                    upload_id="path",
+                ),
+                "Upload-Offset",
+            ),
+            "delete": _tus(_op("Terminate the upload", "204", upload_id="path")),
         },
         "/audit": {
             "get": _op(
@@ -124,6 +182,145 @@ SPEC: dict[str, Any] = {
             )
         },
         "/audit/verify": {"get": _op("Check the hash chain end to end")},
+        "/session": {
+            "post": {
+                **_op(
+                    "Sign in with email and password: {mfa_required, mfa_enrolment_required, "
+                    "csrf_token}; 401 wrong, 429 locked",
+                    body=_json("email", "password", email="string", password="string"),
+                ),
+                "security": [],
+            },
+            "get": _op("The browser session: stage and CSRF token"),
+            "delete": _op("Sign out", "204"),
+        },
+        "/session/totp": {
+            "post": _op(
+                "Second factor: a TOTP or recovery code; the session id changes",
+                body=_json("code", code="string"),
+            )
+        },
+        "/password-reset": {
+            "post": {
+                **_op(
+                    "Email a reset link; the same 202 whether or not the account exists",
+                    "202",
+                    body=_json("email", email="string"),
+                ),
+                "security": [],
+            }
+        },
+        "/password-reset/confirm": {
+            "post": {
+                **_op(
+                    "Set a new password through a reset link; ends every session",
+                    body=_json("token", "password", token="string", password="string"),
+                ),
+                "security": [],
+            }
+        },
+        "/invitations": {
+            "post": _op(
+                "Invite a user by email (staff: client users of their clients; admin: anyone)",
+                "201",
+                body=_json(
+                    "email",
+                    email="string",
+                    role="string",
+                    client_ids="array",
+                    display_name="string",
+                ),
+            )
+        },
+        "/invitations/accept": {
+            "post": {
+                **_op(
+                    "Choose the first password through an invitation link",
+                    body=_json("token", "password", token="string", password="string"),
+                ),
+                "security": [],
+            }
+        },
+        "/me/sessions": {
+            "get": _op("The caller's live browser sessions"),
+            "delete": _op("Sign out everywhere else"),
+        },
+        "/me/sessions/{handle}": {"delete": _op("End one session", "204", handle="path")},
+        "/me/password": {
+            "post": _op(
+                "Change the password (the current one is required); ends other sessions",
+                "204",
+                body=_json(
+                    "current_password",
+                    "new_password",
+                    current_password="string",
+                    new_password="string",
+                ),
+            )
+        },
+        "/me/totp": {
+            "get": _op("Whether TOTP is on, and recovery codes left"),
+            "post": _op("Begin TOTP enrolment: secret, otpauth URI and QR code (SVG)"),
+        },
+        "/me/totp/confirm": {
+            "post": _op(
+                "Confirm enrolment with a first code: ten recovery codes, shown once",
+                body=_json("code", code="string"),
+            )
+        },
+        "/me/recovery-codes": {
+            "post": _op(
+                "Replace the recovery codes (password required)",
+                body=_json("password", password="string"),
+            )
+        },
+        "/me/tokens": {
+            "get": _op("The caller's personal access tokens"),
+            "post": _op(
+                "Create a token {name, scope, expires_in_days}; the secret is shown once",
+                "201",
+                body=_json(name="string", scope="string", expires_in_days="integer"),
+            ),
+        },
+        "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204", token_id="path")},
+        "/users/{user_id}": {
+            "patch": _op(
+                "Change a user's role or active flag (admin); ends their sessions",
+                body=_json(role="string", active="boolean"),
+                user_id="path",
+            )
+        },
+        "/users/{user_id}/totp": {
+            "delete": _op("Reset a user's second factor (admin, audited)", "204", user_id="path")
+        },
+        "/me/notifications": {
+            "get": _op(
+                "The caller's email settings: language, time zone, and per client the cadence "
+                "(immediate, every_15_minutes, hourly, daily, off), daily hour and default"
+            )
+        },
+        "/me/notifications/{client_id}": {
+            "put": _op(
+                "Set the caller's cadence for one client; `off` also drops pending changes",
+                body=_json("cadence", cadence="string", daily_hour="integer"),
+                client_id="path",
+            )
+        },
+        "/me/profile": {
+            "put": _op(
+                "Change the caller's display name, email language (en, fa, he) or IANA time "
+                "zone; 422 names a bad field",
+                body=_json(locale="string", timezone="string", display_name="string"),
+            )
+        },
+        "/notifications/failed": {
+            "get": _op("Emails that could not be delivered, newest first (admin)", limit="query")
+        },
+        "/notifications/{notification_id}/retry": {
+            "post": _op(
+                "Queue a failed email again (admin, audited)", "202", notification_id="path"
+            )
+        },
     },
 }
 

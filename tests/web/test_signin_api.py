@@ -1,0 +1,709 @@
+"""Signing in through the JSON API: passwords, TOTP, sessions, CSRF, resets, invitations.
+
+Every test runs on SQLite and PostgreSQL (the `database_url` fixture behind `http`).
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from tests.fixtures.app import Person, World
+from vault.db import transaction
+from vault.identity import BrowserSession, EmailLink
+from vault.models import AuditEvent
+from web.app import create_app
+from web.services import Services
+
+API = "/api/v1"
+COOKIE = "cv_session"
+
+
+# Helpers ------------------------------------------------------------------------------------
+
+
+def fresh(http: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Another browser on the same app: no cookies shared with `http`."""
+    return httpx.AsyncClient(transport=http._transport, base_url=str(http.base_url))
+
+
+async def sign_in(http: httpx.AsyncClient, person: Person, password: str | None = None) -> Any:
+    response = await http.post(
+        f"{API}/session", json={"email": person.email, "password": password or person.password}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def csrf(token: str) -> dict[str, str]:
+    return {"X-CSRF-Token": token}
+
+
+async def enrol(http: httpx.AsyncClient, token: str) -> tuple[pyotp.TOTP, list[str], str]:
+    """Enrol TOTP in the signed-in (or enrolling) session; (totp, recovery codes, new csrf)."""
+    begun = await http.post(f"{API}/me/totp", headers=csrf(token))
+    assert begun.status_code == 200, begun.text
+    totp = pyotp.TOTP(begun.json()["secret"])
+    confirmed = await http.post(
+        f"{API}/me/totp/confirm", json={"code": totp.now()}, headers=csrf(token)
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    body = confirmed.json()
+    return totp, body["recovery_codes"], body.get("csrf_token", token)
+
+
+async def actions(services: Services) -> list[tuple[str, str]]:
+    async with transaction(services.sessions) as session:
+        rows = (await session.execute(select(AuditEvent).order_by(col(AuditEvent.seq)))).scalars()
+        return [(e.action, e.outcome) for e in rows]
+
+
+def outbox_messages(services: Services) -> list[EmailMessage]:
+    folder: Path = services.settings.outbox_path
+    if not folder.is_dir():
+        return []
+    return [
+        email.message_from_bytes(p.read_bytes(), _class=EmailMessage, policy=email.policy.default)
+        for p in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
+    ]
+
+
+def plain_text(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    text: str = body.get_content()
+    return text
+
+
+def link_in(message: EmailMessage, path: str) -> str:
+    text = plain_text(message)
+    found = re.search(rf"https?://\S+{re.escape(path)}/([A-Za-z0-9_-]+)", text)
+    assert found, text
+    return found.group(1)
+
+
+# Password step ------------------------------------------------------------------------------
+
+
+async def test_client_signs_in_with_password_alone(http: httpx.AsyncClient, world: World) -> None:
+    response = await http.post(
+        f"{API}/session", json={"email": world["alice"].email, "password": world["alice"].password}
+    )
+    assert response.status_code == 200
+    assert response.json()["mfa_required"] is False
+    assert response.json()["mfa_enrolment_required"] is False
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    me = await http.get(f"{API}/me")
+    assert me.status_code == 200
+    assert me.json()["email"] == world["alice"].email
+
+
+async def test_unknown_and_known_emails_get_the_same_answer(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    wrong = await http.post(
+        f"{API}/session", json={"email": world["alice"].email, "password": "not her password!"}
+    )
+    unknown = await http.post(
+        f"{API}/session", json={"email": "nobody@example.test", "password": "not her password!"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.content == unknown.content
+    drop = {"date", "content-length"}
+    assert {k: v for k, v in wrong.headers.items() if k not in drop} == {
+        k: v for k, v in unknown.headers.items() if k not in drop
+    }
+    assert "set-cookie" not in wrong.headers
+
+
+async def test_password_is_checked_exactly_as_typed(http: httpx.AsyncClient, world: World) -> None:
+    alice = world["alice"]
+    for variant in (alice.password.upper(), alice.password[:-1], alice.password + " "):
+        response = await http.post(
+            f"{API}/session", json={"email": alice.email, "password": variant}
+        )
+        assert response.status_code == 401
+
+
+async def test_no_default_accounts(http: httpx.AsyncClient, world: World) -> None:
+    for email_, password in (("admin", "admin"), ("admin@localhost", "admin"), ("root", "root")):
+        response = await http.post(f"{API}/session", json={"email": email_, "password": password})
+        assert response.status_code == 401
+
+
+# Second factor ------------------------------------------------------------------------------
+
+
+async def test_staff_must_enrol_totp_before_anything_else(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    started = await sign_in(http, world["sam"])
+    assert started["mfa_enrolment_required"] is True
+    token = started["csrf_token"]
+    assert (await http.get(f"{API}/me")).status_code == 401
+    assert (await http.get(f"{API}/clients")).status_code == 401
+
+    begun = await http.post(f"{API}/me/totp", headers=csrf(token))
+    secret = begun.json()["secret"]
+    assert "<script" not in begun.json()["qr_svg"].lower()
+    wrong = await http.post(f"{API}/me/totp/confirm", json={"code": "000000"}, headers=csrf(token))
+    assert wrong.status_code in (400, 401, 422)
+    assert (await http.get(f"{API}/me")).status_code == 401
+
+    before = http.cookies[COOKIE]
+    confirmed = await http.post(
+        f"{API}/me/totp/confirm", json={"code": pyotp.TOTP(secret).now()}, headers=csrf(token)
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    codes = confirmed.json()["recovery_codes"]
+    assert len(codes) == 10 and len(set(codes)) == 10
+    assert http.cookies[COOKIE] != before, "enrolment finishing sign-in must rotate the session"
+    assert (await http.get(f"{API}/me")).status_code == 200
+
+
+async def test_totp_sign_in_and_replay_refused(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    sam = world["sam"]
+    totp, _, _ = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    # The enrolment used the current step: the next one is the first fresh code.
+    code = totp.at(time.time() + 30)
+
+    async with fresh(http) as first:
+        started = await sign_in(first, sam)
+        assert started["mfa_required"] is True
+        ok = await first.post(
+            f"{API}/session/totp", json={"code": code}, headers=csrf(started["csrf_token"])
+        )
+        assert ok.status_code == 200, ok.text
+        assert (await first.get(f"{API}/me")).status_code == 200
+
+    async with fresh(http) as second:
+        started = await sign_in(second, sam)
+        replay = await second.post(
+            f"{API}/session/totp", json={"code": code}, headers=csrf(started["csrf_token"])
+        )
+        assert replay.status_code == 401
+        assert (await second.get(f"{API}/me")).status_code == 401
+    assert ("auth.mfa", "failure") in await actions(services)
+
+
+async def test_recovery_code_works_once(http: httpx.AsyncClient, world: World) -> None:
+    sam = world["sam"]
+    _, codes, _ = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    for expected in (200, 401):
+        async with fresh(http) as browser:
+            started = await sign_in(browser, sam)
+            response = await browser.post(
+                f"{API}/session/totp",
+                json={"code": codes[3].lower().replace("-", " ")},
+                headers=csrf(started["csrf_token"]),
+            )
+            assert response.status_code == expected, response.text
+
+
+async def test_partial_session_cannot_use_totp_setup_or_be_used_as_bearer(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Nextcloud CVE-2026-45691 and FileRise CVE-2026-44460: a password-only session got at
+    the API through another door, or read the live TOTP secret."""
+    sam = world["sam"]
+    await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    async with fresh(http) as browser:
+        started = await sign_in(browser, sam)
+        token = started["csrf_token"]
+        assert (await browser.post(f"{API}/me/totp", headers=csrf(token))).status_code == 401
+        assert (await browser.get(f"{API}/me/totp")).status_code == 401
+        cookie = browser.cookies[COOKIE]
+        as_bearer = await browser.get(f"{API}/me", headers={"Authorization": f"Bearer {cookie}"})
+        assert as_bearer.status_code == 401
+
+
+# Sessions ------------------------------------------------------------------------------------
+
+
+async def test_session_fixation_is_impossible(http: httpx.AsyncClient, world: World) -> None:
+    sam = world["sam"]
+    totp, _, _ = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    async with fresh(http) as victim:
+        planted = "attacker-chosen-session-value"
+        victim.cookies.set(COOKIE, planted, domain="testserver.local")
+        started = await sign_in(victim, sam)
+        after_password = victim.cookies[COOKIE]
+        assert after_password != planted
+        ok = await victim.post(
+            f"{API}/session/totp",
+            json={"code": totp.at(time.time() + 30)},
+            headers=csrf(started["csrf_token"]),
+        )
+        assert ok.status_code == 200
+        after_totp = victim.cookies[COOKIE]
+        assert after_totp not in (planted, after_password)
+        assert ok.json()["csrf_token"] != started["csrf_token"]
+    async with fresh(http) as attacker:
+        # Neither the planted value nor the password-step session leads anywhere now.
+        for value in (planted, after_password):
+            attacker.cookies.set(COOKIE, value, domain="testserver.local")
+            assert (await attacker.get(f"{API}/me")).status_code == 401
+        attacker.cookies.set(COOKIE, after_totp, domain="testserver.local")
+        assert (await attacker.get(f"{API}/me")).status_code == 200
+
+
+async def test_logout_ends_the_session_on_the_server(http: httpx.AsyncClient, world: World) -> None:
+    token = (await sign_in(http, world["alice"]))["csrf_token"]
+    cookie = http.cookies[COOKIE]
+    assert (await http.delete(f"{API}/session", headers=csrf(token))).status_code == 204
+    async with fresh(http) as replay:
+        replay.cookies.set(COOKIE, cookie, domain="testserver.local")
+        assert (await replay.get(f"{API}/me")).status_code == 401
+    assert (await http.get(f"{API}/session/logout")).status_code in (404, 405)
+
+
+async def test_idle_and_absolute_timeouts(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    for column, age in (("last_seen_at", timedelta(minutes=31)), ("expires_at", timedelta(0))):
+        async with fresh(http) as browser:
+            await sign_in(browser, world["alice"])
+            assert (await browser.get(f"{API}/me")).status_code == 200
+            async with transaction(services.sessions) as session:
+                await session.execute(
+                    update(BrowserSession)
+                    .where(col(BrowserSession.user_id) == world["alice"].id)
+                    .values({column: datetime.now(UTC) - age})
+                )
+            assert (await browser.get(f"{API}/me")).status_code == 401, column
+
+
+async def test_sessions_are_listed_and_revocable(http: httpx.AsyncClient, world: World) -> None:
+    alice = world["alice"]
+    token = (await sign_in(http, alice))["csrf_token"]
+    async with fresh(http) as laptop, fresh(http) as phone:
+        await sign_in(laptop, alice)
+        await sign_in(phone, alice)
+        listed = (await http.get(f"{API}/me/sessions")).json()["sessions"]
+        assert len(listed) == 3 and sum(s["current"] for s in listed) == 1
+        laptop_id = next(
+            s["id"]
+            for s in listed
+            if not s["current"] and s["last_seen_at"] == listed[1]["last_seen_at"]
+        )
+        assert (
+            await http.delete(f"{API}/me/sessions/{laptop_id}", headers=csrf(token))
+        ).status_code == 204
+        still = [(await c.get(f"{API}/me")).status_code for c in (laptop, phone)]
+        assert sorted(still) == [200, 401]
+        everywhere = await http.delete(f"{API}/me/sessions", headers=csrf(token))
+        assert everywhere.json()["ended"] == 1
+        assert (await laptop.get(f"{API}/me")).status_code == 401
+        assert (await phone.get(f"{API}/me")).status_code == 401
+        assert (await http.get(f"{API}/me")).status_code == 200
+
+
+# CSRF -----------------------------------------------------------------------------------------
+
+
+async def test_cookie_requests_need_the_csrf_token(http: httpx.AsyncClient, world: World) -> None:
+    token = (await sign_in(http, world["sam"]))["csrf_token"]
+    _, _, token = await enrol(http, token)
+    body = {"client_id": str(world.acme), "name": "Letters"}
+    assert (await http.post(f"{API}/folders", json=body)).status_code == 403
+    wrong = await http.post(f"{API}/folders", json=body, headers=csrf("x" * 43))
+    assert wrong.status_code == 403
+    foreign = await http.post(
+        f"{API}/folders",
+        json=body,
+        headers={**csrf(token), "Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403
+    ok = await http.post(f"{API}/folders", json=body, headers=csrf(token))
+    assert ok.status_code == 201, ok.text
+    # Reading needs no token; a Bearer token needs none either.
+    assert (await http.get(f"{API}/clients")).status_code == 200
+    bearer = await http.post(
+        f"{API}/folders",
+        json={"client_id": str(world.acme), "name": "Receipts"},
+        headers=world["sam"].auth,
+    )
+    assert bearer.status_code == 201
+
+
+async def test_sign_in_from_another_site_is_refused(http: httpx.AsyncClient, world: World) -> None:
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        response = await http.post(
+            f"{API}/session",
+            json={"email": world["alice"].email, "password": world["alice"].password},
+            headers=headers,
+        )
+        assert response.status_code == 403
+
+
+# Password change and reset -------------------------------------------------------------------
+
+
+async def test_change_password_needs_the_current_one_and_ends_other_sessions(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    alice = world["alice"]
+    token = (await sign_in(http, alice))["csrf_token"]
+    async with fresh(http) as other:
+        await sign_in(other, alice)
+        new = "a brand new passphrase"
+        bad = await http.post(
+            f"{API}/me/password",
+            json={"current_password": "wrong wrong wrong", "new_password": new},
+            headers=csrf(token),
+        )
+        assert bad.status_code == 422 and bad.json()["field"] == "current_password"
+        weak = await http.post(
+            f"{API}/me/password",
+            json={"current_password": alice.password, "new_password": "password1234"},
+            headers=csrf(token),
+        )
+        assert weak.status_code == 422 and weak.json()["field"] == "new_password"
+        ok = await http.post(
+            f"{API}/me/password",
+            json={"current_password": alice.password, "new_password": new},
+            headers=csrf(token),
+        )
+        assert ok.status_code == 204
+        assert (await other.get(f"{API}/me")).status_code == 401
+        assert (await http.get(f"{API}/me")).status_code == 200
+    async with fresh(http) as again:
+        await sign_in(again, alice, new)
+
+
+async def test_reset_link_is_single_use_and_expires(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"]
+    async with fresh(http) as before:
+        await sign_in(before, alice)
+        sent = await http.post(f"{API}/password-reset", json={"email": alice.email})
+        unknown = await http.post(f"{API}/password-reset", json={"email": "nobody@example.test"})
+        assert sent.status_code == unknown.status_code == 202
+        assert sent.content == unknown.content
+        messages = outbox_messages(services)
+        assert [m["To"] for m in messages] == [alice.email]
+        secret = link_in(messages[0], "/reset")
+        assert services.settings.server.public_url in plain_text(messages[0])
+
+        weak = await http.post(
+            f"{API}/password-reset/confirm", json={"token": secret, "password": "short"}
+        )
+        assert weak.status_code == 422
+        new = "reset to something long"
+        ok = await http.post(
+            f"{API}/password-reset/confirm", json={"token": secret, "password": new}
+        )
+        assert ok.status_code == 200, ok.text
+        again = await http.post(
+            f"{API}/password-reset/confirm", json={"token": secret, "password": new + "!"}
+        )
+        assert again.status_code == 400
+        # Sessions from before the reset are over.
+        assert (await before.get(f"{API}/me")).status_code == 401
+    await sign_in(http, alice, new)
+
+    await http.post(f"{API}/password-reset", json={"email": alice.email})
+    late = link_in(outbox_messages(services)[-1], "/reset")
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            update(EmailLink).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    expired = await http.post(
+        f"{API}/password-reset/confirm", json={"token": late, "password": "too late for this"}
+    )
+    assert expired.status_code == 400
+
+
+async def test_reset_link_uses_the_configured_address_not_the_host_header(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    await http.post(
+        f"{API}/password-reset",
+        json={"email": world["alice"].email},
+        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+    )
+    text = plain_text(outbox_messages(services)[-1])
+    assert "evil.example" not in text
+    assert services.settings.server.public_url + "/reset/" in text
+
+
+async def test_reset_does_not_skip_the_second_factor(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    sam = world["sam"]
+    await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    await http.post(f"{API}/password-reset", json={"email": sam.email})
+    secret = link_in(outbox_messages(services)[-1], "/reset")
+    new = "sam resets his passphrase"
+    await http.post(f"{API}/password-reset/confirm", json={"token": secret, "password": new})
+    async with fresh(http) as browser:
+        assert (await sign_in(browser, sam, new))["mfa_required"] is True
+
+
+async def test_disabled_account_gets_no_reset_and_cannot_sign_in(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    """SFTPGo CVE-2024-37897: a disabled account could reset its password and sign in."""
+    ada, alice = world["ada"], world["alice"]
+    off = await http.patch(f"{API}/users/{alice.id}", json={"active": False}, headers=ada.auth)
+    assert off.status_code == 200
+    await http.post(f"{API}/password-reset", json={"email": alice.email})
+    assert outbox_messages(services) == []
+    response = await http.post(
+        f"{API}/session", json={"email": alice.email, "password": alice.password}
+    )
+    assert response.status_code == 401
+
+
+# Invitations ----------------------------------------------------------------------------------
+
+
+async def test_invitation_by_email_to_password_to_sign_in(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    sam = world["sam"]
+    invited = await http.post(
+        f"{API}/invitations",
+        json={"email": "carol@example.test", "client_ids": [str(world.acme)]},
+        headers=sam.auth,
+    )
+    assert invited.status_code == 201, invited.text
+    assert invited.json()["email_sent"] is True
+    message = outbox_messages(services)[-1]
+    assert message["To"] == "carol@example.test"
+    secret = link_in(message, "/invite")
+    # Not yet a usable account.
+    no = await http.post(
+        f"{API}/session", json={"email": "carol@example.test", "password": "x" * 12}
+    )
+    assert no.status_code == 401
+    weak = await http.post(
+        f"{API}/invitations/accept", json={"token": secret, "password": "carol@example.test!"}
+    )
+    assert weak.status_code == 422
+    ok = await http.post(
+        f"{API}/invitations/accept", json={"token": secret, "password": "carol picks a phrase"}
+    )
+    assert ok.status_code == 200, ok.text
+    again = await http.post(
+        f"{API}/invitations/accept", json={"token": secret, "password": "carol picks another"}
+    )
+    assert again.status_code == 400
+    response = await http.post(
+        f"{API}/session", json={"email": "carol@example.test", "password": "carol picks a phrase"}
+    )
+    assert response.status_code == 200
+    clients = (await http.get(f"{API}/clients")).json()["clients"]
+    assert [c["id"] for c in clients] == [str(world.acme)]
+
+
+@pytest.mark.parametrize(
+    ("inviter", "role", "client"),
+    [
+        ("sam", "client", "globex"),  # staff, another firm's client: hidden
+        ("alice", "client", "acme"),  # clients do not invite
+        ("sam", "staff", "acme"),  # staff do not add staff
+        ("otto", "client", "acme"),  # nor do auditors
+    ],
+)
+async def test_who_may_invite_whom(
+    http: httpx.AsyncClient, world: World, inviter: str, role: str, client: str
+) -> None:
+    response = await http.post(
+        f"{API}/invitations",
+        json={
+            "email": "mallory@example.test",
+            "role": role,
+            "client_ids": [str(getattr(world, client))],
+        },
+        headers=world[inviter].auth,
+    )
+    assert response.status_code in (403, 404)
+
+
+# Tokens ----------------------------------------------------------------------------------------
+
+
+async def test_tokens_managed_from_a_browser_session(http: httpx.AsyncClient, world: World) -> None:
+    alice = world["alice"]
+    token = (await sign_in(http, alice))["csrf_token"]
+    made = await http.post(
+        f"{API}/me/tokens",
+        json={"name": "backup script", "scope": "read", "expires_in_days": 30},
+        headers=csrf(token),
+    )
+    assert made.status_code == 201
+    secret, token_id = made.json()["token"], made.json()["id"]
+    listed = (await http.get(f"{API}/me/tokens")).json()["tokens"]
+    assert any(t["id"] == token_id and t["scope"] == "read" for t in listed)
+    assert all("token" not in t for t in listed)
+    async with fresh(http) as script:
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert (await script.get(f"{API}/me", headers=bearer)).status_code == 200
+        # A token cannot mint tokens, whatever its scope.
+        minted = await script.post(f"{API}/me/tokens", json={"name": "x"}, headers=alice.auth)
+        assert minted.status_code == 403
+        assert (
+            await http.delete(f"{API}/me/tokens/{token_id}", headers=csrf(token))
+        ).status_code == 204
+        assert (await script.get(f"{API}/me", headers=bearer)).status_code == 401
+
+
+# Admin ------------------------------------------------------------------------------------------
+
+
+async def test_admin_resets_totp_and_role_change_ends_sessions(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    sam, ada = world["sam"], world["ada"]
+    await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    assert (await http.get(f"{API}/me")).status_code == 200
+    reset = await http.delete(f"{API}/users/{sam.id}/totp", headers=ada.auth)
+    assert reset.status_code == 204
+    assert (await http.get(f"{API}/me")).status_code == 401
+    again = await sign_in(http, sam)
+    assert again["mfa_enrolment_required"] is True
+    assert ("mfa.reset", "success") in await actions(services)
+
+    alice_browser = fresh(http)
+    async with alice_browser:
+        await sign_in(alice_browser, world["alice"])
+        changed = await http.patch(
+            f"{API}/users/{world['alice'].id}", json={"role": "staff"}, headers=ada.auth
+        )
+        assert changed.status_code == 200
+        assert (await alice_browser.get(f"{API}/me")).status_code == 401
+
+
+# Audit ------------------------------------------------------------------------------------------
+
+
+async def test_every_authentication_event_is_audited(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    sam, alice = world["sam"], world["alice"]
+    await http.post(f"{API}/session", json={"email": alice.email, "password": "wrong password!"})
+    token = (await sign_in(http, sam))["csrf_token"]
+    totp, _, token = await enrol(http, token)
+    made = await http.post(f"{API}/me/tokens", json={"name": "t"}, headers=csrf(token))
+    await http.delete(f"{API}/me/tokens/{made.json()['id']}", headers=csrf(token))
+    async with fresh(http) as other:
+        started = await sign_in(other, sam)
+        await other.post(
+            f"{API}/session/totp", json={"code": "000000"}, headers=csrf(started["csrf_token"])
+        )
+        await other.post(
+            f"{API}/session/totp",
+            json={"code": totp.at(time.time() + 30)},
+            headers=csrf(started["csrf_token"]),
+        )
+        listed = (await http.get(f"{API}/me/sessions")).json()["sessions"]
+        handle = next(s["id"] for s in listed if not s["current"])
+        await http.delete(f"{API}/me/sessions/{handle}", headers=csrf(token))
+    await http.delete(f"{API}/session", headers=csrf(token))
+    seen = set(await actions(services))
+    for expected in [
+        ("auth.login", "failure"),
+        ("auth.login", "success"),
+        ("mfa.enrolled", "success"),
+        ("auth.mfa", "failure"),
+        ("auth.mfa", "success"),
+        ("token.created", "success"),
+        ("token.revoked", "success"),
+        ("session.revoked", "success"),
+        ("auth.logout", "success"),
+    ]:
+        assert expected in seen, expected
+    # No secret ends up in the log.
+    async with transaction(services.sessions) as session:
+        details = " ".join((await session.execute(select(AuditEvent.details))).scalars().all())
+    assert sam.password not in details and "wrong password!" not in details
+
+
+async def test_lockout_at_threshold_notifies_the_owner(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"]
+    limit = services.settings.auth.max_failures
+    statuses = []
+    for _ in range(limit + 1):
+        response = await http.post(
+            f"{API}/session", json={"email": alice.email, "password": "guess guess guess"}
+        )
+        statuses.append(response.status_code)
+    assert statuses == [401] * limit + [429]
+    locked = await http.post(
+        f"{API}/session", json={"email": alice.email, "password": alice.password}
+    )
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    mails = [m for m in outbox_messages(services) if m["To"] == alice.email]
+    assert len(mails) == 1 and "paused" in mails[0]["Subject"]
+    assert ("auth.lockout", "success") in await actions(services)
+    # An unknown address locks after the same number of tries: no oracle either way.
+    ghost = []
+    for _ in range(limit + 1):
+        response = await http.post(
+            f"{API}/session", json={"email": "ghost@example.test", "password": "guess guess guess"}
+        )
+        ghost.append(response.status_code)
+    assert ghost == statuses
+
+
+async def test_https_deployments_get_hsts_and_host_prefixed_cookies(
+    settings: Any, world: World
+) -> None:
+    secure = settings.model_copy(
+        update={
+            "server": settings.server.model_copy(update={"public_url": "https://vault.example"})
+        }
+    )
+    async with LifespanManager(create_app(secure)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://vault.example"
+        ) as client:
+            response = await client.post(
+                f"{API}/session",
+                json={"email": world["alice"].email, "password": world["alice"].password},
+            )
+            assert response.status_code == 200
+            cookie = response.headers["set-cookie"]
+            assert cookie.startswith("__Host-cv_session=")
+            assert "Secure" in cookie and "HttpOnly" in cookie and "Domain" not in cookie
+            assert response.headers["strict-transport-security"] == (
+                "max-age=31536000; includeSubDomains"
+            )
+            assert (await client.get(f"{API}/me")).status_code == 200
+
+
+async def test_session_ids_are_long_random_and_unrelated(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """SFTPGo CVE-2024-52801: session ids that were unique but guessable."""
+    seen = []
+    for _ in range(5):
+        async with fresh(http) as browser:
+            await sign_in(browser, world["alice"])
+            seen.append(browser.cookies[COOKIE])
+    assert len(set(seen)) == 5
+    assert all(len(value) >= 43 for value in seen)  # 256 bits in URL-safe base64
+    # No shared prefix, as time-ordered ids would have.
+    assert len({value[:4] for value in seen}) == 5

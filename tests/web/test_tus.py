@@ -1,0 +1,707 @@
+"""Resumable uploads over tus 1.0.0, in-process, on SQLite and PostgreSQL, with the S3 store.
+
+Each header rule and error of the protocol, who may touch an upload, the whole-part rule,
+the nonce-reuse guard, finishing exactly once, and expiry with `collect_garbage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.live import Pattern
+from tests.fixtures.s3 import s3_endpoint
+from vault import accounts, maintenance
+from vault.db import transaction
+from vault.keyring import KeyFile
+from vault.models import AuditEvent, TokenScope, User, Version
+from vault.uploads import Upload, UploadPart
+from web.services import Services
+from web.settings import DatabaseSettings, Settings, StorageSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MiB = 1024 * 1024
+PART = 5 * MiB  # the smallest part S3 accepts, and the store's part size in these tests
+TUS = {"Tus-Resumable": "1.0.0"}
+OFFSET_STREAM = {"Content-Type": "application/offset+octet-stream"}
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def s3(s3_bucket: tuple[S3Client, str]) -> tuple[S3Client, str]:
+    return s3_bucket
+
+
+@pytest.fixture
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str, s3: tuple[S3Client, str]
+) -> Settings:
+    """The app of `tests.fixtures.app` on an S3 bucket of its own, which enforces S3's rules
+    for parts (every part but the last at least 5 MiB)."""
+    endpoint = s3_endpoint(request)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    KeyFile.create(data_dir / "keys.json")
+    return Settings(
+        data_dir=data_dir,
+        database=DatabaseSettings(url=database_url),
+        storage=StorageSettings(
+            backend="s3",
+            endpoint_url=endpoint.url,
+            bucket=s3[1],
+            access_key_id=endpoint.access_key_id,
+            secret_access_key=endpoint.secret_access_key,
+            part_size_mib=PART // MiB,
+        ),
+    )
+
+
+def metadata(**pairs: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+def headers(auth: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**TUS, **auth, **{k.replace("_", "-"): v for k, v in extra.items()}}
+
+
+async def create(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    folder: uuid.UUID | str,
+    length: int,
+    name: str = "report.pdf",
+    *,
+    expect: int = 201,
+) -> httpx.Response:
+    response = await http.post(
+        "/api/v1/uploads",
+        headers=headers(
+            auth,
+            Upload_Length=str(length),
+            Upload_Metadata=metadata(filename=name, folder_id=str(folder)),
+        ),
+    )
+    assert response.status_code == expect, response.text
+    assert response.headers["tus-resumable"] == "1.0.0"
+    return response
+
+
+async def new_upload(
+    http: httpx.AsyncClient,
+    auth: dict[str, str],
+    folder: uuid.UUID,
+    length: int,
+    name: str = "a.bin",
+) -> str:
+    location: str = (await create(http, auth, folder, length, name)).headers["location"]
+    return location
+
+
+async def send(
+    http: httpx.AsyncClient,
+    url: str,
+    auth: dict[str, str],
+    offset: int,
+    body: bytes | AsyncIterator[bytes],
+    *,
+    expect: int = 204,
+    **extra: str,
+) -> httpx.Response:
+    response = await http.patch(
+        url,
+        content=body,
+        headers={**headers(auth, **{"Upload_Offset": str(offset), **extra}), **OFFSET_STREAM},
+    )
+    assert response.status_code == expect, response.text
+    assert response.headers["tus-resumable"] == "1.0.0"
+    return response
+
+
+async def offset_of(http: httpx.AsyncClient, url: str, auth: dict[str, str]) -> int:
+    response = await http.head(url, headers=headers(auth))
+    assert response.status_code == 200, response.headers
+    return int(response.headers["upload-offset"])
+
+
+async def download(http: httpx.AsyncClient, auth: dict[str, str], document_id: str) -> bytes:
+    response = await http.get(f"/api/v1/documents/{document_id}/content", headers=auth)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+async def versions(
+    http: httpx.AsyncClient, auth: dict[str, str], document_id: str
+) -> list[dict[str, Any]]:
+    response = await http.get(f"/api/v1/documents/{document_id}", headers=auth)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["versions"]
+    return found
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def pending_multipart(s3: tuple[S3Client, str]) -> list[str]:
+    client, bucket = s3
+    return [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def stored_objects(s3: tuple[S3Client, str]) -> list[str]:
+    client, bucket = s3
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+async def events(services: Services, action: str) -> list[AuditEvent]:
+    async with services.sessions() as session:
+        rows = await session.execute(select(AuditEvent).where(AuditEvent.action == action))
+        return list(rows.scalars())
+
+
+def data(size: int, seed: str = "tus") -> bytes:
+    return Pattern(seed).read(0, size)
+
+
+# --- Discovery and creation --------------------------------------------------------------------
+
+
+async def test_options_advertises_version_extensions_and_sizes(
+    http: httpx.AsyncClient, services: Services
+) -> None:
+    # Discovery needs no token, and the request's own Tus-Resumable is ignored.
+    response = await http.options("/api/v1/uploads", headers={"Tus-Resumable": "0.2.2"})
+
+    assert response.status_code == 204
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert response.headers["tus-version"] == "1.0.0"
+    assert response.headers["tus-extension"] == "creation,termination,expiration"
+    # 10,000 parts of 5 MiB is less than the 100 GiB limit: the smaller one is advertised.
+    assert int(response.headers["tus-max-size"]) == 10_000 * PART
+    # 64 MiB rounded down to whole 5 MiB parts.
+    assert int(response.headers["clientvault-chunk-size"]) == 60 * MiB
+
+
+async def test_create_then_head(http: httpx.AsyncClient, world: World) -> None:
+    auth = world["alice"].auth
+    before = datetime.now(UTC)
+    response = await create(http, auth, world.acme_folder, 3 * PART + 10)
+
+    location = response.headers["location"]
+    assert location.startswith("/api/v1/uploads/")
+    uuid.UUID(location.rsplit("/", 1)[1])
+    assert response.headers["upload-offset"] == "0"
+    assert int(response.headers["clientvault-chunk-size"]) % PART == 0
+    expires = parsedate_to_datetime(response.headers["upload-expires"])
+    assert response.headers["upload-expires"].endswith(" GMT")
+    assert timedelta(hours=23) < expires - before < timedelta(hours=25)
+
+    head = await http.head(location, headers=headers(auth))
+    assert head.status_code == 200
+    assert head.headers["tus-resumable"] == "1.0.0"
+    assert head.headers["upload-offset"] == "0"
+    assert head.headers["upload-length"] == str(3 * PART + 10)
+    assert head.headers["cache-control"] == "no-store"
+    # The metadata exactly as the client sent it.
+    assert head.headers["upload-metadata"] == metadata(
+        filename="report.pdf", folder_id=str(world.acme_folder)
+    )
+    assert "document-id" not in head.headers
+
+
+@pytest.mark.parametrize("method", ["POST", "HEAD", "PATCH", "DELETE"])
+@pytest.mark.parametrize("version", [None, "0.2.2", "1.0"])
+async def test_other_protocol_versions_get_412_and_change_nothing(
+    http: httpx.AsyncClient, world: World, method: str, version: str | None
+) -> None:
+    auth = world["alice"].auth
+    url = await new_upload(http, auth, world.acme_folder, PART + 1)
+    sent = {
+        **auth,
+        **OFFSET_STREAM,
+        "Upload-Offset": "0",
+        "Upload-Length": "10",
+        "Upload-Metadata": metadata(filename="x.txt", folder_id=str(world.acme_folder)),
+    }
+    if version is not None:
+        sent["Tus-Resumable"] = version
+
+    target = "/api/v1/uploads" if method == "POST" else url
+    response = await http.request(method, target, headers=sent, content=data(PART))
+
+    assert response.status_code == 412, response.text
+    assert response.headers["tus-version"] == "1.0.0"
+    assert response.headers["tus-resumable"] == "1.0.0"
+    if method != "HEAD":
+        assert response.headers["content-type"].startswith(PROBLEM)
+    assert await offset_of(http, url, auth) == 0
+
+
+async def upload_rows(services: Services) -> list[Upload]:
+    async with services.sessions() as session:
+        return list((await session.execute(select(Upload))).scalars())
+
+
+async def part_rows(services: Services) -> list[UploadPart]:
+    async with services.sessions() as session:
+        return list((await session.execute(select(UploadPart))).scalars())
+
+
+async def test_creation_errors(http: httpx.AsyncClient, world: World, services: Services) -> None:
+    auth = world["alice"].auth
+    folder = str(world.acme_folder)
+
+    async def post(**extra: str) -> httpx.Response:
+        return await http.post("/api/v1/uploads", headers=headers(auth, **extra))
+
+    good = metadata(filename="a.txt", folder_id=folder)
+    assert_problem(await post(Upload_Metadata=good), 400)  # no Upload-Length
+    assert_problem(await post(Upload_Length="-1", Upload_Metadata=good), 400)
+    assert_problem(await post(Upload_Length="1e3", Upload_Metadata=good), 400)
+    assert_problem(await post(Upload_Defer_Length="1", Upload_Metadata=good), 400)
+    too_big = await post(Upload_Length=str(10_000 * PART + 1), Upload_Metadata=good)
+    assert_problem(too_big, 413)
+    assert too_big.headers["tus-max-size"] == str(10_000 * PART)
+    assert_problem(await post(Upload_Length="5"), 400)  # no metadata at all
+    no_name = await post(Upload_Length="5", Upload_Metadata=metadata(folder_id=folder))
+    assert "filename" in assert_problem(no_name, 400)["detail"]
+    assert_problem(await post(Upload_Length="5", Upload_Metadata="filename ***"), 400)
+    repeated = f"{good},filename {base64.b64encode(b'b.txt').decode()}"
+    assert_problem(await post(Upload_Length="5", Upload_Metadata=repeated), 400)
+    # Creation takes no body (creation-with-upload is not offered).
+    with_body = await http.post(
+        "/api/v1/uploads",
+        headers=headers(auth, Upload_Length="5", Upload_Metadata=good),
+        content=b"hello",
+    )
+    assert_problem(with_body, 400)
+
+    named = await post(
+        Upload_Length="5", Upload_Metadata=metadata(filename="../etc/passwd", folder_id=folder)
+    )
+    assert assert_problem(named, 422)["rule"] == "path_separator"
+    control = await post(
+        Upload_Length="5", Upload_Metadata=metadata(filename="a\r\nb.txt", folder_id=folder)
+    )
+    assert assert_problem(control, 422)["rule"] == "control_character"
+
+    # A folder of another client, a made-up one and a malformed id all answer the same 404.
+    for other in (str(world.globex_folder), str(uuid.uuid4()), "not-a-uuid"):
+        missing = await post(
+            Upload_Length="5", Upload_Metadata=metadata(filename="a.txt", folder_id=other)
+        )
+        assert assert_problem(missing, 404)["detail"] == "folder not found"
+
+    assert await upload_rows(services) == []
+    assert await events(services, "upload.created") == []
+
+
+async def test_creation_is_audited(
+    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+) -> None:
+    url = await new_upload(http, world["alice"].auth, world.acme_folder, 123, "audited.txt")
+
+    (event,) = await events(services, "upload.created")
+    assert event.target_id == url.rsplit("/", 1)[1]
+    assert event.actor_id == str(world["alice"].id)
+    assert event.client_id == str(world.acme)
+    assert json.loads(event.details) == {
+        "name": "audited.txt",
+        "folder_id": str(world.acme_folder),
+        "length": 123,
+    }
+    # The multipart upload starts with the upload, so any process can add parts to it.
+    (upload,) = await upload_rows(services)
+    assert pending_multipart(s3) == [upload.storage_key]
+
+
+# --- Who may touch an upload -------------------------------------------------------------------
+
+
+async def test_only_the_creator_may_touch_an_upload(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"].auth
+    url = await new_upload(http, alice, world.acme_folder, PART + 1)
+    # Bob is of another client; Sam is staff of Acme and Ada an admin, both of whom can see
+    # the folder: an upload is still its creator's alone.
+    for person in ("bob", "sam", "ada", "otto"):
+        auth = world[person].auth
+        head = await http.head(url, headers=headers(auth))
+        assert head.status_code == 404, person
+        assert head.headers["tus-resumable"] == "1.0.0"
+        assert "upload-offset" not in head.headers
+        # The same answers as for an upload that never existed: nothing to tell them apart.
+        never = f"/api/v1/uploads/{uuid.uuid4()}"
+        patched = assert_problem(await send(http, url, auth, 0, data(PART), expect=404), 404)
+        assert patched == assert_problem(
+            await send(http, never, auth, 0, data(PART), expect=404), 404
+        )
+        deleted = assert_problem(await http.delete(url, headers=headers(auth)), 404)
+        assert deleted == assert_problem(await http.delete(never, headers=headers(auth)), 404)
+    # Nor does anyone get further without a token.
+    for method in ("HEAD", "PATCH", "DELETE"):
+        response = await http.request(
+            method, url, headers={**TUS, **OFFSET_STREAM, "Upload-Offset": "0"}
+        )
+        assert response.status_code == 401, method
+        assert response.headers["tus-resumable"] == "1.0.0"
+        assert response.headers["www-authenticate"].lower().startswith("bearer")
+    assert await offset_of(http, url, alice) == 0
+
+
+async def test_a_read_only_token_may_look_but_not_write(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"].auth
+    url = await new_upload(http, alice, world.acme_folder, PART + 1)
+    async with transaction(services.sessions) as session:
+        user = await session.get(User, world["alice"].id)
+        assert user is not None
+        _, secret = await accounts.create_token(
+            session, TEST_CONTEXT, user, name="ro", scope=TokenScope.READ
+        )
+    read_only = {"Authorization": f"Bearer {secret}"}
+
+    assert_problem(await create(http, read_only, world.acme_folder, 10, expect=403), 403)
+    assert await offset_of(http, url, read_only) == 0
+    assert_problem(await send(http, url, read_only, 0, data(PART + 1), expect=403), 403)
+    assert_problem(await http.delete(url, headers=headers(read_only)), 403)
+    assert await offset_of(http, url, alice) == 0
+    assert len(await upload_rows(services)) == 1
+
+
+# --- PATCH ------------------------------------------------------------------------------------
+
+
+async def test_patch_errors_change_nothing(http: httpx.AsyncClient, world: World) -> None:
+    auth = world["alice"].auth
+    url = await new_upload(http, auth, world.acme_folder, PART + 10)
+    payload = data(PART + 10)
+
+    wrong_type = await http.patch(
+        url,
+        content=payload,
+        headers={**headers(auth, Upload_Offset="0"), "Content-Type": "application/octet-stream"},
+    )
+    assert_problem(wrong_type, 415)
+    no_offset = await http.patch(url, content=payload, headers={**headers(auth), **OFFSET_STREAM})
+    assert_problem(no_offset, 400)
+    assert_problem(await send(http, url, auth, 0, payload, expect=400, Upload_Offset="x"), 400)
+    behind = await send(http, url, auth, 10, payload[10:], expect=409)
+    assert "at 0" in assert_problem(behind, 409)["detail"]
+    # More bytes than the upload's length, declared up front: refused before reading any.
+    assert_problem(await send(http, url, auth, 0, payload + b"!", expect=413), 413)
+    unknown = f"/api/v1/uploads/{uuid.uuid4()}"
+    assert_problem(await send(http, unknown, auth, 0, payload, expect=404), 404)
+    assert_problem(await send(http, "/api/v1/uploads/nope", auth, 0, payload, expect=404), 404)
+
+    assert await offset_of(http, url, auth) == 0
+
+
+async def test_only_whole_parts_are_stored_and_the_offset_says_so(
+    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+) -> None:
+    auth = world["alice"].auth
+    length = 2 * PART + 100
+    payload = data(length)
+    url = await new_upload(http, auth, world.acme_folder, length, "parts.bin")
+
+    # One part and 2 MiB more: the part is stored, the 2 MiB are not.
+    first = await send(http, url, auth, 0, payload[: PART + 2 * MiB])
+    assert first.headers["upload-offset"] == str(PART)
+    assert first.headers["upload-expires"].endswith(" GMT")
+    assert "document-id" not in first.headers
+    assert await offset_of(http, url, auth) == PART
+
+    # Less than a part, not reaching the end: nothing could be stored, and the client is
+    # told so rather than left to send the same bytes forever.
+    short = await send(http, url, auth, PART, payload[PART : PART + MiB], expect=400)
+    assert str(PART) in assert_problem(short, 400)["detail"]
+    assert short.headers["clientvault-chunk-size"] == str(60 * MiB)
+    assert await offset_of(http, url, auth) == PART
+
+    last = await send(http, url, auth, PART, payload[PART:])
+    assert last.headers["upload-offset"] == str(length)
+    assert last.headers["document-version"] == "1"
+    assert "upload-expires" not in last.headers
+    document_id = last.headers["document-id"]
+
+    assert await download(http, auth, document_id) == payload
+    (version,) = await versions(http, auth, document_id)
+    assert version["size"] == length
+    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert version["uploaded_by"] == str(world["alice"].id)
+
+    # The upload still answers HEAD, now with the document it became.
+    head = await http.head(url, headers=headers(auth))
+    assert head.headers["upload-offset"] == str(length)
+    assert head.headers["document-id"] == document_id
+    assert head.headers["document-version"] == "1"
+    assert "upload-expires" not in head.headers
+    # The final request again (as after a lost answer): the same answer, nothing new.
+    again = await send(http, url, auth, length, b"")
+    assert again.headers["document-id"] == document_id
+    assert again.headers["document-version"] == "1"
+    assert len(await versions(http, auth, document_id)) == 1
+
+    assert pending_multipart(s3) == []
+    assert len(stored_objects(s3)) == 1
+    (created,) = await events(services, "document.created")
+    assert json.loads(created.details)["upload_id"] == url.rsplit("/", 1)[1]
+
+
+async def test_a_short_final_patch_leaves_the_upload_resumable(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    auth = world["alice"].auth
+    length = PART + 1000
+    payload = data(length, "short-final")
+    url = await new_upload(http, auth, world.acme_folder, length)
+
+    # All but the last byte: the whole first part is kept, the unfinished final part is not.
+    response = await send(http, url, auth, 0, payload[:-1])
+    assert response.headers["upload-offset"] == str(PART)
+    assert "document-id" not in response.headers
+    assert await offset_of(http, url, auth) == PART
+
+    done = await send(http, url, auth, PART, payload[PART:])
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_a_chunked_body_running_past_the_length_is_refused(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    auth = world["alice"].auth
+    length = PART + 10
+    payload = data(length, "overflow")
+    url = await new_upload(http, auth, world.acme_folder, length, "overflow.bin")
+
+    async def too_long() -> AsyncIterator[bytes]:
+        yield payload
+        yield b"one byte too many"
+
+    # No Content-Length: the excess shows only at the end of the body. The whole first part
+    # before it stays (it is right wherever the body ends); the final part is not stored.
+    assert_problem(await send(http, url, auth, 0, too_long(), expect=413), 413)
+    assert await offset_of(http, url, auth) == PART
+    async with services.sessions() as session:
+        assert (await session.execute(select(Version))).first() is None
+
+    done = await send(http, url, auth, PART, payload[PART:])
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_an_upload_of_an_existing_name_adds_a_version(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    auth = world["alice"].auth
+    put = await http.put(
+        f"/api/v1/folders/{world.acme_folder}/files/same.txt", content=b"first", headers=auth
+    )
+    assert put.status_code == 201
+    payload = data(PART + 3, "second")
+
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "same.txt")
+    done = await send(http, url, auth, 0, payload)
+
+    assert done.headers["document-id"] == put.json()["document_id"]
+    assert done.headers["document-version"] == "2"
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_an_empty_upload_is_finished_at_creation(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    auth = world["alice"].auth
+    response = await create(http, auth, world.acme_folder, 0, "empty.txt")
+
+    assert response.headers["upload-offset"] == "0"
+    assert response.headers["document-version"] == "1"
+    document_id = response.headers["document-id"]
+    assert await download(http, auth, document_id) == b""
+    (version,) = await versions(http, auth, document_id)
+    assert version["size"] == 0
+    assert version["sha256"] == hashlib.sha256(b"").hexdigest()
+    head = await http.head(response.headers["location"], headers=headers(auth))
+    assert head.headers["upload-offset"] == "0"
+    assert head.headers["document-id"] == document_id
+
+
+async def test_a_document_changed_meanwhile_ends_the_upload(
+    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+) -> None:
+    auth = world["alice"].auth
+    payload = data(PART + 10, "clash")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "clash.txt")
+    await send(http, url, auth, 0, payload[:PART])
+    # Someone else creates the name first; this upload's object is bound to another document.
+    put = await http.put(
+        f"/api/v1/folders/{world.acme_folder}/files/clash.txt", content=b"theirs", headers=auth
+    )
+    assert put.status_code == 201
+
+    failed = await send(http, url, auth, PART, payload[PART:], expect=409)
+    assert "upload again" in assert_problem(failed, 409)["detail"]
+
+    assert (await http.head(url, headers=headers(auth))).status_code == 404
+    assert await upload_rows(services) == []
+    assert pending_multipart(s3) == []
+    assert len(stored_objects(s3)) == 1  # the other upload's
+    assert await download(http, auth, put.json()["document_id"]) == b"theirs"
+    assert len(await events(services, "upload.failed")) == 1
+
+
+# --- Races and the nonce guard -----------------------------------------------------------------
+
+
+def gated(payload: bytes, started: asyncio.Event, release: asyncio.Event) -> AsyncIterator[bytes]:
+    """A body that sends its first bytes, then waits for `release` before sending the rest."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield payload[:1000]
+        started.set()
+        await release.wait()
+        yield payload[1000:]
+
+    return body()
+
+
+async def test_a_part_sent_again_with_other_bytes_is_refused(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    auth = world["alice"].auth
+    length = 2 * PART + 10
+    original, forged = data(length, "original"), data(length, "forged")
+    url = await new_upload(http, auth, world.acme_folder, length, "nonce.bin")
+
+    # Two requests at offset 0 (a client retrying on a second connection, say), both past
+    # the offset check before either stores part 1, with different bytes.
+    events_ = [asyncio.Event() for _ in range(4)]
+    first = asyncio.create_task(
+        send(http, url, auth, 0, gated(original[:PART], events_[0], events_[1]))
+    )
+    await asyncio.wait_for(events_[0].wait(), 10)
+    second = asyncio.create_task(
+        send(http, url, auth, 0, gated(forged[:PART], events_[2], events_[3]), expect=409)
+    )
+    await asyncio.wait_for(events_[2].wait(), 10)
+    events_[1].set()
+    assert (await first).headers["upload-offset"] == str(PART)
+    events_[3].set()
+    refused = assert_problem(await second, 409)
+    assert refused["title"] == "Upload must restart"
+    assert "start a new upload" in refused["detail"]
+
+    # The part stored is the first one, untouched; the upload goes on with it.
+    assert await offset_of(http, url, auth) == PART
+    done = await send(http, url, auth, PART, original[PART:])
+    assert await download(http, auth, done.headers["document-id"]) == original
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == hashlib.sha256(original).hexdigest()
+
+
+async def test_racing_final_requests_make_exactly_one_version(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    auth = world["alice"].auth
+    length = PART + 4321
+    payload = data(length, "race")
+    url = await new_upload(http, auth, world.acme_folder, length, "race.bin")
+    await send(http, url, auth, 0, payload[:PART])
+
+    answers = await asyncio.gather(*(send(http, url, auth, PART, payload[PART:]) for _ in range(3)))
+
+    assert {(a.headers["document-id"], a.headers["document-version"]) for a in answers} == {
+        (answers[0].headers["document-id"], "1")
+    }
+    assert len(await versions(http, auth, answers[0].headers["document-id"])) == 1
+    assert len(await events(services, "document.created")) == 1
+    assert await download(http, auth, answers[0].headers["document-id"]) == payload
+
+
+# --- Termination and expiry --------------------------------------------------------------------
+
+
+async def test_termination_drops_the_parts(
+    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+) -> None:
+    auth = world["alice"].auth
+    url = await new_upload(http, auth, world.acme_folder, 2 * PART)
+    await send(http, url, auth, 0, data(PART))
+    assert len(pending_multipart(s3)) == 1
+
+    response = await http.delete(url, headers=headers(auth))
+
+    assert response.status_code == 204
+    assert response.headers["tus-resumable"] == "1.0.0"
+    assert (await http.head(url, headers=headers(auth))).status_code == 404
+    assert_problem(await send(http, url, auth, PART, data(PART), expect=404), 404)
+    assert_problem(await http.delete(url, headers=headers(auth)), 404)
+    assert pending_multipart(s3) == []
+    assert stored_objects(s3) == []
+    assert await upload_rows(services) == []
+    assert await part_rows(services) == []
+    (event,) = await events(services, "upload.terminated")
+    assert event.target_id == url.rsplit("/", 1)[1]
+
+
+async def test_expired_uploads_are_gone_and_gc_aborts_their_parts(
+    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+) -> None:
+    auth = world["alice"].auth
+    stale = await new_upload(http, auth, world.acme_folder, 2 * PART, "stale.bin")
+    await send(http, stale, auth, 0, data(PART))
+    live = await new_upload(http, auth, world.acme_folder, PART + 1, "live.bin")
+    await send(http, live, auth, 0, data(PART))
+    assert len(pending_multipart(s3)) == 2
+
+    # Garbage collection with no grace at all still leaves live uploads alone.
+    kept = await maintenance.collect_garbage(services.sessions, services.store, grace=timedelta(0))
+    assert kept.uploads_aborted == 0
+    assert len(pending_multipart(s3)) == 2
+
+    stale_id = uuid.UUID(stale.rsplit("/", 1)[1])
+    async with transaction(services.sessions) as session:
+        upload = await session.get(Upload, stale_id)
+        assert upload is not None
+        upload.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.add(upload)
+    # Expired is gone for the client at once, whether or not gc has run.
+    assert (await http.head(stale, headers=headers(auth))).status_code == 404
+    assert_problem(await send(http, stale, auth, PART, data(PART), expect=404), 404)
+
+    collected = await maintenance.collect_garbage(
+        services.sessions, services.store, grace=timedelta(hours=24)
+    )
+
+    assert collected.uploads_aborted == 1
+    assert len(pending_multipart(s3)) == 1
+    assert [u.id for u in await upload_rows(services)] == [uuid.UUID(live.rsplit("/", 1)[1])]
+    assert all(p.upload_id != stale_id for p in await part_rows(services))
+    (event,) = await events(services, "upload.expired")
+    assert event.target_id == str(stale_id)
+    assert event.actor_role == "system"
+    # The live one finishes as if nothing happened.
+    done = await send(http, live, auth, PART, data(PART + 1)[PART:])
+    assert done.headers["document-version"] == "1"
+    assert pending_multipart(s3) == []

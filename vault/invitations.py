@@ -1,0 +1,135 @@
+"""Invitations: staff invite client users to their clients, admins invite anyone.
+
+Inviting creates the user without a password and issues a single-use, expiring link; the
+invitee chooses a password through that link. Inviting someone who was invited before but
+never accepted sends a fresh link (the old one stops working) and adds the new clients.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vault import accounts, audit, email_links
+from vault.errors import ConflictError, NotFoundError
+from vault.identity import EmailLinkPurpose
+from vault.models import Client, Role, User
+from vault.passwords import check_password_policy, hash_password
+from vault.policy import Permission, Principal, require
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    user: User
+    secret: str  # goes into the emailed link, once
+
+
+async def invite(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    *,
+    email: str,
+    role: Role,
+    client_ids: list[uuid.UUID],
+    valid_for: timedelta,
+    display_name: str = "",
+) -> Invited:
+    """Invite `email` as `role` with access to `client_ids`.
+
+    Raises:
+        NotFoundError: a client is unknown or hidden from the caller.
+        PermissionDeniedError: the caller may not invite this role.
+        ConflictError: the address already belongs to an account in use.
+        ValueError: the address is not an email address.
+    """
+    if role is Role.CLIENT:
+        if not client_ids:
+            raise ValueError("a client user needs at least one client")
+        for client_id in client_ids:
+            require(principal, Permission.INVITE, client_id)
+            if await session.get(Client, client_id) is None:
+                raise NotFoundError("client not found")
+    else:
+        # Staff, auditors and admins are the firm's own people: only admins add them.
+        require(principal, Permission.MANAGE, None)
+        for client_id in client_ids:
+            if await session.get(Client, client_id) is None:
+                raise NotFoundError("client not found")
+        if role is not Role.STAFF:
+            client_ids = []
+    user = await accounts.find_user(session, email)
+    if user is None:
+        user = await accounts.create_user(
+            session,
+            context,
+            email=email,
+            role=role,
+            client_ids=client_ids,
+            display_name=display_name,
+        )
+    elif user.password_hash is not None or not user.is_active:
+        raise ConflictError("this address already has an account")
+    elif user.role != role:
+        raise ConflictError(f"this address was invited as {user.role} before")
+    else:
+        for client_id in client_ids:
+            await accounts.grant_access(session, context, user, client_id)
+    inviter = await session.get(User, principal.user_ref) if principal.user_ref else None
+    secret = await email_links.issue(
+        session, EmailLinkPurpose.INVITATION, user, valid_for=valid_for, created_by=inviter
+    )
+    await audit.record(
+        session,
+        context,
+        "user.invited",
+        target_type="user",
+        target_id=user.id,
+        details={
+            "email": user.email,
+            "role": user.role,
+            "clients": [str(c) for c in client_ids],
+            "expires_in_hours": round(valid_for.total_seconds() / 3600, 2),
+        },
+    )
+    return Invited(user=user, secret=secret)
+
+
+async def accept(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    ph: PasswordHasher,
+    *,
+    secret: str,
+    password: str,
+) -> User | None:
+    """Set the invitee's first password through the link; None if the link is not live.
+
+    Raises:
+        WeakPasswordError: the password breaks the policy (the link stays usable).
+    """
+    user = await email_links.peek(session, EmailLinkPurpose.INVITATION, secret)
+    if user is None:
+        return None
+    check_password_policy(password, email=user.email, display_name=user.display_name)
+    if await email_links.redeem(session, EmailLinkPurpose.INVITATION, secret) is None:
+        return None
+    user.password_hash = hash_password(password, ph)
+    session.add(user)
+    await audit.record(
+        session,
+        audit.AuditContext(
+            actor_id=str(user.id),
+            actor_role=user.role,
+            ip=context.ip,
+            user_agent=context.user_agent,
+        ),
+        "user.invitation_accepted",
+        target_type="user",
+        target_id=user.id,
+    )
+    return user

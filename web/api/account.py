@@ -1,0 +1,339 @@
+"""The caller's own account (sessions, password, TOTP, tokens) and inviting and managing users.
+
+Account routes need a signed-in browser session: a token may use the API but may not mint
+tokens or change how its owner signs in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from notify import DeliveryError
+from vault import accounts, audit, invitations, mfa, sessions
+from vault.errors import NotFoundError
+from vault.identity import SessionStage
+from vault.models import AccessToken, Client, Role, TokenScope, User
+from vault.passwords import WeakPasswordError, verify_password
+from vault.policy import Permission, require
+from web import account_flow, account_mail, signin_flow
+from web.api.common import (
+    api_call,
+    iso,
+    json_body,
+    parse_id,
+    session_call,
+    string_field,
+)
+from web.auth import Caller, set_session_cookie
+from web.context import services
+from web.errors import ProblemError
+
+ENROLLING = frozenset({SessionStage.ENROL, SessionStage.FULL})
+
+
+# Sessions ----------------------------------------------------------------------------------
+
+
+async def list_sessions(request: Request) -> JSONResponse:
+    async with session_call(request) as call:
+        rows = await sessions.live_sessions(
+            call.session, call.user.id, policy=services(request).session_policy
+        )
+        body = [
+            {
+                "id": row.handle,
+                "created_at": iso(row.created_at),
+                "last_seen_at": iso(row.last_seen_at),
+                "expires_at": iso(row.expires_at),
+                "ip": row.ip,
+                "user_agent": row.user_agent,
+                "current": row.id == call.browser.id,
+            }
+            for row in rows
+        ]
+    return JSONResponse({"sessions": body})
+
+
+async def delete_one_session(request: Request) -> Response:
+    async with session_call(request) as call:
+        handle = request.path_params["handle"]
+        if not await sessions.end_by_handle(call.session, call.audit, call.user, handle):
+            raise NotFoundError("session not found")
+    return Response(status_code=204)
+
+
+async def delete_other_sessions(request: Request) -> JSONResponse:
+    """Sign out everywhere else."""
+    async with session_call(request) as call:
+        ended = await account_flow.end_other_sessions(
+            call.session, call.audit, call.user, call.browser
+        )
+    return JSONResponse({"ended": ended})
+
+
+# Password ----------------------------------------------------------------------------------
+
+
+async def change_password(request: Request) -> Response:
+    async with session_call(request) as call:
+        data = await json_body(request)
+        current = string_field(data, "current_password") or ""
+        new = string_field(data, "new_password") or ""
+        svc = services(request)
+        try:
+            changed = await account_flow.change_password(
+                call.session,
+                call.audit,
+                call.user,
+                call.browser,
+                ph=svc.password_hasher,
+                current=current,
+                new=new,
+            )
+        except WeakPasswordError as exc:
+            raise ProblemError(422, "Invalid request", str(exc), field="new_password") from None
+        user = call.user
+    if not changed:
+        raise ProblemError(
+            422, "Invalid request", "the current password is wrong", field="current_password"
+        )
+    task = signin_flow.password_changed_task(svc, user, how="changed by you")
+    return Response(status_code=204, background=task)
+
+
+# TOTP ----------------------------------------------------------------------------------------
+
+
+async def totp_status(request: Request) -> JSONResponse:
+    async with session_call(request, stages=ENROLLING) as call:
+        enabled = await mfa.has_totp(call.session, call.user.id)
+        left = await mfa.remaining_recovery_codes(call.session, call.user.id)
+    return JSONResponse({"enabled": enabled, "recovery_codes_left": left})
+
+
+async def begin_totp(request: Request) -> JSONResponse:
+    async with session_call(request, stages=ENROLLING) as call:
+        enrolment = await mfa.begin_enrolment(call.session, services(request).keyring, call.user)
+    return JSONResponse(
+        {"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def confirm_totp(request: Request) -> Response:
+    async with session_call(request, stages=ENROLLING) as call:
+        data = await json_body(request)
+        code = string_field(data, "code") or ""
+        caller = Caller(call.principal, call.user, call.browser)
+        try:
+            codes, started = await signin_flow.confirm_enrolment(
+                request, call.session, caller, code
+            )
+        except mfa.MfaError as exc:
+            raise ProblemError(422, "Invalid request", str(exc), field="code") from None
+    body: dict[str, Any] = {"recovery_codes": codes}
+    if started is not None:
+        body["csrf_token"] = started.row.csrf_token
+    response = JSONResponse(body, headers={"Cache-Control": "no-store"})
+    if started is not None:
+        set_session_cookie(request, response, started.secret)
+    return response
+
+
+async def regenerate_recovery_codes(request: Request) -> JSONResponse:
+    async with session_call(request) as call:
+        data = await json_body(request)
+        password = string_field(data, "password") or ""
+        svc = services(request)
+        stored = call.user.password_hash
+        if stored is None or not verify_password(stored, password, svc.password_hasher):
+            raise ProblemError(422, "Invalid request", "the password is wrong", field="password")
+        codes = await mfa.regenerate_recovery_codes(
+            call.session, call.audit, call.user, svc.password_hasher
+        )
+    return JSONResponse({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
+
+
+# Personal access tokens -----------------------------------------------------------------------
+
+
+def token_json(token: AccessToken) -> dict[str, Any]:
+    return {
+        "id": str(token.id),
+        "name": token.name,
+        "scope": token.scope,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
+async def list_tokens(request: Request) -> JSONResponse:
+    async with session_call(request) as call:
+        rows = await accounts.list_tokens(call.session, call.user)
+        return JSONResponse({"tokens": [token_json(t) for t in rows]})
+
+
+async def create_token(request: Request) -> JSONResponse:
+    async with session_call(request) as call:
+        data = await json_body(request)
+        name = string_field(data, "name", required=False) or ""
+        scope_value = string_field(data, "scope", required=False) or TokenScope.READ_WRITE.value
+        try:
+            scope = TokenScope(scope_value)
+        except ValueError:
+            raise ProblemError(
+                422, "Invalid request", "scope must be read or read-write", field="scope"
+            ) from None
+        days = data.get("expires_in_days", 90)
+        if days is not None and (
+            not isinstance(days, int)
+            or isinstance(days, bool)
+            or not 1 <= days <= account_flow.MAX_TOKEN_DAYS
+        ):
+            raise ProblemError(
+                422,
+                "Invalid request",
+                "expires_in_days must be 1..366 or null",
+                field="expires_in_days",
+            )
+        token, secret = await account_flow.create_token(
+            call.session, call.audit, call.user, name=name, scope=scope, days=days
+        )
+        body = {**token_json(token), "token": secret}
+    return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+async def revoke_token(request: Request) -> Response:
+    async with session_call(request) as call:
+        token_id = parse_id(request.path_params["token_id"], "token")
+        await accounts.revoke_token(call.session, call.audit, call.user, token_id)
+    return Response(status_code=204)
+
+
+# Invitations and user management ------------------------------------------------------------------
+
+
+async def invite(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        data = await json_body(request)
+        email = string_field(data, "email") or ""
+        role_value = string_field(data, "role", required=False) or Role.CLIENT.value
+        try:
+            role = Role(role_value)
+        except ValueError:
+            raise ProblemError(422, "Invalid request", "unknown role", field="role") from None
+        raw_clients = data.get("client_ids", [])
+        if not isinstance(raw_clients, list) or not all(isinstance(c, str) for c in raw_clients):
+            raise ProblemError(
+                422, "Invalid request", "client_ids must be a list of ids", field="client_ids"
+            )
+        client_ids = [parse_id(c, "client") for c in raw_clients]
+        display_name = (string_field(data, "display_name", required=False) or "").strip()[:200]
+        svc = services(request)
+        valid_for = timedelta(hours=svc.settings.auth.invitation_valid_hours)
+        try:
+            invited = await invitations.invite(
+                call.session,
+                call.principal,
+                call.audit,
+                email=email,
+                role=role,
+                client_ids=client_ids,
+                valid_for=valid_for,
+                display_name=display_name,
+            )
+        except ValueError as exc:
+            raise ProblemError(422, "Invalid request", str(exc), field="email") from None
+        names = [c.name for cid in client_ids if (c := await call.session.get(Client, cid))]
+        inviter = call.user.display_name or call.user.email
+    sent = True
+    try:
+        # Sent while the inviter waits, so they learn at once if the address bounced.
+        await account_mail.send(
+            svc,
+            "invitation",
+            invited.user,
+            inviter=inviter,
+            clients=", ".join(names),
+            link=account_mail.link(svc, f"/invite/{invited.secret}"),
+            expires=account_mail.when(datetime.now(UTC) + valid_for),
+        )
+    except DeliveryError:
+        sent = False
+    return JSONResponse(
+        {
+            "user_id": str(invited.user.id),
+            "email": invited.user.email,
+            "role": invited.user.role,
+            "email_sent": sent,
+        },
+        status_code=201,
+    )
+
+
+async def reset_user_totp(request: Request) -> Response:
+    """DELETE /users/{user_id}/totp: an admin resets someone's second factor (audited)."""
+    async with api_call(request) as call:
+        require(call.principal, Permission.MANAGE, None)
+        user = await _user(call.session, request.path_params["user_id"])
+        await mfa.reset_totp(call.session, call.audit, user)
+        await sessions.end_all(call.session, user.id)
+    return Response(status_code=204)
+
+
+async def update_user(request: Request) -> JSONResponse:
+    """PATCH /users/{user_id} {role?, active?}: privilege changes end the user's sessions."""
+    async with api_call(request) as call:
+        data = await json_body(request)
+        require(call.principal, Permission.MANAGE, None)
+        user = await _user(call.session, request.path_params["user_id"])
+        changes: dict[str, Any] = {}
+        if "role" in data:
+            try:
+                role = Role(str(data["role"]))
+            except ValueError:
+                raise ProblemError(422, "Invalid request", "unknown role", field="role") from None
+            if role != user.role:
+                changes["role"] = {"from": user.role, "to": role.value}
+                user.role = role
+        if "active" in data:
+            if not isinstance(data["active"], bool):
+                raise ProblemError(
+                    422, "Invalid request", "active must be true or false", field="active"
+                )
+            if data["active"] != user.is_active:
+                changes["active"] = data["active"]
+                user.is_active = data["active"]
+        if changes:
+            call.session.add(user)
+            # The user signs in again to get a session at the new privilege level.
+            ended = await sessions.end_all(call.session, user.id)
+            await audit.record(
+                call.session,
+                call.audit,
+                "user.updated",
+                target_type="user",
+                target_id=user.id,
+                details={**changes, "sessions_ended": ended},
+            )
+        body = {
+            "id": str(user.id),
+            "email": user.email,
+            "role": user.role,
+            "active": user.is_active,
+        }
+    return JSONResponse(body)
+
+
+async def _user(session: Any, raw_id: str) -> User:
+    user = await session.get(User, parse_id(raw_id, "user"))
+    if user is None:
+        raise NotFoundError("user not found")
+    assert isinstance(user, User)
+    return user

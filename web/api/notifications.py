@@ -1,0 +1,204 @@
+"""Notification settings of the caller, their profile's language and time zone, and the
+admins' view of messages that could not be delivered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from notify import LOCALES, outbox
+from vault import profiles
+from vault.errors import NotFoundError, PermissionDeniedError
+from vault.models import Client, Role, User
+from vault.notifications import (
+    Cadence,
+    Defaults,
+    Notification,
+    NotificationPref,
+    effective,
+    preferences,
+    set_preference,
+)
+from vault.policy import Permission, Principal, can_see_client, require
+from web.api.common import api_call, iso, json_body, parse_id, string_field
+from web.context import services
+from web.errors import ProblemError
+
+_MAX_LIST = 500
+
+
+def _defaults(request: Request) -> Defaults:
+    settings = services(request).settings.notify
+    return Defaults(
+        settings.client_default_cadence, settings.staff_default_cadence, settings.daily_hour
+    )
+
+
+def _may_hear_of(principal: Principal, client: Client) -> bool:
+    """Emails reach members and assigned staff; admins see every client but hear of none."""
+    return client.id in principal.client_ids and can_see_client(principal, client.id)
+
+
+def _entry(
+    client: Client, pref: NotificationPref | None, user: User, defaults: Defaults
+) -> dict[str, Any]:
+    chosen = effective(pref, user.role, defaults)
+    return {
+        "client_id": str(client.id),
+        "client_name": client.name,
+        "cadence": chosen.cadence.value,
+        "daily_hour": chosen.daily_hour,
+        "is_default": chosen.is_default,
+        "default_cadence": defaults.cadence_for(user.role).value,
+    }
+
+
+def _profile(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "display_name": user.display_name,
+        "locale": user.locale,
+        "timezone": user.timezone,
+    }
+
+
+def _writable(principal: Principal) -> None:
+    if principal.read_only:
+        raise PermissionDeniedError("a read-only token cannot change settings")
+
+
+async def my_notifications(request: Request) -> JSONResponse:
+    defaults = _defaults(request)
+    async with api_call(request) as call:
+        prefs = await preferences(call.session, call.user.id)
+        clients = [
+            client
+            for client_id in call.principal.client_ids
+            if (client := await call.session.get(Client, client_id)) is not None
+            and _may_hear_of(call.principal, client)
+        ]
+        clients.sort(key=lambda c: (c.name.casefold(), str(c.id)))
+        return JSONResponse(
+            {
+                **_profile(call.user),
+                "cadences": [c.value for c in Cadence],
+                "locales": sorted(LOCALES),
+                "default_cadence": defaults.cadence_for(call.user.role).value,
+                "default_daily_hour": defaults.daily_hour,
+                "clients": [_entry(c, prefs.get(c.id), call.user, defaults) for c in clients],
+            }
+        )
+
+
+def _cadence(data: dict[str, Any]) -> Cadence:
+    value = string_field(data, "cadence") or ""
+    try:
+        return Cadence(value)
+    except ValueError:
+        choices = ", ".join(c.value for c in Cadence)
+        raise ProblemError(
+            422, "Invalid request", f"cadence must be one of: {choices}", field="cadence"
+        ) from None
+
+
+def _daily_hour(data: dict[str, Any]) -> int | None:
+    value = data.get("daily_hour")
+    if value is None:
+        return None
+    # bool is an int in Python; `true` is not an hour.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 23:
+        raise ProblemError(
+            422, "Invalid request", "daily_hour must be an integer 0-23", field="daily_hour"
+        )
+    return value
+
+
+async def set_my_notifications(request: Request) -> JSONResponse:
+    client_id = parse_id(request.path_params["client_id"], "client")
+    defaults = _defaults(request)
+    async with api_call(request) as call:
+        data = await json_body(request)
+        cadence = _cadence(data)
+        daily_hour = _daily_hour(data)
+        client = await call.session.get(Client, client_id)
+        if client is None or not _may_hear_of(call.principal, client):
+            raise NotFoundError("client not found")
+        _writable(call.principal)
+        pref = await set_preference(
+            call.session, call.audit, call.user, client.id, cadence, daily_hour=daily_hour
+        )
+        return JSONResponse(_entry(client, pref, call.user, defaults))
+
+
+async def update_profile(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        data = await json_body(request)
+        fields = {
+            name: string_field(data, name, required=False)
+            for name in ("locale", "timezone", "display_name")
+        }
+        _writable(call.principal)
+        try:
+            await profiles.update_profile(
+                call.session, call.audit, call.user, supported_locales=LOCALES, **fields
+            )
+        except profiles.ProfileError as exc:
+            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
+        return JSONResponse(_profile(call.user))
+
+
+def _require_admin(principal: Principal, *, write: bool = False) -> None:
+    # Like any resource the caller may not see, the outbox does not exist for non-admins.
+    if principal.role is not Role.ADMIN:
+        raise NotFoundError("not found")
+    if write:
+        require(principal, Permission.MANAGE, None)  # refuses read-only tokens
+
+
+def _failed_json(row: Notification) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "user_id": str(row.user_id),
+        "email": row.email,
+        "client_id": str(row.client_id) if row.client_id else None,
+        "message_id": row.message_id,
+        "subject": row.subject,
+        "state": row.state,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "last_attempt_at": iso(row.claimed_at),
+    }
+
+
+async def failed_notifications(request: Request) -> JSONResponse:
+    raw = request.query_params.get("limit", "100")
+    async with api_call(request) as call:
+        _require_admin(call.principal)
+        if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIST:
+            raise ProblemError(
+                422, "Invalid request", f"limit must be 1-{_MAX_LIST}", field="limit"
+            )
+        rows = await outbox.failed(call.session, limit=int(raw))
+        return JSONResponse({"notifications": [_failed_json(r) for r in rows]})
+
+
+async def retry_notification(request: Request) -> JSONResponse:
+    notification_id = parse_id(request.path_params["notification_id"], "notification")
+    async with api_call(request) as call:
+        _require_admin(call.principal, write=True)
+        row = await outbox.retry(call.session, call.audit, notification_id, now=datetime.now(UTC))
+        if row is None:
+            found = await call.session.get(Notification, notification_id)
+            if found is None:
+                raise NotFoundError("notification not found")
+            raise ProblemError(
+                409,
+                "Conflict",
+                f"only failed notifications can be retried (this one is {found.state})",
+            )
+        return JSONResponse(_failed_json(row), status_code=202)

@@ -1,0 +1,347 @@
+"""Resumable uploads: tus 1.0.0 (core, creation, termination, expiration) at /api/v1/uploads.
+
+The protocol as implemented, and the whole-part rule, are described in docs/uploads.md. The
+domain side (parts, nonce guard, finishing) is `vault.uploads`; this module speaks HTTP.
+
+Every response, errors included, carries `Tus-Resumable: 1.0.0`. Errors are problem+json
+like the rest of the API. Authentication comes before the protocol version check, so an
+anonymous caller learns nothing about the endpoint but that it needs a token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from functools import wraps
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from vault import uploads
+from web.api.common import api_call, parse_id
+from web.context import services
+from web.errors import EXCEPTION_HANDLERS, ProblemError
+from web.services import MiB, Services
+
+logger = logging.getLogger(__name__)
+
+TUS_VERSION = "1.0.0"
+TUS_EXTENSIONS = "creation,termination,expiration"
+OFFSET_STREAM = "application/offset+octet-stream"
+# Not a tus header: the PATCH body size that stores without waste (a whole number of parts).
+CHUNK_SIZE_HEADER = "ClientVault-Chunk-Size"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def tus_endpoint(handler: Handler) -> Handler:
+    """Answer errors as problem+json like the rest of the API, and mark every response tus."""
+
+    @wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = await _problem(request, exc)
+        response.headers["Tus-Resumable"] = TUS_VERSION
+        return response
+
+    return endpoint
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    # The app's own handlers, most specific first (the mapping is ordered that way).
+    for kind, handle in EXCEPTION_HANDLERS.items():
+        if isinstance(exc, kind):
+            response: Response = await handle(request, exc)
+            return response
+    raise exc  # pragma: no cover - `Exception` is among the handlers
+
+
+def chunk_size(svc: Services) -> int:
+    """`[uploads].chunk_size_mib` rounded down to whole parts (at least one)."""
+    part_mib = svc.settings.storage.part_size_mib
+    return max(1, svc.settings.uploads.chunk_size_mib // part_mib) * part_mib * MiB
+
+
+def max_size(svc: Services) -> int:
+    return min(svc.max_upload_size, uploads.max_length(svc.part_size))
+
+
+def _expires_in(svc: Services) -> timedelta:
+    return timedelta(hours=svc.settings.uploads.expire_hours)
+
+
+def http_date(moment: datetime) -> str:
+    """RFC 7231 IMF-fixdate, as tus requires for `Upload-Expires`."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def _require_version(request: Request) -> None:
+    if request.headers.get("tus-resumable") != TUS_VERSION:
+        raise ProblemError(
+            412,
+            "Precondition failed",
+            f"this server speaks tus {TUS_VERSION}: send Tus-Resumable: {TUS_VERSION}",
+            headers={"Tus-Version": TUS_VERSION},
+        )
+
+
+def _optional_count(request: Request, name: str) -> int | None:
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+        raise ProblemError(400, "Bad request", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _count(request: Request, name: str) -> int:
+    value = _optional_count(request, name)
+    if value is None:
+        raise ProblemError(400, "Bad request", f"the {name} header is required")
+    return value
+
+
+def _media_type(value: bytes | None) -> str | None:
+    """The `filetype` metadata (tus-js-client sends it) as a plain media type, if it is one."""
+    if not value:
+        return None
+    try:
+        text = value.decode("ascii").split(";")[0].strip().lower()
+    except UnicodeDecodeError:
+        return None
+    if not text or len(text) > 100 or text.count("/") != 1 or text == "application/octet-stream":
+        return None
+    if not all(c.isalnum() or c in "!#$&^_.+-/" for c in text):
+        return None
+    return text
+
+
+def _metadata_text(pairs: dict[str, bytes], key: str) -> str:
+    value = pairs.get(key)
+    if value is None:
+        raise ProblemError(
+            400, "Bad request", f"Upload-Metadata must carry {key} (base64)", field=key
+        )
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProblemError(
+            400, "Bad request", f"the {key} metadata is not UTF-8", field=key
+        ) from None
+
+
+def _document_headers(finished: uploads.Finished) -> dict[str, str]:
+    return {"Document-Id": str(finished.document_id), "Document-Version": str(finished.version)}
+
+
+class _Body:
+    """The request body as it streams in, and whether it arrived whole."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.received = 0
+        self.cut_short = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._request.stream():
+                if chunk:
+                    self.received += len(chunk)
+                    yield chunk
+        except ClientDisconnect:
+            # The whole parts that arrived are kept; the client resumes from the offset a
+            # HEAD reports.
+            self.cut_short = True
+
+
+# --- Routes ----------------------------------------------------------------------------------
+
+
+@tus_endpoint
+async def options(request: Request) -> Response:
+    """Discovery; public, like any tus server's (the request's Tus-Resumable is ignored)."""
+    svc = services(request)
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Version": TUS_VERSION,
+            "Tus-Extension": TUS_EXTENSIONS,
+            "Tus-Max-Size": str(max_size(svc)),
+            CHUNK_SIZE_HEADER: str(chunk_size(svc)),
+        },
+    )
+
+
+@tus_endpoint
+async def create(request: Request) -> Response:
+    svc = services(request)
+    async with api_call(request) as call:
+        _require_version(request)
+        if request.headers.get("upload-defer-length") is not None:
+            raise ProblemError(400, "Bad request", "deferred lengths are not supported")
+        length = _count(request, "upload-length")
+        limit = max_size(svc)
+        if length > limit:
+            raise ProblemError(
+                413,
+                "Content too large",
+                f"the limit is {limit} bytes",
+                headers={"Tus-Max-Size": str(limit)},
+            )
+        if _optional_count(request, "content-length") or request.headers.get("transfer-encoding"):
+            raise ProblemError(
+                400, "Bad request", "send the bytes with PATCH; creation takes no body"
+            )
+        raw = request.headers.get("upload-metadata", "")
+        pairs = uploads.parse_metadata(raw)
+        name = _metadata_text(pairs, "filename")
+        folder_id = parse_id(_metadata_text(pairs, "folder_id"), "folder")
+        upload = await uploads.create_upload(
+            call.session,
+            call.principal,
+            call.audit,
+            svc.keyring,
+            svc.store,
+            folder_id=folder_id,
+            name=name,
+            length=length,
+            part_size=svc.part_size,
+            max_size=svc.max_upload_size,
+            expires_in=_expires_in(svc),
+            metadata=raw or None,
+            content_type=_media_type(pairs.get("filetype")),
+        )
+        principal, context = call.principal, call.audit
+    headers = {
+        "Location": f"/api/v1/uploads/{upload.id}",
+        "Upload-Offset": "0",
+        "Upload-Expires": http_date(upload.expires_at),
+        CHUNK_SIZE_HEADER: str(chunk_size(svc)),
+    }
+    if length == 0:
+        # Nothing will ever be sent: the (empty) final part is all there is, so finish now.
+        resumable = uploads.Resumable.of(upload, svc.keyring)
+        await uploads.append(
+            svc.sessions, svc.store, resumable, _nothing(), expires_in=_expires_in(svc)
+        )
+        finished = await uploads.finish(
+            svc.sessions, svc.store, svc.keyring, principal, context, upload.id
+        )
+        headers.update(_document_headers(finished))
+        del headers["Upload-Expires"]
+    return Response(status_code=201, headers=headers)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    empty: tuple[bytes, ...] = ()
+    for chunk in empty:
+        yield chunk
+
+
+@tus_endpoint
+async def head(request: Request) -> Response:
+    upload_id = parse_id(request.path_params["upload_id"], "upload")
+    async with api_call(request) as call:
+        _require_version(request)
+        upload = await uploads.get_upload(call.session, call.principal, upload_id)
+    headers = {
+        "Upload-Offset": str(uploads.reported_offset(upload)),
+        "Upload-Length": str(upload.upload_length),
+        "Cache-Control": "no-store",
+        CHUNK_SIZE_HEADER: str(chunk_size(services(request))),
+    }
+    if upload.tus_metadata:
+        headers["Upload-Metadata"] = upload.tus_metadata
+    if upload.state == uploads.UploadState.COMPLETE:
+        # A client whose final PATCH lost its answer learns the document here.
+        headers.update(
+            _document_headers(uploads.Finished(upload.document_id, upload.version_number or 0))
+        )
+    else:
+        headers["Upload-Expires"] = http_date(upload.expires_at)
+    return Response(status_code=200, headers=headers)
+
+
+@tus_endpoint
+async def patch(request: Request) -> Response:
+    svc = services(request)
+    upload_id = parse_id(request.path_params["upload_id"], "upload")
+    async with api_call(request) as call:
+        _require_version(request)
+        upload = await uploads.get_upload(call.session, call.principal, upload_id, write=True)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != OFFSET_STREAM:
+            raise ProblemError(415, "Unsupported media type", f"send Content-Type: {OFFSET_STREAM}")
+        offset = _count(request, "upload-offset")
+        current = uploads.reported_offset(upload)
+        if offset != current:
+            raise ProblemError(
+                409, "Conflict", f"Upload-Offset is {offset}, but the upload is at {current}"
+            )
+        declared = _optional_count(request, "content-length")
+        if declared is not None and current + declared > upload.upload_length:
+            raise ProblemError(
+                413,
+                "Content too large",
+                f"{declared} bytes at offset {current} run past Upload-Length "
+                f"{upload.upload_length}",
+            )
+        principal, context = call.principal, call.audit
+        resumable = uploads.Resumable.of(upload, svc.keyring)
+    if upload.state == uploads.UploadState.COMPLETE:
+        # The final request again (its answer was lost, say): the same answer, nothing stored.
+        async for chunk in request.stream():
+            if chunk:
+                raise ProblemError(413, "Content too large", "the upload is already complete")
+        finished = uploads.Finished(upload.document_id, upload.version_number or 0)
+        return Response(
+            status_code=204,
+            headers={"Upload-Offset": str(upload.upload_length), **_document_headers(finished)},
+        )
+    body = _Body(request)
+    appended = await uploads.append(
+        svc.sessions, svc.store, resumable, body, expires_in=_expires_in(svc)
+    )
+    headers: dict[str, str] = {}
+    if appended.final_stored:
+        finished = await uploads.finish(
+            svc.sessions, svc.store, svc.keyring, principal, context, upload_id
+        )
+        headers["Upload-Offset"] = str(resumable.length)
+        headers.update(_document_headers(finished))
+        return Response(status_code=204, headers=headers)
+    if appended.parts_stored == 0 and body.received and not body.cut_short:
+        # A client that keeps sending less than a part would never advance: tell it why.
+        size = chunk_size(svc)
+        raise ProblemError(
+            400,
+            "Bad request",
+            f"nothing was stored: a PATCH must carry at least one whole part "
+            f"({resumable.part_size} bytes) or the rest of the upload; send chunks of "
+            f"{size} bytes ({CHUNK_SIZE_HEADER})",
+            headers={CHUNK_SIZE_HEADER: str(size)},
+        )
+    headers["Upload-Offset"] = str(appended.offset)
+    expires = appended.expires_at or upload.expires_at
+    headers["Upload-Expires"] = http_date(expires)
+    return Response(status_code=204, headers=headers)
+
+
+@tus_endpoint
+async def delete(request: Request) -> Response:
+    svc = services(request)
+    upload_id = parse_id(request.path_params["upload_id"], "upload")
+    async with api_call(request) as call:
+        _require_version(request)
+        upload = await uploads.terminate(call.session, call.principal, call.audit, upload_id)
+    try:
+        await uploads.discard(svc.store, upload)
+    except Exception:
+        # The row is gone, so `clientvault gc` aborts the parts once they pass its grace.
+        logger.warning("could not drop the parts of terminated upload %s", upload.id, exc_info=True)
+    return Response(status_code=204)

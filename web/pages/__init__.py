@@ -1,0 +1,38 @@
+"""Server-rendered browser pages: signing in, the home page and the account page.
+
+They work without JavaScript: plain forms, each state-changing one carrying the session's
+CSRF token, answered by a redirect or by the page again with the error next to the field.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from web.pages import account, home, signin
+
+__all__ = ["routes"]
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", home.home, methods=["GET"]),
+        Route("/login", signin.login_form, methods=["GET"]),
+        Route("/login", signin.login_submit, methods=["POST"]),
+        Route("/login/totp", signin.totp_form, methods=["GET"]),
+        Route("/login/totp", signin.totp_submit, methods=["POST"]),
+        Route("/login/enrol", signin.enrol_form, methods=["GET"]),
+        Route("/login/enrol", signin.enrol_submit, methods=["POST"]),
+        Route("/logout", signin.logout, methods=["POST"]),
+        Route("/invite/{token}", signin.invitation_form, methods=["GET"]),
+        Route("/invite/{token}", signin.invitation_submit, methods=["POST"]),
+        Route("/reset", signin.reset_request_form, methods=["GET"]),
+        Route("/reset", signin.reset_request_submit, methods=["POST"]),
+        Route("/reset/{token}", signin.reset_form, methods=["GET"]),
+        Route("/reset/{token}", signin.reset_submit, methods=["POST"]),
+        Route("/account", account.account, methods=["GET"]),
+        Route("/account/password", account.change_password, methods=["POST"]),
+        Route("/account/sessions/end-others", account.end_other_sessions, methods=["POST"]),
+        Route("/account/sessions/{handle}/end", account.end_session, methods=["POST"]),
+        Route("/account/tokens", account.create_token, methods=["POST"]),
+        Route("/account/tokens/{token_id}/revoke", account.revoke_token, methods=["POST"]),
+    ]

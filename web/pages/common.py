@@ -1,0 +1,126 @@
+"""What every page route shares: reading a form, finding the signed-in browser, and turning
+errors into readable pages rather than problem+json."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
+from vault.identity import SessionStage
+from web.auth import Caller, check_csrf, resolve
+from web.errors import ProblemError
+from web.pages.render import render
+from web.signin_flow import NEXT_STEP
+
+logger = logging.getLogger(__name__)
+
+FULL = frozenset({SessionStage.FULL})
+ANY_STAGE = frozenset(SessionStage)
+MAX_FORM_BODY = 64 * 1024
+MAX_FORM_FIELDS = 32
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Redirect(Exception):  # control flow out of nested calls, not an error
+    """Leave the page for another one (303 See Other)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def see_other(location: str) -> RedirectResponse:
+    # 303: the browser follows a form POST with a GET, so a reload does not resubmit it.
+    return RedirectResponse(location, status_code=303)
+
+
+def page(endpoint: Endpoint) -> Endpoint:
+    """Answer a page route's errors with a page: the browser shows it, not a JSON body."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Redirect as exc:
+            return see_other(exc.location)
+        except ProblemError as exc:
+            headers = dict(exc.extra.get("headers") or {})
+            return render(request, "error.html", status=exc.status, headers=headers)
+        except NotFoundError:
+            return render(request, "error.html", status=404)
+        except PermissionDeniedError:
+            return render(request, "error.html", status=403)
+        except ConflictError:
+            return render(request, "error.html", status=409)
+        except Exception:
+            # The details are for the log; the page says only that it failed.
+            logger.exception("unhandled error on %s %s", request.method, request.url.path)
+            return render(request, "error.html", status=500)
+
+    return wrapper
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A urlencoded form body, bounded in size and number of fields; the first of repeated
+    fields wins."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BODY:
+            raise ProblemError(413, "Content too large")
+    if not body:
+        return {}  # a form of buttons only, which some clients send without a content type
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != FORM_TYPE:
+        raise ProblemError(415, "Unsupported media type")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise ProblemError(400, "Bad request") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+async def browser_caller(
+    request: Request,
+    session: AsyncSession,
+    *,
+    stages: frozenset[SessionStage] = FULL,
+    csrf_token: str | None = None,
+) -> Caller:
+    """The browser session behind the request, at one of `stages`.
+
+    Without a session the page is the sign-in page; a session at another stage goes to the
+    step it must finish (or home). A state-changing request must bring the session's CSRF
+    token in `csrf_token`, a missing field counting as a wrong token.
+    """
+    caller = await resolve(request, session)
+    if caller is None or caller.browser is None:
+        raise Redirect("/login")
+    if caller.browser.stage not in stages:
+        raise Redirect(NEXT_STEP[SessionStage(caller.browser.stage)])
+    check_csrf(request, caller.browser, csrf_token or "")
+    return caller
+
+
+def notice(request: Request, known: frozenset[str]) -> str:
+    """The `done` query parameter, if it names one of the notices the page knows; the text
+    itself lives in the template, so a link cannot put words on the page."""
+    value = request.query_params.get("done", "")
+    return value if value in known else ""

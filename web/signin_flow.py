@@ -1,0 +1,230 @@
+"""The steps of signing in, shared by the JSON API and the browser pages.
+
+Each function does the work of one step and leaves the answer's shape (JSON or HTML) to its
+caller. Refusals commit their failure counts and audit events: the functions that open their
+own transaction return normally on a refusal instead of raising inside it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+
+from vault import audit, email_links, invitations, mfa, sessions, signin
+from vault.db import transaction
+from vault.identity import EmailLinkPurpose, SessionStage
+from vault.models import User
+from vault.sessions import Started
+from vault.signin import Attempt, Outcome
+from web import account_mail
+from web.auth import Caller, cookie_name
+from web.context import audit_context, services
+from web.services import Services
+
+# Where a browser session at each stage goes next.
+NEXT_STEP = {
+    SessionStage.SECOND_FACTOR: "/login/totp",
+    SessionStage.ENROL: "/login/enrol",
+    SessionStage.FULL: "/",
+}
+
+
+def retry_after_seconds(attempt: Attempt) -> int:
+    """Whole seconds until a locked attempt may be repeated (at least one)."""
+    wait = (attempt.retry_after or datetime.now(UTC)) - datetime.now(UTC)
+    return max(1, math.ceil(wait.total_seconds()))
+
+
+def lockout_task(svc: Services, attempt: Attempt) -> BackgroundTask | None:
+    """The email telling an account's owner that this attempt locked it, if it did."""
+    if attempt.lockout is None:
+        return None
+    # The owner hears of the lockout once, when it starts, not on every refused try.
+    return BackgroundTask(
+        account_mail.send_quietly,
+        svc,
+        "lockout",
+        attempt.lockout,
+        until=account_mail.when(attempt.retry_after or datetime.now(UTC)),
+        reset_link=account_mail.link(svc, "/reset"),
+    )
+
+
+async def sign_in(request: Request, email: str, password: str) -> tuple[Attempt, Started | None]:
+    """The password step in its own transaction; a new session when the password is right."""
+    svc = services(request)
+    context = audit_context(request)
+    started = None
+    async with transaction(svc.sessions) as session:
+        attempt = await signin.password_step(
+            session, svc.password_hasher, context, svc.signin_policy, email=email, password=password
+        )
+        if attempt.user is not None and attempt.outcome not in (Outcome.REFUSED, Outcome.LOCKED):
+            # Whatever session the browser came with ends here: a fresh id for a fresh
+            # sign-in, so an id planted beforehand is worth nothing (session fixation).
+            if old := request.cookies.get(cookie_name(request)):
+                found = await sessions.lookup(session, old, policy=svc.session_policy)
+                if found is not None:
+                    await sessions.end(session, found[0])
+            started = await sessions.start(
+                session,
+                attempt.user,
+                attempt.stage,
+                policy=svc.session_policy,
+                ip=context.ip,
+                user_agent=context.user_agent,
+            )
+    return attempt, started
+
+
+async def second_factor(
+    request: Request, session: AsyncSession, caller: Caller, code: str
+) -> tuple[Attempt, Started | None]:
+    """Check a TOTP or recovery code for a session at the second-factor stage; on success the
+    session is replaced by a fully signed-in one."""
+    svc = services(request)
+    assert caller.browser is not None  # only a browser session is ever at this stage
+    attempt = await signin.second_factor_step(
+        session,
+        svc.keyring,
+        svc.password_hasher,
+        audit_context(request),
+        svc.signin_policy,
+        caller.user,
+        code,
+    )
+    started = None
+    if attempt.outcome is Outcome.SIGNED_IN:
+        started = await sessions.rotate(
+            session, caller.browser, caller.user, SessionStage.FULL, policy=svc.session_policy
+        )
+    return attempt, started
+
+
+async def confirm_enrolment(
+    request: Request, session: AsyncSession, caller: Caller, code: str
+) -> tuple[list[str], Started | None]:
+    """Confirm a pending TOTP enrolment with its first code; returns the recovery codes, and
+    a fully signed-in session when enrolment was the last step of signing in.
+
+    Raises MfaError for a wrong code, ConflictError when no enrolment is pending.
+    """
+    svc = services(request)
+    assert caller.browser is not None
+    codes = await mfa.confirm_enrolment(
+        session, svc.keyring, audit_context(request, caller.principal), caller.user, code
+    )
+    started = None
+    # A stage read back from the database is a plain string: compare by value.
+    if caller.browser.stage == SessionStage.ENROL:
+        # Enrolment finishes signing in: a new session id for the new privilege level.
+        started = await sessions.rotate(
+            session, caller.browser, caller.user, SessionStage.FULL, policy=svc.session_policy
+        )
+    return codes, started
+
+
+async def sign_out(request: Request, session: AsyncSession, caller: Caller) -> None:
+    assert caller.browser is not None
+    await sessions.end(session, caller.browser)
+    await audit.record(
+        session,
+        audit_context(request, caller.principal),
+        "auth.logout",
+        target_type="user",
+        target_id=caller.user.id,
+    )
+
+
+async def request_reset(request: Request, email: str) -> BackgroundTask | None:
+    """Issue a reset link if the address has an account; the email goes out after the
+    answer, so the answer takes as long whether or not the account exists."""
+    svc = services(request)
+    valid_for = timedelta(minutes=svc.settings.auth.reset_valid_minutes)
+    async with transaction(svc.sessions) as session:
+        issued = await signin.request_reset(
+            session, audit_context(request), svc.signin_policy, email=email, valid_for=valid_for
+        )
+    if issued is None:
+        return None
+    user, secret = issued
+    return BackgroundTask(
+        account_mail.send_quietly,
+        svc,
+        "reset",
+        user,
+        link=account_mail.link(svc, f"/reset/{secret}"),
+        expires=account_mail.when(datetime.now(UTC) + valid_for),
+    )
+
+
+async def complete_reset(request: Request, secret: str, password: str) -> BackgroundTask | None:
+    """Set a new password through a reset link; None when the link is not live.
+
+    Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
+    The returned task tells the owner that the password changed.
+    """
+    svc = services(request)
+    context = audit_context(request)
+    async with transaction(svc.sessions) as session:
+        if await signin.link_locked(session, context):
+            return None
+        user = await signin.complete_reset(
+            session, svc.password_hasher, context, secret=secret, password=password
+        )
+        if user is None:
+            await signin.link_failed(session, context, svc.signin_policy)
+            return None
+    return password_changed_task(svc, user, how="reset through an emailed link")
+
+
+async def peek_link(request: Request, purpose: EmailLinkPurpose, secret: str) -> User | None:
+    """The user a live emailed link belongs to, to show its form without using it up.
+
+    A dead link counts against the address as when one is submitted, so following links
+    cannot probe more cheaply than submitting them.
+    """
+    svc = services(request)
+    context = audit_context(request)
+    async with transaction(svc.sessions) as session:
+        if await signin.link_locked(session, context):
+            return None
+        user = await email_links.peek(session, purpose, secret)
+        if user is None:
+            await signin.link_failed(session, context, svc.signin_policy)
+    return user
+
+
+async def accept_invitation(request: Request, secret: str, password: str) -> User | None:
+    """Set an invitee's first password; None when the link is not live.
+
+    Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
+    """
+    svc = services(request)
+    context = audit_context(request)
+    async with transaction(svc.sessions) as session:
+        if await signin.link_locked(session, context):
+            return None
+        user = await invitations.accept(
+            session, context, svc.password_hasher, secret=secret, password=password
+        )
+        if user is None:
+            await signin.link_failed(session, context, svc.signin_policy)
+    return user
+
+
+def password_changed_task(svc: Services, user: User, *, how: str) -> BackgroundTask:
+    """The email telling an account's owner that its password changed, and how."""
+    return BackgroundTask(
+        account_mail.send_quietly,
+        svc,
+        "password-changed",
+        user,
+        how=how,
+        when=account_mail.when(datetime.now(UTC)),
+        reset_link=account_mail.link(svc, "/reset"),
+    )

@@ -1,0 +1,30 @@
+// Progressive enhancement only: every page works without this file.
+// Buttons marked data-copy="ID" copy the text of element ID to the clipboard; they stay
+// hidden where the Clipboard API is missing, since they would do nothing there.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  if (!navigator.clipboard) {
+    return;
+  }
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    const target = document.getElementById(button.dataset.copy);
+    if (!target) {
+      continue;
+    }
+    const label = button.textContent;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const items = target.querySelectorAll("li");
+      const text = items.length
+        ? Array.from(items, (item) => item.textContent.trim()).join("\n")
+        : target.textContent.trim();
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = "\u2713 " + label;
+      } catch {
+        button.textContent = label;
+      }
+    });
+  }
+});
