@@ -48,11 +48,14 @@ ACTIONS = frozenset(
         "request.opened",
         "request.submitted",
         "request.answered",
+        "request.reminder",
     }
 )
 # Reach the staff of the client at once, whatever their cadence (but never when it is off).
 URGENT = frozenset({"request.submitted"})
 _STAFF = frozenset({Role.STAFF, Role.ADMIN})
+# Reach only the client's own members: they are the ones who owe the documents.
+MEMBERS_ONLY = frozenset({"request.reminder"})
 # Only these may attach a publishing message that goes into the email.
 _PUBLISHERS = frozenset({Role.STAFF.value, Role.ADMIN.value})
 
@@ -177,6 +180,8 @@ async def collect(
             for person in recipients[client_id]:
                 if event.actor_id is not None and str(person.user_id) == event.actor_id:
                     continue
+                if event.action in MEMBERS_ONLY and person.role is not Role.CLIENT:
+                    continue
                 if event.action in URGENT and person.role in _STAFF:
                     due = now
                 else:
@@ -237,6 +242,13 @@ def _local_time(ts: str, tz: ZoneInfo) -> str:
 def _link(public_url: str, event: AuditEvent) -> str:
     base = public_url.rstrip("/")
     return f"{base}/documents/{event.document_id}" if event.document_id else f"{base}/"
+
+
+def _wording(action: str, details: dict[str, object]) -> str:
+    """The catalogue key of an event: a reminder says whether the request is due or late."""
+    if action == "request.reminder":
+        return f"{action}.{details.get('stage', 'due_soon')}"
+    return action
 
 
 def _message(event: AuditEvent, details: dict[str, object]) -> str:
@@ -304,7 +316,7 @@ async def build_due(
         client_name = clients.get(str(client_id), "")
         items = [
             Item(
-                action=e.action,
+                action=_wording(e.action, details[e.seq]),
                 name=str(details[e.seq].get("name", "")),
                 client=client_name,
                 folder=folders.get(str(details[e.seq].get("folder_id", "")), ""),

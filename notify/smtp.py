@@ -35,6 +35,8 @@ class SMTPMailer:
     implicit_tls: bool = False
     timeout: float = 30.0
     validate_certs: bool = True
+    # A CA bundle for a relay whose certificate a private CA signed; empty: the system's.
+    ca_file: str = ""
 
     async def send(self, message: EmailMessage) -> None:
         try:
@@ -48,6 +50,7 @@ class SMTPMailer:
                 start_tls=False if self.implicit_tls else self.starttls,
                 timeout=self.timeout,
                 validate_certs=self.validate_certs,
+                cert_bundle=self.ca_file or None,
             )
         except aiosmtplib.SMTPAuthenticationError as exc:
             # A configuration problem, not the message's: keep it queued.
@@ -93,6 +96,7 @@ def make_mailer(
     implicit_tls: bool,
     timeout: float,
     outbox_dir: Path,
+    ca_file: str = "",
 ) -> Mailer:
     """SMTP when a host is configured, else the outbox directory."""
     if not host:
@@ -105,4 +109,5 @@ def make_mailer(
         starttls=starttls,
         implicit_tls=implicit_tls,
         timeout=timeout,
+        ca_file=ca_file,
     )

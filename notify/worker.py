@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notify import feed, outbox
+from notify import feed, outbox, reminders
 from notify.links import UnsubscribeLinks
 from notify.render import build_message
 from notify.smtp import DeliveryError, Mailer
@@ -31,6 +31,7 @@ class NotifyConfig:
     client_default_cadence: Cadence = Cadence.IMMEDIATE
     staff_default_cadence: Cadence = Cadence.EVERY_15_MINUTES
     daily_hour: int = 8
+    reminder_days: int = 3  # an open document request is reminded this many days before due
 
     @property
     def defaults(self) -> Defaults:
@@ -45,6 +46,7 @@ class RunResult:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    reminders: int = 0
 
 
 async def run_once(
@@ -56,6 +58,9 @@ async def run_once(
 ) -> RunResult:
     """One pass: read new events, build due batches, deliver what is due."""
     moment = now or datetime.now(UTC)
+    # Its own transaction, before the feed, so the reminders go out in this same pass.
+    async with transaction(sessions) as session:
+        reminded = await reminders.remind(session, now=moment, reminder_days=config.reminder_days)
     async with transaction(sessions) as session:
         events, items = await feed.collect(
             session,
@@ -107,7 +112,7 @@ async def run_once(
         async with transaction(sessions) as session:
             await outbox.mark_sent(session, claim, now=moment)
         sent += 1
-    return RunResult(events, items, messages, sent, retrying, failed)
+    return RunResult(events, items, messages, sent, retrying, failed, reminded)
 
 
 async def run(

@@ -24,6 +24,7 @@ from vault.errors import (
     VaultError,
 )
 from vault.names import InvalidNameError
+from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def problem(
 
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidNameError, 422, "Invalid name"),
+    (InvalidRequestError, 422, "Invalid request"),
     (NotFoundError, 404, "Not found"),
     (PermissionDeniedError, 403, "Forbidden"),
     (ConflictError, 409, "Conflict"),

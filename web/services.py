@@ -106,6 +106,7 @@ def build_mailer(settings: Settings) -> Mailer:
         implicit_tls=settings.smtp.implicit_tls,
         timeout=settings.smtp.timeout_seconds,
         outbox_dir=settings.outbox_path,
+        ca_file=settings.smtp.ca_file,
     )
 
 
@@ -119,6 +120,7 @@ def notify_config(settings: Settings, keyring: Keyring) -> NotifyConfig:
         client_default_cadence=settings.notify.client_default_cadence,
         staff_default_cadence=settings.notify.staff_default_cadence,
         daily_hour=settings.notify.daily_hour,
+        reminder_days=settings.notify.reminder_days,
     )
 
 

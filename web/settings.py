@@ -79,6 +79,7 @@ class SMTPSettings(_Section):
     starttls: bool = True
     implicit_tls: bool = False
     timeout_seconds: float = Field(30, gt=0)
+    ca_file: str = ""
     from_: str = Field("ClientVault <no-reply@localhost>", alias="from")
 
 
@@ -92,6 +93,8 @@ class NotifySettings(_Section):
     staff_default_cadence: Cadence = Cadence.EVERY_15_MINUTES
     daily_hour: int = Field(8, ge=0, le=23)  # local hour of a daily digest, unless chosen
     max_attempts: int = Field(10, ge=1)  # transient SMTP failures before a message fails
+    # Days before its due date an open document request is reminded (and once when overdue).
+    reminder_days: int = Field(3, ge=0, le=365)
 
 
 class AuthSettings(_Section):

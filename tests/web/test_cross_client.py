@@ -51,6 +51,18 @@ class Ids:
     client: str
     folder: str
     document: str
+    # A document request of Acme's and one of its items; random and malformed probes reuse
+    # their document id for these.
+    request: str = ""
+    item: str = ""
+
+    @property
+    def req(self) -> str:
+        return self.request or self.document
+
+    @property
+    def req_item(self) -> str:
+        return self.item or self.document
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,14 @@ class Call:
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
+
+JSON = {"Content-Type": "application/json"}
+# Valid bodies, so that what answers is the lookup of the ids, not validation.
+NEW_REQUEST = (
+    b'{"title": "Planted", "due_date": "2030-01-31", "items": ["x"], '
+    b'"folder_id": "' + str(uuid.uuid4()).encode() + b'"}'
+)
+SUBMIT = b'{"document_id": "' + str(uuid.uuid4()).encode() + b'"}'
 
 # A resumable upload answers only a tus 1.0.0 request; any other is refused before any lookup.
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -97,6 +117,25 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
         b'{"cadence": "off"}',
         {"Content-Type": "application/json"},
     ),
+    ("GET", "/clients/{client_id}/requests"): Call(
+        "GET", lambda i: f"{API}/clients/{i.client}/requests"
+    ),
+    ("POST", "/clients/{client_id}/requests"): Call(
+        "POST", lambda i: f"{API}/clients/{i.client}/requests", NEW_REQUEST, JSON
+    ),
+    ("GET", "/requests/{request_id}"): Call("GET", lambda i: f"{API}/requests/{i.req}"),
+    ("POST", "/requests/{request_id}/items/{item_id}/submit"): Call(
+        "POST", lambda i: f"{API}/requests/{i.req}/items/{i.req_item}/submit", SUBMIT, JSON
+    ),
+    ("POST", "/requests/{request_id}/items/{item_id}/answer"): Call(
+        "POST",
+        lambda i: f"{API}/requests/{i.req}/items/{i.req_item}/answer",
+        b'{"status": "rejected", "reason": "planted"}',
+        JSON,
+    ),
+    ("POST", "/requests/{request_id}/close"): Call(
+        "POST", lambda i: f"{API}/requests/{i.req}/close"
+    ),
 }
 # Ids that name a user, a token or an outbox message rather than a client's data. Who may not
 # act on them gets one answer for real and invented ids alike (see
@@ -133,7 +172,26 @@ async def acme_ids(http: httpx.AsyncClient, world: World) -> Ids:
         headers=world["alice"].auth,
     )
     assert response.status_code == 201, response.text
-    return Ids(str(world.acme), str(world.acme_folder), response.json()["document_id"])
+    document = response.json()["document_id"]
+    asked = await http.post(
+        f"{API}/clients/{world.acme}/requests",
+        json={
+            "title": "Acme year end",
+            "due_date": "2030-01-31",
+            "folder_id": str(world.acme_folder),
+            "items": ["Bank statements"],
+        },
+        headers=world["sam"].auth,
+    )
+    assert asked.status_code == 201, asked.text
+    [item] = asked.json()["items"]
+    submitted = await http.post(
+        f"{API}/requests/{asked.json()['id']}/items/{item['id']}/submit",
+        json={"document_id": document},
+        headers=world["alice"].auth,
+    )
+    assert submitted.status_code == 200, submitted.text
+    return Ids(str(world.acme), str(world.acme_folder), document, asked.json()["id"], item["id"])
 
 
 async def call(
@@ -188,6 +246,11 @@ async def assert_acme_untouched(
     assert globex["documents"] == []
     objects = [obj.key async for obj in services.store.list("")]
     assert len(objects) == 1, objects
+    asked = (await http.get(f"{API}/requests/{acme.request}", headers=ada)).json()
+    assert asked["closed_at"] is None  # neither closed nor answered
+    assert [i["status"] for i in asked["items"]] == ["submitted"]
+    acme_requests = (await http.get(f"{API}/clients/{acme.client}/requests", headers=ada)).json()
+    assert len(acme_requests["requests"]) == 1  # nothing planted
     assert await services.store.list_multipart_uploads("") == []
 
 

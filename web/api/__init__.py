@@ -11,6 +11,7 @@ from web.api import (
     documents,
     notifications,
     openapi,
+    requests,
     signin,
     uploads,
 )
@@ -35,6 +36,22 @@ def routes() -> list[BaseRoute]:
         Route("/uploads/{upload_id}", uploads.head, methods=["HEAD"]),
         Route("/uploads/{upload_id}", uploads.patch, methods=["PATCH"]),
         Route("/uploads/{upload_id}", uploads.delete, methods=["DELETE"]),
+        # Document requests.
+        Route("/clients/{client_id}/requests", requests.client_requests, methods=["GET"]),
+        Route("/clients/{client_id}/requests", requests.create_request, methods=["POST"]),
+        Route("/requests", requests.open_requests, methods=["GET"]),
+        Route("/requests/{request_id}", requests.get_request, methods=["GET"]),
+        Route(
+            "/requests/{request_id}/items/{item_id}/submit",
+            requests.submit_item,
+            methods=["POST"],
+        ),
+        Route(
+            "/requests/{request_id}/items/{item_id}/answer",
+            requests.answer_item,
+            methods=["POST"],
+        ),
+        Route("/requests/{request_id}/close", requests.close_request, methods=["POST"]),
         Route("/audit", audit_routes.list_events, methods=["GET"]),
         Route("/audit/export", audit_routes.export_events, methods=["GET"]),
         Route("/audit/verify", audit_routes.verify_chain, methods=["GET"]),

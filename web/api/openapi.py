@@ -42,6 +42,23 @@ def _json(*required: str, **props: str) -> dict[str, Any]:
     }
 
 
+_REQUEST_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["title", "due_date", "folder_id", "items"],
+            "properties": {
+                "title": {"type": "string"},
+                "message": {"type": "string"},
+                "due_date": {"type": "string", "format": "date"},
+                "recurrence": {"enum": ["none", "monthly", "quarterly", "yearly"]},
+                "folder_id": {"type": "string"},
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    }
+}
+
 _TUS_BODY = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
@@ -155,6 +172,44 @@ SPEC: dict[str, Any] = {
                 "Upload-Offset",
             ),
             "delete": _tus(_op("Terminate the upload", "204", upload_id="path")),
+        },
+        "/clients/{client_id}/requests": {
+            "get": _op("A client's document requests, open ones first", client_id="path"),
+            "post": _op(
+                "Request documents from a client (staff, admin); `recurrence` is none, "
+                "monthly, quarterly or yearly",
+                "201",
+                body=_REQUEST_BODY,
+                client_id="path",
+            ),
+        },
+        "/requests": {
+            "get": _op("Open document requests of the caller's clients, earliest due first")
+        },
+        "/requests/{request_id}": {
+            "get": _op("A document request and its items", request_id="path")
+        },
+        "/requests/{request_id}/items/{item_id}/submit": {
+            "post": _op(
+                "Submit an uploaded document of the same client for an item",
+                body=_json("document_id", document_id="string", version="integer"),
+                request_id="path",
+                item_id="path",
+            )
+        },
+        "/requests/{request_id}/items/{item_id}/answer": {
+            "post": _op(
+                "Accept or reject a submitted item (staff, admin); rejecting needs a reason",
+                body=_json("status", status="string", reason="string"),
+                request_id="path",
+                item_id="path",
+            )
+        },
+        "/requests/{request_id}/close": {
+            "post": _op(
+                "Close a request (staff, admin); a recurring one opens its next occurrence",
+                request_id="path",
+            )
         },
         "/audit": {
             "get": _op(

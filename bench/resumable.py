@@ -1,0 +1,549 @@
+"""Resumable (tus) uploads of big files through a real server, against plain baselines.
+
+    python -m bench.resumable [--size-gib 5] [--small-gib 1] [--phases local,s3]
+        [--chunk-mib N] [--endpoint URL --access-key K --secret-key S]
+
+For each phase the benchmark writes a config (SQLite in a temporary directory), runs
+`clientvault init`, creates a client, a staff user and a token with the CLI, starts
+`python -m uvicorn --factory web.app:create_app` and creates a folder through the API. Then,
+for `--small-gib` (the memory-flatness check; 0 skips it) and for `--size-gib`:
+
+- upload through tus as the browser does: `POST /api/v1/uploads` with `Upload-Length` and
+  `Upload-Metadata` (filename, folder_id), then `PATCH`es of `--chunk-mib` (default: the
+  server's `ClientVault-Chunk-Size`), each continuing from the `Upload-Offset` answered. The
+  bytes come from a generator (`PatternSource`) and are never held whole;
+- download it (`GET /api/v1/documents/{id}/content`), hashing it on the fly, and compare the
+  SHA-256 with the generator's and with the one the server recorded.
+
+Baselines, in the same run and on the same storage:
+
+- phase `local` (`[storage].backend = "local"`): writing the same bytes to a file in the
+  same directory as the server's data, with fsync, then reading it back;
+- phase `s3` (`[storage].backend = "s3"`, a new bucket): raw boto3 `upload_fileobj` and
+  `download_fileobj` of the same bytes with the server's part size and concurrency. The S3
+  endpoint and keys default to $CLIENTVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and _SECRET_KEY,
+  as `scripts/rgw start` exports them; without them the phase is skipped. The objects stay
+  until the bucket goes, so the RGW needs room for 2 × (size + small size): start it with
+  `CLIENTVAULT_RGW_OSD_SIZE_GB=40` for the defaults.
+
+The server's RSS is sampled every 50 ms; CPU seconds are counted for this process (the
+client), the server and the RGW cluster's daemons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import psutil
+
+from bench.api import cli, expect, free_port, run_server
+from bench.common import (
+    ENV_ACCESS_KEY,
+    ENV_ENDPOINT,
+    ENV_SECRET_KEY,
+    Meter,
+    MiB,
+    PatternSource,
+    Row,
+    add_s3_arguments,
+    command_line,
+    describe_machine,
+    raw_download,
+    raw_upload,
+    rgw_processes,
+    s3_client,
+    temporary_bucket,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+GiB = 1 << 30
+EMAIL = "bench@example.test"
+TUS = {"Tus-Resumable": "1.0.0"}
+CHUNK_HEADER = "ClientVault-Chunk-Size"
+PIECE = 1 * MiB  # body pieces handed to httpx, and file I/O size of the baselines
+# Nextcloud with server-side encryption on the same machine, 1 GiB in 10 MiB chunks.
+NEXTCLOUD_UP_MIB_S = 56.0
+NEXTCLOUD_DOWN_MIB_S = 65.0
+TARGET_FACTOR = 4.0
+PART_MIB = 8  # the server's default part size
+CONCURRENCY = 4  # the server's default parts in flight
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.resumable",
+        description="tus uploads and downloads of big files on a real server, against a plain "
+        "file copy (local store) and raw boto3 (S3) in the same run.",
+    )
+    parser.add_argument("--size-gib", type=float, default=5, help="big file (default 5)")
+    parser.add_argument(
+        "--small-gib",
+        type=float,
+        default=1,
+        help="smaller file first, for RSS (default 1; 0: none)",
+    )
+    parser.add_argument("--phases", default="local,s3", help="local, s3 or both (default)")
+    parser.add_argument(
+        "--chunk-mib", type=int, default=0, help="PATCH size (default: what the server advertises)"
+    )
+    add_s3_arguments(parser)
+    args = parser.parse_args(argv)
+    phases = [phase.strip() for phase in args.phases.split(",") if phase.strip()]
+    if not phases or any(phase not in ("local", "s3") for phase in phases):
+        parser.error("--phases takes local, s3 or local,s3")
+    args.phases = phases
+    if args.size_gib <= 0 or args.small_gib < 0 or args.chunk_mib < 0:
+        parser.error("--size-gib > 0, --small-gib ≥ 0, --chunk-mib ≥ 0")
+    return args
+
+
+# --- Set-up -----------------------------------------------------------------------------------
+
+
+def write_config(work: Path, port: int, storage: dict[str, str | int]) -> Path:
+    """A config with SQLite in `work/data` and the given `[storage]` section."""
+
+    def toml_string(text: str) -> str:
+        return json.dumps(text)  # a JSON string of ASCII text is a TOML basic string
+
+    def value(item: str | int) -> str:
+        return str(item) if isinstance(item, int) else toml_string(item)
+
+    lines = [
+        f"data_dir = {toml_string(str(work / 'data'))}",
+        "",
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        f"public_url = {toml_string(f'http://127.0.0.1:{port}')}",
+        "",
+        "[storage]",
+        *(f"{key} = {value(item)}" for key, item in storage.items()),
+    ]
+    config = work / "clientvault.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+@contextlib.contextmanager
+def live_server(
+    work: Path, storage: dict[str, str | int]
+) -> Iterator[tuple[httpx.Client, str, int]]:
+    """A configured, running server: an authenticated client, a folder id and its pid."""
+    port = free_port()
+    config = write_config(work, port, storage)
+    cli(config, "init")
+    client_id = cli(config, "client", "add", "Bench")
+    cli(config, "user", "add", EMAIL, "--role", "staff", "--client", "Bench")
+    token = cli(config, "token", "create", EMAIL, "--name", "bench")
+    with (
+        run_server(config, port, work / "server.log") as server,
+        httpx.Client(
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(900),
+        ) as http,
+    ):
+        folder: str = expect(
+            http.post("/api/v1/folders", json={"client_id": client_id, "name": "Uploads"}), 201
+        )["id"]
+        yield http, folder, server.pid
+
+
+# --- tus upload and checked download ----------------------------------------------------------
+
+
+def span(source: PatternSource, start: int, length: int) -> Iterator[bytes]:
+    """Bytes `[start, start + length)` of the stream, in pieces of at most `PIECE`."""
+    position, end = start, start + length
+    while position < end:
+        size = min(PIECE, source.block - position % source.block, end - position)
+        yield source.piece(position, size)
+        position += size
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@dataclass
+class Upload:
+    document: str = ""
+    chunk: int = 0
+    requests: int = 0
+
+
+def tus_upload(
+    http: httpx.Client, folder: str, name: str, source: PatternSource, chunk_mib: int
+) -> Upload:
+    """Create a tus upload and send it in chunks, each from the offset the server answered."""
+    created = http.post(
+        "/api/v1/uploads",
+        headers={
+            **TUS,
+            "Upload-Length": str(source.size),
+            "Upload-Metadata": f"filename {b64(name)},folder_id {b64(folder)}",
+        },
+    )
+    expect(created, 201)
+    result = Upload(chunk=chunk_mib * MiB or int(created.headers[CHUNK_HEADER]))
+    location = created.headers["Location"]
+    offset = int(created.headers["Upload-Offset"])
+    while not result.document:
+        length = min(result.chunk, source.size - offset)
+        response = http.patch(
+            location,
+            content=span(source, offset, length),
+            headers={
+                **TUS,
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(length),
+            },
+        )
+        expect(response, 204)
+        result.requests += 1
+        offset = int(response.headers["Upload-Offset"])
+        result.document = response.headers.get("Document-Id", "")
+        if not result.document and offset >= source.size:
+            raise RuntimeError("the upload reached its length without a document")
+    return result
+
+
+def checked_download(http: httpx.Client, document: str, size: int, expected: str) -> None:
+    """Stream the document's content, hashing it as it arrives."""
+    digest = hashlib.sha256()
+    received = 0
+    with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
+        if response.status_code != 200:
+            response.read()
+            expect(response, 200)
+        for data in response.iter_raw(PIECE):
+            digest.update(data)
+            received += len(data)
+    if received != size or digest.hexdigest() != expected:
+        raise RuntimeError(f"downloaded {received} bytes with a different SHA-256")
+
+
+def check_recorded_hash(http: httpx.Client, document: str, expected: str) -> None:
+    body = expect(http.get(f"/api/v1/documents/{document}"), 200)
+    if body["versions"][-1]["sha256"] != expected:
+        raise RuntimeError("the server recorded a different SHA-256")
+
+
+# --- Plain-file baseline ----------------------------------------------------------------------
+
+
+def file_write(path: Path, source: PatternSource) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for data in source.chunks(PIECE):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def file_read(path: Path, size: int) -> None:
+    buffer = bytearray(PIECE)
+    received = 0
+    with path.open("rb", buffering=0) as file:
+        while count := file.readinto(buffer):
+            received += count
+    if received != size:
+        raise RuntimeError(f"read {received} bytes, expected {size}")
+
+
+# --- Phases -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """The rows of one phase and size: baseline up, tus up, baseline down, API down."""
+
+    phase: str
+    gib: float
+    rows: list[Row]
+    upload: Upload
+
+
+def label(gib: float) -> str:
+    return f"{gib:g} GiB"
+
+
+def run_sizes(
+    phase: str,
+    sizes: list[float],
+    http: httpx.Client,
+    folder: str,
+    meter: Meter,
+    chunk_mib: int,
+    base_names: tuple[str, str],
+    base_up: Callable[[PatternSource, str], None],
+    base_down: Callable[[PatternSource, str], None],
+) -> list[Result]:
+    results = []
+    for index, gib in enumerate(sizes):
+        size = int(gib * GiB)
+        source = PatternSource(size, seed=index)
+        expected = source.sha256()
+        key = f"big-{index}.bin"
+        rows = [
+            Row(f"{phase}: {base_names[0]}, {label(gib)}", size),
+            Row(f"{phase}: tus upload, {label(gib)}", size),
+            Row(f"{phase}: {base_names[1]}, {label(gib)}", size),
+            Row(f"{phase}: API download, {label(gib)}", size),
+        ]
+        rows[1].baseline = rows[0].phase
+        rows[3].baseline = rows[2].phase
+        print(f"{phase}, {label(gib)}: uploading…", flush=True)
+        with meter.measure() as run:
+            base_up(source, key)
+        rows[0].runs.append(run)
+        with meter.measure() as run:
+            upload = tus_upload(http, folder, key, source, chunk_mib)
+        rows[1].runs.append(run)
+        check_recorded_hash(http, upload.document, expected)
+        print(f"{phase}, {label(gib)}: downloading…", flush=True)
+        with meter.measure() as run:
+            base_down(source, key)
+        rows[2].runs.append(run)
+        with meter.measure() as run:
+            checked_download(http, upload.document, size, expected)
+        rows[3].runs.append(run)
+        results.append(Result(phase, gib, rows, upload))
+    return results
+
+
+def local_phase(sizes: list[float], chunk_mib: int) -> list[Result]:
+    me = psutil.Process()
+    with tempfile.TemporaryDirectory(prefix="bench-resumable-") as tmp:
+        work = Path(tmp).resolve()
+        storage: dict[str, str | int] = {"backend": "local", "part_size_mib": PART_MIB}
+        with live_server(work, storage) as (http, folder, pid):
+            server = psutil.Process(pid)
+            meter = Meter(rss={"server": server}, cpu={"client": [me], "server": [server]})
+            plain = work / "plain.bin"
+
+            def up(source: PatternSource, key: str) -> None:
+                file_write(plain, source)
+
+            def down(source: PatternSource, key: str) -> None:
+                file_read(plain, source.size)
+                plain.unlink()
+
+            try:
+                return run_sizes(
+                    "local",
+                    sizes,
+                    http,
+                    folder,
+                    meter,
+                    chunk_mib,
+                    ("file write+fsync", "file read"),
+                    up,
+                    down,
+                )
+            finally:
+                meter.close()
+
+
+def s3_phase(args: argparse.Namespace, sizes: list[float]) -> list[Result]:
+    me = psutil.Process()
+    part = PART_MIB * MiB
+    s3: S3Client = s3_client(args, max_pool_connections=32)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-resumable-") as tmp,
+            temporary_bucket(s3, "bench-resumable") as bucket,
+        ):
+            work = Path(tmp)
+            secret = work / "s3-secret"
+            secret.touch(mode=0o600)
+            secret.write_text(args.secret_key, encoding="utf-8")
+            storage: dict[str, str | int] = {
+                "backend": "s3",
+                "endpoint_url": args.endpoint,
+                "region": args.region,
+                "bucket": bucket,
+                "access_key_id": args.access_key,
+                "secret_access_key_file": str(secret),
+                "part_size_mib": PART_MIB,
+                "concurrency": CONCURRENCY,
+            }
+            with live_server(work, storage) as (http, folder, pid):
+                server = psutil.Process(pid)
+                meter = Meter(
+                    rss={"server": server},
+                    cpu={"client": [me], "server": [server], "s3": rgw_processes()},
+                    settle="s3",
+                )
+
+                def up(source: PatternSource, key: str) -> None:
+                    raw_upload(s3, bucket, f"raw-{key}", source, part, CONCURRENCY)
+
+                def down(source: PatternSource, key: str) -> None:
+                    raw_download(s3, bucket, f"raw-{key}", source, part, CONCURRENCY)
+
+                try:
+                    return run_sizes(
+                        "s3",
+                        sizes,
+                        http,
+                        folder,
+                        meter,
+                        args.chunk_mib,
+                        ("raw boto3 upload", "raw boto3 download"),
+                        up,
+                        down,
+                    )
+                finally:
+                    meter.close()
+    finally:
+        s3.close()
+
+
+# --- Report -----------------------------------------------------------------------------------
+
+
+def mib_s(row: Row) -> float:
+    return row.size / row.seconds / MiB
+
+
+def cpu_cell(row: Row, names: list[str]) -> str:
+    values = [row.cpu(name) for name in names]
+    return " / ".join("–" if value is None else f"{value:.0f}" for value in values)
+
+
+def print_results(results: list[Result]) -> None:
+    header = ["Phase", "MiB/s", "vs baseline", "Server peak RSS MiB", "CPU s (client/server/S3)"]
+    lines = [header, ["---", "---:", "---", "---:", "---:"]]
+    for result in results:
+        by_phase = {row.phase: row for row in result.rows}
+        for row in result.rows:
+            if row.baseline is None:
+                versus, rss = "baseline", ""
+            else:
+                versus = f"{mib_s(row) / mib_s(by_phase[row.baseline]):.0%}"
+                peak, start = row.peak("server"), row.start("server")
+                rss = f"{(peak or 0) / MiB:.0f} (from {(start or 0) / MiB:.0f})"
+            lines.append(
+                [
+                    row.phase,
+                    f"{mib_s(row):,.0f}",
+                    versus,
+                    rss,
+                    cpu_cell(row, ["client", "server", "s3"]),
+                ]
+            )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
+
+
+def print_summary(results: list[Result], chunk_note: str) -> None:
+    print()
+    print(
+        "MiB/s = 2^20 bytes/s of plaintext, one run each. The tus upload row runs from the "
+        "POST to the answer of the final PATCH, which includes the server's verifying re-read "
+        "of the stored object. The API download hashes every byte (SHA-256) as it arrives. "
+        "Server RSS sampled every 50 ms (in brackets: at the start). CPU s: user+system "
+        f"seconds of this process, the uvicorn process and the RGW daemons. {chunk_note}"
+    )
+    print()
+    print("Server peak RSS, small vs big file (memory flatness):")
+    phases = sorted({result.phase for result in results}, key=["local", "s3"].index)
+    for phase in phases:
+        mine = [result for result in results if result.phase == phase]
+        for kind, index in (("tus upload", 1), ("API download", 3)):
+            cells = [
+                f"{label(result.gib)}: {(result.rows[index].peak('server') or 0) / MiB:.0f} MiB"
+                for result in mine
+            ]
+            print(f"- {phase}, {kind}: " + ", ".join(cells))
+    print()
+    print(
+        f"Target: ≥ {TARGET_FACTOR:g}× Nextcloud with server-side encryption on this machine "
+        f"({NEXTCLOUD_UP_MIB_S:g} MiB/s in, {NEXTCLOUD_DOWN_MIB_S:g} MiB/s out, 1 GiB in 10 MiB "
+        "chunks), on the local backend:"
+    )
+    for result in results:
+        if result.phase != "local":
+            continue
+        for kind, row, reference in (
+            ("upload", result.rows[1], NEXTCLOUD_UP_MIB_S),
+            ("download", result.rows[3], NEXTCLOUD_DOWN_MIB_S),
+        ):
+            rate = mib_s(row)
+            verdict = "met" if rate >= TARGET_FACTOR * reference else "MISSED"
+            print(
+                f"- {kind}, {label(result.gib)}: {rate:,.0f} MiB/s = {rate / reference:.1f}× "
+                f"(target ≥ {TARGET_FACTOR * reference:.0f} MiB/s): {verdict}"
+            )
+
+
+# --- Main -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    sizes = [gib for gib in (args.small_gib, args.size_gib) if gib > 0]
+    print(f"# Resumable (tus) uploads, {' and '.join(label(gib) for gib in sizes)}")
+    print()
+    print(f"Machine: {describe_machine()}")
+    print(
+        f"Server: uvicorn, 1 worker, SQLite; {PART_MIB} MiB parts, {CONCURRENCY} in flight; "
+        f"PATCH size: {f'{args.chunk_mib} MiB' if args.chunk_mib else 'as advertised'}"
+    )
+    print()
+    results: list[Result] = []
+    if "local" in args.phases:
+        results += local_phase(sizes, args.chunk_mib)
+    if "s3" in args.phases:
+        if args.endpoint and args.access_key and args.secret_key:
+            results += s3_phase(args, sizes)
+        else:
+            print(
+                f"Skipping the s3 phase: no S3 endpoint and keys (--endpoint/--access-key/"
+                f"--secret-key or ${ENV_ENDPOINT}, ${ENV_ACCESS_KEY}, ${ENV_SECRET_KEY}; "
+                "see scripts/rgw)."
+            )
+    if not results:
+        return 1
+    print()
+    print_results(results)
+    chunks = sorted({result.upload.chunk for result in results})
+    requests = ", ".join(
+        f"{result.phase} {label(result.gib)}: {result.upload.requests}" for result in results
+    )
+    print_summary(
+        results,
+        f"PATCH size {' / '.join(f'{chunk // MiB} MiB' for chunk in chunks)}; "
+        f"PATCH requests: {requests}.",
+    )
+    print()
+    print("Command:")
+    print()
+    print(f"    {command_line('bench.resumable', argv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
