@@ -16,6 +16,9 @@ from vault.errors import ConflictError, NotFoundError
 from vault.models import AccessToken, ClientAccess, Role, TokenScope, User
 from vault.policy import Principal
 
+# Personal access tokens made in the portal live at most a year (and a leap day).
+MAX_TOKEN_DAYS = 366
+TOKEN_NAME_LENGTH = 200  # the width of access_tokens.name
 TOKEN_PREFIX = "cvt_"  # noqa: S105 (a public marker that lets secret scanners spot tokens)
 
 
@@ -108,7 +111,7 @@ async def create_token(
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AccessToken(
         user_id=user.id,
-        name=name,
+        name=name.strip()[:TOKEN_NAME_LENGTH],
         token_hash=_hash_token(secret),
         scope=scope,
         expires_at=datetime.now(UTC) + expires_in if expires_in else None,

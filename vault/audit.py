@@ -49,6 +49,10 @@ class AuditContext:
     ip: str | None = None
     user_agent: str | None = None
 
+    def acting_as(self, user_id: object, role: str) -> AuditContext:
+        """The same request, with the actor now known (e.g. once a password checked out)."""
+        return AuditContext(str(user_id), str(role), self.ip, self.user_agent)
+
 
 SYSTEM = AuditContext(actor_role="system")
 

@@ -11,12 +11,14 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from argon2 import PasswordHasher
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault.identity import EmailLink, EmailLinkPurpose
 from vault.models import User
+from vault.passwords import check_password_policy, hash_password, off_loop
 
 
 def _hash(secret: str) -> str:
@@ -85,6 +87,30 @@ async def redeem(
         return None
     user = await session.get(User, link.user_id)
     return user if user is not None and user.is_active else None
+
+
+async def set_password(
+    session: AsyncSession,
+    purpose: EmailLinkPurpose,
+    secret: str,
+    password: str,
+    ph: PasswordHasher,
+    *,
+    now: datetime | None = None,
+) -> User | None:
+    """Use the link up to set its user's password; None if the link is not live.
+
+    Raises WeakPasswordError before anything is written, so the link stays usable.
+    """
+    user = await peek(session, purpose, secret, now=now)
+    if user is None:
+        return None
+    check_password_policy(password, email=user.email, display_name=user.display_name)
+    if await redeem(session, purpose, secret, now=now) is None:
+        return None
+    user.password_hash = await off_loop(hash_password, password, ph)
+    session.add(user)
+    return user
 
 
 async def _live(

@@ -18,7 +18,6 @@ from vault import accounts, audit, email_links
 from vault.errors import ConflictError, NotFoundError
 from vault.identity import EmailLinkPurpose
 from vault.models import Client, Role, User
-from vault.passwords import check_password_policy, hash_password
 from vault.policy import Permission, Principal, require
 
 
@@ -112,22 +111,14 @@ async def accept(
     Raises:
         WeakPasswordError: the password breaks the policy (the link stays usable).
     """
-    user = await email_links.peek(session, EmailLinkPurpose.INVITATION, secret)
+    user = await email_links.set_password(
+        session, EmailLinkPurpose.INVITATION, secret, password, ph
+    )
     if user is None:
         return None
-    check_password_policy(password, email=user.email, display_name=user.display_name)
-    if await email_links.redeem(session, EmailLinkPurpose.INVITATION, secret) is None:
-        return None
-    user.password_hash = hash_password(password, ph)
-    session.add(user)
     await audit.record(
         session,
-        audit.AuditContext(
-            actor_id=str(user.id),
-            actor_role=user.role,
-            ip=context.ip,
-            user_agent=context.user_agent,
-        ),
+        context.acting_as(user.id, user.role),
         "user.invitation_accepted",
         target_type="user",
         target_id=user.id,

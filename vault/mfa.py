@@ -22,7 +22,6 @@ from typing import Literal
 
 import pyotp
 import segno
-from argon2 import PasswordHasher
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, update
@@ -245,13 +244,11 @@ async def verify_code(
     user: User,
     code: str,
     *,
-    ph: PasswordHasher | None = None,
     now: datetime | None = None,
 ) -> Method | None:
     """Accept a TOTP code or an unused recovery code, once; returns which, or None.
 
-    `ph` is accepted for callers that pass their hasher; recovery codes are long enough
-    not to need it (see above). Does not audit: the caller records the sign-in outcome.
+    Does not audit: the caller records the sign-in outcome.
     """
     moment = now or datetime.now(UTC)
     digits = _totp_code(code)
@@ -344,11 +341,8 @@ async def regenerate_recovery_codes(
     session: AsyncSession,
     context: audit.AuditContext,
     user: User,
-    ph: PasswordHasher | None = None,
 ) -> list[str]:
     """Replace all of the user's recovery codes with ten new ones (show them once).
-
-    `ph` is accepted for callers that pass their hasher; see the module's notes.
 
     Raises:
         ConflictError: the user has no confirmed TOTP, so recovery codes would be useless.

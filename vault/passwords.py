@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable
 from importlib import resources
+from typing import TypeVar
 
+import anyio
+from anyio.lowlevel import RunVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -34,6 +39,26 @@ class WeakPasswordError(ValueError):
     def __init__(self, message: str, *, rule: str) -> None:
         super().__init__(message)
         self.rule = rule
+
+
+T = TypeVar("T")
+
+# Argon2 costs about 0.2 s of CPU and 64 MiB per call by design. On the event loop it would
+# stall every other request of the process (downloads included) for that long, so it runs in
+# worker threads; at most this many at once, so a burst of sign-ins can take neither all the
+# memory nor all the worker threads that S3 calls also use.
+ARGON2_CONCURRENCY = min(4, os.cpu_count() or 1)
+_argon2_threads: RunVar[anyio.CapacityLimiter] = RunVar("argon2_threads")
+
+
+async def off_loop(call: Callable[..., T], *args: object) -> T:
+    """Run an Argon2 call (`hash_password`, `verify_password`, `dummy_verify`) in a thread."""
+    try:
+        limiter = _argon2_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(ARGON2_CONCURRENCY)
+        _argon2_threads.set(limiter)
+    return await anyio.to_thread.run_sync(call, *args, limiter=limiter)
 
 
 def hasher(*, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 1) -> PasswordHasher:

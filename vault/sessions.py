@@ -143,6 +143,22 @@ async def end_all(session: AsyncSession, user_id: uuid.UUID, *, keep: str | None
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def end_others(
+    session: AsyncSession, context: audit.AuditContext, user: User, keep: BrowserSession
+) -> int:
+    """Sign out everywhere but `keep` (audited); returns how many sessions ended."""
+    ended = await end_all(session, user.id, keep=keep.id)
+    await audit.record(
+        session,
+        context,
+        "session.revoked_all",
+        target_type="user",
+        target_id=user.id,
+        details={"sessions_ended": ended},
+    )
+    return ended
+
+
 async def live_sessions(
     session: AsyncSession, user_id: uuid.UUID, *, policy: SessionPolicy, now: datetime | None = None
 ) -> Sequence[BrowserSession]:

@@ -24,6 +24,7 @@ from vault.passwords import (
     dummy_verify,
     hash_password,
     needs_rehash,
+    off_loop,
     verify_password,
 )
 
@@ -105,10 +106,10 @@ async def password_step(
     except ValueError:
         user = None
     if user is None or user.password_hash is None or not user.is_active:
-        dummy_verify(password, ph)
+        await off_loop(dummy_verify, password, ph)
         ok = False
     else:
-        ok = verify_password(user.password_hash, password, ph)
+        ok = await off_loop(verify_password, user.password_hash, password, ph)
     if not ok:
         _, account_locked = await ratelimit.fail(
             session, account_key, policy.account_limits, now=moment
@@ -141,7 +142,7 @@ async def password_step(
     await ratelimit.succeed(session, account_key)
     if needs_rehash(user.password_hash, ph):
         # Parameters changed in the settings: upgrade the stored hash while we know the password.
-        user.password_hash = hash_password(password, ph)
+        user.password_hash = await off_loop(hash_password, password, ph)
         session.add(user)
     if await mfa.has_totp(session, user.id):
         outcome = Outcome.SECOND_FACTOR
@@ -151,7 +152,7 @@ async def password_step(
         outcome = Outcome.SIGNED_IN
     await audit.record(
         session,
-        _as(user, context),
+        context.acting_as(user.id, user.role),
         "auth.login",
         target_type="user",
         target_id=user.id,
@@ -163,7 +164,6 @@ async def password_step(
 async def second_factor_step(
     session: AsyncSession,
     keyring: Keyring,
-    ph: PasswordHasher,
     context: audit.AuditContext,
     policy: SignInPolicy,
     user: User,
@@ -174,14 +174,14 @@ async def second_factor_step(
     """Check a TOTP or recovery code for a user whose password was accepted."""
     moment = now or datetime.now(UTC)
     key = ratelimit.key_for("mfa-account", str(user.id))
-    context = _as(user, context)
+    context = context.acting_as(user.id, user.role)
     locked = await _locked(session, [key], moment)
     if locked is not None:
         await audit.record(
             session, context, "auth.mfa", outcome="locked", target_type="user", target_id=user.id
         )
         return Attempt(Outcome.LOCKED, user=user, retry_after=locked)
-    method = await mfa.verify_code(session, keyring, user, code, ph=ph, now=moment)
+    method = await mfa.verify_code(session, keyring, user, code, now=moment)
     if method is None:
         _, locked_now = await ratelimit.fail(session, key, policy.account_limits, now=moment)
         await audit.record(
@@ -228,7 +228,9 @@ async def change_password(
 
     Returns False when `current` is wrong. Raises WeakPasswordError for a weak `new`.
     """
-    if user.password_hash is None or not verify_password(user.password_hash, current, ph):
+    if user.password_hash is None or not await off_loop(
+        verify_password, user.password_hash, current, ph
+    ):
         await audit.record(
             session,
             context,
@@ -239,7 +241,7 @@ async def change_password(
         )
         return False
     check_password_policy(new, email=user.email, display_name=user.display_name)
-    user.password_hash = hash_password(new, ph)
+    user.password_hash = await off_loop(hash_password, new, ph)
     session.add(user)
     ended = await sessions.end_all(session, user.id, keep=keep_session)
     await audit.record(
@@ -304,21 +306,18 @@ async def complete_reset(
     Returns None for a link that is unknown, used or expired. Raises WeakPasswordError
     (the link stays usable) for a weak password.
     """
-    user = await email_links.peek(session, EmailLinkPurpose.PASSWORD_RESET, secret)
+    user = await email_links.set_password(
+        session, EmailLinkPurpose.PASSWORD_RESET, secret, password, ph
+    )
     if user is None:
         await audit.record(session, context, "auth.password_reset", outcome="invalid-link")
         return None
-    check_password_policy(password, email=user.email, display_name=user.display_name)
-    if await email_links.redeem(session, EmailLinkPurpose.PASSWORD_RESET, secret) is None:
-        return None
-    user.password_hash = hash_password(password, ph)
-    session.add(user)
     ended = await sessions.end_all(session, user.id)
     # A reset proves control of the inbox, which is what a lockout waits for.
     await ratelimit.succeed(session, _account_key(user.email))
     await audit.record(
         session,
-        _as(user, context),
+        context.acting_as(user.id, user.role),
         "auth.password_reset",
         target_type="user",
         target_id=user.id,
@@ -346,12 +345,3 @@ async def link_failed(
     noise and probing, not about guessing."""
     key = ratelimit.key_for("link-address", context.ip or "unknown")
     await ratelimit.fail(session, key, policy.address_limits, now=now or datetime.now(UTC))
-
-
-def _as(user: User, context: audit.AuditContext) -> audit.AuditContext:
-    return audit.AuditContext(
-        actor_id=str(user.id),
-        actor_role=str(user.role),
-        ip=context.ip,
-        user_agent=context.user_agent,
-    )

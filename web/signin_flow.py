@@ -8,6 +8,7 @@ own transaction return normally on a refusal instead of raising inside it.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 
 from vault import audit, email_links, invitations, mfa, sessions, signin
+from vault.audit import AuditContext
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.models import User
@@ -91,7 +93,6 @@ async def second_factor(
     attempt = await signin.second_factor_step(
         session,
         svc.keyring,
-        svc.password_hasher,
         audit_context(request),
         svc.signin_policy,
         caller.user,
@@ -162,30 +163,12 @@ async def request_reset(request: Request, email: str) -> BackgroundTask | None:
     )
 
 
-async def complete_reset(request: Request, secret: str, password: str) -> BackgroundTask | None:
-    """Set a new password through a reset link; None when the link is not live.
+async def _through_link(
+    request: Request, step: Callable[[AsyncSession, AuditContext], Awaitable[User | None]]
+) -> User | None:
+    """Run one step on an emailed link, counting a dead link against the address.
 
-    Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
-    The returned task tells the owner that the password changed.
-    """
-    svc = services(request)
-    context = audit_context(request)
-    async with transaction(svc.sessions) as session:
-        if await signin.link_locked(session, context):
-            return None
-        user = await signin.complete_reset(
-            session, svc.password_hasher, context, secret=secret, password=password
-        )
-        if user is None:
-            await signin.link_failed(session, context, svc.signin_policy)
-            return None
-    return password_changed_task(svc, user, how="reset through an emailed link")
-
-
-async def peek_link(request: Request, purpose: EmailLinkPurpose, secret: str) -> User | None:
-    """The user a live emailed link belongs to, to show its form without using it up.
-
-    A dead link counts against the address as when one is submitted, so following links
+    A dead link followed (to show a form) counts as much as one submitted, so following links
     cannot probe more cheaply than submitting them.
     """
     svc = services(request)
@@ -193,10 +176,35 @@ async def peek_link(request: Request, purpose: EmailLinkPurpose, secret: str) ->
     async with transaction(svc.sessions) as session:
         if await signin.link_locked(session, context):
             return None
-        user = await email_links.peek(session, purpose, secret)
+        user = await step(session, context)
         if user is None:
             await signin.link_failed(session, context, svc.signin_policy)
     return user
+
+
+async def complete_reset(request: Request, secret: str, password: str) -> BackgroundTask | None:
+    """Set a new password through a reset link; None when the link is not live.
+
+    Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
+    The returned task tells the owner that the password changed.
+    """
+    ph = services(request).password_hasher
+    user = await _through_link(
+        request,
+        lambda session, context: signin.complete_reset(
+            session, ph, context, secret=secret, password=password
+        ),
+    )
+    if user is None:
+        return None
+    return password_changed_task(services(request), user, how="reset through an emailed link")
+
+
+async def peek_link(request: Request, purpose: EmailLinkPurpose, secret: str) -> User | None:
+    """The user a live emailed link belongs to, to show its form without using it up."""
+    return await _through_link(
+        request, lambda session, _context: email_links.peek(session, purpose, secret)
+    )
 
 
 async def accept_invitation(request: Request, secret: str, password: str) -> User | None:
@@ -204,17 +212,13 @@ async def accept_invitation(request: Request, secret: str, password: str) -> Use
 
     Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
     """
-    svc = services(request)
-    context = audit_context(request)
-    async with transaction(svc.sessions) as session:
-        if await signin.link_locked(session, context):
-            return None
-        user = await invitations.accept(
-            session, context, svc.password_hasher, secret=secret, password=password
-        )
-        if user is None:
-            await signin.link_failed(session, context, svc.signin_policy)
-    return user
+    ph = services(request).password_hasher
+    return await _through_link(
+        request,
+        lambda session, context: invitations.accept(
+            session, context, ph, secret=secret, password=password
+        ),
+    )
 
 
 def password_changed_task(svc: Services, user: User, *, how: str) -> BackgroundTask:

@@ -201,7 +201,7 @@ async def test_a_recovery_code_works_once(env: Env) -> None:
 async def test_regenerating_recovery_codes_voids_the_old_ones(env: Env) -> None:
     _, old = await enrolled(env)
     async with transaction(env.sessions) as session:
-        new = await mfa.regenerate_recovery_codes(session, TEST_CONTEXT, env.user, None)
+        new = await mfa.regenerate_recovery_codes(session, TEST_CONTEXT, env.user)
     assert len(new) == 10 and not set(new) & set(old)
     assert await verify(env, old[0]) is None
     assert await verify(env, new[0]) == "recovery"
@@ -209,7 +209,7 @@ async def test_regenerating_recovery_codes_voids_the_old_ones(env: Env) -> None:
     assert event.target_id == str(env.user.id)
     async with transaction(env.sessions) as session:
         with pytest.raises(ConflictError):
-            await mfa.regenerate_recovery_codes(session, TEST_CONTEXT, env.other, None)
+            await mfa.regenerate_recovery_codes(session, TEST_CONTEXT, env.other)
 
 
 async def test_the_secret_is_encrypted_and_bound_to_its_user(env: Env) -> None:

@@ -24,9 +24,10 @@ import pytest
 
 from storage import make_s3_client
 from tests.fixtures.live import LiveApp, LiveAppFactory, LiveTenant, Pattern
+from tests.fixtures.s3 import empty_bucket
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    pass
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -67,17 +68,6 @@ class Rgw:
     bucket: str
 
 
-def _empty_bucket(client: S3Client, bucket: str) -> None:
-    for uploads in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
-        for upload in uploads.get("Uploads", []):
-            client.abort_multipart_upload(
-                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-            )
-    for objects in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in objects.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=obj["Key"])
-
-
 @pytest.fixture
 def rgw_bucket() -> Iterator[Rgw]:
     """A fresh bucket on the gateway, emptied and removed afterwards."""
@@ -98,7 +88,7 @@ def rgw_bucket() -> Iterator[Rgw]:
         try:
             yield rgw
         finally:
-            _empty_bucket(client, rgw.bucket)
+            empty_bucket(client, rgw.bucket)
             client.delete_bucket(Bucket=rgw.bucket)
     finally:
         client.close()

@@ -22,7 +22,7 @@ import pytest
 from tusclient.client import TusClient
 
 from tests.fixtures.live import LiveApp, LiveAppLauncher, LiveTenant, Pattern
-from tests.fixtures.s3 import S3Endpoint, s3_endpoint
+from tests.fixtures.s3 import S3Endpoint, empty_bucket, s3_endpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,14 +45,7 @@ def bucket(endpoint: S3Endpoint) -> Iterator[tuple[S3Client, str]]:
     try:
         yield client, name
     finally:
-        for uploads in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
-            for upload in uploads.get("Uploads", []):
-                client.abort_multipart_upload(
-                    Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-        for objects in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-            for obj in objects.get("Contents", []):
-                client.delete_object(Bucket=name, Key=obj["Key"])
+        empty_bucket(client, name)
         client.delete_bucket(Bucket=name)
         client.close()
 

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
-from vault import accounts, audit, invitations, mfa, sessions
+from vault import accounts, audit, invitations, mfa, sessions, signin
 from vault.errors import NotFoundError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
-from vault.passwords import WeakPasswordError, verify_password
+from vault.passwords import WeakPasswordError, off_loop, verify_password
 from vault.policy import Permission, require
-from web import account_flow, account_mail, signin_flow
+from web import account_mail, signin_flow
 from web.api.common import (
     api_call,
     iso,
@@ -69,9 +69,7 @@ async def delete_one_session(request: Request) -> Response:
 async def delete_other_sessions(request: Request) -> JSONResponse:
     """Sign out everywhere else."""
     async with session_call(request) as call:
-        ended = await account_flow.end_other_sessions(
-            call.session, call.audit, call.user, call.browser
-        )
+        ended = await sessions.end_others(call.session, call.audit, call.user, call.browser)
     return JSONResponse({"ended": ended})
 
 
@@ -85,14 +83,14 @@ async def change_password(request: Request) -> Response:
         new = string_field(data, "new_password") or ""
         svc = services(request)
         try:
-            changed = await account_flow.change_password(
+            changed = await signin.change_password(
                 call.session,
+                svc.password_hasher,
                 call.audit,
                 call.user,
-                call.browser,
-                ph=svc.password_hasher,
                 current=current,
                 new=new,
+                keep_session=call.browser.id,
             )
         except WeakPasswordError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field="new_password") from None
@@ -150,11 +148,11 @@ async def regenerate_recovery_codes(request: Request) -> JSONResponse:
         password = string_field(data, "password") or ""
         svc = services(request)
         stored = call.user.password_hash
-        if stored is None or not verify_password(stored, password, svc.password_hasher):
+        if stored is None or not await off_loop(
+            verify_password, stored, password, svc.password_hasher
+        ):
             raise ProblemError(422, "Invalid request", "the password is wrong", field="password")
-        codes = await mfa.regenerate_recovery_codes(
-            call.session, call.audit, call.user, svc.password_hasher
-        )
+        codes = await mfa.regenerate_recovery_codes(call.session, call.audit, call.user)
     return JSONResponse({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
 
@@ -194,7 +192,7 @@ async def create_token(request: Request) -> JSONResponse:
         if days is not None and (
             not isinstance(days, int)
             or isinstance(days, bool)
-            or not 1 <= days <= account_flow.MAX_TOKEN_DAYS
+            or not 1 <= days <= accounts.MAX_TOKEN_DAYS
         ):
             raise ProblemError(
                 422,
@@ -202,8 +200,13 @@ async def create_token(request: Request) -> JSONResponse:
                 "expires_in_days must be 1..366 or null",
                 field="expires_in_days",
             )
-        token, secret = await account_flow.create_token(
-            call.session, call.audit, call.user, name=name, scope=scope, days=days
+        token, secret = await accounts.create_token(
+            call.session,
+            call.audit,
+            call.user,
+            name=name,
+            scope=scope,
+            expires_in=timedelta(days=days) if days else None,
         )
         body = {**token_json(token), "token": secret}
     return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})

@@ -8,18 +8,19 @@ next to the form that caused it.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import accounts, mfa, sessions
+from vault import accounts, mfa, sessions, signin
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import TokenScope
 from vault.passwords import MIN_LENGTH, WeakPasswordError
-from web import account_flow, signin_flow
+from web import signin_flow
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
 from web.pages.common import browser_caller, notice, page, read_form, see_other
@@ -57,7 +58,7 @@ async def _account_page(
         recovery_codes_left=await mfa.remaining_recovery_codes(session, user.id),
         tokens=await accounts.list_tokens(session, user),
         min_length=MIN_LENGTH,
-        max_token_days=account_flow.MAX_TOKEN_DAYS,
+        max_token_days=accounts.MAX_TOKEN_DAYS,
         password_error=password_error,
         token_error=token_error,
         token_form=token_form
@@ -85,14 +86,14 @@ async def change_password(request: Request) -> Response:
             error = "mismatch"
         else:
             try:
-                changed = await account_flow.change_password(
+                changed = await signin.change_password(
                     session,
+                    svc.password_hasher,
                     audit_context(request, caller.principal),
                     caller.user,
-                    caller.browser,
-                    ph=svc.password_hasher,
                     current=form.get("current_password", ""),
                     new=new,
+                    keep_session=caller.browser.id,
                 )
             except WeakPasswordError as exc:
                 error = str(exc)
@@ -112,7 +113,7 @@ async def end_other_sessions(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
         assert caller.browser is not None
-        await account_flow.end_other_sessions(
+        await sessions.end_others(
             session, audit_context(request, caller.principal), caller.user, caller.browser
         )
     return see_other("/account?done=sessions-ended")
@@ -139,14 +140,14 @@ def _token_days(raw: str) -> int | None:
         days = int(raw.strip())
     except ValueError:
         return None
-    return days if 1 <= days <= account_flow.MAX_TOKEN_DAYS else None
+    return days if 1 <= days <= accounts.MAX_TOKEN_DAYS else None
 
 
 @page
 async def create_token(request: Request) -> Response:
     form = await read_form(request)
     token_form = {
-        "name": form.get("name", "")[: account_flow.TOKEN_NAME_LENGTH],
+        "name": form.get("name", "")[: accounts.TOKEN_NAME_LENGTH],
         "scope": form.get("scope", ""),
         "days": form.get("days", ""),
     }
@@ -164,13 +165,13 @@ async def create_token(request: Request) -> Response:
                 token_error="days" if days is None else "scope",
                 token_form=token_form,
             )
-        token, secret = await account_flow.create_token(
+        token, secret = await accounts.create_token(
             session,
             audit_context(request, caller.principal),
             caller.user,
             name=token_form["name"],
             scope=TokenScope(scope),
-            days=days,
+            expires_in=timedelta(days=days),
         )
         context: dict[str, Any] = {
             "user": caller.user,
