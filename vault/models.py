@@ -6,7 +6,17 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -37,6 +47,8 @@ class Client(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(255), nullable=False))
     name_key: str = Field(sa_column=Column(String(1024), nullable=False, unique=True))
     created_at: datetime = Field(default_factory=utcnow)
+    # The firm's resources (guides, forms, FAQs): every signed-in user may read it.
+    shared: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
 
 
 class User(SQLModel, table=True):
@@ -51,6 +63,9 @@ class User(SQLModel, table=True):
     # The language and IANA time zone of the emails this user receives.
     locale: str = Field(default="en", sa_column=Column(String(16), nullable=False))
     timezone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False))
+    # The home page shows what changed since the visit before this one.
+    last_seen_at: datetime | None = None
+    previous_seen_at: datetime | None = None
 
 
 class ClientAccess(SQLModel, table=True):
@@ -171,3 +186,25 @@ class Cursor(SQLModel, table=True):
     __tablename__ = "cursors"
     name: str = Field(primary_key=True, max_length=64)
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class VersionReceipt(SQLModel, table=True):
+    """The first time a user downloaded a version in full (a delivery receipt)."""
+
+    __tablename__ = "version_receipts"
+    version_id: uuid.UUID = Field(foreign_key="versions.id", primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    completed_at: datetime = Field(default_factory=utcnow)
+
+
+class Announcement(SQLModel, table=True):
+    """A firm-wide notice shown to every signed-in user until it expires or is withdrawn."""
+
+    __tablename__ = "announcements"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    title: str = Field(sa_column=Column(String(200), nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    expires_at: datetime | None = None
+    withdrawn_at: datetime | None = None

@@ -69,7 +69,8 @@ def parse(html: str) -> _Forms:
 
 
 def post_forms(html: str) -> list[Form]:
-    return [f for f in parse(html).forms if f.method == "post"]
+    """The page's own forms: not the language choice that every page's footer carries."""
+    return [f for f in parse(html).forms if f.method == "post" and f.action != "/language"]
 
 
 def csrf_of(html: str) -> str:

@@ -1,4 +1,5 @@
-"""Server-rendered browser pages: signing in, the home page and the account page.
+"""Server-rendered browser pages: signing in, home, files, uploads, requests, publishing,
+announcements and the account page.
 
 They work without JavaScript: plain forms, each state-changing one carrying the session's
 CSRF token, answered by a redirect or by the page again with the error next to the field.
@@ -8,7 +9,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from web.pages import account, home, signin
+from web.pages import (
+    account,
+    browse,
+    doc_requests,
+    home,
+    language,
+    news,
+    publish,
+    signin,
+    upload_form,
+)
 
 __all__ = ["routes"]
 
@@ -35,4 +46,10 @@ def routes() -> list[BaseRoute]:
         Route("/account/sessions/{handle}/end", account.end_session, methods=["POST"]),
         Route("/account/tokens", account.create_token, methods=["POST"]),
         Route("/account/tokens/{token_id}/revoke", account.revoke_token, methods=["POST"]),
+        Route("/language", language.choose_language, methods=["POST"]),
+        *browse.routes(),
+        *upload_form.routes(),
+        *doc_requests.routes(),
+        *publish.routes(),
+        *news.routes(),
     ]

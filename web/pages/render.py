@@ -1,18 +1,23 @@
 """Server-rendered pages: the Jinja environment and the response every page goes out in.
 
-Templates hold every visible string, wrapped for gettext (`_()` and `{% trans %}`); until
-catalogues exist the null translations pass English through.
+Templates hold every visible string, wrapped for gettext (`_()` and `{% trans %}`); each
+language has its own environment with its catalogue and locale-aware filters (`when`, `day`,
+`size`, `number`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import functools
+from datetime import date, datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
+
+from web import i18n
 
 # Pages load their script and style from /static only: no inline script or style, so an
 # injected <script> or style attribute does not run (XSS, CSS exfiltration). `data:` images
@@ -25,24 +30,45 @@ PAGE_CSP = (
 PAGE_REFERRER_POLICY = "same-origin"
 
 
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are stored in UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@pass_context
+def _when(context: Context, moment: datetime | None, form: str = "medium") -> str:
+    return i18n.format_moment(moment, context["lang"], context["tz"], form)
 
 
-_env = Environment(
-    loader=PackageLoader("web", "templates/pages"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    extensions=["jinja2.ext.i18n"],
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-_env.filters["when"] = _when
+@pass_context
+def _day(context: Context, day: date | None, form: str = "medium") -> str:
+    return i18n.format_day(day, context["lang"], form)
+
+
+@pass_context
+def _size(context: Context, size: int | None) -> str:
+    return i18n.format_size(size, context["lang"])
+
+
+@pass_context
+def _number(context: Context, value: int) -> str:
+    return i18n.format_number(value, context["lang"])
+
+
+@functools.cache
+def environment(lang: str) -> Environment:
+    """One environment per language, each with its catalogue installed."""
+    env = Environment(
+        loader=PackageLoader("web", "templates/pages"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(when=_when, day=_day, size=_size, number=_number)
+    return env
+
+
+def page_language(request: Request, context: dict[str, Any]) -> str:
+    user = context.get("user")
+    return i18n.negotiate(request, getattr(user, "locale", None))
 
 
 def render(
@@ -56,7 +82,22 @@ def render(
 ) -> HTMLResponse:
     """A page with the page CSP. Pages are never stored by caches or the browser: they carry
     the session's CSRF token and personal data, and some show secrets once."""
-    html = _env.get_template(template).render(path=request.url.path, status_code=status, **context)
+    lang = page_language(request, context)
+    user = context.get("user")
+    html = (
+        environment(lang)
+        .get_template(template)
+        .render(
+            path=request.url.path,
+            status_code=status,
+            lang=lang,
+            dir=i18n.direction(lang),
+            tz=getattr(user, "timezone", None) or "UTC",
+            languages=i18n.LANGUAGES,
+            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            **context,
+        )
+    )
     response = HTMLResponse(html, status_code=status, headers=headers, background=background)
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"

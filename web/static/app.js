@@ -28,3 +28,15 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+
+// A language chosen from the list applies at once; the button is for browsers without
+// scripts.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
+    const fallback = select.form.querySelector("[data-autosubmit-fallback]");
+    if (fallback) {
+      fallback.hidden = true;
+    }
+    select.addEventListener("change", () => select.form.requestSubmit());
+  }
+});

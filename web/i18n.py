@@ -1,0 +1,137 @@
+"""Languages of the pages: which one a request gets, the gettext catalogues, and formatting of
+dates, numbers and sizes by locale.
+
+Catalogues are the `.po` files in `web/locale/` (`scripts/i18n` extracts and updates them);
+they are compiled in memory when first used, so there is no build step and no `.mo` file.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from datetime import UTC, date, datetime
+from importlib.resources import files
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
+from starlette.requests import Request
+
+# English is the source language; the others have a catalogue each.
+LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "fa": "فارسی",
+    "he": "עברית",
+    "ja": "日本語",
+    "zh": "中文",
+}
+RTL = frozenset({"fa", "he"})
+DEFAULT = "en"
+COOKIE = "cv_lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def supported(code: str | None) -> str | None:
+    """`code` if it names a language we have, by its primary subtag (`fa-IR` → `fa`)."""
+    if not code:
+        return None
+    primary = code.strip().replace("_", "-").split("-")[0].lower()
+    return primary if primary in LANGUAGES else None
+
+
+def from_accept_language(header: str) -> str | None:
+    """The best supported language of an `Accept-Language` header (RFC 9110 §12.5.4)."""
+    choices: list[tuple[float, int, str]] = []
+    for position, item in enumerate(header.split(",")[:32]):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                continue
+        code = supported(tag)
+        if code and quality > 0:
+            choices.append((-quality, position, code))
+    return min(choices)[2] if choices else None
+
+
+def negotiate(request: Request, user_locale: str | None = None) -> str:
+    """A signed-in user's own choice; else the language cookie; else the browser's."""
+    return (
+        supported(user_locale)
+        or supported(request.cookies.get(COOKIE))
+        or from_accept_language(request.headers.get("accept-language", ""))
+        or DEFAULT
+    )
+
+
+def direction(code: str) -> str:
+    return "rtl" if code in RTL else "ltr"
+
+
+@functools.cache
+def translations(code: str) -> NullTranslations:
+    if code == DEFAULT:
+        return NullTranslations()
+    source = files("web") / "locale" / code / "LC_MESSAGES" / "messages.po"
+    with source.open("rb") as po:
+        catalog = read_po(po, locale=code)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _locale(code: str) -> Locale:
+    try:
+        return Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT)
+
+
+def format_moment(
+    moment: datetime | None, code: str, zone: str | None, form: str = "medium"
+) -> str:
+    """A moment in the user's time zone, written the way their language writes it."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are stored in UTC
+        moment = moment.replace(tzinfo=UTC)
+    return format_datetime(moment, form, tzinfo=_zone(zone), locale=_locale(code))
+
+
+def format_day(day: date | None, code: str, form: str = "medium") -> str:
+    return "" if day is None else format_date(day, form, locale=_locale(code))
+
+
+_SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
+
+
+def format_size(size: int | None, code: str) -> str:
+    """A byte count in decimal units (as file managers show them), digits by locale."""
+    if size is None:
+        return ""
+    value = float(size)
+    unit = 0
+    while value >= 1000 and unit < len(_SIZE_UNITS) - 1:
+        value /= 1000
+        unit += 1
+    pattern = "#,##0" if unit == 0 or value >= 100 else "#,##0.#"
+    return f"{format_decimal(value, pattern, locale=_locale(code))}\u00a0{_SIZE_UNITS[unit]}"
+
+
+def format_number(value: int, code: str) -> str:
+    return format_decimal(value, locale=_locale(code))
