@@ -14,7 +14,7 @@ from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -88,6 +88,16 @@ def translations(code: str) -> NullTranslations:
     return Translations(compiled)
 
 
+# Babel formats with the locale's separators but always with ASCII digits; these are the
+# numbering systems of our languages whose digits differ (Persian uses `arabext`).
+_DIGITS = {"arabext": "۰۱۲۳۴۵۶۷۸۹", "arab": "٠١٢٣٤٥٦٧٨٩"}
+
+
+def _native_digits(text: str, locale: Locale) -> str:
+    digits = _DIGITS.get(locale.default_numbering_system)
+    return text.translate(str.maketrans("0123456789", digits)) if digits else text
+
+
 def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
@@ -110,11 +120,20 @@ def format_moment(
         return ""
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are stored in UTC
         moment = moment.replace(tzinfo=UTC)
-    return format_datetime(moment, form, tzinfo=_zone(zone), locale=_locale(code))
+    locale = _locale(code)
+    local = moment.astimezone(_zone(zone))
+    # The date as `form` says, the time to the minute: seconds are noise in a file listing.
+    day = format_date(local, form, locale=locale)
+    time = format_time(local, "short", locale=locale)
+    joined = str(locale.datetime_formats[form]).replace("{1}", day).replace("{0}", time)
+    return _native_digits(joined, locale)
 
 
 def format_day(day: date | None, code: str, form: str = "medium") -> str:
-    return "" if day is None else format_date(day, form, locale=_locale(code))
+    if day is None:
+        return ""
+    locale = _locale(code)
+    return _native_digits(format_date(day, form, locale=locale), locale)
 
 
 _SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
@@ -130,8 +149,11 @@ def format_size(size: int | None, code: str) -> str:
         value /= 1000
         unit += 1
     pattern = "#,##0" if unit == 0 or value >= 100 else "#,##0.#"
-    return f"{format_decimal(value, pattern, locale=_locale(code))}\u00a0{_SIZE_UNITS[unit]}"
+    locale = _locale(code)
+    digits = format_decimal(value, pattern, locale=locale, numbering_system="default")
+    return f"{_native_digits(digits, locale)}\u00a0{_SIZE_UNITS[unit]}"
 
 
 def format_number(value: int, code: str) -> str:
-    return format_decimal(value, locale=_locale(code))
+    locale = _locale(code)
+    return _native_digits(format_decimal(value, locale=locale, numbering_system="default"), locale)
