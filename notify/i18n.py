@@ -141,10 +141,72 @@ _HE = {
     "page_invalid": "הקישור אינו תקף.",
 }
 
+_JA = {
+    "subject_one": "ClientVault: 書類の変更が1件あります",
+    "subject_many": "ClientVault: 書類の変更が{count}件あります",
+    "intro_one": "{client} の書類の変更（1件）：",
+    "intro_many": "{client} の書類の変更（{count}件）：",
+    "document.created": "新しい書類",
+    "document.version_added": "新しいバージョン",
+    "document.deleted": "ごみ箱に移動",
+    "document.restored": "ごみ箱から復元",
+    "request.opened": "書類の提出依頼",
+    "request.submitted": "提出依頼に対する書類の提出",
+    "request.answered": "提出書類の確認結果",
+    "request.reminder.due_soon": "リマインダー：依頼中の書類の提出期限が近づいています",
+    "request.reminder.overdue": "リマインダー：依頼中の書類の提出期限が過ぎています",
+    "changed": "変更",
+    "client": "クライアント",
+    "folder": "フォルダー",
+    "by_at": "操作者：{who}（{when}）",
+    "message_from": "{who} からのメッセージ：",
+    "footer": (
+        "このメールは、ClientVault で {client} へのアクセス権をお持ちの方にお送りしています。"
+    ),
+    "unsubscribe": "{client} に関するメールの配信を停止",
+    "page_title": "メール通知",
+    "page_confirm": "{email} 宛ての {client} に関するメール通知を停止しますか？",
+    "page_button": "メールの配信を停止",
+    "page_done": (
+        "今後、{client} に関するメール通知は届きません。通知設定から再び有効にできます。"
+    ),
+    "page_invalid": "このリンクは無効です。",
+}
+
+_ZH = {
+    "subject_one": "ClientVault：1 项文件变更",
+    "subject_many": "ClientVault：{count} 项文件变更",
+    "intro_one": "{client} 有 1 项文件变更：",
+    "intro_many": "{client} 有 {count} 项文件变更：",
+    "document.created": "新文件",
+    "document.version_added": "新版本",
+    "document.deleted": "已移至回收站",
+    "document.restored": "已从回收站恢复",
+    "request.opened": "新的文件提交请求",
+    "request.submitted": "已针对文件请求提交文件",
+    "request.answered": "文件请求已审核",
+    "request.reminder.due_soon": "提醒：所请求的文件即将到期",
+    "request.reminder.overdue": "提醒：所请求的文件已逾期",
+    "changed": "变更",
+    "client": "客户",
+    "folder": "文件夹",
+    "by_at": "操作人：{who}，{when}",
+    "message_from": "来自 {who} 的消息：",
+    "footer": "您收到此邮件，是因为您在 ClientVault 中有权访问 {client}。",
+    "unsubscribe": "停止接收有关 {client} 的此类邮件",
+    "page_title": "邮件通知",
+    "page_confirm": "要停止向 {email} 发送有关 {client} 的邮件通知吗？",
+    "page_button": "停止接收这些邮件",
+    "page_done": "您将不再收到有关 {client} 的邮件通知。您可以在通知设置中重新开启。",
+    "page_invalid": "此链接无效。",
+}
+
 LANGUAGES: dict[str, Language] = {
     "en": Language("en", "English", rtl=False, digits="0123456789", strings=_EN),
     "fa": Language("fa", "فارسی", rtl=True, digits="۰۱۲۳۴۵۶۷۸۹", strings=_FA),
     "he": Language("he", "עברית", rtl=True, digits="0123456789", strings=_HE),
+    "ja": Language("ja", "日本語", rtl=False, digits="0123456789", strings=_JA),
+    "zh": Language("zh", "中文", rtl=False, digits="0123456789", strings=_ZH),
 }
 LOCALES = frozenset(LANGUAGES)
 

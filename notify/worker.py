@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notify import feed, outbox, reminders
+from notify.i18n import language
 from notify.links import UnsubscribeLinks
 from notify.render import build_message
 from notify.smtp import DeliveryError, Mailer
@@ -89,7 +90,8 @@ async def run_once(
             list_unsubscribe=(
                 config.links.url(claim.user_id, claim.client_id) if claim.client_id else ""
             ),
-            language=claim.locale,
+            # The language the text is really in (English where the user's has no catalogue).
+            language=language(claim.locale).code,
         )
         try:
             await mailer.send(message)

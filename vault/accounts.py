@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.errors import ConflictError, NotFoundError
-from vault.models import AccessToken, ClientAccess, Role, TokenScope, User
+from vault.models import AccessToken, Client, ClientAccess, Role, TokenScope, User
 from vault.policy import Principal
 
 # Personal access tokens made in the portal live at most a year (and a leap day).
@@ -85,12 +85,18 @@ async def principal_for(session: AsyncSession, user: User, *, read_only: bool = 
     rows = await session.execute(
         select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
     )
+    role = Role(user.role)
+    shared: frozenset[uuid.UUID] = frozenset()
+    if role in (Role.CLIENT, Role.STAFF):
+        found = await session.execute(select(Client.id).where(col(Client.shared).is_(True)))
+        shared = frozenset(found.scalars().all())
     return Principal(
         user_id=user.id,
         email=user.email,
-        role=Role(user.role),
+        role=role,
         client_ids=frozenset(rows.scalars().all()),
         read_only=read_only,
+        shared_client_ids=shared,
     )
 
 

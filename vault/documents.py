@@ -8,23 +8,27 @@ the caller deletes the stored object; if the write fails, nothing was recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, crypto
+from vault import audit, blobs, crypto
 from vault.blobs import StoredBlob
+from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_folder
 from vault.keyring import Keyring
 from vault.models import Document, Version
 from vault.names import guess_content_type, name_key, validate_name
-from vault.policy import Permission, Principal, can_see_client, require
+from vault.policy import Permission, Principal, allows, can_see_client, require
+from vault.store import ObjectStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,7 @@ async def commit_upload(
     blob: StoredBlob,
     *,
     content_type: str | None = None,
-    details: dict[str, str] | None = None,
+    details: dict[str, object] | None = None,
 ) -> tuple[Document, Version]:
     """Record the stored object as the next version, with its audit event, atomically."""
     folder = await get_folder(session, principal, plan.folder_id)
@@ -251,3 +255,88 @@ async def trash(
         details={"name": document.name, "folder_id": str(document.folder_id)},
     )
     return document
+
+
+def may_manage(principal: Principal, client_id: uuid.UUID) -> bool:
+    """Whether the caller looks after this client's documents (trash, delivery receipts).
+
+    Asked for reads too, so a read-only token lists what its user could act on.
+    """
+    return allows(dataclasses.replace(principal, read_only=False), Permission.DELETE, client_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreSource:
+    """The old version whose bytes become the new one, opened for reading."""
+
+    number: int
+    storage_key: str
+    object_size: int
+    content_type: str
+    opened: crypto.OpenedHeader
+
+
+async def restore_version(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    keyring: Keyring,
+    principal: Principal,
+    context: audit.AuditContext,
+    *,
+    document_id: uuid.UUID,
+    number: int,
+    part_size: int,
+    concurrency: int = 4,
+) -> tuple[Document, Version]:
+    """Make an old version current again, as a new version with the same bytes.
+
+    The old object is decrypted and re-encrypted as it streams (memory bounded by the part
+    size), under a fresh version id and data key: reusing the old object would bind two
+    versions to one header, and a data key must never seal two objects. Like an upload it
+    runs in three steps, with no transaction held while bytes move, and is recorded as
+    `document.version_added` with `restored_from`, so it is notified as a new version.
+    """
+    async with transaction(sessions) as session:
+        document = await get_document(session, principal, document_id)
+        require(principal, Permission.DOWNLOAD, document.client_id)
+        old = await get_version(session, document, number)
+        if old.number == document.current_version:
+            raise ConflictError("this version is already the current one")
+        source = RestoreSource(
+            old.number,
+            old.storage_key,
+            old.object_size,
+            old.content_type,
+            open_version(keyring, document, old),
+        )
+        plan = await prepare_upload(
+            session, principal, keyring, folder_id=document.folder_id, name=document.name
+        )
+        if plan.document_id != document.id:
+            raise ConflictError("the document was replaced meanwhile; reload and try again")
+    blob = await blobs.write_encrypted(
+        store,
+        plan.storage_key,
+        blobs.read_decrypted(
+            store, source.storage_key, opened=source.opened, object_size=source.object_size
+        ),
+        sealer=plan.sealer(),
+        part_size=part_size,
+        concurrency=concurrency,
+        expected_size=crypto.plaintext_size(source.object_size),
+    )
+    try:
+        async with transaction(sessions) as session:
+            return await commit_upload(
+                session,
+                principal,
+                context,
+                plan,
+                blob,
+                content_type=source.content_type,
+                details={"restored_from": source.number},
+            )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await store.delete(plan.storage_key)
+        raise

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import String, type_coerce
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
 from vault.errors import ConflictError, NotFoundError
-from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role
+from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role, User, Version
 from vault.names import name_key, validate_name
-from vault.policy import Permission, Principal, can_see_client, require
+from vault.policy import Permission, Principal, can_see_client, require, visible_client_ids
 
 
 async def list_clients(session: AsyncSession, principal: Principal) -> Sequence[Client]:
     query = select(Client).order_by(Client.name_key)
-    if principal.role is not Role.ADMIN:
-        query = query.where(Client.id.in_(principal.client_ids))  # type: ignore[attr-defined]
+    visible = visible_client_ids(principal)
+    if visible is not None:
+        query = query.where(Client.id.in_(visible))  # type: ignore[attr-defined]
     return (await session.execute(query)).scalars().all()
 
 
@@ -170,3 +172,176 @@ def _uuid_text(value: object) -> str:
     if len(text) == 32:
         return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
     return text
+
+
+async def ancestors(session: AsyncSession, folder: Folder) -> list[Folder]:
+    """The folder's chain from its client's root down to the folder itself."""
+    chain = [folder]
+    seen = {folder.id}
+    while chain[0].parent_id is not None:
+        parent = await session.get(Folder, chain[0].parent_id)
+        # A cycle cannot be stored through this module; the guard keeps a corrupt row finite.
+        if parent is None or parent.id in seen or parent.client_id != folder.client_id:
+            break
+        seen.add(parent.id)
+        chain.insert(0, parent)
+    return chain
+
+
+class ListedDocument(NamedTuple):
+    """A document as the folder browser lists it: its current version's size, time and
+    uploader."""
+
+    id: uuid.UUID
+    name: str
+    name_key: str
+    size: int
+    modified_at: datetime
+    modified_by: str
+    content_type: str
+
+
+SORT_KEYS = ("name", "size", "modified", "by")
+
+
+async def listed_documents(session: AsyncSession, folder_id: uuid.UUID) -> list[ListedDocument]:
+    """Live documents in a folder with what the browser shows of each, in name order."""
+    rows = await session.execute(
+        sa_select(
+            col(Document.id),
+            col(Document.name),
+            col(Document.name_key),
+            col(Version.size),
+            col(Version.created_at),
+            col(User.display_name),
+            col(User.email),
+            col(Version.content_type),
+        )
+        .join(
+            Version,
+            (col(Version.document_id) == col(Document.id))
+            & (col(Version.number) == col(Document.current_version)),
+        )
+        .outerjoin(User, col(User.id) == col(Version.uploaded_by))
+        .where(col(Document.folder_id) == folder_id, col(Document.deleted_at).is_(None))
+        .order_by(col(Document.name_key))
+    )
+    return [
+        ListedDocument(doc_id, name, key, size, modified, display or email or "", content_type)
+        for doc_id, name, key, size, modified, display, email, content_type in rows.all()
+    ]
+
+
+def sort_documents(
+    documents: Sequence[ListedDocument], *, sort: str, descending: bool
+) -> list[ListedDocument]:
+    """Order a listing by one column; ties fall back to the name key, always ascending.
+
+    Names compare by their case-folded NFC key, so `apple`, `Banana` and `café` sort as a
+    reader expects and any script sorts by code point within itself.
+    """
+    by_name = sorted(documents, key=lambda d: d.name_key)
+    if sort == "size":
+        ordered = sorted(by_name, key=lambda d: d.size, reverse=descending)
+    elif sort == "modified":
+        ordered = sorted(by_name, key=lambda d: _aware(d.modified_at), reverse=descending)
+    elif sort == "by":
+        ordered = sorted(by_name, key=lambda d: name_key(d.modified_by), reverse=descending)
+    else:
+        ordered = list(reversed(by_name)) if descending else by_name
+    return ordered
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ArchiveEntry(NamedTuple):
+    """One member of a folder archive: a folder (document is None) or a document's
+    current version, with its path inside the archive."""
+
+    path: str
+    folder: Folder
+    document: Document | None
+    version: Version | None
+
+
+async def subtree(
+    session: AsyncSession, principal: Principal, folder_id: uuid.UUID
+) -> list[ArchiveEntry]:
+    """Every folder under `folder_id` (itself included) and each live document's current
+    version, as archive paths `folder/sub/name`; the caller must be allowed to download."""
+    root = await get_folder(session, principal, folder_id)
+    require(principal, Permission.DOWNLOAD, root.client_id)
+    folders = (
+        (await session.execute(select(Folder).where(Folder.client_id == root.client_id)))
+        .scalars()
+        .all()
+    )
+    by_parent: dict[uuid.UUID | None, list[Folder]] = {}
+    for folder in folders:
+        by_parent.setdefault(folder.parent_id, []).append(folder)
+    paths: dict[uuid.UUID, str] = {}
+    order: list[Folder] = []
+    pending = [(root, root.name)]
+    while pending:
+        folder, path = pending.pop()
+        if folder.id in paths:
+            continue
+        paths[folder.id] = path
+        order.append(folder)
+        for child in sorted(by_parent.get(folder.id, []), key=lambda f: f.name_key, reverse=True):
+            pending.append((child, f"{path}/{child.name}"))
+    rows = await session.execute(
+        select(Document, Version)
+        .join(
+            Version,
+            (col(Version.document_id) == col(Document.id))
+            & (col(Version.number) == col(Document.current_version)),
+        )
+        .where(col(Document.folder_id).in_(list(paths)), col(Document.deleted_at).is_(None))
+        .order_by(col(Document.name_key))
+    )
+    documents: dict[uuid.UUID, list[tuple[Document, Version]]] = {}
+    for document, version in rows.all():
+        documents.setdefault(document.folder_id, []).append((document, version))
+    entries: list[ArchiveEntry] = []
+    for folder in order:
+        entries.append(ArchiveEntry(paths[folder.id] + "/", folder, None, None))
+        for document, version in documents.get(folder.id, []):
+            entries.append(
+                ArchiveEntry(f"{paths[folder.id]}/{document.name}", folder, document, version)
+            )
+    return entries
+
+
+async def folder_paths(session: AsyncSession, client_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    """Every folder of a client by id, as a readable path `Tax 2026 › Receipts`."""
+    rows = (
+        await session.execute(
+            select(col(Folder.id), col(Folder.parent_id), col(Folder.name)).where(
+                Folder.client_id == client_id
+            )
+        )
+    ).all()
+    parent = {fid: pid for fid, pid, _ in rows}
+    names = {fid: name for fid, _, name in rows}
+    paths: dict[uuid.UUID, str] = {}
+
+    def path_of(fid: uuid.UUID) -> str:
+        parts: list[str] = []
+        current: uuid.UUID | None = fid
+        seen: set[uuid.UUID] = set()
+        while current is not None and current in names and current not in seen:
+            if current in paths:
+                parts.append(paths[current])
+                break
+            seen.add(current)
+            parts.append(names[current])
+            current = parent[current]
+        return " › ".join(reversed(parts))
+
+    for fid in names:
+        paths[fid] = path_of(fid)
+    return paths

@@ -105,8 +105,12 @@ async def accept(
     *,
     secret: str,
     password: str,
+    locale: str | None = None,
 ) -> User | None:
     """Set the invitee's first password through the link; None if the link is not live.
+
+    `locale`, the language the invitee's browser asked for, becomes their language (pages
+    and emails) until they choose another.
 
     Raises:
         WeakPasswordError: the password breaks the policy (the link stays usable).
@@ -116,6 +120,8 @@ async def accept(
     )
     if user is None:
         return None
+    if locale:
+        user.locale = locale
     await audit.record(
         session,
         context.acting_as(user.id, user.role),

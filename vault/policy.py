@@ -3,6 +3,10 @@
 Deny by default. A resource of a client the caller cannot see is reported as missing
 (`NotFoundError` → 404), so ids of other clients' documents reveal nothing; a visible
 resource the caller may not change raises `PermissionDeniedError` (403).
+
+Shared clients hold the firm's resources (guides, forms, FAQs): every client user and staff
+member may read them, staff may also curate them, and client users never write there, even
+as members. Auditors still see no client's files.
 """
 
 from __future__ import annotations
@@ -62,6 +66,22 @@ _GLOBAL: dict[Role, frozenset[Permission]] = {
     Role.AUDITOR: frozenset({Permission.READ_AUDIT}),
     Role.ADMIN: frozenset({Permission.CREATE_CLIENT, Permission.READ_AUDIT, Permission.MANAGE}),
 }
+# What each role may do on a shared client, whoever it is assigned to. Staff curate the
+# resources; requests and invitations make no sense for the firm's own space.
+_SHARED: dict[Role, frozenset[Permission]] = {
+    Role.CLIENT: frozenset({Permission.VIEW, Permission.DOWNLOAD}),
+    Role.STAFF: frozenset(
+        {
+            Permission.VIEW,
+            Permission.DOWNLOAD,
+            Permission.UPLOAD,
+            Permission.CREATE_FOLDER,
+            Permission.DELETE,
+        }
+    ),
+    Role.AUDITOR: frozenset(),
+    Role.ADMIN: _CLIENT_SCOPED[Role.ADMIN],
+}
 _WRITES = frozenset(
     {
         Permission.UPLOAD,
@@ -84,6 +104,8 @@ class Principal:
     role: Role
     client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     read_only: bool = False  # a read-only access token
+    # Every shared client (the firm's resources), whether or not the user belongs to it.
+    shared_client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
     @property
     def user_ref(self) -> uuid.UUID | None:
@@ -101,8 +123,19 @@ def can_see_client(principal: Principal, client_id: uuid.UUID) -> bool:
     if principal.role is Role.ADMIN:
         return True
     if principal.role in (Role.CLIENT, Role.STAFF):
-        return client_id in principal.client_ids
+        return client_id in principal.client_ids or client_id in principal.shared_client_ids
     return False
+
+
+def visible_client_ids(principal: Principal) -> frozenset[uuid.UUID] | None:
+    """The ids of every client `principal` may see; None means all of them (admins)."""
+    if principal.role is Role.ADMIN:
+        return None
+    return frozenset(
+        c
+        for c in principal.client_ids | principal.shared_client_ids
+        if can_see_client(principal, c)
+    )
 
 
 def allows(principal: Principal, permission: Permission, client_id: uuid.UUID | None) -> bool:
@@ -113,6 +146,8 @@ def allows(principal: Principal, permission: Permission, client_id: uuid.UUID | 
         return True
     if client_id is None or not can_see_client(principal, client_id):
         return False
+    if client_id in principal.shared_client_ids:
+        return permission in _SHARED[principal.role]
     return permission in _CLIENT_SCOPED[principal.role]
 
 
@@ -122,3 +157,15 @@ def require(principal: Principal, permission: Permission, client_id: uuid.UUID |
         raise NotFoundError("not found")
     if not allows(principal, permission, client_id):
         raise PermissionDeniedError(f"{principal.role} may not {permission}")
+
+
+def is_firm(principal: Principal) -> bool:
+    """Whether the caller acts for the firm (staff or admin) and may change things: posting
+    announcements and publishing to many clients at once."""
+    return principal.role in (Role.STAFF, Role.ADMIN) and not principal.read_only
+
+
+def require_firm(principal: Principal, action: str) -> None:
+    """Raise `PermissionDeniedError` unless `is_firm`; `action` words the message."""
+    if not is_firm(principal):
+        raise PermissionDeniedError(f"{principal.role} may not {action}")

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 import notify
-from vault import accounts, audit, maintenance, ratelimit, sessions
+from vault import accounts, audit, maintenance, ratelimit, resources, sessions
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import NotFoundError, VaultError
@@ -142,16 +142,49 @@ def client() -> None:
 
 @client.command("add")
 @click.argument("name")
+@click.option(
+    "--shared", is_flag=True, help="The firm's resources: every client and staff user may read it."
+)
 @click.pass_context
-def client_add(ctx: click.Context, name: str) -> None:
+def client_add(ctx: click.Context, name: str, shared: bool) -> None:
     """Create a client named NAME."""
 
     async def run(svc: Services) -> str:
         async with transaction(svc.sessions) as session:
             created = await folder_service.create_client(session, SYSTEM, CLI_CONTEXT, name)
+            if shared:
+                await resources.set_shared(session, SYSTEM, CLI_CONTEXT, created.id, shared=True)
             return str(created.id)
 
     click.echo(_run(_with_services(_settings(ctx), run)))
+
+
+def _set_shared(ctx: click.Context, name: str, *, shared: bool) -> None:
+    async def run(svc: Services) -> str:
+        async with transaction(svc.sessions) as session:
+            found = await folder_service.find_client_by_name(session, name)
+            if found is None:
+                raise click.ClickException(f"no client named {name!r}")
+            await resources.set_shared(session, SYSTEM, CLI_CONTEXT, found.id, shared=shared)
+            return str(found.id)
+
+    click.echo(_run(_with_services(_settings(ctx), run)))
+
+
+@client.command("share")
+@click.argument("name")
+@click.pass_context
+def client_share(ctx: click.Context, name: str) -> None:
+    """Let every client and staff user read client NAME (the firm's resources)."""
+    _set_shared(ctx, name, shared=True)
+
+
+@client.command("unshare")
+@click.argument("name")
+@click.pass_context
+def client_unshare(ctx: click.Context, name: str) -> None:
+    """Make client NAME private to its own members and staff again."""
+    _set_shared(ctx, name, shared=False)
 
 
 @main.group()

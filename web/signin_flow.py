@@ -22,7 +22,7 @@ from vault.identity import EmailLinkPurpose, SessionStage
 from vault.models import User
 from vault.sessions import Started
 from vault.signin import Attempt, Outcome
-from web import account_mail
+from web import account_mail, i18n
 from web.auth import Caller, cookie_name
 from web.context import audit_context, services
 from web.services import Services
@@ -216,7 +216,7 @@ async def accept_invitation(request: Request, secret: str, password: str) -> Use
     return await _through_link(
         request,
         lambda session, context: invitations.accept(
-            session, context, ph, secret=secret, password=password
+            session, context, ph, secret=secret, password=password, locale=i18n.negotiate(request)
         ),
     )
 

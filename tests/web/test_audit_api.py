@@ -101,7 +101,12 @@ async def test_filters(http: httpx.AsyncClient, world: World) -> None:
 
     by_actor = await _events(http, otto, actor=str(alice.id))
     assert {e["actor_id"] for e in by_actor} == {str(alice.id)}
-    assert [e["action"] for e in by_actor] == ["document.downloaded", "document.created"]
+    # A full download is recorded when it starts and again when its last byte has gone out.
+    assert [e["action"] for e in by_actor] == [
+        "document.download_completed",
+        "document.downloaded",
+        "document.created",
+    ]
     by_sam = await _events(http, otto, actor=str(sam.id))
     assert [(e["action"], e["document_id"]) for e in by_sam] == [("document.viewed", acme_doc)]
 
@@ -113,6 +118,7 @@ async def test_filters(http: httpx.AsyncClient, world: World) -> None:
     assert sorted(e["action"] for e in family) == [
         "document.created",
         "document.created",
+        "document.download_completed",
         "document.downloaded",
         "document.viewed",
     ]
@@ -124,6 +130,7 @@ async def test_filters(http: httpx.AsyncClient, world: World) -> None:
     by_document = await _events(http, otto, document_id=acme_doc)
     assert {e["document_id"] for e in by_document} == {acme_doc}
     assert [e["action"] for e in by_document] == [
+        "document.download_completed",
         "document.downloaded",
         "document.viewed",
         "document.created",

@@ -101,6 +101,15 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/documents/{document_id}/content"): Call(
         "GET", lambda i: f"{API}/documents/{i.document}/content"
     ),
+    ("POST", "/documents/{document_id}/versions/{number}/restore"): Call(
+        "POST", lambda i: f"{API}/documents/{i.document}/versions/1/restore"
+    ),
+    ("GET", "/documents/{document_id}/receipts"): Call(
+        "GET", lambda i: f"{API}/documents/{i.document}/receipts"
+    ),
+    ("POST", "/documents/{document_id}/restore"): Call(
+        "POST", lambda i: f"{API}/documents/{i.document}/restore"
+    ),
     # Uploads exist only for their creator (tests/web/test_tus.py probes real ones of Acme's).
     ("PATCH", "/uploads/{upload_id}"): Call(
         "PATCH",
@@ -146,6 +155,9 @@ USER_ID_ROUTES = {
     ("DELETE", "/me/tokens/{token_id}"),
     ("POST", "/notifications/{notification_id}/retry"),
 }
+# The one route for which a trashed document exists, to those who look after its client
+# (`check_trashed_looks_like_never_existed` proves the rest answer 404 for it).
+TRASH_ROUTES = {("POST", "/documents/{document_id}/restore")}
 # A version query on the content route goes through the same checks with another code path.
 EXTRA_CALLS: list[Call] = [
     Call("GET", lambda i: f"{API}/documents/{i.document}/content?version=1"),
@@ -316,11 +328,15 @@ async def check_trashed_looks_like_never_existed(
 ) -> None:
     sam = world["sam"].auth
     assert (await http.delete(f"{API}/documents/{acme.document}", headers=sam)).status_code == 204
-    for (_, path), probe in ID_ROUTES.items():
-        if "{document_id}" not in path:
+    for (method, path), probe in ID_ROUTES.items():
+        if "{document_id}" not in path or (method, path) in TRASH_ROUTES:
             continue
         trashed = not_found(await call(http, probe, acme, sam), f"trashed {probe.method}")
         assert trashed == not_found(await call(http, probe, random_ids(), sam), "random")
+    # The client's own member cannot tell a trashed document from one that never was.
+    restore = ID_ROUTES[("POST", "/documents/{document_id}/restore")]
+    hidden = not_found(await call(http, restore, acme, world["alice"].auth), "alice restore")
+    assert hidden == not_found(await call(http, restore, random_ids(), world["alice"].auth), "")
 
 
 async def test_user_scoped_ids_are_no_oracle(

@@ -13,6 +13,7 @@ from web.api import (
     openapi,
     requests,
     signin,
+    trash,
     uploads,
 )
 
@@ -30,6 +31,14 @@ def routes() -> list[BaseRoute]:
         Route("/documents/{document_id}", documents.get_document, methods=["GET"]),
         Route("/documents/{document_id}", documents.delete_document, methods=["DELETE"]),
         Route("/documents/{document_id}/content", documents.get_content, methods=["GET"]),
+        Route(
+            "/documents/{document_id}/versions/{number}/restore",
+            documents.restore_version,
+            methods=["POST"],
+        ),
+        Route("/documents/{document_id}/receipts", documents.get_receipts, methods=["GET"]),
+        Route("/documents/{document_id}/restore", trash.restore, methods=["POST"]),
+        Route("/trash", trash.list_trash, methods=["GET"]),
         # Resumable uploads (tus 1.0.0).
         Route("/uploads", uploads.options, methods=["OPTIONS"]),
         Route("/uploads", uploads.create, methods=["POST"]),

@@ -11,7 +11,7 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from vault import audit, blobs
+from vault import audit, blobs, receipts
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, IntegrityError, PermissionDeniedError
@@ -30,6 +30,7 @@ from web.http import (
     if_range_matches,
     parse_range,
 )
+from web.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,25 @@ INLINE_SAFE = {
 # Even a safe type is sandboxed: no scripts, no plugins, no same-origin access (ASVS 3.2.1).
 # This replaces the app-wide CSP, so it repeats its frame-ancestors (no framing, no clickjacking).
 DOWNLOAD_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+# What `?disposition=inline` shows in the browser: never SVG, HTML or XML (they run script).
+PREVIEWABLE = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"}
+)
+# A preview may be framed by our own document page, and nothing else. The document is a
+# sandbox with no script, object or connection of its own; images and text are shown by the
+# browser itself, and the inline style is the one browsers put on their own image viewer.
+PREVIEW_CSP = (
+    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+# Chromium refuses to start its PDF viewer in a sandboxed document ("This page has been
+# blocked by Chrome"), so a PDF goes without `sandbox`. Its viewer runs PDF script (if any)
+# in its own isolated engine, never in our origin, and no directive here lets the document
+# fetch, frame or post anything.
+PDF_PREVIEW_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
 MAX_MESSAGE = 2000  # characters of a publishing message
 
 
@@ -192,10 +212,36 @@ def _version_param(request: Request) -> int | None:
     return int(raw)
 
 
+def _wants_inline(request: Request) -> bool:
+    value = request.query_params.get("disposition", "attachment")
+    if value not in ("attachment", "inline"):
+        raise ProblemError(
+            422, "Invalid request", "disposition is attachment or inline", field="disposition"
+        )
+    return value == "inline"
+
+
+def disposition_headers(name: str, content_type: str, *, inline: bool) -> dict[str, str]:
+    """Content-Disposition and CSP of a download: inline only for a previewable type."""
+    if inline and content_type in PREVIEWABLE:
+        return {
+            "Content-Disposition": content_disposition(name, "inline"),
+            "Content-Security-Policy": (
+                PDF_PREVIEW_CSP if content_type == "application/pdf" else PREVIEW_CSP
+            ),
+            "X-Frame-Options": "SAMEORIGIN",
+        }
+    return {
+        "Content-Disposition": content_disposition(name),
+        "Content-Security-Policy": DOWNLOAD_CSP,
+    }
+
+
 async def get_content(request: Request) -> Response:
     svc = services(request)
     document_id = parse_id(request.path_params["document_id"], "document")
     number = _version_param(request)
+    inline = _wants_inline(request)
     async with api_call(request) as call:
         document = await doc_service.get_document(call.session, call.principal, document_id)
         require(call.principal, Permission.DOWNLOAD, document.client_id)
@@ -205,8 +251,7 @@ async def get_content(request: Request) -> Response:
             "ETag": etag,
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, no-store",
-            "Content-Disposition": content_disposition(document.name),
-            "Content-Security-Policy": DOWNLOAD_CSP,
+            **disposition_headers(document.name, version.content_type, inline=inline),
         }
         if if_none_match_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=base_headers)
@@ -236,9 +281,23 @@ async def get_content(request: Request) -> Response:
                 "version": version.number,
                 "range": None if status == 200 else f"{start}-{end - 1}",
                 "bytes": end - start,
+                **({"disposition": "inline"} if inline else {}),
             },
         )
         ids = (document.client_id, document.id, version.number, call.audit)
+        # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
+        # and not a preview, which the document page loads by itself whenever it is opened.
+        completed = (
+            receipts.Completed(
+                document.client_id,
+                document.id,
+                version.id,
+                version.number,
+                call.principal.user_ref,
+            )
+            if status == 200 and request.method == "GET" and not inline
+            else None
+        )
     headers = {**base_headers, "Content-Length": str(end - start)}
     if status == 206:
         headers["Content-Range"] = content_range(start, end - 1, version.size)
@@ -275,5 +334,85 @@ async def get_content(request: Request) -> Response:
             # Re-raising aborts the response short of its Content-Length: the client sees a
             # failed transfer, never unverified bytes.
             raise
+        if completed is not None:
+            # The server asks for more only once the last piece was sent: the body is out.
+            with anyio.CancelScope(shield=True):
+                await record_receipt(svc, ids[3], completed)
 
     return StreamingResponse(body(), status_code=status, headers=headers, media_type=media)
+
+
+async def record_receipt(
+    svc: Services, context: audit.AuditContext, completed: receipts.Completed
+) -> None:
+    """Record a finished download in a short transaction of its own; a failure here is
+    logged, never turned into a failed download the client already received."""
+    try:
+        async with transaction(svc.sessions) as session:
+            await receipts.record_completed(session, context, completed)
+    except Exception:
+        logger.exception("could not record the receipt of document %s", completed.document_id)
+
+
+def _number(request: Request) -> int:
+    raw = request.path_params["number"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+        raise ProblemError(404, "Not found", "version not found")
+    return int(raw)
+
+
+async def restore_version(request: Request) -> JSONResponse:
+    """`POST /documents/{id}/versions/{n}/restore`: version n's bytes become a new version."""
+    svc = services(request)
+    async with api_call(request) as call:
+        principal, context = call.principal, call.audit
+        document_id = parse_id(request.path_params["document_id"], "document")
+        number = _number(request)
+    document, version = await doc_service.restore_version(
+        svc.sessions,
+        svc.store,
+        svc.keyring,
+        principal,
+        context,
+        document_id=document_id,
+        number=number,
+        part_size=svc.part_size,
+        concurrency=svc.settings.storage.concurrency,
+    )
+    return JSONResponse(
+        {"document_id": str(document.id), "version": version.number, "restored_from": number},
+        status_code=201,
+        headers={"Location": f"/api/v1/documents/{document.id}"},
+    )
+
+
+def receipts_json(found: list[receipts.VersionReceipts]) -> list[dict[str, Any]]:
+    def member(m: receipts.Member) -> dict[str, Any]:
+        return {"id": str(m.id), "email": m.email, "display_name": m.display_name}
+
+    return [
+        {
+            "version": r.number,
+            "received": [{**member(m), "completed_at": iso(at)} for m, at in r.received],
+            "waiting": [member(m) for m in r.waiting],
+        }
+        for r in found
+    ]
+
+
+async def get_receipts(request: Request) -> JSONResponse:
+    """Which client members downloaded each version in full (staff, admin)."""
+    async with api_call(request) as call:
+        document_id = parse_id(request.path_params["document_id"], "document")
+        document = await doc_service.get_document(call.session, call.principal, document_id)
+        found = await receipts.receipts(call.session, call.principal, document)
+        await audit.record(
+            call.session,
+            call.audit,
+            "document.receipts_viewed",
+            client_id=document.client_id,
+            target_type="document",
+            target_id=document.id,
+            document_id=document.id,
+        )
+        return JSONResponse({"document_id": str(document.id), "versions": receipts_json(found)})

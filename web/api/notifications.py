@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from notify import LOCALES, outbox
+from notify import outbox
 from vault import profiles
 from vault.errors import NotFoundError, PermissionDeniedError
 from vault.models import Client, Role, User
@@ -23,6 +23,7 @@ from vault.notifications import (
     set_preference,
 )
 from vault.policy import Permission, Principal, can_see_client, require
+from web import i18n
 from web.api.common import api_call, iso, json_body, parse_id, string_field
 from web.context import services
 from web.errors import ProblemError
@@ -86,7 +87,7 @@ async def my_notifications(request: Request) -> JSONResponse:
             {
                 **_profile(call.user),
                 "cadences": [c.value for c in Cadence],
-                "locales": sorted(LOCALES),
+                "locales": sorted(i18n.LANGUAGES),
                 "default_cadence": defaults.cadence_for(call.user.role).value,
                 "default_daily_hour": defaults.daily_hour,
                 "clients": [_entry(c, prefs.get(c.id), call.user, defaults) for c in clients],
@@ -144,7 +145,11 @@ async def update_profile(request: Request) -> JSONResponse:
         _writable(call.principal)
         try:
             await profiles.update_profile(
-                call.session, call.audit, call.user, supported_locales=LOCALES, **fields
+                call.session,
+                call.audit,
+                call.user,
+                supported_locales=frozenset(i18n.LANGUAGES),
+                **fields,
             )
         except profiles.ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None

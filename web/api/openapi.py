@@ -128,11 +128,38 @@ SPEC: dict[str, Any] = {
         },
         "/documents/{document_id}/content": {
             "get": _op(
-                "The bytes; honours Range, If-Range, If-None-Match",
+                "The bytes; honours Range, If-Range, If-None-Match; `disposition=inline` shows "
+                "PDF, PNG, JPEG, GIF, WebP and plain text in the browser (sandboxed), any "
+                "other type still downloads",
                 document_id="path",
                 version="query",
+                disposition="query",
             )
         },
+        "/documents/{document_id}/versions/{number}/restore": {
+            "post": _op(
+                "Restore version `number` as a new version with the same bytes; "
+                "`{document_id, version, restored_from}`",
+                "201",
+                document_id="path",
+                number="path",
+            )
+        },
+        "/documents/{document_id}/receipts": {
+            "get": _op(
+                "Delivery receipts (staff, admin): per version, which client members "
+                "downloaded it in full and when, and who has not yet",
+                document_id="path",
+            )
+        },
+        "/documents/{document_id}/restore": {
+            "post": _op(
+                "Restore a document from the trash (staff, admin); 409 if a live document "
+                "now has its name",
+                document_id="path",
+            )
+        },
+        "/trash": {"get": _op("Trashed documents of the clients the caller looks after")},
         # tus 1.0.0 (docs/uploads.md); every request but OPTIONS sends Tus-Resumable: 1.0.0.
         "/uploads": {
             "options": {

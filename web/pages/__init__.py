@@ -46,6 +46,7 @@ def routes() -> list[BaseRoute]:
         Route("/account/sessions/{handle}/end", account.end_session, methods=["POST"]),
         Route("/account/tokens", account.create_token, methods=["POST"]),
         Route("/account/tokens/{token_id}/revoke", account.revoke_token, methods=["POST"]),
+        *account.settings_routes(),
         Route("/language", language.choose_language, methods=["POST"]),
         *browse.routes(),
         *upload_form.routes(),

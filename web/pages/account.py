@@ -1,4 +1,5 @@
-"""The account page: profile, sessions, password, second factor and personal access tokens.
+"""The account page: sessions, password, second factor, recovery codes and personal access
+tokens (profile, notifications and invitations are in `account_settings`).
 
 Every action is a plain form posted with the session's CSRF token, answered by a redirect
 back to the page (so a reload does not repeat it), or by the page itself with the error
@@ -11,66 +12,40 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from vault import accounts, mfa, sessions, signin
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import TokenScope
-from vault.passwords import MIN_LENGTH, WeakPasswordError
+from vault.passwords import WeakPasswordError, off_loop, verify_password
 from web import signin_flow
-from web.auth import CSRF_FIELD, Caller
+from web.auth import CSRF_FIELD
 from web.context import audit_context, services
-from web.pages.common import browser_caller, notice, page, read_form, see_other
+from web.pages import account_settings
+from web.pages.account_view import Problems, account_page
+from web.pages.common import browser_caller, page, read_form, see_other
 from web.pages.render import render
 
-ACCOUNT_NOTICES = frozenset(
-    {"password-changed", "session-ended", "sessions-ended", "token-revoked", "totp-enrolled"}
-)
-DEFAULT_TOKEN_DAYS = 90
 
-
-async def _account_page(
-    request: Request,
-    session: AsyncSession,
-    caller: Caller,
-    *,
-    status: int = 200,
-    password_error: str = "",
-    token_error: str = "",
-    token_form: dict[str, str] | None = None,
-) -> Response:
-    assert caller.browser is not None
-    svc = services(request)
-    user = caller.user
-    return render(
-        request,
-        "account.html",
-        status=status,
-        user=user,
-        csrf_token=caller.browser.csrf_token,
-        notice=notice(request, ACCOUNT_NOTICES),
-        sessions=await sessions.live_sessions(session, user.id, policy=svc.session_policy),
-        current_session=caller.browser.id,
-        totp_enabled=await mfa.has_totp(session, user.id),
-        recovery_codes_left=await mfa.remaining_recovery_codes(session, user.id),
-        tokens=await accounts.list_tokens(session, user),
-        min_length=MIN_LENGTH,
-        max_token_days=accounts.MAX_TOKEN_DAYS,
-        password_error=password_error,
-        token_error=token_error,
-        token_form=token_form
-        or {"name": "", "scope": TokenScope.READ.value, "days": str(DEFAULT_TOKEN_DAYS)},
-    )
+def settings_routes() -> list[BaseRoute]:
+    """The account page's forms beyond sign-in security: profile, notification emails,
+    invitations and new recovery codes."""
+    return [
+        Route("/account/profile", account_settings.save_profile, methods=["POST"]),
+        Route("/account/notifications", account_settings.save_notifications, methods=["POST"]),
+        Route("/account/invite", account_settings.invite, methods=["POST"]),
+        Route("/account/recovery-codes", new_recovery_codes, methods=["POST"]),
+    ]
 
 
 @page
 async def account(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
-        return await _account_page(request, session, caller)
+        return await account_page(request, session, caller)
 
 
 @page
@@ -100,7 +75,9 @@ async def change_password(request: Request) -> Response:
             else:
                 error = "" if changed else "wrong-current"
         if error:
-            return await _account_page(request, session, caller, status=422, password_error=error)
+            return await account_page(
+                request, session, caller, status=422, problems=Problems(password=error)
+            )
         user = caller.user
     response = see_other("/account?done=password-changed")
     response.background = signin_flow.password_changed_task(svc, user, how="changed by you")
@@ -157,13 +134,12 @@ async def create_token(request: Request) -> Response:
         days = _token_days(token_form["days"])
         scope = token_form["scope"]
         if days is None or scope not in {s.value for s in TokenScope}:
-            return await _account_page(
+            return await account_page(
                 request,
                 session,
                 caller,
                 status=422,
-                token_error="days" if days is None else "scope",
-                token_form=token_form,
+                problems=Problems(token="days" if days is None else "scope", token_form=token_form),
             )
         token, secret = await accounts.create_token(
             session,
@@ -196,3 +172,36 @@ async def revoke_token(request: Request) -> Response:
             session, audit_context(request, caller.principal), caller.user, token_id
         )
     return see_other("/account?done=token-revoked")
+
+
+@page
+async def new_recovery_codes(request: Request) -> Response:
+    """Replace the recovery codes once the password is typed again (re-authentication before
+    a sensitive change, ASVS V3.7.1): someone at a browser left signed in must not walk away
+    with codes that skip the second factor wherever the password is known."""
+    form = await read_form(request)
+    svc = services(request)
+    async with transaction(svc.sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        assert caller.browser is not None
+        stored = caller.user.password_hash
+        if stored is None or not await off_loop(
+            verify_password, stored, form.get("password", ""), svc.password_hasher
+        ):
+            return await account_page(
+                request, session, caller, status=422, problems=Problems(recovery="wrong-password")
+            )
+        if not await mfa.has_totp(session, caller.user.id):
+            return await account_page(
+                request, session, caller, status=409, problems=Problems(recovery="no-totp")
+            )
+        codes = await mfa.regenerate_recovery_codes(
+            session, audit_context(request, caller.principal), caller.user
+        )
+        context: dict[str, Any] = {
+            "user": caller.user,
+            "csrf_token": caller.browser.csrf_token,
+            "codes": codes,
+        }
+    # Shown once: only their hashes are kept.
+    return render(request, "account-recovery-codes.html", **context)

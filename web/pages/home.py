@@ -1,9 +1,11 @@
-"""The signed-in home page: who you are and the clients you can see."""
+"""The signed-in home page, a dashboard: what changed since the last visit, the document
+requests still open, the firm's announcements and the clients one can see."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,13 +13,22 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vault import announcements, visits
 from vault import folders as folder_service
+from vault import requests as request_service
 from vault.db import transaction
-from vault.models import Client, Document, Folder
+from vault.models import Client, Document, Folder, Role, User
 from vault.policy import Principal
+from vault.requests import ItemStatus, RequestView
 from web.context import services
 from web.pages.common import browser_caller, page
+from web.pages.news import local_today
 from web.pages.render import render
+
+NEWS_LIMIT = 20
+REQUESTS_LIMIT = 10
+ANNOUNCEMENTS_LIMIT = 5
+_OUTSTANDING = frozenset({ItemStatus.REQUESTED, ItemStatus.REJECTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +59,78 @@ async def client_summaries(session: AsyncSession, principal: Principal) -> list[
     return [ClientSummary(c, folders.get(c.id, 0), documents.get(c.id, 0)) for c in clients]
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRequest:
+    id: uuid.UUID
+    title: str
+    client_name: str
+    due: date
+    overdue: bool
+    outstanding: int  # items still to be sent (requested, or rejected and to be sent again)
+    submitted: int  # items waiting for staff to look at them
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    shown: list[OpenRequest]
+    total: int
+    overdue: int
+
+
+def _open_request(view: RequestView, names: dict[uuid.UUID, str], today: date) -> OpenRequest:
+    request = view.request
+    return OpenRequest(
+        id=request.id,
+        title=request.title,
+        client_name=names.get(request.client_id, ""),
+        due=request.due_date,
+        overdue=request.due_date < today,
+        outstanding=sum(1 for i in view.items if i.status in _OUTSTANDING),
+        submitted=sum(1 for i in view.items if i.status == ItemStatus.SUBMITTED),
+        items=len(view.items),
+    )
+
+
+async def open_requests(
+    session: AsyncSession, principal: Principal, user: User, names: dict[uuid.UUID, str]
+) -> Requests:
+    """Open requests of the caller's clients, earliest due (so every overdue one) first."""
+    if principal.role is Role.AUDITOR:
+        return Requests([], 0, 0)
+    today = local_today(user)
+    views = await request_service.list_open(session, principal)
+    every = [_open_request(v, names, today) for v in views]
+    return Requests(every[:REQUESTS_LIMIT], len(every), sum(1 for r in every if r.overdue))
+
+
 @page
 async def home(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
+        user = caller.user
         summaries = await client_summaries(session, caller.principal)
+        visit = await visits.record_visit(session, user)
+        news = (
+            visits.News([], 0)
+            if user.role == Role.AUDITOR
+            else await visits.changes_since(
+                session, caller.principal, visit.since, limit=NEWS_LIMIT
+            )
+        )
+        names = {s.client.id: s.client.name for s in summaries}
+        pending = await open_requests(session, caller.principal, user, names)
+        notices = await announcements.current(session, limit=ANNOUNCEMENTS_LIMIT)
     assert caller.browser is not None
     return render(
         request,
         "home.html",
-        user=caller.user,
+        user=user,
         csrf_token=caller.browser.csrf_token,
         clients=summaries,
+        visit=visit,
+        news=news,
+        requests=pending,
+        announcements=notices,
+        several_clients=len(summaries) > 1,
     )

@@ -1,9 +1,269 @@
-"""Staff publishing: one report to one client folder or to many clients at once."""
+"""Staff publishing: one report, or several, to one client or to many at once.
+
+The form's fields come in the order the server needs them: the CSRF token, the chosen
+clients, the folder name and the message, then the files. So by the time the first file
+part arrives everything else is known: the file streams into the first client's folder
+(created at its root if missing) through `web.form_upload`, and is then copied to every
+further client by `vault.publishing`, decrypted and re-encrypted under that client's keys.
+Each client's copy is audited like an upload with the message, so each client's members
+are emailed. The answer is a page listing, per client, what was published or what failed.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from vault import folders as folder_service
+from vault import publishing
+from vault.db import transaction
+from vault.errors import IncompleteUploadError, NotFoundError
+from vault.models import Client
+from vault.names import InvalidNameError, validate_name
+from vault.policy import Permission, Principal, allows, is_firm
+from web.auth import Caller, resolve
+from web.context import audit_context, services
+from web.form_upload import FormUploadError, StoredFile, receive_upload
+from web.pages.common import Redirect, browser_caller, page
+from web.pages.render import render
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FOLDER = "Reports"
 
 
 def routes() -> list[BaseRoute]:
-    return []
+    return [
+        Route("/publish", publish_form, methods=["GET"]),
+        Route("/publish", publish, methods=["POST"]),
+    ]
+
+
+async def publishable_clients(session: AsyncSession, principal: Principal) -> list[Client]:
+    """The clients the caller may publish into, by name."""
+    if not is_firm(principal):
+        return []
+    clients = await folder_service.list_clients(session, principal)
+    return [c for c in clients if allows(principal, Permission.UPLOAD, c.id)]
+
+
+@dataclass
+class PublishForm:
+    """What the form said, checked: the target clients in order, the folder, the message."""
+
+    chosen: list[str] = field(default_factory=list)
+    all_clients: bool = False
+    folder: str = DEFAULT_FOLDER
+    message: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    targets: list[Client] = field(default_factory=list)
+
+
+def check_form(lists: dict[str, list[str]], clients: list[Client]) -> PublishForm:
+    form = PublishForm(
+        chosen=[v for v in lists.get("clients", []) if v],
+        all_clients=bool(lists.get("all")),
+        folder=(lists.get("folder") or [""])[0],
+        message=(lists.get("message") or [""])[0],
+    )
+    by_id = {str(c.id): c for c in clients}
+    # "All my clients": the caller's clients, not the firm's shared resources.
+    wanted = {str(c.id) for c in clients if not c.shared} if form.all_clients else set()
+    unknown = [v for v in form.chosen if v not in by_id]
+    wanted |= {v for v in form.chosen if v in by_id}
+    if unknown:
+        form.errors["clients"] = "unknown"
+    elif not wanted:
+        form.errors["clients"] = "empty"
+    form.targets = [c for c in clients if str(c.id) in wanted]
+    try:
+        form.folder = validate_name(form.folder.strip())
+    except InvalidNameError:
+        form.errors["folder"] = "empty" if not form.folder.strip() else "invalid"
+    try:
+        form.message = publishing.clean_message(form.message)
+    except publishing.InvalidMessageError as exc:
+        form.errors["message"] = exc.code
+    return form
+
+
+class _Refused(FormUploadError):
+    """The form's fields were wrong: refused before the first file byte is stored."""
+
+    def __init__(self, form: PublishForm, caller: Caller) -> None:
+        super().__init__("the publishing form is incomplete", stored=[], rule="form", caller=caller)
+        self.form = form
+        self.refused_for = caller
+
+
+def _form_page(
+    request: Request,
+    caller: Caller,
+    clients: list[Client],
+    form: PublishForm,
+    *,
+    status: int = 200,
+) -> Response:
+    assert caller.browser is not None
+    return render(
+        request,
+        "publish.html",
+        status=status,
+        user=caller.user,
+        csrf_token=caller.browser.csrf_token,
+        clients=clients,
+        form=form,
+        max_message=publishing.MAX_MESSAGE,
+    )
+
+
+@page
+async def publish_form(request: Request) -> Response:
+    async with transaction(services(request).sessions) as session:
+        caller = await browser_caller(request, session)
+        if not is_firm(caller.principal):
+            raise NotFoundError("no such page")
+        clients = await publishable_clients(session, caller.principal)
+    return _form_page(request, caller, clients, PublishForm())
+
+
+@dataclass
+class ClientResult:
+    client: Client
+    files: list[StoredFile] = field(default_factory=list)
+    failed: bool = False
+
+
+@page
+async def publish(request: Request) -> Response:
+    svc = services(request)
+    state: dict[str, Any] = {}
+
+    async def folder_for(lists: dict[str, list[str]]) -> uuid.UUID:
+        if "folder_id" in state:
+            return uuid.UUID(str(state["folder_id"]))
+        folder_id: uuid.UUID | None = None
+        async with transaction(svc.sessions) as session:
+            caller = await resolve(request, session)  # receive_upload checked its CSRF token
+            if caller is None:
+                raise Redirect("/login")
+            clients = await publishable_clients(session, caller.principal)
+            form = check_form(lists, clients)
+            if is_firm(caller.principal) and not form.errors:
+                folder = await publishing.root_folder(
+                    session,
+                    caller.principal,
+                    audit_context(request, caller.principal),
+                    client_id=form.targets[0].id,
+                    name=form.folder,
+                )
+                folder_id = folder.id
+        # Raised outside the transaction: a rollback would expire the caller's rows.
+        if not is_firm(caller.principal):
+            raise FormUploadError("not found", stored=[], rule="not_found")
+        state.update(caller=caller, clients=clients, form=form)
+        if folder_id is None:
+            raise _Refused(form, caller)
+        state["folder_id"] = folder_id
+        return folder_id
+
+    def details(lists: dict[str, list[str]]) -> dict[str, str] | None:
+        form: PublishForm = state["form"]
+        return {"message": form.message} if form.message else None
+
+    try:
+        caller, upload = await receive_upload(request, folder_for=folder_for, details=details)
+    except _Refused as exc:
+        return _form_page(request, exc.refused_for, state["clients"], exc.form, status=422)
+    except FormUploadError as exc:
+        if exc.rule == "not_found" or exc.caller is None:
+            raise NotFoundError("no such page") from None
+        return _partial(request, exc, state)
+    except IncompleteUploadError:
+        return render(request, "error.html", status=400)
+    if not upload.files:
+        async with transaction(svc.sessions) as session:
+            if not is_firm(caller.principal):
+                raise NotFoundError("no such page")
+            clients = await publishable_clients(session, caller.principal)
+        form = check_form(upload.lists, clients)
+        form.errors["files"] = "empty"
+        return _form_page(request, caller, clients, form, status=422)
+    form = state["form"]
+    results = [ClientResult(form.targets[0], list(upload.files))]
+    for client in form.targets[1:]:
+        results.append(await _copy_to(request, caller, client, form, upload.files))
+    return render(
+        request,
+        "publish-result.html",
+        user=caller.user,
+        csrf_token=caller.browser.csrf_token if caller.browser else "",
+        results=results,
+        form=form,
+        files=upload.files,
+    )
+
+
+async def _copy_to(
+    request: Request,
+    caller: Caller,
+    client: Client,
+    form: PublishForm,
+    files: list[StoredFile],
+) -> ClientResult:
+    """Copy every stored file into `client`'s folder; a failure stops this client only."""
+    svc = services(request)
+    context = audit_context(request, caller.principal)
+    result = ClientResult(client)
+    try:
+        async with transaction(svc.sessions) as session:
+            folder = await publishing.root_folder(
+                session, caller.principal, context, client_id=client.id, name=form.folder
+            )
+        for stored in files:
+            copy = await publishing.publish_copy(
+                svc.sessions,
+                svc.store,
+                svc.keyring,
+                caller.principal,
+                context,
+                document_id=stored.document_id,
+                version=stored.version,
+                folder_id=folder.id,
+                part_size=svc.part_size,
+                concurrency=svc.settings.storage.concurrency,
+                message=form.message,
+            )
+            result.files.append(StoredFile(stored.name, copy.document_id, copy.version, copy.size))
+    except Exception:
+        # One client's failure (its store, a name clash) must not stop the others; the
+        # page says which clients did not get the files.
+        logger.exception("publishing to client %s failed", client.id)
+        result.failed = True
+    return result
+
+
+def _partial(request: Request, exc: FormUploadError, state: dict[str, Any]) -> Response:
+    """A file was refused part-way (its name, its size): say which, and what was stored."""
+    caller = exc.caller
+    assert caller is not None and caller.browser is not None
+    form: PublishForm = state["form"]
+    return render(
+        request,
+        "publish-result.html",
+        status=422,
+        user=caller.user,
+        csrf_token=caller.browser.csrf_token,
+        results=[ClientResult(form.targets[0], list(exc.stored))],
+        form=form,
+        files=exc.stored,
+        refused=exc.rule or "refused",
+        position=exc.position or 0,
+    )

@@ -22,9 +22,11 @@ from web import i18n
 # Pages load their script and style from /static only: no inline script or style, so an
 # injected <script> or style attribute does not run (XSS, CSS exfiltration). `data:` images
 # are for nothing but small inline icons; the QR code is inline SVG markup, not an image.
+# Frames may show our own sandboxed document previews (`disposition=inline`) and nothing else.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'; "
+    "frame-src 'self'"
 )
 
 PAGE_REFERRER_POLICY = "same-origin"

@@ -1,0 +1,78 @@
+"""The running SHA-256 of resumable uploads: only a digest of every part, in order, from
+part 1, is ever handed out; anything else leaves the finisher to hash by reading back."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import anyio
+import pytest
+
+from vault.digests import RunningDigests
+
+PARTS = [b"first part ", b"second part ", b"the end"]
+WHOLE = hashlib.sha256(b"".join(PARTS)).hexdigest()
+
+
+async def feed(digests: RunningDigests, upload: uuid.UUID, numbers: list[int]) -> None:
+    for number in numbers:
+        await digests.extend(upload, number, PARTS[number - 1])
+
+
+async def test_every_part_in_order_gives_the_digest_once() -> None:
+    digests, upload = RunningDigests(), uuid.uuid4()
+    await feed(digests, upload, [1, 2, 3])
+    assert digests.take(upload, 3) == WHOLE
+    assert digests.take(upload, 3) is None  # taken: a second finisher reads back
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        [2, 3],  # part 1 came through another process
+        [1, 3],  # part 2 did
+        [1, 2],  # the final part did
+        [1, 3, 2],  # out of order: 3 is not hashed, so the digest stops at 2
+    ],
+)
+async def test_a_missed_part_gives_no_digest(numbers: list[int]) -> None:
+    digests, upload = RunningDigests(), uuid.uuid4()
+    await feed(digests, upload, numbers)
+    assert digests.take(upload, 3) is None
+
+
+async def test_a_part_sent_twice_is_hashed_once() -> None:
+    digests, upload = RunningDigests(), uuid.uuid4()
+    await feed(digests, upload, [1, 1, 2, 1, 2, 3, 3])
+    assert digests.take(upload, 3) == WHOLE
+
+
+async def test_racing_requests_of_one_upload_hash_each_part_once_in_order() -> None:
+    digests, upload = RunningDigests(), uuid.uuid4()
+    await digests.extend(upload, 1, PARTS[0])
+    async with anyio.create_task_group() as tasks:
+        for _ in range(4):
+            tasks.start_soon(feed, digests, upload, [2, 3])
+    assert digests.take(upload, 3) == WHOLE
+
+
+async def test_uploads_are_kept_apart_and_the_oldest_dropped_past_the_limit() -> None:
+    digests = RunningDigests(limit=2)
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await feed(digests, first, [1])
+    await feed(digests, second, [1])
+    await feed(digests, first, [2])  # first is now the most recently extended
+    await feed(digests, third, [1])  # so second is dropped
+    assert len(digests) == 2
+    await feed(digests, second, [2, 3])
+    assert digests.take(second, 3) is None
+    await feed(digests, first, [3])
+    assert digests.take(first, 3) == WHOLE
+    digests.forget(third)
+    assert len(digests) == 0
+
+
+def test_the_limit_is_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RunningDigests(limit=0)

@@ -1,0 +1,162 @@
+"""Languages: which one a page is in, switching it, right-to-left layout, locale formatting,
+and catalogues that are complete and whose placeholders match the English."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from babel.messages.pofile import read_po
+from sqlmodel import select
+
+from tests.fixtures.app import World
+from tests.web.test_pages import csrf_of, invite, sign_in
+from vault.db import transaction
+from vault.models import Role, User
+from web import i18n
+from web.services import Services
+
+LOCALE_DIR = Path(i18n.__file__).parent / "locale"
+TRANSLATED = sorted(set(i18n.LANGUAGES) - {i18n.DEFAULT})
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
+
+
+def html_tag(page: str) -> str:
+    found = re.search(r"<html[^>]*>", page)
+    assert found is not None
+    return found.group(0)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("fa-IR,fa;q=0.9,en;q=0.8", "fa"),
+        ("de-DE, ja;q=0.5, he;q=0.7", "he"),
+        ("zh-Hans-CN", "zh"),
+        ("de, fr", None),
+        ("fa;q=0, ja", "ja"),
+        ("en;q=abc, he", "he"),
+        ("", None),
+    ],
+)
+def test_accept_language_picks_the_best_supported_language(
+    header: str, expected: str | None
+) -> None:
+    assert i18n.from_accept_language(header) == expected
+
+
+def test_sizes_and_dates_are_written_the_way_each_language_writes_them() -> None:
+    assert i18n.format_size(1_234_567, "en") == "1.2\u00a0MB"
+    assert i18n.format_size(999, "en") == "999\u00a0B"
+    assert i18n.format_size(5 * 1024**3, "en") == "5.4\u00a0GB"
+    # Persian uses its own digits and decimal separator.
+    assert i18n.format_size(1_234_567, "fa") == "۱٫۲\u00a0MB"
+    moment = datetime(2026, 3, 20, 23, 30, tzinfo=UTC)
+    # Tehran is UTC+03:30: the next day there.
+    assert i18n.format_moment(moment, "ja", "Asia/Tehran") == "2026/03/21 3:00"
+    assert i18n.format_moment(moment, "zh", "Asia/Tehran") == "2026年3月21日 03:00"
+    assert i18n.format_moment(moment, "fa", "Asia/Tehran").startswith("۲۱ مارس ۲۰۲۶")
+    assert i18n.format_moment(moment, "en", "Asia/Tehran") == "Mar 21, 2026, 3:00\u202fAM"
+    assert i18n.format_number(1234, "fa") == "۱٬۲۳۴"
+    # A naive moment is UTC (as SQLite returns them); an unknown zone falls back to UTC.
+    naive = moment.replace(tzinfo=None)
+    assert i18n.format_moment(naive, "en", "Not/AZone") == "Mar 20, 2026, 11:30\u202fPM"
+
+
+async def test_the_browser_language_decides_until_one_is_chosen(http: httpx.AsyncClient) -> None:
+    page = await http.get("/login", headers={"Accept-Language": "fa-IR,fa;q=0.9"})
+    assert html_tag(page.text) == '<html lang="fa" dir="rtl">'
+    page = await http.get("/login", headers={"Accept-Language": "ja"})
+    assert html_tag(page.text) == '<html lang="ja" dir="ltr">'
+    chosen = await http.post(
+        "/language", data={"lang": "he", "next": "/reset"}, headers={"Accept-Language": "ja"}
+    )
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/reset"
+    cookie = chosen.headers["set-cookie"]
+    assert cookie.startswith(f"{i18n.COOKIE}=he;") and "HttpOnly" in cookie
+    page = await http.get("/login", headers={"Accept-Language": "ja"})
+    assert html_tag(page.text) == '<html lang="he" dir="rtl">'
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "\\\\evil", "x"])
+async def test_the_language_switch_is_not_an_open_redirect(
+    http: httpx.AsyncClient, target: str
+) -> None:
+    chosen = await http.post("/language", data={"lang": "fa", "next": target})
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/"
+
+
+async def test_an_unknown_language_is_refused(http: httpx.AsyncClient) -> None:
+    refused = await http.post("/language", data={"lang": "xx", "next": "/"})
+    assert refused.status_code == 400
+    assert i18n.COOKIE not in refused.headers.get("set-cookie", "")
+
+
+async def test_a_signed_in_choice_is_kept_in_the_profile_and_needs_the_csrf_token(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"]
+    await sign_in(http, alice)
+    home = await http.get("/")
+    refused = await http.post("/language", data={"lang": "fa", "next": "/"})
+    assert refused.status_code == 403
+    chosen = await http.post(
+        "/language", data={"lang": "fa", "next": "/", "csrf_token": csrf_of(home.text)}
+    )
+    assert chosen.status_code == 303
+    async with transaction(services.sessions) as session:
+        user = (await session.execute(select(User).where(User.id == alice.id))).scalar_one()
+    assert user.locale == "fa"
+    # The profile wins over the browser's own preference, on any device.
+    http.cookies.delete(i18n.COOKIE)
+    page = await http.get("/", headers={"Accept-Language": "en"})
+    assert html_tag(page.text) == '<html lang="fa" dir="rtl">'
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_catalogue_translates_every_message_with_the_same_placeholders(lang: str) -> None:
+    with (LOCALE_DIR / "messages.pot").open("rb") as source:
+        template = read_po(source)
+    with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        catalog = read_po(source, locale=lang)
+    expected = {m.id for m in template if m.id}
+    present = {m.id for m in catalog if m.id}
+    assert expected - present == set(), f"{lang}: run scripts/i18n"
+    missing: list[str] = []
+    wrong: list[tuple[str, str]] = []
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = [str(i) for i in (message.id if isinstance(message.id, tuple) else (message.id,))]
+        raw = message.string if isinstance(message.string, tuple) else (message.string,)
+        strings = [str(text or "") for text in raw]
+        if message.fuzzy or not all(strings):
+            missing.append(ids[0])
+            continue
+        wanted = set(PLACEHOLDER.findall(ids[-1]))
+        for text in strings:
+            if set(PLACEHOLDER.findall(text)) != wanted:
+                wrong.append((ids[0], text))
+    assert not missing, f"{lang}: {len(missing)} untranslated, e.g. {missing[:5]}"
+    assert not wrong, f"{lang}: placeholders differ: {wrong[:5]}"
+
+
+async def test_an_invitee_keeps_the_language_their_browser_asked_for(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    secret = await invite(services, "dara@example.test", Role.CLIENT, [world.acme])
+    password = "quiet harbour lantern"
+    done = await http.post(
+        f"/invite/{secret}",
+        data={"password": password, "password_confirm": password},
+        headers={"Accept-Language": "fa-IR,fa;q=0.9,en;q=0.5"},
+    )
+    assert done.status_code == 303
+    async with transaction(services.sessions) as session:
+        user = (
+            await session.execute(select(User).where(User.email == "dara@example.test"))
+        ).scalar_one()
+    assert user.locale == "fa"

@@ -1,0 +1,249 @@
+"""Forms of the account page that change settings: the profile (name, time zone, language),
+how often notification emails come, and inviting people.
+
+Each answers with a redirect back to the account page (`?done=` says what happened), or with
+the page itself, the error next to the form that caused it and nothing changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from notify import DeliveryError
+from vault import invitations, profiles
+from vault.db import transaction
+from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
+from vault.models import Client, Role
+from vault.notifications import Cadence, effective, preferences, set_preference
+from web import account_mail, i18n
+from web.auth import CSRF_FIELD
+from web.context import audit_context, services
+from web.errors import ProblemError
+from web.pages.account_view import (
+    Problems,
+    account_page,
+    invite_roles,
+    may_hear_of,
+    notify_defaults,
+)
+from web.pages.common import FORM_TYPE, MAX_FORM_BODY, browser_caller, page, read_form, see_other
+
+# An invitation form names each chosen client, so it may carry more fields than most forms.
+MAX_INVITE_FIELDS = 2000
+LOCALES = frozenset(i18n.LANGUAGES)
+
+
+@page
+async def save_profile(request: Request) -> Response:
+    form = await read_form(request)
+    wanted = {
+        "display_name": form.get("display_name", ""),
+        "timezone": form.get("timezone", "").strip(),
+        "locale": form.get("locale", ""),
+    }
+    svc = services(request)
+    async with transaction(svc.sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        user = caller.user
+        # Every field is checked before any is set, so a refused form changes nothing.
+        try:
+            checked = {
+                "display_name": profiles.check_display_name(wanted["display_name"]),
+                "timezone": profiles.check_timezone(wanted["timezone"]),
+                "locale": profiles.check_locale(wanted["locale"], LOCALES),
+            }
+        except profiles.ProfileError as exc:
+            return await account_page(
+                request,
+                session,
+                caller,
+                status=422,
+                problems=Problems(profile=exc.field, profile_form=wanted),
+            )
+        changed = {name: value for name, value in checked.items() if getattr(user, name) != value}
+        if changed:
+            await profiles.update_profile(
+                session,
+                audit_context(request, caller.principal),
+                user,
+                supported_locales=LOCALES,
+                **changed,
+            )
+        locale = user.locale
+    response = see_other("/account?done=profile-saved#profile")
+    # Signed out, this browser keeps showing the language chosen here.
+    response.set_cookie(
+        i18n.COOKIE,
+        locale,
+        max_age=i18n.COOKIE_MAX_AGE,
+        path="/",
+        secure=svc.settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+def _hour(raw: str) -> int | None:
+    try:
+        hour = int(raw.strip())
+    except ValueError:
+        return None
+    return hour if 0 <= hour <= 23 else None
+
+
+@page
+async def save_notifications(request: Request) -> Response:
+    form = await read_form(request)
+    defaults = notify_defaults(request)
+    async with transaction(services(request).sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        try:
+            client_id = uuid.UUID(form.get("client_id", ""))
+        except ValueError:
+            raise NotFoundError("client not found") from None
+        client = await session.get(Client, client_id)
+        if client is None or not may_hear_of(caller.principal, client):
+            raise NotFoundError("client not found")
+        hour = _hour(form.get("daily_hour", "")) if form.get("daily_hour") else defaults.daily_hour
+        try:
+            cadence = Cadence(form.get("cadence", ""))
+        except ValueError:
+            cadence = None
+        if cadence is None or hour is None:
+            return await account_page(
+                request,
+                session,
+                caller,
+                status=422,
+                problems=Problems(notifications=str(client.id)),
+            )
+        daily_hour = hour if cadence is Cadence.DAILY else None
+        now = effective(
+            (await preferences(session, caller.user.id)).get(client.id), caller.user.role, defaults
+        )
+        # Saving what already applies would turn a default into a fixed choice and log noise.
+        if cadence is not now.cadence or (daily_hour is not None and daily_hour != now.daily_hour):
+            await set_preference(
+                session,
+                audit_context(request, caller.principal),
+                caller.user,
+                client.id,
+                cadence,
+                daily_hour=daily_hour,
+            )
+    return see_other("/account?done=notifications-saved#notifications")
+
+
+async def _read_invite_form(request: Request) -> tuple[dict[str, str], list[str]]:
+    """The form's single fields, and every chosen client (a field repeated once per client),
+    bounded in size like any other form."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BODY:
+            raise ProblemError(413, "Content too large")
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if body and media_type != FORM_TYPE:
+        raise ProblemError(415, "Unsupported media type")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_INVITE_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise ProblemError(400, "Bad request") from None
+    form: dict[str, str] = {}
+    clients: list[str] = []
+    for name, value in pairs:
+        if name == "client_id":
+            clients.append(value)
+        else:
+            form.setdefault(name, value)
+    return form, clients
+
+
+def _client_ids(raw: list[str]) -> list[uuid.UUID] | None:
+    try:
+        return list(dict.fromkeys(uuid.UUID(value) for value in raw))
+    except ValueError:
+        return None
+
+
+@page
+async def invite(request: Request) -> Response:
+    form, raw_clients = await _read_invite_form(request)
+    entered = {
+        "email": form.get("email", "").strip()[:320],
+        "display_name": " ".join(form.get("display_name", "").split())[:200],
+        "role": form.get("role", Role.CLIENT.value),
+        "clients": raw_clients,
+    }
+    svc = services(request)
+    valid_for = timedelta(hours=svc.settings.auth.invitation_valid_hours)
+    async with transaction(svc.sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        roles = invite_roles(caller.principal)
+        if not roles:
+            raise PermissionDeniedError(f"{caller.principal.role} may not invite")
+        client_ids = _client_ids(raw_clients)
+
+        async def refuse(status: int, error: str) -> Response:
+            return await account_page(
+                request,
+                session,
+                caller,
+                status=status,
+                problems=Problems(invite=error, invite_form=entered),
+            )
+
+        if entered["role"] not in roles:
+            return await refuse(403, "role")
+        role = Role(str(entered["role"]))
+        if client_ids is None or (role is Role.CLIENT and not client_ids):
+            return await refuse(422, "clients")
+        try:
+            # A refusal part-way leaves nothing behind: the page is answered in this
+            # transaction, which then commits.
+            async with session.begin_nested():
+                invited = await invitations.invite(
+                    session,
+                    caller.principal,
+                    audit_context(request, caller.principal),
+                    email=str(entered["email"]),
+                    role=role,
+                    client_ids=client_ids,
+                    valid_for=valid_for,
+                    display_name=str(entered["display_name"]),
+                )
+        except NotFoundError:
+            # An unknown client and another firm member's client read the same.
+            return await refuse(422, "clients")
+        except PermissionDeniedError:
+            return await refuse(403, "role")
+        except ConflictError:
+            return await refuse(409, "exists")
+        except ValueError:
+            return await refuse(422, "email")
+        # Only client users and staff are given clients; the others see every client or none.
+        granted = client_ids if role in (Role.CLIENT, Role.STAFF) else []
+        names = [c.name for cid in granted if (c := await session.get(Client, cid))]
+        inviter = caller.user.display_name or caller.user.email
+    try:
+        # Sent while the inviter waits, so they learn at once if it could not go out.
+        await account_mail.send(
+            svc,
+            "invitation",
+            invited.user,
+            inviter=inviter,
+            clients=", ".join(names),
+            link=account_mail.link(svc, f"/invite/{invited.secret}"),
+            expires=account_mail.when(datetime.now(UTC) + valid_for),
+        )
+    except DeliveryError:
+        return see_other("/account?done=invite-unsent#invite")
+    return see_other("/account?done=invited#invite")

@@ -1,0 +1,215 @@
+"""The account page as a whole: everything its sections show, and which of them is
+answering a form with an error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from vault import accounts, mfa, sessions
+from vault import folders as folder_service
+from vault.models import Client, Role, TokenScope
+from vault.notifications import Cadence, Defaults, effective, preferences
+from vault.passwords import MIN_LENGTH
+from vault.policy import Permission, Principal, allows, can_see_client
+from web.auth import Caller
+from web.context import services
+from web.pages.common import notice
+from web.pages.render import render
+
+NOTICES = frozenset(
+    {
+        "password-changed",
+        "session-ended",
+        "sessions-ended",
+        "token-revoked",
+        "totp-enrolled",
+        "profile-saved",
+        "notifications-saved",
+        "invited",
+        "invite-unsent",
+    }
+)
+DEFAULT_TOKEN_DAYS = 90
+# Offered in the time zone field; any other IANA zone may still be typed in.
+COMMON_TIMEZONES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Lisbon",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Amsterdam",
+    "Europe/Madrid",
+    "Europe/Rome",
+    "Europe/Zurich",
+    "Europe/Stockholm",
+    "Europe/Warsaw",
+    "Europe/Athens",
+    "Europe/Istanbul",
+    "Europe/Kyiv",
+    "Europe/Moscow",
+    "Asia/Jerusalem",
+    "Asia/Tehran",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Kolkata",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Hong_Kong",
+    "Asia/Taipei",
+    "Asia/Seoul",
+    "Asia/Tokyo",
+    "Australia/Perth",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Africa/Cairo",
+    "Africa/Lagos",
+    "Africa/Johannesburg",
+    "Africa/Nairobi",
+    "America/St_Johns",
+    "America/Halifax",
+    "America/New_York",
+    "America/Toronto",
+    "America/Chicago",
+    "America/Mexico_City",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Bogota",
+    "America/Lima",
+    "America/Santiago",
+    "America/Sao_Paulo",
+    "America/Argentina/Buenos_Aires",
+)
+
+
+@dataclass
+class Problems:
+    """What the page says went wrong, section by section, and the values to put back."""
+
+    password: str = ""
+    token: str = ""
+    token_form: dict[str, str] | None = None
+    profile: str = ""  # the field at fault: display_name, timezone or locale
+    profile_form: dict[str, str] | None = None
+    notifications: str = ""  # the client id whose form was refused
+    invite: str = ""
+    invite_form: dict[str, Any] | None = None
+    recovery: str = ""
+
+
+def notify_defaults(request: Request) -> Defaults:
+    settings = services(request).settings.notify
+    return Defaults(
+        settings.client_default_cadence, settings.staff_default_cadence, settings.daily_hour
+    )
+
+
+def may_hear_of(principal: Principal, client: Client) -> bool:
+    """Emails reach members and assigned staff; admins see every client but hear of none."""
+    return client.id in principal.client_ids and can_see_client(principal, client.id)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    client: Client
+    cadence: str
+    daily_hour: int
+    is_default: bool
+
+
+async def notification_rows(
+    request: Request, session: AsyncSession, caller: Caller
+) -> list[NotificationRow]:
+    defaults = notify_defaults(request)
+    prefs = await preferences(session, caller.user.id)
+    clients = [
+        client
+        for client_id in caller.principal.client_ids
+        if (client := await session.get(Client, client_id)) is not None
+        and may_hear_of(caller.principal, client)
+    ]
+    clients.sort(key=lambda c: (c.name.casefold(), str(c.id)))
+    rows = []
+    for client in clients:
+        chosen = effective(prefs.get(client.id), caller.user.role, defaults)
+        rows.append(
+            NotificationRow(client, chosen.cadence.value, chosen.daily_hour, chosen.is_default)
+        )
+    return rows
+
+
+def invite_roles(principal: Principal) -> list[str]:
+    """The roles the caller may invite: staff add client users, admins anyone."""
+    if allows(principal, Permission.MANAGE, None):
+        return [r.value for r in (Role.CLIENT, Role.STAFF, Role.AUDITOR, Role.ADMIN)]
+    if principal.role is Role.STAFF and not principal.read_only:
+        return [Role.CLIENT.value]
+    return []
+
+
+async def invite_clients(session: AsyncSession, principal: Principal) -> list[Client]:
+    """The clients the caller may invite people to (the firm's shared space is not one)."""
+    return [
+        c
+        for c in await folder_service.list_clients(session, principal)
+        if not c.shared and allows(principal, Permission.INVITE, c.id)
+    ]
+
+
+async def account_page(
+    request: Request,
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    status: int = 200,
+    problems: Problems | None = None,
+) -> Response:
+    assert caller.browser is not None
+    svc = services(request)
+    user = caller.user
+    problems = problems or Problems()
+    roles = invite_roles(caller.principal)
+    return render(
+        request,
+        "account.html",
+        status=status,
+        user=user,
+        csrf_token=caller.browser.csrf_token,
+        notice=notice(request, NOTICES),
+        sessions=await sessions.live_sessions(session, user.id, policy=svc.session_policy),
+        current_session=caller.browser.id,
+        totp_enabled=await mfa.has_totp(session, user.id),
+        recovery_codes_left=await mfa.remaining_recovery_codes(session, user.id),
+        tokens=await accounts.list_tokens(session, user),
+        min_length=MIN_LENGTH,
+        max_token_days=accounts.MAX_TOKEN_DAYS,
+        password_error=problems.password,
+        token_error=problems.token,
+        token_form=problems.token_form
+        or {"name": "", "scope": TokenScope.READ.value, "days": str(DEFAULT_TOKEN_DAYS)},
+        profile_error=problems.profile,
+        profile_form=problems.profile_form
+        or {"display_name": user.display_name, "timezone": user.timezone, "locale": user.locale},
+        timezones=COMMON_TIMEZONES,
+        notification_rows=await notification_rows(request, session, caller),
+        notification_error=problems.notifications,
+        cadences=[c.value for c in Cadence],
+        hours=range(24),
+        invite_roles=roles,
+        invite_clients=await invite_clients(session, caller.principal) if roles else [],
+        invite_error=problems.invite,
+        invite_form=problems.invite_form
+        or {"email": "", "display_name": "", "role": Role.CLIENT.value, "clients": []},
+        invite_valid_hours=svc.settings.auth.invitation_valid_hours,
+        recovery_error=problems.recovery,
+    )

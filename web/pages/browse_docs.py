@@ -1,0 +1,178 @@
+"""The document page: its versions, a preview, restoring an old version, delivery receipts,
+and moving the document to the trash."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from vault import audit, receipts
+from vault import documents as doc_service
+from vault import folders as folder_service
+from vault.db import transaction
+from vault.errors import NotFoundError
+from vault.models import Client, Folder, User
+from vault.policy import Permission, allows
+from web.api.documents import PREVIEWABLE
+from web.auth import CSRF_FIELD
+from web.context import audit_context, services
+from web.pages.common import browser_caller, notice, page, read_form, see_other
+from web.pages.render import render
+
+DOCUMENT_NOTICES = frozenset({"restored"})
+# Larger previews are offered as a link rather than loaded with the page.
+EMBED_LIMIT = 25 * 1024 * 1024
+
+
+def _uuid(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFoundError("not found") from None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    number: int
+    size: int
+    created_at: datetime
+    uploaded_by: str
+    sha256: str
+    content_type: str
+    download: str
+    preview: str  # "" when the type is not shown inline
+    received: list[tuple[receipts.Member, datetime]]
+    waiting: list[receipts.Member]
+
+
+def _digits(raw: str) -> str:
+    # A link may say which version was made, but cannot put other words on the page.
+    return raw if raw.isascii() and raw.isdigit() and len(raw) < 10 else ""
+
+
+def preview_kind(content_type: str) -> str:
+    if content_type not in PREVIEWABLE:
+        return ""
+    if content_type.startswith("image/"):
+        return "image"
+    return "pdf" if content_type == "application/pdf" else "text"
+
+
+@page
+async def document_page(request: Request) -> Response:
+    document_id = _uuid(request.path_params["document_id"])
+    async with transaction(services(request).sessions) as session:
+        caller = await browser_caller(request, session)
+        assert caller.browser is not None
+        principal = caller.principal
+        document = await doc_service.get_document(session, principal, document_id)
+        folder = await session.get_one(Folder, document.folder_id)
+        client = await session.get_one(Client, document.client_id)
+        chain = await folder_service.ancestors(session, folder)
+        versions = list(await doc_service.versions(session, document.id))
+        uploader_ids = {v.uploaded_by for v in versions if v.uploaded_by}
+        people: dict[uuid.UUID, str] = {}
+        if uploader_ids:
+            for user in (
+                await session.execute(select(User).where(col(User.id).in_(uploader_ids)))
+            ).scalars():
+                people[user.id] = user.display_name or user.email
+        can_manage = doc_service.may_manage(principal, client.id)
+        by_number = (
+            {r.number: r for r in await receipts.receipts(session, principal, document)}
+            if can_manage
+            else {}
+        )
+        base = f"/api/v1/documents/{document.id}/content?version="
+        rows = []
+        for version in reversed(versions):
+            got = by_number.get(version.number)
+            rows.append(
+                VersionRow(
+                    version.number,
+                    version.size,
+                    version.created_at,
+                    people.get(version.uploaded_by, "") if version.uploaded_by else "",
+                    version.sha256,
+                    version.content_type,
+                    f"{base}{version.number}",
+                    f"{base}{version.number}&disposition=inline"
+                    if preview_kind(version.content_type)
+                    else "",
+                    got.received if got else [],
+                    got.waiting if got else [],
+                )
+            )
+        await audit.record(
+            session,
+            audit_context(request, principal),
+            "document.viewed",
+            client_id=document.client_id,
+            target_type="document",
+            target_id=document.id,
+            document_id=document.id,
+        )
+        current = rows[0] if rows else None
+        return render(
+            request,
+            "document.html",
+            user=caller.user,
+            csrf_token=caller.browser.csrf_token,
+            document=document,
+            folder=folder,
+            client=client,
+            crumbs=[(client.name, f"/clients/{client.id}")]
+            + [(f.name, f"/folders/{f.id}") for f in chain],
+            versions=rows,
+            current=current,
+            preview=preview_kind(current.content_type) if current else "",
+            embed=current is not None and current.size <= EMBED_LIMIT,
+            notice=notice(request, DOCUMENT_NOTICES),
+            restored_to=_digits(request.query_params.get("version", "")),
+            can_download=allows(principal, Permission.DOWNLOAD, client.id),
+            can_restore=allows(principal, Permission.UPLOAD, client.id)
+            and allows(principal, Permission.DOWNLOAD, client.id),
+            can_delete=allows(principal, Permission.DELETE, client.id),
+            can_manage=can_manage,
+        )
+
+
+@page
+async def restore_version(request: Request) -> Response:
+    svc = services(request)
+    document_id = _uuid(request.path_params["document_id"])
+    number: int = request.path_params["number"]
+    form = await read_form(request)
+    async with transaction(svc.sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        principal, context = caller.principal, audit_context(request, caller.principal)
+    document, version = await doc_service.restore_version(
+        svc.sessions,
+        svc.store,
+        svc.keyring,
+        principal,
+        context,
+        document_id=document_id,
+        number=number,
+        part_size=svc.part_size,
+        concurrency=svc.settings.storage.concurrency,
+    )
+    return see_other(f"/documents/{document.id}?done=restored&version={version.number}")
+
+
+@page
+async def trash_document(request: Request) -> Response:
+    document_id = _uuid(request.path_params["document_id"])
+    form = await read_form(request)
+    async with transaction(services(request).sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        document = await doc_service.trash(
+            session, caller.principal, audit_context(request, caller.principal), document_id
+        )
+        folder_id = document.folder_id
+    return see_other(f"/folders/{folder_id}?done=trashed")
