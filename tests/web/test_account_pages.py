@@ -80,7 +80,7 @@ async def test_profile_change_switches_the_pages_to_persian(
 
 
 @pytest.mark.parametrize("locale", ["ja", "zh"])
-async def test_languages_without_email_wording_are_accepted(
+async def test_japanese_and_chinese_reach_the_pages_and_the_emails(
     http: httpx.AsyncClient, services: Services, world: World, locale: str
 ) -> None:
     token = await sign_in(http, world["bob"])
@@ -93,7 +93,7 @@ async def test_languages_without_email_wording_are_accepted(
     assert html_tag(page.text) == f'<html lang="{locale}" dir="ltr">'
     user = await user_row(services, world["bob"].email)
     assert user is not None and user.locale == locale
-    # Notification emails have no wording in these languages yet: they come in English.
+    # Notification emails are written in the same language.
     item = Item(
         action="document.created",
         name="決算書.pdf",
@@ -104,9 +104,10 @@ async def test_languages_without_email_wording_are_accepted(
         link="http://testserver/documents/x",
     )
     email = render([item], locale=user.locale, client="Globex")
-    assert email.subject == "ClientVault: 1 document change"
-    assert "New document" in email.text and "決算書.pdf" in email.text
-    assert '<html lang="en" dir="ltr">' in email.html
+    expected = {"ja": "ClientVault: 書類の変更が1件あります", "zh": "ClientVault：1 项文件变更"}
+    assert email.subject == expected[locale]
+    assert "New document" not in email.text and "決算書.pdf" in email.text
+    assert f'<html lang="{locale}" dir="ltr">' in email.html
 
 
 async def test_an_unknown_time_zone_is_refused_and_nothing_changes(
