@@ -28,13 +28,13 @@ from playwright.async_api import (
 
 from tests.fixtures.live import LiveApp, LiveAppFactory, LiveUser
 from tests.fixtures.s3 import S3Endpoint, empty_bucket, s3_endpoint
-from tests.web.test_upload_browser import DROP_SCRIPT, browser, pattern
-from tests.web.test_walkthrough import DESKTOP, PHONE, artifacts
+from tests.web.test_upload_browser import DROP_SCRIPT, pattern, wait_done
+from tests.web.test_walkthrough import DESKTOP, PHONE, artifacts, browser
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["browser"]  # the Chromium fixture, shared with the upload panel's test
+__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 MiB = 1024 * 1024
 PASSWORD = "a long passphrase for the portal walkthrough"
@@ -127,11 +127,6 @@ def watch(page: Page, problems: list[str]) -> None:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-
-async def wait_done(page: Page, name: str) -> None:
-    row = page.locator(f'.upload-item[data-upload-name="{name}"]')
-    await row.and_(page.locator('[data-state="done"]')).wait_for(timeout=60_000)
 
 
 async def test_a_client_works_through_the_portal(

@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
     Page,
     Request,
     Route,
-    async_playwright,
     expect,
 )
 
 from tests.fixtures.live import LiveApp, LiveAppFactory, LiveUser
-from tests.web.test_walkthrough import CHROMIUM, DESKTOP, PHONE, artifacts, chromium_installed
+from tests.web.test_walkthrough import DESKTOP, PHONE, artifacts, browser
+
+__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part size the settings allow: several chunks per test file
@@ -55,21 +53,6 @@ DROP_SCRIPT = """
   }
 }
 """
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not chromium_installed():
-        pytest.skip(f"no system Chromium at {CHROMIUM}")
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=args
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def start(live_app: LiveAppFactory) -> tuple[LiveApp, str, LiveUser, str]:
