@@ -202,6 +202,7 @@ async def new_recovery_codes(request: Request) -> Response:
             "user": caller.user,
             "csrf_token": caller.browser.csrf_token,
             "codes": codes,
+            "regenerated": True,
         }
     # Shown once: only their hashes are kept.
-    return render(request, "account-recovery-codes.html", **context)
+    return render(request, "recovery-codes.html", **context)
