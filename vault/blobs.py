@@ -111,7 +111,7 @@ async def write_encrypted(
         if isinstance(exc, BaseExceptionGroup):
             # The task group wraps even a single failure (a short body, a store error) in a
             # group, which no caller's `except` or error handler matches: raise the failure.
-            raise _first_failure(exc) from None
+            raise first_failure(exc) from None
         raise
     return StoredBlob(
         key=key,
@@ -122,7 +122,7 @@ async def write_encrypted(
     )
 
 
-def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception a failed transfer raises: the first in `group`, though anything
     that is not an `Exception` (e.g. `KeyboardInterrupt`) comes first; the rest are logged."""
     leaves: list[BaseException] = []

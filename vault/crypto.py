@@ -186,12 +186,15 @@ def encrypt_part(
     *,
     final: bool,
     recorded: Mapping[int, bytes] | None = None,
+    fingerprint: bytes | None = None,
 ) -> EncryptedPart:
     """Encrypt part `part_number` (1-based): segments (p-1)·k .. p·k-1; part 1 has the header.
 
     Every part but the final one holds exactly k·S plaintext bytes. `recorded` maps part
     numbers to fingerprints the caller stored earlier in this upload session; `k` must stay
-    fixed for the session.
+    fixed for the session. `fingerprint` is `sealer.fingerprint(plaintext)` when the caller
+    has just computed it (to record it), which saves hashing the part twice; the plaintext
+    must then be `bytes`, which cannot change in between.
 
     Raises:
         NonceReuseError: this part was encrypted before with different bytes. Raised before
@@ -210,7 +213,10 @@ def encrypt_part(
     count = max(1, -(-size // segment))
     if first + count > MAX_SEGMENTS:
         raise ValueError("the object would exceed 2^32 segments")
-    fingerprint = sealer.fingerprint(plaintext)
+    if fingerprint is None:
+        fingerprint = sealer.fingerprint(plaintext)
+    elif not isinstance(plaintext, bytes):
+        raise TypeError("a fingerprint computed beforehand needs the plaintext as bytes")
     previous = None if recorded is None else recorded.get(part_number)
     if previous is not None and not hmac.compare_digest(previous, fingerprint):
         raise NonceReuseError(

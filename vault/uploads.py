@@ -19,16 +19,20 @@ without any AES-GCM call, because its segment nonces are fixed by the part numbe
 lock on the upload serialises these claims across processes, and the fingerprints stay
 until the upload row goes, so even a late copy of the final request is checked.
 
-SHA-256: a hash object cannot travel between processes, so `finish` computes the version's
-digest by streaming the assembled object back through decryption (bounded memory). That
-costs one extra read of the object, and in return every segment of it is authenticated
+SHA-256: a hash object cannot travel between processes, so each process keeps the running
+digest of the uploads it has seen from part 1 on (`vault.digests`, a cache); `finish` uses
+it when this process saw every part, and otherwise hashes the plaintext while it reads the
+assembled object back. That read happens either way, so every segment is authenticated
 before the version becomes visible.
+
+Throughput: `append` is a pipeline (claim, seal, store, record), one part per stage.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -40,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import anyio
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text, delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
@@ -47,6 +53,7 @@ from sqlmodel import Field, SQLModel, col, select
 from vault import audit, blobs, crypto
 from vault import documents as doc_service
 from vault.db import transaction
+from vault.digests import RunningDigests
 from vault.errors import (
     ConflictError,
     IntegrityError,
@@ -69,6 +76,10 @@ MAX_PARTS = 10_000
 FINISH_LEASE = timedelta(seconds=60)
 _RENEW_EVERY = 15.0
 _WAIT_POLL = 0.25
+# Parts of one request being written to the store at once.
+_STORE_CONCURRENCY = 2
+# Ciphertext decrypted per worker-thread call when the finisher reads the object back.
+_READ_BACK_BATCH = 8 << 20
 MAX_METADATA = 4096
 
 
@@ -450,44 +461,167 @@ async def _record_part(
         return row
 
 
-async def _store_part(
+@dataclass(frozen=True, slots=True)
+class _Received:
+    number: int
+    chunks: list[bytes] = field(repr=False)  # joined off the event loop
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    number: int
+    data: bytes = field(repr=False)
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    part: _Plain
+    fingerprint: bytes
+    etag: str | None  # the store has it already under this etag
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    number: int
+    ciphertext: bytes | None = field(repr=False)  # None: the store has it already...
+    etag: str  # ...under this etag
+    final: bool
+
+
+@dataclass(slots=True)
+class _Progress:
+    stored: int = 0
+    row: Upload | None = None
+
+
+async def _claim_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    sealer: crypto.SegmentSealer,
+    received: MemoryObjectReceiveStream[_Received],
+    claimed: MemoryObjectSendStream[_Claimed],
+    hashing: MemoryObjectSendStream[_Plain] | None,
+) -> None:
+    """Record each part's fingerprint before anything is encrypted, in order; then hand it
+    on to be sealed and, apart, to be hashed."""
+
+    def fingerprint(chunks: list[bytes]) -> tuple[bytes, bytes]:
+        data = b"".join(chunks)  # a join this large lets go of the GIL while it copies
+        return data, sealer.fingerprint(data)
+
+    async with received, claimed, hashing or contextlib.nullcontext():
+        async for item in received:
+            data, mark = await anyio.to_thread.run_sync(fingerprint, item.chunks)
+            etag = await _claim_part(sessions, upload.id, item.number, mark, len(data))
+            part = _Plain(item.number, data, item.final)
+            await claimed.send(_Claimed(part, mark, etag))
+            if hashing is not None:
+                await hashing.send(part)
+
+
+async def _hash_parts(
+    upload: Resumable, digests: RunningDigests, hashing: MemoryObjectReceiveStream[_Plain]
+) -> None:
+    """Extend the running SHA-256 with each claimed part, in order, beside the sealing."""
+    async with hashing:
+        async for part in hashing:
+            await digests.extend(upload.id, part.number, part.data)
+
+
+async def _seal_parts(
+    upload: Resumable,
+    sealer: crypto.SegmentSealer,
+    claimed: MemoryObjectReceiveStream[_Claimed],
+    sealed: MemoryObjectSendStream[_Sealed],
+) -> None:
+    """Encrypt each claimed part (unless the store has it), in order."""
+    async with claimed, sealed:
+        async for item in claimed:
+            part = item.part
+
+            def encrypt(part: _Plain = part, fingerprint: bytes = item.fingerprint) -> bytes:
+                # The fingerprint just claimed is checked once more before any AES-GCM call;
+                # the part is immutable bytes, so it is not computed again.
+                return crypto.encrypt_part(
+                    sealer,
+                    part.number,
+                    upload.segments_per_part,
+                    part.data,
+                    final=part.final,
+                    recorded={part.number: fingerprint},
+                    fingerprint=fingerprint,
+                ).ciphertext
+
+            ciphertext = None
+            if item.etag is None:
+                ciphertext = await anyio.to_thread.run_sync(encrypt)
+            await sealed.send(_Sealed(part.number, ciphertext, item.etag or "", part.final))
+
+
+@dataclass(slots=True)
+class _Storing:
+    """A part on its way into the store; `done` is set once it is there under `etag`."""
+
+    number: int
+    final: bool
+    etag: str = ""
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+async def _store_parts(
     sessions: async_sessionmaker[AsyncSession],
     store: ObjectStore,
     upload: Resumable,
-    sealer: crypto.SegmentSealer,
-    number: int,
-    plaintext: bytes,
-    *,
-    final: bool,
-    expires_in: timedelta,
-) -> Upload:
-    fingerprint = await anyio.to_thread.run_sync(sealer.fingerprint, plaintext)
-    etag = await _claim_part(sessions, upload.id, number, fingerprint, len(plaintext))
-    if etag is None:
+    sealed: MemoryObjectReceiveStream[_Sealed],
+    storing: MemoryObjectSendStream[_Storing],
+) -> None:
+    """Write the encrypted parts to the store, `_STORE_CONCURRENCY` at a time (one part's
+    wait for the disk or the network overlaps the next one's), passing them on in order."""
+    limiter = anyio.Semaphore(_STORE_CONCURRENCY)
 
-        def encrypt() -> crypto.EncryptedPart:
-            # Checked against the claimed fingerprint once more before any AES-GCM call.
-            return crypto.encrypt_part(
-                sealer,
-                number,
-                upload.segments_per_part,
-                plaintext,
-                final=final,
-                recorded={number: fingerprint},
-            )
-
-        encrypted = await anyio.to_thread.run_sync(encrypt)
+    async def write(part: _Sealed, ciphertext: bytes, item: _Storing) -> None:
         try:
-            etag = await store.upload_part(
-                upload.plan.storage_key, upload.multipart_id, number, encrypted.ciphertext
+            item.etag = await store.upload_part(
+                upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
             )
         except Exception:
-            # A terminated or expired upload loses its multipart upload first: say so, rather
-            # than report a store failure.
+            # A terminated or expired upload loses its multipart upload first: say so,
+            # rather than report a store failure.
             async with transaction(sessions) as session:
                 await _locked(session, upload.id)
             raise
-    return await _record_part(sessions, upload, number, etag, final=final, expires_in=expires_in)
+        finally:
+            limiter.release()
+        item.done.set()
+
+    async with sealed, storing, anyio.create_task_group() as writes:
+        async for part in sealed:
+            item = _Storing(part.number, part.final, part.etag)
+            if part.ciphertext is None:
+                item.done.set()
+            else:
+                await limiter.acquire()
+                writes.start_soon(write, part, part.ciphertext, item)
+            await storing.send(item)
+
+
+async def _record_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    storing: MemoryObjectReceiveStream[_Storing],
+    progress: _Progress,
+    expires_in: timedelta,
+) -> None:
+    """Record each stored part, in order (the offset moves part by part)."""
+    async with storing:
+        async for item in storing:
+            await item.done.wait()
+            progress.row = await _record_part(
+                sessions, upload, item.number, item.etag, final=item.final, expires_in=expires_in
+            )
+            progress.stored += 1
 
 
 async def append(
@@ -497,12 +631,18 @@ async def append(
     chunks: AsyncIterable[bytes],
     *,
     expires_in: timedelta,
+    digests: RunningDigests | None = None,
 ) -> Appended:
     """Store the whole parts in `chunks`, which continue the upload at `upload.offset`.
 
-    Holds at most one part of plaintext. Bytes after the last whole part are dropped (the
+    A pipeline, each stage working on its own part and in part order: claim (the
+    fingerprint, recorded before anything is encrypted), seal (encrypt; beside it, extend
+    the running SHA-256 in `digests`, if given: see `vault.digests`), store (two parts at a
+    time) and record. So the request holds about ten parts of plaintext or ciphertext at
+    most, whatever the upload's size. Bytes after the last whole part are dropped (the
     reported offset tells the client where to resume); the final part is stored only if the
-    body ended exactly at the upload's length.
+    body ended exactly at the upload's length. It returns once every part it took is stored
+    and recorded.
 
     Raises:
         TooLargeError: the body runs past the upload's length. Whole parts before that
@@ -514,47 +654,63 @@ async def append(
     number = cursor // part_size + 1
     remaining = length - cursor
     sealer = upload.sealer()
-    buffer = bytearray()
-    received = 0
-    stored = 0
-    row: Upload | None = None
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > remaining:
-            raise TooLargeError(
-                f"the body runs past the upload's length of {length} bytes "
-                f"(it started at offset {upload.offset})"
-            )
-        buffer += chunk
-        # A part ending before the upload's length is whole once it has part_size bytes.
-        while cursor + part_size < length and len(buffer) >= part_size:
-            with memoryview(buffer) as view:
-                part = bytes(view[:part_size])
-            del buffer[:part_size]
-            row = await _store_part(
-                sessions, store, upload, sealer, number, part, final=False, expires_in=expires_in
-            )
-            cursor += part_size
-            number += 1
-            stored += 1
-    final = cursor + len(buffer) == length
-    if final:
-        row = await _store_part(
-            sessions,
-            store,
-            upload,
-            sealer,
-            number,
-            bytes(buffer),
-            final=True,
-            expires_in=expires_in,
-        )
-        stored += 1
+    progress = _Progress()
+    to_claim, arrived = anyio.create_memory_object_stream[_Received]()
+    to_seal, claimed = anyio.create_memory_object_stream[_Claimed]()
+    to_store, sealed = anyio.create_memory_object_stream[_Sealed]()
+    to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
+    final = False
+    refused: Exception | None = None
+    try:
+        async with anyio.create_task_group() as tasks:
+            to_hash: MemoryObjectSendStream[_Plain] | None = None
+            if digests is not None:
+                to_hash, hashing = anyio.create_memory_object_stream[_Plain](1)
+                tasks.start_soon(_hash_parts, upload, digests, hashing)
+            tasks.start_soon(_claim_parts, sessions, upload, sealer, arrived, to_seal, to_hash)
+            tasks.start_soon(_seal_parts, upload, sealer, claimed, to_store)
+            tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record)
+            tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
+            async with to_claim:
+                try:
+                    pending: list[bytes] = []
+                    pending_size = received = 0
+                    async for chunk in chunks:
+                        received += len(chunk)
+                        if received > remaining:
+                            raise TooLargeError(
+                                f"the body runs past the upload's length of {length} bytes "
+                                f"(it started at offset {upload.offset})"
+                            )
+                        # A part ending before the upload's length is whole at part_size bytes.
+                        while (
+                            cursor + part_size < length and pending_size + len(chunk) >= part_size
+                        ):
+                            cut = part_size - pending_size
+                            pending.append(chunk[:cut])
+                            chunk = chunk[cut:]
+                            await to_claim.send(_Received(number, pending, final=False))
+                            pending, pending_size = [], 0
+                            cursor += part_size
+                            number += 1
+                        if chunk:
+                            pending.append(chunk)
+                            pending_size += len(chunk)
+                    final = cursor + pending_size == length
+                    if final:
+                        await to_claim.send(_Received(number, pending, final=True))
+                except Exception as exc:
+                    # The parts already handed on are still stored before this is raised.
+                    refused = exc
+    except BaseExceptionGroup as group:
+        raise blobs.first_failure(group) from None
+    if refused is not None:
+        raise refused
     return Appended(
         offset=cursor,
-        parts_stored=stored,
+        parts_stored=progress.stored,
         final_stored=final,
-        expires_at=None if row is None else row.expires_at,
+        expires_at=None if progress.row is None else progress.row.expires_at,
     )
 
 
@@ -622,8 +778,11 @@ async def _assemble(
     store: ObjectStore,
     upload: Resumable,
     token: str,
+    *,
+    known_sha256: str | None = None,
 ) -> blobs.StoredBlob:
-    """Join the parts into the object (once), then hash its plaintext by reading it back."""
+    """Join the parts into the object (once), then read it back to authenticate it (and to
+    hash its plaintext, unless `known_sha256` came from the process that saw every part)."""
     key = upload.plan.storage_key
     size = crypto.object_size(upload.length)
     found = await _assembled_size(store, key)
@@ -639,25 +798,90 @@ async def _assemble(
         )
     elif found != size:
         raise IntegrityError(f"the assembled object is {found} bytes, not {size}")
-    opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
-    digest = hashlib.sha256()
-    plaintext = 0
-    renewed = time.monotonic()
-    async for piece in blobs.read_decrypted(store, key, opened=opened, object_size=size):
-        digest.update(piece)
-        plaintext += len(piece)
-        if time.monotonic() - renewed > _RENEW_EVERY:
-            await _renew(sessions, upload.id, token)
-            renewed = time.monotonic()
+    plaintext, digest = await _read_back(sessions, store, upload, token, known=known_sha256)
     if plaintext != upload.length:
         raise IntegrityError(f"the object holds {plaintext} bytes, not {upload.length}")
     return blobs.StoredBlob(
         key=key,
         object_size=size,
         plaintext_size=plaintext,
-        sha256=digest.hexdigest(),
+        sha256=digest,
         header=upload.header,
     )
+
+
+async def _read_back(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload: Resumable,
+    token: str,
+    *,
+    known: str | None,
+) -> tuple[int, str]:
+    """Authenticate every segment of the assembled object, and hash its plaintext unless
+    the digest is `known`: (plaintext bytes, hex SHA-256).
+
+    The next batch of ciphertext is read while the last is decrypted in a worker thread.
+    With nothing to hash in order, the two halves of the object are read at once.
+    """
+    size, length = crypto.object_size(upload.length), upload.length
+    digest = hashlib.sha256()
+    if length == 0:
+        return 0, digest.hexdigest()
+    opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
+    segment = opened.segment_size
+    middle = (length // 2) // segment * segment
+    spans = [(0, middle), (middle, length)] if known is not None and middle else [(0, length)]
+    renewed = [time.monotonic()]
+    counted: list[int] = []
+
+    async def verify(plain_start: int, plain_end: int) -> None:
+        _, start, end = crypto.ciphertext_range(plain_start, plain_end, size)
+        decryptor = crypto.RangeDecryptor(
+            opened, plain_start=plain_start, plain_end=plain_end, object_size=size
+        )
+
+        def consume(batch: list[bytes]) -> int:
+            count = 0
+            for chunk in batch:
+                for piece in decryptor.feed(chunk):
+                    if known is None:
+                        digest.update(piece)
+                    count += len(piece)
+            return count
+
+        send, receive = anyio.create_memory_object_stream[list[bytes]](1)
+
+        async def read() -> None:
+            async with send:
+                batch: list[bytes] = []
+                held = 0
+                async for chunk in store.read(upload.plan.storage_key, start, end):
+                    batch.append(chunk)
+                    held += len(chunk)
+                    if held >= _READ_BACK_BATCH:
+                        await send.send(batch)
+                        batch, held = [], 0
+                if batch:
+                    await send.send(batch)
+
+        async with anyio.create_task_group() as reading:
+            reading.start_soon(read)
+            async with receive:
+                async for batch in receive:
+                    counted.append(await anyio.to_thread.run_sync(consume, batch))
+                    if time.monotonic() - renewed[0] > _RENEW_EVERY:
+                        renewed[0] = time.monotonic()
+                        await _renew(sessions, upload.id, token)
+        decryptor.finish()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for plain_start, plain_end in spans:
+                tasks.start_soon(verify, plain_start, plain_end)
+    except BaseExceptionGroup as group:
+        raise blobs.first_failure(group) from None
+    return sum(counted), known or digest.hexdigest()
 
 
 async def finish(
@@ -667,6 +891,8 @@ async def finish(
     principal: Principal,
     context: audit.AuditContext,
     upload_id: uuid.UUID,
+    *,
+    digests: RunningDigests | None = None,
 ) -> Finished:
     """Turn a fully stored upload into its document version, exactly once.
 
@@ -689,7 +915,10 @@ async def finish(
             break
         await anyio.sleep(_WAIT_POLL)
     try:
-        blob = await _assemble(sessions, store, resumable, token)
+        known = None
+        if digests is not None:
+            known = digests.take(upload_id, part_count(resumable.length, resumable.part_size))
+        blob = await _assemble(sessions, store, resumable, token, known_sha256=known)
         async with transaction(sessions) as session:
             row = await _locked(session, upload_id)
             if row.claim != token:
@@ -712,7 +941,9 @@ async def finish(
         return Finished(document.id, version.number)
     except _LeaseLost:
         # Whoever holds it now finishes; wait for their answer like any other caller.
-        return await finish(sessions, store, keyring, principal, context, upload_id)
+        return await finish(
+            sessions, store, keyring, principal, context, upload_id, digests=digests
+        )
     except ConflictError:
         with anyio.CancelScope(shield=True):
             await _abandon(sessions, store, upload_id, token, context)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
 from storage import LocalObjectStore, S3ObjectStore, make_s3_client
 from vault.db import create_engine, session_factory
+from vault.digests import RunningDigests
 from vault.keyring import KeyFile, Keyring
 from vault.models import Role
 from vault.passwords import hasher
@@ -41,6 +42,11 @@ class Services:
     @property
     def max_upload_size(self) -> int:
         return self.settings.uploads.max_size_gib * 1024 * MiB
+
+    @cached_property
+    def upload_digests(self) -> RunningDigests:
+        """This process's running SHA-256 of the uploads it receives (a cache only)."""
+        return RunningDigests()
 
     @cached_property
     def password_hasher(self) -> PasswordHasher:

@@ -304,13 +304,20 @@ async def patch(request: Request) -> Response:
             headers={"Upload-Offset": str(upload.upload_length), **_document_headers(finished)},
         )
     body = _Body(request)
+    digests = services(request).upload_digests
     appended = await uploads.append(
-        svc.sessions, svc.store, resumable, body, expires_in=_expires_in(svc)
+        svc.sessions, svc.store, resumable, body, expires_in=_expires_in(svc), digests=digests
     )
     headers: dict[str, str] = {}
     if appended.final_stored:
         finished = await uploads.finish(
-            svc.sessions, svc.store, svc.keyring, principal, context, upload_id
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            principal,
+            context,
+            upload_id,
+            digests=digests,
         )
         headers["Upload-Offset"] = str(resumable.length)
         headers.update(_document_headers(finished))
@@ -339,6 +346,7 @@ async def delete(request: Request) -> Response:
     async with api_call(request) as call:
         _require_version(request)
         upload = await uploads.terminate(call.session, call.principal, call.audit, upload_id)
+    services(request).upload_digests.forget(upload.id)
     try:
         await uploads.discard(svc.store, upload)
     except Exception:

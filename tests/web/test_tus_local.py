@@ -1,0 +1,116 @@
+"""Resumable uploads on the local store: parts written in place, the SHA-256 kept as parts
+arrive (or, failing that, computed by reading back), and every segment authenticated
+before the version appears either way."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.app import World
+from tests.web.test_tus import (
+    PART,
+    assert_problem,
+    data,
+    download,
+    new_upload,
+    send,
+    versions,
+)
+from vault.digests import RunningDigests
+from web.services import Services
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """What each finisher found in the running digests."""
+    found: list[str | None] = []
+    real_take = RunningDigests.take
+
+    def take(self: RunningDigests, upload_id: uuid.UUID, parts: int) -> str | None:
+        digest = real_take(self, upload_id, parts)
+        found.append(digest)
+        return digest
+
+    monkeypatch.setattr(RunningDigests, "take", take)
+    return found
+
+
+def multipart_dirs(services: Services) -> list[Path]:
+    area = services.settings.objects_path / ".multipart"
+    return [path for path in area.iterdir() if not path.name.startswith(".tmp.")]
+
+
+async def test_the_digest_kept_as_parts_arrive_is_the_versions(
+    http: httpx.AsyncClient, world: World, taken: list[str | None]
+) -> None:
+    auth = world["alice"].auth
+    payload = data(3 * PART + 777, "running")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "running.bin")
+    await send(http, url, auth, 0, payload[: 2 * PART])
+    done = await send(http, url, auth, 2 * PART, payload[2 * PART :])
+
+    expected = hashlib.sha256(payload).hexdigest()
+    assert taken == [expected]  # the finisher had it without hashing again
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == expected
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_a_process_that_missed_parts_hashes_by_reading_back(
+    http: httpx.AsyncClient, world: World, taken: list[str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = world["alice"].auth
+    payload = data(2 * PART + 5, "elsewhere")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "elsewhere.bin")
+
+    # Part 1 went through another process: this one never saw it.
+    async def skip(self: RunningDigests, upload_id: uuid.UUID, number: int, data: bytes) -> None:
+        return None
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RunningDigests, "extend", skip)
+        await send(http, url, auth, 0, payload[:PART])
+    done = await send(http, url, auth, PART, payload[PART:])
+
+    assert taken == [None]
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+@pytest.mark.parametrize("running", [True, False])
+async def test_finishing_authenticates_every_segment_even_with_a_running_digest(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    taken: list[str | None],
+    monkeypatch: pytest.MonkeyPatch,
+    running: bool,
+) -> None:
+    auth = world["alice"].auth
+    payload = data(2 * PART + 99, "tampered")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "tampered.bin")
+    await send(http, url, auth, 0, payload[:PART])
+    # Someone with write access to the store flips a byte of the stored ciphertext.
+    [upload_dir] = multipart_dirs(services)
+    assembled = upload_dir / "data"
+    stored = bytearray(assembled.read_bytes())
+    stored[1000] ^= 1
+    assembled.write_bytes(bytes(stored))
+    if not running:
+        monkeypatch.setattr(RunningDigests, "take", lambda *args: None)
+
+    refused = await send(http, url, auth, PART, payload[PART:], expect=500)
+
+    assert_problem(refused, 500)
+    assert "document-id" not in refused.headers
+    if running:
+        assert taken == [hashlib.sha256(payload).hexdigest()]
+    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
+    assert listing.status_code == 200
+    assert "tampered.bin" not in listing.text
