@@ -26,60 +26,37 @@ assembled object back. That read happens either way, so every segment is authent
 before the version becomes visible.
 
 Throughput: `append` is a pipeline (claim, seal, store, record), one part per stage.
+
+This module holds the tables, their states and the session's life outside a request
+(create, find, terminate, expire); `vault.upload_append` stores parts (`append`) and
+`vault.upload_finish` turns a fully stored upload into its version (`finish`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import hashlib
-import hmac
-import logging
-import time
 import uuid
-from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import anyio
-import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text, delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
-from vault import audit, blobs, crypto
+from vault import audit, crypto
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.digests import RunningDigests
-from vault.errors import (
-    ConflictError,
-    IntegrityError,
-    NonceReuseError,
-    NotFoundError,
-    TooLargeError,
-    VaultError,
-)
+from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
 from vault.keyring import Keyring
 from vault.models import utcnow
 from vault.policy import Permission, Principal, can_see_client, require
 from vault.store import ObjectStore
 
-logger = logging.getLogger(__name__)
-
 # S3 numbers parts 1..10,000, so an upload holds at most this many parts.
 MAX_PARTS = 10_000
-# A finisher holds the upload for this long and renews the hold while it works; a process
-# that dies mid-finish lets another take over once the hold lapses.
-FINISH_LEASE = timedelta(seconds=60)
-_RENEW_EVERY = 15.0
-_WAIT_POLL = 0.25
-# Parts of one request being written to the store at once.
-_STORE_CONCURRENCY = 2
-# Ciphertext decrypted per worker-thread call when the finisher reads the object back.
-_READ_BACK_BATCH = 8 << 20
 MAX_METADATA = 4096
 
 
@@ -132,24 +109,6 @@ class UploadPart(SQLModel, table=True):
     fingerprint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     etag: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The version an upload became."""
-
-    document_id: uuid.UUID
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """What one request added: the offset to report and whether the final part is stored."""
-
-    offset: int
-    parts_stored: int
-    final_stored: bool
-    expires_at: datetime | None
 
 
 def part_count(length: int, part_size: int) -> int:
@@ -349,7 +308,8 @@ async def get_upload(
     return upload
 
 
-async def _delete_rows(session: AsyncSession, upload: Upload) -> None:
+async def delete_rows(session: AsyncSession, upload: Upload) -> None:
+    """Delete the upload's row and its part fingerprints (the parts' bytes stay: `discard`)."""
     await session.execute(delete(UploadPart).where(col(UploadPart.upload_id) == upload.id))
     await session.delete(upload)
     await session.flush()
@@ -364,9 +324,9 @@ async def terminate(
     """Forget the upload (tus termination). The caller then drops its stored bytes with
     `discard`, after this transaction commits. A committed version stays."""
     upload = await get_upload(session, principal, upload_id, write=True, lock=True)
-    if upload.state == UploadState.FINISHING and _lease_held(upload):
+    if upload.state == UploadState.FINISHING and lease_held(upload):
         raise ConflictError("the upload is being finished; it cannot be terminated now")
-    await _delete_rows(session, upload)
+    await delete_rows(session, upload)
     if upload.state != UploadState.COMPLETE:
         await audit.record(
             session,
@@ -388,619 +348,23 @@ async def discard(store: ObjectStore, upload: Upload) -> None:
     await store.delete(upload.storage_key)
 
 
-def _lease_held(upload: Upload, now: datetime | None = None) -> bool:
+def lease_held(upload: Upload, now: datetime | None = None) -> bool:
+    """Whether a finisher holds the upload (`vault.upload_finish`): it must not go meanwhile."""
     return upload.lease_until is not None and upload.lease_until > (now or datetime.now(UTC))
 
 
-# --- Parts -------------------------------------------------------------------------------------
+# --- Shared by appending and finishing --------------------------------------------------------
 
 
-async def _locked(session: AsyncSession, upload_id: uuid.UUID) -> Upload:
+async def locked(session: AsyncSession, upload_id: uuid.UUID) -> Upload:
+    """The live upload, its row locked: every change to an upload's progress is made under
+    this lock, which serialises parts and finishers across processes."""
     upload = (
         await session.execute(select(Upload).where(Upload.id == upload_id).with_for_update())
     ).scalar_one_or_none()
     if upload is None or not is_live(upload):
         raise NotFoundError("upload not found")
     return upload
-
-
-async def _claim_part(
-    sessions: async_sessionmaker[AsyncSession],
-    upload_id: uuid.UUID,
-    number: int,
-    fingerprint: bytes,
-    size: int,
-) -> str | None:
-    """Record the part's fingerprint before anything is encrypted; the etag if already stored.
-
-    Raises:
-        NonceReuseError: a fingerprint for this part was recorded from different bytes.
-    """
-    async with transaction(sessions) as session:
-        await _locked(session, upload_id)
-        part = await session.get(UploadPart, (upload_id, number))
-        if part is None:
-            session.add(
-                UploadPart(upload_id=upload_id, number=number, fingerprint=fingerprint, size=size)
-            )
-            return None
-        if not hmac.compare_digest(part.fingerprint, fingerprint):
-            raise NonceReuseError(
-                f"part {number} was already sent with different bytes; its encryption nonces "
-                "cannot be used again, so start a new upload"
-            )
-        return part.etag
-
-
-async def _record_part(
-    sessions: async_sessionmaker[AsyncSession],
-    upload: Resumable,
-    number: int,
-    etag: str,
-    *,
-    final: bool,
-    expires_in: timedelta,
-) -> Upload:
-    async with transaction(sessions) as session:
-        row = await _locked(session, upload.id)
-        if row.state == UploadState.COMPLETE:
-            return row  # a racing request finished it meanwhile, with this very part
-        part = await session.get(UploadPart, (upload.id, number))
-        if part is None:
-            raise NotFoundError("upload not found")
-        part.etag = etag
-        session.add(part)
-        # Only a contiguous run of parts moves the offset; a duplicate request that stored
-        # a part again finds the offset already past it.
-        if not final and row.stored_offset == (number - 1) * upload.part_size:
-            row.stored_offset = number * upload.part_size
-        now = datetime.now(UTC)
-        row.updated_at = now
-        row.expires_at = now + expires_in
-        session.add(row)
-        return row
-
-
-@dataclass(frozen=True, slots=True)
-class _Received:
-    number: int
-    chunks: list[bytes] = field(repr=False)  # joined off the event loop
-    final: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Plain:
-    number: int
-    data: bytes = field(repr=False)
-    final: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Claimed:
-    part: _Plain
-    fingerprint: bytes
-    etag: str | None  # the store has it already under this etag
-
-
-@dataclass(frozen=True, slots=True)
-class _Sealed:
-    number: int
-    ciphertext: bytes | None = field(repr=False)  # None: the store has it already...
-    etag: str  # ...under this etag
-    final: bool
-
-
-@dataclass(slots=True)
-class _Progress:
-    stored: int = 0
-    row: Upload | None = None
-
-
-async def _claim_parts(
-    sessions: async_sessionmaker[AsyncSession],
-    upload: Resumable,
-    sealer: crypto.SegmentSealer,
-    received: MemoryObjectReceiveStream[_Received],
-    claimed: MemoryObjectSendStream[_Claimed],
-    hashing: MemoryObjectSendStream[_Plain] | None,
-) -> None:
-    """Record each part's fingerprint before anything is encrypted, in order; then hand it
-    on to be sealed and, apart, to be hashed."""
-
-    def fingerprint(chunks: list[bytes]) -> tuple[bytes, bytes]:
-        data = b"".join(chunks)  # a join this large lets go of the GIL while it copies
-        return data, sealer.fingerprint(data)
-
-    async with received, claimed, hashing or contextlib.nullcontext():
-        async for item in received:
-            data, mark = await anyio.to_thread.run_sync(fingerprint, item.chunks)
-            etag = await _claim_part(sessions, upload.id, item.number, mark, len(data))
-            part = _Plain(item.number, data, item.final)
-            await claimed.send(_Claimed(part, mark, etag))
-            if hashing is not None:
-                await hashing.send(part)
-
-
-async def _hash_parts(
-    upload: Resumable, digests: RunningDigests, hashing: MemoryObjectReceiveStream[_Plain]
-) -> None:
-    """Extend the running SHA-256 with each claimed part, in order, beside the sealing."""
-    async with hashing:
-        async for part in hashing:
-            await digests.extend(upload.id, part.number, part.data)
-
-
-async def _seal_parts(
-    upload: Resumable,
-    sealer: crypto.SegmentSealer,
-    claimed: MemoryObjectReceiveStream[_Claimed],
-    sealed: MemoryObjectSendStream[_Sealed],
-) -> None:
-    """Encrypt each claimed part (unless the store has it), in order."""
-    async with claimed, sealed:
-        async for item in claimed:
-            part = item.part
-
-            def encrypt(part: _Plain = part, fingerprint: bytes = item.fingerprint) -> bytes:
-                # The fingerprint just claimed is checked once more before any AES-GCM call;
-                # the part is immutable bytes, so it is not computed again.
-                return crypto.encrypt_part(
-                    sealer,
-                    part.number,
-                    upload.segments_per_part,
-                    part.data,
-                    final=part.final,
-                    recorded={part.number: fingerprint},
-                    fingerprint=fingerprint,
-                ).ciphertext
-
-            ciphertext = None
-            if item.etag is None:
-                ciphertext = await anyio.to_thread.run_sync(encrypt)
-            await sealed.send(_Sealed(part.number, ciphertext, item.etag or "", part.final))
-
-
-@dataclass(slots=True)
-class _Storing:
-    """A part on its way into the store; `done` is set once it is there under `etag`."""
-
-    number: int
-    final: bool
-    etag: str = ""
-    done: anyio.Event = field(default_factory=anyio.Event)
-
-
-async def _store_parts(
-    sessions: async_sessionmaker[AsyncSession],
-    store: ObjectStore,
-    upload: Resumable,
-    sealed: MemoryObjectReceiveStream[_Sealed],
-    storing: MemoryObjectSendStream[_Storing],
-) -> None:
-    """Write the encrypted parts to the store, `_STORE_CONCURRENCY` at a time (one part's
-    wait for the disk or the network overlaps the next one's), passing them on in order."""
-    limiter = anyio.Semaphore(_STORE_CONCURRENCY)
-
-    async def write(part: _Sealed, ciphertext: bytes, item: _Storing) -> None:
-        try:
-            item.etag = await store.upload_part(
-                upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
-            )
-        except Exception:
-            # A terminated or expired upload loses its multipart upload first: say so,
-            # rather than report a store failure.
-            async with transaction(sessions) as session:
-                await _locked(session, upload.id)
-            raise
-        finally:
-            limiter.release()
-        item.done.set()
-
-    async with sealed, storing, anyio.create_task_group() as writes:
-        async for part in sealed:
-            item = _Storing(part.number, part.final, part.etag)
-            if part.ciphertext is None:
-                item.done.set()
-            else:
-                await limiter.acquire()
-                writes.start_soon(write, part, part.ciphertext, item)
-            await storing.send(item)
-
-
-async def _record_parts(
-    sessions: async_sessionmaker[AsyncSession],
-    upload: Resumable,
-    storing: MemoryObjectReceiveStream[_Storing],
-    progress: _Progress,
-    expires_in: timedelta,
-) -> None:
-    """Record each stored part, in order (the offset moves part by part)."""
-    async with storing:
-        async for item in storing:
-            await item.done.wait()
-            progress.row = await _record_part(
-                sessions, upload, item.number, item.etag, final=item.final, expires_in=expires_in
-            )
-            progress.stored += 1
-
-
-async def append(
-    sessions: async_sessionmaker[AsyncSession],
-    store: ObjectStore,
-    upload: Resumable,
-    chunks: AsyncIterable[bytes],
-    *,
-    expires_in: timedelta,
-    digests: RunningDigests | None = None,
-) -> Appended:
-    """Store the whole parts in `chunks`, which continue the upload at `upload.offset`.
-
-    A pipeline, each stage working on its own part and in part order: claim (the
-    fingerprint, recorded before anything is encrypted), seal (encrypt; beside it, extend
-    the running SHA-256 in `digests`, if given: see `vault.digests`), store (two parts at a
-    time) and record. So the request holds about ten parts of plaintext or ciphertext at
-    most, whatever the upload's size. Bytes after the last whole part are dropped (the
-    reported offset tells the client where to resume); the final part is stored only if the
-    body ended exactly at the upload's length. It returns once every part it took is stored
-    and recorded.
-
-    Raises:
-        TooLargeError: the body runs past the upload's length. Whole parts before that
-            point are kept; the final part is not stored.
-        NonceReuseError: a part was offered again with different bytes.
-    """
-    part_size, length = upload.part_size, upload.length
-    cursor = upload.offset
-    number = cursor // part_size + 1
-    remaining = length - cursor
-    sealer = upload.sealer()
-    progress = _Progress()
-    to_claim, arrived = anyio.create_memory_object_stream[_Received]()
-    to_seal, claimed = anyio.create_memory_object_stream[_Claimed]()
-    to_store, sealed = anyio.create_memory_object_stream[_Sealed]()
-    to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
-    final = False
-    refused: Exception | None = None
-    try:
-        async with anyio.create_task_group() as tasks:
-            to_hash: MemoryObjectSendStream[_Plain] | None = None
-            if digests is not None:
-                to_hash, hashing = anyio.create_memory_object_stream[_Plain](1)
-                tasks.start_soon(_hash_parts, upload, digests, hashing)
-            tasks.start_soon(_claim_parts, sessions, upload, sealer, arrived, to_seal, to_hash)
-            tasks.start_soon(_seal_parts, upload, sealer, claimed, to_store)
-            tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record)
-            tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
-            async with to_claim:
-                try:
-                    pending: list[bytes] = []
-                    pending_size = received = 0
-                    async for chunk in chunks:
-                        received += len(chunk)
-                        if received > remaining:
-                            raise TooLargeError(
-                                f"the body runs past the upload's length of {length} bytes "
-                                f"(it started at offset {upload.offset})"
-                            )
-                        # A part ending before the upload's length is whole at part_size bytes.
-                        while (
-                            cursor + part_size < length and pending_size + len(chunk) >= part_size
-                        ):
-                            cut = part_size - pending_size
-                            pending.append(chunk[:cut])
-                            chunk = chunk[cut:]
-                            await to_claim.send(_Received(number, pending, final=False))
-                            pending, pending_size = [], 0
-                            cursor += part_size
-                            number += 1
-                        if chunk:
-                            pending.append(chunk)
-                            pending_size += len(chunk)
-                    final = cursor + pending_size == length
-                    if final:
-                        await to_claim.send(_Received(number, pending, final=True))
-                except Exception as exc:
-                    # The parts already handed on are still stored before this is raised.
-                    refused = exc
-    except BaseExceptionGroup as group:
-        raise blobs.first_failure(group) from None
-    if refused is not None:
-        raise refused
-    return Appended(
-        offset=cursor,
-        parts_stored=progress.stored,
-        final_stored=final,
-        expires_at=None if progress.row is None else progress.row.expires_at,
-    )
-
-
-# --- Finishing ---------------------------------------------------------------------------------
-
-
-class _LeaseLost(VaultError):
-    """Another process took over finishing after this one's hold lapsed."""
-
-
-def _hold(upload: Upload, now: datetime) -> None:
-    upload.lease_until = now + FINISH_LEASE
-    # An upload being finished must not expire under its finisher.
-    upload.expires_at = max(upload.expires_at, upload.lease_until)
-
-
-async def _take_over(
-    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
-) -> Finished | Upload | None:
-    """The finished version, the upload now held by `token`, or None while another holds it."""
-    async with transaction(sessions) as session:
-        upload = await _locked(session, upload_id)
-        if upload.state == UploadState.COMPLETE:
-            return Finished(upload.document_id, upload.version_number or 0)
-        now = datetime.now(UTC)
-        if upload.state == UploadState.FINISHING and _lease_held(upload, now):
-            return None
-        count = part_count(upload.upload_length, upload.part_size)
-        stored = (
-            await session.execute(
-                select(UploadPart.number).where(
-                    UploadPart.upload_id == upload_id, col(UploadPart.etag).is_not(None)
-                )
-            )
-        ).scalars()
-        if set(stored) != set(range(1, count + 1)):
-            raise ConflictError("the upload is missing parts; continue it before finishing")
-        upload.state = UploadState.FINISHING
-        upload.claim = token
-        _hold(upload, now)
-        session.add(upload)
-        return upload
-
-
-async def _renew(
-    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
-) -> None:
-    async with transaction(sessions) as session:
-        upload = await _locked(session, upload_id)
-        if upload.claim != token:
-            raise _LeaseLost("another process is finishing this upload")
-        _hold(upload, datetime.now(UTC))
-        session.add(upload)
-
-
-async def _assembled_size(store: ObjectStore, key: str) -> int | None:
-    async for found in store.list(key):
-        if found.key == key:
-            return found.size
-    return None
-
-
-async def _assemble(
-    sessions: async_sessionmaker[AsyncSession],
-    store: ObjectStore,
-    upload: Resumable,
-    token: str,
-    *,
-    known_sha256: str | None = None,
-) -> blobs.StoredBlob:
-    """Join the parts into the object (once), then read it back to authenticate it (and to
-    hash its plaintext, unless `known_sha256` came from the process that saw every part)."""
-    key = upload.plan.storage_key
-    size = crypto.object_size(upload.length)
-    found = await _assembled_size(store, key)
-    if found is None:
-        count = part_count(upload.length, upload.part_size)
-        # The store's own etags: a part stored twice by racing requests holds the same bytes,
-        # but only the store knows which upload of it is current.
-        parts = await store.list_parts(key, upload.multipart_id)
-        if [p.part_number for p in parts] != list(range(1, count + 1)):
-            raise IntegrityError(f"the store holds parts {[p.part_number for p in parts]}")
-        await store.complete_multipart(
-            key, upload.multipart_id, [(p.part_number, p.etag) for p in parts]
-        )
-    elif found != size:
-        raise IntegrityError(f"the assembled object is {found} bytes, not {size}")
-    plaintext, digest = await _read_back(sessions, store, upload, token, known=known_sha256)
-    if plaintext != upload.length:
-        raise IntegrityError(f"the object holds {plaintext} bytes, not {upload.length}")
-    return blobs.StoredBlob(
-        key=key,
-        object_size=size,
-        plaintext_size=plaintext,
-        sha256=digest,
-        header=upload.header,
-    )
-
-
-async def _read_back(
-    sessions: async_sessionmaker[AsyncSession],
-    store: ObjectStore,
-    upload: Resumable,
-    token: str,
-    *,
-    known: str | None,
-) -> tuple[int, str]:
-    """Authenticate every segment of the assembled object, and hash its plaintext unless
-    the digest is `known`: (plaintext bytes, hex SHA-256).
-
-    The next batch of ciphertext is read while the last is decrypted in a worker thread.
-    With nothing to hash in order, the two halves of the object are read at once.
-    """
-    size, length = crypto.object_size(upload.length), upload.length
-    digest = hashlib.sha256()
-    if length == 0:
-        return 0, digest.hexdigest()
-    opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
-    segment = opened.segment_size
-    middle = (length // 2) // segment * segment
-    spans = [(0, middle), (middle, length)] if known is not None and middle else [(0, length)]
-    renewed = [time.monotonic()]
-    counted: list[int] = []
-
-    async def verify(plain_start: int, plain_end: int) -> None:
-        _, start, end = crypto.ciphertext_range(plain_start, plain_end, size)
-        decryptor = crypto.RangeDecryptor(
-            opened, plain_start=plain_start, plain_end=plain_end, object_size=size
-        )
-
-        def consume(batch: list[bytes]) -> int:
-            count = 0
-            for chunk in batch:
-                for piece in decryptor.feed(chunk):
-                    if known is None:
-                        digest.update(piece)
-                    count += len(piece)
-            return count
-
-        send, receive = anyio.create_memory_object_stream[list[bytes]](1)
-
-        async def read() -> None:
-            async with send:
-                batch: list[bytes] = []
-                held = 0
-                async for chunk in store.read(upload.plan.storage_key, start, end):
-                    batch.append(chunk)
-                    held += len(chunk)
-                    if held >= _READ_BACK_BATCH:
-                        await send.send(batch)
-                        batch, held = [], 0
-                if batch:
-                    await send.send(batch)
-
-        async with anyio.create_task_group() as reading:
-            reading.start_soon(read)
-            async with receive:
-                async for batch in receive:
-                    counted.append(await anyio.to_thread.run_sync(consume, batch))
-                    if time.monotonic() - renewed[0] > _RENEW_EVERY:
-                        renewed[0] = time.monotonic()
-                        await _renew(sessions, upload.id, token)
-        decryptor.finish()
-
-    try:
-        async with anyio.create_task_group() as tasks:
-            for plain_start, plain_end in spans:
-                tasks.start_soon(verify, plain_start, plain_end)
-    except BaseExceptionGroup as group:
-        raise blobs.first_failure(group) from None
-    return sum(counted), known or digest.hexdigest()
-
-
-async def finish(
-    sessions: async_sessionmaker[AsyncSession],
-    store: ObjectStore,
-    keyring: Keyring,
-    principal: Principal,
-    context: audit.AuditContext,
-    upload_id: uuid.UUID,
-    *,
-    digests: RunningDigests | None = None,
-) -> Finished:
-    """Turn a fully stored upload into its document version, exactly once.
-
-    Any number of processes may call this at once: one holds the upload (a lease in its
-    row) while it assembles, hashes and commits; the others wait and return the same
-    version. A holder that dies lets the next caller take over when the lease lapses.
-
-    Raises:
-        ConflictError: a part is missing, or the document changed in a way this version can
-            no longer join (deleted, or created by another upload); in the latter case the
-            upload is discarded and must start again.
-    """
-    token = str(uuid.uuid4())
-    while True:
-        taken = await _take_over(sessions, upload_id, token)
-        if isinstance(taken, Finished):
-            return taken
-        if taken is not None:
-            resumable = Resumable.of(taken, keyring)
-            break
-        await anyio.sleep(_WAIT_POLL)
-    try:
-        known = None
-        if digests is not None:
-            known = digests.take(upload_id, part_count(resumable.length, resumable.part_size))
-        blob = await _assemble(sessions, store, resumable, token, known_sha256=known)
-        async with transaction(sessions) as session:
-            row = await _locked(session, upload_id)
-            if row.claim != token:
-                raise _LeaseLost("another process is finishing this upload")
-            document, version = await doc_service.commit_upload(
-                session,
-                principal,
-                context,
-                resumable.plan,
-                blob,
-                content_type=resumable.content_type,
-                details={"upload_id": str(upload_id)},
-            )
-            row.state = UploadState.COMPLETE
-            row.version_number = version.number
-            row.claim = None
-            row.lease_until = None
-            row.updated_at = datetime.now(UTC)
-            session.add(row)
-        return Finished(document.id, version.number)
-    except _LeaseLost:
-        # Whoever holds it now finishes; wait for their answer like any other caller.
-        return await finish(
-            sessions, store, keyring, principal, context, upload_id, digests=digests
-        )
-    except ConflictError:
-        with anyio.CancelScope(shield=True):
-            await _abandon(sessions, store, upload_id, token, context)
-        raise
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _release(sessions, upload_id, token)
-        raise
-
-
-async def _release(
-    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
-) -> None:
-    """Give the upload back after a failed finish, so that a retry can finish it."""
-    try:
-        async with transaction(sessions) as session:
-            upload = await _locked(session, upload_id)
-            if upload.claim == token:
-                upload.state = UploadState.OPEN
-                upload.claim = None
-                upload.lease_until = None
-                session.add(upload)
-    except Exception:
-        # The lease lapses on its own; the next caller takes over then.
-        logger.warning("could not release upload %s", upload_id, exc_info=True)
-
-
-async def _abandon(
-    sessions: async_sessionmaker[AsyncSession],
-    store: ObjectStore,
-    upload_id: uuid.UUID,
-    token: str,
-    context: audit.AuditContext,
-) -> None:
-    """The version can never be committed (its document changed): drop the upload."""
-    try:
-        async with transaction(sessions) as session:
-            upload = await _locked(session, upload_id)
-            if upload.claim != token:
-                return
-            await _delete_rows(session, upload)
-            await audit.record(
-                session,
-                context,
-                "upload.failed",
-                outcome="error",
-                client_id=upload.client_id,
-                target_type="upload",
-                target_id=upload.id,
-                details={"name": upload.name, "reason": "the document changed during the upload"},
-            )
-        await discard(store, upload)
-    except Exception:
-        logger.warning("could not discard upload %s", upload_id, exc_info=True)
-
-
-# --- Expiry (run by `clientvault gc`) ----------------------------------------------------------
 
 
 async def expire_uploads(
@@ -1028,9 +392,9 @@ async def expire_uploads(
                     select(Upload).where(Upload.id == upload_id).with_for_update()
                 )
             ).scalar_one_or_none()
-            if upload is None or upload.expires_at > now or _lease_held(upload, now):
+            if upload is None or upload.expires_at > now or lease_held(upload, now):
                 continue
-            await _delete_rows(session, upload)
+            await delete_rows(session, upload)
             if upload.state != UploadState.COMPLETE:
                 await audit.record(
                     session,

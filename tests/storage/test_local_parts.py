@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 import storage.local
+import storage.local_multipart
 from storage import LocalObjectStore, ObjectNotFoundError, StorageError
 
 KiB = 1024
@@ -142,14 +143,14 @@ async def test_a_part_still_being_written_never_lands_in_the_object(
     ]
     # Part 3 has claimed its place in the data file and is writing there, slowly.
     writing, release = threading.Event(), threading.Event()
-    real_write_at = storage.local._write_at
+    real_write_at = storage.local_multipart._write_at
 
     def slow_write_at(path: Path, offset: int, data: bytes) -> None:
         writing.set()
         release.wait(10)
         real_write_at(path, offset, data)
 
-    monkeypatch.setattr(storage.local, "_write_at", slow_write_at)
+    monkeypatch.setattr(storage.local_multipart, "_write_at", slow_write_at)
     outcome: list[BaseException] = []
 
     async def late_part() -> None:
@@ -263,7 +264,7 @@ async def test_abort_during_a_part_write_leaves_nothing(
 ) -> None:
     upload_id = await store.create_multipart("k")
     writing, release = threading.Event(), threading.Event()
-    real_write_new = storage.local._write_new
+    real_write_new = storage.local_multipart._write_new
 
     def slow_write_new(path: Path, data: bytes) -> None:
         writing.set()
@@ -271,7 +272,7 @@ async def test_abort_during_a_part_write_leaves_nothing(
         real_write_new(path, data)
 
     await store.upload_part("k", upload_id, 1, b"first")
-    monkeypatch.setattr(storage.local, "_write_new", slow_write_new)
+    monkeypatch.setattr(storage.local_multipart, "_write_new", slow_write_new)
     outcome: list[BaseException] = []
 
     async def again() -> None:

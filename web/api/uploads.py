@@ -1,7 +1,8 @@
 """Resumable uploads: tus 1.0.0 (core, creation, termination, expiration) at /api/v1/uploads.
 
 The protocol as implemented, and the whole-part rule, are described in docs/uploads.md. The
-domain side (parts, nonce guard, finishing) is `vault.uploads`; this module speaks HTTP.
+domain side is `vault.uploads` (parts and nonce guard: `vault.upload_append`; finishing:
+`vault.upload_finish`); this module speaks HTTP.
 
 Every response, errors included, carries `Tus-Resumable: 1.0.0`. Errors are problem+json
 like the rest of the API. Authentication comes before the protocol version check, so an
@@ -19,7 +20,7 @@ from functools import wraps
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from vault import uploads
+from vault import upload_append, upload_finish, uploads
 from web.api.common import api_call, parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
@@ -135,7 +136,7 @@ def _metadata_text(pairs: dict[str, bytes], key: str) -> str:
         ) from None
 
 
-def _document_headers(finished: uploads.Finished) -> dict[str, str]:
+def _document_headers(finished: upload_finish.Finished) -> dict[str, str]:
     return {"Document-Id": str(finished.document_id), "Document-Version": str(finished.version)}
 
 
@@ -226,10 +227,10 @@ async def create(request: Request) -> Response:
     if length == 0:
         # Nothing will ever be sent: the (empty) final part is all there is, so finish now.
         resumable = uploads.Resumable.of(upload, svc.keyring)
-        await uploads.append(
+        await upload_append.append(
             svc.sessions, svc.store, resumable, _nothing(), expires_in=_expires_in(svc)
         )
-        finished = await uploads.finish(
+        finished = await upload_finish.finish(
             svc.sessions, svc.store, svc.keyring, principal, context, upload.id
         )
         headers.update(_document_headers(finished))
@@ -260,7 +261,9 @@ async def head(request: Request) -> Response:
     if upload.state == uploads.UploadState.COMPLETE:
         # A client whose final PATCH lost its answer learns the document here.
         headers.update(
-            _document_headers(uploads.Finished(upload.document_id, upload.version_number or 0))
+            _document_headers(
+                upload_finish.Finished(upload.document_id, upload.version_number or 0)
+            )
         )
     else:
         headers["Upload-Expires"] = http_date(upload.expires_at)
@@ -298,19 +301,19 @@ async def patch(request: Request) -> Response:
         async for chunk in request.stream():
             if chunk:
                 raise ProblemError(413, "Content too large", "the upload is already complete")
-        finished = uploads.Finished(upload.document_id, upload.version_number or 0)
+        finished = upload_finish.Finished(upload.document_id, upload.version_number or 0)
         return Response(
             status_code=204,
             headers={"Upload-Offset": str(upload.upload_length), **_document_headers(finished)},
         )
     body = _Body(request)
     digests = services(request).upload_digests
-    appended = await uploads.append(
+    appended = await upload_append.append(
         svc.sessions, svc.store, resumable, body, expires_in=_expires_in(svc), digests=digests
     )
     headers: dict[str, str] = {}
     if appended.final_stored:
-        finished = await uploads.finish(
+        finished = await upload_finish.finish(
             svc.sessions,
             svc.store,
             svc.keyring,

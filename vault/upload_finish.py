@@ -1,0 +1,338 @@
+"""Finishing a resumable upload: assemble its stored parts, authenticate (and hash) the
+object by reading it back, and commit the document version, exactly once across processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from vault import audit, blobs, crypto
+from vault import documents as doc_service
+from vault.db import transaction
+from vault.digests import RunningDigests
+from vault.errors import ConflictError, IntegrityError, VaultError
+from vault.keyring import Keyring
+from vault.policy import Principal
+from vault.store import ObjectStore
+from vault.uploads import (
+    Resumable,
+    Upload,
+    UploadPart,
+    UploadState,
+    delete_rows,
+    discard,
+    lease_held,
+    locked,
+    part_count,
+)
+
+logger = logging.getLogger(__name__)
+
+# A finisher holds the upload for this long and renews the hold while it works; a process
+# that dies mid-finish lets another take over once the hold lapses.
+FINISH_LEASE = timedelta(seconds=60)
+_RENEW_EVERY = 15.0
+_WAIT_POLL = 0.25
+# Ciphertext decrypted per worker-thread call when the finisher reads the object back.
+_READ_BACK_BATCH = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The version an upload became."""
+
+    document_id: uuid.UUID
+    version: int
+
+
+class _LeaseLost(VaultError):
+    """Another process took over finishing after this one's hold lapsed."""
+
+
+def _hold(upload: Upload, now: datetime) -> None:
+    upload.lease_until = now + FINISH_LEASE
+    # An upload being finished must not expire under its finisher.
+    upload.expires_at = max(upload.expires_at, upload.lease_until)
+
+
+async def _take_over(
+    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
+) -> Finished | Upload | None:
+    """The finished version, the upload now held by `token`, or None while another holds it."""
+    async with transaction(sessions) as session:
+        upload = await locked(session, upload_id)
+        if upload.state == UploadState.COMPLETE:
+            return Finished(upload.document_id, upload.version_number or 0)
+        now = datetime.now(UTC)
+        if upload.state == UploadState.FINISHING and lease_held(upload, now):
+            return None
+        count = part_count(upload.upload_length, upload.part_size)
+        stored = (
+            await session.execute(
+                select(UploadPart.number).where(
+                    UploadPart.upload_id == upload_id, col(UploadPart.etag).is_not(None)
+                )
+            )
+        ).scalars()
+        if set(stored) != set(range(1, count + 1)):
+            raise ConflictError("the upload is missing parts; continue it before finishing")
+        upload.state = UploadState.FINISHING
+        upload.claim = token
+        _hold(upload, now)
+        session.add(upload)
+        return upload
+
+
+async def _renew(
+    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
+) -> None:
+    async with transaction(sessions) as session:
+        upload = await locked(session, upload_id)
+        if upload.claim != token:
+            raise _LeaseLost("another process is finishing this upload")
+        _hold(upload, datetime.now(UTC))
+        session.add(upload)
+
+
+async def _assembled_size(store: ObjectStore, key: str) -> int | None:
+    async for found in store.list(key):
+        if found.key == key:
+            return found.size
+    return None
+
+
+async def _assemble(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload: Resumable,
+    token: str,
+    *,
+    known_sha256: str | None = None,
+) -> blobs.StoredBlob:
+    """Join the parts into the object (once), then read it back to authenticate it (and to
+    hash its plaintext, unless `known_sha256` came from the process that saw every part)."""
+    key = upload.plan.storage_key
+    size = crypto.object_size(upload.length)
+    found = await _assembled_size(store, key)
+    if found is None:
+        count = part_count(upload.length, upload.part_size)
+        # The store's own etags: a part stored twice by racing requests holds the same bytes,
+        # but only the store knows which upload of it is current.
+        parts = await store.list_parts(key, upload.multipart_id)
+        if [p.part_number for p in parts] != list(range(1, count + 1)):
+            raise IntegrityError(f"the store holds parts {[p.part_number for p in parts]}")
+        await store.complete_multipart(
+            key, upload.multipart_id, [(p.part_number, p.etag) for p in parts]
+        )
+    elif found != size:
+        raise IntegrityError(f"the assembled object is {found} bytes, not {size}")
+    plaintext, digest = await _read_back(sessions, store, upload, token, known=known_sha256)
+    if plaintext != upload.length:
+        raise IntegrityError(f"the object holds {plaintext} bytes, not {upload.length}")
+    return blobs.StoredBlob(
+        key=key,
+        object_size=size,
+        plaintext_size=plaintext,
+        sha256=digest,
+        header=upload.header,
+    )
+
+
+async def _read_back(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload: Resumable,
+    token: str,
+    *,
+    known: str | None,
+) -> tuple[int, str]:
+    """Authenticate every segment of the assembled object, and hash its plaintext unless
+    the digest is `known`: (plaintext bytes, hex SHA-256).
+
+    The next batch of ciphertext is read while the last is decrypted in a worker thread.
+    With nothing to hash in order, the two halves of the object are read at once.
+    """
+    size, length = crypto.object_size(upload.length), upload.length
+    digest = hashlib.sha256()
+    if length == 0:
+        return 0, digest.hexdigest()
+    opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
+    segment = opened.segment_size
+    middle = (length // 2) // segment * segment
+    spans = [(0, middle), (middle, length)] if known is not None and middle else [(0, length)]
+    renewed = [time.monotonic()]
+    counted: list[int] = []
+
+    async def verify(plain_start: int, plain_end: int) -> None:
+        _, start, end = crypto.ciphertext_range(plain_start, plain_end, size)
+        decryptor = crypto.RangeDecryptor(
+            opened, plain_start=plain_start, plain_end=plain_end, object_size=size
+        )
+
+        def consume(batch: list[bytes]) -> int:
+            count = 0
+            for chunk in batch:
+                for piece in decryptor.feed(chunk):
+                    if known is None:
+                        digest.update(piece)
+                    count += len(piece)
+            return count
+
+        send, receive = anyio.create_memory_object_stream[list[bytes]](1)
+
+        async def read() -> None:
+            async with send:
+                batch: list[bytes] = []
+                held = 0
+                async for chunk in store.read(upload.plan.storage_key, start, end):
+                    batch.append(chunk)
+                    held += len(chunk)
+                    if held >= _READ_BACK_BATCH:
+                        await send.send(batch)
+                        batch, held = [], 0
+                if batch:
+                    await send.send(batch)
+
+        async with anyio.create_task_group() as reading:
+            reading.start_soon(read)
+            async with receive:
+                async for batch in receive:
+                    counted.append(await anyio.to_thread.run_sync(consume, batch))
+                    if time.monotonic() - renewed[0] > _RENEW_EVERY:
+                        renewed[0] = time.monotonic()
+                        await _renew(sessions, upload.id, token)
+        decryptor.finish()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            for plain_start, plain_end in spans:
+                tasks.start_soon(verify, plain_start, plain_end)
+    except BaseExceptionGroup as group:
+        raise blobs.first_failure(group) from None
+    return sum(counted), known or digest.hexdigest()
+
+
+async def finish(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    keyring: Keyring,
+    principal: Principal,
+    context: audit.AuditContext,
+    upload_id: uuid.UUID,
+    *,
+    digests: RunningDigests | None = None,
+) -> Finished:
+    """Turn a fully stored upload into its document version, exactly once.
+
+    Any number of processes may call this at once: one holds the upload (a lease in its
+    row) while it assembles, hashes and commits; the others wait and return the same
+    version. A holder that dies lets the next caller take over when the lease lapses.
+
+    Raises:
+        ConflictError: a part is missing, or the document changed in a way this version can
+            no longer join (deleted, or created by another upload); in the latter case the
+            upload is discarded and must start again.
+    """
+    token = str(uuid.uuid4())
+    while True:
+        taken = await _take_over(sessions, upload_id, token)
+        if isinstance(taken, Finished):
+            return taken
+        if taken is not None:
+            resumable = Resumable.of(taken, keyring)
+            break
+        await anyio.sleep(_WAIT_POLL)
+    try:
+        known = None
+        if digests is not None:
+            known = digests.take(upload_id, part_count(resumable.length, resumable.part_size))
+        blob = await _assemble(sessions, store, resumable, token, known_sha256=known)
+        async with transaction(sessions) as session:
+            row = await locked(session, upload_id)
+            if row.claim != token:
+                raise _LeaseLost("another process is finishing this upload")
+            document, version = await doc_service.commit_upload(
+                session,
+                principal,
+                context,
+                resumable.plan,
+                blob,
+                content_type=resumable.content_type,
+                details={"upload_id": str(upload_id)},
+            )
+            row.state = UploadState.COMPLETE
+            row.version_number = version.number
+            row.claim = None
+            row.lease_until = None
+            row.updated_at = datetime.now(UTC)
+            session.add(row)
+        return Finished(document.id, version.number)
+    except _LeaseLost:
+        # Whoever holds it now finishes; wait for their answer like any other caller.
+        return await finish(
+            sessions, store, keyring, principal, context, upload_id, digests=digests
+        )
+    except ConflictError:
+        with anyio.CancelScope(shield=True):
+            await _abandon(sessions, store, upload_id, token, context)
+        raise
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _release(sessions, upload_id, token)
+        raise
+
+
+async def _release(
+    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
+) -> None:
+    """Give the upload back after a failed finish, so that a retry can finish it."""
+    try:
+        async with transaction(sessions) as session:
+            upload = await locked(session, upload_id)
+            if upload.claim == token:
+                upload.state = UploadState.OPEN
+                upload.claim = None
+                upload.lease_until = None
+                session.add(upload)
+    except Exception:
+        # The lease lapses on its own; the next caller takes over then.
+        logger.warning("could not release upload %s", upload_id, exc_info=True)
+
+
+async def _abandon(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload_id: uuid.UUID,
+    token: str,
+    context: audit.AuditContext,
+) -> None:
+    """The version can never be committed (its document changed): drop the upload."""
+    try:
+        async with transaction(sessions) as session:
+            upload = await locked(session, upload_id)
+            if upload.claim != token:
+                return
+            await delete_rows(session, upload)
+            await audit.record(
+                session,
+                context,
+                "upload.failed",
+                outcome="error",
+                client_id=upload.client_id,
+                target_type="upload",
+                target_id=upload.id,
+                details={"name": upload.name, "reason": "the document changed during the upload"},
+            )
+        await discard(store, upload)
+    except Exception:
+        logger.warning("could not discard upload %s", upload_id, exc_info=True)
