@@ -91,6 +91,9 @@ async def test_a_publishing_message_goes_into_the_email_and_nothing_else_does(
     assert_problem(
         await put_file(http, world, "sam", "long.pdf", message="x" * 2001), 422, "message"
     )
+    assert_problem(
+        await put_file(http, world, "sam", "bell.pdf", message="ring\x07ring"), 422, "message"
+    )
     result = await deliver(services, smtp_sink)
     assert result.sent == 1
     [(recipients, message)] = smtp_sink.messages

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from vault import audit, blobs, receipts
+from vault import audit, blobs, publishing, receipts
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, IntegrityError, PermissionDeniedError
@@ -66,7 +65,6 @@ PDF_PREVIEW_CSP = (
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; object-src 'self'; "
     "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
-MAX_MESSAGE = 2000  # characters of a publishing message
 
 
 def version_json(version: Version) -> dict[str, Any]:
@@ -160,16 +158,10 @@ async def put_file(request: Request) -> JSONResponse:
 
 def _publishing_message(request: Request) -> str:
     """`?message=`: a note from staff that the notification email shows with the document."""
-    value = request.query_params.get("message", "").replace("\r\n", "\n").strip()
-    if len(value) > MAX_MESSAGE:
-        raise ProblemError(
-            422, "Invalid request", f"message is at most {MAX_MESSAGE} characters", field="message"
-        )
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
-        raise ProblemError(
-            422, "Invalid request", "message may not contain control characters", field="message"
-        )
-    return value
+    try:
+        return publishing.clean_message(request.query_params.get("message", ""))
+    except publishing.InvalidMessageError as exc:
+        raise ProblemError(422, "Invalid request", str(exc), field="message") from None
 
 
 def _content_type(request: Request) -> str | None:
