@@ -8,7 +8,6 @@ next to the form that caused it.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from web.auth import CSRF_FIELD
 from web.context import audit_context, services
 from web.pages import account_settings
 from web.pages.account_view import Problems, account_page
-from web.pages.common import browser_caller, page, read_form, see_other
+from web.pages.common import browser_caller, page, path_id, read_form, see_other
 from web.pages.render import render
 
 
@@ -164,10 +163,7 @@ async def revoke_token(request: Request) -> Response:
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
-        try:
-            token_id = uuid.UUID(request.path_params["token_id"])
-        except ValueError:
-            raise NotFoundError("no such token") from None
+        token_id = path_id(request, "token_id")
         await accounts.revoke_token(
             session, audit_context(request, caller.principal), caller.user, token_id
         )

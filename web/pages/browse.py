@@ -21,7 +21,7 @@ from vault import audit, receipts, search, trash
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
-from vault.errors import ConflictError, NotFoundError
+from vault.errors import ConflictError
 from vault.models import Client, Document, Folder
 from vault.names import InvalidNameError
 from vault.policy import Permission, Principal, allows
@@ -31,7 +31,7 @@ from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
 from web.pages.browse_docs import document_page, restore_version, trash_document
-from web.pages.common import browser_caller, notice, page, read_form, see_other
+from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
 logger = logging.getLogger(__name__)
@@ -39,13 +39,6 @@ logger = logging.getLogger(__name__)
 FOLDER_NOTICES = frozenset({"folder-created", "trashed"})
 TRASH_NOTICES = frozenset({"restored"})
 COLUMNS = folder_service.SORT_KEYS
-
-
-def parse_uuid(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFoundError("not found") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +144,7 @@ async def _listing_page(
 
 @page
 async def client_page(request: Request) -> Response:
-    client_id = parse_uuid(request.path_params["client_id"])
+    client_id = path_id(request, "client_id")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         client = await folder_service.get_client(session, caller.principal, client_id)
@@ -160,7 +153,7 @@ async def client_page(request: Request) -> Response:
 
 @page
 async def folder_page(request: Request) -> Response:
-    folder_id = parse_uuid(request.path_params["folder_id"])
+    folder_id = path_id(request, "folder_id")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         folder = await folder_service.get_folder(session, caller.principal, folder_id)
@@ -211,19 +204,19 @@ async def _create_folder(
 
 @page
 async def create_root_folder(request: Request) -> Response:
-    client_id = parse_uuid(request.path_params["client_id"])
+    client_id = path_id(request, "client_id")
     return await _create_folder(request, client_id=client_id, parent_id=None)
 
 
 @page
 async def create_subfolder(request: Request) -> Response:
-    folder_id = parse_uuid(request.path_params["folder_id"])
+    folder_id = path_id(request, "folder_id")
     return await _create_folder(request, client_id=None, parent_id=folder_id)
 
 
 @page
 async def search_page(request: Request) -> Response:
-    client_id = parse_uuid(request.path_params["client_id"])
+    client_id = path_id(request, "client_id")
     query = request.query_params.get("q", "")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
@@ -251,7 +244,7 @@ async def search_page(request: Request) -> Response:
 @page
 async def folder_zip(request: Request) -> Response:
     svc = services(request)
-    folder_id = parse_uuid(request.path_params["folder_id"])
+    folder_id = path_id(request, "folder_id")
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session)
         context = audit_context(request, caller.principal)
@@ -366,7 +359,7 @@ async def trash_page(request: Request) -> Response:
 
 @page
 async def restore_from_trash(request: Request) -> Response:
-    document_id = parse_uuid(request.path_params["document_id"])
+    document_id = path_id(request, "document_id")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))

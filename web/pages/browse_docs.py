@@ -15,25 +15,17 @@ from vault import audit, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
-from vault.errors import NotFoundError
 from vault.models import Client, Folder, User
 from vault.policy import Permission, allows
 from web.api.documents import PREVIEWABLE
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
-from web.pages.common import browser_caller, notice, page, read_form, see_other
+from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
 DOCUMENT_NOTICES = frozenset({"restored"})
 # Larger previews are offered as a link rather than loaded with the page.
 EMBED_LIMIT = 25 * 1024 * 1024
-
-
-def _uuid(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFoundError("not found") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +57,7 @@ def preview_kind(content_type: str) -> str:
 
 @page
 async def document_page(request: Request) -> Response:
-    document_id = _uuid(request.path_params["document_id"])
+    document_id = path_id(request, "document_id")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         assert caller.browser is not None
@@ -145,7 +137,7 @@ async def document_page(request: Request) -> Response:
 @page
 async def restore_version(request: Request) -> Response:
     svc = services(request)
-    document_id = _uuid(request.path_params["document_id"])
+    document_id = path_id(request, "document_id")
     number: int = request.path_params["number"]
     form = await read_form(request)
     async with transaction(svc.sessions) as session:
@@ -167,7 +159,7 @@ async def restore_version(request: Request) -> Response:
 
 @page
 async def trash_document(request: Request) -> Response:
-    document_id = _uuid(request.path_params["document_id"])
+    document_id = path_id(request, "document_id")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -117,6 +118,15 @@ async def browser_caller(
         raise Redirect(NEXT_STEP[SessionStage(caller.browser.stage)])
     check_csrf(request, caller.browser, csrf_token or "")
     return caller
+
+
+def path_id(request: Request, name: str) -> uuid.UUID:
+    """The id in the path parameter `name`; a malformed one is simply not found, like an id
+    that never existed."""
+    try:
+        return uuid.UUID(request.path_params[name])
+    except ValueError:
+        raise NotFoundError(f"{name} not found") from None
 
 
 def notice(request: Request, known: frozenset[str]) -> str:

@@ -40,7 +40,7 @@ from vault.requests import (
 from web.auth import CSRF_FIELD, Caller, resolve
 from web.context import audit_context, services
 from web.form_upload import FormUploadError, receive_upload
-from web.pages.common import Redirect, browser_caller, notice, page, read_form, see_other
+from web.pages.common import Redirect, browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.news import local_today
 from web.pages.render import render
 
@@ -84,13 +84,6 @@ class Row:
     client_name: str
     overdue: bool
     progress: Progress
-
-
-def _path_id(request: Request, name: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params[name])
-    except ValueError:
-        raise NotFoundError(f"{name} not found") from None
 
 
 async def _client_names(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -344,7 +337,7 @@ async def _request_page(
 
 @page
 async def request_page(request: Request) -> Response:
-    request_id = _path_id(request, "request_id")
+    request_id = path_id(request, "request_id")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         return await _request_page(request, session, caller, request_id)
@@ -352,7 +345,7 @@ async def request_page(request: Request) -> Response:
 
 @page
 async def close(request: Request) -> Response:
-    request_id = _path_id(request, "request_id")
+    request_id = path_id(request, "request_id")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
@@ -364,8 +357,8 @@ async def close(request: Request) -> Response:
 
 @page
 async def accept(request: Request) -> Response:
-    request_id = _path_id(request, "request_id")
-    item_id = _path_id(request, "item_id")
+    request_id = path_id(request, "request_id")
+    item_id = path_id(request, "item_id")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
@@ -382,8 +375,8 @@ async def accept(request: Request) -> Response:
 
 @page
 async def reject(request: Request) -> Response:
-    request_id = _path_id(request, "request_id")
-    item_id = _path_id(request, "item_id")
+    request_id = path_id(request, "request_id")
+    item_id = path_id(request, "item_id")
     form = await read_form(request)
     reason = form.get("reason", "").replace("\r\n", "\n").strip()
     async with transaction(services(request).sessions) as session:
@@ -416,8 +409,8 @@ async def reject(request: Request) -> Response:
 async def upload(request: Request) -> Response:
     """A file for one item, streamed into the request's folder, then submitted."""
     svc = services(request)
-    request_id = _path_id(request, "request_id")
-    item_id = _path_id(request, "item_id")
+    request_id = path_id(request, "request_id")
+    item_id = path_id(request, "item_id")
     folder_id: uuid.UUID | None = None
 
     async def folder_for(_fields: dict[str, list[str]]) -> uuid.UUID:

@@ -6,7 +6,6 @@ clients marked `shared`); staff and admins post and withdraw announcements.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +21,7 @@ from vault.models import User
 from vault.policy import is_firm
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
-from web.pages.common import browser_caller, notice, page, read_form, see_other
+from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
 NOTICES = frozenset({"posted", "withdrawn"})
@@ -141,10 +140,7 @@ async def withdraw(request: Request) -> Response:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
         if not is_firm(caller.principal):
             raise NotFoundError("no such page")
-        try:
-            announcement_id = uuid.UUID(request.path_params["announcement_id"])
-        except ValueError:
-            raise NotFoundError("announcement not found") from None
+        announcement_id = path_id(request, "announcement_id")
         await announcements.withdraw(
             session, caller.principal, audit_context(request, caller.principal), announcement_id
         )

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault.errors import IncompleteUploadError, NotFoundError
+from vault.errors import IncompleteUploadError
 from web.auth import Caller
 from web.context import services
 from web.form_upload import FormUploadError, StoredFile, receive_upload
-from web.pages.common import page, see_other
+from web.pages.common import page, path_id, see_other
 from web.pages.render import render
 
 
@@ -29,16 +29,9 @@ def routes() -> list[BaseRoute]:
     return [Route("/folders/{folder_id}/upload", upload, methods=["POST"])]
 
 
-def _folder_id(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["folder_id"])
-    except ValueError:
-        raise NotFoundError("folder not found") from None
-
-
 @page
 async def upload(request: Request) -> Response:
-    folder_id = _folder_id(request)
+    folder_id = path_id(request, "folder_id")
 
     async def folder_for(_fields: dict[str, list[str]]) -> uuid.UUID:
         return folder_id
