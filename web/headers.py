@@ -15,6 +15,11 @@ HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+# Everything but the static assets may describe someone's account or files, so no cache
+# (browser, proxy or CDN) may keep a copy for the next user of the machine (RFC 9111 §5.2.2.5;
+# review item 14). A route that knows better sets its own Cache-Control first.
+NO_STORE = "no-store"
+_CACHEABLE_PREFIXES = ("/static/",)
 
 
 class SecurityHeadersMiddleware:
@@ -33,6 +38,8 @@ class SecurityHeadersMiddleware:
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
                 headers.setdefault("Content-Security-Policy", CSP)
+                if not scope.get("path", "").startswith(_CACHEABLE_PREFIXES):
+                    headers.setdefault("Cache-Control", NO_STORE)
                 if self.hsts:
                     headers.setdefault(
                         "Strict-Transport-Security", "max-age=31536000; includeSubDomains"

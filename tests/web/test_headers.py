@@ -12,6 +12,8 @@ import pytest
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
+from tests.web.test_auth_boundaries import concrete
+from tests.web.test_cross_client import route_inventory
 from vault import folders as folder_service
 from vault.models import Client
 from web.app import create_app
@@ -152,3 +154,48 @@ async def test_unexpected_error_carries_security_headers(tmp_path: Path) -> None
     assert response.status_code == 500
     assert response.headers["content-type"].startswith(PROBLEM)
     assert_secure_headers(response, "500")
+
+
+async def test_every_signed_in_api_response_is_no_store(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Review item 14: no cache may keep what a signed-in caller was shown. Every API route,
+    whatever it answers, with real ids where the route reads one."""
+    ada = world["ada"].auth
+    upload = await http.put(
+        f"{API}/folders/{world.acme_folder}/files/cached.txt", content=b"x", headers=ada
+    )
+    document = upload.json()["document_id"]
+    real = {
+        "{client_id}": str(world.acme),
+        "{folder_id}": str(world.acme_folder),
+        "{document_id}": document,
+    }
+    seen = 0
+    for method, path in sorted(route_inventory()):
+        if method == "DELETE" and path == "/session":
+            continue
+        for param, value in real.items():
+            path = path.replace(param, value)
+        response = await http.request(
+            method,
+            API + concrete(path),
+            headers={**ada, "Tus-Resumable": "1.0.0"},
+            content=b"{}" if method in ("POST", "PUT", "PATCH") else None,
+        )
+        cache = response.headers.get("cache-control", "")
+        assert "no-store" in cache, f"{method} {path} -> {response.status_code}: {cache!r}"
+        seen += 1
+    assert seen > 40
+    for path in ("/me", "/clients", f"/documents/{document}", "/requests"):
+        response = await http.get(API + path, headers=ada)
+        assert response.status_code == 200, path
+        assert response.headers["cache-control"] == "no-store", path
+
+
+async def test_static_assets_stay_cacheable(http: httpx.AsyncClient) -> None:
+    listed = await http.get("/signin")
+    assert "no-store" in listed.headers["cache-control"]
+    css = await http.get("/static/style.css")
+    assert css.status_code == 200
+    assert "no-store" not in css.headers.get("cache-control", "")
