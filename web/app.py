@@ -15,10 +15,10 @@ from starlette.staticfiles import StaticFiles
 
 import notify
 from vault.db import check_migrated
-from web import health, unsubscribe
+from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
-from web.headers import SecurityHeadersMiddleware
+from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
 from web.pages import routes as page_routes
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        access_log.install()
         async with open_services(settings) as services:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.
@@ -66,5 +67,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
+            Middleware(HeaderLimitMiddleware),
+        ],
     )

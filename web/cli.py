@@ -22,6 +22,7 @@ from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
+from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
 
@@ -126,6 +127,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         "proxy_headers": bool(settings.server.forwarded_allow_ips),
         "forwarded_allow_ips": settings.server.forwarded_allow_ips or None,
         "log_level": "info",
+        # h11 rather than httptools, because only h11 bounds the request head: 10 MB of
+        # headers would otherwise be read into memory (review item 15). Past the limit h11
+        # raises and uvicorn answers 400 and closes the connection.
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
     }
     if settings.server.workers > 1:
         uvicorn.run("web.app:create_app", workers=settings.server.workers, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The API and downloads never need scripts or frames; browser pages tighten per page later.
@@ -47,3 +48,29 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# The largest request line plus headers `clientvault serve` reads, in bytes: twice nginx's
+# largest default (4 buffers of 8 KiB), room for long cookies and URLs.
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+# Apache's LimitRequestFields default. The byte size of the header block is bounded by the
+# server (`clientvault serve` sets h11's max_incomplete_event_size, see web/cli.py); a
+# request within it can still carry thousands of tiny lines, each one a parsing and
+# lookup cost on every middleware (review item 15).
+MAX_HEADER_LINES = 100
+
+
+class HeaderLimitMiddleware:
+    """Answer 431 (RFC 6585 §5) to a request with more than `MAX_HEADER_LINES` headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["headers"]) > MAX_HEADER_LINES:
+            response = PlainTextResponse(
+                "Request Header Fields Too Large", status_code=431, headers={"Connection": "close"}
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
