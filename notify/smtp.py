@@ -75,10 +75,13 @@ class OutboxDirMailer:
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # Messages carry live invitation and reset links: owner-only (review item 10).
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             name = uuid.uuid4().hex
             temp = self.directory / f".{name}.tmp"
-            temp.write_bytes(bytes(message))
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(bytes(message))
             os.replace(temp, self.directory / f"{name}.eml")
         except OSError as exc:
             raise DeliveryError(

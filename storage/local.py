@@ -27,7 +27,14 @@ from storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from storage.local_files import MULTIPART_DIR, component_ok, fsync_dir, key_parts, temp_name
+from storage.local_files import (
+    DIR_MODE,
+    MULTIPART_DIR,
+    component_ok,
+    fsync_dir,
+    key_parts,
+    temp_name,
+)
 from storage.types import ObjectInfo, PendingUpload, StoredPart
 
 T = TypeVar("T")
@@ -121,7 +128,7 @@ class LocalObjectStore:
             parent = parent.parent
         for directory in reversed(missing):
             try:
-                directory.mkdir()
+                directory.mkdir(mode=DIR_MODE)
             except FileExistsError:
                 if not directory.is_dir():
                     raise

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 from storage.errors import InvalidKeyError
 
@@ -84,11 +85,23 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(trash)
 
 
+# Files and directories the store makes are the service account's alone: the bytes are
+# ciphertext, but their sizes and keys still say who stored what (review item 10).
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def create_new(path: Path) -> BinaryIO:
+    """Open the new file `path` for writing, mode 0600 whatever the umask; fails if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
 def write_durably(path: Path, data: bytes) -> None:
     """Replace `path` by `data` atomically and durably: fsynced, renamed, directory fsynced."""
     tmp = path.with_name(temp_name())
     try:
-        with open(tmp, "xb") as out:
+        with create_new(tmp) as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from storage.errors import InvalidKeyError, ObjectNotFoundError, StorageError
 from storage.local_files import (
+    DIR_MODE,
+    create_new,
     fsync_dir,
     fsync_file,
     key_parts,
@@ -249,7 +251,7 @@ def _assembled_in_place(upload: _Upload, chosen: list[_Part], found: dict[int, _
 
 def _join(tmp: Path, path: Path, parts: list[_Part]) -> None:
     """Copy `parts` one after the other into the new file `tmp`, and fsync it."""
-    with open(tmp, "xb") as out:
+    with create_new(tmp) as out:
         position = 0
         for part in parts:
             source = path / _DATA if part.file is None else part.file
@@ -306,7 +308,7 @@ def _write_at(path: Path, offset: int, data: bytes) -> None:
 def _write_new(path: Path, data: bytes) -> None:
     """Write the new file `path` durably (its directory entry is made durable with the
     record that names it)."""
-    with open(path, "xb") as out:
+    with create_new(path) as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
@@ -337,9 +339,9 @@ def create_multipart(uploads: Path, key: str) -> str:
     upload_id = secrets.token_hex(16)
     directory = uploads / upload_id
     if not uploads.is_dir():
-        uploads.mkdir(exist_ok=True)
+        uploads.mkdir(mode=DIR_MODE, exist_ok=True)
         fsync_dir(uploads.parent)
-    directory.mkdir()
+    directory.mkdir(mode=DIR_MODE)
     meta = {
         "key": key,
         "initiated": datetime.now(UTC).isoformat(),

@@ -22,6 +22,7 @@ from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
+from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
@@ -78,7 +79,10 @@ def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 def init(ctx: click.Context) -> None:
     """Create the data directory, the key file (mode 0600) and the database schema."""
     settings = _settings(ctx)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_data_dir(settings)
+    except DataDirError as exc:
+        raise click.ClickException(str(exc)) from None
     if settings.keys_path.exists():
         click.echo(f"key file exists: {settings.keys_path}")
     else:
@@ -117,6 +121,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     import uvicorn
 
     settings = _settings(ctx)
+    try:
+        prepare_data_dir(settings)
+    except DataDirError as exc:
+        raise click.ClickException(str(exc)) from None
     if settings.server.workers > 1 and ctx.parent and ctx.parent.params.get("config_path"):
         # Worker processes load settings themselves; point them at the same file.
         os.environ["CLIENTVAULT_CONFIG"] = str(ctx.parent.params["config_path"])

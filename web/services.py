@@ -22,6 +22,7 @@ from vault.ratelimit import Limits
 from vault.sessions import SessionPolicy
 from vault.signin import SignInPolicy
 from vault.store import ObjectStore
+from web.datadir import prepare_data_dir
 from web.settings import Settings
 
 MiB = 1024 * 1024
@@ -98,7 +99,7 @@ def build_store(settings: Settings) -> ObjectStore:
             part_concurrency=settings.storage.concurrency,
             read_chunk_size=settings.storage.part_size_mib * MiB,
         )
-    settings.objects_path.mkdir(parents=True, exist_ok=True)
+    settings.objects_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return LocalObjectStore(settings.objects_path)
 
 
@@ -136,6 +137,9 @@ def load_keyring(settings: Settings) -> Keyring:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    # Before anything is created in it: the app lifespan and every CLI command refuse a
+    # data directory others can read (review item 10).
+    prepare_data_dir(settings)
     engine = create_engine(settings.database_url, pool_size=settings.database.pool_size)
     try:
         yield Services(

@@ -197,7 +197,7 @@ def test_init_creates_keys_and_a_migrated_database(tmp_path: Path, fresh_databas
 def test_unmigrated_database_is_refused(tmp_path: Path, fresh_database_url: str) -> None:
     data_dir = tmp_path / "data"
     config = write_config(tmp_path / "clientvault.toml", data_dir, fresh_database_url)
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)
     KeyFile.create(data_dir / "keys.json")
     for command in (["client", "add", "Acme"], ["audit", "verify"], ["gc"], ["keys", "rotate"]):
         message = failed(cli(config, *command))

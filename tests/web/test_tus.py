@@ -55,7 +55,7 @@ def settings(
     for parts (every part but the last at least 5 MiB)."""
     endpoint = s3_endpoint(request)
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)
     KeyFile.create(data_dir / "keys.json")
     return Settings(
         data_dir=data_dir,
