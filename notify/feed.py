@@ -25,6 +25,7 @@ from sqlmodel import col, select
 from notify.links import UnsubscribeLinks
 from notify.render import Item, new_message_id, render
 from notify.schedule import due_at, zone
+from vault.accounts import principal_for
 from vault.audit import iter_events
 from vault.models import AuditEvent, AuditHead, Client, ClientAccess, Cursor, Folder, Role, User
 from vault.notifications import (
@@ -36,7 +37,7 @@ from vault.notifications import (
     NotificationPref,
     effective,
 )
-from vault.policy import Principal, can_see_client
+from vault.policy import can_see_client
 
 CURSOR = "notify"
 ACTIONS = frozenset(
@@ -89,43 +90,34 @@ class Recipient:
     tz: ZoneInfo
 
 
-async def _principal(session: AsyncSession, user: User) -> Principal:
-    access = (
-        (
-            await session.execute(
-                select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return Principal(
-        user_id=user.id, email=user.email, role=Role(user.role), client_ids=frozenset(access)
-    )
-
-
 async def may_receive(session: AsyncSession, user: User | None, client_id: uuid.UUID) -> bool:
-    """Whether `user` is active and may see `client_id` now, under the access policy."""
+    """Whether `user` is active, has accepted their invitation, and may see `client_id` now,
+    under the access policy (shared clients included, as `vault.accounts.principal_for`)."""
     if user is None or not user.is_active:
         return False
-    return can_see_client(await _principal(session, user), client_id)
+    # A user without a password never accepted an invitation (or let it expire): the address
+    # may be mistyped, so it hears nothing about any client (review item 2).
+    if user.password_hash is None:
+        return False
+    return can_see_client(await principal_for(session, user), client_id)
 
 
 async def _recipients(
     session: AsyncSession, client_id: uuid.UUID, defaults: Defaults
 ) -> list[Recipient]:
-    """Active members and assigned staff who may see the client now, cadence not `off`."""
-    users = (
-        (
-            await session.execute(
-                select(User)
-                .join(ClientAccess, col(ClientAccess.user_id) == col(User.id))
-                .where(ClientAccess.client_id == client_id, col(User.is_active).is_(True))
-            )
+    """Active members and assigned staff who may see the client now, cadence not `off`;
+    for a shared client (the firm's resources) every client user and staff member."""
+    members = select(User).join(ClientAccess, col(ClientAccess.user_id) == col(User.id))
+    query = members.where(ClientAccess.client_id == client_id, col(User.is_active).is_(True))
+    users = list((await session.execute(query)).scalars().all())
+    client = await session.get(Client, client_id)
+    if client is not None and client.shared:
+        # Everyone the policy lets read it, member or not (vault.policy._SHARED).
+        known = {u.id for u in users}
+        everyone = select(User).where(
+            col(User.is_active).is_(True), col(User.role).in_([Role.CLIENT, Role.STAFF])
         )
-        .scalars()
-        .all()
-    )
+        users += [u for u in (await session.execute(everyone)).scalars().all() if u.id not in known]
     prefs = {
         pref.user_id: pref
         for pref in (
