@@ -19,6 +19,10 @@ from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role,
 from vault.names import name_key, validate_name
 from vault.policy import Permission, Principal, can_see_client, require, visible_client_ids
 
+# Separates a name key from the id of a client that shares its name with a client its
+# creator could not see; validate_name refuses "/" in every name.
+_HIDDEN_NAMESAKE = "/"
+
 
 async def list_clients(session: AsyncSession, principal: Principal) -> Sequence[Client]:
     query = select(Client).order_by(Client.name_key)
@@ -33,12 +37,34 @@ async def create_client(
 ) -> Client:
     require(principal, Permission.CREATE_CLIENT, None)
     name = validate_name(name)
-    client = Client(name=name, name_key=name_key(name))
+    key = name_key(name)
+    # Client names are unique among the clients the creator can see, not firm-wide: a 409 for
+    # a name only another client's staff can see told staff which clients the firm has
+    # (review item 7). A second "Acme" created that way is stored under a key no name can
+    # have (names never contain "/"), so the unique index still holds for the first.
+    namesakes = (
+        (
+            await session.execute(
+                select(Client).where(
+                    (col(Client.name_key) == key)
+                    | col(Client.name_key).startswith(key + _HIDDEN_NAMESAKE, autoescape=True)
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if any(can_see_client(principal, c.id) for c in namesakes):
+        raise ConflictError(f"a client named {name!r} already exists")
+    client = Client(name=name, name_key=key)
+    if namesakes:
+        client.name_key = f"{key}{_HIDDEN_NAMESAKE}{client.id}"
     session.add(client)
     try:
         async with session.begin_nested():
             await session.flush()
     except DBIntegrityError as exc:
+        # A concurrent creation of the same name won the race.
         raise ConflictError(f"a client named {name!r} already exists") from exc
     if principal.role is Role.STAFF:
         # Staff who create a client look after it; otherwise they could not see it.

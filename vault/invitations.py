@@ -3,6 +3,12 @@
 Inviting creates the user without a password and issues a single-use, expiring link; the
 invitee chooses a password through that link. Inviting someone who was invited before but
 never accepted sends a fresh link (the old one stops working) and adds the new clients.
+
+Staff see only their own clients, so an address that belongs to anyone else (another
+client's user, a pending invitation to another client, the firm's own people) gets the same
+answer as a brand-new one and nothing changes: no access is granted and the other
+invitation's link stays live (review item 7). Only admins, who see every account anyway,
+are told that an address is taken.
 """
 
 from __future__ import annotations
@@ -13,18 +19,39 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
 from vault import accounts, audit, email_links
 from vault.errors import ConflictError, NotFoundError
 from vault.identity import EmailLinkPurpose
-from vault.models import Client, Role, User
-from vault.policy import Permission, Principal, require
+from vault.models import Client, ClientAccess, Role, User
+from vault.policy import Permission, Principal, allows, require
 
 
 @dataclass(frozen=True, slots=True)
 class Invited:
     user: User
-    secret: str  # goes into the emailed link, once
+    secret: str  # goes into the emailed link, once; empty when withheld
+    # The address belongs to someone the inviter may not know about: nothing was changed and
+    # nothing may be sent, but the inviter is answered as for a fresh invitation.
+    withheld: bool = False
+
+
+async def _known_to(session: AsyncSession, principal: Principal, user: User) -> bool:
+    """Whether the inviter may learn that `user` exists: a client user of only the inviter's
+    own clients (so the account, and any pending invitation, are theirs to handle)."""
+    if user.role != Role.CLIENT:
+        return False
+    access = frozenset(
+        (
+            await session.execute(
+                select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return bool(access) and access <= principal.client_ids
 
 
 async def invite(
@@ -62,6 +89,25 @@ async def invite(
         if role is not Role.STAFF:
             client_ids = []
     user = await accounts.find_user(session, email)
+    manager = allows(principal, Permission.MANAGE, None)
+    if user is not None and not manager and not await _known_to(session, principal, user):
+        # Recorded for the auditors, answered as a success: a 409 here told Acme's staff that
+        # pending-beta@ was Beta's, and re-issuing killed the admin's link (review item 7).
+        await audit.record(
+            session,
+            context,
+            "user.invited",
+            outcome="denied",
+            target_type="user",
+            target_id=user.id,
+            details={
+                "email": user.email,
+                "role": role,
+                "clients": [str(c) for c in client_ids],
+                "reason": "the address belongs to an account the inviter cannot see",
+            },
+        )
+        return Invited(user=user, secret="", withheld=True)
     if user is None:
         user = await accounts.create_user(
             session,

@@ -18,7 +18,7 @@ from vault.errors import NotFoundError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
 from vault.passwords import WeakPasswordError, off_loop, verify_password
-from vault.policy import Permission, require
+from vault.policy import Permission, allows, require
 from web import account_mail, signin_flow
 from web.api.common import (
     api_call,
@@ -255,7 +255,14 @@ async def invite(request: Request) -> JSONResponse:
             raise ProblemError(422, "Invalid request", str(exc), field="email") from None
         names = [c.name for cid in client_ids if (c := await call.session.get(Client, cid))]
         inviter = call.user.display_name or call.user.email
-    sent = True
+        manager = allows(call.principal, Permission.MANAGE, None)
+    # Review item 7: a withheld invitation reads exactly as a sent one; only admins, who
+    # manage users by id, are given the user's id.
+    body: dict[str, Any] = {"email": invited.user.email, "role": role.value, "email_sent": True}
+    if manager:
+        body = {"user_id": str(invited.user.id), **body, "role": invited.user.role}
+    if invited.withheld:
+        return JSONResponse(body, status_code=201)
     try:
         # Sent while the inviter waits, so they learn at once if the address bounced.
         await account_mail.send(
@@ -268,16 +275,8 @@ async def invite(request: Request) -> JSONResponse:
             expires=account_mail.when(datetime.now(UTC) + valid_for),
         )
     except DeliveryError:
-        sent = False
-    return JSONResponse(
-        {
-            "user_id": str(invited.user.id),
-            "email": invited.user.email,
-            "role": invited.user.role,
-            "email_sent": sent,
-        },
-        status_code=201,
-    )
+        body["email_sent"] = False
+    return JSONResponse(body, status_code=201)
 
 
 async def reset_user_totp(request: Request) -> Response:

@@ -229,6 +229,9 @@ async def invite(request: Request) -> Response:
             return await refuse(409, "exists")
         except ValueError:
             return await refuse(422, "email")
+        if invited.withheld:
+            # Someone the inviter may not know about: answered as a sent invitation (item 7).
+            return see_other("/account?done=invited#invite")
         # Only client users and staff are given clients; the others see every client or none.
         granted = client_ids if role in (Role.CLIENT, Role.STAFF) else []
         names = [c.name for cid in granted if (c := await session.get(Client, cid))]
