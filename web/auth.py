@@ -30,6 +30,25 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 
 
+# W3C Fetch Metadata §2.4: "none" is a navigation the user started (address bar, bookmark,
+# download manager), "same-origin" a request from the portal's own pages.
+_DELIBERATE_SITES = frozenset({"same-origin", "none"})
+
+
+def deliberate(request: Request) -> bool:
+    """Whether the caller, rather than another site, asked for this request.
+
+    A link on another site can make a signed-in browser fetch a download (SameSite=Lax lets
+    the cookie go with a top-level GET), and that must not count as the victim having
+    received the document (review item 12). A Bearer token is only ever sent on purpose; a
+    browser says where a request came from in `Sec-Fetch-Site`, and a request that does
+    not say is not taken as deliberate.
+    """
+    if request.headers.get("authorization") is not None:
+        return True  # only reached once the token was accepted
+    return request.headers.get("sec-fetch-site", "").strip().lower() in _DELIBERATE_SITES
+
+
 def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, headers=_CHALLENGE)
 

@@ -17,6 +17,7 @@ from vault.errors import IncompleteUploadError, IntegrityError, PermissionDenied
 from vault.models import Document, Role, Version
 from vault.policy import Permission, require
 from web.api.common import api_call, iso, parse_id
+from web.auth import deliberate
 from web.context import services
 from web.errors import ProblemError
 from web.http import (
@@ -278,7 +279,8 @@ async def get_content(request: Request) -> Response:
         )
         ids = (document.client_id, document.id, version.number, call.audit)
         # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
-        # and not a preview, which the document page loads by itself whenever it is opened.
+        # not a preview, which the document page loads by itself whenever it is opened, and
+        # not a download another site forced on a signed-in browser (review item 12).
         completed = (
             receipts.Completed(
                 document.client_id,
@@ -287,7 +289,7 @@ async def get_content(request: Request) -> Response:
                 version.number,
                 call.principal.user_ref,
             )
-            if status == 200 and request.method == "GET" and not inline
+            if status == 200 and request.method == "GET" and not inline and deliberate(request)
             else None
         )
     headers = {**base_headers, "Content-Length": str(end - start)}

@@ -26,7 +26,7 @@ from vault.models import Client, Document, Folder
 from vault.names import InvalidNameError
 from vault.policy import Permission, Principal, allows
 from web.api.documents import DOWNLOAD_CSP
-from web.auth import CSRF_FIELD, Caller
+from web.auth import CSRF_FIELD, Caller, deliberate
 from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
@@ -312,7 +312,11 @@ async def folder_zip(request: Request) -> Response:
         )
         client_id, user_ref = root.client_id, caller.principal.user_ref
 
+    wanted = deliberate(request)
+
     async def delivered() -> None:
+        if not wanted:
+            return  # forced by another site: sent, but no receipt (review item 12)
         try:
             async with transaction(svc.sessions) as session:
                 for member in files:
