@@ -27,6 +27,7 @@ from notify.render import Item, new_message_id, render
 from notify.schedule import due_at, zone
 from vault.accounts import principal_for
 from vault.audit import iter_events
+from vault.lookalikes import shown_name
 from vault.models import AuditEvent, AuditHead, Client, ClientAccess, Cursor, Folder, Role, User
 from vault.notifications import (
     Cadence,
@@ -219,7 +220,8 @@ async def _people(session: AsyncSession, ids: set[str]) -> dict[str, str]:
         return {}
     keys = [uuid.UUID(i) for i in ids]
     rows = (await session.execute(select(User).where(col(User.id).in_(keys)))).scalars().all()
-    return {str(row.id): row.display_name or row.email for row in rows}
+    # A client cannot pass for the firm in an email by their display name (review item 11).
+    return {str(row.id): shown_name(row.display_name, row.email, row.role) for row in rows}
 
 
 def _local_time(ts: str, tz: ZoneInfo) -> str:

@@ -23,10 +23,10 @@ from vault import audit, blobs, crypto
 from vault.blobs import StoredBlob
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
-from vault.folders import get_folder
+from vault.folders import get_folder, sibling_names
 from vault.keyring import Keyring
 from vault.models import Document, Version
-from vault.names import guess_content_type, name_key, validate_name
+from vault.names import check_distinct, guess_content_type, name_key, validate_name
 from vault.policy import Permission, Principal, allows, can_see_client, require
 from vault.store import ObjectStore
 
@@ -85,6 +85,11 @@ async def prepare_upload(
     require(principal, Permission.UPLOAD, folder.client_id)
     name = validate_name(name)
     existing = await live_document(session, folder_id=folder.id, name=name)
+    if existing is None:
+        # A new name beside a look-alike is refused (review item 11, TR39 skeletons); the
+        # same name is a new version of that document.
+        siblings = await sibling_names(session, client_id=folder.client_id, parent_id=folder.id)
+        check_distinct(name, siblings)
     version_id = uuid.uuid4()
     dek = crypto.new_data_key()
     kek_id, wrapped = keyring.wrap(dek)

@@ -15,8 +15,9 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.errors import ConflictError, NotFoundError
+from vault.lookalikes import shown_name
 from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role, User, Version
-from vault.names import name_key, validate_name
+from vault.names import check_distinct, name_key, validate_name
 from vault.policy import Permission, Principal, can_see_client, require, visible_client_ids
 
 # Separates a name key from the id of a client that shares its name with a client its
@@ -105,6 +106,31 @@ async def get_folder(session: AsyncSession, principal: Principal, folder_id: uui
     return folder
 
 
+async def sibling_names(
+    session: AsyncSession, *, client_id: uuid.UUID, parent_id: uuid.UUID | None
+) -> list[str]:
+    """The names a new folder or document would be listed beside: the subfolders and live
+    documents of `parent_id` (the client's root folders when None)."""
+    parent_ref = str(parent_id) if parent_id else ROOT_REF
+    names = list(
+        (
+            await session.execute(
+                select(Folder.name).where(
+                    Folder.client_id == client_id, Folder.parent_ref == parent_ref
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if parent_id is not None:
+        documents = select(Document.name).where(
+            Document.folder_id == parent_id, col(Document.deleted_at).is_(None)
+        )
+        names += (await session.execute(documents)).scalars().all()
+    return names
+
+
 async def create_folder(
     session: AsyncSession,
     principal: Principal,
@@ -122,6 +148,7 @@ async def create_folder(
         await get_client(session, principal, client_id)
     require(principal, Permission.CREATE_FOLDER, client_id)
     name = validate_name(name)
+    check_distinct(name, await sibling_names(session, client_id=client_id, parent_id=parent_id))
     folder = Folder(
         client_id=client_id,
         parent_id=parent_id,
@@ -241,6 +268,7 @@ async def listed_documents(session: AsyncSession, folder_id: uuid.UUID) -> list[
             col(Version.created_at),
             col(User.display_name),
             col(User.email),
+            col(User.role),
             col(Version.content_type),
         )
         .join(
@@ -253,8 +281,11 @@ async def listed_documents(session: AsyncSession, folder_id: uuid.UUID) -> list[
         .order_by(col(Document.name_key))
     )
     return [
-        ListedDocument(doc_id, name, key, size, modified, display or email or "", content_type)
-        for doc_id, name, key, size, modified, display, email, content_type in rows.all()
+        # The "By" column: a client cannot pass for the firm by their display name (item 11).
+        ListedDocument(
+            doc_id, name, key, size, modified, shown_name(display, email, role), content_type
+        )
+        for doc_id, name, key, size, modified, display, email, role, content_type in rows.all()
     ]
 
 

@@ -21,7 +21,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from vault import accounts, audit, email_links
+from vault import accounts, audit, email_links, profiles
 from vault.errors import ConflictError, NotFoundError
 from vault.identity import EmailLinkPurpose
 from vault.models import Client, ClientAccess, Role, User
@@ -72,7 +72,10 @@ async def invite(
         PermissionDeniedError: the caller may not invite this role.
         ConflictError: the address already belongs to an account in use.
         ValueError: the address is not an email address.
+        ProfileError: the display name breaks the rules of `profiles.check_display_name`.
     """
+    # The inviter chooses the name the firm will show: it must not be a look-alike (item 11).
+    display_name = profiles.check_display_name(display_name)
     if role is Role.CLIENT:
         if not client_ids:
             raise ValueError("a client user needs at least one client")

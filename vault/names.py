@@ -15,6 +15,9 @@ on the user's own disk. The rules below close the attacks that reach those place
   formatting characters are refused, so what is displayed is what is stored.
 * Windows device names (`CON`, `nul.txt`, `COM1.tar.gz`): opening such a name on Windows opens
   a device, not a file, so a download saved under it is lost or hangs the program.
+* Look-alikes (`Invoice\u00a02026.pdf`, `In\u00advoice.pdf`): invisible and default-ignorable
+  characters and look-alike spaces are refused (`vault.lookalikes`); a name confusable with
+  a sibling's is refused where documents and folders are created (TR39 skeletons).
 * Windows trailing dot/space stripping (`report.pdf.`, `report.pdf `): Windows silently saves
   these as a different name, which can collide with or masquerade as another file.
 
@@ -34,9 +37,11 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Literal
 
 from vault.errors import VaultError
+from vault.lookalikes import confusable_with, find_invisible
 
 NameRule = Literal[
     "empty",
@@ -49,6 +54,8 @@ NameRule = Literal[
     "leading_whitespace",
     "trailing_dot_or_space",
     "reserved_name",
+    "invisible_character",
+    "confusable",
 ]
 
 # NAME_MAX of ext4, XFS and btrfs. No character needs fewer UTF-8 bytes than UTF-16 code
@@ -175,6 +182,13 @@ def validate_name(name: str) -> str:
             "trailing_dot_or_space",
             "Name must not end with a dot or whitespace (Windows silently drops them).",
         )
+    hidden = find_invisible(name)
+    if hidden is not None:
+        raise InvalidNameError(
+            "invisible_character",
+            f"Name must not contain invisible characters or look-alike spaces, which make it "
+            f"read as another name (found {_code_point(hidden)}).",
+        )
     device = _DEVICE_STEM_END.split(name, maxsplit=1)[0].rstrip(" ").upper()
     if device in RESERVED_NAMES:
         raise InvalidNameError(
@@ -188,6 +202,21 @@ def validate_name(name: str) -> str:
             f"Name must be at most {MAX_NAME_BYTES} bytes long in UTF-8 (this one is {size}).",
         )
     return name
+
+
+def check_distinct(name: str, siblings: Iterable[str]) -> None:
+    """Refuse `name` if it could be taken for one of `siblings` (TR39 skeletons).
+
+    Raises:
+        InvalidNameError: rule `confusable`.
+    """
+    if confusable_with(name, siblings) is not None:
+        raise InvalidNameError(
+            "confusable",
+            "Name looks the same as another name in this folder but is spelled with different "
+            "characters (for example a Cyrillic letter for a Latin one); choose a name that "
+            "reads differently.",
+        )
 
 
 def name_key(name: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import audit
 from vault.errors import VaultError
+from vault.lookalikes import find_invisible
 from vault.models import User
 
 MAX_DISPLAY_NAME = 200
@@ -54,6 +55,14 @@ def check_display_name(name: str) -> str:
     # Joiners (U+200C, U+200D) are part of Persian spelling; direction overrides only spoof.
     if any(unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS for c in name):
         raise ProfileError("display_name", "display_name may not contain control characters")
+    # A display name made of look-alikes can pass for someone else's (review item 11).
+    hidden = find_invisible(name)
+    if hidden is not None:
+        raise ProfileError(
+            "display_name",
+            f"display_name may not contain invisible characters or look-alike spaces "
+            f"(found U+{ord(hidden):04X})",
+        )
     return name
 
 

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from vault import audit
 from vault.documents import may_manage, versions
 from vault.errors import PermissionDeniedError
+from vault.lookalikes import shown_name
 from vault.models import ClientAccess, Document, Role, User, VersionReceipt
 from vault.policy import Principal
 
@@ -71,7 +72,8 @@ class Member:
 
     @property
     def label(self) -> str:
-        return self.display_name or self.email
+        # Members are client users: their address goes beside their chosen name (item 11).
+        return shown_name(self.display_name, self.email, Role.CLIENT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.folders import folder_paths, get_client
+from vault.lookalikes import shown_name
 from vault.models import Document, Folder, User, Version
 from vault.names import name_key
 from vault.policy import Permission, Principal, require
@@ -75,6 +76,7 @@ async def search(
             col(Version.created_at),
             col(User.display_name),
             col(User.email),
+            col(User.role),
         )
         .join(
             Version,
@@ -108,8 +110,16 @@ async def search(
     )
     paths = await folder_paths(session, client.id)
     documents = [
-        DocumentHit(doc_id, name, folder_id, paths.get(folder_id, ""), size, at, by or email or "")
-        for doc_id, name, folder_id, size, at, by, email in found[:MAX_RESULTS]
+        DocumentHit(
+            doc_id,
+            name,
+            folder_id,
+            paths.get(folder_id, ""),
+            size,
+            at,
+            shown_name(by or "", email, role) if email else "",
+        )
+        for doc_id, name, folder_id, size, at, by, email, role in found[:MAX_RESULTS]
     ]
     folders = [FolderHit(f.id, f.name, paths.get(f.id, f.name)) for f in folder_rows]
     await audit.record(

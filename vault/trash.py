@@ -22,6 +22,7 @@ from vault import audit
 from vault.documents import get_document, live_document, may_manage
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import folder_paths
+from vault.lookalikes import shown_name
 from vault.models import Client, Document, Role, User, Version
 from vault.policy import Permission, Principal, require
 
@@ -58,6 +59,7 @@ async def list_trash(session: AsyncSession, principal: Principal) -> list[Trashe
             col(Document.deleted_at),
             col(deleter.display_name),
             col(deleter.email),
+            col(deleter.role),
         )
         .join(
             Version,
@@ -74,7 +76,7 @@ async def list_trash(session: AsyncSession, principal: Principal) -> list[Trashe
     )
     paths: dict[uuid.UUID, dict[uuid.UUID, str]] = {}
     found: list[TrashedDocument] = []
-    for doc_id, name, client_id, folder_id, size, deleted_at, by, email in rows.all():
+    for doc_id, name, client_id, folder_id, size, deleted_at, by, email, role in rows.all():
         assert deleted_at is not None  # the query asked for trashed ones only
         if client_id not in paths:
             paths[client_id] = await folder_paths(session, client_id)
@@ -88,7 +90,7 @@ async def list_trash(session: AsyncSession, principal: Principal) -> list[Trashe
                 paths[client_id].get(folder_id, ""),
                 size,
                 deleted_at,
-                by or email or "",
+                shown_name(by or "", email or "", role) if email else "",
             )
         )
     return found

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault.audit import timestamp
+from vault.lookalikes import shown_name
 from vault.models import AuditEvent, Client, Document, Folder, User
 from vault.policy import Principal, visible_client_ids
 
@@ -138,9 +139,11 @@ async def _describe(session: AsyncSession, events: Sequence[AuditEvent]) -> list
     people: dict[uuid.UUID, str] = {}
     if actor_ids:
         rows = await session.execute(
-            select(User.id, User.display_name, User.email).where(col(User.id).in_(actor_ids))
+            select(User.id, User.display_name, User.email, User.role).where(
+                col(User.id).in_(actor_ids)
+            )
         )
-        people = {row[0]: row[1] or row[2] for row in rows.all()}
+        people = {row[0]: shown_name(row[1], row[2], row[3]) for row in rows.all()}
     trashed: set[uuid.UUID] = set()
     if document_ids:
         rows = await session.execute(

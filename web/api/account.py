@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
-from vault import accounts, audit, invitations, mfa, sessions, signin
+from vault import accounts, audit, invitations, mfa, profiles, sessions, signin
 from vault.errors import NotFoundError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
@@ -251,6 +251,8 @@ async def invite(request: Request) -> JSONResponse:
                 valid_for=valid_for,
                 display_name=display_name,
             )
+        except profiles.ProfileError as exc:
+            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
         except ValueError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field="email") from None
         names = [c.name for cid in client_ids if (c := await call.session.get(Client, cid))]

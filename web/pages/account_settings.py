@@ -227,6 +227,8 @@ async def invite(request: Request) -> Response:
             return await refuse(403, "role")
         except ConflictError:
             return await refuse(409, "exists")
+        except profiles.ProfileError:
+            return await refuse(422, "display_name")
         except ValueError:
             return await refuse(422, "email")
         if invited.withheld:

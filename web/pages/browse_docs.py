@@ -15,6 +15,7 @@ from vault import audit, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
+from vault.lookalikes import shown_name
 from vault.models import Client, Folder, User
 from vault.policy import Permission, allows
 from web.api.documents import PREVIEWABLE
@@ -73,7 +74,7 @@ async def document_page(request: Request) -> Response:
             for user in (
                 await session.execute(select(User).where(col(User.id).in_(uploader_ids)))
             ).scalars():
-                people[user.id] = user.display_name or user.email
+                people[user.id] = shown_name(user.display_name, user.email, user.role)
         can_manage = doc_service.may_manage(principal, client.id)
         by_number = (
             {r.number: r for r in await receipts.receipts(session, principal, document)}
