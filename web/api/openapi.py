@@ -303,7 +303,8 @@ SPEC: dict[str, Any] = {
         },
         "/invitations": {
             "post": _op(
-                "Invite a user by email (staff: client users of their clients; admin: anyone)",
+                "Invite a user by email (staff: client users of their clients; admin: anyone);"
+                " staff are answered alike whatever exists, and only admins get `user_id`",
                 "201",
                 body=_json(
                     "email",
