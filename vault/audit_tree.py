@@ -129,6 +129,11 @@ class TreeReader:
         state = await session.get(AuditTreeState, 1)
         return cls(session, stored_leaves=state.leaves if state else 0)
 
+    def use(self, session: AsyncSession) -> None:
+        """Read through another session from now on (the caches stay: stored hashes never
+        change, and the leaves below a tree size never do on an intact log)."""
+        self._session = session
+
     async def _node(self, level: int, index: int) -> bytes:
         key = (level, index)
         if key in self._nodes:

@@ -110,7 +110,7 @@ class Key:
 def read_key(text: str) -> Key:
     """`<name>+<8 hex key id>+<base64(0x01 || Ed25519 public key)>`."""
     try:
-        name, hex_id, encoded = text.strip().split("+")
+        name, hex_id, encoded = text.strip().split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         wanted = bytes.fromhex(hex_id)
     except (ValueError, binascii.Error):

@@ -60,7 +60,7 @@ class Verifier:
 
 def parse_verifier_key(text: str) -> Verifier:
     """Read a verifier key; raises NoteError when it is malformed or its id does not match."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)  # base64 may itself hold "+"
     if len(parts) != 3:
         raise NoteError("a verifier key is <name>+<key id>+<key>")
     name, hex_id, encoded = parts

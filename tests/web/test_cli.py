@@ -21,7 +21,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from click.testing import CliRunner, Result
-from sqlalchemy import text
 from sqlmodel import select
 
 from tests.fixtures.app import World
@@ -331,9 +330,11 @@ def test_audit_verify(config: Path, settings: Settings) -> None:
     assert good.startswith("ok: 3 events, head ")
 
     async def tamper() -> None:
-        async with open_services(settings) as svc, svc.engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE audit_events SET details = :d WHERE seq = 2"), {"d": '{"name":"Evil"}'}
+        async with open_services(settings) as svc:
+            await tamper(
+                svc.engine,
+                "UPDATE audit_events SET details = :d WHERE seq = 2",
+                params={"d": '{"name":"Evil"}'},
             )
 
     asyncio.run(tamper())
