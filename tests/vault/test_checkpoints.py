@@ -128,6 +128,5 @@ async def test_checkpoints_signed_by_another_key_are_reported(services: Services
     report = await checkpoints.verify_stored(services.sessions, services.store, signer.verifier)
     # Another key has another key id: its signature line is not one of ours.
     assert report.problems == (
-        f"checkpoint checkpoints/00000000000000000004: note carries no signature by "
-        f"{signer.name}",
+        f"checkpoint checkpoints/00000000000000000004: note carries no signature by {signer.name}",
     )

@@ -44,6 +44,8 @@ COMMANDS = [
     ["keys", "rotate"],
     ["keys", "rewrap"],
     ["audit", "verify"],
+    ["audit", "key"],
+    ["audit", "verify-export"],
     ["gc"],
 ]
 LONG_PASSWORD = "correct horse battery staple"
