@@ -211,6 +211,11 @@ async def verify_stored(
                     f"checkpoint {checkpoint.size} covers more events than the log holds "
                     f"({size}): the log was truncated"
                 )
+            elif checkpoint.size not in roots:
+                problems.append(
+                    f"checkpoint {checkpoint.size} cannot be recomputed: events up to "
+                    f"{checkpoint.size} are not all in the log"
+                )
             elif roots[checkpoint.size] != checkpoint.root:
                 problems.append(
                     f"checkpoint {checkpoint.size} does not match the log: events up to "
@@ -218,7 +223,7 @@ async def verify_stored(
                 )
         reader = await audit_tree.TreeReader.open(session)
         current = roots.get(size)
-        chain = [c for c in signed if c.size <= size]
+        chain = [c for c in signed if c.size in roots]
         ends = [*chain, notes.Checkpoint(verifier.name, size, current)] if current else chain
         for older, newer in itertools.pairwise(ends):
             try:
