@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from tests.fixtures.app import TEST_CONTEXT
 from tests.fixtures.tamper import rewrite, tamper
-from vault import audit, audit_tree, checkpoints, merkle, notes
+from vault import audit, audit_tree, checkpoints, maintenance, merkle, notes
 from vault.checkpoints import CheckpointError, Signer
 from vault.db import transaction
 from vault.keyring import new_signing_key
@@ -130,3 +132,13 @@ async def test_checkpoints_signed_by_another_key_are_reported(services: Services
     assert report.problems == (
         f"checkpoint checkpoints/00000000000000000004: note carries no signature by {signer.name}",
     )
+
+
+async def test_garbage_collection_leaves_checkpoints_alone(services: Services) -> None:
+    signer = Signer.from_keyring(services.keyring)
+    await _append(services, 2)
+    assert await checkpoints.write(services.sessions, services.store, signer)
+    await maintenance.collect_garbage(services.sessions, services.store, grace=timedelta(0))
+    assert [o.key async for o in services.store.list("checkpoints/")] == [
+        "checkpoints/00000000000000000002"
+    ]

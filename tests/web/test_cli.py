@@ -177,6 +177,9 @@ def test_init_creates_keys_and_a_migrated_database(tmp_path: Path, fresh_databas
     assert stat.S_IMODE(keys_path.stat().st_mode) == 0o600
     keys = json.loads(keys_path.read_bytes())
     assert keys["active"] in keys["keys"] and len(keys["keys"]) == 1
+    # The audit checkpoint key is born with the keyring, and `audit key` prints its public half.
+    name = keys["checkpoint_key"]["name"]
+    assert ok(cli(config, "audit", "key")).startswith(f"{name}+")
     assert str(keys_path) in first.stdout and "database ready" in first.stdout
 
     async def migrated() -> None:
