@@ -161,12 +161,14 @@ async def run(
     Any number of app processes may run this; the tree state row makes them take turns.
     """
     while True:
+        # Sleep first: a process that starts and stops at once (a test, a rolling restart)
+        # adds nothing; whatever it logged is in the next checkpoint any process writes.
+        await asyncio.sleep(interval)
         try:
             await write(sessions, store, signer)
         except Exception:
             # A store outage must not stop the loop; the next round catches up.
             logger.exception("could not write an audit checkpoint")
-        await asyncio.sleep(interval)
 
 
 @dataclass(frozen=True, slots=True)
