@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -172,13 +173,56 @@ class TreeReader:
         k = 1 << ((size - 1).bit_length() - 1)
         return node_hash(await self.subtree(start, start + k), await self.subtree(start + k, end))
 
+    def _stored_keys(self, start: int, end: int, found: set[tuple[int, int]]) -> None:
+        """The stored nodes `subtree(start, end)` will read (the same walk, no I/O)."""
+        size = end - start
+        if start >= self._stored:
+            return
+        if end <= self._stored:
+            if size & (size - 1) == 0 and size >= CHUNK and start % size == 0:
+                found.add((size.bit_length() - 1, start // size))
+                return
+            if start // CHUNK == (end - 1) // CHUNK:
+                return
+        if size <= CHUNK:
+            return
+        k = 1 << ((size - 1).bit_length() - 1)
+        self._stored_keys(start, start + k, found)
+        self._stored_keys(start + k, end, found)
+
+    async def _prefetch(self, ranges: Sequence[Range]) -> None:
+        # One query for every stored node a proof needs, rather than one per node.
+        wanted: set[tuple[int, int]] = set()
+        for start, end in ranges:
+            self._stored_keys(start, end, wanted)
+        wanted -= self._nodes.keys()
+        if not wanted:
+            return
+        rows = (
+            await self._session.execute(
+                select(AuditNode).where(
+                    or_(
+                        *(
+                            and_(col(AuditNode.level) == level, col(AuditNode.index) == index)
+                            for level, index in wanted
+                        )
+                    )
+                )
+            )
+        ).scalars()
+        for node in rows:
+            self._nodes[(node.level, node.index)] = bytes.fromhex(node.hash)
+        while len(self._nodes) > _CACHE_SIZE:
+            self._nodes.popitem(last=False)
+
     async def _resolve(self, ranges: Sequence[Range]) -> list[bytes]:
+        await self._prefetch(ranges)
         return [await self.subtree(a, b) for a, b in ranges]
 
     async def root(self, size: int) -> bytes:
         if size <= 0:
             raise AuditTreeError("a checkpoint covers at least one event")
-        return await self.subtree(0, size)
+        return (await self._resolve([(0, size)]))[0]
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         """PATH(index, D[size]), RFC 9162 §2.1.3.1."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 
 from tests.fixtures.app import TEST_CONTEXT
@@ -142,3 +143,37 @@ async def test_garbage_collection_leaves_checkpoints_alone(services: Services) -
     assert [o.key async for o in services.store.list("checkpoints/")] == [
         "checkpoints/00000000000000000002"
     ]
+
+
+async def test_a_proof_reads_a_few_rows_not_the_log(services: Services) -> None:
+    """Stored subtree hashes come in one query, the leaves' chunk in another: the number of
+    queries does not grow with the log (docs/audit-log.md, README figures at 1 M leaves)."""
+    await _append(services, 1100)
+    async with transaction(services.sessions) as session:
+        await audit_tree.extend(session)
+    leaves = await _leaves(services)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sqlalchemy_event.listen(services.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with transaction(services.sessions) as session:
+            reader = await audit_tree.TreeReader.open(session)
+            statements.clear()
+            path = await reader.inclusion(700, 1100)
+            assert len(statements) <= 3, statements  # nodes, one chunk, the unstored tail
+            statements.clear()
+            proof = await reader.consistency(300, 1024)
+            assert len(statements) <= 3, statements
+    finally:
+        sqlalchemy_event.remove(services.engine.sync_engine, "before_cursor_execute", count)
+    merkle.verify_inclusion(leaves[700], 700, 1100, path, merkle.root_of(leaves))
+    merkle.verify_consistency(
+        300,
+        1024,
+        proof,
+        first_root=merkle.root_of(leaves[:300]),
+        second_root=merkle.root_of(leaves[:1024]),
+    )
