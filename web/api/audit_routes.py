@@ -22,6 +22,8 @@ from web.api.common import api_call
 from web.context import services
 from web.errors import ProblemError
 
+PROOF_BATCH = 64
+
 
 class EventSource(Protocol):
     def __call__(self, *, paths: bool) -> AsyncIterator[tuple[AuditEvent, list[str] | None]]: ...
@@ -115,14 +117,21 @@ async def export_events(request: Request) -> Response:
             # held while the client reads would hold SQLite's write lock (every transaction
             # here is BEGIN IMMEDIATE) and stall every other request for the whole export.
             async with transaction(svc.sessions) as session:
-                rows = await aq.export_batch(session, filters, after=after, batch=aq.EXPORT_BATCH)
-                rows = [e for e in rows if e.seq <= size]
-                found = [await proof.path(session, e) if paths else None for e in rows]
-            for event, path in zip(rows, found, strict=True):
-                yield event, path
-            if len(rows) < aq.EXPORT_BATCH:
+                batch = await aq.export_batch(session, filters, after=after, batch=aq.EXPORT_BATCH)
+            rows = [e for e in batch if e.seq <= size]
+            for start in range(0, len(rows), PROOF_BATCH):
+                part = rows[start : start + PROOF_BATCH]
+                found: list[list[str] | None] = [None] * len(part)
+                if paths:
+                    # Proofs in small transactions too: a few milliseconds each, so a
+                    # thousand at once would hold SQLite's write lock for seconds.
+                    async with transaction(svc.sessions) as session:
+                        found = [await proof.path(session, e) for e in part]
+                for event, path in zip(part, found, strict=True):
+                    yield event, path
+            if len(batch) < aq.EXPORT_BATCH:
                 return
-            after = rows[-1].seq
+            after = batch[-1].seq
 
     if fmt == "jsonl":
 
