@@ -21,8 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fixtures.app import World
-from tests.fixtures.tamper import tamper
+from tests.fixtures.tamper import rewrite, tamper
 from vault import export_check
+from vault.models import AuditEvent
 from web.cli import main
 from web.services import Services
 
@@ -267,3 +268,19 @@ async def test_an_event_altered_in_the_database_shows_in_the_export(
     await tamper(services.engine, "UPDATE audit_events SET ip = '192.0.2.66' WHERE seq = 5")
     export = await _export(http, world, tmp_path, "audit.jsonl")
     assert_fails(export, await _key(http, world, tmp_path), "event 5 was altered")
+
+
+async def test_no_export_is_signed_over_a_rewritten_log(
+    http: httpx.AsyncClient, world: World, services: Services, tmp_path: Path
+) -> None:
+    await _activity(http, world)
+    await _export(http, world, tmp_path, "before.jsonl")  # checkpoints the honest log
+
+    def promote(event: AuditEvent) -> None:
+        if event.seq == 2:
+            event.actor_role = "admin"
+
+    await rewrite(services.engine, promote)
+    response = await http.get(f"{API}/audit/export", headers=world["otto"].auth)
+    assert response.status_code == 500
+    assert response.json()["title"] == "Audit log failed its integrity check"
