@@ -16,13 +16,14 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
@@ -43,11 +44,28 @@ class KeyEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class SigningKey:
+    """The Ed25519 key that signs audit checkpoints, and the log name it signs as.
+
+    It lives here, beside the KEKs and never in the database, so that whoever can rewrite
+    the database still cannot sign a checkpoint for the rewritten log.
+    """
+
+    name: str
+    seed: bytes = field(repr=False)
+    created: datetime
+
+    def private_key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.seed)
+
+
+@dataclass(frozen=True, slots=True)
 class KeyringData:
-    """Every KEK by id, and which one new data keys are wrapped under."""
+    """Every KEK by id, which one new data keys are wrapped under, and the signing key."""
 
     active: str
     keys: Mapping[str, KeyEntry]
+    signing: SigningKey | None = None
 
 
 class KeySource(Protocol):
@@ -76,15 +94,31 @@ def _fresh(existing: Mapping[str, KeyEntry]) -> tuple[str, KeyEntry]:
     return kek_id, KeyEntry(secrets.token_bytes(KEK_SIZE), now)
 
 
+def new_signing_key() -> SigningKey:
+    """A fresh checkpoint key; the log name carries 32 random bits so two portals differ."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return SigningKey(f"clientvault.audit/{secrets.token_hex(4)}", secrets.token_bytes(32), now)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _encode(data: KeyringData) -> bytes:
     keys = {
         kek_id: {
             "key": base64.b64encode(entry.key).decode("ascii"),
-            "created": entry.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": _stamp(entry.created),
         }
         for kek_id, entry in sorted(data.keys.items())
     }
-    document = {"version": KEYRING_VERSION, "active": data.active, "keys": keys}
+    document: dict[str, Any] = {"version": KEYRING_VERSION, "active": data.active, "keys": keys}
+    if data.signing is not None:
+        document["checkpoint_key"] = {
+            "name": data.signing.name,
+            "seed": base64.b64encode(data.signing.seed).decode("ascii"),
+            "created": _stamp(data.signing.created),
+        }
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 
@@ -116,7 +150,22 @@ def _decode(raw: bytes, where: str) -> KeyringData:
     active = document.get("active")
     if not isinstance(active, str) or active not in keys:
         raise bad('"active" must name one of the keys')
-    return KeyringData(active, keys)
+    return KeyringData(active, keys, _decode_signing(document.get("checkpoint_key"), bad))
+
+
+def _decode_signing(raw: Any, bad: Callable[[str], KeyringError]) -> SigningKey | None:
+    if raw is None:
+        return None  # a keyring from before signed checkpoints; one is added on first use
+    try:
+        name, seed = raw["name"], base64.b64decode(raw["seed"], validate=True)
+        created = datetime.fromisoformat(raw["created"])
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise bad('"checkpoint_key" needs a "name", a base64 "seed" and a "created"') from None
+    if not isinstance(name, str) or not name or "+" in name or any(c.isspace() for c in name):
+        raise bad("the checkpoint key name may hold neither '+' nor white space")
+    if len(seed) != 32:
+        raise bad("the checkpoint key seed is not 32 bytes")
+    return SigningKey(name, seed, created)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -147,7 +196,7 @@ class KeyFile:
         """
         target = Path(path)
         kek_id, entry = _fresh({})
-        payload = _encode(KeyringData(kek_id, {kek_id: entry}))
+        payload = _encode(KeyringData(kek_id, {kek_id: entry}, new_signing_key()))
         try:
             # O_EXCL: never replace an existing keyring (that would orphan every data key).
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -289,10 +338,24 @@ class Keyring:
         """Add a new KEK, make it active, persist; old KEKs stay. Returns the new id."""
         self.reload()  # build on what is stored now, not on what this process read earlier
         kek_id, entry = _fresh(self._data.keys)
-        data = KeyringData(kek_id, {**self._data.keys, kek_id: entry})
+        data = KeyringData(kek_id, {**self._data.keys, kek_id: entry}, self._data.signing)
         self._source.save(data)
         self._data = data
         return kek_id
+
+    def signing_key(self) -> SigningKey:
+        """The audit checkpoint key, added to (and saved in) a keyring that has none yet."""
+        if self._data.signing is None:
+            self.reload()
+        if self._data.signing is None:
+            self._source.save(replace(self._data, signing=new_signing_key()))
+            # Read back what is stored: if another process added one at the same moment,
+            # the last save wins and every process then signs with that one.
+            self.reload()
+        signing = self._data.signing
+        if signing is None:
+            raise KeyringError("the keyring did not keep its checkpoint key")
+        return signing
 
     def rewrap(self, kek_id: str, wrapped: bytes) -> tuple[str, bytes]:
         """Re-wrap a data key under the active KEK. Returns (active_id, new_wrapped)."""

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -178,6 +179,29 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     leaf_hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class AuditNode(SQLModel, table=True):
+    """A stored RFC 9162 subtree hash: the complete subtree of 2**level leaves that starts
+    at leaf `index * 2**level`. Only levels from `vault.audit_tree.STORED_LEVEL` up are kept,
+    so a proof reads O(log n) rows and at most one chunk of leaf hashes (a cache of the
+    leaves: `clientvault audit verify` recomputes the tree without it)."""
+
+    __tablename__ = "audit_tree_nodes"
+    level: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    index: int = Field(sa_column=Column("idx", BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class AuditTreeState(SQLModel, table=True):
+    """How far the stored tree reaches and the newest checkpoint written to the object
+    store; a single row, locked by whoever extends the tree or writes a checkpoint."""
+
+    __tablename__ = "audit_tree_state"
+    id: int = Field(default=1, primary_key=True)
+    leaves: int = Field(sa_column=Column(BigInteger, nullable=False))
+    checkpoint_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    checkpoint_key: str | None = Field(default=None, sa_column=Column(String(256)))
 
 
 class Cursor(SQLModel, table=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TypedDict
 
 import anyio
@@ -14,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import notify
+from vault import checkpoints
 from vault.db import check_migrated
 from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
@@ -41,7 +43,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.
             await check_migrated(services.engine)
+            signer = services.checkpoint_signer  # a keyring without a log key gets one now
             async with anyio.create_task_group() as tasks:
+                # Signed checkpoints of the audit log, every interval while it grows.
+                tasks.start_soon(
+                    partial(
+                        checkpoints.run,
+                        services.sessions,
+                        services.store,
+                        signer,
+                        interval=settings.audit.checkpoint_interval_seconds,
+                    )
+                )
                 if settings.notify.worker:
                     # The in-process notifier; any number may run (one per app process).
                     tasks.start_soon(

@@ -22,6 +22,7 @@ from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
+from web.cli_audit import audit_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.services import Services, build_mailer, notify_config, open_services
@@ -72,6 +73,9 @@ def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
         return accounts.normalise_email(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+main.add_command(audit_group)
 
 
 @main.command()
@@ -373,32 +377,6 @@ def keys_rewrap(ctx: click.Context) -> None:
 
     count = _run(_with_services(_settings(ctx), run))
     click.echo(f"re-wrapped {count} data keys")
-
-
-@main.group("audit")
-def audit_group() -> None:
-    """The audit log."""
-
-
-@audit_group.command("verify")
-@click.pass_context
-def audit_verify(ctx: click.Context) -> None:
-    """Walk the hash chain; exit 1 at the first altered, removed or reordered event."""
-
-    async def run(svc: Services) -> audit.Verification:
-        async with transaction(svc.sessions) as session:
-            return await audit.verify(session)
-
-    result = _run(_with_services(_settings(ctx), run))
-    if result.ok:
-        click.echo(f"ok: {result.events} events, head {result.head}")
-    else:
-        click.echo(
-            f"FAILED at event {result.first_bad_seq}: {result.reason} "
-            f"({result.events} events verified before it)",
-            err=True,
-        )
-        sys.exit(1)
 
 
 @main.group("notify")

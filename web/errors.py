@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from storage import ObjectNotFoundError, StorageError
+from vault.audit_tree import AuditTreeError
+from vault.checkpoints import CheckpointError
 from vault.db import NotMigratedError
 from vault.errors import (
     ConflictError,
@@ -70,6 +72,8 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotMigratedError, 503, "Database not migrated"),
     (ObjectNotFoundError, 500, "Stored object missing"),
     (StorageError, 503, "Object store unavailable"),
+    (CheckpointError, 500, "Audit log failed its integrity check"),
+    (AuditTreeError, 500, "Audit log failed its integrity check"),
     (VaultError, 400, "Bad request"),
 ]
 

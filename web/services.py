@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
 from storage import LocalObjectStore, S3ObjectStore, make_s3_client
+from vault.checkpoints import Signer
 from vault.db import create_engine, session_factory
 from vault.digests import RunningDigests
 from vault.keyring import KeyFile, Keyring
@@ -48,6 +49,11 @@ class Services:
     def upload_digests(self) -> RunningDigests:
         """This process's running SHA-256 of the uploads it receives (a cache only)."""
         return RunningDigests()
+
+    @cached_property
+    def checkpoint_signer(self) -> Signer:
+        """The audit log's checkpoint key (added to an older keyring on first use)."""
+        return Signer.from_keyring(self.keyring)
 
     @cached_property
     def password_hasher(self) -> PasswordHasher:

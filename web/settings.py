@@ -97,6 +97,11 @@ class NotifySettings(_Section):
     reminder_days: int = Field(3, ge=0, le=365)
 
 
+class AuditSettings(_Section):
+    # Seconds between signed checkpoints while the log grows (at most a minute apart).
+    checkpoint_interval_seconds: float = Field(60, gt=0, le=60)
+
+
 class AuthSettings(_Section):
     # "auto": Secure, __Host- cookies and HSTS when server.public_url is https.
     secure_cookies: Literal["auto", "always", "never"] = "auto"
@@ -145,6 +150,7 @@ class Settings(_Section):
     keys: KeysSettings = KeysSettings()
     smtp: SMTPSettings = SMTPSettings()
     notify: NotifySettings = NotifySettings()
+    audit: AuditSettings = AuditSettings()
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
 

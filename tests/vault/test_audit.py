@@ -4,9 +4,8 @@ import asyncio
 import itertools
 import json
 
-from sqlalchemy import text, update
-
 from tests.fixtures.app import TEST_CONTEXT
+from tests.fixtures.tamper import tamper
 from vault import audit
 from vault.db import transaction
 from vault.models import AuditEvent
@@ -49,8 +48,7 @@ async def test_leaf_hash_is_rfc9162_leaf_over_canonical_json(services: Services)
 
 
 async def _tamper(svc: Services, sql: str) -> None:
-    async with transaction(svc.sessions) as session:
-        await session.execute(text(sql))
+    await tamper(svc.engine, sql)
 
 
 async def test_altered_event_is_found(services: Services) -> None:
@@ -63,10 +61,11 @@ async def test_altered_event_is_found(services: Services) -> None:
 
 async def test_altered_details_are_found(services: Services) -> None:
     await _append(services, 3)
-    async with transaction(services.sessions) as session:
-        await session.execute(
-            update(AuditEvent).where(AuditEvent.seq == 2).values(details='{"i":99}')  # type: ignore[arg-type]
-        )
+    await tamper(
+        services.engine,
+        "UPDATE audit_events SET details = :d WHERE seq = 2",
+        params={"d": '{"i":99}'},
+    )
     result = await _verify(services)
     assert (result.ok, result.first_bad_seq) == (False, 2)
 

@@ -237,3 +237,53 @@ def test_reprs_hold_no_key_material(path: Path) -> None:
         assert key.hex() not in text
         assert base64.b64encode(key).decode() not in text
         assert repr(key) not in text
+
+
+# --- the audit checkpoint key ---------------------------------------------------------------
+
+
+def test_a_new_keyring_holds_a_checkpoint_key(path: Path) -> None:
+    KeyFile.create(path)
+    document = json.loads(path.read_text())
+    entry = document["checkpoint_key"]
+    assert re.fullmatch(r"clientvault\.audit/[0-9a-f]{8}", entry["name"])
+    assert len(base64.b64decode(entry["seed"], validate=True)) == 32
+    signing = Keyring(KeyFile(path)).signing_key()
+    assert signing.name == entry["name"]
+    assert signing.seed == base64.b64decode(entry["seed"])
+    assert signing.seed.hex() not in repr(signing)
+
+
+def test_an_older_keyring_gets_a_checkpoint_key_on_first_use(path: Path) -> None:
+    path.write_text(keyring_json())
+    path.chmod(0o600)
+    keyring = Keyring(KeyFile(path))
+    signing = keyring.signing_key()
+    stored = json.loads(path.read_text())
+    assert stored["checkpoint_key"]["name"] == signing.name
+    assert stored["active"] == "a" and list(stored["keys"]) == ["a"]  # KEKs untouched
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # Kept from then on: by this process, by another one, and across a rotation.
+    assert keyring.signing_key() == signing
+    assert Keyring(KeyFile(path)).signing_key() == signing
+    keyring.rotate()
+    assert Keyring(KeyFile(path)).signing_key() == signing
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "a b", "seed": base64.b64encode(bytes(32)).decode(), "created": "2026-01-01"},
+        {"name": "a+b", "seed": base64.b64encode(bytes(32)).decode(), "created": "2026-01-01"},
+        {"name": "log", "seed": "AAAA", "created": "2026-01-01"},
+        {"name": "log", "created": "2026-01-01"},
+        "a string",
+    ],
+)
+def test_a_malformed_checkpoint_key_is_refused(path: Path, entry: object) -> None:
+    document = json.loads(keyring_json())
+    document["checkpoint_key"] = entry
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    with pytest.raises(KeyringError, match="checkpoint"):
+        Keyring(KeyFile(path))

@@ -10,6 +10,7 @@ import json
 import secrets
 import sqlite3
 import uuid
+import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -18,10 +19,10 @@ from urllib.parse import quote
 import anyio.to_thread
 import httpx
 import pytest
-from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
+from tests.fixtures.tamper import tamper
 from vault import audit, audit_query
 from vault.db import transaction
 from vault.models import AuditEvent
@@ -58,6 +59,20 @@ async def _events(
 async def _stored(services: Services) -> list[AuditEvent]:
     async with transaction(services.sessions) as session:
         return [event async for event in audit.iter_events(session)]
+
+
+def _csv_of(response: httpx.Response) -> str:
+    """The CSV inside a CSV export's zip (beside its checkpoint and proof)."""
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.namelist() == ["audit.csv", "audit.checkpoint", "audit.proof.jsonl"]
+        return archive.read("audit.csv").decode("utf-8")
+
+
+def _exported(response: httpx.Response) -> list[dict[str, Any]]:
+    """The events of a JSON Lines export, without its final checkpoint line."""
+    lines = [json.loads(line) for line in response.content.decode().splitlines()]
+    assert set(lines[-1]) == {"checkpoint", "manifest", "tree_size"}
+    return lines[:-1]
 
 
 def _iso(moment: datetime) -> str:
@@ -254,11 +269,11 @@ async def test_csv_export(http: httpx.AsyncClient, world: World, services: Servi
         "/api/v1/audit/export", params={"format": "csv"}, headers=world["otto"].auth
     )
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/csv")
-    assert response.headers["content-disposition"] == 'attachment; filename="audit.csv"'
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == 'attachment; filename="audit-csv.zip"'
     assert response.headers["cache-control"] == "no-store"
 
-    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
+    rows = list(csv.reader(io.StringIO(_csv_of(response), newline="")))
     header, body = rows[0], rows[1:]
     assert header[:2] == ["seq", "ts"] and "action" in header and "details" in header
     stored = await _stored(services)
@@ -286,7 +301,8 @@ async def test_jsonl_export_verifies_with_hashlib_only(
     assert response.headers["content-type"] == "application/x-ndjson"
     assert response.headers["content-disposition"] == 'attachment; filename="audit.jsonl"'
     lines = response.content.decode("utf-8").splitlines()
-    assert len(lines) == len(await _stored(services))
+    trailer = json.loads(lines.pop())
+    assert trailer["tree_size"] == len(lines) == len(await _stored(services))
 
     # An outside verifier: drop leaf_hash, re-encode canonically, hash, follow `prev`.
     prev = GENESIS
@@ -308,7 +324,8 @@ async def test_jsonl_export_verifies_with_hashlib_only(
 
     verified = (await http.get("/api/v1/audit/verify", headers=world["otto"].auth)).json()
     assert verified["ok"] is True
-    # The verify call appended `audit.verified` after the exported head.
+    # The verify call appended `audit.verified` after the exported head (and the
+    # checkpoint the export's own proof covers).
     assert verified["events"] == len(lines) + 1
 
 
@@ -319,7 +336,7 @@ async def test_filtered_export(http: httpx.AsyncClient, world: World) -> None:
         params={"format": "jsonl", "document_id": document_id},
         headers=world["ada"].auth,
     )
-    entries = [json.loads(line) for line in response.content.decode().splitlines()]
+    entries = _exported(response)
     assert [e["action"] for e in entries] == ["document.created"]
     exported = await _events(http, world["ada"].auth, action="audit.exported")
     assert exported[0]["details"] == {"filters": {"document_id": document_id}, "format": "jsonl"}
@@ -340,10 +357,11 @@ async def test_verify_finds_a_tampered_event(
     assert verified.action == "audit.verified" and verified.actor_id == str(world["otto"].id)
 
     target = next(e.seq for e in await _stored(services) if e.document_id == document_id)
-    async with services.engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE audit_events SET actor_role = 'staff' WHERE seq = :seq"), {"seq": target}
-        )
+    await tamper(
+        services.engine,
+        "UPDATE audit_events SET actor_role = 'staff' WHERE seq = :seq",
+        params={"seq": target},
+    )
     bad = await http.get("/api/v1/audit/verify", headers=world["otto"].auth)
     assert bad.status_code == 200
     result = bad.json()
@@ -378,8 +396,8 @@ async def test_events_hold_no_tokens_or_contents(
     csv_export = await http.get(
         "/api/v1/audit/export", params={"format": "csv"}, headers=world["otto"].auth
     )
-    assert marker not in csv_export.text
-    assert alice.token not in csv_export.text
+    assert marker not in _csv_of(csv_export)
+    assert alice.token not in _csv_of(csv_export)
 
 
 async def test_export_in_small_batches_is_complete(
@@ -389,12 +407,12 @@ async def test_export_in_small_batches_is_complete(
     stored = await _stored(services)
     assert len(stored) % 2 == 0  # so one batch boundary falls exactly at the end
     response = await http.get("/api/v1/audit/export", headers=world["otto"].auth)
-    seqs = [json.loads(line)["seq"] for line in response.content.decode().splitlines()]
+    seqs = [e["seq"] for e in _exported(response)]
     assert seqs == list(range(1, len(stored) + 2))  # + the export's own event
     response = await http.get(
         "/api/v1/audit/export", params={"action": "user.*"}, headers=world["otto"].auth
     )
-    actions = [json.loads(line)["action"] for line in response.content.decode().splitlines()]
+    actions = [e["action"] for e in _exported(response)]
     assert actions == ["user.created"] * len(world.people)
 
 

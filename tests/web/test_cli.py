@@ -21,11 +21,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from click.testing import CliRunner, Result
-from sqlalchemy import text
 from sqlmodel import select
 
 from tests.fixtures.app import World
 from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.tamper import tamper
 from vault.db import NotMigratedError, check_migrated, create_engine, transaction
 from vault.keyring import KeyFile
 from vault.models import AuditEvent, User, Version
@@ -45,6 +45,8 @@ COMMANDS = [
     ["keys", "rotate"],
     ["keys", "rewrap"],
     ["audit", "verify"],
+    ["audit", "key"],
+    ["audit", "verify-export"],
     ["gc"],
 ]
 LONG_PASSWORD = "correct horse battery staple"
@@ -174,6 +176,9 @@ def test_init_creates_keys_and_a_migrated_database(tmp_path: Path, fresh_databas
     assert stat.S_IMODE(keys_path.stat().st_mode) == 0o600
     keys = json.loads(keys_path.read_bytes())
     assert keys["active"] in keys["keys"] and len(keys["keys"]) == 1
+    # The audit checkpoint key is born with the keyring, and `audit key` prints its public half.
+    name = keys["checkpoint_key"]["name"]
+    assert ok(cli(config, "audit", "key")).startswith(f"{name}+")
     assert str(keys_path) in first.stdout and "database ready" in first.stdout
 
     async def migrated() -> None:
@@ -330,13 +335,15 @@ def test_audit_verify(config: Path, settings: Settings) -> None:
     good = ok(cli(config, "audit", "verify"))
     assert good.startswith("ok: 3 events, head ")
 
-    async def tamper() -> None:
-        async with open_services(settings) as svc, svc.engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE audit_events SET details = :d WHERE seq = 2"), {"d": '{"name":"Evil"}'}
+    async def alter() -> None:
+        async with open_services(settings) as svc:
+            await tamper(
+                svc.engine,
+                "UPDATE audit_events SET details = :d WHERE seq = 2",
+                params={"d": '{"name":"Evil"}'},
             )
 
-    asyncio.run(tamper())
+    asyncio.run(alter())
     # The installed script, so the exit status is the real process's.
     bad = script(config, "audit", "verify")
     assert bad.returncode == 1

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from web.api import (
     account,
+    audit_proofs,
     audit_routes,
     clients,
     documents,
@@ -64,6 +65,10 @@ def routes() -> list[BaseRoute]:
         Route("/audit", audit_routes.list_events, methods=["GET"]),
         Route("/audit/export", audit_routes.export_events, methods=["GET"]),
         Route("/audit/verify", audit_routes.verify_chain, methods=["GET"]),
+        Route("/audit/checkpoint", audit_proofs.checkpoint, methods=["GET"]),
+        Route("/audit/checkpoint/key", audit_proofs.checkpoint_key, methods=["GET"]),
+        Route("/audit/proof/inclusion", audit_proofs.inclusion, methods=["GET"]),
+        Route("/audit/proof/consistency", audit_proofs.consistency, methods=["GET"]),
         # Signing in and out, reset, invitations.
         Route("/session", signin.create_session, methods=["POST"]),
         Route("/session", signin.get_session, methods=["GET"]),

@@ -1,21 +1,32 @@
-"""Auditor routes: `/audit`, `/audit/export`, `/audit/verify`."""
+"""Auditor routes: `/audit`, `/audit/export` (with its offline proof), `/audit/verify`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import stat
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
-from vault import audit
+from vault import audit, checkpoints, notes
 from vault import audit_query as aq
 from vault.audit import AuditQueryError
+from vault.audit_export import ExportProof, jsonl_line, proof_line
 from vault.db import transaction
 from vault.models import AuditEvent
 from vault.policy import Permission, require
 from web.api.common import api_call
 from web.context import services
 from web.errors import ProblemError
+
+PROOF_BATCH = 64
+
+
+class EventSource(Protocol):
+    def __call__(self, *, paths: bool) -> AsyncIterator[tuple[AuditEvent, list[str] | None]]: ...
 
 
 def _filters(request: Request) -> aq.AuditFilter:
@@ -90,33 +101,95 @@ async def export_events(request: Request) -> Response:
             "audit.exported",
             details={"format": fmt, "filters": _described(filters)},
         )
-    line: Callable[[AuditEvent], bytes] = aq.csv_line if fmt == "csv" else aq.jsonl_line
+    # Every export gets a checkpoint of its own (covering its own event), and holds only
+    # the events that checkpoint covers, so the export is exactly that part of the log.
+    signer = svc.checkpoint_signer
+    note = await checkpoints.write(svc.sessions, svc.store, signer)
+    if note is None:
+        raise ProblemError(503, "Unavailable", "the audit log could not be checkpointed")
+    size = notes.parse_checkpoint(notes.open_note(note, signer.verifier), signer.name).size
+    proof = ExportProof(signer, checkpoint=note, tree_size=size, filters=_described(filters))
 
-    async def body() -> AsyncIterator[bytes]:
-        if fmt == "csv":
-            yield aq.csv_header()
+    async def events(*, paths: bool) -> AsyncIterator[tuple[AuditEvent, list[str] | None]]:
         after = 0
-        while True:
+        while after < size:
             # One short transaction per batch, closed before any byte is sent: a transaction
             # held while the client reads would hold SQLite's write lock (every transaction
             # here is BEGIN IMMEDIATE) and stall every other request for the whole export.
             async with transaction(svc.sessions) as session:
-                rows = await aq.export_batch(session, filters, after=after, batch=aq.EXPORT_BATCH)
-            for event in rows:
-                yield line(event)
-            if len(rows) < aq.EXPORT_BATCH:
+                batch = await aq.export_batch(session, filters, after=after, batch=aq.EXPORT_BATCH)
+            rows = [e for e in batch if e.seq <= size]
+            for start in range(0, len(rows), PROOF_BATCH):
+                part = rows[start : start + PROOF_BATCH]
+                found: list[list[str] | None] = [None] * len(part)
+                if paths:
+                    # Proofs in small transactions too: a few milliseconds each, so a
+                    # thousand at once would hold SQLite's write lock for seconds.
+                    async with transaction(svc.sessions) as session:
+                        found = [await proof.path(session, e) for e in part]
+                for event, path in zip(part, found, strict=True):
+                    yield event, path
+            if len(batch) < aq.EXPORT_BATCH:
                 return
-            after = rows[-1].seq
+            after = batch[-1].seq
 
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    if fmt == "jsonl":
+
+        async def jsonl() -> AsyncIterator[bytes]:
+            async for event, path in events(paths=proof.filtered):
+                proof.add(event)
+                yield jsonl_line(event, path)
+            yield proof.trailer()
+
+        return StreamingResponse(
+            jsonl(),
+            media_type="application/x-ndjson",
+            headers={
+                "Content-Disposition": 'attachment; filename="audit.jsonl"',
+                "Cache-Control": "no-store",
+            },
+        )
     return StreamingResponse(
-        body(),
-        media_type=media,
+        csv_zip(events, proof),
+        media_type="application/zip",
         headers={
-            "Content-Disposition": f'attachment; filename="audit.{fmt}"',
+            "Content-Disposition": 'attachment; filename="audit-csv.zip"',
             "Cache-Control": "no-store",
         },
     )
+
+
+async def csv_zip(events: EventSource, proof: ExportProof) -> AsyncIterator[bytes]:
+    """audit.csv, audit.checkpoint and audit.proof.jsonl (per-event proofs of a filtered
+    export, then the trailer) in one zip, streamed as the rows are read."""
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield aq.csv_header()
+        async for event, _ in events(paths=False):
+            proof.add(event)
+            yield aq.csv_line(event)
+
+    async def proofs() -> AsyncIterator[bytes]:
+        if proof.filtered:
+            # A second pass over the same events (all at or below the checkpoint, so they
+            # are the same ones), rather than holding every proof in memory meanwhile.
+            async for event, path in events(paths=True):
+                yield proof_line(event, path or [])
+        yield proof.trailer()
+
+    async def one(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    now = datetime.now(UTC)
+    mode = stat.S_IFREG | 0o644
+
+    async def members() -> AsyncIterator[AsyncMemberFile]:
+        yield ("audit.csv", now, mode, ZIP_64, rows())
+        yield ("audit.checkpoint", now, mode, ZIP_64, one(proof.checkpoint.encode()))
+        yield ("audit.proof.jsonl", now, mode, ZIP_64, proofs())
+
+    async for chunk in async_stream_zip(members()):
+        yield chunk
 
 
 async def verify_chain(request: Request) -> JSONResponse:

@@ -253,7 +253,8 @@ SPEC: dict[str, Any] = {
         },
         "/audit/export": {
             "get": _op(
-                "Streamed export, itself audited",
+                "Streamed export, itself audited, with its checkpoint and proof (JSON Lines; "
+                "csv: a zip of audit.csv, audit.checkpoint, audit.proof.jsonl)",
                 format="query",
                 client_id="query",
                 actor="query",
@@ -264,6 +265,27 @@ SPEC: dict[str, Any] = {
             )
         },
         "/audit/verify": {"get": _op("Check the hash chain end to end")},
+        "/audit/checkpoint": {
+            "get": _op("The latest signed checkpoint: a C2SP tlog-checkpoint signed note, text")
+        },
+        "/audit/checkpoint/key": {
+            "get": _op("The checkpoint verifier key: <name>+<key id>+<base64 key>, text")
+        },
+        "/audit/proof/inclusion": {
+            "get": _op(
+                "RFC 9162 inclusion proof: {leaf_index, tree_size, leaf_hash, audit_path}; "
+                "400 out of range",
+                seq="query",
+                tree_size="query",
+            )
+        },
+        "/audit/proof/consistency": {
+            "get": _op(
+                "RFC 9162 consistency proof: {first, second, consistency_path}; 400 out of range",
+                first="query",
+                second="query",
+            )
+        },
         "/session": {
             "post": {
                 **_op(
