@@ -20,6 +20,7 @@ from vault.policy import Permission, allows
 from web.api.documents import PREVIEWABLE
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
+from web.numbers import INT32_MAX, parse_int
 from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
@@ -44,7 +45,7 @@ class VersionRow:
 
 def _digits(raw: str) -> str:
     # A link may say which version was made, but cannot put other words on the page.
-    return raw if raw.isascii() and raw.isdigit() and len(raw) < 10 else ""
+    return raw if parse_int(raw, maximum=INT32_MAX) is not None else ""
 
 
 def preview_kind(content_type: str) -> str:
