@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World
+from tests.web.test_account_pages import sign_in
 from vault import ratelimit
 from web.numbers import INT32_MAX, INT64_MAX, parse_int
 
@@ -123,3 +124,18 @@ async def test_tus_lengths_past_64_bits(http: httpx.AsyncClient, world: World) -
     raw = [(k.encode(), v.encode()) for k, v in headers.items() if k != "Upload-Length"]
     answer = await http.post(f"{API}/uploads", headers=[*raw, (b"Upload-Length", b"\xb2")])
     assert 400 <= answer.status_code < 500, answer.text
+
+
+async def test_page_restore_of_a_version_past_any_integer(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    put = await http.put(
+        f"{API}/folders/{world.acme_folder}/files/a.txt", content=b"hi", headers=world["alice"].auth
+    )
+    document = put.json()["document_id"]
+    csrf = await sign_in(http, world["alice"])
+    for number in ("9" * 5000, HUGE, "%C2%B2", "0"):
+        answer = await http.post(
+            f"/documents/{document}/versions/{number}/restore", data={"csrf_token": csrf}
+        )
+        assert answer.status_code == 404, (number[:20], answer.status_code)

@@ -15,6 +15,7 @@ from vault import audit, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
+from vault.errors import NotFoundError
 from vault.models import Client, Folder, User
 from vault.policy import Permission, allows
 from web.api.documents import PREVIEWABLE
@@ -139,10 +140,14 @@ async def document_page(request: Request) -> Response:
 async def restore_version(request: Request) -> Response:
     svc = services(request)
     document_id = path_id(request, "document_id")
-    number: int = request.path_params["number"]
     form = await read_form(request)
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        # Not Starlette's `:int` convertor: its int() raises on 5,000 digits (a 500 from the
+        # router) and takes numbers past the 32-bit column.
+        number = parse_int(request.path_params["number"], minimum=1, maximum=INT32_MAX)
+        if number is None:
+            raise NotFoundError("version not found")
         principal, context = caller.principal, audit_context(request, caller.principal)
     document, version = await doc_service.restore_version(
         svc.sessions,
