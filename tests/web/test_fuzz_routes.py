@@ -35,6 +35,8 @@ from web.app import create_app
 from web.services import open_services
 from web.settings import AuthSettings, DatabaseSettings, Settings, StorageSettings
 
+pytestmark = pytest.mark.fuzz
+
 API = "/api/v1"
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 # Calls that would end the browser session under test; fuzzing them is the same as any other
