@@ -3,6 +3,7 @@ through the database, summarised once the window is over (issue 13, item 3)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -81,3 +82,14 @@ async def test_subjects_and_reasons_have_windows_of_their_own(services: Services
         async with transaction(services.sessions) as session:
             await refusals.record(session, EVE, csrf, now=T0 + timedelta(seconds=i), limits=LIMITS)
     assert len(await events(services)) == 9
+
+
+async def test_concurrent_refusals_share_one_count(services: Services) -> None:
+    # Transactions racing as app processes would: the window row and the audit head are
+    # locked in one order, so the count is exact and nothing deadlocks.
+    written = await asyncio.gather(*(refuse(services, MALLORY, T0) for _ in range(12)))
+    assert sorted(written) == [False] * 9 + [True] * 3
+    async with transaction(services.sessions) as session:
+        window = (await session.execute(select(refusals.RefusalWindow))).scalar_one()
+        assert window.count == 12
+        assert (await audit.verify(session)).ok
