@@ -41,7 +41,9 @@ def key_for(kind: str, value: str) -> str:
     if not kind or ":" in kind or len(kind) + 65 > KEY_LENGTH:
         raise ValueError(f"a rate-limit kind is 1..{KEY_LENGTH - 65} characters without ':'")
     normalised = unicodedata.normalize("NFKC", value).strip().casefold()
-    return f"{kind}:{hashlib.sha256(normalised.encode('utf-8')).hexdigest()}"
+    # surrogatepass: a lone surrogate (from a JSON escape) must still give a key, not raise.
+    digest = hashlib.sha256(normalised.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{kind}:{digest}"
 
 
 async def check(session: AsyncSession, key: str, *, now: datetime) -> datetime | None:

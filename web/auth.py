@@ -23,6 +23,7 @@ from vault.models import TokenScope, User
 from vault.policy import Principal
 from web.context import services
 from web.errors import ProblemError
+from web.refusals import remember_principal
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clientvault"'}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -49,8 +50,8 @@ def deliberate(request: Request) -> bool:
     return request.headers.get("sec-fetch-site", "").strip().lower() in _DELIBERATE_SITES
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, "Unauthorized", detail, headers=_CHALLENGE)
+def _unauthorized(detail: str, reason: str = "unauthenticated") -> ProblemError:
+    return ProblemError(401, "Unauthorized", detail, reason=reason, headers=_CHALLENGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +97,17 @@ def check_origin(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     if request.headers.get("sec-fetch-site", "") == "cross-site":
-        raise ProblemError(403, "Forbidden", "cross-site request refused")
+        raise ProblemError(403, "Forbidden", "cross-site request refused", reason="cross_site")
     origin = request.headers.get("origin")
     if origin is None:
         return  # not a browser, or one old enough that SameSite=Lax is the defence
     if origin == "null":
-        raise ProblemError(403, "Forbidden", "cross-site request refused")
+        raise ProblemError(403, "Forbidden", "cross-site request refused", reason="cross_site")
     own = urlsplit(services(request).settings.server.public_url)
     seen = urlsplit(origin)
     host = request.headers.get("host", "")
     if (seen.scheme, seen.netloc) != (own.scheme, own.netloc) and seen.netloc != host:
-        raise ProblemError(403, "Forbidden", "cross-site request refused")
+        raise ProblemError(403, "Forbidden", "cross-site request refused", reason="cross_site")
 
 
 def check_csrf(request: Request, browser: BrowserSession, submitted: str | None = None) -> None:
@@ -117,7 +118,10 @@ def check_csrf(request: Request, browser: BrowserSession, submitted: str | None 
     token = submitted if submitted is not None else request.headers.get(CSRF_HEADER, "")
     if not token or not hmac.compare_digest(token.encode(), browser.csrf_token.encode()):
         raise ProblemError(
-            403, "Forbidden", "missing or wrong CSRF token; reload the page and try again"
+            403,
+            "Forbidden",
+            "missing or wrong CSRF token; reload the page and try again",
+            reason="csrf",
         )
 
 
@@ -130,15 +134,16 @@ async def resolve(request: Request, session: AsyncSession) -> Caller | None:
     if header is not None:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
-            raise _unauthorized("send Authorization: Bearer <token>")
+            raise _unauthorized("send Authorization: Bearer <token>", "invalid_token")
         found = await accounts.authenticate_token(session, credentials.strip())
         if found is None:
             # One message for unknown, revoked and expired tokens: no oracle for guessing.
-            raise _unauthorized("the token is not valid")
+            raise _unauthorized("the token is not valid", "invalid_token")
         user, token = found
         principal = await accounts.principal_for(
             session, user, read_only=token.scope == TokenScope.READ
         )
+        remember_principal(request, principal)
         return Caller(principal, user)
     secret = request.cookies.get(cookie_name(request))
     if not secret:
@@ -147,7 +152,9 @@ async def resolve(request: Request, session: AsyncSession) -> Caller | None:
     if live is None:
         return None
     browser, user = live
-    return Caller(await accounts.principal_for(session, user), user, browser)
+    principal = await accounts.principal_for(session, user)
+    remember_principal(request, principal)
+    return Caller(principal, user, browser)
 
 
 async def authenticate_caller(
@@ -167,7 +174,7 @@ async def authenticate_caller(
         raise _unauthorized("sign in or send Authorization: Bearer <token>")
     if caller.browser is not None:
         if caller.browser.stage not in stages:
-            raise _unauthorized("finish signing in first")
+            raise _unauthorized("finish signing in first", "incomplete_sign_in")
         check_csrf(request, caller.browser, csrf_token)
     return caller
 

@@ -28,6 +28,7 @@ from vault.errors import (
 from vault.names import InvalidNameError
 from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
+from web.refusals import audit_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,21 @@ PROBLEM = "application/problem+json"
 class ProblemError(Exception):
     """An error answered as problem+json with the given status."""
 
-    def __init__(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        reason: str | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
+        # Why access was refused (a 401/403/404), for the audit log: e.g. "csrf".
+        self.reason = reason
         self.extra = extra
 
 
@@ -80,6 +91,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
 
 async def handle_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
+    await audit_refusal(request, exc.status, exc.reason)
     extra = dict(exc.extra)
     headers: dict[str, str] | None = extra.pop("headers", None)
     return problem(exc.status, exc.title, exc.detail, headers=headers, **extra)
@@ -97,6 +109,7 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
                 logger.error("%s on %s %s: %s", title, request.method, request.url.path, exc)
                 # Internal detail (keys, ids, store messages) is for the log, not the caller.
                 return problem(status, title, "try again later" if status == 503 else "")
+            await audit_refusal(request, status)
             extra: dict[str, Any] = {}
             if isinstance(exc, InvalidNameError):
                 extra["rule"] = exc.rule

@@ -21,6 +21,7 @@ from vault.policy import Permission, require
 from web.api.common import api_call
 from web.context import services
 from web.errors import ProblemError
+from web.numbers import INT64_MAX, parse_int
 
 PROOF_BATCH = 64
 
@@ -48,9 +49,11 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    # audit_events.seq is a 64-bit integer: a larger cursor is malformed, not "everything".
+    value = parse_int(raw, maximum=INT64_MAX)
+    if value is None:
         raise ProblemError(422, "Invalid filter", f"{name} must be a positive integer")
-    return int(raw)
+    return value
 
 
 def event_json(event: AuditEvent) -> dict[str, object]:
@@ -60,11 +63,13 @@ def event_json(event: AuditEvent) -> dict[str, object]:
 
 
 async def list_events(request: Request) -> JSONResponse:
-    filters = _filters(request)
-    limit = _int_param(request, "limit", 100) or 100
-    cursor = _int_param(request, "cursor", None)
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
+        # Parsed only once the caller may read the log: a stranger learns nothing from
+        # validation errors (the reason prefetch_body defers JSON parsing too).
+        filters = _filters(request)
+        limit = _int_param(request, "limit", 100) or 100
+        cursor = _int_param(request, "cursor", None)
         events, next_cursor = await aq.page(call.session, filters, limit=limit, before=cursor)
         await audit.record(
             call.session, call.audit, "audit.viewed", details={"filters": _described(filters)}
@@ -87,13 +92,13 @@ def vars_of(filters: aq.AuditFilter) -> dict[str, str | None]:
 
 
 async def export_events(request: Request) -> Response:
-    fmt = request.query_params.get("format", "jsonl")
-    if fmt not in ("csv", "jsonl"):
-        raise ProblemError(422, "Invalid filter", "format must be csv or jsonl")
-    filters = _filters(request)
     svc = services(request)
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
+        fmt = request.query_params.get("format", "jsonl")
+        if fmt not in ("csv", "jsonl"):
+            raise ProblemError(422, "Invalid filter", "format must be csv or jsonl")
+        filters = _filters(request)
         # The export is itself an audited access, recorded before any byte leaves.
         await audit.record(
             call.session,

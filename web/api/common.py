@@ -116,7 +116,12 @@ async def json_body(request: Request) -> dict[str, Any]:
     body = await _read_bounded(request)
     try:
         data = json.loads(body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # RFC 8259 §8.1: text must be UTF-8, yet the escape "\ud800" yields a lone surrogate
+        # that no later encode (hashing, the database driver) accepts; refuse it here.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        # ValueError covers JSONDecodeError, UnicodeDecodeError/EncodeError and a numeral
+        # past int()'s 4300-digit limit (CVE-2020-10735); RecursionError a 30,000-deep array.
         raise ProblemError(400, "Bad request", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProblemError(400, "Bad request", "the body must be a JSON object")

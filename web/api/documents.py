@@ -30,6 +30,7 @@ from web.http import (
     if_range_matches,
     parse_range,
 )
+from web.numbers import INT32_MAX, parse_int
 from web.services import Services
 
 logger = logging.getLogger(__name__)
@@ -96,9 +97,10 @@ def _declared_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.isdigit():
+    length = parse_int(raw.strip())
+    if length is None:
         raise ProblemError(400, "Bad request", "Content-Length is not a number")
-    return int(raw)
+    return length
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:
@@ -200,9 +202,11 @@ def _version_param(request: Request) -> int | None:
     raw = request.query_params.get("version")
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    # Version numbers are 32-bit integers (document_versions.number).
+    number = parse_int(raw, minimum=1, maximum=INT32_MAX)
+    if number is None:
         raise ProblemError(404, "Not found", "version not found")
-    return int(raw)
+    return number
 
 
 def _wants_inline(request: Request) -> bool:
@@ -350,9 +354,10 @@ async def record_receipt(
 
 def _number(request: Request) -> int:
     raw = request.path_params["number"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+    number = parse_int(raw, minimum=1, maximum=INT32_MAX)
+    if number is None:
         raise ProblemError(404, "Not found", "version not found")
-    return int(raw)
+    return number
 
 
 async def restore_version(request: Request) -> JSONResponse:

@@ -27,6 +27,7 @@ from web import i18n
 from web.api.common import api_call, iso, json_body, parse_id, string_field
 from web.context import services
 from web.errors import ProblemError
+from web.numbers import parse_int
 
 _MAX_LIST = 500
 
@@ -184,11 +185,12 @@ async def failed_notifications(request: Request) -> JSONResponse:
     raw = request.query_params.get("limit", "100")
     async with api_call(request) as call:
         _require_admin(call.principal)
-        if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIST:
+        limit = parse_int(raw, minimum=1, maximum=_MAX_LIST)
+        if limit is None:
             raise ProblemError(
                 422, "Invalid request", f"limit must be 1-{_MAX_LIST}", field="limit"
             )
-        rows = await outbox.failed(call.session, limit=int(raw))
+        rows = await outbox.failed(call.session, limit=limit)
         return JSONResponse({"notifications": [_failed_json(r) for r in rows]})
 
 

@@ -66,6 +66,11 @@ async def second_factor(request: Request) -> Response:
         caller = await authenticate_caller(
             request, session, stages=frozenset({SessionStage.SECOND_FACTOR})
         )
+        if caller.browser is None:
+            # A Bearer token is already a full sign-in; only a browser session waits here.
+            raise ProblemError(
+                409, "Conflict", "no sign-in is waiting for a second factor: a token was sent"
+            )
         code = string_field(await json_body(request), "code") or ""
         attempt, started = await signin_flow.second_factor(request, session, caller, code)
     if started is None:

@@ -24,6 +24,7 @@ from vault import upload_append, upload_finish, uploads
 from web.api.common import api_call, parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
+from web.numbers import INT64_MAX, parse_int
 from web.services import MiB, Services
 
 logger = logging.getLogger(__name__)
@@ -95,9 +96,11 @@ def _optional_count(request: Request, name: str) -> int | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+    # Offsets and lengths are stored as 64-bit integers.
+    value = parse_int(raw, maximum=INT64_MAX)
+    if value is None:
         raise ProblemError(400, "Bad request", f"{name} must be a non-negative integer")
-    return int(raw)
+    return value
 
 
 def _count(request: Request, name: str) -> int:

@@ -23,6 +23,7 @@ from vault.passwords import WeakPasswordError, off_loop, verify_password
 from web import signin_flow
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
+from web.numbers import parse_int
 from web.pages import account_settings
 from web.pages.account_view import Problems, account_page
 from web.pages.common import browser_caller, page, path_id, read_form, see_other
@@ -112,11 +113,7 @@ async def end_session(request: Request) -> Response:
 
 
 def _token_days(raw: str) -> int | None:
-    try:
-        days = int(raw.strip())
-    except ValueError:
-        return None
-    return days if 1 <= days <= accounts.MAX_TOKEN_DAYS else None
+    return parse_int(raw.strip(), minimum=1, maximum=accounts.MAX_TOKEN_DAYS)
 
 
 @page

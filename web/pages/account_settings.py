@@ -24,6 +24,7 @@ from web import account_mail, i18n
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
 from web.errors import ProblemError
+from web.numbers import parse_int
 from web.pages.account_view import (
     Problems,
     account_page,
@@ -90,11 +91,7 @@ async def save_profile(request: Request) -> Response:
 
 
 def _hour(raw: str) -> int | None:
-    try:
-        hour = int(raw.strip())
-    except ValueError:
-        return None
-    return hour if 0 <= hour <= 23 else None
+    return parse_int(raw.strip(), maximum=23)
 
 
 @page

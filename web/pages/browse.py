@@ -398,7 +398,7 @@ def routes() -> list[BaseRoute]:
         Route("/folders/{folder_id}/download.zip", folder_zip, methods=["GET"]),
         Route("/documents/{document_id}", document_page, methods=["GET"]),
         Route(
-            "/documents/{document_id}/versions/{number:int}/restore",
+            "/documents/{document_id}/versions/{number}/restore",
             restore_version,
             methods=["POST"],
         ),

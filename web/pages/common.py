@@ -18,6 +18,7 @@ from vault.identity import SessionStage
 from web.auth import Caller, check_csrf, resolve
 from web.errors import ProblemError
 from web.pages.render import render
+from web.refusals import audit_refusal
 from web.signin_flow import NEXT_STEP
 
 logger = logging.getLogger(__name__)
@@ -54,11 +55,14 @@ def page(endpoint: Endpoint) -> Endpoint:
         except Redirect as exc:
             return see_other(exc.location)
         except ProblemError as exc:
+            await audit_refusal(request, exc.status, exc.reason)
             headers = dict(exc.extra.get("headers") or {})
             return render(request, "error.html", status=exc.status, headers=headers)
         except NotFoundError:
+            await audit_refusal(request, 404)
             return render(request, "error.html", status=404)
         except PermissionDeniedError:
+            await audit_refusal(request, 403)
             return render(request, "error.html", status=403)
         except ConflictError:
             return render(request, "error.html", status=409)
