@@ -228,7 +228,7 @@ async def portal(
 ) -> AsyncIterator[Portal]:
     root = tmp_path_factory.mktemp("fuzz")
     shutil.copyfile(sqlite_template, root / "clientvault.db")
-    (root / "data").mkdir()
+    (root / "data").mkdir(mode=0o700)
     KeyFile.create(root / "data" / "keys.json")
     config = Settings(
         data_dir=root / "data",
