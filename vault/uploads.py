@@ -109,6 +109,25 @@ class UploadPart(SQLModel, table=True):
     fingerprint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     etag: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
+    # One keyed tag per claimed segment, from the part's first (`SegmentSealer.segment_tags`);
+    # NULL for parts claimed whole before migration 0011, checked by `fingerprint` alone.
+    tags: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class StagedRun(SQLModel, table=True):
+    """Sealed segments of a part that no request has completed yet (ciphertext only).
+
+    A PATCH that ends inside a part keeps its whole segments here, since S3 refuses parts
+    under 5 MiB; the request that completes the part reads them back, authenticates them and
+    stores the whole part. So an upload holds less than one part here at any time, besides
+    the final part's, which stay until the upload row goes (a failed finish resends it).
+    """
+
+    __tablename__ = "upload_staged"
+    upload_id: uuid.UUID = Field(foreign_key="uploads.id", primary_key=True)
+    first_segment: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    segments: int = Field(sa_column=Column(Integer, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 def part_count(length: int, part_size: int) -> int:
@@ -309,8 +328,9 @@ async def get_upload(
 
 
 async def delete_rows(session: AsyncSession, upload: Upload) -> None:
-    """Delete the upload's row and its part fingerprints (the parts' bytes stay: `discard`)."""
+    """Delete the upload's row, its claims and staged segments (the parts stay: `discard`)."""
     await session.execute(delete(UploadPart).where(col(UploadPart.upload_id) == upload.id))
+    await session.execute(delete(StagedRun).where(col(StagedRun.upload_id) == upload.id))
     await session.delete(upload)
     await session.flush()
 
