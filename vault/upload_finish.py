@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
@@ -26,6 +27,7 @@ from vault.policy import Principal
 from vault.store import ObjectStore
 from vault.uploads import (
     Resumable,
+    StagedRun,
     Upload,
     UploadPart,
     UploadState,
@@ -270,6 +272,8 @@ async def finish(
                 content_type=resumable.content_type,
                 details={"upload_id": str(upload_id)},
             )
+            # The final part's staged segments are in the stored object now.
+            await session.execute(delete(StagedRun).where(col(StagedRun.upload_id) == upload_id))
             row.state = UploadState.COMPLETE
             row.version_number = version.number
             row.claim = None
