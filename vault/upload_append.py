@@ -1,8 +1,10 @@
 """Appending to a resumable upload (a tus PATCH): each whole part in the request body is
-claimed, sealed, stored and recorded, in part order (see `vault.uploads` for the rules).
+claimed, sealed, stored and recorded, in part order, and the whole segments after the last
+whole part are staged (see `vault.uploads` for the rules, `vault.upload_staging` for the
+staging).
 
-Nonce safety: a part's fingerprint is committed under the upload's row lock *before* the
-part is encrypted, so a part offered again with different bytes is refused before any
+Nonce safety: a part's segment tags are committed under the upload's row lock *before* the
+part is encrypted, so a segment offered again with different bytes is refused before any
 AES-GCM call.
 """
 
