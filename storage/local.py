@@ -152,6 +152,12 @@ class LocalObjectStore:
         """
         return await self._run(self._create_multipart, key)
 
+    @property
+    def etags_pin_parts(self) -> bool:
+        """False: a part is a file that can be rewritten in place under the same etag, so
+        only reading it proves what it holds."""
+        return False
+
     async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
         """Store part `part_number` (1 to 10000) of an upload durably; a repeated number
         replaces it.

@@ -6,9 +6,12 @@ into `storage.errors` here and go no further.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 import math
+import re
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +56,8 @@ _DENIED = frozenset(
 # botocore retries failed requests, but not a response body that breaks off mid-way.
 _BODY_ERRORS = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
 _BODY_ATTEMPTS = 3
+# A part's ETag as S3 gives it without SSE-KMS: the quoted hex MD5 of its bytes.
+_MD5_ETAG = re.compile(r'"?[0-9a-f]{32}"?')
 
 
 def make_s3_client(
@@ -156,6 +161,13 @@ class S3ObjectStore:
         return self._bucket
 
     @property
+    def etags_pin_parts(self) -> bool:
+        """True: S3 changes a part only by a new UploadPart, which the store checks against
+        its Content-MD5 on receipt and which gets a new ETag unless its bytes are the same,
+        so a part listed with the ETag `upload_part` returned holds the bytes it sent."""
+        return True
+
+    @property
     def prefix(self) -> str:
         """What is prepended to every key: empty, or ending in exactly one `/`."""
         return self._prefix
@@ -254,18 +266,26 @@ class S3ObjectStore:
             ObjectNotFoundError: There is no such upload of `key`.
         """
         full = self._key(key)
-        response = await self._call(
-            lambda: self._client.upload_part(
+
+        def send() -> tuple[str, str]:
+            # RFC 1864 Content-MD5: the store refuses a part that arrives altered (BadDigest),
+            # so the part is checked as it is received, not by reading it back later.
+            digest = hashlib.md5(data, usedforsecurity=False).digest()
+            response = self._client.upload_part(
                 Bucket=self._bucket,
                 Key=full,
                 UploadId=upload_id,
                 PartNumber=part_number,
                 Body=data,
-            ),
-            key=key,
-            upload_id=upload_id,
-        )
-        return response["ETag"]
+                ContentMD5=base64.b64encode(digest).decode("ascii"),
+            )
+            return response["ETag"], digest.hex()
+
+        etag, md5 = await self._call(send, key=key, upload_id=upload_id)
+        if _MD5_ETAG.fullmatch(etag) and etag.strip('"') != md5:
+            # An MD5 ETag (S3 without SSE-KMS) that differs: the store holds other bytes.
+            raise StorageError(f"part {part_number} of {key!r} was stored with other bytes")
+        return etag
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:
         """The parts stored so far, in part-number order.

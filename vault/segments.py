@@ -30,6 +30,9 @@ DEFAULT_SHIFT: Final = 16
 SUPPORTED_SHIFTS: Final = frozenset({16, 20})
 HEADER_SIZE: Final = 128
 TAG_SIZE: Final = 16
+# Truncated HMAC per segment in resumable-upload claims: a client that does not hold the
+# data key cannot forge a match (2^-128 per try), and a part's claim stays 2 KiB.
+SEGMENT_TAG_SIZE: Final = 16
 KEY_SIZE: Final = 32
 SALT_SIZE: Final = 32
 PREFIX_SIZE: Final = 7
@@ -241,6 +244,23 @@ class SegmentSealer:
         not let a database reader confirm guesses of the plaintext.
         """
         return hmac.new(self._fingerprint_key, part_plaintext, hashlib.sha256).digest()
+
+    def segment_tags(self, plaintext: Chunk) -> bytes:
+        """One keyed tag per segment of `plaintext` (whole segments, the last may be short).
+
+        `SEGMENT_TAG_SIZE` bytes of HMAC-SHA-256 (RFC 2104) per segment, under the
+        fingerprint key: a resumable upload claims segments with these before sealing them,
+        so a prefix of a claim can be checked as well as the whole (nonce-reuse guard).
+        """
+        data, segment, key = (
+            memoryview(plaintext).cast("B"),
+            self.segment_size,
+            self._fingerprint_key,
+        )
+        return b"".join(
+            hmac.digest(key, data[i : i + segment], "sha256")[:SEGMENT_TAG_SIZE]
+            for i in range(0, len(data), segment)
+        )
 
     def claim(self, use: Literal["stream", "parts"]) -> None:
         """Reserve this sealer for one whole-object stream, or for the parts of one upload.

@@ -58,6 +58,14 @@ class ObjectStore(Protocol):
     answer 503 and the database transaction rolls back.
     """
 
+    @property
+    def etags_pin_parts(self) -> bool:
+        """Whether a part listed with the etag `upload_part` returned is known to hold the
+        bytes that call sent, checked by the store as it received them (S3: Content-MD5,
+        and a part changes only by a new upload with a new etag); False where a part can
+        change in place (a file), so only reading it back proves its bytes."""
+        ...
+
     async def create_multipart(self, key: str) -> str:
         """Start a multipart write of `key`; returns the upload id."""
         ...

@@ -1,16 +1,18 @@
 """Appending to a resumable upload (a tus PATCH): each whole part in the request body is
-claimed, sealed, stored and recorded, in part order (see `vault.uploads` for the rules).
+claimed, sealed, stored and recorded, in part order, and the whole segments after the last
+whole part are staged (see `vault.uploads` for the rules, `vault.upload_staging` for the
+staging).
 
-Nonce safety: a part's fingerprint is committed under the upload's row lock *before* the
-part is encrypted, so a part offered again with different bytes is refused before any
+Nonce safety: a part's segment tags are committed under the upload's row lock *before* the
+part is encrypted, so a segment offered again with different bytes is refused before any
 AES-GCM call.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import uuid
+import functools
+import hashlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,10 +22,10 @@ import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vault import blobs, crypto
+from vault import blobs, crypto, upload_staging
 from vault.db import transaction
 from vault.digests import RunningDigests
-from vault.errors import NonceReuseError, NotFoundError, TooLargeError
+from vault.errors import NotFoundError, TooLargeError
 from vault.store import ObjectStore
 from vault.uploads import Resumable, Upload, UploadPart, UploadState, locked
 
@@ -39,34 +41,6 @@ class Appended:
     parts_stored: int
     final_stored: bool
     expires_at: datetime | None
-
-
-async def _claim_part(
-    sessions: async_sessionmaker[AsyncSession],
-    upload_id: uuid.UUID,
-    number: int,
-    fingerprint: bytes,
-    size: int,
-) -> str | None:
-    """Record the part's fingerprint before anything is encrypted; the etag if already stored.
-
-    Raises:
-        NonceReuseError: a fingerprint for this part was recorded from different bytes.
-    """
-    async with transaction(sessions) as session:
-        await locked(session, upload_id)
-        part = await session.get(UploadPart, (upload_id, number))
-        if part is None:
-            session.add(
-                UploadPart(upload_id=upload_id, number=number, fingerprint=fingerprint, size=size)
-            )
-            return None
-        if not hmac.compare_digest(part.fingerprint, fingerprint):
-            raise NonceReuseError(
-                f"part {number} was already sent with different bytes; its encryption nonces "
-                "cannot be used again, so start a new upload"
-            )
-        return part.etag
 
 
 async def _record_part(
@@ -87,10 +61,14 @@ async def _record_part(
             raise NotFoundError("upload not found")
         part.etag = etag
         session.add(part)
-        # Only a contiguous run of parts moves the offset; a duplicate request that stored
-        # a part again finds the offset already past it.
-        if not final and row.stored_offset == (number - 1) * upload.part_size:
-            row.stored_offset = number * upload.part_size
+        # Only a contiguous run moves the offset (from the part's start or its staged
+        # segments); a duplicate request that stored a part again finds the offset past it.
+        # The final part's staged segments stay: a failed finish has the client resend from
+        # the offset they reach.
+        if not final and (number - 1) * upload.part_size <= row.stored_offset:
+            if row.stored_offset < number * upload.part_size:
+                row.stored_offset = number * upload.part_size
+            await upload_staging.drop_staged(session, upload, number)
         now = datetime.now(UTC)
         row.updated_at = now
         row.expires_at = now + expires_in
@@ -146,12 +124,21 @@ async def _claim_parts(
 
     def fingerprint(chunks: list[bytes]) -> tuple[bytes, bytes]:
         data = b"".join(chunks)  # a join this large lets go of the GIL while it copies
-        return data, sealer.fingerprint(data)
+        return data, sealer.segment_tags(data)
 
     async with received, claimed, hashing or contextlib.nullcontext():
         async for item in received:
-            data, mark = await anyio.to_thread.run_sync(fingerprint, item.chunks)
-            etag = await _claim_part(sessions, upload.id, item.number, mark, len(data))
+            data, tags = await anyio.to_thread.run_sync(fingerprint, item.chunks)
+            etag = await upload_staging.claim_segments(
+                sessions,
+                upload.id,
+                item.number,
+                first=0,
+                tags=tags,
+                size=len(data),
+                whole_fingerprint=functools.partial(sealer.fingerprint, data),
+            )
+            mark = hashlib.sha256(tags).digest()
             part = _Plain(item.number, data, item.final)
             await claimed.send(_Claimed(part, mark, etag))
             if hashing is not None:
@@ -270,26 +257,29 @@ async def append(
     expires_in: timedelta,
     digests: RunningDigests | None = None,
 ) -> Appended:
-    """Store the whole parts in `chunks`, which continue the upload at `upload.offset`.
+    """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
 
-    A pipeline, each stage working on its own part and in part order: claim (the
-    fingerprint, recorded before anything is encrypted), seal (encrypt; beside it, extend
-    the running SHA-256 in `digests`, if given: see `vault.digests`), store (two parts at a
-    time) and record. So the request holds about ten parts of plaintext or ciphertext at
-    most, whatever the upload's size. Bytes after the last whole part are dropped (the
-    reported offset tells the client where to resume); the final part is stored only if the
-    body ended exactly at the upload's length. It returns once every part it took is stored
-    and recorded.
+    Whole parts go through a pipeline, each stage working on its own part and in part
+    order: claim (the segment tags, recorded before anything is encrypted), seal (encrypt;
+    beside it, extend the running SHA-256 in `digests`, if given: see `vault.digests`),
+    store (two parts at a time) and record. So the request holds about ten parts of
+    plaintext or ciphertext at most, whatever the upload's size. A part the upload's offset
+    is inside of starts from its staged segments (`vault.upload_staging`). The whole
+    segments after the last whole part are claimed, sealed and staged in the database; only
+    the bytes after the last whole segment are dropped (the reported offset tells the
+    client where to resume). The final part is stored only if the body ended exactly at the
+    upload's length. It returns once everything it took is stored and recorded.
 
     Raises:
         TooLargeError: the body runs past the upload's length. Whole parts before that
             point are kept; the final part is not stored.
-        NonceReuseError: a part was offered again with different bytes.
+        NonceReuseError: a segment was offered again with different bytes.
+        ConflictError: another request moved the upload on while this one started.
     """
     part_size, length = upload.part_size, upload.length
-    cursor = upload.offset
-    number = cursor // part_size + 1
-    remaining = length - cursor
+    number = upload.offset // part_size + 1
+    part_start = (number - 1) * part_size
+    remaining = length - upload.offset
     sealer = upload.sealer()
     progress = _Progress()
     to_claim, arrived = anyio.create_memory_object_stream[_Received]()
@@ -298,6 +288,11 @@ async def append(
     to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
     final = False
     refused: Exception | None = None
+    # Plaintext of part `number` from its start: its staged segments first, if any.
+    pending: list[bytes] = []
+    if upload.offset > part_start:
+        pending.append(await upload_staging.staged_prefix(sessions, upload, number))
+    pending_size = upload.offset - part_start
     try:
         async with anyio.create_task_group() as tasks:
             to_hash: MemoryObjectSendStream[_Plain] | None = None
@@ -310,8 +305,7 @@ async def append(
             tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
             async with to_claim:
                 try:
-                    pending: list[bytes] = []
-                    pending_size = received = 0
+                    received = 0
                     async for chunk in chunks:
                         received += len(chunk)
                         if received > remaining:
@@ -321,19 +315,20 @@ async def append(
                             )
                         # A part ending before the upload's length is whole at part_size bytes.
                         while (
-                            cursor + part_size < length and pending_size + len(chunk) >= part_size
+                            part_start + part_size < length
+                            and pending_size + len(chunk) >= part_size
                         ):
                             cut = part_size - pending_size
                             pending.append(chunk[:cut])
                             chunk = chunk[cut:]
                             await to_claim.send(_Received(number, pending, final=False))
                             pending, pending_size = [], 0
-                            cursor += part_size
+                            part_start += part_size
                             number += 1
                         if chunk:
                             pending.append(chunk)
                             pending_size += len(chunk)
-                    final = cursor + pending_size == length
+                    final = part_start + pending_size == length
                     if final:
                         await to_claim.send(_Received(number, pending, final=True))
                 except Exception as exc:
@@ -343,9 +338,62 @@ async def append(
         raise blobs.first_failure(group) from None
     if refused is not None:
         raise refused
+    offset = max(upload.offset, part_start)
+    if not final:
+        row = await _stage_tail(
+            sessions, upload, sealer, number, pending, offset, expires_in=expires_in
+        )
+        if row is not None:
+            progress.row = row
+            offset = row.stored_offset if row.state == UploadState.OPEN else offset
     return Appended(
-        offset=cursor,
+        offset=offset,
         parts_stored=progress.stored,
         final_stored=final,
         expires_at=None if progress.row is None else progress.row.expires_at,
+    )
+
+
+async def _stage_tail(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    sealer: crypto.SegmentSealer,
+    number: int,
+    pending: list[bytes],
+    start: int,
+    *,
+    expires_in: timedelta,
+) -> Upload | None:
+    """Claim, seal and stage the whole segments of the unfinished part `number` that this
+    request brought after `start` (its plaintext from the part's start is `pending`); the
+    upload's row once they are recorded, None if there were none.
+
+    The upload's last segment is never staged: it is sealed with the final flag, only in
+    the final part (STREAM's truncation guard, docs/encryption.md).
+    """
+    segment = sealer.segment_size
+    part_start = (number - 1) * upload.part_size
+    have = part_start + sum(len(piece) for piece in pending)
+    last_segment = max(1, -(-upload.length // segment)) - 1
+    end = min(have // segment, last_segment) * segment
+    if end <= start:
+        return None
+
+    def tag() -> tuple[bytes, bytes]:
+        data = b"".join(pending)[start - part_start : end - part_start]
+        return data, sealer.segment_tags(data)
+
+    data, tags = await anyio.to_thread.run_sync(tag)
+    first = start // segment
+    await upload_staging.claim_segments(
+        sessions,
+        upload.id,
+        number,
+        first=first - (number - 1) * upload.segments_per_part,
+        tags=tags,
+        size=end - part_start,
+    )
+    ciphertext = await anyio.to_thread.run_sync(upload_staging.seal_run, sealer, first, data)
+    return await upload_staging.record_run(
+        sessions, upload, first, ciphertext, expires_in=expires_in
     )

@@ -1,5 +1,6 @@
-"""Finishing a resumable upload: assemble its stored parts, authenticate (and hash) the
-object by reading it back, and commit the document version, exactly once across processes.
+"""Finishing a resumable upload: assemble its stored parts, prove the object holds what was
+sealed (by the store's per-part evidence, or by reading it back), and commit the document
+version, exactly once across processes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
@@ -26,6 +28,7 @@ from vault.policy import Principal
 from vault.store import ObjectStore
 from vault.uploads import (
     Resumable,
+    StagedRun,
     Upload,
     UploadPart,
     UploadState,
@@ -111,6 +114,16 @@ async def _assembled_size(store: ObjectStore, key: str) -> int | None:
     return None
 
 
+async def _recorded_etags(
+    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID
+) -> dict[int, str | None]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(UploadPart.number, UploadPart.etag).where(UploadPart.upload_id == upload_id)
+        )
+        return {row.number: row.etag for row in rows}
+
+
 async def _assemble(
     sessions: async_sessionmaker[AsyncSession],
     store: ObjectStore,
@@ -119,11 +132,20 @@ async def _assemble(
     *,
     known_sha256: str | None = None,
 ) -> blobs.StoredBlob:
-    """Join the parts into the object (once), then read it back to authenticate it (and to
-    hash its plaintext, unless `known_sha256` came from the process that saw every part)."""
+    """Join the parts into the object (once), then prove it holds what was sealed (and hash
+    its plaintext, unless `known_sha256` came from the process that saw every part).
+
+    The proof is a full read-back through decryption, which authenticates every segment,
+    unless cheaper evidence covers every part: the plaintext digest is known (this process
+    claimed and sealed every part itself, so their segments were authenticated as they were
+    made), and the store pins each part to the bytes its `upload_part` call delivered
+    (`ObjectStore.etags_pin_parts`: checked on receipt, and listed now under the etag that
+    call returned and recorded). Where either is missing, the object is read back.
+    """
     key = upload.plan.storage_key
     size = crypto.object_size(upload.length)
     found = await _assembled_size(store, key)
+    pinned = False
     if found is None:
         count = part_count(upload.length, upload.part_size)
         # The store's own etags: a part stored twice by racing requests holds the same bytes,
@@ -131,12 +153,23 @@ async def _assemble(
         parts = await store.list_parts(key, upload.multipart_id)
         if [p.part_number for p in parts] != list(range(1, count + 1)):
             raise IntegrityError(f"the store holds parts {[p.part_number for p in parts]}")
+        if known_sha256 is not None and store.etags_pin_parts:
+            recorded = await _recorded_etags(sessions, upload.id)
+            pinned = sum(p.size for p in parts) == size and all(
+                recorded.get(p.part_number) == p.etag for p in parts
+            )
         await store.complete_multipart(
             key, upload.multipart_id, [(p.part_number, p.etag) for p in parts]
         )
     elif found != size:
         raise IntegrityError(f"the assembled object is {found} bytes, not {size}")
-    plaintext, digest = await _read_back(sessions, store, upload, token, known=known_sha256)
+    if pinned and known_sha256 is not None:
+        stored = (await store.head(key)).size
+        if stored != size:
+            raise IntegrityError(f"the assembled object is {stored} bytes, not {size}")
+        plaintext, digest = upload.length, known_sha256
+    else:
+        plaintext, digest = await _read_back(sessions, store, upload, token, known=known_sha256)
     if plaintext != upload.length:
         raise IntegrityError(f"the object holds {plaintext} bytes, not {upload.length}")
     return blobs.StoredBlob(
@@ -270,6 +303,8 @@ async def finish(
                 content_type=resumable.content_type,
                 details={"upload_id": str(upload_id)},
             )
+            # The final part's staged segments are in the stored object now.
+            await session.execute(delete(StagedRun).where(col(StagedRun.upload_id) == upload_id))
             row.state = UploadState.COMPLETE
             row.version_number = version.number
             row.claim = None

@@ -5,25 +5,28 @@ An upload is one future document version. Its plan (ids, wrapped data key, objec
 multipart upload id) is fixed and stored when the upload is created; every part is then
 encrypted on its own with `crypto.encrypt_part` under that one header.
 
-Parts are the unit of progress. The plaintext of part `p` is bytes
-`[(p-1)·part_size, p·part_size)`; only whole parts are ever stored, so the offset an upload
-reports is always a part boundary. The final part (the one that reaches the upload's length)
+Segments (64 KiB) are the unit of progress, parts the unit of storage. The plaintext of
+part `p` is bytes `[(p-1)·part_size, p·part_size)`; a request stores its whole parts as
+multipart parts and stages the whole segments after them (`vault.upload_staging`), so the
+offset an upload reports is always a segment boundary. The final part (the one that reaches
+the upload's length)
 is stored only when a request delivered all of it, and the offset jumps to the length only
 once the version is committed: until then a client resends the final part, which is
 harmless (see below), and never sees an upload that is "complete" without its document.
 
-Nonce safety: each part's keyed fingerprint (`SegmentSealer.fingerprint`) is committed to
-`upload_parts` *before* the part is encrypted. A part offered again with the same bytes
-re-encrypts to the same ciphertext; with different bytes it is refused (`NonceReuseError`)
-without any AES-GCM call, because its segment nonces are fixed by the part number. The row
-lock on the upload serialises these claims across processes, and the fingerprints stay
-until the upload row goes, so even a late copy of the final request is checked.
+Nonce safety: each segment's keyed tag (`SegmentSealer.segment_tags`) is committed to its
+part's `upload_parts` row *before* the segment is encrypted. A segment offered again with
+the same bytes re-encrypts to the same ciphertext; with different bytes it is refused
+(`NonceReuseError`) without any AES-GCM call, because its nonce is fixed by its index. The
+row lock on the upload serialises these claims across processes, and the tags stay until
+the upload row goes, so even a late copy of the final request is checked.
 
 SHA-256: a hash object cannot travel between processes, so each process keeps the running
 digest of the uploads it has seen from part 1 on (`vault.digests`, a cache); `finish` uses
 it when this process saw every part, and otherwise hashes the plaintext while it reads the
-assembled object back. That read happens either way, so every segment is authenticated
-before the version becomes visible.
+assembled object back. No version appears before its bytes are proven: by that read-back,
+which authenticates every segment, or on S3 by the store's per-part evidence when this
+process sealed every part itself (`vault.upload_finish`).
 
 Throughput: `append` is a pipeline (claim, seal, store, record), one part per stage.
 
@@ -87,7 +90,8 @@ class Upload(SQLModel, table=True):
     upload_length: int = Field(sa_column=Column(BigInteger, nullable=False))
     # Fixed per upload: it decides which segments each part number covers (nonce safety).
     part_size: int = Field(sa_column=Column(Integer, nullable=False))
-    # Plaintext bytes in contiguous stored parts, the final part never counted.
+    # Plaintext bytes in contiguous stored parts and staged segments, the final part's
+    # stored part never counted (its staged segments are).
     stored_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
     tus_metadata: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     content_type: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
@@ -109,6 +113,25 @@ class UploadPart(SQLModel, table=True):
     fingerprint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     etag: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
+    # One keyed tag per claimed segment, from the part's first (`SegmentSealer.segment_tags`);
+    # NULL for parts claimed whole before migration 0011, checked by `fingerprint` alone.
+    tags: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class StagedRun(SQLModel, table=True):
+    """Sealed segments of a part that no request has completed yet (ciphertext only).
+
+    A PATCH that ends inside a part keeps its whole segments here, since S3 refuses parts
+    under 5 MiB; the request that completes the part reads them back, authenticates them and
+    stores the whole part. So an upload holds less than one part here at any time, besides
+    the final part's, which stay until the upload row goes (a failed finish resends it).
+    """
+
+    __tablename__ = "upload_staged"
+    upload_id: uuid.UUID = Field(foreign_key="uploads.id", primary_key=True)
+    first_segment: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    segments: int = Field(sa_column=Column(Integer, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 def part_count(length: int, part_size: int) -> int:
@@ -309,8 +332,9 @@ async def get_upload(
 
 
 async def delete_rows(session: AsyncSession, upload: Upload) -> None:
-    """Delete the upload's row and its part fingerprints (the parts' bytes stay: `discard`)."""
+    """Delete the upload's row, its claims and staged segments (the parts stay: `discard`)."""
     await session.execute(delete(UploadPart).where(col(UploadPart.upload_id) == upload.id))
+    await session.execute(delete(StagedRun).where(col(StagedRun.upload_id) == upload.id))
     await session.delete(upload)
     await session.flush()
 

@@ -647,3 +647,24 @@ def test_seal_checks_segment_shape() -> None:
         sealer.seal(1, b"", last=True)
     with pytest.raises(ValueError, match="outside"):
         sealer.seal(crypto.MAX_SEGMENTS, b"x", last=True)
+
+
+def test_segment_tags_are_keyed_per_segment_so_any_prefix_can_be_checked() -> None:
+    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
+    segment = sealer.segment_size
+    data = random.Random(7).randbytes(3 * segment + 100)
+
+    tags = sealer.segment_tags(data)
+
+    size = crypto.SEGMENT_TAG_SIZE
+    assert len(tags) == 4 * size
+    # The tags of a prefix are a prefix of the tags: a shorter retry is checked exactly.
+    assert sealer.segment_tags(data[: 2 * segment]) == tags[: 2 * size]
+    assert sealer.segment_tags(data[segment : 2 * segment]) == tags[size : 2 * size]
+    changed = bytearray(data)
+    changed[segment + 5] ^= 1
+    other = sealer.segment_tags(bytes(changed))
+    assert other[:size] == tags[:size] and other[size : 2 * size] != tags[size : 2 * size]
+    # Keyed by the object's fingerprint key: another data key tags the same bytes otherwise.
+    assert SegmentSealer(bytes(32), CTX, SALT, PREFIX).segment_tags(data) != tags
+    assert sealer.segment_tags(b"") == b""

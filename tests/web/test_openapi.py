@@ -147,3 +147,14 @@ async def test_only_the_document_itself_is_public(http: httpx.AsyncClient, world
         else:
             assert response.status_code == 401, f"{where}: {response.status_code}"
             assert response.headers["www-authenticate"].lower().startswith("bearer"), where
+
+
+def test_tus_bodies_document_checksums_and_their_mismatch_status(spec: dict[str, Any]) -> None:
+    for method in ("post", "patch"):
+        path = "/uploads" if method == "post" else "/uploads/{upload_id}"
+        operation = spec["paths"][path][method]
+        assert "460" in operation["responses"], method
+        headers = {p["name"]: p["required"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers["Upload-Checksum"] is False
+        assert headers["Tus-Resumable"] is True
+    assert "creation-with-upload" in spec["paths"]["/uploads"]["options"]["summary"]

@@ -194,7 +194,10 @@ async def test_options_advertises_version_extensions_and_sizes(
     assert response.status_code == 204
     assert response.headers["tus-resumable"] == "1.0.0"
     assert response.headers["tus-version"] == "1.0.0"
-    assert response.headers["tus-extension"] == "creation,termination,expiration"
+    assert response.headers["tus-extension"] == (
+        "creation,creation-with-upload,termination,expiration,checksum"
+    )
+    assert response.headers["tus-checksum-algorithm"] == "sha1,sha256,md5"
     # 10,000 parts of 5 MiB is less than the 100 GiB limit: the smaller one is advertised.
     assert int(response.headers["tus-max-size"]) == 10_000 * PART
     # 64 MiB rounded down to whole 5 MiB parts.
@@ -287,13 +290,13 @@ async def test_creation_errors(http: httpx.AsyncClient, world: World, services: 
     assert_problem(await post(Upload_Length="5", Upload_Metadata="filename ***"), 400)
     repeated = f"{good},filename {base64.b64encode(b'b.txt').decode()}"
     assert_problem(await post(Upload_Length="5", Upload_Metadata=repeated), 400)
-    # Creation takes no body (creation-with-upload is not offered).
+    # A body with creation (creation-with-upload) must say it is upload bytes.
     with_body = await http.post(
         "/api/v1/uploads",
         headers=headers(auth, Upload_Length="5", Upload_Metadata=good),
         content=b"hello",
     )
-    assert_problem(with_body, 400)
+    assert_problem(with_body, 415)
 
     named = await post(
         Upload_Length="5", Upload_Metadata=metadata(filename="../etc/passwd", folder_id=folder)
@@ -418,7 +421,7 @@ async def test_patch_errors_change_nothing(http: httpx.AsyncClient, world: World
     assert await offset_of(http, url, auth) == 0
 
 
-async def test_only_whole_parts_are_stored_and_the_offset_says_so(
+async def test_whole_segments_are_stored_and_the_offset_says_so(
     http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
 ) -> None:
     auth = world["alice"].auth
@@ -426,21 +429,23 @@ async def test_only_whole_parts_are_stored_and_the_offset_says_so(
     payload = data(length)
     url = await new_upload(http, auth, world.acme_folder, length, "parts.bin")
 
-    # One part and 2 MiB more: the part is stored, the 2 MiB are not.
-    first = await send(http, url, auth, 0, payload[: PART + 2 * MiB])
-    assert first.headers["upload-offset"] == str(PART)
+    # One part and 2 MiB and a bit more: the part and 32 whole segments are stored, the bit
+    # after the last whole segment is not.
+    first = await send(http, url, auth, 0, payload[: PART + 2 * MiB + 1000])
+    assert first.headers["upload-offset"] == str(PART + 2 * MiB)
     assert first.headers["upload-expires"].endswith(" GMT")
     assert "document-id" not in first.headers
-    assert await offset_of(http, url, auth) == PART
+    assert await offset_of(http, url, auth) == PART + 2 * MiB
 
-    # Less than a part, not reaching the end: nothing could be stored, and the client is
+    # Less than a segment, not reaching the end: nothing could be stored, and the client is
     # told so rather than left to send the same bytes forever.
-    short = await send(http, url, auth, PART, payload[PART : PART + MiB], expect=400)
-    assert str(PART) in assert_problem(short, 400)["detail"]
+    at = PART + 2 * MiB
+    short = await send(http, url, auth, at, payload[at : at + 1000], expect=400)
+    assert "65536" in assert_problem(short, 400)["detail"]
     assert short.headers["clientvault-chunk-size"] == str(60 * MiB)
-    assert await offset_of(http, url, auth) == PART
+    assert await offset_of(http, url, auth) == at
 
-    last = await send(http, url, auth, PART, payload[PART:])
+    last = await send(http, url, auth, at, payload[at:])
     assert last.headers["upload-offset"] == str(length)
     assert last.headers["document-version"] == "1"
     assert "upload-expires" not in last.headers

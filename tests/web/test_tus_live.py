@@ -150,7 +150,7 @@ def assert_quiet(*apps: LiveApp) -> None:
         assert "Traceback" not in log and "unhandled error" not in log, log
 
 
-async def test_a_patch_cut_off_mid_body_resumes_from_its_last_whole_part(
+async def test_a_patch_cut_off_mid_body_resumes_from_its_last_whole_segment(
     pair: tuple[LiveApp, LiveApp], tenant: LiveTenant
 ) -> None:
     a, _ = pair
@@ -185,10 +185,13 @@ async def test_a_patch_cut_off_mid_body_resumes_from_its_last_whole_part(
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
 
-    # The whole part survives; the 2 MiB after it were never stored.
-    await asyncio.sleep(0.2)
-    assert await offset_of(a, tenant, url) == PART
-    finished = await patch(a, tenant, url, PART, payload[PART:])
+    # The whole part survives, and the whole segments of the 2 MiB after it (staged).
+    deadline = time.monotonic() + 30
+    while (reached := await offset_of(a, tenant, url)) < PART + 2 * MiB:
+        assert time.monotonic() < deadline, f"stuck at {reached}"
+        await asyncio.sleep(0.05)
+    assert reached == PART + 2 * MiB
+    finished = await patch(a, tenant, url, reached, payload[reached:])
 
     assert finished.status_code == 204, finished.text
     meta, content = await document(a, tenant, finished.headers["document-id"])
@@ -208,7 +211,7 @@ async def test_tuspy_starts_on_one_process_and_finishes_on_the_other(
 
     def start_on_a() -> str:
         client = TusClient(f"{a.base_url}/api/v1/uploads", headers=dict(tenant.user.auth))
-        # Chunks of a part and a bit: the server keeps whole parts only, and tuspy goes on
+        # Chunks of a part and a bit: the server keeps every whole segment, and tuspy goes on
         # from the offset the server reports, as tus clients do.
         uploader: Any = client.uploader(
             file_stream=io.BytesIO(payload), chunk_size=PART + 2 * MiB, metadata=meta
@@ -220,7 +223,7 @@ async def test_tuspy_starts_on_one_process_and_finishes_on_the_other(
         return url
 
     url = await asyncio.to_thread(start_on_a)
-    assert offsets == [PART, 2 * PART]
+    assert offsets == [PART + 2 * MiB, 2 * (PART + 2 * MiB)]
 
     async with b.http() as http:
         chunk = int((await http.options("/api/v1/uploads")).headers["clientvault-chunk-size"])
@@ -239,7 +242,7 @@ async def test_tuspy_starts_on_one_process_and_finishes_on_the_other(
 
     answer = await asyncio.to_thread(finish_on_b)
 
-    assert offsets[2] == 2 * PART
+    assert offsets[2] == 2 * (PART + 2 * MiB)
     assert answer["document-version"] == "1"
     # Read back through A: either process serves what the other stored.
     version_meta, content = await document(a, tenant, answer["document-id"])

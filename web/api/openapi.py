@@ -62,11 +62,33 @@ _REQUEST_BODY = {
 _TUS_BODY = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
-def _tus(operation: dict[str, Any], *headers: str) -> dict[str, Any]:
-    """A tus operation: the request headers it requires, Tus-Resumable first."""
+def _tus(
+    operation: dict[str, Any], *headers: str, optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A tus operation: the request headers it requires, Tus-Resumable first, then those
+    it may carry."""
     operation.setdefault("parameters", []).extend(
-        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-        for name in ("Tus-Resumable", *headers)
+        {"name": name, "in": "header", "required": required, "schema": {"type": "string"}}
+        for name, required in [
+            *((name, True) for name in ("Tus-Resumable", *headers)),
+            *((name, False) for name in optional),
+        ]
+    )
+    return operation
+
+
+def _with_body(operation: dict[str, Any]) -> dict[str, Any]:
+    """A tus request that may carry upload bytes: checked by Upload-Checksum (tus 1.0.0
+    §Checksum, 460 on a mismatch), at least one whole 64 KiB segment unless it ends the
+    upload (400)."""
+    operation["responses"].update(
+        {
+            "400": _PROBLEM,
+            "409": _PROBLEM,
+            "413": _PROBLEM,
+            "415": _PROBLEM,
+            "460": {**_PROBLEM, "description": "Checksum Mismatch: nothing of the body stored"},
+        }
     )
     return operation
 
@@ -164,39 +186,53 @@ SPEC: dict[str, Any] = {
         "/uploads": {
             "options": {
                 **_op(
-                    "tus discovery: Tus-Version, Tus-Extension, Tus-Max-Size, "
-                    "ClientVault-Chunk-Size",
+                    "tus discovery: Tus-Version, Tus-Extension (creation, "
+                    "creation-with-upload, termination, expiration, checksum), Tus-Max-Size, "
+                    "Tus-Checksum-Algorithm (sha1, sha256, md5), ClientVault-Chunk-Size",
                     "204",
                 ),
                 "security": [],
             },
             "post": _tus(
-                _op(
-                    "Create a resumable upload: Upload-Length, Upload-Metadata (filename, "
-                    "folder_id); 201 with Location and Upload-Expires",
-                    "201",
+                _with_body(
+                    {
+                        **_op(
+                            "Create a resumable upload: Upload-Length, Upload-Metadata "
+                            "(filename, folder_id); 201 with Location, Upload-Offset and "
+                            "Upload-Expires. With creation-with-upload the body carries the "
+                            "first bytes, stored as a PATCH at offset 0 would store them",
+                            "201",
+                        ),
+                        "requestBody": {"required": False, "content": _TUS_BODY},
+                    }
                 ),
                 "Upload-Length",
                 "Upload-Metadata",
+                optional=("Upload-Checksum",),
             ),
         },
         "/uploads/{upload_id}": {
             "head": _tus(
                 _op(
-                    "Upload-Offset (a part boundary), Upload-Length, Upload-Expires; "
+                    "Upload-Offset (a 64 KiB segment boundary), Upload-Length, "
+                    "Upload-Expires; "
                     "Document-Id and Document-Version once complete",
                     upload_id="path",
                 )
             ),
             "patch": _tus(
-                _op(
-                    "Append bytes at Upload-Offset; whole parts are stored; the final request "
-                    "answers with Document-Id and Document-Version",
-                    "204",
-                    body=_TUS_BODY,
-                    upload_id="path",
+                _with_body(
+                    _op(
+                        "Append bytes at Upload-Offset; every whole 64 KiB segment is "
+                        "stored and the answer's Upload-Offset says how far; the final "
+                        "request answers with Document-Id and Document-Version",
+                        "204",
+                        body=_TUS_BODY,
+                        upload_id="path",
+                    )
                 ),
                 "Upload-Offset",
+                optional=("Upload-Checksum",),
             ),
             "delete": _tus(_op("Terminate the upload", "204", upload_id="path")),
         },

@@ -1,8 +1,9 @@
-"""Resumable uploads: tus 1.0.0 (core, creation, termination, expiration) at /api/v1/uploads.
+"""Resumable uploads: tus 1.0.0 (core, creation, creation-with-upload, termination,
+expiration, checksum) at /api/v1/uploads.
 
-The protocol as implemented, and the whole-part rule, are described in docs/uploads.md. The
-domain side is `vault.uploads` (parts and nonce guard: `vault.upload_append`; finishing:
-`vault.upload_finish`); this module speaks HTTP.
+The protocol as implemented, and the whole-segment rule, are described in docs/uploads.md.
+The domain side is `vault.uploads` (parts: `vault.upload_append`; segment claims and staged
+segments: `vault.upload_staging`; finishing: `vault.upload_finish`); this module speaks HTTP.
 
 Every response, errors included, carries `Tus-Resumable: 1.0.0`. Errors are problem+json
 like the rest of the API. Authentication comes before the protocol version check, so an
@@ -11,8 +12,12 @@ anonymous caller learns nothing about the endpoint but that it needs a token.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import wraps
@@ -20,7 +25,8 @@ from functools import wraps
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from vault import upload_append, upload_finish, uploads
+from vault import audit, crypto, upload_append, upload_finish, uploads
+from vault.policy import Principal
 from web.api.common import api_call, parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
@@ -30,7 +36,14 @@ from web.services import MiB, Services
 logger = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,termination,expiration"
+TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
+# tus 1.0.0 §Checksum: sha1 is required; the others cost nothing more (hashlib has them all).
+CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
+CHECKSUM_MISMATCH = 460
+# A checksummed body can only be stored once all of it has been checked, so it is held in
+# memory meanwhile: up to this many parts of it, the rest read (for the checksum) and dropped.
+CHECKSUM_BUFFER_PARTS = 4
+SEGMENT = 1 << crypto.DEFAULT_SHIFT
 OFFSET_STREAM = "application/offset+octet-stream"
 # Not a tus header: the PATCH body size that stores without waste (a whole number of parts).
 CHUNK_SIZE_HEADER = "ClientVault-Chunk-Size"
@@ -139,6 +152,12 @@ def _metadata_text(pairs: dict[str, bytes], key: str) -> str:
         ) from None
 
 
+def _require_offset_stream(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != OFFSET_STREAM:
+        raise ProblemError(415, "Unsupported media type", f"send Content-Type: {OFFSET_STREAM}")
+
+
 def _document_headers(finished: upload_finish.Finished) -> dict[str, str]:
     return {"Document-Id": str(finished.document_id), "Document-Version": str(finished.version)}
 
@@ -163,6 +182,117 @@ class _Body:
             self.cut_short = True
 
 
+def _checksum(request: Request) -> tuple[str, bytes] | None:
+    """`Upload-Checksum: <algorithm> <base64 digest>` (tus 1.0.0 §Checksum), if sent."""
+    raw = request.headers.get("upload-checksum")
+    if raw is None:
+        return None
+    name, _, value = raw.strip().partition(" ")
+    name = name.lower()
+    if name not in CHECKSUM_ALGORITHMS:
+        # tus 1.0.0 §Checksum: an unsupported algorithm is 400 Bad Request.
+        raise ProblemError(
+            400,
+            "Bad request",
+            f"unsupported checksum algorithm {name!r}; use one of {', '.join(CHECKSUM_ALGORITHMS)}",
+            headers={"Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)},
+        )
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProblemError(400, "Bad request", "the Upload-Checksum digest is not base64") from None
+    if len(digest) != hashlib.new(name, usedforsecurity=False).digest_size:
+        raise ProblemError(400, "Bad request", f"that is not a {name} digest")
+    return name, digest
+
+
+async def _checked(
+    body: _Body, checksum: tuple[str, bytes], *, keep: int, remaining: int
+) -> list[bytes]:
+    """The first `keep` bytes of a body whose checksum matched; nothing if it was cut short.
+
+    Raises:
+        ProblemError: 460 when the checksum does not match (nothing is stored), 413 when the
+            body runs past the upload's length.
+    """
+    name, expected = checksum
+    running = hashlib.new(name, usedforsecurity=False)
+    kept: list[bytes] = []
+    held = 0
+    async for chunk in body:
+        if body.received > remaining:
+            raise ProblemError(413, "Content too large", "the body runs past Upload-Length")
+        running.update(chunk)
+        if held < keep:
+            kept.append(chunk[: keep - held])
+            held += len(kept[-1])
+    if body.cut_short:
+        return []
+    if not hmac.compare_digest(running.digest(), expected):
+        raise ProblemError(
+            CHECKSUM_MISMATCH,
+            "Checksum mismatch",
+            f"the body's {name} does not match Upload-Checksum; nothing of it was stored",
+        )
+    return kept
+
+
+async def _replay(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _receive(
+    request: Request,
+    upload: uploads.Upload,
+    principal: Principal,
+    context: audit.AuditContext,
+    checksum: tuple[str, bytes] | None,
+    *,
+    creating: bool = False,
+) -> dict[str, str]:
+    """Store what the body brings (a PATCH's, or a POST's with creation-with-upload) and
+    finish the upload if it reached the end; the answer's tus headers."""
+    svc = services(request)
+    resumable = uploads.Resumable.of(upload, svc.keyring)
+    body = _Body(request)
+    source: AsyncIterator[bytes] | _Body = body
+    if checksum is not None:
+        keep = CHECKSUM_BUFFER_PARTS * resumable.part_size
+        kept = await _checked(
+            body, checksum, keep=keep, remaining=resumable.length - upload.stored_offset
+        )
+        source = _replay(kept)
+    digests = svc.upload_digests
+    appended = await upload_append.append(
+        svc.sessions, svc.store, resumable, source, expires_in=_expires_in(svc), digests=digests
+    )
+    if appended.final_stored:
+        finished = await upload_finish.finish(
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            principal,
+            context,
+            upload.id,
+            digests=digests,
+        )
+        return {"Upload-Offset": str(resumable.length), **_document_headers(finished)}
+    stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
+    if stalled and not creating:
+        # A client that keeps sending less than a segment would never advance: tell it why.
+        raise ProblemError(
+            400,
+            "Bad request",
+            f"nothing was stored: a PATCH must carry at least one whole {SEGMENT}-byte "
+            f"segment or the rest of the upload; chunks of {chunk_size(svc)} bytes "
+            f"({CHUNK_SIZE_HEADER}) are stored with no byte sent twice",
+            headers={CHUNK_SIZE_HEADER: str(chunk_size(svc))},
+        )
+    expires = appended.expires_at or upload.expires_at
+    return {"Upload-Offset": str(appended.offset), "Upload-Expires": http_date(expires)}
+
+
 # --- Routes ----------------------------------------------------------------------------------
 
 
@@ -176,6 +306,7 @@ async def options(request: Request) -> Response:
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": TUS_EXTENSIONS,
             "Tus-Max-Size": str(max_size(svc)),
+            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
             CHUNK_SIZE_HEADER: str(chunk_size(svc)),
         },
     )
@@ -197,10 +328,18 @@ async def create(request: Request) -> Response:
                 f"the limit is {limit} bytes",
                 headers={"Tus-Max-Size": str(limit)},
             )
-        if _optional_count(request, "content-length") or request.headers.get("transfer-encoding"):
-            raise ProblemError(
-                400, "Bad request", "send the bytes with PATCH; creation takes no body"
-            )
+        declared = _optional_count(request, "content-length")
+        with_upload = bool(declared or request.headers.get("transfer-encoding"))
+        checksum = None
+        if with_upload:
+            # tus 1.0.0 §creation-with-upload: the first bytes come with the POST, as a PATCH
+            # at offset 0 would bring them.
+            _require_offset_stream(request)
+            if declared is not None and declared > length:
+                raise ProblemError(
+                    413, "Content too large", f"{declared} bytes run past Upload-Length {length}"
+                )
+            checksum = _checksum(request)
         raw = request.headers.get("upload-metadata", "")
         pairs = uploads.parse_metadata(raw)
         name = _metadata_text(pairs, "filename")
@@ -227,7 +366,12 @@ async def create(request: Request) -> Response:
         "Upload-Expires": http_date(upload.expires_at),
         CHUNK_SIZE_HEADER: str(chunk_size(svc)),
     }
-    if length == 0:
+    if with_upload:
+        answer = await _receive(request, upload, principal, context, checksum, creating=True)
+        headers.update(answer)
+        if "Document-Id" in answer:
+            del headers["Upload-Expires"]
+    elif length == 0:
         # Nothing will ever be sent: the (empty) final part is all there is, so finish now.
         resumable = uploads.Resumable.of(upload, svc.keyring)
         await upload_append.append(
@@ -275,14 +419,11 @@ async def head(request: Request) -> Response:
 
 @tus_endpoint
 async def patch(request: Request) -> Response:
-    svc = services(request)
     upload_id = parse_id(request.path_params["upload_id"], "upload")
     async with api_call(request) as call:
         _require_version(request)
         upload = await uploads.get_upload(call.session, call.principal, upload_id, write=True)
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != OFFSET_STREAM:
-            raise ProblemError(415, "Unsupported media type", f"send Content-Type: {OFFSET_STREAM}")
+        _require_offset_stream(request)
         offset = _count(request, "upload-offset")
         current = uploads.reported_offset(upload)
         if offset != current:
@@ -297,8 +438,8 @@ async def patch(request: Request) -> Response:
                 f"{declared} bytes at offset {current} run past Upload-Length "
                 f"{upload.upload_length}",
             )
+        checksum = _checksum(request)
         principal, context = call.principal, call.audit
-        resumable = uploads.Resumable.of(upload, svc.keyring)
     if upload.state == uploads.UploadState.COMPLETE:
         # The final request again (its answer was lost, say): the same answer, nothing stored.
         async for chunk in request.stream():
@@ -309,39 +450,7 @@ async def patch(request: Request) -> Response:
             status_code=204,
             headers={"Upload-Offset": str(upload.upload_length), **_document_headers(finished)},
         )
-    body = _Body(request)
-    digests = services(request).upload_digests
-    appended = await upload_append.append(
-        svc.sessions, svc.store, resumable, body, expires_in=_expires_in(svc), digests=digests
-    )
-    headers: dict[str, str] = {}
-    if appended.final_stored:
-        finished = await upload_finish.finish(
-            svc.sessions,
-            svc.store,
-            svc.keyring,
-            principal,
-            context,
-            upload_id,
-            digests=digests,
-        )
-        headers["Upload-Offset"] = str(resumable.length)
-        headers.update(_document_headers(finished))
-        return Response(status_code=204, headers=headers)
-    if appended.parts_stored == 0 and body.received and not body.cut_short:
-        # A client that keeps sending less than a part would never advance: tell it why.
-        size = chunk_size(svc)
-        raise ProblemError(
-            400,
-            "Bad request",
-            f"nothing was stored: a PATCH must carry at least one whole part "
-            f"({resumable.part_size} bytes) or the rest of the upload; send chunks of "
-            f"{size} bytes ({CHUNK_SIZE_HEADER})",
-            headers={CHUNK_SIZE_HEADER: str(size)},
-        )
-    headers["Upload-Offset"] = str(appended.offset)
-    expires = appended.expires_at or upload.expires_at
-    headers["Upload-Expires"] = http_date(expires)
+    headers = await _receive(request, upload, principal, context, checksum)
     return Response(status_code=204, headers=headers)
 
 
