@@ -1,7 +1,7 @@
 """resumable uploads of any PATCH size: per-segment claims and staged segments
 
 Revision ID: 0011_tus_any_size
-Revises: 0007
+Revises: 0010_denied_audit
 
 A part is now claimed segment by segment (`upload_parts.tags`, one keyed tag per 64 KiB
 segment), so a PATCH that ends inside a part can claim, encrypt and keep the whole segments
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_tus_any_size"
-down_revision: str | None = "0007"
+down_revision: str | None = "0010_denied_audit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
