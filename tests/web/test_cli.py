@@ -46,6 +46,7 @@ COMMANDS = [
     ["keys", "rewrap"],
     ["audit", "verify"],
     ["gc"],
+    ["fsck"],
 ]
 LONG_PASSWORD = "correct horse battery staple"
 
