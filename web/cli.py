@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
 from storage import StorageError
@@ -24,6 +25,8 @@ from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
+from web.metrics import prepare_multiprocess
+from web.observe import configure_logging
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
 
@@ -64,6 +67,13 @@ def main(ctx: click.Context, config_path: str | None) -> None:
         ctx.obj = load_settings(config_path)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+async def _client_id(session: AsyncSession, name: str) -> uuid.UUID:
+    found = await folder_service.find_client_by_name(session, name)
+    if found is None:
+        raise click.ClickException(f"no client named {name!r}")
+    return found.id
 
 
 def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -121,13 +131,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if settings.server.workers > 1 and ctx.parent and ctx.parent.params.get("config_path"):
         # Worker processes load settings themselves; point them at the same file.
         os.environ["CLIENTVAULT_CONFIG"] = str(ctx.parent.params["config_path"])
+    configure_logging(format=settings.logging.format, level=settings.logging.level)
+    if settings.server.workers > 1 and settings.metrics.enabled:
+        prepare_multiprocess(settings.data_dir / "metrics")
     kwargs: dict[str, Any] = {
+        "log_config": None,  # ours (web.observe), set up above and in each worker
+        "access_log": False,  # the app logs one line per request itself, with its id
         "host": host or settings.server.host,
         "port": port or settings.server.port,
         "factory": True,
         "proxy_headers": bool(settings.server.forwarded_allow_ips),
         "forwarded_allow_ips": settings.server.forwarded_allow_ips or None,
-        "log_level": "info",
     }
     if settings.server.workers > 1:
         uvicorn.run("web.app:create_app", workers=settings.server.workers, **kwargs)
@@ -164,11 +178,9 @@ def client_add(ctx: click.Context, name: str, shared: bool) -> None:
 def _set_shared(ctx: click.Context, name: str, *, shared: bool) -> None:
     async def run(svc: Services) -> str:
         async with transaction(svc.sessions) as session:
-            found = await folder_service.find_client_by_name(session, name)
-            if found is None:
-                raise click.ClickException(f"no client named {name!r}")
-            await resources.set_shared(session, SYSTEM, CLI_CONTEXT, found.id, shared=shared)
-            return str(found.id)
+            client_id = await _client_id(session, name)
+            await resources.set_shared(session, SYSTEM, CLI_CONTEXT, client_id, shared=shared)
+            return str(client_id)
 
     click.echo(_run(_with_services(_settings(ctx), run)))
 
@@ -215,12 +227,7 @@ def user_add(
     async def run(svc: Services) -> str:
         password_hash = None if password is None else hash_password(password, svc.password_hasher)
         async with transaction(svc.sessions) as session:
-            client_ids = []
-            for name in clients:
-                found = await folder_service.find_client_by_name(session, name)
-                if found is None:
-                    raise click.ClickException(f"no client named {name!r}")
-                client_ids.append(found.id)
+            client_ids = [await _client_id(session, name) for name in clients]
             if client_ids and Role(role) not in (Role.CLIENT, Role.STAFF):
                 raise click.ClickException("only client and staff users belong to clients")
             created = await accounts.create_user(
@@ -465,10 +472,7 @@ def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes:
         client_id = None
         if client_name is not None:
             async with transaction(svc.sessions) as session:
-                found = await folder_service.find_client_by_name(session, client_name)
-            if found is None:
-                raise click.ClickException(f"no client named {client_name!r}")
-            client_id = found.id
+                client_id = await _client_id(session, client_name)
         return await fsck_service.check_store(
             svc.sessions,
             svc.store,
@@ -488,10 +492,8 @@ def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes:
     if progress:
         click.echo("", err=True)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.problems.items()))
-    click.echo(
-        f"{'ok' if report.clean else 'PROBLEMS'}: {report.versions} versions, "
-        f"{report.objects} objects checked{'' if report.clean else ': ' + counts}",
-        err=not report.clean,
-    )
+    summary = f"{report.versions} versions, {report.objects} objects checked"
     if not report.clean:
+        click.echo(f"PROBLEMS: {summary}: {counts}", err=True)
         sys.exit(1)
+    click.echo(f"ok: {summary}")
