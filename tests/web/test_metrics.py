@@ -3,12 +3,16 @@ one-line-per-request log."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +24,8 @@ from sqlmodel import col, select
 
 from storage import ObjectNotFoundError
 from tests.fixtures.app import World, on_each_store
+from tests.fixtures.s3 import free_port
+from tests.web.test_cli import SCRIPT, script
 from vault.db import transaction
 from vault.models import AuditEvent
 from vault.stats import OperationalStats
@@ -219,3 +225,55 @@ async def test_a_trusted_request_id_is_kept(settings: Settings) -> None:
         # Anything that is not a plain token is replaced, so logs cannot be forged.
         odd = await http.get("/healthz", headers={"X-Request-Id": "a b\tc"})
         assert odd.headers["x-request-id"] != "a b\tc"
+
+
+async def test_two_workers_report_the_sum_of_both(tmp_path: Path) -> None:
+    """`clientvault serve` with two worker processes: whichever answers a scrape counts
+    every request (prometheus_client's multiprocess mode), and logs one JSON line each."""
+    port = free_port()
+    data_dir = tmp_path / "data"
+    config = tmp_path / "clientvault.toml"
+    config.write_text(
+        f"data_dir = {json.dumps(str(data_dir))}\n"
+        f"[server]\nworkers = 2\nport = {port}\n"
+        f"[metrics]\nenabled = true\ntoken = {json.dumps(TOKEN)}\n"
+        '[logging]\nformat = "json"\n[notify]\nworker = false\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTVAULT")}
+    assert script(config, "init").returncode == 0
+    log = (tmp_path / "serve.log").open("wb")
+    server = await asyncio.create_subprocess_exec(
+        str(SCRIPT), "--config", str(config), "serve", stdout=log, stderr=log, env=env
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                async with httpx.AsyncClient(base_url=base) as http:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+            await asyncio.sleep(0.1)
+        count = "clientvault_http_request_duration_seconds_count"
+        async with httpx.AsyncClient(base_url=base) as http:
+            before = value(
+                (await scrape(http))["clientvault_http_request_duration_seconds"],
+                count,
+                route="/healthz",
+            )
+        for _ in range(20):
+            # A connection per request, so the kernel spreads them over both workers.
+            async with httpx.AsyncClient(base_url=base) as http:
+                assert (await http.get("/healthz")).status_code == 200
+        for _ in range(4):
+            async with httpx.AsyncClient(base_url=base) as http:
+                requests = (await scrape(http))["clientvault_http_request_duration_seconds"]
+            assert value(requests, count, route="/healthz", status="200") == before + 20
+        assert len({p.name.split("_")[-1] for p in (data_dir / "metrics").glob("*.db")}) == 2
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 30)
+        log.close()
+    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()]
+    access = [line for line in lines if line.get("logger") == ACCESS_LOGGER]
+    assert len({line["request_id"] for line in access}) == len(access) >= 25
