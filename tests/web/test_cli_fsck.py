@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import pty
 import uuid
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import pytest
 
 from tests.fixtures.app import World, on_each_store
 from tests.vault.test_fsck import flip_byte, key_of, put_object, upload
-from tests.web.test_cli import cli_async
+from tests.web.test_cli import SCRIPT, cli_async
 from vault.crypto import HEADER_SIZE
 from web.services import Services
 from web.settings import Settings
@@ -96,3 +100,37 @@ async def test_fsck_client_limits_the_scan(
     assert globex.exit_code == 1 and f"missing\t{gone}" in globex.stdout
     unknown = await cli_async(config, "fsck", "--client", "Initech")
     assert unknown.exit_code == 1 and "no client named 'Initech'" in unknown.output
+
+
+async def test_fsck_shows_progress_only_on_a_terminal(
+    http: httpx.AsyncClient, world: World, services: Services, config: Path
+) -> None:
+    await upload(http, world, "fine.txt", b"fine")
+    piped = await cli_async(config, "fsck")
+    assert "\r" not in piped.output  # no progress into a pipe or a log file
+
+    # The installed script, with standard error on a pseudo-terminal.
+    controller, terminal = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(SCRIPT),
+            "--config",
+            str(config),
+            "fsck",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=terminal,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CLIENTVAULT")},
+        )
+        stdout, _ = await asyncio.wait_for(process.communicate(), 60)
+        os.close(terminal)
+        terminal = -1
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once the other end is closed
+            while chunk := os.read(controller, 4096):
+                shown += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert process.returncode == 0 and stdout.startswith(b"ok: 1 versions")
+    assert b"\r1 versions, 1 objects" in shown
