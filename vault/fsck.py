@@ -259,7 +259,7 @@ async def check_store(
     Args:
         client_id: Check only this client's objects and versions.
         batch: Rows fetched per round trip from the database.
-        concurrency: Objects checked at once.
+        concurrency: Objects checked at once (at most 2 with `deep`).
     """
     started = now or datetime.now(UTC)
     cutoff = started - orphan_grace
@@ -267,6 +267,9 @@ async def check_store(
     live = await uploads.live_storage_keys(sessions)  # only unfinished uploads: few
     report = FsckReport()
     checker = _Checker(store, keyring, deep, report, on_problem)
+    if deep:
+        # Each whole read holds the store's read window (S3: 4 × 8 MiB ranged GETs).
+        concurrency = min(concurrency, 2)
     try:
         await _merge(
             sessions,
