@@ -19,8 +19,9 @@ ALLOWED = {
 OURS = set(ALLOWED)
 # Third-party libraries that belong to one layer only (DESIGN.md: vault imports no web or S3 code).
 FORBIDDEN_THIRD_PARTY = {
-    "vault": {"starlette", "boto3", "botocore", "aiosmtplib", "uvicorn"},
-    "storage": {"starlette", "sqlmodel", "sqlalchemy", "aiosmtplib"},
+    # Metrics live in web: vault exposes hooks (audit.observe_appends), storage is wrapped.
+    "vault": {"starlette", "boto3", "botocore", "aiosmtplib", "uvicorn", "prometheus_client"},
+    "storage": {"starlette", "sqlmodel", "sqlalchemy", "aiosmtplib", "prometheus_client"},
     "notify": {"starlette", "boto3", "botocore", "uvicorn"},
 }
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,13 +49,26 @@ class AuditContext:
     actor_role: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    # Ties the event to the request's log line; kept in `details`, so the entry format and
+    # the hashes of older events are unchanged.
+    request_id: str | None = None
 
     def acting_as(self, user_id: object, role: str) -> AuditContext:
         """The same request, with the actor now known (e.g. once a password checked out)."""
-        return AuditContext(str(user_id), str(role), self.ip, self.user_agent)
+        return AuditContext(str(user_id), str(role), self.ip, self.user_agent, self.request_id)
 
 
 SYSTEM = AuditContext(actor_role="system")
+
+# Told how long each append took (seconds), for the web layer's metrics; vault itself
+# depends on no metrics library.
+_append_observers: list[Callable[[float], None]] = []
+
+
+def observe_appends(observer: Callable[[float], None]) -> Callable[[], None]:
+    """Call `observer` with the duration of every append; returns a function that stops it."""
+    _append_observers.append(observer)
+    return lambda: _append_observers.remove(observer)
 
 
 def timestamp(moment: datetime | None = None) -> str:
@@ -98,6 +112,10 @@ async def record(
 
     Details must hold only JSON scalars, lists and objects, and never secrets or file contents.
     """
+    started = time.perf_counter()
+    facts = dict(details or {})
+    if context.request_id is not None:
+        facts.setdefault("request_id", context.request_id)
     head = (
         await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     ).scalar_one()
@@ -114,7 +132,7 @@ async def record(
         ip=context.ip,
         user_agent=(context.user_agent or "")[:256] or None,
         outcome=outcome,
-        details=json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":")),
+        details=json.dumps(facts, sort_keys=True, separators=(",", ":")),
         prev_hash=head.leaf_hash,
         leaf_hash="",
     )
@@ -124,6 +142,9 @@ async def record(
     session.add(event)
     session.add(head)
     await session.flush()
+    elapsed = time.perf_counter() - started
+    for observer in _append_observers:
+        observer(elapsed)
     return event
 
 

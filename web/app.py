@@ -15,12 +15,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import notify
-from vault import checkpoints
+from vault import audit, checkpoints
 from vault.db import check_migrated
 from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
+from web.metrics import Metrics, metrics_endpoint
+from web.observe import ObserveMiddleware, configure_logging
 from web.pages import routes as page_routes
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
@@ -34,12 +36,17 @@ class State(TypedDict):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the app; settings are loaded from the config file and environment if not given."""
-    settings = settings or load_settings()
+    if settings is None:
+        # Started by uvicorn as a worker process (`serve` with several workers): set up
+        # logging here, as `serve` did for itself. Given settings, the caller owns logging.
+        settings = load_settings()
+        configure_logging(format=settings.logging.format, level=settings.logging.level)
+    metrics = Metrics() if settings.metrics.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         access_log.install()
-        async with open_services(settings) as services:
+        async with open_services(settings, metrics=metrics) as services:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.
             await check_migrated(services.engine)
@@ -64,12 +71,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         notify_config(settings, services.keyring),
                     )
                 logger.info("ClientVault ready on %s", settings.server.public_url)
-                yield {"services": services}
+                stop_observing = (
+                    audit.observe_appends(metrics.audit_append.observe)
+                    if metrics is not None
+                    else lambda: None
+                )
+                try:
+                    yield {"services": services}
+                finally:
+                    stop_observing()
                 tasks.cancel_scope.cancel()
 
     routes: list[BaseRoute] = [
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/api/v1", routes=api_routes()),
         *unsubscribe.routes(),
         Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
@@ -81,6 +97,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            # Outermost, so its duration and status cover everything, errors included.
+            Middleware(
+                ObserveMiddleware,
+                metrics=metrics,
+                trust_request_id=settings.logging.trust_request_id,
+            ),
             Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
             Middleware(HeaderLimitMiddleware),
         ],

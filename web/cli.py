@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
+from storage import StorageError
 from vault import accounts, audit, maintenance, ratelimit, resources, sessions
 from vault import folders as folder_service
+from vault import fsck as fsck_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import NotFoundError, VaultError
 from vault.keyring import KeyFile
@@ -25,6 +28,8 @@ from vault.policy import SYSTEM
 from web.cli_audit import audit_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
+from web.metrics import prepare_multiprocess
+from web.observe import configure_logging
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
 
@@ -65,6 +70,13 @@ def main(ctx: click.Context, config_path: str | None) -> None:
         ctx.obj = load_settings(config_path)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+async def _client_id(session: AsyncSession, name: str) -> uuid.UUID:
+    found = await folder_service.find_client_by_name(session, name)
+    if found is None:
+        raise click.ClickException(f"no client named {name!r}")
+    return found.id
 
 
 def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -132,13 +144,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     if settings.server.workers > 1 and ctx.parent and ctx.parent.params.get("config_path"):
         # Worker processes load settings themselves; point them at the same file.
         os.environ["CLIENTVAULT_CONFIG"] = str(ctx.parent.params["config_path"])
+    configure_logging(format=settings.logging.format, level=settings.logging.level)
+    if settings.server.workers > 1 and settings.metrics.enabled:
+        prepare_multiprocess(settings.data_dir / "metrics")
     kwargs: dict[str, Any] = {
+        "log_config": None,  # ours (web.observe), set up above and in each worker
+        "access_log": False,  # the app logs one line per request itself, with its id
         "host": host or settings.server.host,
         "port": port or settings.server.port,
         "factory": True,
         "proxy_headers": bool(settings.server.forwarded_allow_ips),
         "forwarded_allow_ips": settings.server.forwarded_allow_ips or None,
-        "log_level": "info",
         # h11 rather than httptools, because only h11 bounds the request head: 10 MB of
         # headers would otherwise be read into memory (review item 15). Past the limit h11
         # raises and uvicorn answers 400 and closes the connection.
@@ -180,11 +196,9 @@ def client_add(ctx: click.Context, name: str, shared: bool) -> None:
 def _set_shared(ctx: click.Context, name: str, *, shared: bool) -> None:
     async def run(svc: Services) -> str:
         async with transaction(svc.sessions) as session:
-            found = await folder_service.find_client_by_name(session, name)
-            if found is None:
-                raise click.ClickException(f"no client named {name!r}")
-            await resources.set_shared(session, SYSTEM, CLI_CONTEXT, found.id, shared=shared)
-            return str(found.id)
+            client_id = await _client_id(session, name)
+            await resources.set_shared(session, SYSTEM, CLI_CONTEXT, client_id, shared=shared)
+            return str(client_id)
 
     click.echo(_run(_with_services(_settings(ctx), run)))
 
@@ -231,12 +245,7 @@ def user_add(
     async def run(svc: Services) -> str:
         password_hash = None if password is None else hash_password(password, svc.password_hasher)
         async with transaction(svc.sessions) as session:
-            client_ids = []
-            for name in clients:
-                found = await folder_service.find_client_by_name(session, name)
-                if found is None:
-                    raise click.ClickException(f"no client named {name!r}")
-                client_ids.append(found.id)
+            client_ids = [await _client_id(session, name) for name in clients]
             if client_ids and Role(role) not in (Role.CLIENT, Role.STAFF):
                 raise click.ClickException("only client and staff users belong to clients")
             created = await accounts.create_user(
@@ -423,3 +432,60 @@ def gc(ctx: click.Context, grace_hours: float | None) -> None:
     click.echo(
         f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads"
     )
+
+
+@main.command()
+@click.option("--deep", is_flag=True, help="Also decrypt every object and check its digest.")
+@click.option("--client", "client_name", default=None, help="Check only this client's files.")
+@click.option(
+    "--grace-minutes",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Orphans younger than this are not reported: their version may be about to commit.",
+)
+@click.pass_context
+def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes: float) -> None:
+    """Check every stored object against the database; exit 1 on any problem."""
+    settings = _settings(ctx)
+    progress = sys.stderr.isatty()
+
+    def show(problem: fsck_service.Problem) -> None:
+        where = f" (document {problem.document_id} v{problem.number})" if problem.number else ""
+        click.echo(f"{problem.kind}\t{problem.key}{where}: {problem.detail}")
+
+    def tick(report: fsck_service.FsckReport) -> None:
+        if progress:
+            click.echo(
+                f"\r{report.versions} versions, {report.objects} objects", nl=False, err=True
+            )
+
+    async def run(svc: Services) -> fsck_service.FsckReport:
+        client_id = None
+        if client_name is not None:
+            async with transaction(svc.sessions) as session:
+                client_id = await _client_id(session, client_name)
+        return await fsck_service.check_store(
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            CLI_CONTEXT,
+            deep=deep,
+            client_id=client_id,
+            orphan_grace=timedelta(minutes=grace_minutes),
+            on_problem=show,
+            on_progress=tick,
+        )
+
+    try:
+        report = _run(_with_services(settings, run))
+    except StorageError as exc:
+        raise click.ClickException(f"the object store failed: {exc}") from exc
+    if progress:
+        click.echo("", err=True)
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.problems.items()))
+    summary = f"{report.versions} versions, {report.objects} objects checked"
+    if not report.clean:
+        click.echo(f"PROBLEMS: {summary}: {counts}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {summary}")

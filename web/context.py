@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from vault.audit import AuditContext
 from vault.policy import Principal
+from web.observe import request_id_of
 from web.services import Services
 
 
@@ -26,4 +27,5 @@ def audit_context(request: Request, principal: Principal | None = None) -> Audit
         actor_role=principal.role.value if principal else None,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
+        request_id=request_id_of(request.scope),
     )

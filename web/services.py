@@ -24,6 +24,7 @@ from vault.sessions import SessionPolicy
 from vault.signin import SignInPolicy
 from vault.store import ObjectStore
 from web.datadir import prepare_data_dir
+from web.metrics import InstrumentedStore, Metrics
 from web.settings import Settings
 
 MiB = 1024 * 1024
@@ -36,6 +37,8 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     store: ObjectStore
     keyring: Keyring
+    # The app's metrics (None for CLI commands); the store above is then instrumented.
+    metrics: Metrics | None = None
 
     @property
     def part_size(self) -> int:
@@ -142,18 +145,22 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, *, metrics: Metrics | None = None
+) -> AsyncIterator[Services]:
     # Before anything is created in it: the app lifespan and every CLI command refuse a
     # data directory others can read (review item 10).
     prepare_data_dir(settings)
     engine = create_engine(settings.database_url, pool_size=settings.database.pool_size)
+    store = build_store(settings)
     try:
         yield Services(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            store=build_store(settings),
+            store=store if metrics is None else InstrumentedStore(store, metrics),
             keyring=load_keyring(settings),
+            metrics=metrics,
         )
     finally:
         await engine.dispose()

@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vault.notifications import Cadence
 
@@ -142,6 +150,28 @@ class UploadSettings(_Section):
     expire_hours: int = Field(24, ge=1)
 
 
+class MetricsSettings(_Section):
+    # GET /metrics answers 404 unless enabled and the request bears this token.
+    enabled: bool = False
+    token: SecretStr = SecretStr("")
+    token_file: str = ""
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> MetricsSettings:
+        # Metrics name routes and volumes: never serve them to anyone who asks.
+        if self.enabled and not (self.token.get_secret_value() or self.token_file):
+            raise ValueError("metrics.enabled needs metrics.token or metrics.token_file")
+        return self
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Take the request id from an incoming X-Request-Id (set by the load balancer) instead
+    # of making one; only when every request reaches the app through that balancer.
+    trust_request_id: bool = False
+
+
 class Settings(_Section):
     data_dir: Path = Path("./clientvault-data")
     server: ServerSettings = ServerSettings()
@@ -153,6 +183,8 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @property
     def database_url(self) -> str:
@@ -181,6 +213,9 @@ class Settings(_Section):
 
     def smtp_password(self) -> str:
         return _secret(self.smtp.password, self.smtp.password_file)
+
+    def metrics_token(self) -> str:
+        return _secret(self.metrics.token, self.metrics.token_file)
 
 
 def _secret(value: SecretStr, file: str) -> str:

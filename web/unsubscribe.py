@@ -27,6 +27,7 @@ from vault.db import transaction
 from vault.models import Client, User
 from vault.notifications import Cadence, set_preference
 from web.context import client_ip, services
+from web.observe import request_id_of
 
 _PAGE = Environment(autoescape=True, undefined=StrictUndefined).from_string(
     """<!DOCTYPE html>
@@ -103,7 +104,10 @@ async def confirm(request: Request) -> HTMLResponse:
     if ids is None:
         return _invalid()
     context = AuditContext(
-        actor_role="link", ip=client_ip(request), user_agent=request.headers.get("user-agent")
+        actor_role="link",
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id_of(request.scope),
     )
     async with transaction(services(request).sessions) as session:
         user = await session.get(User, ids[0])

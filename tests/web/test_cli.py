@@ -48,6 +48,7 @@ COMMANDS = [
     ["audit", "key"],
     ["audit", "verify-export"],
     ["gc"],
+    ["fsck"],
 ]
 LONG_PASSWORD = "correct horse battery staple"
 

@@ -135,8 +135,9 @@ async def test_serve_access_log_never_holds_link_secrets(served: LiveApp) -> Non
             break
         await asyncio.sleep(0.05)
     log = served.log()
-    assert f"/invite/{REDACTED}" in log and f"/reset/{REDACTED}" in log, log
-    assert f"/unsubscribe/{REDACTED}" in log, log
+    # `serve` logs each request once, by its route template; a raw path would be redacted.
+    for route in ("/invite/", "/reset/", "/unsubscribe/"):
+        assert route in log, log
     assert SECRET not in log
 
 
