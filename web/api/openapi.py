@@ -245,6 +245,7 @@ SPEC: dict[str, Any] = {
                 actor="query",
                 action="query",
                 document_id="query",
+                outcome="query",
                 since="query",
                 until="query",
                 limit="query",
@@ -260,6 +261,7 @@ SPEC: dict[str, Any] = {
                 actor="query",
                 action="query",
                 document_id="query",
+                outcome="query",
                 since="query",
                 until="query",
             )
