@@ -162,6 +162,7 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_events_document_seq", "document_id", "seq"),
         Index("ix_audit_events_action_outcome_seq", "action", "outcome", "seq"),
         Index("ix_audit_events_outcome_seq", "outcome", "seq"),
+        Index("ix_audit_events_client_ts", "client_id", "ts"),
     )
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     ts: str = Field(sa_column=Column(String(24), nullable=False, index=True))

@@ -22,6 +22,7 @@ SEARCH_INDEXES = {
     "ix_audit_events_document_seq": ["document_id", "seq"],
     "ix_audit_events_action_outcome_seq": ["action", "outcome", "seq"],
     "ix_audit_events_outcome_seq": ["outcome", "seq"],
+    "ix_audit_events_client_ts": ["client_id", "ts"],
 }
 REPLACED = {
     "ix_audit_events_client_id",
