@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import tempfile
@@ -437,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"searches ({args.runs} of each, up to {args.depth} pages deep):")
             searches = run_searches(http, world, args.runs, args.depth, args.seed)
             events, seconds, peak, start = run_export(http, psutil.Process(server.pid))
+        # Other jobs share the machine; their load explains outlying percentiles.
+        print("load average (1, 5, 15 min): " + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
     print()
     print("| search | first page p50 / p95 ms | deep page p50 / p95 ms (pages reached, median) |")
     print("| --- | ---: | ---: |")
