@@ -42,6 +42,7 @@ class AuditFilter:
     actor: str | None = None
     action: str | None = None
     document_id: str | None = None
+    outcome: str | None = None
     since: str | None = None
     until: str | None = None
 
@@ -53,6 +54,7 @@ class AuditFilter:
         actor: str | None = None,
         action: str | None = None,
         document_id: str | None = None,
+        outcome: str | None = None,
         since: str | None = None,
         until: str | None = None,
     ) -> AuditFilter:
@@ -61,6 +63,7 @@ class AuditFilter:
             actor=actor or None,
             action=action or None,
             document_id=document_id or None,
+            outcome=outcome or None,
             since=_instant(since, "since"),
             until=_instant(until, "until"),
         )
@@ -81,6 +84,8 @@ class AuditFilter:
                 query = query.where(AuditEvent.action == self.action)
         if self.document_id:
             query = query.where(AuditEvent.document_id == self.document_id)
+        if self.outcome:
+            query = query.where(AuditEvent.outcome == self.outcome)
         if self.since:
             query = query.where(AuditEvent.ts >= self.since)
         if self.until:

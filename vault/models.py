@@ -155,15 +155,24 @@ class AuditEvent(SQLModel, table=True):
     """One entry of the tamper-evident audit log; see docs/audit-log.md for the encoding."""
 
     __tablename__ = "audit_events"
+    # Searches page newest first by seq: each filter's index ends with seq (migration 0014).
+    __table_args__ = (
+        Index("ix_audit_events_client_seq", "client_id", "seq"),
+        Index("ix_audit_events_actor_seq", "actor_id", "seq"),
+        Index("ix_audit_events_document_seq", "document_id", "seq"),
+        Index("ix_audit_events_action_outcome_seq", "action", "outcome", "seq"),
+        Index("ix_audit_events_outcome_seq", "outcome", "seq"),
+        Index("ix_audit_events_client_ts", "client_id", "ts"),
+    )
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     ts: str = Field(sa_column=Column(String(24), nullable=False, index=True))
-    actor_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    actor_id: str | None = Field(default=None, sa_column=Column(String(36)))
     actor_role: str | None = Field(default=None, sa_column=Column(String(16)))
-    action: str = Field(sa_column=Column(String(64), nullable=False, index=True))
-    client_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    client_id: str | None = Field(default=None, sa_column=Column(String(36)))
     target_type: str | None = Field(default=None, sa_column=Column(String(32)))
     target_id: str | None = Field(default=None, sa_column=Column(String(64)))
-    document_id: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    document_id: str | None = Field(default=None, sa_column=Column(String(36)))
     ip: str | None = Field(default=None, sa_column=Column(String(64)))
     user_agent: str | None = Field(default=None, sa_column=Column(String(256)))
     outcome: str = Field(sa_column=Column(String(16), nullable=False))

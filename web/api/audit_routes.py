@@ -38,6 +38,7 @@ def _filters(request: Request) -> aq.AuditFilter:
             actor=q.get("actor"),
             action=q.get("action"),
             document_id=q.get("document_id"),
+            outcome=q.get("outcome"),
             since=q.get("since"),
             until=q.get("until"),
         )

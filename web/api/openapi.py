@@ -281,6 +281,7 @@ SPEC: dict[str, Any] = {
                 actor="query",
                 action="query",
                 document_id="query",
+                outcome="query",
                 since="query",
                 until="query",
                 limit="query",
@@ -296,6 +297,7 @@ SPEC: dict[str, Any] = {
                 actor="query",
                 action="query",
                 document_id="query",
+                outcome="query",
                 since="query",
                 until="query",
             )
