@@ -155,7 +155,7 @@ class AuditEvent(SQLModel, table=True):
     """One entry of the tamper-evident audit log; see docs/audit-log.md for the encoding."""
 
     __tablename__ = "audit_events"
-    # Searches page newest first by seq: each filter's index ends with seq (migration 0014).
+    # Searches page newest first by seq: each filter's index ends with seq (migration 0011).
     __table_args__ = (
         Index("ix_audit_events_client_seq", "client_id", "seq"),
         Index("ix_audit_events_actor_seq", "actor_id", "seq"),

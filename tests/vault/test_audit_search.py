@@ -1,4 +1,4 @@
-"""Audit searches on both databases: the indexes of migration 0014, and pages that match
+"""Audit searches on both databases: the indexes of migration 0011, and pages that match
 the filters' definition whichever plan the database picks."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def test_migration_adds_the_search_indexes(services: Services) -> None:
 async def test_migration_downgrades_and_upgrades_again(services: Services) -> None:
     async with services.engine.begin() as conn:
         await conn.run_sync(
-            lambda c: command.downgrade(alembic_config(c), "0012_audit_checkpoints")
+            lambda c: command.downgrade(alembic_config(c), "0010")
         )
         old = await conn.run_sync(_indexes)
     assert set(old) >= REPLACED and not set(SEARCH_INDEXES) & set(old)

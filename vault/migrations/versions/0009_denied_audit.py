@@ -1,7 +1,7 @@
 """refused requests: per-subject windows that rate-limit `access.denied` events
 
-Revision ID: 0010_denied_audit
-Revises: 0012_audit_checkpoints
+Revision ID: 0009
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0010_denied_audit"
-down_revision: str | None = "0012_audit_checkpoints"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

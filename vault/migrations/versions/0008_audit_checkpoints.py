@@ -1,6 +1,6 @@
 """the verifiable audit log: stored Merkle subtree hashes, checkpoint state, append-only
 
-Revision ID: 0012_audit_checkpoints
+Revision ID: 0008
 Revises: 0007
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_audit_checkpoints"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """resumable uploads of any PATCH size: per-segment claims and staged segments
 
-Revision ID: 0011_tus_any_size
-Revises: 0010_denied_audit
+Revision ID: 0010
+Revises: 0009
 
 A part is now claimed segment by segment (`upload_parts.tags`, one keyed tag per 64 KiB
 segment), so a PATCH that ends inside a part can claim, encrypt and keep the whole segments
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_tus_any_size"
-down_revision: str | None = "0010_denied_audit"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,15 +1,15 @@
 """audit search indexes: each filter of the auditor's search with the seq keyset order
 
-Revision ID: 0014_audit_indexes
-Revises: 0012_audit_checkpoints
+Revision ID: 0011
+Revises: 0010
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0014_audit_indexes"
-down_revision: str | None = "0012_audit_checkpoints"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
