@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from vault.models import AuditHead, Cursor
+from vault.models import AuditEvent, AuditHead, AuditTreeState, Cursor
 from vault.notifications import DeliveryState, Notification
 from vault.uploads import Upload, UploadState
 
@@ -22,6 +22,8 @@ class OperationalStats:
     outbox_depth: int
     outbox_oldest_age_seconds: float
     notifier_lag_events: int
+    checkpoint_lag_events: int = 0
+    checkpoint_lag_seconds: float = 0.0
 
 
 async def operational_stats(
@@ -51,4 +53,18 @@ async def operational_stats(
     head = (await session.execute(select(AuditHead.seq).where(AuditHead.id == 1))).scalar()
     read = (await session.execute(select(Cursor.seq).where(Cursor.name == cursor))).scalar()
     lag = max(0, (head or 0) - (read if read is not None else (head or 0)))
-    return OperationalStats(int(uploads_open), int(depth), age, lag)
+    # How far the log has run ahead of its newest signed checkpoint, in events and in the
+    # age of the oldest event no checkpoint covers yet: a stuck checkpoint writer shows here.
+    signed = (
+        await session.execute(select(AuditTreeState.checkpoint_size).where(AuditTreeState.id == 1))
+    ).scalar() or 0
+    unsigned = max(0, (head or 0) - signed)
+    unsigned_age = 0.0
+    if unsigned:
+        first = (
+            await session.execute(select(AuditEvent.ts).where(AuditEvent.seq == signed + 1))
+        ).scalar()
+        if first is not None:
+            since = datetime.strptime(first, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            unsigned_age = max(0.0, (now - since).total_seconds())
+    return OperationalStats(int(uploads_open), int(depth), age, lag, unsigned, unsigned_age)

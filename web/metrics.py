@@ -136,6 +136,16 @@ class _StatsCollector(CollectorRegistry):
                 "Audit events the notifier has not read yet.",
                 s.notifier_lag_events,
             ),
+            (
+                "clientvault_checkpoint_lag_events",
+                "Audit events no signed checkpoint covers yet.",
+                s.checkpoint_lag_events,
+            ),
+            (
+                "clientvault_checkpoint_lag_seconds",
+                "Age of the oldest audit event no signed checkpoint covers (0 when all are).",
+                s.checkpoint_lag_seconds,
+            ),
         ):
             yield GaugeMetricFamily(name, text, value=value)
 

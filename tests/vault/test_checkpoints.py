@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event as sqlalchemy_event
@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from tests.fixtures.app import TEST_CONTEXT
 from tests.fixtures.tamper import rewrite, tamper
-from vault import audit, audit_tree, checkpoints, maintenance, merkle, notes
+from vault import audit, audit_tree, checkpoints, maintenance, merkle, notes, stats
 from vault.checkpoints import CheckpointError, Signer
 from vault.db import transaction
 from vault.keyring import new_signing_key
@@ -177,3 +177,27 @@ async def test_a_proof_reads_a_few_rows_not_the_log(services: Services) -> None:
         first_root=merkle.root_of(leaves[:300]),
         second_root=merkle.root_of(leaves[:1024]),
     )
+
+
+async def test_checkpoint_lag_counts_what_no_checkpoint_covers(services: Services) -> None:
+    """The operator's gauge: events past the newest signed checkpoint, and how long the
+    oldest of them has waited; both fall to zero once a checkpoint covers the log."""
+    signer = Signer.from_keyring(services.keyring)
+    await _append(services, 4)
+    async with transaction(services.sessions) as session:
+        before = await stats.operational_stats(session, cursor="notify")
+    assert before.checkpoint_lag_events == 4
+    assert before.checkpoint_lag_seconds >= 0
+    later = await _stats_at(services, timedelta(minutes=5))
+    assert later.checkpoint_lag_seconds >= 300
+    assert await checkpoints.write(services.sessions, services.store, signer)
+    async with transaction(services.sessions) as session:
+        after = await stats.operational_stats(session, cursor="notify")
+    assert (after.checkpoint_lag_events, after.checkpoint_lag_seconds) == (0, 0.0)
+
+
+async def _stats_at(services: Services, ahead: timedelta) -> stats.OperationalStats:
+    async with transaction(services.sessions) as session:
+        return await stats.operational_stats(
+            session, cursor="notify", now=datetime.now(UTC) + ahead
+        )
