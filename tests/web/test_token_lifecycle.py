@@ -189,3 +189,24 @@ async def test_token_listing_shows_when_and_where_it_was_last_used(
     used = next(t for t in listed if t["name"] == "script")
     assert used["last_used_at"] is not None
     assert used["last_used_ip"] == "127.0.0.1"  # httpx's ASGI transport's client address
+
+
+async def test_the_account_page_asks_for_a_code_where_totp_is_on(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    alice = world["alice"]
+    token = (await sign_in(http, alice))["csrf_token"]
+    assert 'name="code"' not in (await http.get("/account")).text.split('id="tokens"')[1]
+    _, codes, token = await enrol(http, token, password=alice.password)
+    tokens_section = (await http.get("/account")).text.split('id="tokens"')[1]
+    assert 'name="password"' in tokens_section and 'name="code"' in tokens_section
+    form = {"csrf_token": token, "name": "by page", "scope": "read", "days": "7"}
+    refused = await http.post(
+        "/account/tokens", data={**form, "password": alice.password, "code": "000000"}
+    )
+    assert refused.status_code == 422
+    assert "That code did not match, so no token was made." in refused.text
+    made = await http.post(
+        "/account/tokens", data={**form, "password": alice.password, "code": codes[1]}
+    )
+    assert made.status_code == 201, made.text
