@@ -83,9 +83,17 @@ async def check_password(
         ok = False
     else:
         ok = await off_loop(verify_password, stored, password, ph)
-    if ok:
-        return Check(True)
     async with transaction(sessions) as session:
+        # Checked again now that the hash is done: guesses sent all at once passed the first
+        # check together, and only those concluded before the lock may count or succeed.
+        locked = await ratelimit.check_for_update(session, key, now=datetime.now(UTC))
+        if locked is not None:
+            await audit.record(
+                session, context, action, outcome="locked", target_type="user", target_id=user_id
+            )
+            return Check(False, locked_until=locked)
+        if ok:
+            return Check(True)
         _, crossed = await ratelimit.fail(session, key, policy.account_limits, now=moment)
         await audit.record(
             session, context, action, outcome="failure", target_type="user", target_id=user_id

@@ -135,9 +135,18 @@ async def sign_in(
         else None
     )
     async with transaction(sessions_) as session:
-        if not ok:
+        # Checked again now that the hash is done: guesses sent all at once passed the first
+        # check together, and only those concluded before the lock may count or succeed.
+        later = datetime.now(UTC)
+        locked = await ratelimit.check_for_update(session, account, now=later)
+        locked = max(filter(None, [locked, await _locked(session, [address], later)]), default=None)
+        if locked is not None:
+            await audit.record(
+                session, context, "auth.login", outcome="locked", details=_tried(user)
+            )
+            return Attempt(Outcome.LOCKED, retry_after=locked), None
+        if not ok or user is None:
             return await _refused(session, context, policy, user, account, address, moment), None
-        assert user is not None
         current = await session.get(User, user.id, populate_existing=True)
         if current is None or not current.is_active or current.password_hash != stored:
             # Disabled, or its password changed while this one was being checked.

@@ -253,6 +253,31 @@ async def test_bystander_stays_fast_while_password_changes_hash(
     assert max(times) < 1.5, (times, total)
 
 
+async def test_guesses_sent_all_at_once_do_not_pass_the_lockout(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    # With Argon2 out of the transaction, all these pass the first lock check before any is
+    # counted; the check made again after hashing keeps the limit where it was.
+    alice = world["alice"]
+    limit = services.settings.auth.max_failures
+    answers = await asyncio.gather(
+        *(
+            http.post(f"{API}/session", json={"email": alice.email, "password": f"guess {n}"})
+            for n in range(limit + 5)
+        )
+    )
+    assert {a.status_code for a in answers} <= {401, 429}
+    outcomes = [e.outcome for e in await login_events(services)]
+    # The second transactions hold the account's rate-limit row, so they conclude one after
+    # the other: exactly the limit is counted, and the rest are refused as locked.
+    assert outcomes.count("failure") == limit, outcomes
+    assert outcomes.count("locked") == 5, outcomes
+    right = await http.post(
+        f"{API}/session", json={"email": alice.email, "password": alice.password}
+    )
+    assert right.status_code == 429
+
+
 # Item 6: current-password checks count with sign-in failures ------------------------------------
 
 
