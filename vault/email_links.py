@@ -11,14 +11,13 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from argon2 import PasswordHasher
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault.identity import EmailLink, EmailLinkPurpose
 from vault.models import User
-from vault.passwords import check_password_policy, hash_password, off_loop
+from vault.passwords import check_password_policy
 
 
 def _hash(secret: str) -> str:
@@ -94,12 +93,14 @@ async def set_password(
     purpose: EmailLinkPurpose,
     secret: str,
     password: str,
-    ph: PasswordHasher,
+    password_hash: str,
     *,
     now: datetime | None = None,
 ) -> User | None:
     """Use the link up to set its user's password; None if the link is not live.
 
+    `password_hash` is `password` hashed by the caller outside any transaction: Argon2
+    inside one would hold SQLite's write lock for its whole run (issue 13 item 5).
     Raises WeakPasswordError before anything is written, so the link stays usable.
     """
     user = await peek(session, purpose, secret, now=now)
@@ -108,7 +109,7 @@ async def set_password(
     check_password_policy(password, email=user.email, display_name=user.display_name)
     if await redeem(session, purpose, secret, now=now) is None:
         return None
-    user.password_hash = await off_loop(hash_password, password, ph)
+    user.password_hash = password_hash
     session.add(user)
     return user
 

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -150,13 +149,16 @@ async def invite(
 async def accept(
     session: AsyncSession,
     context: audit.AuditContext,
-    ph: PasswordHasher,
     *,
     secret: str,
     password: str,
+    password_hash: str,
     locale: str | None = None,
 ) -> User | None:
     """Set the invitee's first password through the link; None if the link is not live.
+
+    `password_hash` is `password` hashed by the caller outside any transaction (issue 13
+    item 5: no Argon2 run while SQLite's write lock is held).
 
     `locale`, the language the invitee's browser asked for, becomes their language (pages
     and emails) until they choose another.
@@ -165,7 +167,7 @@ async def accept(
         WeakPasswordError: the password breaks the policy (the link stays usable).
     """
     user = await email_links.set_password(
-        session, EmailLinkPurpose.INVITATION, secret, password, ph
+        session, EmailLinkPurpose.INVITATION, secret, password, password_hash
     )
     if user is None:
         return None

@@ -148,6 +148,8 @@ class AccessToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    # Where the token was last used from, shown to its owner beside `last_used_at`.
+    last_used_ip: str | None = Field(default=None, sa_column=Column(String(64)))
     revoked_at: datetime | None = None
 
 

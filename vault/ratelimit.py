@@ -56,6 +56,22 @@ async def check(session: AsyncSession, key: str, *, now: datetime) -> datetime |
     return None
 
 
+async def check_for_update(session: AsyncSession, key: str, *, now: datetime) -> datetime | None:
+    """`check`, holding the key's row until the transaction ends: concurrent attempts on one
+    key then conclude one after the other, each seeing the count the previous one left, so
+    guesses sent all at once cannot pass a lock together (also on PostgreSQL)."""
+    await session.execute(_insert_missing(session.get_bind().dialect.name, key, now))
+    locked_until: datetime | None = (
+        await session.execute(
+            select(RateLimit.locked_until)
+            .where(RateLimit.key == key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    return locked_until if locked_until is not None and locked_until > now else None
+
+
 def _lockout(limits: Limits, failures: int) -> timedelta:
     lockout = limits.base_lockout
     # Doubling step by step rather than base * 2**n: a huge count must not overflow timedelta.

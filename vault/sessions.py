@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.identity import BrowserSession, SessionStage
-from vault.models import User
+from vault.models import AccessToken, User
 
 # Writing `last_seen_at` on every request would turn each read into a write; a minute of
 # slack on a 30-minute idle timeout is harmless.
@@ -132,21 +133,37 @@ async def end(session: AsyncSession, row: BrowserSession) -> None:
         await session.flush()
 
 
-async def end_all(session: AsyncSession, user_id: uuid.UUID, *, keep: str | None = None) -> int:
-    """Revoke every live session of a user except the one with id `keep`; returns how many."""
+class Ended(NamedTuple):
+    """What a sign-out everywhere ended: browser sessions and personal access tokens."""
+
+    sessions: int
+    tokens: int
+
+
+async def end_all(session: AsyncSession, user_id: uuid.UUID, *, keep: str | None = None) -> Ended:
+    """Revoke every live session of a user except the one with id `keep`, and every personal
+    access token of the user: a credential event (password change or reset, second factor
+    reset, account disabled, sign out everywhere) must not leave a token that still works
+    (issue 13 item 4)."""
+    moment = datetime.now(UTC)
     query = update(BrowserSession).where(
         col(BrowserSession.user_id) == user_id, col(BrowserSession.revoked_at).is_(None)
     )
     if keep is not None:
         query = query.where(col(BrowserSession.id) != keep)
-    result = await session.execute(query.values(revoked_at=datetime.now(UTC)))
-    return int(getattr(result, "rowcount", 0) or 0)
+    result = await session.execute(query.values(revoked_at=moment))
+    tokens = await session.execute(
+        update(AccessToken)
+        .where(col(AccessToken.user_id) == user_id, col(AccessToken.revoked_at).is_(None))
+        .values(revoked_at=moment)
+    )
+    return Ended(int(getattr(result, "rowcount", 0) or 0), int(getattr(tokens, "rowcount", 0) or 0))
 
 
 async def end_others(
     session: AsyncSession, context: audit.AuditContext, user: User, keep: BrowserSession
-) -> int:
-    """Sign out everywhere but `keep` (audited); returns how many sessions ended."""
+) -> Ended:
+    """Sign out everywhere but `keep` (audited), personal access tokens included."""
     ended = await end_all(session, user.id, keep=keep.id)
     await audit.record(
         session,
@@ -154,7 +171,7 @@ async def end_others(
         "session.revoked_all",
         target_type="user",
         target_id=user.id,
-        details={"sessions_ended": ended},
+        details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},
     )
     return ended
 

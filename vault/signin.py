@@ -1,4 +1,4 @@
-"""Signing in: the password step, the second factor, password changes and resets.
+"""Signing in: the password step, the second factor and password resets.
 
 Every attempt is an audit event. Failures are counted per account and per address in the
 database (`vault.ratelimit`), so the limits hold across app processes. An unknown address
@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vault import accounts, audit, email_links, mfa, ratelimit, sessions
+from vault.db import transaction
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.keyring import Keyring
 from vault.models import Role, User
 from vault.passwords import (
-    check_password_policy,
     dummy_verify,
     hash_password,
     needs_rehash,
@@ -64,7 +64,8 @@ class Attempt:
         }[self.outcome]
 
 
-def _account_key(email: str) -> str:
+def account_key(email: str) -> str:
+    """The rate-limit key of the account an email address names (whether it exists or not)."""
     try:
         email = accounts.normalise_email(email)
     except ValueError:
@@ -81,84 +82,144 @@ async def _locked(session: AsyncSession, keys: list[str], now: datetime) -> date
     return max(until) if until else None
 
 
-async def password_step(
-    session: AsyncSession,
+def _tried(user: User | None) -> dict[str, str]:
+    # The email field of a refused sign-in may hold a password typed in the wrong box
+    # (issue 13 item 17): the log keeps the address only when it is an account's own.
+    return {"email": user.email} if user is not None else {}
+
+
+async def sign_in(
+    sessions_: async_sessionmaker[AsyncSession],
     ph: PasswordHasher,
     context: audit.AuditContext,
     policy: SignInPolicy,
+    session_policy: sessions.SessionPolicy,
     *,
     email: str,
     password: str,
+    replaces: str | None = None,
     now: datetime | None = None,
-) -> Attempt:
-    """Check an email and password. Commit the transaction whatever the outcome: the
-    failure count and the audit event must persist when the caller answers 401."""
+) -> tuple[Attempt, sessions.Started | None]:
+    """The password step: check an email and password and, when right, start a browser
+    session at the next stage (ending the session `replaces`, the cookie the browser came
+    with, so an id planted beforehand is worth nothing: session fixation).
+
+    Argon2 runs between two short transactions, never inside one: on SQLite a transaction
+    holds the database-wide write lock, and one user's sign-ins would stall everyone else
+    (issue 13 item 5). Failure counts and audit events are committed whatever the outcome.
+    """
     moment = now or datetime.now(UTC)
-    account_key, address_key = _account_key(email), _address_key(context.ip)
-    locked = await _locked(session, [account_key, address_key], moment)
-    if locked is not None:
-        await audit.record(
-            session, context, "auth.login", outcome="locked", details={"email": email[:320]}
-        )
-        return Attempt(Outcome.LOCKED, retry_after=locked)
-    try:
-        user = await accounts.find_user(session, email)
-    except ValueError:
-        user = None
-    if user is None or user.password_hash is None or not user.is_active:
+    account, address = account_key(email), _address_key(context.ip)
+    async with transaction(sessions_) as session:
+        locked = await _locked(session, [account, address], moment)
+        try:
+            user = await accounts.find_user(session, email)
+        except ValueError:
+            user = None
+        if locked is not None:
+            await audit.record(
+                session, context, "auth.login", outcome="locked", details=_tried(user)
+            )
+            return Attempt(Outcome.LOCKED, retry_after=locked), None
+    stored = None if user is None or not user.is_active else user.password_hash
+    # The same single Argon2 run whether or not the account exists (item 1).
+    if stored is None:
         await off_loop(dummy_verify, password, ph)
         ok = False
     else:
-        ok = await off_loop(verify_password, user.password_hash, password, ph)
-    if not ok:
-        _, account_locked = await ratelimit.fail(
-            session, account_key, policy.account_limits, now=moment
+        ok = await off_loop(verify_password, stored, password, ph)
+    # Parameters changed in the settings: upgrade the stored hash while we know the password.
+    rehashed = (
+        await off_loop(hash_password, password, ph)
+        if ok and stored and needs_rehash(stored, ph)
+        else None
+    )
+    async with transaction(sessions_) as session:
+        # Checked again now that the hash is done: guesses sent all at once passed the first
+        # check together, and only those concluded before the lock may count or succeed.
+        later = datetime.now(UTC)
+        locked = await ratelimit.check_for_update(session, account, now=later)
+        locked = max(filter(None, [locked, await _locked(session, [address], later)]), default=None)
+        if locked is not None:
+            await audit.record(
+                session, context, "auth.login", outcome="locked", details=_tried(user)
+            )
+            return Attempt(Outcome.LOCKED, retry_after=locked), None
+        if not ok or user is None:
+            return await _refused(session, context, policy, user, account, address, moment), None
+        current = await session.get(User, user.id, populate_existing=True)
+        if current is None or not current.is_active or current.password_hash != stored:
+            # Disabled, or its password changed while this one was being checked.
+            return Attempt(Outcome.REFUSED), None
+        user = current
+        await ratelimit.succeed(session, account)
+        if rehashed is not None:
+            user.password_hash = rehashed
+            session.add(user)
+        if await mfa.has_totp(session, user.id):
+            outcome = Outcome.SECOND_FACTOR
+        elif Role(user.role) in policy.mfa_roles:
+            outcome = Outcome.ENROL
+        else:
+            outcome = Outcome.SIGNED_IN
+        await audit.record(
+            session,
+            context.acting_as(user.id, user.role),
+            "auth.login",
+            target_type="user",
+            target_id=user.id,
+            details={"next": outcome.value},
         )
-        await ratelimit.fail(session, address_key, policy.address_limits, now=moment)
+        attempt = Attempt(outcome, user=user)
+        if replaces:
+            found = await sessions.lookup(session, replaces, policy=session_policy)
+            if found is not None:
+                await sessions.end(session, found[0])
+        started = await sessions.start(
+            session,
+            user,
+            attempt.stage,
+            policy=session_policy,
+            ip=context.ip,
+            user_agent=context.user_agent,
+        )
+    return attempt, started
+
+
+async def _refused(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    policy: SignInPolicy,
+    user: User | None,
+    account: str,
+    address: str,
+    moment: datetime,
+) -> Attempt:
+    _, account_locked = await ratelimit.fail(session, account, policy.account_limits, now=moment)
+    await ratelimit.fail(session, address, policy.address_limits, now=moment)
+    await audit.record(
+        session,
+        context,
+        "auth.login",
+        outcome="failure",
+        target_type="user" if user else None,
+        target_id=user.id if user else None,
+        details=_tried(user),
+    )
+    lockout = None
+    if account_locked is not None and user is not None:
         await audit.record(
             session,
             context,
-            "auth.login",
-            outcome="failure",
-            target_type="user" if user else None,
-            target_id=user.id if user else None,
-            details={"email": email[:320]},
+            "auth.lockout",
+            target_type="user",
+            target_id=user.id,
+            details={"until": audit.timestamp(account_locked)},
         )
-        lockout = None
-        if account_locked is not None and user is not None:
-            await audit.record(
-                session,
-                context,
-                "auth.lockout",
-                target_type="user",
-                target_id=user.id,
-                details={"until": audit.timestamp(account_locked)},
-            )
-            lockout = user
-        return Attempt(
-            Outcome.REFUSED, lockout=lockout, retry_after=account_locked if lockout else None
-        )
-    assert user is not None and user.password_hash is not None
-    await ratelimit.succeed(session, account_key)
-    if needs_rehash(user.password_hash, ph):
-        # Parameters changed in the settings: upgrade the stored hash while we know the password.
-        user.password_hash = await off_loop(hash_password, password, ph)
-        session.add(user)
-    if await mfa.has_totp(session, user.id):
-        outcome = Outcome.SECOND_FACTOR
-    elif Role(user.role) in policy.mfa_roles:
-        outcome = Outcome.ENROL
-    else:
-        outcome = Outcome.SIGNED_IN
-    await audit.record(
-        session,
-        context.acting_as(user.id, user.role),
-        "auth.login",
-        target_type="user",
-        target_id=user.id,
-        details={"next": outcome.value},
+        lockout = user
+    return Attempt(
+        Outcome.REFUSED, lockout=lockout, retry_after=account_locked if lockout else None
     )
-    return Attempt(outcome, user=user)
 
 
 async def second_factor_step(
@@ -214,47 +275,6 @@ async def second_factor_step(
     return Attempt(Outcome.SIGNED_IN, user=user)
 
 
-async def change_password(
-    session: AsyncSession,
-    ph: PasswordHasher,
-    context: audit.AuditContext,
-    user: User,
-    *,
-    current: str,
-    new: str,
-    keep_session: str | None,
-) -> bool:
-    """Change a password, given the current one; ends every other session of the user.
-
-    Returns False when `current` is wrong. Raises WeakPasswordError for a weak `new`.
-    """
-    if user.password_hash is None or not await off_loop(
-        verify_password, user.password_hash, current, ph
-    ):
-        await audit.record(
-            session,
-            context,
-            "auth.password_changed",
-            outcome="failure",
-            target_type="user",
-            target_id=user.id,
-        )
-        return False
-    check_password_policy(new, email=user.email, display_name=user.display_name)
-    user.password_hash = await off_loop(hash_password, new, ph)
-    session.add(user)
-    ended = await sessions.end_all(session, user.id, keep=keep_session)
-    await audit.record(
-        session,
-        context,
-        "auth.password_changed",
-        target_type="user",
-        target_id=user.id,
-        details={"sessions_ended": ended},
-    )
-    return True
-
-
 async def request_reset(
     session: AsyncSession,
     context: audit.AuditContext,
@@ -270,13 +290,13 @@ async def request_reset(
     per-account limit, so the endpoint can be used neither to flood an inbox nor to probe.
     """
     moment = now or datetime.now(UTC)
-    account_key = ratelimit.key_for("reset-account", _account_key(email))
+    reset_key = ratelimit.key_for("reset-account", account_key(email))
     address_key = _address_key(context.ip)
-    if await _locked(session, [account_key, address_key], moment) is not None:
+    if await _locked(session, [reset_key, address_key], moment) is not None:
         await audit.record(session, context, "auth.reset_requested", outcome="locked")
         return None
     # Every request counts: a reset request is never a "failure" the user can clear.
-    await ratelimit.fail(session, account_key, policy.account_limits, now=moment)
+    await ratelimit.fail(session, reset_key, policy.account_limits, now=moment)
     try:
         user = await accounts.find_user(session, email)
     except ValueError:
@@ -295,33 +315,34 @@ async def request_reset(
 
 async def complete_reset(
     session: AsyncSession,
-    ph: PasswordHasher,
     context: audit.AuditContext,
     *,
     secret: str,
     password: str,
+    password_hash: str,
 ) -> User | None:
-    """Set a new password through a reset link and end every session of the user.
+    """Set a new password (`password_hash`, made by the caller outside any transaction from
+    `password`) through a reset link; end every session of the user and revoke their tokens.
 
     Returns None for a link that is unknown, used or expired. Raises WeakPasswordError
     (the link stays usable) for a weak password.
     """
     user = await email_links.set_password(
-        session, EmailLinkPurpose.PASSWORD_RESET, secret, password, ph
+        session, EmailLinkPurpose.PASSWORD_RESET, secret, password, password_hash
     )
     if user is None:
         await audit.record(session, context, "auth.password_reset", outcome="invalid-link")
         return None
     ended = await sessions.end_all(session, user.id)
     # A reset proves control of the inbox, which is what a lockout waits for.
-    await ratelimit.succeed(session, _account_key(user.email))
+    await ratelimit.succeed(session, account_key(user.email))
     await audit.record(
         session,
         context.acting_as(user.id, user.role),
         "auth.password_reset",
         target_type="user",
         target_id=user.id,
-        details={"sessions_ended": ended},
+        details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},
     )
     return user
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,11 +22,17 @@ from vault import accounts, sessions
 from vault.identity import BrowserSession, SessionStage
 from vault.models import TokenScope, User
 from vault.policy import Principal
-from web.context import services
+from web.context import client_ip, services
 from web.errors import ProblemError
 from web.refusals import remember_principal
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clientvault"'}
+# RFC 6750 §3: a token that was sent but refused (unknown, revoked, expired) is answered with
+# error="invalid_token", so a client knows to get a new one rather than to add one.
+_INVALID_TOKEN = {
+    "WWW-Authenticate": 'Bearer realm="clientvault", error="invalid_token", '
+    'error_description="the token is not valid"'
+}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -50,8 +57,10 @@ def deliberate(request: Request) -> bool:
     return request.headers.get("sec-fetch-site", "").strip().lower() in _DELIBERATE_SITES
 
 
-def _unauthorized(detail: str, reason: str = "unauthenticated") -> ProblemError:
-    return ProblemError(401, "Unauthorized", detail, reason=reason, headers=_CHALLENGE)
+def _unauthorized(
+    detail: str, reason: str = "unauthenticated", *, challenge: dict[str, str] = _CHALLENGE
+) -> ProblemError:
+    return ProblemError(401, "Unauthorized", detail, reason=reason, headers=challenge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +144,15 @@ async def resolve(request: Request, session: AsyncSession) -> Caller | None:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise _unauthorized("send Authorization: Bearer <token>", "invalid_token")
-        found = await accounts.authenticate_token(session, credentials.strip())
+        found = await accounts.authenticate_token(
+            session,
+            credentials.strip(),
+            ip=client_ip(request),
+            max_lifetime=timedelta(days=services(request).settings.auth.token_max_days),
+        )
         if found is None:
             # One message for unknown, revoked and expired tokens: no oracle for guessing.
-            raise _unauthorized("the token is not valid", "invalid_token")
+            raise _unauthorized("the token is not valid", "invalid_token", challenge=_INVALID_TOKEN)
         user, token = found
         principal = await accounts.principal_for(
             session, user, read_only=token.scope == TokenScope.READ

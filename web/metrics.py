@@ -184,6 +184,10 @@ class InstrumentedStore:
     def __repr__(self) -> str:
         return f"InstrumentedStore({self._inner!r})"
 
+    @property
+    def etags_pin_parts(self) -> bool:
+        return self._inner.etags_pin_parts
+
     async def _timed(self, operation: str, call: Awaitable[T]) -> T:
         started = time.perf_counter()
         try:

@@ -126,6 +126,8 @@ class AuthSettings(_Section):
     max_lockout_minutes: int = Field(60, ge=1)  # ... up to this
     # Failures per client address (many accounts behind one address, e.g. an office NAT).
     address_max_failures: int = Field(50, ge=1)
+    # The longest a personal access token lives, whatever expiry was asked for (issue 13).
+    token_max_days: int = Field(90, ge=1, le=3660)
     # Argon2id (RFC 9106 second recommended option); changed values rehash on next sign-in.
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8192)

@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 
-from vault import audit, email_links, invitations, mfa, sessions, signin
+from vault import audit, email_links, invitations, mfa, reauth, sessions, signin
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.models import User
+from vault.passwords import check_password_policy, hash_password, off_loop
 from vault.sessions import Started
 from vault.signin import Attempt, Outcome
 from web import account_mail, i18n
@@ -35,52 +36,43 @@ NEXT_STEP = {
 }
 
 
-def retry_after_seconds(attempt: Attempt) -> int:
+def retry_after_seconds(attempt: Attempt | reauth.Check) -> int:
     """Whole seconds until a locked attempt may be repeated (at least one)."""
-    wait = (attempt.retry_after or datetime.now(UTC)) - datetime.now(UTC)
+    until = attempt.retry_after if isinstance(attempt, Attempt) else attempt.locked_until
+    wait = (until or datetime.now(UTC)) - datetime.now(UTC)
     return max(1, math.ceil(wait.total_seconds()))
 
 
-def lockout_task(svc: Services, attempt: Attempt) -> BackgroundTask | None:
+def lockout_task(svc: Services, attempt: Attempt | reauth.Check) -> BackgroundTask | None:
     """The email telling an account's owner that this attempt locked it, if it did."""
     if attempt.lockout is None:
         return None
+    until = attempt.retry_after if isinstance(attempt, Attempt) else attempt.locked_until
     # The owner hears of the lockout once, when it starts, not on every refused try.
     return BackgroundTask(
         account_mail.send_quietly,
         svc,
         "lockout",
         attempt.lockout,
-        until=account_mail.when(attempt.retry_after or datetime.now(UTC)),
+        until=account_mail.when(until or datetime.now(UTC)),
         reset_link=account_mail.link(svc, "/reset"),
     )
 
 
 async def sign_in(request: Request, email: str, password: str) -> tuple[Attempt, Started | None]:
-    """The password step in its own transaction; a new session when the password is right."""
+    """The password step; a new session when the password is right. Runs outside any
+    transaction: the step opens its own, around (never across) the Argon2 run."""
     svc = services(request)
-    context = audit_context(request)
-    started = None
-    async with transaction(svc.sessions) as session:
-        attempt = await signin.password_step(
-            session, svc.password_hasher, context, svc.signin_policy, email=email, password=password
-        )
-        if attempt.user is not None and attempt.outcome not in (Outcome.REFUSED, Outcome.LOCKED):
-            # Whatever session the browser came with ends here: a fresh id for a fresh
-            # sign-in, so an id planted beforehand is worth nothing (session fixation).
-            if old := request.cookies.get(cookie_name(request)):
-                found = await sessions.lookup(session, old, policy=svc.session_policy)
-                if found is not None:
-                    await sessions.end(session, found[0])
-            started = await sessions.start(
-                session,
-                attempt.user,
-                attempt.stage,
-                policy=svc.session_policy,
-                ip=context.ip,
-                user_agent=context.user_agent,
-            )
-    return attempt, started
+    return await signin.sign_in(
+        svc.sessions,
+        svc.password_hasher,
+        audit_context(request),
+        svc.signin_policy,
+        svc.session_policy,
+        email=email,
+        password=password,
+        replaces=request.cookies.get(cookie_name(request)),
+    )
 
 
 async def second_factor(
@@ -127,6 +119,29 @@ async def confirm_enrolment(
             session, caller.browser, caller.user, SessionStage.FULL, policy=svc.session_policy
         )
     return codes, started
+
+
+async def enrolment_password(request: Request, caller: Caller, password: str) -> reauth.Check:
+    """Check the password before TOTP is turned on from a signed-in session (issue 13 item 8:
+    whoever holds a session left open could otherwise enrol their own app, take the recovery
+    codes and lock the owner out). Call outside any transaction.
+
+    A session at the enrolment stage of signing in was made by the password step moments
+    ago and can do nothing else, so it is not asked again.
+    """
+    assert caller.browser is not None
+    if caller.browser.stage != SessionStage.FULL:
+        return reauth.Check(True)
+    svc = services(request)
+    return await reauth.check_password(
+        svc.sessions,
+        svc.password_hasher,
+        audit_context(request, caller.principal),
+        svc.signin_policy,
+        caller.user.id,
+        password,
+        action="mfa.enrolled",
+    )
 
 
 async def sign_out(request: Request, session: AsyncSession, caller: Caller) -> None:
@@ -182,17 +197,34 @@ async def _through_link(
     return user
 
 
+async def _new_password_hash(
+    request: Request, purpose: EmailLinkPurpose, secret: str, password: str
+) -> str | None:
+    """The hash of the new password set through a live link, made outside any transaction
+    (issue 13 item 5); None when the link is not live.
+
+    Raises WeakPasswordError before the (costly) hash for a password the policy refuses.
+    """
+    user = await peek_link(request, purpose, secret)
+    if user is None:
+        return None
+    check_password_policy(password, email=user.email, display_name=user.display_name)
+    return await off_loop(hash_password, password, services(request).password_hasher)
+
+
 async def complete_reset(request: Request, secret: str, password: str) -> BackgroundTask | None:
     """Set a new password through a reset link; None when the link is not live.
 
     Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
     The returned task tells the owner that the password changed.
     """
-    ph = services(request).password_hasher
+    hashed = await _new_password_hash(request, EmailLinkPurpose.PASSWORD_RESET, secret, password)
+    if hashed is None:
+        return None
     user = await _through_link(
         request,
         lambda session, context: signin.complete_reset(
-            session, ph, context, secret=secret, password=password
+            session, context, secret=secret, password=password, password_hash=hashed
         ),
     )
     if user is None:
@@ -212,11 +244,18 @@ async def accept_invitation(request: Request, secret: str, password: str) -> Use
 
     Raises WeakPasswordError (nothing is written, the link stays usable) for a weak password.
     """
-    ph = services(request).password_hasher
+    hashed = await _new_password_hash(request, EmailLinkPurpose.INVITATION, secret, password)
+    if hashed is None:
+        return None
     return await _through_link(
         request,
         lambda session, context: invitations.accept(
-            session, context, ph, secret=secret, password=password, locale=i18n.negotiate(request)
+            session,
+            context,
+            secret=secret,
+            password=password,
+            password_hash=hashed,
+            locale=i18n.negotiate(request),
         ),
     )
 

@@ -15,6 +15,7 @@ from vault import audit, invitations, resources
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.models import Role
+from vault.passwords import hash_password
 from vault.policy import SYSTEM
 from web.services import Services
 
@@ -49,13 +50,11 @@ async def test_a_pending_invitee_hears_nothing_until_they_accept(
     await deliver(services, smtp_sink)
     assert smtp_sink.to(world["alice"].email), "the real member is told"
     assert smtp_sink.to(TYPO) == []
+    password = "a long and careful passphrase"
+    password_hash = hash_password(password, PasswordHasher(time_cost=1, memory_cost=8192))
     async with transaction(services.sessions) as session:
         accepted = await invitations.accept(
-            session,
-            TEST_CONTEXT,
-            PasswordHasher(time_cost=1, memory_cost=8192),
-            secret=secret,
-            password="a long and careful passphrase",
+            session, TEST_CONTEXT, secret=secret, password=password, password_hash=password_hash
         )
     assert accepted is not None
     await upload(services, world, actor="sam", name="Dividends.pdf")

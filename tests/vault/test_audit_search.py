@@ -55,9 +55,7 @@ async def test_migration_adds_the_search_indexes(services: Services) -> None:
 
 async def test_migration_downgrades_and_upgrades_again(services: Services) -> None:
     async with services.engine.begin() as conn:
-        await conn.run_sync(
-            lambda c: command.downgrade(alembic_config(c), "0010")
-        )
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0010"))
         old = await conn.run_sync(_indexes)
     assert set(old) >= REPLACED and not set(SEARCH_INDEXES) & set(old)
     async with services.engine.begin() as conn:

@@ -7,6 +7,7 @@ import time
 import unicodedata
 
 import pytest
+from argon2 import PasswordHasher
 
 from vault import passwords
 from vault.passwords import (
@@ -173,11 +174,41 @@ def test_passwords_are_nfkc_normalised_before_hashing() -> None:
     assert verify_password(hash_password("ﬁne ligature pass", FAST), "fine ligature pass", FAST)
 
 
-def test_hashes_of_unnormalised_passwords_still_verify() -> None:
-    raw = "ﬁne ligature pass"  # NFKC turns the ligature into "fi"
-    legacy = FAST.hash(raw)
-    assert verify_password(legacy, raw, FAST)
-    assert not verify_password(legacy, "another password", FAST)
+def _count_argon2_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each Argon2 verification (the real one still runs)."""
+    runs: list[str] = []
+    real = PasswordHasher.verify
+
+    def counting(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        runs.append("verify")
+        return real(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "correct horse battery staple",  # right
+        "wrong horse battery staple",  # wrong
+        "ｃｏｒｒｅｃｔ horse battery staple",  # full-width: NFKC changes it, and it is right
+        "ﬁne ligature pass",  # NFKC changes it, and it is wrong
+    ],
+)
+def test_every_verification_costs_one_argon2_run(
+    monkeypatch: pytest.MonkeyPatch, attempt: str
+) -> None:
+    # Issue 13 item 1: a full-width password took two Argon2 runs on a real account and one
+    # on an unknown one, which told the two apart by timing.
+    stored = hash_password("correct horse battery staple", FAST)
+    dummy_verify("warm-up", FAST)  # makes the cached dummy hash, not part of an attempt
+    runs = _count_argon2_runs(monkeypatch)
+    verify_password(stored, attempt, FAST)
+    known = len(runs)
+    dummy_verify(attempt, FAST)
+    assert known == 1
+    assert len(runs) - known == 1
 
 
 def test_needs_rehash_when_parameters_change() -> None:

@@ -350,7 +350,7 @@ async def test_new_recovery_codes_need_the_password_and_replace_the_old_ones(
     await sign_in(http, alice)
     page = (await http.get("/account")).text
     assert 'action="/account/recovery-codes"' not in page, "no codes without an app"
-    totp, old_codes = await enrol(http)
+    totp, old_codes = await enrol(http, password=alice.password)
     token = csrf_of((await http.get("/account")).text)
     wrong = await http.post(
         "/account/recovery-codes", data={"csrf_token": token, "password": "not her password"}

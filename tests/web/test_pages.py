@@ -105,14 +105,16 @@ async def sign_in(http: httpx.AsyncClient, person: Person, password: str = "") -
     return response
 
 
-async def enrol(http: httpx.AsyncClient) -> tuple[pyotp.TOTP, list[str]]:
-    """Enrol TOTP through the pages, as someone with the QR code's key in hand would."""
+async def enrol(http: httpx.AsyncClient, *, password: str = "") -> tuple[pyotp.TOTP, list[str]]:
+    """Enrol TOTP through the pages, as someone with the QR code's key in hand would (and
+    the `password`, which a signed-in session is asked for)."""
     page = await http.get("/login/enrol")
     assert page.status_code == 200, page.text
     secret = parse(page.text).ids["totp-secret"].strip()
     totp = pyotp.TOTP(secret)
     done = await http.post(
-        "/login/enrol", data={"csrf_token": csrf_of(page.text), "code": totp.now()}
+        "/login/enrol",
+        data={"csrf_token": csrf_of(page.text), "code": totp.now(), "password": password},
     )
     assert done.status_code == 200, done.text
     codes = re.findall(r"<li><code>([A-Z2-7-]+)</code></li>", done.text)
@@ -332,7 +334,16 @@ async def test_a_signed_in_client_turns_on_totp_from_the_account_page(
     await sign_in(http, world["alice"])  # a client: TOTP is optional
     account = await http.get("/account")
     assert 'href="/login/enrol"' in account.text
-    _, codes = await enrol(http)
+    # Signed in already, the password is asked again (issue 13 item 8).
+    page = await http.get("/login/enrol")
+    code = pyotp.TOTP(parse(page.text).ids["totp-secret"].strip()).now()
+    refused = await http.post(
+        "/login/enrol",
+        data={"csrf_token": csrf_of(page.text), "code": code, "password": "not hers"},
+    )
+    assert refused.status_code == 400
+    assert "Your password is not correct" in alert_text(refused.text)
+    _, codes = await enrol(http, password=world["alice"].password)
     assert len(codes) == 10
     account = await http.get("/account")
     assert "You have 10 unused recovery codes." in account.text
@@ -388,7 +399,13 @@ async def test_every_page_has_the_page_csp_without_unsafe_inline(
     pages += [await http.get("/"), await http.get("/account")]
     token = csrf_of(pages[-1].text)
     created = await http.post(
-        "/account/tokens", data={"csrf_token": token, "scope": "read", "days": "3"}
+        "/account/tokens",
+        data={
+            "csrf_token": token,
+            "scope": "read",
+            "days": "3",
+            "password": world["alice"].password,
+        },
     )
     pages.append(created)
     pages.append(await http.post("/logout", data={"csrf_token": "wrong"}))
@@ -525,16 +542,21 @@ async def test_home_lists_only_the_clients_one_can_see(
 async def test_a_token_is_shown_once_and_revoked_from_the_account_page(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    await sign_in(http, world["alice"])
+    alice = world["alice"]
+    await sign_in(http, alice)
     token = csrf_of((await http.get("/account")).text)
     bad = await http.post(
-        "/account/tokens", data={"csrf_token": token, "name": "n", "scope": "read", "days": "999"}
+        "/account/tokens", data={"csrf_token": token, "name": "n", "scope": "read", "days": "91"}
     )
-    assert bad.status_code == 422 and "between 1 and 366 days" in alert_text(bad.text)
-    created = await http.post(
-        "/account/tokens",
-        data={"csrf_token": token, "name": "nightly backup", "scope": "read", "days": "7"},
-    )
+    # At most auth.token_max_days (90 by default), and the password again (issue 13 item 4).
+    assert bad.status_code == 422 and "between 1 and 90 days" in alert_text(bad.text)
+    form = {"csrf_token": token, "name": "nightly backup", "scope": "read", "days": "7"}
+    for password in ("", "not her password"):
+        refused = await http.post("/account/tokens", data={**form, "password": password})
+        assert refused.status_code == 422
+        assert "Your password is not correct, so no token was made." in alert_text(refused.text)
+    assert "nightly backup</strong>" not in (await http.get("/account")).text
+    created = await http.post("/account/tokens", data={**form, "password": alice.password})
     assert created.status_code == 201
     assert created.headers["cache-control"] == "no-store"
     secret = parse(created.text).ids["new-token"].strip()
@@ -544,6 +566,8 @@ async def test_a_token_is_shown_once_and_revoked_from_the_account_page(
 
     account = await http.get("/account")
     assert "nightly backup" in account.text and secret not in account.text
+    # When and from where it was last used (issue 13 item 4).
+    assert re.search(r"last used [^<]* from 127\.0\.0\.1", account.text), account.text
     row = re.search(
         r'nightly backup</strong>.*?action="(/account/tokens/[^"]+/revoke)"', account.text, re.S
     )

@@ -52,13 +52,19 @@ def csrf(token: str) -> dict[str, str]:
     return {"X-CSRF-Token": token}
 
 
-async def enrol(http: httpx.AsyncClient, token: str) -> tuple[pyotp.TOTP, list[str], str]:
-    """Enrol TOTP in the signed-in (or enrolling) session; (totp, recovery codes, new csrf)."""
+async def enrol(
+    http: httpx.AsyncClient, token: str, *, password: str = ""
+) -> tuple[pyotp.TOTP, list[str], str]:
+    """Enrol TOTP in the signed-in (or enrolling) session; (totp, recovery codes, new csrf).
+
+    A signed-in session gives the `password` too; one at the enrolment stage need not."""
     begun = await http.post(f"{API}/me/totp", headers=csrf(token))
     assert begun.status_code == 200, begun.text
     totp = pyotp.TOTP(begun.json()["secret"])
     confirmed = await http.post(
-        f"{API}/me/totp/confirm", json={"code": totp.now()}, headers=csrf(token)
+        f"{API}/me/totp/confirm",
+        json={"code": totp.now(), "password": password},
+        headers=csrf(token),
     )
     assert confirmed.status_code == 200, confirmed.text
     body = confirmed.json()
@@ -547,7 +553,12 @@ async def test_tokens_managed_from_a_browser_session(http: httpx.AsyncClient, wo
     token = (await sign_in(http, alice))["csrf_token"]
     made = await http.post(
         f"{API}/me/tokens",
-        json={"name": "backup script", "scope": "read", "expires_in_days": 30},
+        json={
+            "name": "backup script",
+            "scope": "read",
+            "expires_in_days": 30,
+            "password": alice.password,
+        },
         headers=csrf(token),
     )
     assert made.status_code == 201
@@ -602,8 +613,12 @@ async def test_every_authentication_event_is_audited(
     sam, alice = world["sam"], world["alice"]
     await http.post(f"{API}/session", json={"email": alice.email, "password": "wrong password!"})
     token = (await sign_in(http, sam))["csrf_token"]
-    totp, _, token = await enrol(http, token)
-    made = await http.post(f"{API}/me/tokens", json={"name": "t"}, headers=csrf(token))
+    totp, codes, token = await enrol(http, token)
+    made = await http.post(
+        f"{API}/me/tokens",
+        json={"name": "t", "password": sam.password, "code": codes[0]},
+        headers=csrf(token),
+    )
     await http.delete(f"{API}/me/tokens/{made.json()['id']}", headers=csrf(token))
     async with fresh(http) as other:
         started = await sign_in(other, sam)

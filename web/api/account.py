@@ -13,14 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
-from vault import accounts, audit, invitations, mfa, profiles, sessions, signin
+from vault import accounts, audit, invitations, mfa, profiles, reauth, sessions
 from vault.errors import NotFoundError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
-from vault.passwords import WeakPasswordError, off_loop, verify_password
+from vault.passwords import WeakPasswordError
 from vault.policy import Permission, allows, require
 from web import account_mail, signin_flow
 from web.api.common import (
+    SessionCall,
     api_call,
     iso,
     json_body,
@@ -30,7 +31,7 @@ from web.api.common import (
 )
 from web.auth import Caller, set_session_cookie
 from web.context import services
-from web.errors import ProblemError
+from web.errors import ProblemError, problem
 
 ENROLLING = frozenset({SessionStage.ENROL, SessionStage.FULL})
 
@@ -70,10 +71,28 @@ async def delete_other_sessions(request: Request) -> JSONResponse:
     """Sign out everywhere else."""
     async with session_call(request) as call:
         ended = await sessions.end_others(call.session, call.audit, call.user, call.browser)
-    return JSONResponse({"ended": ended})
+    return JSONResponse({"ended": ended.sessions, "tokens_revoked": ended.tokens})
 
 
 # Password ----------------------------------------------------------------------------------
+
+
+def _refused(request: Request, check: reauth.Check, field: str, detail: str) -> Response:
+    """The answer to a wrong password or code given to confirm a change: 422, or 429 once
+    the account is locked (the same lock as sign-in's, issue 13 item 6)."""
+    if check.locked_until is not None:
+        seconds = signin_flow.retry_after_seconds(check)
+        response = problem(
+            429,
+            "Too many attempts",
+            f"too many failed attempts; try again in {seconds} seconds",
+            headers={"Retry-After": str(seconds)},
+            field=field,
+        )
+    else:
+        response = problem(422, "Invalid request", detail, field=field)
+    response.background = signin_flow.lockout_task(services(request), check)
+    return response
 
 
 async def change_password(request: Request) -> Response:
@@ -81,26 +100,39 @@ async def change_password(request: Request) -> Response:
         data = await json_body(request)
         current = string_field(data, "current_password") or ""
         new = string_field(data, "new_password") or ""
-        svc = services(request)
-        try:
-            changed = await signin.change_password(
-                call.session,
-                svc.password_hasher,
-                call.audit,
-                call.user,
-                current=current,
-                new=new,
-                keep_session=call.browser.id,
-            )
-        except WeakPasswordError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field="new_password") from None
-        user = call.user
-    if not changed:
-        raise ProblemError(
-            422, "Invalid request", "the current password is wrong", field="current_password"
+    # Both Argon2 runs happen outside any transaction (issue 13 item 5).
+    svc = services(request)
+    try:
+        check = await reauth.change_password(
+            svc.sessions,
+            svc.password_hasher,
+            call.audit,
+            svc.signin_policy,
+            call.user,
+            current=current,
+            new=new,
+            keep_session=call.browser.id,
         )
-    task = signin_flow.password_changed_task(svc, user, how="changed by you")
+    except WeakPasswordError as exc:
+        raise ProblemError(422, "Invalid request", str(exc), field="new_password") from None
+    if not check.ok:
+        return _refused(request, check, "current_password", "the current password is wrong")
+    task = signin_flow.password_changed_task(svc, call.user, how="changed by you")
     return Response(status_code=204, background=task)
+
+
+async def _password_confirmed(request: Request, call: SessionCall, password: str) -> reauth.Check:
+    """Check the password given to confirm a change, outside the call's transaction."""
+    svc = services(request)
+    return await reauth.check_password(
+        svc.sessions,
+        svc.password_hasher,
+        call.audit,
+        svc.signin_policy,
+        call.user.id,
+        password,
+        action="auth.reauthenticate",
+    )
 
 
 # TOTP ----------------------------------------------------------------------------------------
@@ -123,9 +155,17 @@ async def begin_totp(request: Request) -> JSONResponse:
 
 
 async def confirm_totp(request: Request) -> Response:
+    """POST /me/totp/confirm {code, password}: the password is needed from a signed-in
+    session (issue 13 item 8), not at the enrolment stage of signing in."""
     async with session_call(request, stages=ENROLLING) as call:
         data = await json_body(request)
         code = string_field(data, "code") or ""
+        password = string_field(data, "password", required=False) or ""
+        caller = Caller(call.principal, call.user, call.browser)
+    check = await signin_flow.enrolment_password(request, caller, password)
+    if not check.ok:
+        return _refused(request, check, "password", "the password is wrong")
+    async with session_call(request, stages=ENROLLING) as call:
         caller = Caller(call.principal, call.user, call.browser)
         try:
             codes, started = await signin_flow.confirm_enrolment(
@@ -142,16 +182,13 @@ async def confirm_totp(request: Request) -> Response:
     return response
 
 
-async def regenerate_recovery_codes(request: Request) -> JSONResponse:
+async def regenerate_recovery_codes(request: Request) -> Response:
     async with session_call(request) as call:
-        data = await json_body(request)
-        password = string_field(data, "password") or ""
-        svc = services(request)
-        stored = call.user.password_hash
-        if stored is None or not await off_loop(
-            verify_password, stored, password, svc.password_hasher
-        ):
-            raise ProblemError(422, "Invalid request", "the password is wrong", field="password")
+        password = string_field(await json_body(request), "password") or ""
+    check = await _password_confirmed(request, call, password)
+    if not check.ok:
+        return _refused(request, check, "password", "the password is wrong")
+    async with session_call(request) as call:
         codes = await mfa.regenerate_recovery_codes(call.session, call.audit, call.user)
     return JSONResponse({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
@@ -167,6 +204,7 @@ def token_json(token: AccessToken) -> dict[str, Any]:
         "created_at": iso(token.created_at),
         "expires_at": iso(token.expires_at),
         "last_used_at": iso(token.last_used_at),
+        "last_used_ip": token.last_used_ip,
         "revoked_at": iso(token.revoked_at),
     }
 
@@ -177,7 +215,11 @@ async def list_tokens(request: Request) -> JSONResponse:
         return JSONResponse({"tokens": [token_json(t) for t in rows]})
 
 
-async def create_token(request: Request) -> JSONResponse:
+async def create_token(request: Request) -> Response:
+    """POST /me/tokens {name?, scope?, expires_in_days?, password, code?}: the password, and
+    a TOTP or recovery code where the user has TOTP, are needed to mint a token; it lives at
+    most `auth.token_max_days` (issue 13 item 4)."""
+    longest = services(request).settings.auth.token_max_days
     async with session_call(request) as call:
         data = await json_body(request)
         name = string_field(data, "name", required=False) or ""
@@ -188,27 +230,43 @@ async def create_token(request: Request) -> JSONResponse:
             raise ProblemError(
                 422, "Invalid request", "scope must be read or read-write", field="scope"
             ) from None
-        days = data.get("expires_in_days", 90)
-        if days is not None and (
-            not isinstance(days, int)
-            or isinstance(days, bool)
-            or not 1 <= days <= accounts.MAX_TOKEN_DAYS
-        ):
+        days = data.get("expires_in_days", longest)
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= longest:
             raise ProblemError(
                 422,
                 "Invalid request",
-                "expires_in_days must be 1..366 or null",
+                f"expires_in_days must be 1..{longest}",
                 field="expires_in_days",
             )
-        token, secret = await accounts.create_token(
+        password = string_field(data, "password") or ""
+        code = string_field(data, "code", required=False) or ""
+    svc = services(request)
+    check = await _password_confirmed(request, call, password)
+    if not check.ok:
+        return _refused(request, check, "password", "the password is wrong")
+    async with session_call(request) as call:
+        second = await reauth.check_second_factor(
             call.session,
+            svc.keyring,
             call.audit,
+            svc.signin_policy,
             call.user,
-            name=name,
-            scope=scope,
-            expires_in=timedelta(days=days) if days else None,
+            code,
+            action="auth.reauthenticate",
         )
-        body = {**token_json(token), "token": secret}
+        if second.ok:
+            token, secret = await accounts.create_token(
+                call.session,
+                call.audit,
+                call.user,
+                name=name,
+                scope=scope,
+                expires_in=timedelta(days=days),
+            )
+    # A refused code is answered after the transaction commits, so it stays counted.
+    if not second.ok:
+        return _refused(request, second, "code", "the code from the authenticator app is wrong")
+    body = {**token_json(token), "token": secret}
     return JSONResponse(body, status_code=201, headers={"Cache-Control": "no-store"})
 
 
@@ -324,7 +382,11 @@ async def update_user(request: Request) -> JSONResponse:
                 "user.updated",
                 target_type="user",
                 target_id=user.id,
-                details={**changes, "sessions_ended": ended},
+                details={
+                    **changes,
+                    "sessions_ended": ended.sessions,
+                    "tokens_revoked": ended.tokens,
+                },
             )
         body = {
             "id": str(user.id),

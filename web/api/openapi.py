@@ -407,8 +407,9 @@ SPEC: dict[str, Any] = {
         },
         "/me/totp/confirm": {
             "post": _op(
-                "Confirm enrolment with a first code: ten recovery codes, shown once",
-                body=_json("code", code="string"),
+                "Confirm enrolment with a first code: ten recovery codes, shown once; "
+                "the password too from a signed-in session",
+                body=_json("code", code="string", password="string"),
             )
         },
         "/me/recovery-codes": {
@@ -420,9 +421,18 @@ SPEC: dict[str, Any] = {
         "/me/tokens": {
             "get": _op("The caller's personal access tokens"),
             "post": _op(
-                "Create a token {name, scope, expires_in_days}; the secret is shown once",
+                "Create a token {name, scope, expires_in_days, password, code}: the password, "
+                "and a TOTP or recovery code where TOTP is on; at most auth.token_max_days; "
+                "the secret is shown once",
                 "201",
-                body=_json(name="string", scope="string", expires_in_days="integer"),
+                body=_json(
+                    "password",
+                    name="string",
+                    scope="string",
+                    expires_in_days="integer",
+                    password="string",
+                    code="string",
+                ),
             ),
         },
         "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204", token_id="path")},

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import accounts, mfa, sessions, signin
+from vault import accounts, mfa, reauth, sessions
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import TokenScope
-from vault.passwords import WeakPasswordError, off_loop, verify_password
+from vault.passwords import WeakPasswordError
 from web import signin_flow
-from web.auth import CSRF_FIELD
+from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
 from web.numbers import parse_int
 from web.pages import account_settings
@@ -48,6 +48,25 @@ async def account(request: Request) -> Response:
         return await account_page(request, session, caller)
 
 
+async def _answer_refusal(
+    request: Request, check: reauth.Check, problems: Problems, *, form: dict[str, str]
+) -> Response:
+    """The account page with the error of a refused password or code, in a new transaction
+    (the refusal was counted and audited in its own)."""
+    async with transaction(services(request).sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        status = 429 if check.locked_until is not None else 422
+        response = await account_page(request, session, caller, status=status, problems=problems)
+    if check.locked_until is not None:
+        response.headers["Retry-After"] = str(signin_flow.retry_after_seconds(check))
+    response.background = signin_flow.lockout_task(services(request), check)
+    return response
+
+
+def _locked_or(check: reauth.Check, error: str) -> str:
+    return "locked" if check.locked_until is not None else error
+
+
 @page
 async def change_password(request: Request) -> Response:
     form = await read_form(request)
@@ -56,32 +75,46 @@ async def change_password(request: Request) -> Response:
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
         assert caller.browser is not None
-        error = ""
         if new != form.get("new_password_confirm", ""):
             error = "mismatch"
-        else:
-            try:
-                changed = await signin.change_password(
-                    session,
-                    svc.password_hasher,
-                    audit_context(request, caller.principal),
-                    caller.user,
-                    current=form.get("current_password", ""),
-                    new=new,
-                    keep_session=caller.browser.id,
-                )
-            except WeakPasswordError as exc:
-                error = str(exc)
-            else:
-                error = "" if changed else "wrong-current"
-        if error:
             return await account_page(
                 request, session, caller, status=422, problems=Problems(password=error)
             )
-        user = caller.user
+    # Both Argon2 runs happen outside any transaction (issue 13 item 5).
+    try:
+        check = await reauth.change_password(
+            svc.sessions,
+            svc.password_hasher,
+            audit_context(request, caller.principal),
+            svc.signin_policy,
+            caller.user,
+            current=form.get("current_password", ""),
+            new=new,
+            keep_session=caller.browser.id,
+        )
+    except WeakPasswordError as exc:
+        check, weak = reauth.Check(False), str(exc)
+    else:
+        weak = ""
+    if not check.ok:
+        error = weak or _locked_or(check, "wrong-current")
+        return await _answer_refusal(request, check, Problems(password=error), form=form)
     response = see_other("/account?done=password-changed")
-    response.background = signin_flow.password_changed_task(svc, user, how="changed by you")
+    response.background = signin_flow.password_changed_task(svc, caller.user, how="changed by you")
     return response
+
+
+async def _password_confirmed(request: Request, caller: Caller, password: str) -> reauth.Check:
+    svc = services(request)
+    return await reauth.check_password(
+        svc.sessions,
+        svc.password_hasher,
+        audit_context(request, caller.principal),
+        svc.signin_policy,
+        caller.user.id,
+        password,
+        action="auth.reauthenticate",
+    )
 
 
 @page
@@ -112,23 +145,25 @@ async def end_session(request: Request) -> Response:
     return see_other("/account?done=session-ended")
 
 
-def _token_days(raw: str) -> int | None:
-    return parse_int(raw.strip(), minimum=1, maximum=accounts.MAX_TOKEN_DAYS)
+def _token_days(raw: str, longest: int) -> int | None:
+    return parse_int(raw.strip(), minimum=1, maximum=longest)
 
 
 @page
 async def create_token(request: Request) -> Response:
+    """A new token, once the password (and a code from the app, where TOTP is on) is typed
+    again; it lives at most `auth.token_max_days` (issue 13 item 4)."""
     form = await read_form(request)
     token_form = {
         "name": form.get("name", "")[: accounts.TOKEN_NAME_LENGTH],
         "scope": form.get("scope", ""),
         "days": form.get("days", ""),
     }
-    async with transaction(services(request).sessions) as session:
+    svc = services(request)
+    days = _token_days(token_form["days"], svc.settings.auth.token_max_days)
+    scope = token_form["scope"]
+    async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
-        assert caller.browser is not None
-        days = _token_days(token_form["days"])
-        scope = token_form["scope"]
         if days is None or scope not in {s.value for s in TokenScope}:
             return await account_page(
                 request,
@@ -137,22 +172,43 @@ async def create_token(request: Request) -> Response:
                 status=422,
                 problems=Problems(token="days" if days is None else "scope", token_form=token_form),
             )
-        token, secret = await accounts.create_token(
+    check = await _password_confirmed(request, caller, form.get("password", ""))
+    if not check.ok:
+        problems = Problems(token=_locked_or(check, "wrong-password"), token_form=token_form)
+        return await _answer_refusal(request, check, problems, form=form)
+    async with transaction(svc.sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+        assert caller.browser is not None
+        context = audit_context(request, caller.principal)
+        second = await reauth.check_second_factor(
             session,
-            audit_context(request, caller.principal),
+            svc.keyring,
+            context,
+            svc.signin_policy,
             caller.user,
-            name=token_form["name"],
-            scope=TokenScope(scope),
-            expires_in=timedelta(days=days),
+            form.get("code", ""),
+            action="auth.reauthenticate",
         )
-        context: dict[str, Any] = {
-            "user": caller.user,
-            "csrf_token": caller.browser.csrf_token,
-            "token": token,
-            "secret": secret,
-        }
+        if second.ok:
+            token, secret = await accounts.create_token(
+                session,
+                context,
+                caller.user,
+                name=token_form["name"],
+                scope=TokenScope(scope),
+                expires_in=timedelta(days=days),
+            )
+            shown: dict[str, Any] = {
+                "user": caller.user,
+                "csrf_token": caller.browser.csrf_token,
+                "token": token,
+                "secret": secret,
+            }
+    if not second.ok:
+        problems = Problems(token=_locked_or(second, "wrong-code"), token_form=token_form)
+        return await _answer_refusal(request, second, problems, form=form)
     # Shown once: only its hash is kept.
-    return render(request, "token-created.html", status=201, **context)
+    return render(request, "token-created.html", status=201, **shown)
 
 
 @page
@@ -176,14 +232,13 @@ async def new_recovery_codes(request: Request) -> Response:
     svc = services(request)
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
+    check = await _password_confirmed(request, caller, form.get("password", ""))
+    if not check.ok:
+        problems = Problems(recovery=_locked_or(check, "wrong-password"))
+        return await _answer_refusal(request, check, problems, form=form)
+    async with transaction(svc.sessions) as session:
+        caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
         assert caller.browser is not None
-        stored = caller.user.password_hash
-        if stored is None or not await off_loop(
-            verify_password, stored, form.get("password", ""), svc.password_hasher
-        ):
-            return await account_page(
-                request, session, caller, status=422, problems=Problems(recovery="wrong-password")
-            )
         if not await mfa.has_totp(session, caller.user.id):
             return await account_page(
                 request, session, caller, status=409, problems=Problems(recovery="no-totp")

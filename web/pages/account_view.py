@@ -192,11 +192,15 @@ async def account_page(
         recovery_codes_left=await mfa.remaining_recovery_codes(session, user.id),
         tokens=await accounts.list_tokens(session, user),
         min_length=MIN_LENGTH,
-        max_token_days=accounts.MAX_TOKEN_DAYS,
+        max_token_days=svc.settings.auth.token_max_days,
         password_error=problems.password,
         token_error=problems.token,
         token_form=problems.token_form
-        or {"name": "", "scope": TokenScope.READ.value, "days": str(DEFAULT_TOKEN_DAYS)},
+        or {
+            "name": "",
+            "scope": TokenScope.READ.value,
+            "days": str(min(DEFAULT_TOKEN_DAYS, svc.settings.auth.token_max_days)),
+        },
         profile_error=problems.profile,
         profile_form=problems.profile_form
         or {"display_name": user.display_name, "timezone": user.timezone, "locale": user.locale},

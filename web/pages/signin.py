@@ -164,31 +164,40 @@ async def enrol_form(request: Request) -> Response:
 @page
 async def enrol_submit(request: Request) -> Response:
     form = await read_form(request)
+    csrf_field = form.get(CSRF_FIELD, "")
     async with transaction(services(request).sessions) as session:
-        caller = await browser_caller(
-            request, session, stages=ENROLLING, csrf_token=form.get(CSRF_FIELD, "")
-        )
-        assert caller.browser is not None
-        partial = caller.browser.stage != SessionStage.FULL
-        csrf_token = caller.browser.csrf_token
-        try:
-            codes, started = await signin_flow.confirm_enrolment(
-                request, session, caller, form.get("code", "")
-            )
-        except mfa.MfaError:
-            codes, started = None, None
+        caller = await browser_caller(request, session, stages=ENROLLING, csrf_token=csrf_field)
+    assert caller.browser is not None
+    partial = caller.browser.stage != SessionStage.FULL
+    csrf_token = caller.browser.csrf_token
+    # From a signed-in session the password is asked again (issue 13 item 8), outside any
+    # transaction (item 5).
+    check = await signin_flow.enrolment_password(request, caller, form.get("password", ""))
+    codes, started, error = None, None, "refused"
+    if not check.ok:
+        error = "locked" if check.locked_until is not None else "wrong-password"
+    else:
+        async with transaction(services(request).sessions) as session:
+            caller = await browser_caller(request, session, stages=ENROLLING, csrf_token=csrf_field)
+            try:
+                codes, started = await signin_flow.confirm_enrolment(
+                    request, session, caller, form.get("code", "")
+                )
+            except mfa.MfaError:
+                codes, started = None, None
     if codes is None:
         # The pending secret stays as it was: the user corrects the code from the app they
         # just set up, or starts over with a new QR code.
         return render(
             request,
             "enrol.html",
-            status=400,
+            status=429 if error == "locked" else 400,
+            background=signin_flow.lockout_task(services(request), check),
             enrolment=None,
             partial=partial,
             user=caller.user,
             csrf_token=csrf_token,
-            error="refused",
+            error=error,
         )
     response = render(
         request,
