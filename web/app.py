@@ -21,6 +21,7 @@ from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
+from web.malloc import tune_allocator
 from web.pages import routes as page_routes
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         access_log.install()
+        tune_allocator()  # before the first large transfer: see web/malloc.py
         async with open_services(settings) as services:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.
