@@ -124,6 +124,7 @@ async def _claim_parts(
 
     def fingerprint(chunks: list[bytes]) -> tuple[bytes, bytes]:
         data = b"".join(chunks)  # a join this large lets go of the GIL while it copies
+        chunks.clear()  # the pieces are not held beside the joined part while it is claimed
         return data, sealer.segment_tags(data)
 
     async with received, claimed, hashing or contextlib.nullcontext():
@@ -182,6 +183,8 @@ async def _seal_parts(
             if item.etag is None:
                 ciphertext = await anyio.to_thread.run_sync(encrypt)
             await sealed.send(_Sealed(part.number, ciphertext, item.etag or "", part.final))
+            # Not held while waiting for the next part: the store has the ciphertext now.
+            del item, part, encrypt, ciphertext
 
 
 @dataclass(slots=True)
@@ -221,13 +224,21 @@ async def _store_parts(
         item.done.set()
 
     async with sealed, storing, anyio.create_task_group() as writes:
-        async for part in sealed:
+        while True:
+            # A free slot first, then the next part: a part waiting for a slot stays
+            # unencrypted upstream rather than held here as ciphertext.
+            await limiter.acquire()
+            try:
+                part = await sealed.receive()
+            except anyio.EndOfStream:
+                break
             item = _Storing(part.number, part.final, part.etag)
             if part.ciphertext is None:
                 item.done.set()
+                limiter.release()
             else:
-                await limiter.acquire()
                 writes.start_soon(write, part, part.ciphertext, item)
+            del part
             await storing.send(item)
 
 

@@ -21,6 +21,7 @@ from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
+from web.malloc import tune_allocator
 from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
 from web.pages import routes as page_routes
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         access_log.install()
+        tune_allocator()  # before the first large transfer: see web/malloc.py
         async with open_services(settings, metrics=metrics) as services:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.

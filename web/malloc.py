@@ -1,0 +1,48 @@
+"""Process-wide allocator settings for the server (glibc only; a no-op elsewhere).
+
+A large transfer moves 8 MiB parts through several threads. With glibc's defaults each
+thread may grow an arena of its own (up to 8 per core), and freeing an mmapped block
+raises the mmap threshold to that block's size (mallopt(3), "dynamic mmap threshold"), so
+from the second part on the 8 MiB buffers come from the arenas' heaps, where a freed one
+stays resident. Peak RSS then tracks the arenas' high-water mark rather than the bytes
+alive. A fixed threshold sends every block of `MMAP_THRESHOLD` or more straight to mmap
+and back to the system when freed, and two arenas bound the rest. The same as
+MALLOC_MMAP_THRESHOLD_ and MALLOC_ARENA_MAX in the environment, which, when set, win.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+
+__all__ = ["MMAP_THRESHOLD", "tune_allocator"]
+
+logger = logging.getLogger(__name__)
+
+MMAP_THRESHOLD = 1 << 20
+ARENA_MAX = 2
+# <malloc.h>
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def tune_allocator() -> bool:
+    """Fix glibc's mmap threshold and arena count for this process; False if not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    done = True
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        done = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and done
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        done = mallopt(_M_ARENA_MAX, ARENA_MAX) == 1 and done
+    if not done:
+        logger.warning("mallopt refused the allocator settings")
+    return done
