@@ -322,7 +322,9 @@ async def test_jsonl_export_verifies_with_hashlib_only(
     last = json.loads(lines[-1])
     assert last["action"] == "audit.exported"
     assert last["actor_id"] == str(world["otto"].id)
-    assert last["details"] == {"filters": {}, "format": "jsonl"}
+    details = dict(last["details"])
+    assert len(details.pop("request_id")) == 32  # the request's id, as in its log line
+    assert details == {"filters": {}, "format": "jsonl"}
 
     verified = (await http.get("/api/v1/audit/verify", headers=world["otto"].auth)).json()
     assert verified["ok"] is True
