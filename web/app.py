@@ -19,6 +19,7 @@ from web import health, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import SecurityHeadersMiddleware
+from web.memory import tune_malloc
 from web.pages import routes as page_routes
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        tune_malloc()  # per process: each worker runs its own lifespan
         async with open_services(settings) as services:
             # Refuse to serve on a schema this code does not know: a clear message beats
             # a half-working portal that fails on the first query.
