@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -102,6 +103,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=20, help="concurrent downloads")
     parser.add_argument("--parallel-mib", type=int, default=50, help="size of each of them")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the transfers")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     add_s3_arguments(parser)
     args = parser.parse_args(argv)
     check_s3_arguments(parser, args)
@@ -109,8 +111,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--size-mib ≥ 1, --part-mib ≥ 5, --concurrency ≥ 1, --rounds ≥ 1")
     if args.parallel < 1 or args.parallel_mib < 1 or args.documents < 0:
         parser.error("--parallel ≥ 1, --parallel-mib ≥ 1, --documents ≥ 0")
-    if args.list_requests < 1 or args.chunk_kib < 1:
-        parser.error("--list-requests ≥ 1, --chunk-kib ≥ 1")
+    if args.list_requests < 1 or args.chunk_kib < 1 or args.workers < 1:
+        parser.error("--list-requests ≥ 1, --chunk-kib ≥ 1, --workers ≥ 1")
     return args
 
 
@@ -190,7 +192,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def run_server(config: Path, port: int, log: Path) -> Iterator[Server]:
+def run_server(config: Path, port: int, log: Path, workers: int = 1) -> Iterator[Server]:
     """`python -m uvicorn --factory web.app:create_app` on 127.0.0.1:PORT until the end."""
     with open(log, "wb") as output:
         process = subprocess.Popen(  # noqa: S603 - fixed arguments
@@ -207,6 +209,8 @@ def run_server(config: Path, port: int, log: Path) -> Iterator[Server]:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--workers",
+                str(workers),
             ],
             env=server_environment(config),
             stdout=output,
@@ -232,6 +236,20 @@ def run_server(config: Path, port: int, log: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class LargestProcess:
+    """Quacks like `psutil.Process` for `Meter`: the RSS of the largest of some processes."""
+
+    def __init__(self, processes: Sequence[psutil.Process]) -> None:
+        self._processes = processes
+
+    def memory_info(self) -> Any:
+        rss = 0
+        for process in self._processes:
+            with contextlib.suppress(psutil.Error):
+                rss = max(rss, process.memory_info().rss)
+        return types.SimpleNamespace(rss=rss)
 
 
 def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
@@ -389,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Part size {args.part_mib} MiB, concurrency {concurrency}, upload body pieces of "
         f"{args.chunk_kib} KiB, {args.rounds} round(s); S3 endpoint {args.endpoint}; "
-        "server: uvicorn, 1 worker, SQLite"
+        f"server: uvicorn, {args.workers} worker(s), SQLite"
     )
     print()
     expected_big = big.sha256()
@@ -430,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             token = cli(config, "token", "create", EMAIL, "--name", "bench")
             headers = {"Authorization": f"Bearer {token}"}
             with (
-                run_server(config, port, work / "server.log") as server,
+                run_server(config, port, work / "server.log", args.workers) as server,
                 httpx.Client(
                     base_url=server.url, headers=headers, timeout=httpx.Timeout(600)
                 ) as http,
@@ -443,9 +461,12 @@ def main(argv: list[str] | None = None) -> int:
                     for name in ("Transfers", "Listing")
                 }
                 server_proc = psutil.Process(server.pid)
+                # With several workers uvicorn's own process only supervises: memory is
+                # reported for the largest worker, CPU for all of them together.
+                server_procs = [server_proc, *server_proc.children(recursive=True)]
                 meter = Meter(
-                    rss={"server": server_proc},
-                    cpu={"client": [me], "server": [server_proc], "s3": rgw_processes()},
+                    rss={"server": LargestProcess(server_procs)},
+                    cpu={"client": [me], "server": server_procs, "s3": rgw_processes()},
                     settle="s3",
                 )
 

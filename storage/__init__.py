@@ -3,6 +3,7 @@
 Both satisfy `vault.store.ObjectStore` structurally; this package imports nothing of ours.
 """
 
+from storage.budget import ByteBudget
 from storage.errors import (
     BucketNotFoundError,
     InvalidKeyError,
@@ -17,6 +18,7 @@ from storage.types import MultipartUploadInfo, ObjectInfo, PartInfo
 
 __all__ = [
     "BucketNotFoundError",
+    "ByteBudget",
     "InvalidKeyError",
     "LocalObjectStore",
     "MultipartUploadInfo",

@@ -6,15 +6,15 @@ into `storage.errors` here and go no further.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import functools
 import hashlib
-import math
 import re
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
@@ -31,6 +31,7 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from storage.budget import ByteBudget
 from storage.errors import (
     BucketNotFoundError,
     InvalidKeyError,
@@ -129,8 +130,14 @@ class S3ObjectStore:
         prefix: Prepended (with one `/`) to every key, so several installations or other
             data can share the bucket.
         part_concurrency: Ranged GETs in flight at once while reading one object.
-        read_chunk_size: Bytes per ranged GET; `read` holds about
-            `part_concurrency × read_chunk_size` bytes at a time.
+        read_chunk_size: The most bytes per ranged GET.
+        read_ahead: The most bytes one read holds at a time (fetched ahead, or handed
+            out and not yet consumed).
+        first_window: Bytes of a read's first ranged GET; later ones double up to
+            `read_chunk_size`.
+        budget: Shared by all reads of the process (and of other stores given the same
+            budget): the most bytes they hold together. A new one of
+            `4 × read_ahead` bytes when omitted.
     """
 
     def __init__(
@@ -141,19 +148,25 @@ class S3ObjectStore:
         prefix: str = "",
         part_concurrency: int = 4,
         read_chunk_size: int = 8 * MiB,
+        read_ahead: int = 32 * MiB,
+        first_window: int = 1 * MiB,
+        budget: ByteBudget | None = None,
     ) -> None:
         if not bucket:
             raise ValueError("bucket must not be empty")
         if part_concurrency < 1:
             raise ValueError("part_concurrency must be at least 1")
-        if read_chunk_size < 1:
-            raise ValueError("read_chunk_size must be positive")
+        if min(read_chunk_size, read_ahead, first_window) < 1:
+            raise ValueError("read_chunk_size, read_ahead and first_window must be positive")
         self._client = client
         self._bucket = bucket
         prefix = prefix.strip("/")
         self._prefix = f"{prefix}/" if prefix else ""
         self._part_concurrency = part_concurrency
         self._read_chunk_size = read_chunk_size
+        self._read_ahead = read_ahead
+        self._first_window = first_window
+        self._budget = ByteBudget(4 * read_ahead) if budget is None else budget
 
     @property
     def bucket(self) -> str:
@@ -395,36 +408,70 @@ class S3ObjectStore:
             await self.head(key)  # nothing to fetch, but a missing object is still an error
         if start >= end:
             return
-        chunk = self._read_chunk_size
-        if end - start <= chunk:
-            lo, hi = start, end
-            data = await self._call(lambda: self._get_range(full, lo, hi), key=key)
-            if data:
-                yield data
+        budget = self._budget
+        if end - start <= min(self._first_window, budget.capacity):
+            # One small GET (a header, a short range): no pool of threads for it.
+            size = end - start
+            await budget.acquire(size)
+            try:
+                lo, hi = start, end
+                data = await self._call(lambda: self._get_range(full, lo, hi), key=key)
+                if data:
+                    yield data
+            finally:
+                budget.release(size)
             return
+        chunk = min(self._read_chunk_size, self._read_ahead, budget.capacity)
+        # Adaptive read-ahead: the first window is small, so the first bytes (and short
+        # ranges) come back quickly; each later one doubles up to `chunk`, so a long read
+        # soon keeps `part_concurrency` large GETs in flight.
+        window = min(chunk, self._first_window)
+        # Adaptive concurrency: start with `part_concurrency` GETs in flight, and add one
+        # each time the consumer has to wait for the store, up to what `read_ahead` holds.
+        workers = max(self._part_concurrency, self._read_ahead // chunk)
+        limit = min(self._part_concurrency, workers)
         # Windows are fetched by a pool of our own rather than by tasks, because a task group
         # cannot stay open across `yield`: this generator may be abandoned or finalised in
         # another task. Plain futures need no such care.
-        windows = iter(range(start, end, chunk))
-        workers = min(self._part_concurrency, math.ceil((end - start) / chunk))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-read")
-        pending: deque[tuple[Future[bytes], int]] = deque()
+        pending: deque[tuple[asyncio.Future[bytes], int]] = deque()
+        held = 0  # bytes this read holds in the budget: in flight, or being consumed
+        position = start
 
-        def fetch_next() -> None:
-            lo = next(windows, None)
-            if lo is not None:
-                hi = min(lo + chunk, end)
-                pending.append((pool.submit(self._get_range, full, lo, hi), hi - lo))
+        def start_window(size: int) -> None:
+            nonlocal position, held, window
+            lo, hi = position, position + size
+            future = pool.submit(self._get_range, full, lo, hi)
+            pending.append((asyncio.wrap_future(future), size))
+            position, held = hi, held + size
+            window = min(window * 2, chunk)
+
+        async def fill() -> None:
+            # Never more than `read_ahead` bytes for this read, nor more than the process's
+            # budget for all reads: with nothing in flight we wait for our share
+            # (back-pressure); with GETs in flight we only take what is free right now, so
+            # a read never waits while holding bytes that others are waiting for.
+            while position < end and len(pending) < limit:
+                size = min(window, end - position)
+                if held + size > self._read_ahead:
+                    return
+                if pending or held:
+                    if not budget.try_acquire(size):
+                        return
+                else:
+                    await budget.acquire(size)
+                start_window(size)
 
         try:
-            for _ in range(workers):
-                fetch_next()
-            while pending:
+            while True:
+                await fill()
+                if not pending:
+                    return
                 future, expected = pending.popleft()
+                if not future.done():
+                    limit = min(limit + 1, workers)
                 try:
-                    # Waiting in a worker thread keeps the event loop free; on cancellation
-                    # the wait is abandoned and the GET finishes (and is dropped) on its own.
-                    data = await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+                    data = await future
                 except (ClientError, BotoCoreError) as exc:
                     raise self._translate(exc, key=key) from exc
                 if len(data) < expected:
@@ -432,18 +479,26 @@ class S3ObjectStore:
                     if data:
                         yield data
                     return
-                fetch_next()
+                await fill()
                 yield data
+                # The consumer came back for more: it is done with `data`.
+                held -= expected
+                budget.release(expected)
         finally:
             # Never waits: windows not started are cancelled, those in flight finish
             # in the background, and then the pool's threads exit.
+            for future, _ in pending:
+                future.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
+            budget.release(held)
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
         """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it).
 
-        The range is fetched as consecutive windows of `read_chunk_size` bytes, up to
-        `part_concurrency` ranged GETs at once, and yielded strictly in order, one window
+        The range is fetched as consecutive windows growing from `first_window` to
+        `read_chunk_size` bytes, up to `part_concurrency` ranged GETs at once and at most
+        `read_ahead` bytes held by this read (fetched, or yielded and not yet consumed), all
+        within the process's byte budget; windows are yielded strictly in order, one window
         per piece. Closing the iterator early stops further GETs.
 
         Raises:

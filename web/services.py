@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
-from storage import LocalObjectStore, S3ObjectStore, make_s3_client
+from storage import ByteBudget, LocalObjectStore, S3ObjectStore, make_s3_client
 from vault.checkpoints import Signer
 from vault.db import create_engine, session_factory
 from vault.digests import RunningDigests
@@ -106,7 +106,12 @@ def build_store(settings: Settings) -> ObjectStore:
             bucket=settings.storage.bucket,
             prefix=settings.storage.prefix,
             part_concurrency=settings.storage.concurrency,
-            read_chunk_size=settings.storage.part_size_mib * MiB,
+            # Windows of at most 4 MiB (RGW's stripe size): more of them fit in the
+            # read-ahead, so more GETs can be in flight at once.
+            read_chunk_size=min(settings.storage.part_size_mib, 4) * MiB,
+            read_ahead=settings.storage.read_ahead_mib * MiB,
+            # One budget per store, and a store per process (built in the lifespan).
+            budget=ByteBudget(settings.storage.read_budget_mib * MiB),
         )
     settings.objects_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return LocalObjectStore(settings.objects_path)

@@ -69,6 +69,10 @@ class StorageSettings(_Section):
     # Plaintext bytes per stored part: whole 64 KiB segments, at least S3's 5 MiB minimum.
     part_size_mib: int = Field(8, ge=5, le=512)
     concurrency: int = Field(4, ge=1, le=32)
+    # Bounds on downloaded ciphertext held in memory: per download, and per process for all
+    # downloads together (a download waits for its share rather than exceed it).
+    read_ahead_mib: int = Field(32, ge=1, le=1024)
+    read_budget_mib: int = Field(96, ge=1, le=65536)
     connect_timeout_seconds: float = Field(5, gt=0)
     read_timeout_seconds: float = Field(60, gt=0)
     max_attempts: int = Field(5, ge=1, le=20)  # per S3 call, with exponential backoff

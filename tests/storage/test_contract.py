@@ -400,7 +400,14 @@ async def windowed(
 ) -> tuple[S3ObjectStore, GetCounter, bytes]:
     _, bucket = s3_bucket
     client, counter = s3_client_counting_gets
-    store = S3ObjectStore(client=client, bucket=bucket, part_concurrency=3, read_chunk_size=WINDOW)
+    store = S3ObjectStore(
+        client=client,
+        bucket=bucket,
+        part_concurrency=3,
+        read_chunk_size=WINDOW,
+        read_ahead=3 * WINDOW,
+        first_window=WINDOW,
+    )
     data = payload(12 * WINDOW + 17, 5)
     await write(store, "objects/windowed", [data])
     return store, counter, data
