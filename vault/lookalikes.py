@@ -14,7 +14,8 @@ and a client whose display name was `staff@firm.example`. Three rules close that
 * `skeleton`: the Unicode TR39 §4 skeleton, with the confusables data of the
   `confusable_homoglyphs` package (built from the Unicode consortium's confusables.txt).
   A new name whose skeleton equals a sibling's (and which is not the same name) is refused:
-  `Invоice.pdf` (Cyrillic о) cannot sit beside `Invoice.pdf`.
+  `Invоice.pdf` (Cyrillic о) cannot sit beside `Invoice.pdf`. Runs of spaces are compared
+  as one, as a page renders them, so `Invoice  2026.pdf` cannot either.
 * `shown_name`: a display name is the firm's word only for the firm's own people; for
   anyone else the email address is shown beside it, so `staff@firm.example` as a client's
   display name reads `staff@firm.example <mallory@example.test>`.
@@ -23,6 +24,7 @@ and a client whose display name was `staff@firm.example`. Three rules close that
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from functools import cache
@@ -57,6 +59,7 @@ _CANCEL_TAG = "\U000e007f"
 # Spaces that are spaces to the eye: U+0020, and the ideographic space of CJK text, which is
 # as wide as an ideograph and cannot pass for a plain space.
 _ALLOWED_SPACES = frozenset(" \u3000")
+_SPACE_RUN = re.compile(" {2,}")
 
 
 def is_default_ignorable(ch: str) -> bool:
@@ -172,14 +175,20 @@ def confusable_with(name: str, siblings: Iterable[str]) -> str | None:
     """The sibling `name` could be taken for, or None. The same name (same letters, any case)
     is not a look-alike: that is a new version or a plain conflict, decided elsewhere."""
     own = unicodedata.normalize("NFC", name).casefold()
-    mine = {skeleton(name), skeleton(own)}
+    mine = {_rendered(skeleton(name)), _rendered(skeleton(own))}
     for sibling in siblings:
         theirs = unicodedata.normalize("NFC", sibling).casefold()
         if theirs == own:
             continue
-        if mine & {skeleton(sibling), skeleton(theirs)}:
+        if mine & {_rendered(skeleton(sibling)), _rendered(skeleton(theirs))}:
             return sibling
     return None
+
+
+def _rendered(text: str) -> str:
+    """`text` as a page draws it: HTML collapses a run of spaces into one, so `Invoice  2026`
+    (two spaces) reads as `Invoice 2026`. Only U+0020 collapses; U+3000 keeps its width."""
+    return _SPACE_RUN.sub(" ", text)
 
 
 FIRM_ROLES = frozenset({Role.STAFF, Role.ADMIN, Role.AUDITOR})

@@ -196,7 +196,7 @@ async def _refused(
     moment: datetime,
 ) -> Attempt:
     _, account_locked = await ratelimit.fail(session, account, policy.account_limits, now=moment)
-    await ratelimit.fail(session, address, policy.address_limits, now=moment)
+    _, address_locked = await ratelimit.fail(session, address, policy.address_limits, now=moment)
     await audit.record(
         session,
         context,
@@ -206,6 +206,15 @@ async def _refused(
         target_id=user.id if user else None,
         details=_tried(user),
     )
+    if address_locked is not None:
+        # Everyone behind this address is locked out of signing in: the lock is audited like
+        # an account's, with the address of the attempts (the event's `ip`).
+        await audit.record(
+            session,
+            context,
+            "auth.lockout",
+            details={"until": audit.timestamp(address_locked), "scope": "address"},
+        )
     lockout = None
     if account_locked is not None and user is not None:
         await audit.record(

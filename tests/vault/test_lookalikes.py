@@ -20,6 +20,8 @@ LOOKALIKES = [
     pytest.param("Invoice\u2060 2026.pdf", "invisible_character", id="word-joiner"),
     pytest.param("Inv\u043eice 2026.pdf", "confusable", id="cyrillic-o"),
     pytest.param("\u0399nvoice 2026.pdf", "confusable", id="greek-capital-iota"),
+    # A page collapses a run of spaces into one, so a doubled space renders as the original.
+    pytest.param("Invoice  2026.pdf", "confusable", id="doubled-space"),
 ]
 
 
