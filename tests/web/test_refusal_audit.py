@@ -30,7 +30,9 @@ async def denied(services: Services) -> list[AuditEvent]:
 
 
 def details(event: AuditEvent) -> dict[str, object]:
+    """The event's details without the request id that a request's own events carry."""
     found: dict[str, object] = json.loads(event.details)
+    found.pop("request_id", None)
     return found
 
 
