@@ -6,15 +6,12 @@ into `storage.errors` here and go no further.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import functools
 import hashlib
 import re
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
@@ -23,12 +20,9 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    IncompleteReadError,
     NoCredentialsError,
     ParamValidationError,
     PartialCredentialsError,
-    ReadTimeoutError,
-    ResponseStreamingError,
 )
 
 from storage.budget import ByteBudget
@@ -40,6 +34,7 @@ from storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from storage.s3_reads import get_range, read_windows
 from storage.types import MultipartUploadInfo, ObjectInfo, PartInfo, PendingUpload, StoredPart
 
 if TYPE_CHECKING:
@@ -54,9 +49,6 @@ _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 _DENIED = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403"}
 )
-# botocore retries failed requests, but not a response body that breaks off mid-way.
-_BODY_ERRORS = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
-_BODY_ATTEMPTS = 3
 # A part's ETag as S3 gives it without SSE-KMS: the quoted hex MD5 of its bytes.
 _MD5_ETAG = re.compile(r'"?[0-9a-f]{32}"?')
 
@@ -378,27 +370,6 @@ class S3ObjectStore:
 
     # Reads and the rest
 
-    def _get_range(self, full_key: str, start: int, end: int) -> bytes:
-        """Bytes `[start, end)` of an object, fewer if it ends sooner (runs in a thread)."""
-        for attempt in range(1, _BODY_ATTEMPTS + 1):
-            try:
-                response = self._client.get_object(
-                    Bucket=self._bucket, Key=full_key, Range=f"bytes={start}-{end - 1}"
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                    return b""  # `start` is at or past the end of the object
-                raise
-            body = response["Body"]
-            try:
-                return body.read()
-            except _BODY_ERRORS:
-                if attempt == _BODY_ATTEMPTS:
-                    raise
-            finally:
-                body.close()
-        raise AssertionError("unreachable")
-
     async def _read(self, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
         _check_range(start, end)
         full = self._key(key)
@@ -415,82 +386,32 @@ class S3ObjectStore:
             await budget.acquire(size)
             try:
                 lo, hi = start, end
-                data = await self._call(lambda: self._get_range(full, lo, hi), key=key)
+                data = await self._call(
+                    lambda: get_range(self._client, self._bucket, full, lo, hi), key=key
+                )
                 if data:
                     yield data
             finally:
                 budget.release(size)
             return
         chunk = min(self._read_chunk_size, self._read_ahead, budget.capacity)
-        # Adaptive read-ahead: the first window is small, so the first bytes (and short
-        # ranges) come back quickly; each later one doubles up to `chunk`, so a long read
-        # soon keeps `part_concurrency` large GETs in flight.
-        window = min(chunk, self._first_window)
-        # Adaptive concurrency: start with `part_concurrency` GETs in flight, and add one
-        # each time the consumer has to wait for the store, up to what `read_ahead` holds.
-        workers = max(self._part_concurrency, self._read_ahead // chunk)
-        limit = min(self._part_concurrency, workers)
-        # Windows are fetched by a pool of our own rather than by tasks, because a task group
-        # cannot stay open across `yield`: this generator may be abandoned or finalised in
-        # another task. Plain futures need no such care.
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-read")
-        pending: deque[tuple[asyncio.Future[bytes], int]] = deque()
-        held = 0  # bytes this read holds in the budget: in flight, or being consumed
-        position = start
-
-        def start_window(size: int) -> None:
-            nonlocal position, held, window
-            lo, hi = position, position + size
-            future = pool.submit(self._get_range, full, lo, hi)
-            pending.append((asyncio.wrap_future(future), size))
-            position, held = hi, held + size
-            window = min(window * 2, chunk)
-
-        async def fill() -> None:
-            # Never more than `read_ahead` bytes for this read, nor more than the process's
-            # budget for all reads: with nothing in flight we wait for our share
-            # (back-pressure); with GETs in flight we only take what is free right now, so
-            # a read never waits while holding bytes that others are waiting for.
-            while position < end and len(pending) < limit:
-                size = min(window, end - position)
-                if held + size > self._read_ahead:
-                    return
-                if pending or held:
-                    if not budget.try_acquire(size):
-                        return
-                else:
-                    await budget.acquire(size)
-                start_window(size)
-
+        windows = read_windows(
+            functools.partial(get_range, self._client, self._bucket, full),
+            start=start,
+            end=end,
+            chunk=chunk,
+            first_window=self._first_window,
+            read_ahead=self._read_ahead,
+            concurrency=self._part_concurrency,
+            budget=budget,
+        )
         try:
-            while True:
-                await fill()
-                if not pending:
-                    return
-                future, expected = pending.popleft()
-                if not future.done():
-                    limit = min(limit + 1, workers)
-                try:
-                    data = await future
-                except (ClientError, BotoCoreError) as exc:
-                    raise self._translate(exc, key=key) from exc
-                if len(data) < expected:
-                    # The object is shorter than `end`: the later windows are all empty.
-                    if data:
-                        yield data
-                    return
-                await fill()
+            async for data in windows:
                 yield data
-                # The consumer came back for more: it is done with `data`.
-                held -= expected
-                budget.release(expected)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, key=key) from exc
         finally:
-            # Never waits: windows not started are cancelled, those in flight finish
-            # in the background, and then the pool's threads exit.
-            for future, _ in pending:
-                future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            budget.release(held)
+            await windows.aclose()
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
         """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it).
