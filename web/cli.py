@@ -270,12 +270,23 @@ def token() -> None:
 @click.argument("email", callback=_email)
 @click.option("--name", default="cli", help="A label to recognise the token by.")
 @click.option("--read-only", is_flag=True, help="The token may read but not change anything.")
-@click.option("--expires-days", type=int, default=None, help="Expire after this many days.")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Expire after this many days (default and most: [auth].token_max_days).",
+)
 @click.pass_context
 def token_create(
     ctx: click.Context, email: str, name: str, read_only: bool, expires_days: int | None
 ) -> None:
     """Create a token for EMAIL and print it (it is shown only once)."""
+    settings = _settings(ctx)
+    longest = settings.auth.token_max_days
+    if expires_days is not None and expires_days > longest:
+        raise click.BadParameter(f"at most {longest} days", param_hint="--expires-days")
+    # Every token states the day it stops working; authentication caps older ones too.
+    days = expires_days or longest
 
     async def run(svc: Services) -> str:
         async with transaction(svc.sessions) as session:
@@ -288,11 +299,11 @@ def token_create(
                 found,
                 name=name,
                 scope=TokenScope.READ if read_only else TokenScope.READ_WRITE,
-                expires_in=timedelta(days=expires_days) if expires_days else None,
+                expires_in=timedelta(days=days),
             )
             return secret
 
-    click.echo(_run(_with_services(_settings(ctx), run)))
+    click.echo(_run(_with_services(settings, run)))
 
 
 @token.command("list")

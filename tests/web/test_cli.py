@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import anyio.to_thread
@@ -324,6 +325,23 @@ async def test_token_create_works_as_bearer(config: Path, settings: Settings) ->
         assert (await http.get("/api/v1/me", headers=reader)).status_code == 200
         bogus = {"Authorization": "Bearer cvt_x"}
         assert (await http.get("/api/v1/me", headers=bogus)).status_code == 401
+
+
+async def test_cli_tokens_say_when_they_stop_working(config: Path, settings: Settings) -> None:
+    """A CLI token expires like an API one: by default after `[auth].token_max_days`, and
+    never later, so the account page can say when."""
+    ok(await cli_async(config, "client", "add", "Acme"))
+    ok(await cli_async(config, "user", "add", "alice@example.test", "--role", "client"))
+    token = ok(await cli_async(config, "token", "create", "alice@example.test"))
+    longest = settings.auth.token_max_days
+    too_long = await cli_async(
+        config, "token", "create", "alice@example.test", "--expires-days", str(longest + 1)
+    )
+    assert f"at most {longest} days" in failed(too_long)
+    [row] = ok(await cli_async(config, "token", "list", "alice@example.test")).splitlines()
+    created, expires = (date.fromisoformat(day) for day in row.split("\t")[2:4])
+    assert expires - created == timedelta(days=longest)
+    assert token.startswith("cvt_")
 
 
 # --- the audit log --------------------------------------------------------------------------
