@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.live",
     "tests.fixtures.smtp",
+    "tests.fixtures.browser",
 ]
 
 # Fixtures whose use puts a test in a lane of its own (see the markers in pyproject.toml).
