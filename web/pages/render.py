@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -25,6 +26,7 @@ from web import i18n
 # Frames may show our own sandboxed document previews (`disposition=inline`) and nothing else.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'; "
     "frame-src 'self'"
 )
@@ -33,13 +35,24 @@ PAGE_REFERRER_POLICY = "same-origin"
 
 
 @pass_context
-def _when(context: Context, moment: datetime | None, form: str = "medium") -> str:
-    return i18n.format_moment(moment, context["lang"], context["tz"], form)
+def _when(context: Context, moment: datetime | None, form: str = "medium") -> str | Markup:
+    lang, tz = context["lang"], context["tz"]
+    shown = i18n.format_moment(moment, lang, tz, form)
+    if lang not in i18n.SOLAR_HIJRI or moment is None:
+        return shown
+    # The Gregorian date one hover away, for the Persian pages' Solar Hijri dates.
+    other = i18n.format_moment(moment, lang, tz, form, gregorian=True)
+    return Markup('<span title="{}">{}</span>').format(other, shown)
 
 
 @pass_context
-def _day(context: Context, day: date | None, form: str = "medium") -> str:
-    return i18n.format_day(day, context["lang"], form)
+def _day(context: Context, day: date | None, form: str = "medium") -> str | Markup:
+    lang = context["lang"]
+    shown = i18n.format_day(day, lang, form)
+    if lang not in i18n.SOLAR_HIJRI or day is None:
+        return shown
+    other = i18n.format_day(day, lang, form, gregorian=True)
+    return Markup('<span title="{}">{}</span>').format(other, shown)
 
 
 @pass_context
