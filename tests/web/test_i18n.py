@@ -185,7 +185,20 @@ async def test_persian_pages_date_in_solar_hijri_with_the_gregorian_date_on_hove
     hover = re.search(r'<span title="([^"]+)">([^<]+)</span>', page.text)
     assert hover is not None, "no dated element on the account page"
     gregorian, shown = hover.groups()
-    hijri_months = "فروردین اردیبهشت خرداد تیر مرداد شهریور مهر آبان آذر دی بهمن اسفند".split()
+    hijri_months = [
+        "فروردین",
+        "اردیبهشت",
+        "خرداد",
+        "تیر",
+        "مرداد",
+        "شهریور",
+        "مهر",
+        "آبان",
+        "آذر",
+        "دی",
+        "بهمن",
+        "اسفند",
+    ]
     assert any(month in shown for month in hijri_months), shown
     assert "۱۴۰" in shown  # a Solar Hijri year in Persian digits
     assert "۲۰۲" in gregorian and not any(month in gregorian for month in hijri_months)
