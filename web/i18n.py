@@ -15,7 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jdatetime
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time
+from babel.dates import (
+    format_date,
+    format_time,
+    format_timedelta,
+    get_timezone,
+    get_timezone_location,
+)
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -199,3 +205,24 @@ def format_size(size: int | None, code: str) -> str:
 def format_number(value: int, code: str) -> str:
     locale = _locale(code)
     return _native_digits(format_decimal(value, locale=locale, numbering_system="default"), locale)
+
+
+def format_ago(moment: datetime | None, code: str, now: datetime | None = None) -> str:
+    """How long ago `moment` was, as the language says it ("2 hours ago", "۲ ساعت پیش")."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    locale = _locale(code)
+    elapsed = moment - (now or datetime.now(UTC))
+    return _native_digits(
+        format_timedelta(elapsed, add_direction=True, threshold=1.0, locale=locale), locale
+    )
+
+
+def zone_city(zone: str, code: str) -> str:
+    """The city a time zone is named for, in the language (`Europe/Berlin` → "برلین")."""
+    try:
+        return str(get_timezone_location(get_timezone(zone), locale=_locale(code), return_city=True))
+    except (LookupError, ValueError):
+        return zone

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from web import i18n
+from web.devices import device
 
 # Pages load their script and style from /static only: no inline script or style, so an
 # injected <script> or style attribute does not run (XSS, CSS exfiltration). `data:` images
@@ -65,6 +66,16 @@ def _number(context: Context, value: int) -> str:
     return i18n.format_number(value, context["lang"])
 
 
+@pass_context
+def _ago(context: Context, moment: datetime | None) -> str:
+    return i18n.format_ago(moment, context["lang"])
+
+
+@pass_context
+def _city(context: Context, zone: str) -> str:
+    return i18n.zone_city(zone, context["lang"])
+
+
 @functools.cache
 def environment(lang: str) -> Environment:
     """One environment per language, each with its catalogue installed."""
@@ -79,7 +90,9 @@ def environment(lang: str) -> Environment:
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     if lang in i18n.RTL:
         env.globals.update(_sentences(lang))
-    env.filters.update(when=_when, day=_day, size=_size, number=_number)
+    env.filters.update(
+        when=_when, day=_day, size=_size, number=_number, ago=_ago, city=_city, device=device
+    )
     return env
 
 
