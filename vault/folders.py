@@ -37,7 +37,7 @@ async def create_client(
     session: AsyncSession, principal: Principal, context: audit.AuditContext, name: str
 ) -> Client:
     require(principal, Permission.CREATE_CLIENT, None)
-    name = validate_name(name)
+    name = validate_name(name, for_file=False)
     key = name_key(name)
     # Client names are unique among the clients the creator can see, not firm-wide: a 409 for
     # a name only another client's staff can see told staff which clients the firm has

@@ -120,11 +120,13 @@ def _code_point(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
 
-def validate_name(name: str) -> str:
+def validate_name(name: str, *, for_file: bool = True) -> str:
     """Check a file or folder name and return its NFC form.
 
     Args:
         name: The name as received from the user.
+        for_file: False for a client's name, which is shown but never becomes a file name:
+            it may end with a dot ("Hoshino Trading Co.") or be a Windows device name.
 
     Returns:
         The name in Unicode NFC, to be stored and displayed.
@@ -177,7 +179,7 @@ def validate_name(name: str) -> str:
     # look like one name; we refuse rather than trim so the user sees what they get.
     if name[0].isspace():
         raise InvalidNameError("leading_whitespace", "Name must not start with whitespace.")
-    if name[-1].isspace() or name[-1] == ".":
+    if name[-1].isspace() or (for_file and name[-1] == "."):
         raise InvalidNameError(
             "trailing_dot_or_space",
             "Name must not end with a dot or whitespace (Windows silently drops them).",
@@ -190,7 +192,7 @@ def validate_name(name: str) -> str:
             f"read as another name (found {_code_point(hidden)}).",
         )
     device = _DEVICE_STEM_END.split(name, maxsplit=1)[0].rstrip(" ").upper()
-    if device in RESERVED_NAMES:
+    if for_file and device in RESERVED_NAMES:
         raise InvalidNameError(
             "reserved_name",
             f"Name must not be the Windows device name {device}, with or without an extension.",

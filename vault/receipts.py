@@ -102,7 +102,8 @@ async def receipts(
     session: AsyncSession, principal: Principal, document: Document
 ) -> list[VersionReceipts]:
     """For each version, newest first, which client members downloaded it in full and when,
-    and who has not yet; for those who look after the client (staff, admin).
+    and who has not yet (its uploader left out); for those who look after the client (staff,
+    admin).
 
     `document` comes from `documents.get_document`, which already hid other clients' ones.
     """
@@ -121,11 +122,13 @@ async def receipts(
     result: list[VersionReceipts] = []
     for version in reversed(all_versions):
         done = got.get(version.id, {})
+        # The member who uploaded a version has it already: it is not delivered to them.
+        uploader = version.uploaded_by
         received = sorted(
-            ((by_id[uid], at) for uid, at in done.items() if uid in by_id),
+            ((by_id[uid], at) for uid, at in done.items() if uid in by_id and uid != uploader),
             key=lambda pair: pair[1],
         )
-        waiting = [m for m in members if m.id not in done]
+        waiting = [m for m in members if m.id not in done and m.id != uploader]
         result.append(VersionReceipts(version.number, received, waiting))
     return result
 

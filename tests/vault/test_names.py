@@ -343,3 +343,17 @@ def test_ordinary_names_in_any_script_are_accepted(raw: str) -> None:
     if len(unicodedata.normalize("NFC", name).encode()) > MAX_NAME_BYTES:
         return
     assert validate_name(name) == unicodedata.normalize("NFC", name)
+
+
+@pytest.mark.parametrize("name", ["Hoshino Trading Co.", "CON", "Smith & Sons, Inc."])
+def test_a_client_name_is_not_a_file_name(name: str) -> None:
+    # Shown, never written to a disk: Windows' trailing-dot and device-name rules do not apply.
+    assert validate_name(name, for_file=False) == name
+    with pytest.raises(InvalidNameError):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["Acme/Globex", " Acme", "Acme\u202e", ""])
+def test_a_client_name_keeps_the_rules_that_protect_readers(name: str) -> None:
+    with pytest.raises(InvalidNameError):
+        validate_name(name, for_file=False)

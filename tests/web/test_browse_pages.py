@@ -22,11 +22,12 @@ from sqlmodel import col, select
 from starlette.types import ASGIApp
 
 from notify import feed
-from tests.fixtures.app import Person, World
+from tests.fixtures.app import TEST_CONTEXT, Person, World
 from tests.web.test_headers import csp_directives
 from tests.web.test_pages import csrf_of, enrol, post_forms, sign_in
+from vault import accounts
 from vault.db import transaction
-from vault.models import AuditEvent, VersionReceipt
+from vault.models import AuditEvent, Role, VersionReceipt
 from vault.notifications import NotificationItem
 from web.pages.render import PAGE_CSP
 from web.services import Services
@@ -440,6 +441,26 @@ async def test_document_page_embeds_its_preview(http: httpx.AsyncClient, world: 
 # --- delivery receipts --------------------------------------------------------------------
 
 
+async def test_receipts_leave_out_the_uploader_of_a_version(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    async with transaction(services.sessions) as session:
+        await accounts.create_user(
+            session,
+            TEST_CONTEXT,
+            email="carol@example.test",
+            role=Role.CLIENT,
+            client_ids=[world.acme],
+            password_hash=None,
+        )
+    doc = await put(http, world, "alice", world.acme_folder, "books.xlsx", payload(1_000))
+    receipts = await http.get(f"{API}/documents/{doc}/receipts", headers=world["sam"].auth)
+    [v1] = receipts.json()["versions"]
+    # Alice uploaded it: she has it already, so only Carol is waited for.
+    assert v1["received"] == []
+    assert [m["email"] for m in v1["waiting"]] == ["carol@example.test"]
+
+
 async def test_receipts_after_a_full_download_not_after_a_range(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
@@ -660,3 +681,27 @@ async def test_restores_reach_the_notification_feed(
     actions = [event.action for _, event in items]
     assert actions == ["document.version_added", "document.deleted", "document.restored"]
     assert '"restored_from":1' in items[0][1].details
+
+
+async def test_a_document_without_preview_says_so_and_clients_see_checksums_on_request(
+    http: httpx.AsyncClient, world: World, app: ASGIApp
+) -> None:
+    data = b"year,amount\n2025,100\n"
+    doc = await put(http, world, "sam", world.acme_folder, "ledger.csv", data)
+    digest = hashlib.sha256(data).hexdigest()
+
+    await sign_in_fully(http, world["alice"])
+    page = (await http.get(f"/documents/{doc}")).text
+    assert "There is no preview for this kind of file." in page
+    # A client sees no checksum column; the full hash waits under "Checksums".
+    assert '<th scope="col">SHA-256</th>' not in page
+    assert re.search(r"<details class=\"browse-checksums\">.*" + digest, page, flags=re.DOTALL), (
+        "the checksum is not offered"
+    )
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as staff:
+        await sign_in_fully(staff, world["sam"])
+        staff_page = (await staff.get(f"/documents/{doc}")).text
+    assert '<th scope="col">SHA-256</th>' in staff_page
+    assert 'class="browse-checksums"' not in staff_page

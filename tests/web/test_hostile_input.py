@@ -119,12 +119,17 @@ async def test_folder_and_client_names(http: httpx.AsyncClient, world: World) ->
         folder = {"client_id": str(world.acme), "parent_id": str(world.acme_folder), "name": name}
         response = await http.post(f"{API}/folders", json=folder, headers=sam)
         assert assert_problem(response, 422, repr(name))["rule"] == rule, repr(name)
+        if rule == "reserved_name" or name.endswith("."):
+            continue  # file-system rules: a client's name is shown, never written to a disk
         response = await http.post(f"{API}/clients", json={"name": name}, headers=ada)
         assert assert_problem(response, 422, repr(name))["rule"] == rule, repr(name)
     listing = (await http.get(f"{API}/folders/{world.acme_folder}", headers=sam)).json()
     assert listing["folders"] == []
     clients = (await http.get(f"{API}/clients", headers=ada)).json()["clients"]
     assert [c["name"] for c in clients] == ["Acme", "Globex"]
+    hoshino = await http.post(f"{API}/clients", json={"name": "Hoshino Trading Co."}, headers=ada)
+    assert hoshino.status_code == 201, hoshino.text
+    assert hoshino.json()["name"] == "Hoshino Trading Co."
     await check_injection_names_come_back_verbatim(http, world)
 
 
