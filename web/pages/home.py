@@ -28,6 +28,9 @@ from web.pages.render import render
 NEWS_LIMIT = 20
 REQUESTS_LIMIT = 10
 ANNOUNCEMENTS_LIMIT = 5
+CLIENT_FILTER_LENGTH = 200
+# Staff with more clients than this get a filter above the list.
+CLIENT_FILTER_FROM = 6
 _OUTSTANDING = frozenset({ItemStatus.REQUESTED, ItemStatus.REJECTED})
 
 
@@ -77,6 +80,8 @@ class Requests:
     total: int
     overdue: int
 
+    waiting_review: int = 0  # submitted documents staff have still to accept or reject
+
 
 def _open_request(view: RequestView, names: dict[uuid.UUID, str], today: date) -> OpenRequest:
     request = view.request
@@ -97,11 +102,16 @@ async def open_requests(
 ) -> Requests:
     """Open requests of the caller's clients, earliest due (so every overdue one) first."""
     if principal.role is Role.AUDITOR:
-        return Requests([], 0, 0)
+        return Requests([], 0, 0, 0)
     today = local_today(user)
     views = await request_service.list_open(session, principal)
     every = [_open_request(v, names, today) for v in views]
-    return Requests(every[:REQUESTS_LIMIT], len(every), sum(1 for r in every if r.overdue))
+    return Requests(
+        every[:REQUESTS_LIMIT],
+        len(every),
+        sum(1 for r in every if r.overdue),
+        sum(r.submitted for r in every),
+    )
 
 
 @page
@@ -121,16 +131,30 @@ async def home(request: Request) -> Response:
         names = {s.client.id: s.client.name for s in summaries}
         pending = await open_requests(session, caller.principal, user, names)
         notices = await announcements.current(session, limit=ANNOUNCEMENTS_LIMIT)
+        # A client user of one client lands in it: its folders come first on the page.
+        own = [s for s in summaries if not s.client.shared]
+        only: Client | None = own[0].client if user.role == Role.CLIENT and len(own) == 1 else None
+        root_folders: list[Folder] = []
+        if only is not None:
+            found, _ = await folder_service.children(session, client_id=only.id, folder_id=None)
+            root_folders = list(found)
+    query = request.query_params.get("q", "").strip()[:CLIENT_FILTER_LENGTH]
+    shown = [s for s in summaries if query.casefold() in s.client.name.casefold()]
     assert caller.browser is not None
     return render(
         request,
         "home.html",
         user=user,
         csrf_token=caller.browser.csrf_token,
-        clients=summaries,
+        clients=shown,
+        client_count=len(summaries),
+        client_query=query,
+        only_client=only,
+        root_folders=root_folders,
         visit=visit,
         news=news,
         requests=pending,
         announcements=notices,
         several_clients=len(summaries) > 1,
+        client_filter=user.role != Role.CLIENT and len(summaries) > CLIENT_FILTER_FROM,
     )
