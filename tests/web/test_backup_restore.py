@@ -70,9 +70,8 @@ def objects(client: S3Client, bucket: str, prefix: str) -> dict[str, bytes]:
 
 async def put(app: LiveApp, tenant: LiveTenant, name: str, data: bytes) -> str:
     async with app.http(timeout=60) as http:
-        response = await http.put(
-            f"/api/v1/folders/{tenant.folder_id}/files/{name}", content=data, headers=tenant.user.auth
-        )
+        url = f"/api/v1/folders/{tenant.folder_id}/files/{name}"
+        response = await http.put(url, content=data, headers=tenant.user.auth)
     assert response.status_code in (200, 201), response.text
     document_id: str = response.json()["document_id"]
     return document_id
