@@ -52,28 +52,24 @@ async def load(
     app: LiveApp, tenant: LiveTenant, document_id: str, stop: asyncio.Event, results: list[Outcome]
 ) -> None:
     async with app.http(timeout=REQUEST_TIMEOUT) as http:
-        turn = 0
         while not stop.is_set():
-            turn += 1
             name = f"load-{uuid.uuid4().hex[:12]}.txt"
             data = name.encode() * 50
-            calls = {
-                "list": lambda: http.get(
-                    f"/api/v1/folders/{tenant.folder_id}", headers=tenant.user.auth
-                ),
-                "download": lambda: http.get(
-                    f"/api/v1/documents/{document_id}/content", headers=tenant.user.auth
-                ),
-                "upload": lambda: http.put(
-                    f"/api/v1/folders/{tenant.folder_id}/files/{name}",  # noqa: B023
-                    content=data,  # noqa: B023
-                    headers=tenant.user.auth,
-                ),
-            }
-            for op, call in calls.items():
+
+            async def send(op: str, name: str, data: bytes) -> httpx.Response:
+                if op == "list":
+                    url = f"/api/v1/folders/{tenant.folder_id}"
+                    return await http.get(url, headers=tenant.user.auth)
+                if op == "download":
+                    url = f"/api/v1/documents/{document_id}/content"
+                    return await http.get(url, headers=tenant.user.auth)
+                url = f"/api/v1/folders/{tenant.folder_id}/files/{name}"
+                return await http.put(url, content=data, headers=tenant.user.auth)
+
+            for op in ("list", "download", "upload"):
                 started = time.monotonic()
                 try:
-                    response = await call()
+                    response = await send(op, name, data)
                     status = response.status_code
                     problem = response.headers.get("content-type", "").startswith(
                         "application/problem+json"
