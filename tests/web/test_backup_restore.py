@@ -4,6 +4,7 @@ checkpoints are the ones signed before the backup."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -15,9 +16,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from tests.fixtures.live import LiveApp, LiveAppFactory, LiveTenant, Pattern, _run_cli, to_toml
+from tests.fixtures.live import (
+    CLIENTVAULT,
+    LiveApp,
+    LiveAppFactory,
+    LiveTenant,
+    Pattern,
+    _run_cli,
+    to_toml,
+)
 from tests.fixtures.postgres import PostgresServer, _pg_bin
 from tests.fixtures.s3 import S3Endpoint, empty_bucket, s3_endpoint
+from vault.keyring import KeyFile
 from web.settings import load_settings
 
 if TYPE_CHECKING:
@@ -167,3 +177,71 @@ async def test_a_backup_restores_into_a_fresh_database_and_bucket(
     assert {k: v for k, v in restored_checkpoints.items() if k in signed_before} == signed_before
     assert set(restored_checkpoints) == set(signed_before)
     postgres_server.execute(f"DROP DATABASE IF EXISTS {fresh_db} WITH (FORCE)")
+
+
+async def test_the_embedded_defaults_back_up_and_restore_and_a_bad_restore_is_refused(
+    live_app: LiveAppFactory, tmp_path: Path
+) -> None:
+    """SQLite and the local store; a restore refuses a database that is not empty, a key
+    file without the backup's keys, and an object whose bytes differ from the manifest."""
+    app = await live_app()
+    tenant = await app.provision("Acme")
+    data = {"a.txt": b"alpha\n" * 5000, "b.bin": Pattern("b").read(0, 400_000)}
+    ids = {name: await put(app, tenant, name, body) for name, body in data.items()}
+    backup_dir = tmp_path / "backup"
+    await app.cli("backup", str(backup_dir))
+    assert (backup_dir / "database.sqlite").is_file()
+    manifest = json.loads((backup_dir / "manifest.json").read_text())
+    assert manifest["database"] == "sqlite" and manifest["objects"] == 2
+
+    async def restore(config: dict[str, Any], name: str) -> tuple[int, str]:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(to_toml(config), encoding="utf-8")
+        env = {**app.env, "CLIENTVAULT_CONFIG": str(path)}
+        process = await asyncio.create_subprocess_exec(
+            *(CLIENTVAULT, "--config", str(path), "restore", str(backup_dir)),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
+        out, _ = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    def fresh_dir(name: str, keys: bytes | None) -> Path:
+        data_dir = tmp_path / name
+        data_dir.mkdir(mode=0o700)
+        if keys is not None:
+            (data_dir / "keys.json").write_bytes(keys)
+            (data_dir / "keys.json").chmod(0o600)
+        return data_dir
+
+    keys = app.settings.keys_path.read_bytes()
+    # Into the live portal's own (non-empty) database: refused, nothing touched.
+    code, out = await restore({"data_dir": str(app.data_dir)}, "onto-live")
+    assert code == 1 and "not empty" in out, out
+    # With another installation's key file: refused before anything is written.
+    other = fresh_dir("other-keys", None)
+    KeyFile.create(other / "keys.json")
+    code, out = await restore({"data_dir": str(other)}, "other-keys")
+    assert code == 1 and "key file" in out, out
+    assert not any(p.is_file() for p in (other / "objects").rglob("*"))
+    # A backup file damaged after the fact never lands in the store.
+    damaged = fresh_dir("damaged", keys)
+    victim = next(p for p in (backup_dir / "store" / "objects").rglob("*") if p.is_file())
+    original = victim.read_bytes()
+    victim.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    code, out = await restore({"data_dir": str(damaged)}, "damaged")
+    assert code == 1 and "SHA-256" in out, out
+    victim.write_bytes(original)
+
+    # Run again into the same place: the restore picks up and finishes.
+    config = {"data_dir": str(damaged)}
+    code, out = await restore(config, "damaged-again")
+    assert code == 0, out
+    restored = await live_app(config=config)
+    assert "ok: " in await restored.cli("audit", "verify")
+    await restored.cli("fsck", "--deep")
+    async with restored.http() as http:
+        for name, body in data.items():
+            assert await content(http, tenant, ids[name], 1) == body
