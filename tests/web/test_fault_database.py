@@ -89,6 +89,14 @@ async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
     own_postgres.execute(f"CREATE DATABASE {name}")
     app = await live_app(config={"database": {"url": own_postgres.url(name)}})
     tenant = await app.provision("Acme")
+    email, password = "reader@example.test", "correct horse battery staple 42"
+    await app.cli(
+        *("user", "add", email, "--role", "client", "--client", "Acme", "--password-stdin"),
+        stdin=f"{password}\n".encode(),
+    )
+    browser = app.http(timeout=REQUEST_TIMEOUT)
+    signed_in = await browser.post("/login", data={"email": email, "password": password})
+    assert signed_in.status_code == 303, signed_in.text
     async with app.http() as http:
         response = await http.put(
             f"/api/v1/folders/{tenant.folder_id}/files/first.txt",
@@ -108,7 +116,12 @@ async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
     # "fast": PostgreSQL ends every session, as a restart for an upgrade does.
     await asyncio.to_thread(own_postgres.stop, "fast")
     down_at = time.monotonic()
-    await asyncio.sleep(3)
+    await asyncio.sleep(1)
+    # A signed-in browser gets a page that says so, in its language, not a traceback.
+    page = await browser.get(f"/folders/{tenant.folder_id}", headers={"Accept-Language": "ja"})
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert "一時的に利用できません" in page.text  # "Briefly unavailable"
+    await asyncio.sleep(2)
     await asyncio.to_thread(own_postgres.launch)
     up_after = time.monotonic() - down_at
     await asyncio.sleep(3)
@@ -141,6 +154,9 @@ async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
                 assert meta.json()["versions"][0]["sha256"] == outcome.sha256
             else:
                 assert outcome.name not in stored, f"{outcome.name} answered 503 but is visible"
+        page = await browser.get(f"/folders/{tenant.folder_id}")
+        assert page.status_code == 200  # the same browser session, on the healed pool
+    await browser.aclose()
     assert app.alive()
     assert "ok: " in await app.cli("audit", "verify")
     # Objects written by uploads that failed are orphans that gc removes; then all is clean.
