@@ -126,9 +126,26 @@ async def test_a_backup_restores_into_a_fresh_database_and_bucket(
         for document_id, number in expected:
             await content(http, tenant, document_id, number)  # downloads are audited too
 
+    # The backup runs while uploads go on: it must still be one consistent moment.
     backup_dir = tmp_path / "backup"
-    out = await app.cli("backup", str(backup_dir), "--pg-bin", PG_BIN)
+    done = asyncio.Event()
+    during: dict[str, bytes] = {}
+
+    async def take_backup() -> str:
+        try:
+            return await app.cli("backup", str(backup_dir), "--pg-bin", PG_BIN)
+        finally:
+            done.set()
+
+    async def keep_uploading() -> None:
+        while not done.is_set():
+            name = f"during-{len(during)}.txt"
+            during[name] = name.encode() * 3000
+            await put(app, tenant, name, during[name])
+
+    out, _ = await asyncio.gather(take_backup(), keep_uploading())
     assert out.startswith(f"ok: {backup_dir}: "), out
+    assert len(during) >= 2
     manifest = json.loads((backup_dir / "manifest.json").read_text())
     assert manifest["database"] == "postgresql" and manifest["objects"] >= 4
     assert os.stat(backup_dir).st_mode & 0o777 == 0o700
@@ -173,6 +190,12 @@ async def test_a_backup_restores_into_a_fresh_database_and_bucket(
             assert hashlib.sha256(body).hexdigest() == sha256
         gone = await http.get(f"/api/v1/documents/{late}", headers=tenant.user.auth)
         assert gone.status_code == 404
+        # Whatever of the uploads during the backup made it in is whole.
+        listing = await http.get(f"/api/v1/folders/{tenant.folder_id}", headers=tenant.user.auth)
+        for document in listing.json()["documents"]:
+            if document["name"].startswith("during-"):
+                body = await content(http, tenant, document["id"], 1)
+                assert body == during[document["name"]]
     restored_checkpoints = objects(client, fresh_bucket, "checkpoints/")
     assert {k: v for k, v in restored_checkpoints.items() if k in signed_before} == signed_before
     assert set(restored_checkpoints) == set(signed_before)
