@@ -61,6 +61,8 @@ class BackupStore(Protocol):
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]: ...
 
+    async def head(self, key: str) -> StoredObject: ...
+
     def list(self, prefix: str = "") -> AsyncIterator[StoredObject]: ...
 
 
@@ -80,6 +82,8 @@ class Manifest:
     bytes: int
     kek_ids: list[str]
     checkpoint_verifier_key: str
+    # False: only listed; the objects are backed up by the store's own means (replication).
+    objects_included: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +134,11 @@ async def _version_keys(session: AsyncSession) -> AsyncIterator[tuple[str, int]]
         after = rows[-1][0]
 
 
-async def _checkpoint_keys(store: BackupStore, log_size: int) -> list[str]:
+async def _checkpoint_keys(store: BackupStore, log_size: int) -> list[tuple[str, int]]:
     # A checkpoint signed after the snapshot covers events the restored log lacks, and
     # `audit verify` would rightly call that a truncation: leave those out.
-    keys = [obj.key async for obj in store.list(CHECKPOINT_PREFIX)]
-    return sorted(k for k in keys if int(k[len(CHECKPOINT_PREFIX) :]) <= log_size)
+    found = [(obj.key, obj.size) async for obj in store.list(CHECKPOINT_PREFIX)]
+    return sorted((k, n) for k, n in found if int(k[len(CHECKPOINT_PREFIX) :]) <= log_size)
 
 
 async def _copy_out(store: BackupStore, key: str, target: Path) -> tuple[int, str]:
@@ -159,28 +163,33 @@ async def copy_objects(
     root: Path,
     *,
     log_size: int,
+    include: bool = True,
     on_progress: Callable[[Copied], None] = lambda copied: None,
 ) -> Copied:
     """Copy every object the session's versions refer to, and the checkpoints up to
-    `log_size`, into `root/store/`, listing each in `root/objects.jsonl`.
+    `log_size`, into `root/store/`, listing each in `root/objects.jsonl`. With `include`
+    false, only check that each is in the store with its size and list it (no SHA-256).
 
     Raises:
         BackupError: an object's size differs from the one recorded (run `fsck`).
     """
     count = total = 0
 
-    async def keys() -> AsyncIterator[tuple[str, int | None]]:
+    async def keys() -> AsyncIterator[tuple[str, int]]:
         async for key, size in _version_keys(session):
             yield key, size
-        for key in await _checkpoint_keys(store, log_size):
-            yield key, None
+        for key, size in await _checkpoint_keys(store, log_size):
+            yield key, size
 
     listing = root / OBJECT_LIST
     async with await anyio.open_file(listing, "w", encoding="utf-8") as lines:
         os.chmod(listing, 0o600)
         async for key, expected in keys():
-            size, sha256 = await _copy_out(store, key, object_path(root, key))
-            if expected is not None and size != expected:
+            if include:
+                size, sha256 = await _copy_out(store, key, object_path(root, key))
+            else:
+                size, sha256 = (await store.head(key)).size, None
+            if size != expected:
                 raise BackupError(
                     f"object {key} holds {size} bytes, the database expects {expected}: "
                     "run `clientvault fsck`"
@@ -215,13 +224,14 @@ def read_manifest(root: Path) -> Manifest:
         raise BackupError(f"malformed {MANIFEST}: {exc}") from None
 
 
-def listed_objects(root: Path) -> Iterator[tuple[str, int, str]]:
+def listed_objects(root: Path) -> Iterator[tuple[str, int, str | None]]:
     """(key, size, sha256) of every object in the backup, in the order they were copied."""
     with (root / OBJECT_LIST).open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             try:
                 item = json.loads(line)
-                yield _checked_key(item["key"]), int(item["size"]), str(item["sha256"])
+                sha256 = item["sha256"]
+                yield _checked_key(item["key"]), int(item["size"]), sha256 and str(sha256)
             except (ValueError, KeyError, TypeError):
                 raise BackupError(f"{OBJECT_LIST} line {number} is malformed") from None
 
@@ -263,8 +273,13 @@ async def restore_objects(
     for key, size, sha256 in listed_objects(root):
         if present.get(key) != size:
             source = object_path(root, key)
-            if not source.is_file():
-                raise BackupError(f"the backup lacks the object {key}")
+            if sha256 is None or not source.is_file():
+                raise BackupError(
+                    f"object {key} is neither in the store nor in the backup: restore the "
+                    "bucket first (the backup was taken with --no-objects)"
+                    if sha256 is None
+                    else f"the backup lacks the object {key}"
+                )
             await _put(store, key, source, sha256, part_size)
         count, total = count + 1, total + size
         on_progress(Copied(count, total))

@@ -60,8 +60,14 @@ def _run_async(coro: Coroutine[Any, Any, backup.Manifest]) -> backup.Manifest:
 @click.command("backup")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_pg_bin
+@click.option(
+    "--no-objects",
+    is_flag=True,
+    help="List the objects (checked to exist) without copying them, for a store backed up "
+    "by its own replication.",
+)
 @click.pass_context
-def backup_cmd(ctx: click.Context, directory: Path, pg_bin: str | None) -> None:
+def backup_cmd(ctx: click.Context, directory: Path, pg_bin: str | None, no_objects: bool) -> None:
     """Write a consistent backup to DIRECTORY (new or empty): the database, every stored
     object the database refers to, the audit checkpoints, and a manifest. The key file is
     NOT included: back it up separately."""
@@ -85,18 +91,20 @@ def backup_cmd(ctx: click.Context, directory: Path, pg_bin: str | None) -> None:
                     svc.store,
                     directory,
                     log_size=state.events,
+                    include=not no_objects,
                     on_progress=_progress("copied"),
                 )
-            manifest = _manifest(svc, database_file, revision, state, copied)
+            manifest = _manifest(svc, database_file, revision, state, copied, not no_objects)
             backup.write_manifest(directory, manifest)
             async with transaction(svc.sessions) as session:
                 await backup.record(session, CONTEXT, "backup.created", manifest)
             return manifest
 
     manifest = _run_async(run())
+    listed = "" if manifest.objects_included else " listed, not copied"
     click.echo(
         f"ok: {directory}: {manifest.audit_events} audit events (head {manifest.audit_head}), "
-        f"{manifest.objects} objects, {manifest.bytes} bytes"
+        f"{manifest.objects} objects, {manifest.bytes} bytes{listed}"
     )
 
 
@@ -106,6 +114,7 @@ def _manifest(
     revision: str,
     state: backup.AuditState,
     copied: backup.Copied,
+    objects_included: bool,
 ) -> backup.Manifest:
     return backup.Manifest(
         format=backup.FORMAT,
@@ -120,6 +129,7 @@ def _manifest(
         bytes=copied.bytes,
         kek_ids=list(svc.keyring.key_ids),
         checkpoint_verifier_key=svc.checkpoint_signer.verifier_key,
+        objects_included=objects_included,
     )
 
 

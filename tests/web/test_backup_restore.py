@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +269,43 @@ async def test_the_embedded_defaults_back_up_and_restore_and_a_bad_restore_is_re
     async with restored.http() as http:
         for name, body in data.items():
             assert await content(http, tenant, ids[name], 1) == body
+
+
+async def test_a_backup_without_objects_restores_onto_a_replicated_store(
+    live_app: LiveAppFactory, tmp_path: Path
+) -> None:
+    """`--no-objects` lists the objects without copying them; the restore then needs the
+    store restored by its own means first, and says so when it is not."""
+    app = await live_app()
+    tenant = await app.provision("Acme")
+    data = Pattern("replicated").read(0, 150_000)
+    document_id = await put(app, tenant, "replicated.bin", data)
+    backup_dir = tmp_path / "backup"
+    out = await app.cli("backup", str(backup_dir), "--no-objects")
+    assert out.endswith("listed, not copied"), out
+    assert not (backup_dir / "store").exists()
+    assert json.loads((backup_dir / "manifest.json").read_text())["objects_included"] is False
+
+    data_dir = tmp_path / "restored"
+    data_dir.mkdir(mode=0o700)
+    (data_dir / "keys.json").write_bytes(app.settings.keys_path.read_bytes())
+    (data_dir / "keys.json").chmod(0o600)
+    config_path = tmp_path / "restored.toml"
+    config_path.write_text(to_toml({"data_dir": str(data_dir)}), encoding="utf-8")
+    process = await asyncio.create_subprocess_exec(
+        *(CLIENTVAULT, "--config", str(config_path), "restore", str(backup_dir)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**app.env, "CLIENTVAULT_CONFIG": str(config_path)},
+    )
+    out = (await process.communicate())[0].decode()
+    assert process.returncode == 1 and "restore the bucket first" in out, out
+
+    # The store's own copy (here: the objects directory) comes back; then the restore works.
+    shutil.copytree(app.objects_dir, data_dir / "objects", dirs_exist_ok=True)
+    env = {**app.env, "CLIENTVAULT_CONFIG": str(config_path)}
+    await _run_cli(config_path, env, ["restore", str(backup_dir)])
+    restored = await live_app(config={"data_dir": str(data_dir)})
+    assert "ok: " in await restored.cli("audit", "verify")
+    async with restored.http() as http:
+        assert await content(http, tenant, document_id, 1) == data
