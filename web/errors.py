@@ -128,9 +128,11 @@ def unavailable_status(exc: BaseException) -> int | None:
 async def handle_database(request: Request, exc: Exception) -> Response:
     if not database_unavailable(exc):
         return await handle_unexpected(request, exc)
-    logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    # A bare ConnectionError may come from the database driver or another backend (SMTP).
+    what = "Database" if isinstance(exc, sa_exc.SQLAlchemyError) else "Service"
+    logger.error("%s unavailable on %s %s: %s", what, request.method, request.url.path, exc)
     # Retry-After (RFC 9110 §10.2.3): a restart or failover usually takes seconds.
-    return problem(503, "Database unavailable", "try again later", headers={"Retry-After": "5"})
+    return problem(503, f"{what} unavailable", "try again later", headers={"Retry-After": "5"})
 
 
 async def handle_problem(request: Request, exc: Exception) -> Response:
