@@ -10,6 +10,7 @@ from storage.errors import (
     ObjectNotFoundError,
     StorageAccessDeniedError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.local import LocalObjectStore
@@ -28,6 +29,7 @@ __all__ = [
     "S3ObjectStore",
     "StorageAccessDeniedError",
     "StorageError",
+    "StorageFullError",
     "StorageUnavailableError",
     "make_s3_client",
 ]

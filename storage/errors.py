@@ -21,5 +21,9 @@ class StorageUnavailableError(StorageError):
     """The store could not be reached or kept failing after retries."""
 
 
+class StorageFullError(StorageUnavailableError):
+    """The store has no room left: a full disk or an exhausted quota."""
+
+
 class InvalidKeyError(StorageError):
     """The key is not acceptable (e.g. it would escape the store's root)."""

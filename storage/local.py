@@ -25,6 +25,7 @@ from storage.errors import (
     ObjectNotFoundError,
     StorageAccessDeniedError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.local_files import (
@@ -108,6 +109,8 @@ class LocalObjectStore:
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
                 raise InvalidKeyError(f"the key is too long for the filesystem: {exc}") from exc
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(f"the object directory {self._root} is full: {exc}") from exc
             raise StorageUnavailableError(
                 f"the object directory {self._root} failed: {exc}"
             ) from exc

@@ -32,6 +32,7 @@ from storage.errors import (
     ObjectNotFoundError,
     StorageAccessDeniedError,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
 )
 from storage.s3_reads import get_range, read_windows
@@ -214,6 +215,8 @@ class S3ObjectStore:
                 return ObjectNotFoundError(f"no multipart upload {upload_id!r} of {key!r}")
             if code in _NOT_FOUND:
                 return ObjectNotFoundError(f"no object {key!r} in bucket {self._bucket!r}")
+            if code in ("QuotaExceeded", "InsufficientCapacity"):
+                return StorageFullError(f"the bucket {self._bucket!r} is full: {code} {message}")
             if code in _DENIED or status == 403:
                 return StorageAccessDeniedError(
                     f"access to bucket {self._bucket!r} denied ({code or status} on "

@@ -31,8 +31,12 @@ class NotMigratedError(VaultError):
     """The database schema is not at the version this code expects."""
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for `url`; SQLite gets WAL, foreign keys and serialised writers."""
+def create_engine(url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) -> AsyncEngine:
+    """An async engine for `url`; SQLite gets WAL, foreign keys and serialised writers.
+
+    On PostgreSQL, connecting and waiting for a pooled connection each give up after
+    `wait_seconds`, so an unreachable server turns into a quick 503, not a hung request.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -40,7 +44,15 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # A connection the server dropped (restart, failover) is replaced on checkout.
+        pool_pre_ping=True,
+        pool_timeout=wait_seconds,
+        connect_args={"timeout": wait_seconds},
+    )
 
 
 def _create_private(database: Path) -> None:

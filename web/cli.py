@@ -15,10 +15,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
-from storage import StorageError
 from vault import accounts, audit, maintenance, ratelimit, resources, sessions
 from vault import folders as folder_service
-from vault import fsck as fsck_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import NotFoundError, VaultError
 from vault.keyring import KeyFile
@@ -26,6 +24,8 @@ from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.cli_audit import audit_group
+from web.cli_backup import backup_cmd, restore_cmd
+from web.cli_fsck import fsck
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.metrics import prepare_multiprocess
@@ -88,6 +88,9 @@ def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 
 main.add_command(audit_group)
+main.add_command(backup_cmd)
+main.add_command(restore_cmd)
+main.add_command(fsck)
 
 
 @main.command()
@@ -443,60 +446,3 @@ def gc(ctx: click.Context, grace_hours: float | None) -> None:
     click.echo(
         f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads"
     )
-
-
-@main.command()
-@click.option("--deep", is_flag=True, help="Also decrypt every object and check its digest.")
-@click.option("--client", "client_name", default=None, help="Check only this client's files.")
-@click.option(
-    "--grace-minutes",
-    type=float,
-    default=10.0,
-    show_default=True,
-    help="Orphans younger than this are not reported: their version may be about to commit.",
-)
-@click.pass_context
-def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes: float) -> None:
-    """Check every stored object against the database; exit 1 on any problem."""
-    settings = _settings(ctx)
-    progress = sys.stderr.isatty()
-
-    def show(problem: fsck_service.Problem) -> None:
-        where = f" (document {problem.document_id} v{problem.number})" if problem.number else ""
-        click.echo(f"{problem.kind}\t{problem.key}{where}: {problem.detail}")
-
-    def tick(report: fsck_service.FsckReport) -> None:
-        if progress:
-            click.echo(
-                f"\r{report.versions} versions, {report.objects} objects", nl=False, err=True
-            )
-
-    async def run(svc: Services) -> fsck_service.FsckReport:
-        client_id = None
-        if client_name is not None:
-            async with transaction(svc.sessions) as session:
-                client_id = await _client_id(session, client_name)
-        return await fsck_service.check_store(
-            svc.sessions,
-            svc.store,
-            svc.keyring,
-            CLI_CONTEXT,
-            deep=deep,
-            client_id=client_id,
-            orphan_grace=timedelta(minutes=grace_minutes),
-            on_problem=show,
-            on_progress=tick,
-        )
-
-    try:
-        report = _run(_with_services(settings, run))
-    except StorageError as exc:
-        raise click.ClickException(f"the object store failed: {exc}") from exc
-    if progress:
-        click.echo("", err=True)
-    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.problems.items()))
-    summary = f"{report.versions} versions, {report.objects} objects checked"
-    if not report.clean:
-        click.echo(f"PROBLEMS: {summary}: {counts}", err=True)
-        sys.exit(1)
-    click.echo(f"ok: {summary}")

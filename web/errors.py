@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from storage import ObjectNotFoundError, StorageError
+from storage import ObjectNotFoundError, StorageError, StorageFullError
 from vault.audit_tree import AuditTreeError
 from vault.checkpoints import CheckpointError
 from vault.db import NotMigratedError
@@ -82,11 +83,56 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (KeyringError, 500, "Encryption key unavailable"),
     (NotMigratedError, 503, "Database not migrated"),
     (ObjectNotFoundError, 500, "Stored object missing"),
+    (StorageFullError, 507, "Insufficient storage"),
     (StorageError, 503, "Object store unavailable"),
     (CheckpointError, 500, "Audit log failed its integrity check"),
     (AuditTreeError, 500, "Audit log failed its integrity check"),
     (VaultError, 400, "Bad request"),
 ]
+
+
+_SERVER_DOWN = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached now (down, restarting, failing
+    over, every pooled connection busy), rather than a fault of the request or the code."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        # OperationalError is what drivers raise for a lost or refused connection (PEP 249);
+        # SQLAlchemy flags a connection it dropped as invalidated; PostgreSQL's SQLSTATE
+        # class 08 and 57P01-57P03 (shutting down, crashed, starting up) and 53300 (too
+        # many connections) say the same of the server (PostgreSQL docs, Appendix A).
+        state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", ""))
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or state.startswith("08")
+            or state in _SERVER_DOWN
+        )
+    return isinstance(exc, ConnectionError)
+
+
+def unavailable_status(exc: BaseException) -> int | None:
+    """503 (507 for a full store) when a backend is out of service, else None."""
+    if isinstance(exc, StorageFullError):
+        return 507
+    if database_unavailable(exc) or (
+        isinstance(exc, StorageError) and not isinstance(exc, ObjectNotFoundError)
+    ):
+        return 503
+    return None
+
+
+async def handle_database(request: Request, exc: Exception) -> Response:
+    if not database_unavailable(exc):
+        return await handle_unexpected(request, exc)
+    # A bare ConnectionError may come from the database driver or another backend (SMTP).
+    what = "Database" if isinstance(exc, sa_exc.SQLAlchemyError) else "Service"
+    logger.error("%s unavailable on %s %s: %s", what, request.method, request.url.path, exc)
+    # Retry-After (RFC 9110 §10.2.3): a restart or failover usually takes seconds.
+    return problem(503, f"{what} unavailable", "try again later", headers={"Retry-After": "5"})
 
 
 async def handle_problem(request: Request, exc: Exception) -> Response:
@@ -131,5 +177,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http,
     VaultError: handle_domain,
     StorageError: handle_domain,
+    sa_exc.DBAPIError: handle_database,
+    sa_exc.TimeoutError: handle_database,
+    ConnectionError: handle_database,
     Exception: handle_unexpected,
 }

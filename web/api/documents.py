@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import anyio
@@ -303,7 +303,7 @@ async def get_content(request: Request) -> Response:
         version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
     )
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         try:
             async for piece in blobs.read_decrypted(
                 svc.store,
@@ -337,7 +337,27 @@ async def get_content(request: Request) -> Response:
             with anyio.CancelScope(shield=True):
                 await record_receipt(svc, ids[3], completed)
 
-    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media)
+    pieces = body()
+    stream: AsyncIterator[bytes] = pieces
+    if request.method == "GET" and end > start:
+        # The first piece is read before the status line goes out, so a missing object, a
+        # store that is down or a damaged first segment is answered as an error (500/503
+        # problem+json) rather than as a 200 cut short.
+        try:
+            first = await anext(pieces)
+        except StopAsyncIteration:
+            first = b""
+        stream = _after(first, pieces)
+    return StreamingResponse(stream, status_code=status, headers=headers, media_type=media)
+
+
+async def _after(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        await rest.aclose()
 
 
 async def record_receipt(

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
 from vault.identity import SessionStage
 from web.auth import Caller, check_csrf, resolve
-from web.errors import ProblemError
+from web.errors import ProblemError, unavailable_status
 from web.pages.render import render
 from web.refusals import audit_refusal
 from web.signin_flow import NEXT_STEP
@@ -66,7 +66,11 @@ def page(endpoint: Endpoint) -> Endpoint:
             return render(request, "error.html", status=403)
         except ConflictError:
             return render(request, "error.html", status=409)
-        except Exception:
+        except Exception as exc:
+            status = unavailable_status(exc)
+            if status is not None:
+                logger.error("%d on %s %s: %s", status, request.method, request.url.path, exc)
+                return render(request, "error.html", status=status)
             # The details are for the log; the page says only that it failed.
             logger.exception("unhandled error on %s %s", request.method, request.url.path)
             return render(request, "error.html", status=500)
