@@ -28,6 +28,7 @@ from vault.models import Client, User
 from vault.notifications import Cadence, set_preference
 from web.context import client_ip, services
 from web.observe import request_id_of
+from web.refusals import audit_refusal
 
 _PAGE = Environment(autoescape=True, undefined=StrictUndefined).from_string(
     """<!DOCTYPE html>
@@ -81,10 +82,15 @@ def _verify(request: Request) -> tuple[uuid.UUID, uuid.UUID] | None:
     return links.verify(request.path_params["token"])
 
 
+async def _refused(request: Request) -> HTMLResponse:
+    await audit_refusal(request, 404, "dead_link")
+    return _invalid()
+
+
 async def show(request: Request) -> HTMLResponse:
     ids = _verify(request)
     if ids is None:
-        return _invalid()
+        return await _refused(request)
     async with transaction(services(request).sessions) as session:
         user = await session.get(User, ids[0])
         client = await session.get(Client, ids[1])
@@ -102,7 +108,7 @@ async def show(request: Request) -> HTMLResponse:
 async def confirm(request: Request) -> HTMLResponse:
     ids = _verify(request)
     if ids is None:
-        return _invalid()
+        return await _refused(request)
     context = AuditContext(
         actor_role="link",
         ip=client_ip(request),

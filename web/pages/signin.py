@@ -249,7 +249,7 @@ def _dead_link(request: Request, kind: str) -> Response:
 
 
 async def _link_form(request: Request, purpose: EmailLinkPurpose, kind: str) -> Response:
-    user = await signin_flow.peek_link(request, purpose, request.path_params["token"])
+    user = await signin_flow.view_link(request, purpose, request.path_params["token"])
     if user is None:
         return _dead_link(request, kind)
     return _password_form(request, kind, email=user.email)
