@@ -16,6 +16,8 @@ from vault.errors import VaultError
 from web.services import open_services
 from web.settings import Settings, SettingsError
 
+CLI_CONTEXT = audit.AuditContext(actor_role="cli")
+
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
@@ -49,6 +51,8 @@ def audit_verify(ctx: click.Context) -> None:
                 chain = await audit.verify(session)
             verifier = svc.checkpoint_signer.verifier
             stored = await checkpoints.verify_stored(svc.sessions, svc.store, verifier)
+            async with transaction(svc.sessions) as session:
+                await audit.record_verification(session, CLI_CONTEXT, chain)
             return _Verified(chain, stored)
 
     try:
@@ -80,7 +84,11 @@ def audit_key(ctx: click.Context) -> None:
 
     async def run() -> str:
         async with open_services(settings) as svc:
-            return svc.checkpoint_signer.verifier_key
+            await check_migrated(svc.engine)
+            async with transaction(svc.sessions) as session:
+                return await checkpoints.show_verifier_key(
+                    session, CLI_CONTEXT, svc.checkpoint_signer
+                )
 
     try:
         click.echo(asyncio.run(run()))

@@ -18,10 +18,9 @@ import base64
 import json
 import re
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from vault import accounts, email_links
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose
 from vault.models import Announcement, AuditEvent, Role, User
+from vault.notifications import DeliveryState, Notification
 from vault.passwords import hash_password
 from vault.refusals import RefusalWindow
 from web.app import create_app
@@ -116,8 +116,8 @@ UNAUDITED = {
 
 ROUTES: dict[tuple[str, str], E] = {
     # The API: reads.
-    ("GET", f"{API}/me"): E(gap("alice", "account.viewed"), no("stranger")),
-    ("GET", f"{API}/clients"): E(gap("alice", "client.listed"), no("stranger")),
+    ("GET", f"{API}/me"): E(ok("alice", "account.viewed"), no("stranger")),
+    ("GET", f"{API}/clients"): E(ok("alice", "client.listed"), no("stranger")),
     ("GET", f"{API}/clients/{{client_id}}/folders"): E(ok("alice", "folder.listed"), no("bob")),
     ("GET", f"{API}/folders/{{folder_id}}"): E(ok("alice", "folder.listed"), no("bob")),
     ("GET", f"{API}/documents/{{document_id}}"): E(ok("alice", "document.viewed"), no("bob")),
@@ -127,15 +127,15 @@ ROUTES: dict[tuple[str, str], E] = {
     ("GET", f"{API}/documents/{{document_id}}/receipts"): E(
         ok("sam", "document.receipts_viewed"), no("gina")
     ),
-    ("GET", f"{API}/trash"): E(gap("sam", "trash.listed"), no("stranger")),
-    ("GET", f"{API}/clients/{{client_id}}/requests"): E(gap("alice", "request.listed"), no("bob")),
-    ("GET", f"{API}/requests"): E(gap("alice", "request.listed"), no("stranger")),
-    ("GET", f"{API}/requests/{{request_id}}"): E(gap("alice", "request.viewed"), no("bob")),
+    ("GET", f"{API}/trash"): E(ok("sam", "trash.listed"), no("stranger")),
+    ("GET", f"{API}/clients/{{client_id}}/requests"): E(ok("alice", "request.listed"), no("bob")),
+    ("GET", f"{API}/requests"): E(ok("alice", "request.listed"), no("stranger")),
+    ("GET", f"{API}/requests/{{request_id}}"): E(ok("alice", "request.viewed"), no("bob")),
     ("GET", f"{API}/audit"): E(ok("otto", "audit.viewed"), no("sam")),
     ("GET", f"{API}/audit/export"): E(ok("otto", "audit.exported"), no("sam")),
     ("GET", f"{API}/audit/verify"): E(ok("otto", "audit.verified"), no("sam")),
     ("GET", f"{API}/audit/checkpoint"): E(ok("otto", "audit.checkpoint_viewed"), no("sam")),
-    ("GET", f"{API}/audit/checkpoint/key"): E(gap("otto", "audit.key_viewed"), no("sam")),
+    ("GET", f"{API}/audit/checkpoint/key"): E(ok("otto", "audit.key_viewed"), no("sam")),
     ("GET", f"{API}/audit/proof/inclusion"): E(
         ok("otto", "audit.proof_viewed", path=f"{API}/audit/proof/inclusion?seq=1&tree_size=2"),
         no("sam"),
@@ -144,14 +144,12 @@ ROUTES: dict[tuple[str, str], E] = {
         ok("otto", "audit.proof_viewed", path=f"{API}/audit/proof/consistency?first=1&second=2"),
         no("sam"),
     ),
-    ("GET", f"{API}/session"): E(gap("fresh:bob", "account.viewed"), no("stranger")),
-    ("GET", f"{API}/me/sessions"): E(gap("fresh:alice", "session.listed"), no("stranger")),
-    ("GET", f"{API}/me/totp"): E(gap("fresh:alice", "mfa.viewed"), no("stranger")),
-    ("GET", f"{API}/me/tokens"): E(gap("fresh:alice", "token.listed"), no("stranger")),
-    ("GET", f"{API}/me/notifications"): E(
-        gap("alice", "notification.preferences_viewed"), no("stranger")
-    ),
-    ("GET", f"{API}/notifications/failed"): E(gap("ada", "notification.failed_viewed"), no("sam")),
+    ("GET", f"{API}/session"): E(ok("fresh:bob", "account.viewed"), no("stranger")),
+    ("GET", f"{API}/me/sessions"): E(ok("fresh:alice", "account.viewed"), no("stranger")),
+    ("GET", f"{API}/me/totp"): E(ok("fresh:alice", "account.viewed"), no("stranger")),
+    ("GET", f"{API}/me/tokens"): E(ok("fresh:alice", "account.viewed"), no("stranger")),
+    ("GET", f"{API}/me/notifications"): E(ok("alice", "account.viewed"), no("stranger")),
+    ("GET", f"{API}/notifications/failed"): E(ok("ada", "notification.failed_listed"), no("sam")),
     # The API: changes.
     ("POST", f"{API}/clients"): E(
         ok("sam", "client.created", json={"name": "Initech"}), no("alice", json={"name": "Mine"})
@@ -260,7 +258,7 @@ ROUTES: dict[tuple[str, str], E] = {
         no("stranger", json={"display_name": "x"}),
     ),
     ("POST", f"{API}/notifications/{{notification_id}}/retry"): E(
-        gap("ada", "notification.retried"), no("sam")
+        ok("ada", "notification.retried"), no("sam")
     ),
     ("PATCH", f"{API}/users/{{user_id}}"): E(
         ok("ada", "user.updated", json={"role": "staff"}), no("sam", json={"role": "admin"})
@@ -341,8 +339,8 @@ ROUTES: dict[tuple[str, str], E] = {
         no("stranger", "auth.link_refused", json={"token": "x" * 43, "password": NEW_PASSWORD}),
     ),
     # The pages: reads.
-    ("GET", "/"): E(gap("alice", "client.listed"), no("stranger")),
-    ("GET", "/account"): E(gap("alice", "account.viewed"), no("stranger")),
+    ("GET", "/"): E(ok("alice", "client.listed"), no("stranger")),
+    ("GET", "/account"): E(ok("alice", "account.viewed"), no("stranger")),
     ("GET", "/clients/{client_id}"): E(ok("alice", "folder.listed"), no("bob")),
     ("GET", "/clients/{client_id}/search"): E(
         ok("alice", "folder.searched", path="/clients/{client_id}/search?q=tax"), no("bob")
@@ -350,12 +348,12 @@ ROUTES: dict[tuple[str, str], E] = {
     ("GET", "/folders/{folder_id}"): E(ok("alice", "folder.listed"), no("bob")),
     ("GET", "/folders/{folder_id}/download.zip"): E(ok("alice", "folder.downloaded"), no("bob")),
     ("GET", "/documents/{document_id}"): E(ok("alice", "document.viewed"), no("bob")),
-    ("GET", "/trash"): E(gap("sam", "trash.listed"), no("stranger")),
-    ("GET", "/requests"): E(gap("alice", "request.listed"), no("stranger")),
-    ("GET", "/requests/new"): E(gap("sam", "request.form_viewed"), no("alice")),
-    ("GET", "/requests/{request_id}"): E(gap("alice", "request.viewed"), no("bob")),
-    ("GET", "/publish"): E(gap("sam", "client.listed"), no("alice")),
-    ("GET", "/announcements"): E(gap("alice", "announcement.listed"), no("stranger")),
+    ("GET", "/trash"): E(ok("sam", "trash.listed"), no("stranger")),
+    ("GET", "/requests"): E(ok("alice", "request.listed"), no("stranger")),
+    ("GET", "/requests/new"): E(ok("sam", "client.listed"), no("alice")),
+    ("GET", "/requests/{request_id}"): E(ok("alice", "request.viewed"), no("bob")),
+    ("GET", "/publish"): E(ok("sam", "client.listed"), no("alice")),
+    ("GET", "/announcements"): E(ok("alice", "announcement.listed"), no("stranger")),
     ("GET", "/login/totp"): E(gap("pending:sam", "auth.mfa_prompted"), no("stranger")),
     ("GET", "/login/enrol"): E(gap("pending:hal", "mfa.enrolment_started"), no("stranger")),
     ("GET", "/invite/{token}"): E(
@@ -875,7 +873,14 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
         ids["announcement_id"] = str(
             (await session.execute(select(Announcement.id))).scalars().first()
         )
-    ids["notification_id"] = str(uuid.uuid4())
+    async with transaction(services.sessions) as session:
+        failed = Notification(
+            user_id=world["alice"].id, email="alice@example.test", message_id="<m@test>",
+            subject="s", body_text="t", body_html="h", seqs="[]",
+            state=DeliveryState.FAILED, next_attempt_at=datetime.now(UTC),
+        )  # fmt: skip
+        session.add(failed)
+    ids["notification_id"] = str(failed.id)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -954,7 +959,7 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("fsck",): (["fsck"], "storage.checked"),
 }
 # Known gaps: commands that leave no event yet (the action they should leave is listed).
-CLI_GAPS = {("token", "list"), ("audit", "verify"), ("audit", "key")}
+CLI_GAPS: set[tuple[str, ...]] = set()
 # Audited when they change something; on this empty store there is nothing to rewrap or
 # collect, and a run that changed nothing writes nothing.
 CLI_IDLE = {("keys", "rewrap"), ("gc",)}
