@@ -149,7 +149,9 @@ async def totp_status(request: Request) -> JSONResponse:
 
 async def begin_totp(request: Request) -> JSONResponse:
     async with session_call(request, stages=ENROLLING) as call:
-        enrolment = await mfa.begin_enrolment(call.session, services(request).keyring, call.user)
+        enrolment = await mfa.begin_enrolment(
+            call.session, services(request).keyring, call.user, call.audit
+        )
     return JSONResponse(
         {"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg},
         headers={"Cache-Control": "no-store"},
@@ -174,7 +176,12 @@ async def confirm_totp(request: Request) -> Response:
                 request, call.session, caller, code
             )
         except mfa.MfaError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field="code") from None
+            wrong = str(exc)
+        else:
+            wrong = ""
+    # Raised once the transaction committed, so the failed attempt stays in the log.
+    if wrong:
+        raise ProblemError(422, "Invalid request", wrong, field="code")
     body: dict[str, Any] = {"recovery_codes": codes}
     if started is not None:
         body["csrf_token"] = started.row.csrf_token

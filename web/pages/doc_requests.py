@@ -270,6 +270,10 @@ async def create(request: Request) -> Response:
             raise NotFoundError("no such page")
         errors, names, due = _check_new(form, local_today(caller.user))
         client = clients.get(form["client"])
+        if client is None and form["client"]:
+            # Not a choice the form offered: another client's id, refused (and audited) as
+            # that client's pages are.
+            raise NotFoundError("client not found")
         if client is None:
             errors["client"] = "choose"
         else:
