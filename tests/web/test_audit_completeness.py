@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from notify.links import UnsubscribeLinks
 from tests.fixtures.app import TEST_CONTEXT, Person, World
 from tests.web.test_pages import csrf_of, enrol, invite, parse
-from vault import accounts, email_links
+from vault import accounts, alerts, audit, email_links
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose
 from vault.models import Announcement, AuditEvent, Role, User
@@ -47,7 +47,7 @@ from vault.refusals import RefusalWindow
 from web.app import create_app
 from web.cli import main
 from web.services import Services, open_services
-from web.settings import Settings
+from web.settings import AlertsSettings, Settings
 
 API = "/api/v1"
 DENIED = "access.denied"
@@ -73,8 +73,8 @@ class As:
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
     files: dict[str, tuple[str, bytes]] | None = None
-    # A known gap: the call leaves no event yet. Listed, so it is visible and counted.
-    gap: str = ""
+    # Why this call leaves no event (it reads and changes nothing of anyone's); else "".
+    quiet: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,9 @@ def no(who: str, action: str = DENIED, **kw: Any) -> As:
     return As(who, action, **kw)
 
 
-def gap(who: str, action: str, why: str = "not audited yet", **kw: Any) -> As:
-    """A call known to leave no event yet: `action` is the event it should leave."""
-    return As(who, action, gap=why, **kw)
+def quiet(who: str, why: str) -> As:
+    """A call that reads and changes nothing of anyone's, so it leaves no event: `why`."""
+    return As(who, "", quiet=why)
 
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -134,6 +134,8 @@ ROUTES: dict[tuple[str, str], E] = {
     ("GET", f"{API}/audit"): E(ok("otto", "audit.viewed"), no("sam")),
     ("GET", f"{API}/audit/export"): E(ok("otto", "audit.exported"), no("sam")),
     ("GET", f"{API}/audit/verify"): E(ok("otto", "audit.verified"), no("sam")),
+    ("GET", f"{API}/audit/alerts"): E(ok("otto", "alert.listed"), no("sam")),
+    ("GET", f"{API}/audit/alerts/{{alert_id}}"): E(ok("ada", "alert.viewed"), no("sam")),
     ("GET", f"{API}/audit/checkpoint"): E(ok("otto", "audit.checkpoint_viewed"), no("sam")),
     ("GET", f"{API}/audit/checkpoint/key"): E(ok("otto", "audit.key_viewed"), no("sam")),
     ("GET", f"{API}/audit/proof/inclusion"): E(
@@ -184,7 +186,7 @@ ROUTES: dict[tuple[str, str], E] = {
         ),
     ),
     ("HEAD", f"{API}/uploads/{{upload_id}}"): E(
-        gap("alice", "upload.viewed", headers=TUS), no("bob", headers=TUS)
+        ok("alice", "upload.checked", headers=TUS), no("bob", headers=TUS)
     ),
     ("PATCH", f"{API}/uploads/{{upload_id}}"): E(
         ok(
@@ -273,7 +275,7 @@ ROUTES: dict[tuple[str, str], E] = {
         ),
     ),
     ("DELETE", f"{API}/me/tokens/{{token_id}}"): E(ok("fresh:alice", "token.revoked"), no("bob")),
-    ("POST", f"{API}/me/totp"): E(gap("browser:tess", "mfa.enrolment_started"), no("stranger")),
+    ("POST", f"{API}/me/totp"): E(ok("browser:tess", "mfa.enrolment_started"), no("stranger")),
     ("POST", f"{API}/me/totp/confirm"): E(
         ok(
             "browser:tess",
@@ -354,8 +356,10 @@ ROUTES: dict[tuple[str, str], E] = {
     ("GET", "/requests/{request_id}"): E(ok("alice", "request.viewed"), no("bob")),
     ("GET", "/publish"): E(ok("sam", "client.listed"), no("alice")),
     ("GET", "/announcements"): E(ok("alice", "announcement.listed"), no("stranger")),
-    ("GET", "/login/totp"): E(gap("pending:sam", "auth.mfa_prompted"), no("stranger")),
-    ("GET", "/login/enrol"): E(gap("pending:hal", "mfa.enrolment_started"), no("stranger")),
+    ("GET", "/login/totp"): E(
+        quiet("pending:sam", "the code prompt: a form, nothing read"), no("stranger")
+    ),
+    ("GET", "/login/enrol"): E(ok("pending:hal", "mfa.enrolment_started"), no("stranger")),
     ("GET", "/invite/{token}"): E(
         ok("stranger", "auth.link_viewed", path="/invite/{invite2}"),
         no("stranger", "auth.link_refused", path="/invite/" + "x" * 43),
@@ -365,7 +369,7 @@ ROUTES: dict[tuple[str, str], E] = {
         no("stranger", "auth.link_refused", path="/reset/" + "x" * 43),
     ),
     ("GET", "/unsubscribe/{token}"): E(
-        gap("stranger", "notification.unsubscribe_viewed", path="/unsubscribe/{unsubscribe}"),
+        ok("stranger", "notification.unsubscribe_viewed", path="/unsubscribe/{unsubscribe}"),
         no("stranger", path="/unsubscribe/" + "x" * 43),
     ),
     # The pages: changes.
@@ -396,10 +400,8 @@ ROUTES: dict[tuple[str, str], E] = {
                 "items": "Payslips",
             },
         ),
-        gap(
+        no(
             "gina",
-            DENIED,
-            "refused as a form error",
             form={
                 "client": "{client_id}",
                 "folder": "{folder_id}",
@@ -542,8 +544,8 @@ ROUTES: dict[tuple[str, str], E] = {
         no("pending:sam", "auth.mfa", form={"code": "000000"}),
     ),
     ("POST", "/login/enrol"): E(
-        gap("pending:hal", "mfa.enrolled", form={"code": "{totp_gina}"}),
-        gap("pending:hal", "mfa.enrolment_failed", form={"code": "000000"}),
+        ok("pending:hal", "mfa.enrolled", form={"code": "{totp_hal}"}),
+        no("pending:ivan", "mfa.enrolled", form={"code": "000000"}),
     ),
     ("POST", "/logout"): E(ok("fresh:bob", "auth.logout"), no("stranger")),
     ("POST", "/invite/{token}"): E(
@@ -698,7 +700,8 @@ async def prepare(browsers: Browsers, method: str, template: str, call: As) -> P
     ids = browsers.ids
     path = ids.fill(call.path or PARAM.sub(lambda m: "{" + m.group(1) + "}", template))
     headers = ids.fill(dict(call.headers))
-    form = ids.fill(call.form) if call.form is not None else None
+    needs_code = "{totp_" in json.dumps(call.form or {})
+    form = ids.fill(call.form) if call.form is not None and not needs_code else None
     who, _, mode = call.who.partition(":")[::-1] if ":" in call.who else (call.who, "", "")
     client = browsers.new()
     is_api = template.startswith(API)
@@ -717,12 +720,13 @@ async def prepare(browsers: Browsers, method: str, template: str, call: As) -> P
         client, csrf = await browsers.of(who)
     else:
         csrf = ""
-    if mode == "pending" and not is_api and "{totp_" in json.dumps(call.form or {}):
+    if needs_code:
         # The code comes from the key the enrolment or sign-in step shows this browser.
         shown = await client.get(template)
         csrf = csrf_of(shown.text)
         if "totp-secret" in shown.text:
             ids.totp[who] = parse(shown.text).ids["totp-secret"].strip()
+        form = ids.fill(call.form)
     elif mode == "pending" and method == "POST" and not is_api:
         csrf = csrf_of((await client.get(template)).text)
     if is_api and mode:
@@ -782,9 +786,16 @@ async def leaked_secrets(services: Services, ids: Ids) -> list[str]:
     ]
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The set-up raises an alert itself; the in-app evaluator would race it for the events.
+    return settings.model_copy(update={"alerts": AlertsSettings(worker=False)})
+
+
 EXTRA = {
     "carol": Role.CLIENT, "dave": Role.CLIENT, "hal": Role.STAFF, "rita": Role.CLIENT,
     "ross": Role.CLIENT, "uma": Role.CLIENT, "tess": Role.CLIENT,
+    "ivan": Role.STAFF,
 }  # fmt: skip
 
 
@@ -881,6 +892,11 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
         )  # fmt: skip
         session.add(failed)
     ids["notification_id"] = str(failed.id)
+    async with transaction(services.sessions) as session:
+        await audit.record(session, TEST_CONTEXT, "keys.rotated")
+    async with transaction(services.sessions) as session:
+        [alert] = await alerts.evaluate(session, alerts.Rules())
+    ids["alert_id"] = str(alert.id)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -890,7 +906,6 @@ async def test_every_route_audits_allowed_and_refused_calls(
     browsers = Browsers(http, Ids(world))
     await set_up(services, browsers, world)
     problems: list[str] = []
-    gaps: list[str] = []
     for (method, template), entry in ROUTES.items():
         for side, call in (("allowed", entry.ok), ("refused", entry.no)):
             await forget_refusals(services)
@@ -913,8 +928,9 @@ async def test_every_route_audits_allowed_and_refused_calls(
             events = await events_of(services, answer.headers["x-request-id"], after)
             actions = [e.action for e in events]
             status_ok = answer.status_code < 400 if side == "allowed" else True
-            if call.gap:
-                gaps.append(f"{side} {method} {template}: {call.gap}")
+            if call.quiet:
+                if not status_ok:
+                    problems.append(f"{side} {method} {template}: {answer.status_code}")
             elif (
                 not status_ok
                 or call.action not in actions
@@ -955,14 +971,15 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("keys", "rewrap"): (["keys", "rewrap"], "keys.rewrapped"),
     ("audit", "verify"): (["audit", "verify"], "audit.verified"),
     ("audit", "key"): (["audit", "key"], "audit.key_viewed"),
+    ("audit", "alerts"): (["audit", "alerts", "--once"], "alert.raised"),
     ("gc",): (["gc"], "storage.collected"),
     ("fsck",): (["fsck"], "storage.checked"),
 }
-# Known gaps: commands that leave no event yet (the action they should leave is listed).
-CLI_GAPS: set[tuple[str, ...]] = set()
-# Audited when they change something; on this empty store there is nothing to rewrap or
-# collect, and a run that changed nothing writes nothing.
-CLI_IDLE = {("keys", "rewrap"), ("gc",)}
+
+
+# Audited when they change something; on this empty store there is nothing to rewrap,
+# collect or alert about, and a run that changed nothing writes nothing.
+CLI_IDLE = {("keys", "rewrap"), ("gc",), ("audit", "alerts")}
 
 
 def command_paths(group: Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -1004,6 +1021,6 @@ async def test_every_command_leaves_its_event(settings: Settings, tmp_path: Path
             actions = [e.action for e in await events_of(services, "", after)]
             if result.exit_code != 0:
                 problems.append(f"{path}: exit {result.exit_code} {result.output[-200:]!r}")
-            elif path not in CLI_GAPS | CLI_IDLE and action not in actions:
+            elif path not in CLI_IDLE and action not in actions:
                 problems.append(f"{path}: {actions} (want {action})")
         assert problems == [], "\n".join(problems)
