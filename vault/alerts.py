@@ -88,12 +88,13 @@ class Rules:
     privilege: bool = True
 
 
-def _moment(ts: str) -> datetime:
+def moment(ts: str) -> datetime:
+    """An event's `ts` as a datetime (UTC)."""
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _since(event: AuditEvent, window: timedelta) -> str:
-    return audit.timestamp(_moment(event.ts) - window)
+    return audit.timestamp(moment(event.ts) - window)
 
 
 def _subject(event: AuditEvent) -> str:

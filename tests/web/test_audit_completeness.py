@@ -356,6 +356,8 @@ ROUTES: dict[tuple[str, str], E] = {
     ("GET", "/requests/{request_id}"): E(ok("alice", "request.viewed"), no("bob")),
     ("GET", "/publish"): E(ok("sam", "client.listed"), no("alice")),
     ("GET", "/announcements"): E(ok("alice", "announcement.listed"), no("stranger")),
+    ("GET", "/audit/alerts"): E(ok("otto", "alert.listed"), no("alice")),
+    ("GET", "/audit/alerts/{alert_id}"): E(ok("ada", "alert.viewed"), no("sam")),
     ("GET", "/login/totp"): E(
         quiet("pending:sam", "the code prompt: a form, nothing read"), no("stranger")
     ),
