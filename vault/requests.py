@@ -272,32 +272,18 @@ async def get_request(
     request = await _visible(session, principal, request_id)
     if context is not None:
         await audit.record(
-            session,
-            context,
-            "request.viewed",
-            client_id=request.client_id,
-            target_type="request",
-            target_id=request.id,
-            details=_details(request),
-        )
+            session, context, "request.viewed", client_id=request.client_id,
+            target_type="request", target_id=request.id, details=_details(request),
+        )  # fmt: skip
     return RequestView(request, await _items(session, request.id))
 
 
 async def _listed(
-    session: AsyncSession,
-    context: audit.AuditContext | None,
-    requests: Sequence[DocumentRequest],
-    *,
-    client_id: uuid.UUID | None = None,
+    session: AsyncSession, context: audit.AuditContext | None, found: int, client: object = None
 ) -> None:
     if context is not None:
-        await audit.record(
-            session,
-            context,
-            "request.listed",
-            client_id=client_id,
-            details={"requests": len(requests)},
-        )
+        details = {"requests": found}
+        await audit.record(session, context, "request.listed", client_id=client, details=details)
 
 
 async def _views(session: AsyncSession, requests: Sequence[DocumentRequest]) -> list[RequestView]:
@@ -346,7 +332,7 @@ async def list_for_client(
         .scalars()
         .all()
     )
-    await _listed(session, context, rows, client_id=client_id)
+    await _listed(session, context, len(rows), client_id)
     return await _views(session, rows)
 
 
@@ -368,7 +354,7 @@ async def list_open(
         .scalars()
         .all()
     )
-    await _listed(session, context, rows)
+    await _listed(session, context, len(rows))
     return await _views(session, rows)
 
 
