@@ -3,6 +3,7 @@ window, and reaches the auditors in one email, once, through the outbox and SMTP
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -195,3 +196,44 @@ async def test_the_api_lists_alerts_for_auditors_only(
     assert (await http.get(f"{API}/audit/alerts", headers=world["sam"].auth)).status_code == 403
     bad = await http.get(f"{API}/audit/alerts?limit=0", headers=world["otto"].auth)
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "direction"),
+    [
+        ("en", "ClientVault: 2 new alerts", "ltr"),
+        ("fa", "ClientVault: ۲ هشدار تازه", "rtl"),
+        ("he", "ClientVault: 2 התראות חדשות", "rtl"),
+        ("ja", "ClientVault: 新しいアラート 2 件", "ltr"),
+        ("zh", "ClientVault：2 条新警报", "ltr"),
+    ],
+)
+def test_the_email_reads_in_each_language(locale: str, subject: str, direction: str) -> None:
+    when = "2026-12-04T10:00:00.000Z"
+    shown = [
+        alerts.Alert(rule=rule, subject="ip:x", ip="192.0.2.1", seq=1, ts=when, seqs="[1]",
+                     details="{}")
+        for rule in ("failed_signins", "privilege")
+    ]  # fmt: skip
+    message = alert_mail.compose(shown, {}, locale=locale, public_url="https://vault.example")
+    assert message.subject == subject
+    assert f'dir="{direction}"' in message.body_html
+    for alert in shown:
+        assert alert_mail.text(locale, alert.rule) in message.body_text
+        assert f"https://vault.example/audit/alerts/{alert.id}" in message.body_text
+    # The time keeps its left-to-right order inside right-to-left text.
+    assert f'<bdi dir="ltr">{when}</bdi>' in message.body_html
+
+
+async def test_concurrent_passes_raise_each_alert_once(services: Services, world: World) -> None:
+    """Several app processes evaluate at once: the cursor row makes them take turns."""
+    await record(services, acting(world, "ada"), "keys.rotated")
+
+    async def one_pass() -> int:
+        async with transaction(services.sessions) as session:
+            return len(await alerts.evaluate(session, RULES))
+
+    results = await asyncio.gather(*(one_pass() for _ in range(4)))
+    assert sorted(results) == [0, 0, 0, 1]
+    async with transaction(services.sessions) as session:
+        assert await alerts.count(session) == 1

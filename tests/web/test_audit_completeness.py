@@ -51,7 +51,7 @@ from vault.passwords import hash_password
 from web.app import create_app
 from web.cli import main
 from web.services import Services, open_services
-from web.settings import AlertsSettings, Settings
+from web.settings import Settings
 
 ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS}
 
@@ -77,12 +77,6 @@ def test_every_route_has_an_entry() -> None:
     listed = set(ROUTES) | set(UNAUDITED)
     assert sorted(routes - listed) == [], "routes without an entry in ROUTES or UNAUDITED"
     assert sorted(listed - routes) == [], "entries for routes that no longer exist"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # The set-up raises an alert itself; the in-app evaluator would race it for the events.
-    return settings.model_copy(update={"alerts": AlertsSettings(worker=False)})
 
 
 EXTRA = {
