@@ -195,8 +195,11 @@ async def mark_failed(
     return row.state
 
 
-async def failed(session: AsyncSession, *, limit: int = 100) -> list[Notification]:
-    """Messages that will not be retried by themselves, newest first (for admins)."""
+async def failed(
+    session: AsyncSession, *, limit: int = 100, context: audit.AuditContext | None = None
+) -> list[Notification]:
+    """Messages that will not be retried by themselves, newest first (for admins); shown to
+    someone (audited: they name recipients) when `context` is given."""
     rows = (
         (
             await session.execute(
@@ -209,6 +212,10 @@ async def failed(session: AsyncSession, *, limit: int = 100) -> list[Notificatio
         .scalars()
         .all()
     )
+    if context is not None:
+        await audit.record(
+            session, context, "notification.failed_listed", details={"notifications": len(rows)}
+        )
     return list(rows)
 
 

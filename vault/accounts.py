@@ -181,9 +181,12 @@ async def authenticate_token(
     return user, token
 
 
-async def list_tokens(session: AsyncSession, user: User) -> Sequence[AccessToken]:
-    """The user's tokens, newest first (revoked ones too, for the record)."""
-    return (
+async def list_tokens(
+    session: AsyncSession, user: User, *, context: audit.AuditContext | None = None
+) -> Sequence[AccessToken]:
+    """The user's tokens, newest first (revoked ones too, for the record); shown to someone
+    (audited) when `context` is given."""
+    rows = (
         (
             await session.execute(
                 select(AccessToken)
@@ -194,6 +197,16 @@ async def list_tokens(session: AsyncSession, user: User) -> Sequence[AccessToken
         .scalars()
         .all()
     )
+    if context is not None:
+        await audit.record(
+            session,
+            context,
+            "token.listed",
+            target_type="user",
+            target_id=user.id,
+            details={"tokens": len(rows)},
+        )
+    return rows
 
 
 async def revoke_token(

@@ -73,9 +73,14 @@ def clean_body(value: str) -> str:
 
 
 async def current(
-    session: AsyncSession, *, now: datetime | None = None, limit: int = 20
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    limit: int = 20,
+    context: audit.AuditContext | None = None,
 ) -> list[Announcement]:
-    """Announcements neither withdrawn nor expired at `now`, newest first.
+    """Announcements neither withdrawn nor expired at `now`, newest first; shown to someone
+    (audited) when `context` is given.
 
     Every signed-in user may read them, so this takes no principal.
     """
@@ -89,7 +94,12 @@ async def current(
         .order_by(col(Announcement.created_at).desc(), col(Announcement.id))
         .limit(limit)
     )
-    return list(rows.scalars().all())
+    found = list(rows.scalars().all())
+    if context is not None:
+        await audit.record(
+            session, context, "announcement.listed", details={"announcements": len(found)}
+        )
+    return found
 
 
 async def post(

@@ -20,7 +20,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vault import audit_tree, notes
+from vault import audit, audit_tree, notes
 from vault.db import transaction
 from vault.errors import VaultError
 from vault.keyring import Keyring
@@ -257,3 +257,11 @@ async def _roots_at(session: AsyncSession, sizes: list[int]) -> dict[int, bytes]
             at = upto
         roots[size] = builder.root()
     return roots
+
+
+async def show_verifier_key(
+    session: AsyncSession, context: audit.AuditContext, signer: Signer
+) -> str:
+    """The log's verifier key, handed to someone (audited: who holds it can check exports)."""
+    await audit.record(session, context, "audit.key_viewed", details={"key": signer.name})
+    return signer.verifier_key

@@ -15,6 +15,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from vault import audit
 from vault.identity import EmailLink, EmailLinkPurpose
 from vault.models import User
 from vault.passwords import check_password_policy
@@ -67,6 +68,28 @@ async def peek(
         return None
     user = await session.get(User, link.user_id)
     return user if user is not None and user.is_active else None
+
+
+async def view(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    purpose: EmailLinkPurpose,
+    secret: str,
+    *,
+    now: datetime | None = None,
+) -> User | None:
+    """`peek`, for showing the link's form to whoever followed it: audited as a read."""
+    user = await peek(session, purpose, secret, now=now)
+    if user is not None:
+        await audit.record(
+            session,
+            context,
+            "auth.link_viewed",
+            target_type="user",
+            target_id=user.id,
+            details={"purpose": purpose.value},
+        )
+    return user
 
 
 async def redeem(

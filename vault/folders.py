@@ -25,12 +25,19 @@ from vault.policy import Permission, Principal, can_see_client, require, visible
 _HIDDEN_NAMESAKE = "/"
 
 
-async def list_clients(session: AsyncSession, principal: Principal) -> Sequence[Client]:
+async def list_clients(
+    session: AsyncSession, principal: Principal, *, context: audit.AuditContext | None = None
+) -> Sequence[Client]:
+    """The clients the principal can see, by name; shown to someone (audited) when `context`
+    is given."""
     query = select(Client).order_by(Client.name_key)
     visible = visible_client_ids(principal)
     if visible is not None:
         query = query.where(Client.id.in_(visible))  # type: ignore[attr-defined]
-    return (await session.execute(query)).scalars().all()
+    clients = (await session.execute(query)).scalars().all()
+    if context is not None:
+        await audit.record(session, context, "client.listed", details={"clients": len(clients)})
+    return clients
 
 
 async def create_client(

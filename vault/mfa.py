@@ -157,7 +157,9 @@ def _totp_code(code: str) -> str | None:
     return compact if len(compact) == DIGITS and compact.isascii() and compact.isdigit() else None
 
 
-async def begin_enrolment(session: AsyncSession, keyring: Keyring, user: User) -> Enrolment:
+async def begin_enrolment(
+    session: AsyncSession, keyring: Keyring, user: User, context: audit.AuditContext
+) -> Enrolment:
     """Start (or restart) TOTP enrolment with a new secret, inactive until confirmed.
 
     Raises:
@@ -178,6 +180,10 @@ async def begin_enrolment(session: AsyncSession, keyring: Keyring, user: User) -
     credential.last_step = 0
     session.add(credential)
     await session.flush()
+    # Never the secret: whoever reads the log must not be able to make codes.
+    await audit.record(
+        session, context, "mfa.enrolment_started", target_type="user", target_id=user.id
+    )
     uri = _totp(secret, user.email).provisioning_uri()
     return Enrolment(secret=secret, uri=uri, qr_svg=_qr_svg(uri))
 
@@ -210,6 +216,12 @@ async def confirm_enrolment(
             _decrypt_secret(keyring, credential), digits, moment, after=credential.last_step
         )
     if step is None:
+        # Recorded before raising: a caller that commits anyway (the pages, the API) keeps
+        # the failed attempt in the log, as a failed sign-in code is kept.
+        await audit.record(
+            session, context, "mfa.enrolled", outcome="failure", target_type="user",
+            target_id=user.id,
+        )  # fmt: skip
         raise MfaError("the code is not correct; check the time on the device and try again")
     credential.last_step = step
     credential.confirmed_at = moment

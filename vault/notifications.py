@@ -173,3 +173,17 @@ async def set_preference(
         details={"cadence": cadence.value, "daily_hour": daily_hour, "via": via},
     )
     return pref
+
+
+async def show_unsubscribe(
+    session: AsyncSession, context: audit.AuditContext, user_id: uuid.UUID, client_id: uuid.UUID
+) -> None:
+    """Record that an unsubscribe link's page was shown (it names the user and the client)."""
+    await audit.record(
+        session,
+        context,
+        "notification.unsubscribe_viewed",
+        client_id=client_id,
+        target_type="user",
+        target_id=user_id,
+    )

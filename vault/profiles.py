@@ -96,3 +96,19 @@ async def update_profile(
             details=changed,
         )
     return user
+
+
+async def show_own(
+    session: AsyncSession, context: audit.AuditContext, user: User, *, part: str
+) -> User:
+    """The caller's own account, `part` of it (`profile`, `sessions`, `tokens`, `totp`,
+    `notifications`, `page`) about to be shown to them: an access like any other, audited."""
+    await audit.record(
+        session,
+        context,
+        "account.viewed",
+        target_type="user",
+        target_id=user.id,
+        details={"part": part},
+    )
+    return user

@@ -262,10 +262,28 @@ async def _visible(
 
 
 async def get_request(
-    session: AsyncSession, principal: Principal, request_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    *,
+    context: audit.AuditContext | None = None,
 ) -> RequestView:
+    """One request the caller may see; shown to someone (audited) when `context` is given."""
     request = await _visible(session, principal, request_id)
+    if context is not None:
+        await audit.record(
+            session, context, "request.viewed", client_id=request.client_id,
+            target_type="request", target_id=request.id, details=_details(request),
+        )  # fmt: skip
     return RequestView(request, await _items(session, request.id))
+
+
+async def _listed(
+    session: AsyncSession, context: audit.AuditContext | None, found: int, client: object = None
+) -> None:
+    if context is not None:
+        details = {"requests": found}
+        await audit.record(session, context, "request.listed", client_id=client, details=details)
 
 
 async def _views(session: AsyncSession, requests: Sequence[DocumentRequest]) -> list[RequestView]:
@@ -289,9 +307,14 @@ async def _views(session: AsyncSession, requests: Sequence[DocumentRequest]) -> 
 
 
 async def list_for_client(
-    session: AsyncSession, principal: Principal, client_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    client_id: uuid.UUID,
+    *,
+    context: audit.AuditContext | None = None,
 ) -> list[RequestView]:
-    """A client's requests, open ones first (earliest due first), then closed ones."""
+    """A client's requests, open ones first (earliest due first), then closed ones; shown to
+    someone (audited) when `context` is given."""
     _require_client(principal, client_id)
     require(principal, Permission.VIEW, client_id)
     rows = (
@@ -309,12 +332,15 @@ async def list_for_client(
         .scalars()
         .all()
     )
+    await _listed(session, context, len(rows), client_id)
     return await _views(session, rows)
 
 
-async def list_open(session: AsyncSession, principal: Principal) -> list[RequestView]:
+async def list_open(
+    session: AsyncSession, principal: Principal, *, context: audit.AuditContext | None = None
+) -> list[RequestView]:
     """Open requests of every client the caller may see; the earliest due (so every overdue
-    one) first."""
+    one) first. Shown to someone (audited) when `context` is given."""
     query = select(DocumentRequest).where(col(DocumentRequest.closed_at).is_(None))
     if principal.role is not Role.ADMIN:
         visible = [c for c in principal.client_ids if can_see_client(principal, c)]
@@ -328,6 +354,7 @@ async def list_open(session: AsyncSession, principal: Principal) -> list[Request
         .scalars()
         .all()
     )
+    await _listed(session, context, len(rows))
     return await _views(session, rows)
 
 

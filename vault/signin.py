@@ -361,7 +361,12 @@ async def link_locked(
 ) -> bool:
     """Whether this address has tried too many dead invitation or reset links lately."""
     key = ratelimit.key_for("link-address", context.ip or "unknown")
-    return await ratelimit.check(session, key, now=now or datetime.now(UTC)) is not None
+    if await ratelimit.check(session, key, now=now or datetime.now(UTC)) is None:
+        return False
+    await audit.record(
+        session, context, "auth.link_refused", outcome="denied", details={"reason": "locked"}
+    )
+    return True
 
 
 async def link_failed(
@@ -375,3 +380,7 @@ async def link_failed(
     noise and probing, not about guessing."""
     key = ratelimit.key_for("link-address", context.ip or "unknown")
     await ratelimit.fail(session, key, policy.address_limits, now=now or datetime.now(UTC))
+    # Never the link itself: it is a secret, and a mistyped one may be one letter off.
+    await audit.record(
+        session, context, "auth.link_refused", outcome="denied", details={"reason": "dead_link"}
+    )

@@ -42,8 +42,17 @@ class TrashedDocument:
     deleted_by: str
 
 
-async def list_trash(session: AsyncSession, principal: Principal) -> list[TrashedDocument]:
-    """Trashed documents of every client the caller looks after, most recently trashed first."""
+async def list_trash(
+    session: AsyncSession, principal: Principal, context: audit.AuditContext
+) -> list[TrashedDocument]:
+    """Trashed documents of every client the caller looks after, most recently trashed first
+    (the listing is audited: it names documents)."""
+    found = await _trashed(session, principal)
+    await audit.record(session, context, "trash.listed", details={"documents": len(found)})
+    return found
+
+
+async def _trashed(session: AsyncSession, principal: Principal) -> list[TrashedDocument]:
     clients = (await session.execute(select(Client))).scalars().all()
     managed = {c.id: c.name for c in clients if may_manage(principal, c.id)}
     if not managed or principal.role not in (Role.STAFF, Role.ADMIN):

@@ -313,8 +313,10 @@ async def get_upload(
     *,
     write: bool = False,
     lock: bool = False,
+    context: audit.AuditContext | None = None,
 ) -> Upload:
-    """The caller's own upload; anyone else's, an expired or a missing one is not found."""
+    """The caller's own upload; anyone else's, an expired or a missing one is not found.
+    Its state shown to the caller (audited) when `context` is given."""
     query = select(Upload).where(Upload.id == upload_id)
     upload = (
         await session.execute(query.with_for_update() if lock else query)
@@ -328,6 +330,16 @@ async def get_upload(
     ):
         raise NotFoundError("upload not found")
     require(principal, Permission.UPLOAD if write else Permission.VIEW, upload.client_id)
+    if context is not None:
+        await audit.record(
+            session,
+            context,
+            "upload.checked",
+            client_id=upload.client_id,
+            target_type="upload",
+            target_id=upload.id,
+            details={"offset": reported_offset(upload), "length": upload.upload_length},
+        )
     return upload
 
 

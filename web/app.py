@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import notify
+from notify import alert_mail
 from vault import audit, checkpoints
 from vault.db import check_migrated
 from web import access_log, health, unsubscribe
@@ -27,7 +28,7 @@ from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
 from web.pages import missing
 from web.pages import routes as page_routes
-from web.services import Services, build_mailer, notify_config, open_services
+from web.services import Services, alert_rules, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         interval=settings.audit.checkpoint_interval_seconds,
                     )
                 )
+                if settings.alerts.worker:
+                    # Alert rules over new events, emailed to auditors through the outbox.
+                    tasks.start_soon(
+                        partial(
+                            alert_mail.run,
+                            services.sessions,
+                            alert_rules(settings),
+                            public_url=settings.server.public_url,
+                            interval_seconds=settings.alerts.interval_seconds,
+                        )
+                    )
                 if settings.notify.worker:
                     # The in-process notifier; any number may run (one per app process).
                     tasks.start_soon(

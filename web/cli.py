@@ -320,7 +320,7 @@ def token_list(ctx: click.Context, email: str) -> None:
             found = await accounts.find_user(session, email)
             if found is None:
                 raise click.ClickException(f"no user {email}")
-            rows = await accounts.list_tokens(session, found)
+            rows = await accounts.list_tokens(session, found, context=CLI_CONTEXT)
 
         def day(moment: datetime | None) -> str:
             return moment.strftime("%Y-%m-%d") if moment else "-"

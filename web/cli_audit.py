@@ -9,12 +9,15 @@ from dataclasses import dataclass
 
 import click
 
+from notify import alert_mail
 from vault import audit, checkpoints, export_check
 from vault.checkpoints import StoredCheckpoints
 from vault.db import check_migrated, transaction
 from vault.errors import VaultError
-from web.services import open_services
+from web.services import alert_rules, open_services
 from web.settings import Settings, SettingsError
+
+CLI_CONTEXT = audit.AuditContext(actor_role="cli")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ def audit_verify(ctx: click.Context) -> None:
                 chain = await audit.verify(session)
             verifier = svc.checkpoint_signer.verifier
             stored = await checkpoints.verify_stored(svc.sessions, svc.store, verifier)
+            async with transaction(svc.sessions) as session:
+                await audit.record_verification(session, CLI_CONTEXT, chain)
             return _Verified(chain, stored)
 
     try:
@@ -72,6 +77,35 @@ def audit_verify(ctx: click.Context) -> None:
     )
 
 
+@audit_group.command("alerts")
+@click.option("--once", is_flag=True, help="Check the new events once, then exit.")
+@click.pass_context
+def audit_alerts(ctx: click.Context, once: bool) -> None:
+    """Evaluate the alert rules over new audit events and queue the emails to auditors
+    (what each app process does itself unless [alerts].worker is false)."""
+    settings = _settings(ctx)
+
+    async def run() -> tuple[int, int]:
+        async with open_services(settings) as svc:
+            await check_migrated(svc.engine)
+            rules = alert_rules(settings)
+            public_url = settings.server.public_url
+            if not once:
+                await alert_mail.run(
+                    svc.sessions,
+                    rules,
+                    public_url=public_url,
+                    interval_seconds=settings.alerts.interval_seconds,
+                )
+            return await alert_mail.run_once(svc.sessions, rules, public_url=public_url)
+
+    try:
+        raised, queued = asyncio.run(run())
+    except (VaultError, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{raised} alerts raised, {queued} emails queued")
+
+
 @audit_group.command("key")
 @click.pass_context
 def audit_key(ctx: click.Context) -> None:
@@ -80,7 +114,11 @@ def audit_key(ctx: click.Context) -> None:
 
     async def run() -> str:
         async with open_services(settings) as svc:
-            return svc.checkpoint_signer.verifier_key
+            await check_migrated(svc.engine)
+            async with transaction(svc.sessions) as session:
+                return await checkpoints.show_verifier_key(
+                    session, CLI_CONTEXT, svc.checkpoint_signer
+                )
 
     try:
         click.echo(asyncio.run(run()))

@@ -68,8 +68,9 @@ def _target(request: Request) -> tuple[str | None, str | None]:
 
 
 async def audit_refusal(request: Request, status: int, reason: str | None = None) -> None:
-    """Record a refused request (401, 403, 404 on a matched route); never raises."""
-    if status not in DEFAULT_REASONS:
+    """Record a refused request (401, 403, 404 on a matched route, or any status given with
+    its `reason`, such as a page's redirect to sign in); never raises."""
+    if status not in DEFAULT_REASONS and reason is None:
         return
     route = route_template(request)
     if route is None:
@@ -79,7 +80,7 @@ async def audit_refusal(request: Request, status: int, reason: str | None = None
     refusal = refusals.Refusal(
         method=request.method,
         route=route,
-        reason=reason or DEFAULT_REASONS[status],
+        reason=reason or DEFAULT_REASONS.get(status, "refused"),
         status=status,
         target_type=target_type,
         target_id=target_id,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
 from storage import ByteBudget, LocalObjectStore, S3ObjectStore, make_s3_client
+from vault import alerts
 from vault.checkpoints import Signer
 from vault.db import create_engine, session_factory
 from vault.digests import RunningDigests
@@ -142,6 +143,22 @@ def notify_config(settings: Settings, keyring: Keyring) -> NotifyConfig:
         staff_default_cadence=settings.notify.staff_default_cadence,
         daily_hour=settings.notify.daily_hour,
         reminder_days=settings.notify.reminder_days,
+    )
+
+
+def alert_rules(settings: Settings) -> alerts.Rules:
+    """The `[alerts]` settings as the rules `vault.alerts` evaluates (a count of 0: off)."""
+    a = settings.alerts
+
+    def threshold(count: int, minutes: int) -> alerts.Threshold | None:
+        return alerts.Threshold(count, minutes) if count > 0 else None
+
+    return alerts.Rules(
+        downloads=threshold(a.downloads_count, a.downloads_minutes),
+        refusals=threshold(a.refusals_count, a.refusals_minutes),
+        failed_signins=threshold(a.failed_signins_count, a.failed_signins_minutes),
+        new_address=a.new_address,
+        privilege=a.privilege,
     )
 
 

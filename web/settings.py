@@ -114,6 +114,22 @@ class AuditSettings(_Section):
     checkpoint_interval_seconds: float = Field(60, gt=0, le=60)
 
 
+class AlertsSettings(_Section):
+    # Evaluate the rules inside each app process; off when `clientvault audit alerts` does.
+    worker: bool = True
+    interval_seconds: float = Field(10, gt=0, le=3600)
+    # One person downloading more than `downloads_count` documents in `downloads_minutes`;
+    # a count of 0 turns a rule off.
+    downloads_count: int = Field(20, ge=0)
+    downloads_minutes: int = Field(10, ge=1)
+    refusals_count: int = Field(10, ge=0)  # refused requests of one person or address
+    refusals_minutes: int = Field(10, ge=1)
+    failed_signins_count: int = Field(5, ge=0)  # failed sign-ins from one address
+    failed_signins_minutes: int = Field(10, ge=1)
+    new_address: bool = True  # a sign-in from an address the account never used
+    privilege: bool = True  # a role change, a reset second factor, a key rotation
+
+
 class AuthSettings(_Section):
     # "auto": Secure, __Host- cookies and HSTS when server.public_url is https.
     secure_cookies: Literal["auto", "always", "never"] = "auto"
@@ -189,6 +205,7 @@ class Settings(_Section):
     smtp: SMTPSettings = SMTPSettings()
     notify: NotifySettings = NotifySettings()
     audit: AuditSettings = AuditSettings()
+    alerts: AlertsSettings = AlertsSettings()
     uploads: UploadSettings = UploadSettings()
     auth: AuthSettings = AuthSettings()
     metrics: MetricsSettings = MetricsSettings()

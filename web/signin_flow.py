@@ -239,6 +239,14 @@ async def peek_link(request: Request, purpose: EmailLinkPurpose, secret: str) ->
     )
 
 
+async def view_link(request: Request, purpose: EmailLinkPurpose, secret: str) -> User | None:
+    """`peek_link` for showing the link's form: the visit is audited."""
+    return await _through_link(
+        request,
+        lambda session, context: email_links.view(session, context, purpose, secret),
+    )
+
+
 async def accept_invitation(request: Request, secret: str, password: str) -> User | None:
     """Set an invitee's first password; None when the link is not live.
 

@@ -25,9 +25,10 @@ from notify.i18n import Language, language
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.models import Client, User
-from vault.notifications import Cadence, set_preference
+from vault.notifications import Cadence, set_preference, show_unsubscribe
 from web.context import client_ip, services
 from web.observe import request_id_of
+from web.refusals import audit_refusal
 
 _PAGE = Environment(autoescape=True, undefined=StrictUndefined).from_string(
     """<!DOCTYPE html>
@@ -81,15 +82,31 @@ def _verify(request: Request) -> tuple[uuid.UUID, uuid.UUID] | None:
     return links.verify(request.path_params["token"])
 
 
+async def _refused(request: Request) -> HTMLResponse:
+    await audit_refusal(request, 404, "dead_link")
+    return _invalid()
+
+
+def _link_context(request: Request) -> AuditContext:
+    # Whoever holds the link acts: no account is signed in.
+    return AuditContext(
+        actor_role="link",
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id_of(request.scope),
+    )
+
+
 async def show(request: Request) -> HTMLResponse:
     ids = _verify(request)
     if ids is None:
-        return _invalid()
+        return await _refused(request)
     async with transaction(services(request).sessions) as session:
         user = await session.get(User, ids[0])
         client = await session.get(Client, ids[1])
         if user is None or client is None:
             return _invalid()
+        await show_unsubscribe(session, _link_context(request), user.id, client.id)
         return _page(
             "confirm",
             lang=language(user.locale),
@@ -102,13 +119,8 @@ async def show(request: Request) -> HTMLResponse:
 async def confirm(request: Request) -> HTMLResponse:
     ids = _verify(request)
     if ids is None:
-        return _invalid()
-    context = AuditContext(
-        actor_role="link",
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        request_id=request_id_of(request.scope),
-    )
+        return await _refused(request)
+    context = _link_context(request)
     async with transaction(services(request).sessions) as session:
         user = await session.get(User, ids[0])
         client = await session.get(Client, ids[1])

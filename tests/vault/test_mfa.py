@@ -62,7 +62,7 @@ def code_at(secret: str, moment: datetime) -> str:
 
 async def begin(env: Env, user: User | None = None) -> mfa.Enrolment:
     async with transaction(env.sessions) as session:
-        return await mfa.begin_enrolment(session, env.keyring, user or env.user)
+        return await mfa.begin_enrolment(session, env.keyring, user or env.user, TEST_CONTEXT)
 
 
 async def confirm(env: Env, code: str, *, at: datetime = T0) -> list[str]:

@@ -48,9 +48,9 @@ AUDIT_TAMPERING: dict[str, tuple[list[str], str]] = {
             "UPDATE audit_head SET seq = 2, leaf_hash = "
             "(SELECT leaf_hash FROM audit_events WHERE seq = 2) WHERE id = 1",
         ],
-        "FAILED: checkpoint 4 covers more events than the log holds (2): the log was truncated",
+        "FAILED: checkpoint 5 covers more events than the log holds (2): the log was truncated",
     ),
-    "rewritten consistently": ([], "FAILED: checkpoint 4 does not match the log"),
+    "rewritten consistently": ([], "FAILED: checkpoint 5 does not match the log"),
 }
 
 
@@ -68,6 +68,7 @@ def test_audit_verify_names_each_tampering(config: Path, settings: Settings, cas
             else:
                 await rewrite(svc.engine, _promote_third)
 
+    # The four clients, then this check itself (`audit.verified`): the checkpoint covers 5.
     good = ok(cli(config, "audit", "verify"))
     assert good.endswith("; 0 signed checkpoints consistent with the log")
     asyncio.run(checkpoint_then_tamper())

@@ -80,10 +80,12 @@ def item_url(request: dict[str, Any], index: int, verb: str) -> str:
 
 
 async def audit_events(services: Services, prefix: str) -> list[AuditEvent]:
+    """The changes among the events whose action starts with `prefix` (not the reads)."""
     async with transaction(services.sessions) as session:
         rows = await session.execute(
             select(AuditEvent)
             .where(col(AuditEvent.action).startswith(prefix))
+            .where(col(AuditEvent.action).not_in(["request.listed", "request.viewed"]))
             .order_by(col(AuditEvent.seq))
         )
         return list(rows.scalars().all())

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from web.api import (
     account,
+    audit_alerts,
     audit_proofs,
     audit_routes,
     clients,
@@ -65,6 +66,8 @@ def routes() -> list[BaseRoute]:
         Route("/audit", audit_routes.list_events, methods=["GET"]),
         Route("/audit/export", audit_routes.export_events, methods=["GET"]),
         Route("/audit/verify", audit_routes.verify_chain, methods=["GET"]),
+        Route("/audit/alerts", audit_alerts.list_alerts, methods=["GET"]),
+        Route("/audit/alerts/{alert_id}", audit_alerts.get_alert, methods=["GET"]),
         Route("/audit/checkpoint", audit_proofs.checkpoint, methods=["GET"]),
         Route("/audit/checkpoint/key", audit_proofs.checkpoint_key, methods=["GET"]),
         Route("/audit/proof/inclusion", audit_proofs.inclusion, methods=["GET"]),

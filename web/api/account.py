@@ -41,6 +41,7 @@ ENROLLING = frozenset({SessionStage.ENROL, SessionStage.FULL})
 
 async def list_sessions(request: Request) -> JSONResponse:
     async with session_call(request) as call:
+        await profiles.show_own(call.session, call.audit, call.user, part="sessions")
         rows = await sessions.live_sessions(
             call.session, call.user.id, policy=services(request).session_policy
         )
@@ -140,6 +141,7 @@ async def _password_confirmed(request: Request, call: SessionCall, password: str
 
 async def totp_status(request: Request) -> JSONResponse:
     async with session_call(request, stages=ENROLLING) as call:
+        await profiles.show_own(call.session, call.audit, call.user, part="totp")
         enabled = await mfa.has_totp(call.session, call.user.id)
         left = await mfa.remaining_recovery_codes(call.session, call.user.id)
     return JSONResponse({"enabled": enabled, "recovery_codes_left": left})
@@ -147,7 +149,9 @@ async def totp_status(request: Request) -> JSONResponse:
 
 async def begin_totp(request: Request) -> JSONResponse:
     async with session_call(request, stages=ENROLLING) as call:
-        enrolment = await mfa.begin_enrolment(call.session, services(request).keyring, call.user)
+        enrolment = await mfa.begin_enrolment(
+            call.session, services(request).keyring, call.user, call.audit
+        )
     return JSONResponse(
         {"secret": enrolment.secret, "uri": enrolment.uri, "qr_svg": enrolment.qr_svg},
         headers={"Cache-Control": "no-store"},
@@ -172,7 +176,12 @@ async def confirm_totp(request: Request) -> Response:
                 request, call.session, caller, code
             )
         except mfa.MfaError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field="code") from None
+            wrong = str(exc)
+        else:
+            wrong = ""
+    # Raised once the transaction committed, so the failed attempt stays in the log.
+    if wrong:
+        raise ProblemError(422, "Invalid request", wrong, field="code")
     body: dict[str, Any] = {"recovery_codes": codes}
     if started is not None:
         body["csrf_token"] = started.row.csrf_token
@@ -211,6 +220,7 @@ def token_json(token: AccessToken) -> dict[str, Any]:
 
 async def list_tokens(request: Request) -> JSONResponse:
     async with session_call(request) as call:
+        await profiles.show_own(call.session, call.audit, call.user, part="tokens")
         rows = await accounts.list_tokens(call.session, call.user)
         return JSONResponse({"tokens": [token_json(t) for t in rows]})
 

@@ -51,7 +51,9 @@ async def checkpoint(request: Request) -> Response:
 async def checkpoint_key(request: Request) -> Response:
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
-    key = services(request).checkpoint_signer.verifier_key
+        key = await checkpoints.show_verifier_key(
+            call.session, call.audit, services(request).checkpoint_signer
+        )
     return PlainTextResponse(key + "\n", media_type=_TEXT, headers={"Cache-Control": "no-store"})
 
 

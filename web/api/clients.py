@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vault import audit
+from vault import audit, profiles
 from vault import folders as folder_service
 from vault.folders import DocumentSummary
 from vault.models import Client, Folder
@@ -39,6 +39,7 @@ def document_summary(doc: DocumentSummary) -> dict[str, Any]:
 
 async def me(request: Request) -> JSONResponse:
     async with api_call(request) as call:
+        await profiles.show_own(call.session, call.audit, call.user, part="profile")
         return JSONResponse(
             {
                 "id": str(call.user.id),
@@ -52,7 +53,9 @@ async def me(request: Request) -> JSONResponse:
 
 async def list_clients(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        clients = await folder_service.list_clients(call.session, call.principal)
+        clients = await folder_service.list_clients(
+            call.session, call.principal, context=call.audit
+        )
         return JSONResponse({"clients": [client_json(c) for c in clients]})
 
 

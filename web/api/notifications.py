@@ -76,6 +76,7 @@ def _writable(principal: Principal) -> None:
 async def my_notifications(request: Request) -> JSONResponse:
     defaults = _defaults(request)
     async with api_call(request) as call:
+        await profiles.show_own(call.session, call.audit, call.user, part="notifications")
         prefs = await preferences(call.session, call.user.id)
         clients = [
             client
@@ -190,7 +191,7 @@ async def failed_notifications(request: Request) -> JSONResponse:
             raise ProblemError(
                 422, "Invalid request", f"limit must be 1-{_MAX_LIST}", field="limit"
             )
-        rows = await outbox.failed(call.session, limit=limit)
+        rows = await outbox.failed(call.session, limit=limit, context=call.audit)
         return JSONResponse({"notifications": [_failed_json(r) for r in rows]})
 
 

@@ -303,6 +303,21 @@ SPEC: dict[str, Any] = {
             )
         },
         "/audit/verify": {"get": _op("Check the hash chain end to end")},
+        "/audit/alerts": {
+            "get": _op(
+                "Alerts raised by the [alerts] rules, newest first: {alerts: [{id, rule, "
+                "subject, actor_id, ip, seq, ts, event_seqs, details, raised_at, emailed}]} "
+                "(auditor, admin)",
+                limit="query",
+            )
+        },
+        "/audit/alerts/{alert_id}": {
+            "get": _op(
+                "One alert and the events behind it: the alert's fields and events (auditor, "
+                "admin)",
+                alert_id="path",
+            )
+        },
         "/audit/checkpoint": {
             "get": _op("The latest signed checkpoint: a C2SP tlog-checkpoint signed note, text")
         },

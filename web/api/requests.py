@@ -114,19 +114,25 @@ async def create_request(request: Request) -> JSONResponse:
 async def client_requests(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         client_id = parse_id(request.path_params["client_id"], "client")
-        views = await request_service.list_for_client(call.session, call.principal, client_id)
+        views = await request_service.list_for_client(
+            call.session, call.principal, client_id, context=call.audit
+        )
         return _list(views)
 
 
 async def open_requests(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        return _list(await request_service.list_open(call.session, call.principal))
+        return _list(
+            await request_service.list_open(call.session, call.principal, context=call.audit)
+        )
 
 
 async def get_request(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         request_id = parse_id(request.path_params["request_id"], "request")
-        view = await request_service.get_request(call.session, call.principal, request_id)
+        view = await request_service.get_request(
+            call.session, call.principal, request_id, context=call.audit
+        )
         return JSONResponse(request_json(view))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from vault import profiles
 from vault.db import transaction
 from vault.identity import SessionStage
 from vault.passwords import WeakPasswordError
@@ -16,7 +17,7 @@ from vault.signin import Attempt, Outcome
 from web import signin_flow
 from web.api.common import json_body, prefetch_body, string_field
 from web.auth import authenticate_caller, check_origin, clear_session_cookie, set_session_cookie
-from web.context import services
+from web.context import audit_context, services
 from web.errors import ProblemError, problem
 
 ALL_STAGES = frozenset(SessionStage)
@@ -90,6 +91,9 @@ async def get_session(request: Request) -> Response:
         caller = await authenticate_caller(request, session, stages=ALL_STAGES)
         if caller.browser is None:
             raise ProblemError(404, "Not found", "no browser session: the caller used a token")
+        await profiles.show_own(
+            session, audit_context(request, caller.principal), caller.user, part="session"
+        )
         body = {
             "stage": caller.browser.stage,
             "csrf_token": caller.browser.csrf_token,

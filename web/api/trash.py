@@ -27,7 +27,7 @@ def trashed_json(item: trash_service.TrashedDocument) -> dict[str, Any]:
 
 async def list_trash(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        found = await trash_service.list_trash(call.session, call.principal)
+        found = await trash_service.list_trash(call.session, call.principal, call.audit)
         return JSONResponse({"documents": [trashed_json(item) for item in found]})
 
 

@@ -396,7 +396,9 @@ async def head(request: Request) -> Response:
     upload_id = parse_id(request.path_params["upload_id"], "upload")
     async with api_call(request) as call:
         _require_version(request)
-        upload = await uploads.get_upload(call.session, call.principal, upload_id)
+        upload = await uploads.get_upload(
+            call.session, call.principal, upload_id, context=call.audit
+        )
     headers = {
         "Upload-Offset": str(uploads.reported_offset(upload)),
         "Upload-Length": str(upload.upload_length),

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from web.pages import (
     account,
+    audit_alerts,
     browse,
     doc_requests,
     home,
@@ -53,4 +54,5 @@ def routes() -> list[BaseRoute]:
         *doc_requests.routes(),
         *publish.routes(),
         *news.routes(),
+        *audit_alerts.routes(),
     ]

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import accounts, mfa, reauth, sessions
+from vault import accounts, mfa, profiles, reauth, sessions
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import TokenScope
@@ -45,6 +45,9 @@ def settings_routes() -> list[BaseRoute]:
 async def account(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
+        await profiles.show_own(
+            session, audit_context(request, caller.principal), caller.user, part="page"
+        )
         return await account_page(request, session, caller)
 
 

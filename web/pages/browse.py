@@ -349,7 +349,9 @@ async def trash_page(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         assert caller.browser is not None
-        found = await trash.list_trash(session, caller.principal)
+        found = await trash.list_trash(
+            session, caller.principal, audit_context(request, caller.principal)
+        )
         return render(
             request,
             "trash.html",
@@ -381,7 +383,9 @@ async def restore_from_trash(request: Request) -> Response:
                 status=409,
                 user=caller.user,
                 csrf_token=caller.browser.csrf_token,
-                items=await trash.list_trash(session, caller.principal),
+                items=await trash.list_trash(
+                    session, caller.principal, audit_context(request, caller.principal)
+                ),
                 notice="",
                 error=taken.name,
             )

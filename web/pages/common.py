@@ -35,9 +35,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 class Redirect(Exception):  # control flow out of nested calls, not an error
     """Leave the page for another one (303 See Other)."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, refusal: str | None = None) -> None:
         super().__init__(location)
         self.location = location
+        # Why the caller was turned away, when the redirect refuses the page (audited).
+        self.refusal = refusal
 
 
 def see_other(location: str) -> RedirectResponse:
@@ -53,6 +55,8 @@ def page(endpoint: Endpoint) -> Endpoint:
         try:
             return await endpoint(request)
         except Redirect as exc:
+            if exc.refusal is not None:
+                await audit_refusal(request, 303, exc.refusal)
             return see_other(exc.location)
         except ProblemError as exc:
             await audit_refusal(request, exc.status, exc.reason)
@@ -121,9 +125,9 @@ async def browser_caller(
     """
     caller = await resolve(request, session)
     if caller is None or caller.browser is None:
-        raise Redirect("/login")
+        raise Redirect("/login", refusal="unauthenticated")
     if caller.browser.stage not in stages:
-        raise Redirect(NEXT_STEP[SessionStage(caller.browser.stage)])
+        raise Redirect(NEXT_STEP[SessionStage(caller.browser.stage)], refusal="incomplete_sign_in")
     check_csrf(request, caller.browser, csrf_token or "")
     return caller
 

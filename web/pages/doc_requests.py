@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from vault import folders as folder_service
 from vault import requests as request_service
+from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, NotFoundError
 from vault.models import Client, Folder
@@ -98,8 +99,10 @@ def _may_request(principal: Principal, client_id: uuid.UUID) -> bool:
     return allows(principal, Permission.REQUEST_DOCUMENTS, client_id)
 
 
-async def _requestable_clients(session: AsyncSession, principal: Principal) -> list[Client]:
-    clients = await folder_service.list_clients(session, principal)
+async def _requestable_clients(
+    session: AsyncSession, principal: Principal, context: AuditContext | None = None
+) -> list[Client]:
+    clients = await folder_service.list_clients(session, principal, context=context)
     return [c for c in clients if _may_request(principal, c.id)]
 
 
@@ -115,7 +118,9 @@ def _browser(caller: Caller) -> dict[str, Any]:
 async def list_page(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
-        views = await request_service.list_open(session, caller.principal)
+        views = await request_service.list_open(
+            session, caller.principal, context=audit_context(request, caller.principal)
+        )
         names = await _client_names(session, (v.request.client_id for v in views))
         may_create = bool(await _requestable_clients(session, caller.principal))
     today = local_today(caller.user)
@@ -174,7 +179,9 @@ async def _new_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    clients = await _requestable_clients(session, caller.principal)
+    clients = await _requestable_clients(
+        session, caller.principal, audit_context(request, caller.principal)
+    )
     if not clients and caller.principal.role.value not in ("staff", "admin"):
         raise NotFoundError("no such page")
     chosen: Client | None = None
@@ -263,6 +270,10 @@ async def create(request: Request) -> Response:
             raise NotFoundError("no such page")
         errors, names, due = _check_new(form, local_today(caller.user))
         client = clients.get(form["client"])
+        if client is None and form["client"]:
+            # Not a choice the form offered: another client's id, refused (and audited) as
+            # that client's pages are.
+            raise NotFoundError("client not found")
         if client is None:
             errors["client"] = "choose"
         else:
@@ -305,7 +316,9 @@ async def _request_page(
     reject_errors: dict[str, str] | None = None,
     upload_errors: dict[str, str] | None = None,
 ) -> Response:
-    view = await request_service.get_request(session, caller.principal, request_id)
+    view = await request_service.get_request(
+        session, caller.principal, request_id, context=audit_context(request, caller.principal)
+    )
     r = view.request
     names = await _client_names(session, [r.client_id])
     folder = await session.get(Folder, r.folder_id)

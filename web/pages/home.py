@@ -16,11 +16,12 @@ from starlette.responses import Response
 from vault import announcements, visits
 from vault import folders as folder_service
 from vault import requests as request_service
+from vault.audit import AuditContext
 from vault.db import transaction
 from vault.models import Client, Document, Folder, Role, User
 from vault.policy import Principal
 from vault.requests import ItemStatus, RequestView
-from web.context import services
+from web.context import audit_context, services
 from web.pages.common import browser_caller, page
 from web.pages.news import local_today
 from web.pages.render import render
@@ -41,9 +42,11 @@ class ClientSummary:
     documents: int
 
 
-async def client_summaries(session: AsyncSession, principal: Principal) -> list[ClientSummary]:
+async def client_summaries(
+    session: AsyncSession, principal: Principal, context: AuditContext | None = None
+) -> list[ClientSummary]:
     """The clients the principal can see, with how many folders and live documents each has."""
-    clients = await folder_service.list_clients(session, principal)
+    clients = await folder_service.list_clients(session, principal, context=context)
     ids = [c.id for c in clients]
     if not ids:
         return []
@@ -119,7 +122,9 @@ async def home(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         user = caller.user
-        summaries = await client_summaries(session, caller.principal)
+        summaries = await client_summaries(
+            session, caller.principal, audit_context(request, caller.principal)
+        )
         visit = await visits.record_visit(session, user)
         news = (
             visits.News([], 0)

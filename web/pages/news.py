@@ -70,7 +70,9 @@ async def _page(
         user=caller.user,
         csrf_token=caller.browser.csrf_token,
         notice=notice(request, NOTICES),
-        announcements=await announcements.current(session),
+        announcements=await announcements.current(
+            session, context=audit_context(request, caller.principal)
+        ),
         resources=await resources.shared_clients(session, caller.principal),
         may_post=is_firm(caller.principal),
         errors=errors or {},

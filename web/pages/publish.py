@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from vault import folders as folder_service
 from vault import publishing
+from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, NotFoundError
 from vault.models import Client
@@ -46,11 +47,13 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-async def publishable_clients(session: AsyncSession, principal: Principal) -> list[Client]:
+async def publishable_clients(
+    session: AsyncSession, principal: Principal, context: AuditContext | None = None
+) -> list[Client]:
     """The clients the caller may publish into, by name."""
     if not is_firm(principal):
         return []
-    clients = await folder_service.list_clients(session, principal)
+    clients = await folder_service.list_clients(session, principal, context=context)
     return [c for c in clients if allows(principal, Permission.UPLOAD, c.id)]
 
 
@@ -130,7 +133,9 @@ async def publish_form(request: Request) -> Response:
         caller = await browser_caller(request, session)
         if not is_firm(caller.principal):
             raise NotFoundError("no such page")
-        clients = await publishable_clients(session, caller.principal)
+        clients = await publishable_clients(
+            session, caller.principal, audit_context(request, caller.principal)
+        )
     return _form_page(request, caller, clients, PublishForm())
 
 

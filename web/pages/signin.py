@@ -19,7 +19,7 @@ from vault.passwords import MIN_LENGTH, WeakPasswordError
 from vault.signin import Attempt, Outcome
 from web import signin_flow
 from web.auth import CSRF_FIELD, check_origin, clear_session_cookie, resolve, set_session_cookie
-from web.context import services
+from web.context import audit_context, services
 from web.pages.common import ANY_STAGE, Redirect, browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
@@ -147,7 +147,9 @@ async def enrol_form(request: Request) -> Response:
         try:
             # Each visit starts over with a new secret: only the newest one shown can be
             # confirmed, so a secret seen on an old screen is worth nothing.
-            enrolment = await mfa.begin_enrolment(session, svc.keyring, caller.user)
+            enrolment = await mfa.begin_enrolment(
+                session, svc.keyring, caller.user, audit_context(request, caller.principal)
+            )
         except ConflictError:
             enrolment = None
     context: dict[str, Any] = {
@@ -249,7 +251,7 @@ def _dead_link(request: Request, kind: str) -> Response:
 
 
 async def _link_form(request: Request, purpose: EmailLinkPurpose, kind: str) -> Response:
-    user = await signin_flow.peek_link(request, purpose, request.path_params["token"])
+    user = await signin_flow.view_link(request, purpose, request.path_params["token"])
     if user is None:
         return _dead_link(request, kind)
     return _password_form(request, kind, email=user.email)

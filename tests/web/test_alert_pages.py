@@ -1,0 +1,130 @@
+"""The alerts pages in Chromium against a live server whose own worker raises the alerts:
+an auditor finds them at /audit/alerts, opens one to see the events behind it, in English
+and in Persian (mirrored), at desktop and phone width; axe finds no violation. Screenshots
+`alerts-*.png` go to `$CLIENTVAULT_TEST_ARTIFACTS` (default `test-artifacts/`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.fixtures.live import LiveApp, LiveAppFactory
+from tests.web.test_walkthrough import DESKTOP, PHONE, ROOT, artifacts, browser
+
+__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
+
+PASSWORD = "a long passphrase for the alerts pages"
+AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def start(live_app: LiveAppFactory) -> LiveApp:
+    return await live_app(
+        config={
+            "alerts": {"interval_seconds": 0.5, "failed_signins_count": 3},
+            # The auditor signs in with a password only here: TOTP has its own walkthrough.
+            "auth": {
+                "argon2_time_cost": 1,
+                "argon2_memory_kib": 8192,
+                "mfa_required_roles": "admin",
+            },
+        }
+    )
+
+
+async def alerts_raised(live: LiveApp, token: str, count: int) -> list[dict[str, object]]:
+    async with live.http() as http:
+        for _ in range(100):
+            found = await http.get(
+                "/api/v1/audit/alerts", headers={"Authorization": f"Bearer {token}"}
+            )
+            alerts: list[dict[str, object]] = found.json()["alerts"]
+            if len(alerts) >= count:
+                return alerts
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} alerts were raised")
+
+
+async def axe_violations(page: Page) -> list[str]:
+    # Evaluated, not added as a <script>: the pages' CSP (rightly) refuses inline scripts.
+    await page.evaluate(AXE.read_text(encoding="utf-8"))
+    found = await page.evaluate(
+        "async () => (await axe.run(document)).violations.map(v => `${v.id}: ${v.help}`)"
+    )
+    return [str(v) for v in found]
+
+
+async def shoot(page: Page, name: str) -> None:
+    base = artifacts() / f"alerts-{name}"
+    await page.screenshot(path=f"{base}.png", full_page=True)
+    await page.set_viewport_size(PHONE)
+    try:
+        await page.screenshot(path=f"{base}-phone.png", full_page=True)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
+    finally:
+        await page.set_viewport_size(DESKTOP)
+
+
+async def test_an_auditor_reads_the_alerts_in_english_and_persian(
+    live_app: LiveAppFactory, browser: Browser, tmp_path: Path
+) -> None:
+    if not AXE.is_file():
+        pytest.fail("axe-core is missing: run (cd tests/js && npm ci)")
+    live = await start(live_app)
+    await live.cli(
+        "user", "add", "otto@example.test", "--role", "auditor", "--password-stdin",
+        stdin=PASSWORD.encode() + b"\n",
+    )  # fmt: skip
+    token = (await live.cli("token", "create", "otto@example.test")).strip()
+    await live.cli("keys", "rotate")
+    async with live.http() as http:
+        for _ in range(3):
+            wrong = {"email": "otto@example.test", "password": "not the passphrase at all"}
+            refused = await http.post("/api/v1/session", json=wrong)
+            assert refused.status_code in (400, 401, 429), refused.text
+    alerts = await alerts_raised(live, token, 2)
+    assert {a["rule"] for a in alerts} == {"privilege", "failed_signins"}
+
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    await page.goto(f"{live.base_url}/login")
+    await page.fill("#email", "otto@example.test")
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"{live.base_url}/")
+
+    await page.goto(f"{live.base_url}/audit/alerts")
+    await expect(page.locator("h1")).to_have_text("Alerts")
+    await expect(page.locator("main")).to_contain_text("A burst of failed sign-ins")
+    await expect(page.locator("main")).to_contain_text("A role or key change")
+    assert await axe_violations(page) == []
+    await shoot(page, "01-list-en")
+
+    await page.get_by_role("link", name="A role or key change").click()
+    await expect(page.locator("main table")).to_contain_text("keys.rotated")
+    assert await axe_violations(page) == []
+    await shoot(page, "02-alert-en")
+
+    # Persian: the same pages, mirrored, the address still reading left to right.
+    await page.goto(f"{live.base_url}/audit/alerts")
+    await page.select_option("#language-choice", "fa")
+    await page.wait_for_url(f"{live.base_url}/audit/alerts")
+    html = page.locator("html")
+    await expect(html).to_have_attribute("dir", "rtl")
+    await expect(page.locator("h1")).to_have_text("هشدارها")
+    await expect(page.locator("main")).to_contain_text("ورودهای ناموفق پشت‌سرهم")
+    assert await axe_violations(page) == []
+    await shoot(page, "03-list-fa")
+    await page.get_by_role("link", name="ورودهای ناموفق پشت‌سرهم").click()
+    await expect(page.locator("main table")).to_contain_text("auth.login")
+    assert await axe_violations(page) == []
+    await shoot(page, "04-alert-fa")
+    await context.close()
+
+    # Anyone but auditors and admins finds no such page.
+    async with httpx.AsyncClient(base_url=live.base_url) as anonymous:
+        assert (await anonymous.get("/audit/alerts")).status_code == 303

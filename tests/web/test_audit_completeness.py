@@ -1,0 +1,313 @@
+"""Every route of the app and every command of the CLI leaves an audit event (issue 12, item 2).
+
+The routes are found from the app's own router and the commands from the CLI's own command
+tree; each (method, route) and each command must have an entry in `ROUTES` or `COMMANDS`,
+so a route or command added later without one makes this test fail. An entry says how to
+call it as an allowed caller and as a refused one, and which action each call must leave
+among the events the call wrote. Routes that read and change nothing of anyone's are listed
+in `UNAUDITED` with the reason.
+
+Adding a route: one line in `audit_calls.API_CALLS` (or `audit_page_calls.PAGE_CALLS`), e.g.
+    ("GET", "/api/v1/things/{thing_id}"): E(ok("sam", "thing.viewed"), no("bob")),
+where path parameters are filled from the ids `set_up` below makes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio.to_thread
+import httpx
+import pytest
+from click import Group
+from click.testing import CliRunner
+from sqlmodel import select
+from starlette.routing import BaseRoute, Mount, Route
+
+from notify.links import UnsubscribeLinks
+from tests.fixtures.app import TEST_CONTEXT, Person, World
+from tests.web.audit_calls import API, API_CALLS, FIRST, TUS, TUS_BODY, UNAUDITED, E
+from tests.web.audit_driver import (
+    Browsers,
+    Ids,
+    events_of,
+    forget_refusals,
+    leaked_secrets,
+    newest_seq,
+    prepare,
+)
+from tests.web.audit_page_calls import PAGE_CALLS
+from tests.web.test_pages import invite
+from vault import accounts, alerts, audit, email_links
+from vault.db import transaction
+from vault.identity import EmailLinkPurpose
+from vault.models import Announcement, AuditEvent, Role, User
+from vault.notifications import DeliveryState, Notification
+from vault.passwords import hash_password
+from web.app import create_app
+from web.cli import main
+from web.services import Services, open_services
+from web.settings import Settings
+
+ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS}
+
+
+def inventory(routes: Sequence[BaseRoute], prefix: str = "") -> set[tuple[str, str]]:
+    """Every (method, route template) of the router; HEAD only where GET does not imply it."""
+    found: set[tuple[str, str]] = set()
+    for route in routes:
+        if isinstance(route, Mount):
+            if route.path == "/static":
+                continue  # static assets: the same files for everyone
+            found |= inventory(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            methods = set(route.methods or ())
+            if "GET" in methods:
+                methods.discard("HEAD")
+            found |= {(m, prefix + route.path) for m in methods}
+    return found
+
+
+def test_every_route_has_an_entry() -> None:
+    routes = inventory(create_app(Settings()).routes)
+    listed = set(ROUTES) | set(UNAUDITED)
+    assert sorted(routes - listed) == [], "routes without an entry in ROUTES or UNAUDITED"
+    assert sorted(listed - routes) == [], "entries for routes that no longer exist"
+
+
+EXTRA = {
+    "carol": Role.CLIENT, "dave": Role.CLIENT, "hal": Role.STAFF, "rita": Role.CLIENT,
+    "ross": Role.CLIENT, "uma": Role.CLIENT, "tess": Role.CLIENT,
+    "ivan": Role.STAFF,
+}  # fmt: skip
+
+
+async def set_up(services: Services, browsers: Browsers, world: World) -> None:
+    ids, http = browsers.ids, browsers.http
+    async with transaction(services.sessions) as session:
+        for name, role in EXTRA.items():
+            password = f"{name} likes long passphrases"
+            user = await accounts.create_user(
+                session,
+                TEST_CONTEXT,
+                email=f"{name}@example.test",
+                role=role,
+                client_ids=[world.acme],
+                password_hash=hash_password(password, services.password_hasher),
+            )
+            _, secret = await accounts.create_token(session, TEST_CONTEXT, user, name="test")
+            ids.people[name] = Person(user.id, user.email, role, secret, password)
+            if name in ("rita", "ross"):
+                key = "reset" if name == "rita" else "reset2"
+                ids[key] = await email_links.issue(
+                    session, EmailLinkPurpose.PASSWORD_RESET, user, valid_for=timedelta(minutes=30)
+                )
+        alice = await session.get(User, world["alice"].id)
+        assert alice is not None
+        for key in ("token_id", "token2"):
+            token, _ = await accounts.create_token(session, TEST_CONTEXT, alice, name=key)
+            ids[key] = str(token.id)
+    ids["invite"] = await invite(services, "ivy@example.test", Role.CLIENT, [world.acme])
+    ids["invite2"] = await invite(services, "jon@example.test", Role.CLIENT, [world.acme])
+    links = UnsubscribeLinks(services.keyring, services.settings.server.public_url)
+    ids["unsubscribe"] = links.token(world["alice"].id, world.acme)
+    ids.update(
+        client_id=str(world.acme), folder_id=str(world.acme_folder), name="a.txt", number="1",
+        user_id=str(ids.people["uma"].id),
+        folder_b64=base64.b64encode(str(world.acme_folder).encode()).decode(),
+    )  # fmt: skip
+    alice_api = {"Authorization": f"Bearer {world['alice'].token}"}
+    sam_api = {"Authorization": f"Bearer {world['sam'].token}"}
+    put = await http.put(
+        f"{API}/folders/{world.acme_folder}/files/a.txt", content=FIRST, headers=alice_api
+    )
+    assert put.status_code == 201, put.text
+    ids["document_id"] = put.json()["document_id"]
+    opened = await http.post(
+        f"{API}/clients/{world.acme}/requests",
+        json={"title": "Set-up", "due_date": "2099-01-01", "folder_id": str(world.acme_folder),
+              "items": ["One", "Two"]},
+        headers=sam_api,
+    )  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    ids["request_id"] = opened.json()["id"]
+    ids["item_id"] = opened.json()["items"][0]["id"]
+    again = await http.post(opened.request.url, content=opened.request.content, headers=sam_api)
+    assert again.status_code == 201, again.text
+    ids["request2"] = again.json()["id"]
+    ids["item2"], ids["item3"] = [i["id"] for i in again.json()["items"]]
+    submitted = await http.post(
+        f"{API}/requests/{ids['request2']}/items/{ids['item3']}/submit",
+        json={"document_id": ids["document_id"]},
+        headers=alice_api,
+    )
+    assert submitted.status_code == 200, submitted.text
+    upload = await http.post(
+        f"{API}/uploads",
+        headers={**alice_api, **TUS, "Upload-Length": str(len(TUS_BODY)),
+                 "Upload-Metadata": f"folder_id {ids['folder_b64']},filename dXAudHh0"},
+    )  # fmt: skip
+    assert upload.status_code == 201, upload.text
+    ids["upload_id"] = upload.headers["location"].rsplit("/", 1)[-1]
+    upload = await http.post(f"{API}/uploads", headers=upload.request.headers)
+    ids["upload2"] = upload.headers["location"].rsplit("/", 1)[-1]
+    await browsers.password_only("alice")
+    lister = await browsers.password_only("alice")
+    listed = (await lister.get(f"{API}/me/sessions")).json()["sessions"]
+    ids["handle"] = next(s["id"] for s in listed if not s["current"])
+    ids["handle2"] = next(s["id"] for s in listed if s["current"])
+    for name in ("sam", "gina"):
+        await browsers.of(name)  # enrols TOTP: later calls sign in with its codes
+    ada, csrf = await browsers.of("ada")
+    posted = await ada.post(
+        "/announcements", data={"csrf_token": csrf, "title": "Set-up", "body": "x"}
+    )
+    assert posted.status_code == 303, posted.text
+    async with transaction(services.sessions) as session:
+        ids["announcement_id"] = str(
+            (await session.execute(select(Announcement.id))).scalars().first()
+        )
+    async with transaction(services.sessions) as session:
+        failed = Notification(
+            user_id=world["alice"].id, email="alice@example.test", message_id="<m@test>",
+            subject="s", body_text="t", body_html="h", seqs="[]",
+            state=DeliveryState.FAILED, next_attempt_at=datetime.now(UTC),
+        )  # fmt: skip
+        session.add(failed)
+    ids["notification_id"] = str(failed.id)
+    async with transaction(services.sessions) as session:
+        await audit.record(session, TEST_CONTEXT, "keys.rotated")
+    async with transaction(services.sessions) as session:
+        [alert] = await alerts.evaluate(session, alerts.Rules())
+    ids["alert_id"] = str(alert.id)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_every_route_audits_allowed_and_refused_calls(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    browsers = Browsers(http, Ids(world))
+    await set_up(services, browsers, world)
+    problems: list[str] = []
+    for (method, template), entry in ROUTES.items():
+        for side, call in (("allowed", entry.ok), ("refused", entry.no)):
+            await forget_refusals(services)
+            try:
+                prepared = await prepare(browsers, method, template, call)
+                after = await newest_seq(services)
+                answer = await prepared.send()
+            except Exception as exc:
+                problems.append(f"{side} {method} {template}: {exc!r}")
+                continue
+            secret = (
+                answer.json().get("secret")
+                if "json" in answer.headers.get("content-type", "")
+                and method == "POST"
+                and template.endswith("/me/totp")
+                else None
+            )
+            if secret:
+                browsers.ids.totp[call.who.rpartition(":")[2]] = secret
+            events = await events_of(services, answer.headers["x-request-id"], after)
+            actions = [e.action for e in events]
+            status_ok = answer.status_code < 400 if side == "allowed" else True
+            if call.quiet:
+                if not status_ok:
+                    problems.append(f"{side} {method} {template}: {answer.status_code}")
+            elif (
+                not status_ok
+                or call.action not in actions
+                or (
+                    side == "refused"
+                    and all(e.outcome == "success" for e in events if e.action == call.action)
+                )
+            ):
+                problems.append(
+                    f"{side} {method} {template} as {call.who}: {answer.status_code} {actions} "
+                    f"(want {call.action}) {[(e.outcome, e.details) for e in events]} "
+                    f"{answer.text[:120]!r}"
+                )
+    assert problems == [], "\n".join(problems)
+    assert await leaked_secrets(services, browsers.ids) == []
+
+
+# --- the command line ------------------------------------------------------------------------
+
+# Whoever runs the CLI holds the database credentials and the key file: there is no caller
+# to refuse, so each command is called once, as its operator, with what it must leave.
+CLI_UNAUDITED = {
+    ("init",): "creates the data directory, keys and schema the log itself lives in",
+    ("migrate",): "changes the schema, not data; runs before the app may start",
+    ("serve",): "starts the server, whose requests are audited like any other",
+    ("notify", "run"): "each email it sends is audited as notification.sent (tests/notify)",
+    ("audit", "verify-export"): "offline: reads a file, never the database",
+}
+COMMANDS: dict[tuple[str, ...], tuple[list[str], str]] = {
+    ("client", "add"): (["client", "add", "Hooli"], "client.created"),
+    ("client", "share"): (["client", "share", "Hooli"], "client.shared"),
+    ("client", "unshare"): (["client", "unshare", "Hooli"], "client.unshared"),
+    ("user", "add"): (["user", "add", "kim@example.test", "--role", "auditor"], "user.created"),
+    ("token", "create"): (["token", "create", "kim@example.test"], "token.created"),
+    ("token", "list"): (["token", "list", "kim@example.test"], "token.listed"),
+    ("token", "revoke"): (["token", "revoke", "kim@example.test", "{token}"], "token.revoked"),
+    ("keys", "rotate"): (["keys", "rotate"], "keys.rotated"),
+    ("keys", "rewrap"): (["keys", "rewrap"], "keys.rewrapped"),
+    ("audit", "verify"): (["audit", "verify"], "audit.verified"),
+    ("audit", "key"): (["audit", "key"], "audit.key_viewed"),
+    ("audit", "alerts"): (["audit", "alerts", "--once"], "alert.raised"),
+    ("gc",): (["gc"], "storage.collected"),
+    ("fsck",): (["fsck"], "storage.checked"),
+}
+
+
+# Audited when they change something; on this empty store there is nothing to rewrap,
+# collect or alert about, and a run that changed nothing writes nothing.
+CLI_IDLE = {("keys", "rewrap"), ("gc",), ("audit", "alerts")}
+
+
+def command_paths(group: Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    found: set[tuple[str, ...]] = set()
+    for name, command in group.commands.items():
+        if isinstance(command, Group):
+            found |= command_paths(command, (*prefix, name))
+        else:
+            found.add((*prefix, name))
+    return found
+
+
+def test_every_command_has_an_entry() -> None:
+    commands = command_paths(main)
+    listed = set(COMMANDS) | set(CLI_UNAUDITED)
+    assert sorted(commands - listed) == [], "commands without an entry in COMMANDS"
+    assert sorted(listed - commands) == [], "entries for commands that no longer exist"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_every_command_leaves_its_event(settings: Settings, tmp_path: Path) -> None:
+    lines = [f"data_dir = {json.dumps(str(settings.data_dir))}"]
+    lines += ["[database]", f"url = {json.dumps(settings.database.url)}"]
+    config = tmp_path / "clientvault.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    async with open_services(settings) as services:
+        problems: list[str] = []
+        token = ""
+        for path, (args, action) in COMMANDS.items():
+            after = await newest_seq(services)
+            argv = ["--config", str(config), *[a.replace("{token}", token) for a in args]]
+            result = await anyio.to_thread.run_sync(CliRunner().invoke, main, argv)
+            if path == ("token", "create"):
+                async with transaction(services.sessions) as session:
+                    found = await session.execute(
+                        select(AuditEvent.target_id).where(AuditEvent.action == "token.created")
+                    )
+                    token = str(found.scalars().all()[-1])
+            actions = [e.action for e in await events_of(services, "", after)]
+            if result.exit_code != 0:
+                problems.append(f"{path}: exit {result.exit_code} {result.output[-200:]!r}")
+            elif path not in CLI_IDLE and action not in actions:
+                problems.append(f"{path}: {actions} (want {action})")
+        assert problems == [], "\n".join(problems)
