@@ -15,8 +15,10 @@ from web.pages import (
     doc_requests,
     home,
     language,
+    link_pages,
     news,
     publish,
+    share,
     signin,
     upload_form,
 )
@@ -53,4 +55,6 @@ def routes() -> list[BaseRoute]:
         *doc_requests.routes(),
         *publish.routes(),
         *news.routes(),
+        *share.routes(),
+        *link_pages.routes(),
     ]
