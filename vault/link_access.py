@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
-from sqlalchemy import Column, Integer, String
+from sqlalchemy import Column, Integer, String, delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
@@ -161,6 +161,10 @@ async def _pass(
     have = {via} | (set(old.via.split("+")) if old is not None else set())
     if old is not None:
         await session.delete(old)
+    # Tidy as we go: the link's lapsed grants are of no use to anyone.
+    await session.execute(
+        delete(LinkGrant).where(col(LinkGrant.link_id) == link.id, col(LinkGrant.expires_at) <= now)
+    )
     fresh = secrets.token_urlsafe(GRANT_BYTES)
     expires_at = now + ttl
     session.add(
@@ -241,6 +245,12 @@ async def send_code(
         )
         return None
     await ratelimit.fail(session, key, SEND_LIMITS, now=now)
+    await session.execute(
+        delete(LinkCode).where(
+            col(LinkCode.link_id) == link.id,
+            or_(col(LinkCode.used_at).is_not(None), col(LinkCode.expires_at) <= now),
+        )
+    )
     code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
     session.add(
         LinkCode(

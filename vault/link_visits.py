@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import audit, links
 from vault.documents import get_version
+from vault.errors import NotFoundError
 from vault.folders import (
     ArchiveEntry,
     ListedDocument,
@@ -67,6 +68,17 @@ async def scoped_document(
 ) -> tuple[Document, Version]:
     """The document and version a download through the link serves: the link's document,
     or a live document under the link's folder."""
+    try:
+        return await _scoped_document(session, link, document_id)
+    except LinkNotFoundError:
+        raise
+    except NotFoundError:
+        raise LinkNotFoundError("target_gone", link) from None
+
+
+async def _scoped_document(
+    session: AsyncSession, link: Link, document_id: uuid.UUID | None
+) -> tuple[Document, Version]:
     if link.document_id is not None:
         if document_id is not None and document_id != link.document_id:
             raise LinkNotFoundError("outside_document", link)

@@ -318,3 +318,26 @@ async def test_a_folder_link_never_reaches_a_sibling_or_parent_folder(
         reason(e) for e in await link_events(services, link_id) if e.action == "link.refused"
     ]
     assert refusals.count("outside_folder") == 7
+
+
+async def test_a_client_policy_switched_off_stops_its_links_and_upload_links_serve_nothing(
+    http: httpx.AsyncClient, visitor: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "plan.txt", b"plan")
+    link_id, path = await share(http, world, f"documents/{document_id}")
+    _, drop = await share(http, world, f"folders/{world.acme_folder}", kind="upload")
+    # An upload link lists nothing and serves nothing, not even through the download routes.
+    assert "plan.txt" not in (await visitor.get(drop)).text
+    for attempt in (f"{drop}/content", f"{drop}/download.zip", f"{drop}/files/{document_id}"):
+        assert (await visitor.get(attempt)).status_code == 404, attempt
+
+    assert (await visitor.get(f"{path}/content")).content == b"plan"
+    off = await http.put(
+        f"{API}/clients/{world.acme}/link-policy",
+        json={"allowed": False},
+        headers=world["ada"].auth,
+    )
+    assert off.status_code == 200, off.text
+    assert (await visitor.get(f"{path}/content")).status_code == 404
+    refused = [e for e in await link_events(services, link_id) if e.action == "link.refused"]
+    assert [reason(e) for e in refused] == ["links_disabled"]

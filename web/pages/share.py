@@ -169,6 +169,7 @@ async def share_page(request: Request) -> Response:
                 return _unlock_page(request, link, missing)
             if link.kind == LinkKind.UPLOAD:
                 # The drop page belongs to the upload side; until it exists, say so plainly.
+                await link_visits.record_view(session, _context(request), link)
                 return _page(request, "share-drop.html", firm=_firm(svc), link=link)
             values: dict[str, Any] = {}
             if link.document_id is not None:
