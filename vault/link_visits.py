@@ -109,9 +109,11 @@ async def record_view(
     link: Link,
     *,
     folder_id: uuid.UUID | None = None,
+    locked: bool = False,
 ) -> None:
+    """A visit to the link's page; `locked` when it showed only the password or code form."""
     shown = None if folder_id is None else str(folder_id)
-    await links.record(session, context, "link.viewed", link, shown_folder_id=shown)
+    await links.record(session, context, "link.viewed", link, shown_folder_id=shown, locked=locked)
 
 
 async def admit_download(

@@ -19,6 +19,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -69,14 +70,16 @@ def _firm(svc: Services) -> str:
 
 
 def _page(request: Request, template: str, *, status: int = 200, **values: Any) -> Response:
-    response = render(request, template, status=status, **values)
+    # The firm's name keeps its own direction inside a translated sentence.
+    firm = Markup("<bdi>{}</bdi>").format(_firm(services(request)))
+    response = render(request, template, status=status, firm=firm, **values)
     response.headers.update(SHARE_HEADERS)
     return response
 
 
 def _gone_page(request: Request) -> Response:
     """The one answer for every link that is not usable: the same page, whatever the cause."""
-    return _page(request, "share-gone.html", status=404, firm=_firm(services(request)))
+    return _page(request, "share-gone.html", status=404)
 
 
 async def _gone(request: Request, exc: LinkNotFoundError) -> Response:
@@ -127,12 +130,10 @@ def _set_grant(request: Request, response: Response, unlock: link_access.Unlock)
 def _unlock_page(
     request: Request, link: Link, missing: frozenset[str], *, status: int = 200, **values: Any
 ) -> Response:
-    svc = services(request)
     return _page(
         request,
         "share-unlock.html",
         status=status,
-        firm=_firm(svc),
         token=_token(request),
         needs_password=link_access.PASSWORD in missing,
         needs_code=link_access.CODE in missing,
@@ -166,11 +167,12 @@ async def share_page(request: Request) -> Response:
             )
             missing = await link_access.missing(session, link, request.cookies.get(GRANT_COOKIE))
             if missing:
+                await link_visits.record_view(session, _context(request), link, locked=True)
                 return _unlock_page(request, link, missing)
             if link.kind == LinkKind.UPLOAD:
                 # The drop page belongs to the upload side; until it exists, say so plainly.
                 await link_visits.record_view(session, _context(request), link)
-                return _page(request, "share-drop.html", firm=_firm(svc), link=link)
+                return _page(request, "share-drop.html", link=link)
             values: dict[str, Any] = {}
             if link.document_id is not None:
                 document, version = await link_visits.scoped_document(session, link, None)
@@ -184,7 +186,6 @@ async def share_page(request: Request) -> Response:
     return _page(
         request,
         "share.html",
-        firm=_firm(svc),
         token=_token(request),
         link=link,
         expires_at=link_service.aware(link.expires_at),
