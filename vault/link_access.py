@@ -62,7 +62,9 @@ PASSWORD = "password"  # noqa: S105 (the name of a requirement, not a secret)
 CODE = "code"
 # Codes sent per link within a window: a stranger holding the link cannot flood the
 # recipient's inbox.
-SEND_LIMITS = Limits(max_failures=5, window=timedelta(minutes=15))
+SEND_LIMITS = Limits(
+    max_failures=5, window=timedelta(minutes=15), base_lockout=timedelta(minutes=15)
+)
 
 
 @dataclass(frozen=True, slots=True)
