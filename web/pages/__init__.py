@@ -16,8 +16,10 @@ from web.pages import (
     doc_requests,
     home,
     language,
+    link_pages,
     news,
     publish,
+    share,
     signin,
     upload_form,
 )
@@ -55,4 +57,6 @@ def routes() -> list[BaseRoute]:
         *publish.routes(),
         *news.routes(),
         *audit_alerts.routes(),
+        *share.routes(),
+        *link_pages.routes(),
     ]
