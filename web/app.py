@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import notify
-from vault import audit, checkpoints
+from vault import audit, checkpoints, scanning
 from vault.db import check_migrated
 from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
@@ -25,7 +25,7 @@ from web.malloc import tune_allocator
 from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
 from web.pages import routes as page_routes
-from web.services import Services, build_mailer, notify_config, open_services
+from web.services import Services, build_mailer, notify_config, open_services, scan_policy
 from web.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         services.sessions,
                         build_mailer(settings),
                         notify_config(settings, services.keyring),
+                    )
+                if settings.scan.worker:
+                    # Takes versions out of quarantine; any number may run (one per process).
+                    tasks.start_soon(
+                        partial(
+                            scanning.run,
+                            services.sessions,
+                            services.store,
+                            services.keyring,
+                            scan_policy(settings),
+                            interval=settings.scan.interval_seconds,
+                        )
                     )
                 logger.info("ClientVault ready on %s", settings.server.public_url)
                 stop_observing = (

@@ -26,6 +26,7 @@ from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.cli_audit import audit_group
+from web.cli_scan import scan_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.metrics import prepare_multiprocess
@@ -88,6 +89,7 @@ def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 
 main.add_command(audit_group)
+main.add_command(scan_group)
 
 
 @main.command()

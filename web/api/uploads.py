@@ -159,6 +159,9 @@ def _require_offset_stream(request: Request) -> None:
 
 
 def _document_headers(finished: upload_finish.Finished) -> dict[str, str]:
+    if finished.held:
+        # No version yet: it waits in quarantine until the scanner passes it.
+        return {"Document-Id": str(finished.document_id), "Document-Scan": "pending"}
     return {"Document-Id": str(finished.document_id), "Document-Version": str(finished.version)}
 
 
@@ -276,6 +279,7 @@ async def _receive(
             context,
             upload.id,
             digests=digests,
+            hold=svc.settings.scan.all_uploads,
         )
         return {"Upload-Offset": str(resumable.length), **_document_headers(finished)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
@@ -378,7 +382,13 @@ async def create(request: Request) -> Response:
             svc.sessions, svc.store, resumable, _nothing(), expires_in=_expires_in(svc)
         )
         finished = await upload_finish.finish(
-            svc.sessions, svc.store, svc.keyring, principal, context, upload.id
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            principal,
+            context,
+            upload.id,
+            hold=svc.settings.scan.all_uploads,
         )
         headers.update(_document_headers(finished))
         del headers["Upload-Expires"]
@@ -407,11 +417,7 @@ async def head(request: Request) -> Response:
         headers["Upload-Metadata"] = upload.tus_metadata
     if upload.state == uploads.UploadState.COMPLETE:
         # A client whose final PATCH lost its answer learns the document here.
-        headers.update(
-            _document_headers(
-                upload_finish.Finished(upload.document_id, upload.version_number or 0)
-            )
-        )
+        headers.update(_document_headers(upload_finish.Finished.of(upload)))
     else:
         headers["Upload-Expires"] = http_date(upload.expires_at)
     return Response(status_code=200, headers=headers)
@@ -445,7 +451,7 @@ async def patch(request: Request) -> Response:
         async for chunk in request.stream():
             if chunk:
                 raise ProblemError(413, "Content too large", "the upload is already complete")
-        finished = upload_finish.Finished(upload.document_id, upload.version_number or 0)
+        finished = upload_finish.Finished.of(upload)
         return Response(
             status_code=204,
             headers={"Upload-Offset": str(upload.upload_length), **_document_headers(finished)},
