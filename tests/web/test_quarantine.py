@@ -16,7 +16,9 @@ from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.fixtures.clamd import EICAR, SIGNATURE, ClamdServer
+from tests.web.test_browse_pages import other, sign_in_fully
 from tests.web.test_documents_api import upload
+from tests.web.test_pages import csrf_of
 from tests.web.test_tus import new_upload, send
 from vault import quarantine, scanning
 from vault.accounts import principal_for
@@ -87,6 +89,9 @@ async def folder_names(http: httpx.AsyncClient, world: World, who: str = "sam") 
     response = await http.get(f"{API}/folders/{world.acme_folder}", headers=world[who].auth)
     assert response.status_code == 200
     return [d["name"] for d in response.json()["documents"]]
+
+
+__all__ = ["other"]  # the second browser's fixture
 
 
 async def test_eicar_upload_is_never_served_and_is_audited(
@@ -332,3 +337,56 @@ async def _principal(services: Services, world: World, who: str) -> Principal:
         user = await session.get(User, world[who].id)
         assert user is not None
         return await principal_for(session, user)
+
+
+async def test_staff_see_held_files_on_the_folder_page_and_decide(
+    http: httpx.AsyncClient,
+    other: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    settings: Settings,
+) -> None:
+    await upload(http, world["alice"].auth, world.acme_folder, "virus.com", EICAR, expect=202)
+    await upload(http, world["alice"].auth, world.acme_folder, "huge.bin", b"y" * 5000, expect=202)
+    await scan_all(services, settings, max_bytes=4096)
+    infected, unscanned = await held_rows(services)
+
+    await sign_in_fully(http, world["sam"])
+    page = await http.get(f"/folders/{world.acme_folder}")
+    assert page.status_code == 200
+    held = page.text.split('id="quarantine-heading"', 1)[1]
+    assert "virus.com" in held and SIGNATURE in held and "huge.bin" in held
+    assert f"/quarantine/{infected.version_id}/release" not in held  # never released
+    assert f"/quarantine/{unscanned.version_id}/release" in held
+    # A client member sees no trace of held files, their own included.
+    await sign_in_fully(other, world["alice"])
+    theirs = await other.get(f"/folders/{world.acme_folder}")
+    assert "quarantine-heading" not in theirs.text and "virus.com" not in theirs.text
+    refused = await other.post(
+        f"/quarantine/{unscanned.version_id}/release", data={"csrf_token": csrf_of(theirs.text)}
+    )
+    assert refused.status_code == 404
+
+    token = csrf_of(page.text)
+    released = await http.post(
+        f"/quarantine/{unscanned.version_id}/release", data={"csrf_token": token}
+    )
+    assert released.status_code == 303
+    assert released.headers["location"].endswith("?done=released")
+    listed = await http.get(f"{API}/folders/{world.acme_folder}", headers=world["sam"].auth)
+    assert [d["name"] for d in listed.json()["documents"]] == ["huge.bin"]
+    deleted = await http.post(
+        f"/quarantine/{infected.version_id}/delete", data={"csrf_token": token}
+    )
+    assert deleted.status_code == 303
+    page = await http.get(f"/folders/{world.acme_folder}")
+    assert "quarantine-heading" not in page.text
+    assert [e.action for e in await events(services, "quarantine.")] == [
+        "quarantine.held",
+        "quarantine.held",
+        "quarantine.scanned",
+        "quarantine.scanned",
+        "quarantine.released",
+        "quarantine.deleted",
+    ]
+    assert not [o async for o in services.store.list(infected.storage_key)]

@@ -17,6 +17,7 @@ from web.pages import (
     language,
     news,
     publish,
+    quarantine,
     signin,
     upload_form,
 )
@@ -50,6 +51,7 @@ def routes() -> list[BaseRoute]:
         Route("/language", language.choose_language, methods=["POST"]),
         *browse.routes(),
         *upload_form.routes(),
+        *quarantine.routes(),
         *doc_requests.routes(),
         *publish.routes(),
         *news.routes(),

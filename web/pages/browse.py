@@ -30,13 +30,14 @@ from web.auth import CSRF_FIELD, Caller, deliberate
 from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
+from web.pages import quarantine as held_pages
 from web.pages.browse_docs import document_page, restore_version, trash_document
 from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
 logger = logging.getLogger(__name__)
 
-FOLDER_NOTICES = frozenset({"folder-created", "trashed"})
+FOLDER_NOTICES = frozenset({"folder-created", "trashed"}) | held_pages.NOTICES
 TRASH_NOTICES = frozenset({"restored"})
 COLUMNS = folder_service.SORT_KEYS
 
@@ -133,6 +134,9 @@ async def _listing_page(
         descending=descending,
         links=sort_links(request.url.path, sort, descending),
         notice=notice(request, FOLDER_NOTICES),
+        held=await held_pages.held_rows(
+            session, caller.principal, folder_id=folder.id if folder else None
+        ),
         folder_error=folder_error,
         folder_name=folder_name,
         create_action=f"/folders/{folder.id}/folders"
