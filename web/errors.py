@@ -25,6 +25,8 @@ from vault.errors import (
     TooLargeError,
     VaultError,
 )
+from vault.link_policy import InvalidLinkPolicyError
+from vault.links import InvalidLinkError
 from vault.names import InvalidNameError
 from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
@@ -71,6 +73,8 @@ def problem(
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidNameError, 422, "Invalid name"),
     (InvalidRequestError, 422, "Invalid request"),
+    (InvalidLinkError, 422, "Invalid request"),
+    (InvalidLinkPolicyError, 422, "Invalid request"),
     (NotFoundError, 404, "Not found"),
     (PermissionDeniedError, 403, "Forbidden"),
     (ConflictError, 409, "Conflict"),
@@ -113,6 +117,8 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
             extra: dict[str, Any] = {}
             if isinstance(exc, InvalidNameError):
                 extra["rule"] = exc.rule
+            if isinstance(exc, InvalidLinkError):
+                extra["field"] = exc.field
             return problem(status, title, str(exc), **extra)
     return await handle_unexpected(request, exc)
 

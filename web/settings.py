@@ -175,6 +175,24 @@ class ScanSettings(_Section):
     interval_seconds: float = Field(5, gt=0)
 
 
+class LinksSettings(_Section):
+    """Firm-wide defaults of share and upload-request links; clients may override them."""
+
+    enabled: bool = True
+    creators: Literal["staff", "staff_and_clients"] = "staff"
+    max_expiry_days: int = Field(30, ge=1, le=3650)
+    default_expiry_days: int = Field(7, ge=1, le=3650)
+    require_password: bool = False
+    require_recipient: bool = False
+    scan_drops: bool = True
+    # A visitor who gave the password or code may use the link this long before asking again.
+    unlock_minutes: int = Field(30, ge=1, le=1440)
+    code_valid_minutes: int = Field(10, ge=1, le=60)
+    # Wrong passwords and codes per link, and per visitor address, before a lockout.
+    max_failures: int = Field(5, ge=1)
+    address_max_failures: int = Field(20, ge=1)
+
+
 class MetricsSettings(_Section):
     # GET /metrics answers 404 unless enabled and the request bears this token.
     enabled: bool = False
@@ -209,6 +227,7 @@ class Settings(_Section):
     uploads: UploadSettings = UploadSettings()
     scan: ScanSettings = ScanSettings()
     auth: AuthSettings = AuthSettings()
+    links: LinksSettings = LinksSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
 

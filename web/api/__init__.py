@@ -10,6 +10,7 @@ from web.api import (
     audit_routes,
     clients,
     documents,
+    links,
     notifications,
     openapi,
     requests,
@@ -40,6 +41,13 @@ def routes() -> list[BaseRoute]:
         Route("/documents/{document_id}/receipts", documents.get_receipts, methods=["GET"]),
         Route("/documents/{document_id}/restore", trash.restore, methods=["POST"]),
         Route("/trash", trash.list_trash, methods=["GET"]),
+        # Share and upload-request links.
+        Route("/documents/{document_id}/links", links.create_document_link, methods=["POST"]),
+        Route("/folders/{folder_id}/links", links.create_folder_link, methods=["POST"]),
+        Route("/links", links.list_links, methods=["GET"]),
+        Route("/links/{link_id}", links.revoke_link, methods=["DELETE"]),
+        Route("/clients/{client_id}/link-policy", links.get_link_policy, methods=["GET"]),
+        Route("/clients/{client_id}/link-policy", links.put_link_policy, methods=["PUT"]),
         # Resumable uploads (tus 1.0.0).
         Route("/uploads", uploads.options, methods=["OPTIONS"]),
         Route("/uploads", uploads.create, methods=["POST"]),

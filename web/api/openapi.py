@@ -10,6 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from web.api import openapi_links
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
@@ -474,6 +476,7 @@ SPEC: dict[str, Any] = {
                 "Queue a failed email again (admin, audited)", "202", notification_id="path"
             )
         },
+        **openapi_links.paths(_op),
     },
 }
 

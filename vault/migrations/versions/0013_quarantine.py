@@ -1,7 +1,7 @@
 """malware quarantine: versions held until a scanner has passed them (issue 14 item 3)
 
 Revision ID: 0013q
-Revises: 0012
+Revises: 0013 (links)
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013q"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,102 @@
+"""The OpenAPI paths of share and upload-request links (merged into `openapi.SPEC`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+_LINK_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["expires_at"],
+            "properties": {
+                "kind": {"enum": ["download", "upload"], "default": "download"},
+                "expires_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "required; at most the client's max_expiry_days ahead",
+                },
+                "password": {"type": "string"},
+                "recipient_email": {"type": "string", "format": "email"},
+                "max_downloads": {"type": "integer", "minimum": 1},
+                "max_file_bytes": {"type": "integer", "minimum": 1},
+                "max_files": {"type": "integer", "minimum": 1},
+                "max_total_bytes": {"type": "integer", "minimum": 1},
+                "version": {"type": "integer", "minimum": 1, "description": "pin a version"},
+            },
+        }
+    }
+}
+_POLICY_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "allowed": {"type": ["boolean", "null"]},
+                "creators": {"enum": ["staff", "staff_and_clients", None]},
+                "max_expiry_days": {"type": ["integer", "null"]},
+                "require_password": {"type": ["boolean", "null"]},
+                "require_recipient": {"type": ["boolean", "null"]},
+                "scan_drops": {"type": ["boolean", "null"]},
+            },
+        }
+    }
+}
+
+_CREATED = (
+    ": 201 {id, url, kind, state, expires_at, ...}; the url carries the link's token and is "
+    "shown only in this answer; 422 names a bad field (`field`), 403 when the client's link "
+    "policy does not let the caller"
+)
+
+
+def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The link paths, described with `openapi._op`."""
+    return {
+        "/documents/{document_id}/links": {
+            "post": op(
+                "Create a share link to the document (latest or a pinned version)" + _CREATED,
+                "201",
+                body=_LINK_BODY,
+                document_id="path",
+            )
+        },
+        "/folders/{folder_id}/links": {
+            "post": op(
+                "Create a share link to the folder, or (kind upload) an upload-request link "
+                "into it" + _CREATED,
+                "201",
+                body=_LINK_BODY,
+                folder_id="path",
+            )
+        },
+        "/links": {
+            "get": op(
+                "Links to a document or a folder (staff see all, others their own), or "
+                "without a filter the caller's own links; never their tokens",
+                document_id="query",
+                folder_id="query",
+            )
+        },
+        "/links/{link_id}": {
+            "delete": op(
+                "Revoke a link at once (staff of its client, admin, or its creator)",
+                "204",
+                link_id="path",
+            )
+        },
+        "/clients/{client_id}/link-policy": {
+            "get": op(
+                "The client's link policy: the firm's defaults, the client's overrides, and "
+                "the effective policy",
+                client_id="path",
+            ),
+            "put": op(
+                "Override the firm's link policy for the client (admin, audited); null "
+                "returns a setting to the firm's default",
+                body=_POLICY_BODY,
+                client_id="path",
+            ),
+        },
+    }
