@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 import notify
 from vault import audit, checkpoints, scanning
 from vault.db import check_migrated
-from web import access_log, health, unsubscribe
+from web import access_log, health, link_uploads, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Mount("/api/v1", routes=api_routes()),
         *unsubscribe.routes(),
+        *link_uploads.routes(),
         Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
         *page_routes(),
     ]

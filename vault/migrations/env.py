@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import vault.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from vault import drops as _drops  # noqa: F401  (files dropped through upload links)
 from vault import identity as _identity  # noqa: F401  (sign-in tables)
 from vault import link_access as _link_access  # noqa: F401  (link grants and codes)
 from vault import link_policy as _link_policy  # noqa: F401  (per-client link policy)

@@ -1,4 +1,5 @@
-"""malware quarantine: versions held until a scanner has passed them (issue 14 item 3)
+"""malware quarantine: versions held until a scanner has passed them (issue 14 item 3),
+and who dropped what through upload-request links (item 2)
 
 Revision ID: 0013q
 Revises: 0013 (links)
@@ -53,6 +54,27 @@ def upgrade() -> None:
     op.create_index("ix_quarantine_document_id", "quarantine", ["document_id"])
     op.create_index("ix_quarantine_state", "quarantine", ["state"])
 
+    op.create_table(
+        "link_drops",
+        sa.Column("upload_id", sa.Uuid(), nullable=False),
+        sa.Column("link_id", sa.Uuid(), sa.ForeignKey("links.id"), nullable=False),
+        sa.Column("client_id", sa.Uuid(), sa.ForeignKey("clients.id"), nullable=False),
+        sa.Column("folder_id", sa.Uuid(), sa.ForeignKey("folders.id"), nullable=False),
+        sa.Column("document_id", sa.Uuid(), nullable=False),
+        sa.Column("version_id", sa.Uuid(), nullable=False, unique=True),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("length", sa.BigInteger(), nullable=False),
+        sa.Column("uploader_name", sa.String(length=200), nullable=False),
+        sa.Column("uploader_email", sa.String(length=320), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("notified_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("upload_id"),
+    )
+    op.create_index("ix_link_drops_link_id", "link_drops", ["link_id"])
+    op.create_index("ix_link_drops_folder_id", "link_drops", ["folder_id"])
+
 
 def downgrade() -> None:
+    op.drop_table("link_drops")
     op.drop_table("quarantine")
