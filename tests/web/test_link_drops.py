@@ -215,3 +215,29 @@ async def test_eicar_through_a_drop_link_is_never_served_and_is_audited(
     [held] = await events(services, "quarantine.held")
     assert held.actor_role == "visitor" and held.ip == "127.0.0.1"
     assert await events(services, "document.") == []
+
+
+async def test_the_drop_page_speaks_the_visitors_language_and_shows_no_files(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    await http.put(
+        f"{API}/folders/{world.acme_folder}/files/existing.txt",
+        content=b"already here",
+        headers=world["sam"].auth,
+    )
+    token = await upload_link(http, world, max_files=5, max_file_bytes=10_000)
+    page = await http.get(f"/s/{token}", headers={"Accept-Language": "he-IL,he;q=0.9"})
+    assert page.status_code == 200
+    assert '<html lang="he" dir="rtl"' in page.text
+    assert "שליחת קבצים" in page.text  # "Send files"
+    assert f'data-endpoint="/s/{token}/uploads"' in page.text
+    assert 'name="uploader_name"' in page.text and 'name="uploader_email"' in page.text
+    assert "existing.txt" not in page.text and "csrf_token" not in page.text
+    assert page.headers["cache-control"] == "no-store"
+    [viewed] = await events(services, "link.viewed")
+    assert viewed.actor_role == "visitor" and token not in viewed.details
+    english = await http.get(f"/s/{token}", headers={"Accept-Language": "en"})
+    assert "Send files" in english.text and "Files left: 5" in english.text
+    # A dead link's page is the same 404 as an unknown one.
+    unknown = await http.get("/s/" + "y" * 43)
+    assert unknown.status_code == 404

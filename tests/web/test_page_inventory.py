@@ -13,7 +13,7 @@ from web.pages import routes
 
 PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 # The ways in: they answer anyone.
-PUBLIC_GET = {"/login", "/reset", "/invite/{token}", "/reset/{token}"}
+PUBLIC_GET = {"/login", "/reset", "/invite/{token}", "/reset/{token}", "/s/{token}"}
 PUBLIC_POST = {"/login", "/reset", "/invite/{token}", "/reset/{token}", "/language"}
 
 
