@@ -9,6 +9,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,10 @@ class Finished:
         """What a completed upload became."""
         number = upload.version_number
         return cls(upload.document_id, number or 0, held=number is None)
+
+
+# Told (in the committing transaction) which upload became what.
+OnCommit = Callable[[AsyncSession, uuid.UUID, quarantine.Committed], Awaitable[None]]
 
 
 class _LeaseLost(VaultError):
@@ -271,6 +276,7 @@ async def finish(
     *,
     digests: RunningDigests | None = None,
     hold: bool = False,
+    on_commit: OnCommit | None = None,
 ) -> Finished:
     """Turn a fully stored upload into its document version (or, with `hold`, a version
     held in quarantine until scanned), exactly once.
@@ -312,6 +318,9 @@ async def finish(
                 content_type=resumable.content_type,
                 details={"upload_id": str(upload_id)},
             )
+            if on_commit is not None:
+                # In the same transaction: what the caller records commits with the version.
+                await on_commit(session, upload_id, committed)
             # The final part's staged segments are in the stored object now.
             await session.execute(delete(StagedRun).where(col(StagedRun.upload_id) == upload_id))
             row.state = UploadState.COMPLETE
@@ -324,7 +333,15 @@ async def finish(
     except _LeaseLost:
         # Whoever holds it now finishes; wait for their answer like any other caller.
         return await finish(
-            sessions, store, keyring, principal, context, upload_id, digests=digests, hold=hold
+            sessions,
+            store,
+            keyring,
+            principal,
+            context,
+            upload_id,
+            digests=digests,
+            hold=hold,
+            on_commit=on_commit,
         )
     except ConflictError:
         with anyio.CancelScope(shield=True):

@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from vault import drops, link_policy, links
+from vault import drops, link_policy, links, quarantine
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import NotFoundError
@@ -95,6 +95,30 @@ async def refused(request: Request, exc: LinkNotFoundError) -> None:
         )
 
 
+async def dropped(
+    link_id: uuid.UUID,
+    context: AuditContext,
+    session: AsyncSession,
+    upload_id: uuid.UUID,
+    committed: quarantine.Committed,
+) -> None:
+    """`link.dropped`, with the version: the notifier tells the client's staff (batched)."""
+    link = await session.get_one(Link, link_id)
+    drop = await session.get_one(drops.Drop, upload_id)
+    await links.record(
+        session,
+        context,
+        "link.dropped",
+        link,
+        document_id=committed.document_id,
+        name=committed.name,
+        size=drop.length,
+        held=committed.held,
+        uploader_name=drop.uploader_name,
+        uploader_email=drop.uploader_email,
+    )
+
+
 class LinkBinding:
     @asynccontextmanager
     async def call(self, request: Request) -> AsyncIterator[TusCall]:
@@ -114,7 +138,16 @@ class LinkBinding:
                 policy = await link_policy.effective(session, defaults, link.client_id)
                 hold = policy.scan_drops or svc.settings.scan.all_uploads
                 context = visitor_context(request)
-                yield LinkCall(session, lender, context, SYSTEM, hold, reveal=False, link=link)
+                yield LinkCall(
+                    session,
+                    lender,
+                    context,
+                    SYSTEM,
+                    hold,
+                    reveal=False,
+                    on_commit=partial(dropped, link.id, context),
+                    link=link,
+                )
         except LinkNotFoundError as exc:
             await refused(request, exc)
             raise

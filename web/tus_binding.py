@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from vault.audit import AuditContext
 from vault.policy import Principal
+from vault.upload_finish import OnCommit
 from vault.uploads import Upload
 from web.api.common import api_call, parse_id
 from web.context import services
@@ -37,6 +38,8 @@ class TusCall:
     hold: bool
     # Whether answers name the document the upload became (visitors learn nothing).
     reveal: bool = True
+    # Recorded in the transaction that commits the version (or holds it).
+    on_commit: OnCommit | None = None
 
 
 class TusBinding(Protocol):

@@ -14,11 +14,14 @@ from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.fixtures.clamd import EICAR, SIGNATURE, ClamdServer
+from tests.fixtures.smtp import SMTPSink
+from tests.notify.test_notify import WINDOW, later, tick
 from tests.web.test_links_api import soon
 from tests.web.test_quarantine import held_rows, scan_all
 from vault.drops import Drop
 from vault.links import Link
 from vault.models import AuditEvent
+from vault.notifications import Cadence
 from web.services import Services
 from web.settings import ScanSettings, Settings
 
@@ -30,7 +33,8 @@ STREAM = {"Content-Type": "application/offset+octet-stream"}
 @pytest.fixture
 def settings(settings: Settings, clamd: ClamdServer) -> Settings:
     scan = ScanSettings(clamd_socket=str(clamd.socket), worker=False)
-    return settings.model_copy(update={"scan": scan})
+    notify = settings.notify.model_copy(update={"worker": False})  # the tests tick it
+    return settings.model_copy(update={"scan": scan, "notify": notify})
 
 
 def metadata(**pairs: str) -> str:
@@ -241,3 +245,27 @@ async def test_the_drop_page_speaks_the_visitors_language_and_shows_no_files(
     # A dead link's page is the same 404 as an unknown one.
     unknown = await http.get("/s/" + "y" * 43)
     assert unknown.status_code == 404
+
+
+async def test_staff_get_one_email_for_a_batch_of_drops(
+    http: httpx.AsyncClient, world: World, services: Services, smtp_sink: SMTPSink
+) -> None:
+    token = await upload_link(http, world)
+    await drop(http, token, b"one", "first.pdf")
+    await drop(http, token, b"two", "second.pdf")
+    # Staff chose a daily digest; drops reach them within one batch window all the same.
+    await tick(services, smtp_sink, staff=Cadence.DAILY)
+    assert smtp_sink.messages == []
+    await tick(services, smtp_sink, later(WINDOW + 1), staff=Cadence.DAILY)
+    [(recipients, message)] = smtp_sink.messages
+    assert recipients == [world["sam"].email]
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "first.pdf" in text and "second.pdf" in text
+    assert "Dana Banker <dana@bank.example>" in text
+    assert f"/folders/{world.acme_folder}" in text
+    assert token not in text
+    # Nothing more, and the client's members hear nothing of a held drop.
+    await tick(services, smtp_sink, later(3 * WINDOW), staff=Cadence.DAILY)
+    assert len(smtp_sink.messages) == 1

@@ -267,6 +267,7 @@ async def _receive(
             upload.id,
             digests=digests,
             hold=call.hold,
+            on_commit=call.on_commit,
         )
         return {"Upload-Offset": str(resumable.length), **_document_headers(finished, call)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
@@ -377,6 +378,7 @@ async def create(request: Request, binding: TusBinding) -> Response:
             call.audit,
             upload.id,
             hold=call.hold,
+            on_commit=call.on_commit,
         )
         headers.update(_document_headers(finished, call))
         del headers["Upload-Expires"]
