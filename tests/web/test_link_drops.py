@@ -16,6 +16,7 @@ from tests.fixtures.app import World
 from tests.fixtures.clamd import EICAR, SIGNATURE, ClamdServer
 from tests.fixtures.smtp import SMTPSink
 from tests.notify.test_notify import WINDOW, later, tick
+from tests.web.test_browse_pages import other, sign_in_fully
 from tests.web.test_links_api import soon
 from tests.web.test_quarantine import held_rows, scan_all
 from vault.drops import Drop
@@ -25,6 +26,7 @@ from vault.notifications import Cadence
 from web.services import Services
 from web.settings import ScanSettings, Settings
 
+__all__ = ["other"]  # the second browser's fixture
 API = "/api/v1"
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {"Content-Type": "application/offset+octet-stream"}
@@ -269,3 +271,26 @@ async def test_staff_get_one_email_for_a_batch_of_drops(
     # Nothing more, and the client's members hear nothing of a held drop.
     await tick(services, smtp_sink, later(3 * WINDOW), staff=Cadence.DAILY)
     assert len(smtp_sink.messages) == 1
+
+
+async def test_the_folder_page_shows_staff_who_dropped_what(
+    http: httpx.AsyncClient,
+    other: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    settings: Settings,
+) -> None:
+    token = await upload_link(http, world)
+    await drop(http, token, b"clean", "clean.txt")
+    await drop(http, token, EICAR, "bad.com")
+    await scan_all(services, settings)
+    await sign_in_fully(http, world["sam"])
+    page = await http.get(f"/folders/{world.acme_folder}")
+    section = page.text.split('id="drops-heading"', 1)[1]
+    assert "Dana Banker" in section and "dana@bank.example" in section
+    assert "127.0.0.1" in section and "clean.txt" in section and "bad.com" in section
+    assert "Infected" in section
+    # Client members see no drop records.
+    await sign_in_fully(other, world["alice"])
+    theirs = await other.get(f"/folders/{world.acme_folder}")
+    assert "drops-heading" not in theirs.text and "Dana Banker" not in theirs.text

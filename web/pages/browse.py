@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from vault import audit, receipts, search, trash
+from vault import audit, drops, receipts, search, trash
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
@@ -137,6 +137,9 @@ async def _listing_page(
         held=await held_pages.held_rows(
             session, caller.principal, folder_id=folder.id if folder else None
         ),
+        dropped=await drops.dropped_in_folder(session, caller.principal, folder.id)
+        if folder
+        else [],
         folder_error=folder_error,
         folder_name=folder_name,
         create_action=f"/folders/{folder.id}/folders"
