@@ -347,6 +347,7 @@ class _Receiver:
         self.files_seen += 1
         if self.files_seen > MAX_FILES:
             raise ProblemError(413, "Content too large", "the form has too many files")
+        limit = await self.admit_file()
         principal = self.caller.principal
         folder_id = await self.folder_for(self.lists)
         try:
@@ -364,11 +365,11 @@ class _Receiver:
                 sealer=plan.sealer(),
                 part_size=self.svc.part_size,
                 concurrency=self.svc.settings.storage.concurrency,
-                max_size=self.svc.max_upload_size,
+                max_size=limit,
             )
         except TooLargeError:
             raise FormUploadError(
-                f"A file is larger than the {self.svc.max_upload_size} bytes allowed.",
+                f"A file is larger than the {limit} bytes allowed.",
                 stored=self.stored,
                 rule="too_large",
                 position=self.files_seen,
@@ -376,6 +377,10 @@ class _Receiver:
             ) from None
         stored = await self._commit(principal, plan, blob, part.content_type)
         self.stored.append(stored)
+
+    async def admit_file(self) -> int:
+        """The most bytes the next file may have; raises to refuse it before any byte."""
+        return self.svc.max_upload_size
 
     async def _commit(
         self,

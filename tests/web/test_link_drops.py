@@ -294,3 +294,38 @@ async def test_the_folder_page_shows_staff_who_dropped_what(
     await sign_in_fully(other, world["alice"])
     theirs = await other.get(f"/folders/{world.acme_folder}")
     assert "drops-heading" not in theirs.text and "Dana Banker" not in theirs.text
+
+
+async def test_the_no_javascript_form_drops_files_within_the_limits(
+    http: httpx.AsyncClient, world: World, services: Services, settings: Settings
+) -> None:
+    token = await upload_link(http, world, max_files=5, max_total_bytes=100)
+    fields = {"uploader_name": "Dana Banker", "uploader_email": "dana@bank.example"}
+    sent = await http.post(
+        f"/s/{token}/uploads/form",
+        data=fields,
+        files=[("file", ("a.txt", b"a" * 40, "text/plain"))],
+        headers={"Accept-Language": "ja"},
+    )
+    assert sent.status_code == 200, sent.text
+    assert "a.txt" in sent.text and '<html lang="ja"' in sent.text
+    # 40 + 70 bytes would pass the link's 100: the second file is refused part-way.
+    refused = await http.post(
+        f"/s/{token}/uploads/form",
+        data=fields,
+        files=[("file", ("b.txt", b"b" * 70, "text/plain"))],
+    )
+    assert refused.status_code == 422
+    assert await scan_all(services, settings) == 1
+    assert await listed(http, world) == ["a.txt"]
+    async with services.sessions() as session:
+        [row] = (await session.execute(select(Drop))).scalars().all()
+        link = (await session.execute(select(Link))).scalar_one()
+    assert (row.name, row.uploader_email, row.length) == ("a.txt", "dana@bank.example", 40)
+    assert link.bytes_received == 40
+    # Without a name and email nothing is stored.
+    bare = await http.post(
+        f"/s/{token}/uploads/form", files=[("file", ("c.txt", b"c", "text/plain"))]
+    )
+    assert bare.status_code == 422
+    assert [e.action for e in await events(services, "link.dropped")] == ["link.dropped"]

@@ -14,7 +14,14 @@ from web.pages import routes
 PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 # The ways in: they answer anyone.
 PUBLIC_GET = {"/login", "/reset", "/invite/{token}", "/reset/{token}", "/s/{token}"}
-PUBLIC_POST = {"/login", "/reset", "/invite/{token}", "/reset/{token}", "/language"}
+PUBLIC_POST = {
+    "/login",
+    "/reset",
+    "/invite/{token}",
+    "/reset/{token}",
+    "/language",
+    "/s/{token}/uploads/form",
+}
 
 
 def page_routes() -> set[tuple[str, str]]:
