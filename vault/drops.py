@@ -100,10 +100,10 @@ async def open_link(
     try:
         return await links.resolve(session, token, defaults=defaults, kind=LinkKind.UPLOAD)
     except LinkNotFoundError as exc:
-        link = exc.link
-        if not continuing or exc.reason != "exhausted" or link is None:
+        if not continuing or exc.reason != "exhausted" or exc.link is None:
             raise
-        if link.kind != LinkKind.UPLOAD:
+        link = await session.get(Link, exc.link.id)
+        if link is None or link.kind != LinkKind.UPLOAD:
             raise
         policy = await link_policy.effective(session, defaults, link.client_id)
         if not policy.allowed:

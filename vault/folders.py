@@ -331,6 +331,11 @@ async def subtree(
     version, as archive paths `folder/sub/name`; the caller must be allowed to download."""
     root = await get_folder(session, principal, folder_id)
     require(principal, Permission.DOWNLOAD, root.client_id)
+    return await tree(session, root)
+
+
+async def tree(session: AsyncSession, root: Folder) -> list[ArchiveEntry]:
+    """`subtree` of a folder already checked by the caller (e.g. the folder of a share link)."""
     folders = (
         (await session.execute(select(Folder).where(Folder.client_id == root.client_id)))
         .scalars()

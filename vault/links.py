@@ -13,12 +13,11 @@ exhausted or its target gone, so a visitor cannot tell a dead link from a never-
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -29,23 +28,47 @@ from sqlmodel import Field, SQLModel, col, or_, select
 
 from vault import audit, link_policy
 from vault.documents import get_document, get_version
-from vault.errors import NotFoundError, PermissionDeniedError, VaultError
+from vault.errors import NotFoundError, PermissionDeniedError
 from vault.folders import get_folder
-from vault.models import Document, Folder, Role, utcnow
-from vault.passwords import WeakPasswordError, check_password_policy, hash_password, off_loop
-from vault.policy import Permission, Principal, allows, can_see_client, is_firm
+from vault.link_rules import (
+    InvalidLinkError,
+    LinkKind,
+    LinkSpec,
+    aware,
+    check_spec,
+    may_create,
+)
+from vault.models import Document, Folder, utcnow
+from vault.passwords import hash_password, off_loop
+from vault.policy import Principal, can_see_client, is_firm
+
+__all__ = [
+    "VISITOR",
+    "InvalidLinkError",
+    "Link",
+    "LinkKind",
+    "LinkNotFoundError",
+    "LinkRef",
+    "LinkSpec",
+    "LinkState",
+    "aware",
+    "count_download",
+    "create_for_document",
+    "create_for_folder",
+    "details",
+    "hash_token",
+    "list_links",
+    "may_create",
+    "new_token",
+    "record",
+    "ref",
+    "resolve",
+    "revoke",
+    "state",
+]
 
 TOKEN_BYTES = 32  # 256 bits
-MAX_DOWNLOADS = 1_000_000
-MAX_FILES = 100_000
-MAX_BYTES = 2**62
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 VISITOR = "visitor"  # the actor role of events caused through a link
-
-
-class LinkKind(StrEnum):
-    DOWNLOAD = "download"
-    UPLOAD = "upload"
 
 
 class LinkState(StrEnum):
@@ -55,23 +78,34 @@ class LinkState(StrEnum):
     EXHAUSTED = "exhausted"
 
 
-class InvalidLinkError(VaultError):
-    """A link's settings are malformed or break the client's link policy; `field` names
-    the offending setting."""
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """What an event names of a link; outlives the transaction its row was read in."""
 
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+    id: uuid.UUID
+    kind: str
+    client_id: uuid.UUID
+    document_id: uuid.UUID | None
+    folder_id: uuid.UUID | None
+    created_by: uuid.UUID | None
+
+
+def ref(link: Link | LinkRef) -> LinkRef:
+    if isinstance(link, LinkRef):
+        return link
+    return LinkRef(
+        link.id, str(link.kind), link.client_id, link.document_id, link.folder_id, link.created_by
+    )
 
 
 class LinkNotFoundError(NotFoundError):
     """No usable link: unknown, expired, revoked, exhausted or its target gone. `link` and
     `reason` say which (for the audit log only; the visitor is told nothing)."""
 
-    def __init__(self, reason: str, link: Link | None = None) -> None:
+    def __init__(self, reason: str, link: Link | LinkRef | None = None) -> None:
         super().__init__("link not found")
         self.reason = reason
-        self.link = link
+        self.link = None if link is None else ref(link)
 
 
 class Link(SQLModel, table=True):
@@ -100,32 +134,12 @@ class Link(SQLModel, table=True):
     revoked_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
 
 
-@dataclass(frozen=True, slots=True)
-class LinkSpec:
-    """What a new link should be, as asked for (checked by `create`)."""
-
-    kind: LinkKind
-    expires_at: datetime
-    password: str | None = None
-    recipient_email: str | None = None
-    max_downloads: int | None = None
-    max_file_bytes: int | None = None
-    max_files: int | None = None
-    max_total_bytes: int | None = None
-    version: int | None = None
-
-
 def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; every stored one is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def state(link: Link, now: datetime) -> LinkState:
@@ -143,7 +157,7 @@ def state(link: Link, now: datetime) -> LinkState:
     return LinkState.ACTIVE
 
 
-def details(link: Link, **more: Any) -> dict[str, Any]:
+def details(link: Link | LinkRef, **more: Any) -> dict[str, Any]:
     """What every event about a link says of it: never its token."""
     return {
         "link_id": str(link.id),
@@ -158,7 +172,7 @@ async def record(
     session: AsyncSession,
     context: audit.AuditContext,
     action: str,
-    link: Link,
+    link: Link | LinkRef,
     *,
     outcome: str = "success",
     document_id: uuid.UUID | None = None,
@@ -181,81 +195,6 @@ async def record(
 # Creating ---------------------------------------------------------------------------------
 
 
-def _limit(value: int | None, name: str, maximum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidLinkError(f"{name} is a whole number from 1 to {maximum}", field=name)
-    return value
-
-
-def _check_spec(
-    spec: LinkSpec, policy: link_policy.LinkDefaults, *, now: datetime, max_file_bytes: int
-) -> LinkSpec:
-    expires_at = aware(spec.expires_at)
-    if expires_at <= now + timedelta(minutes=1):
-        raise InvalidLinkError("expires_at must be in the future", field="expires_at")
-    latest = now + timedelta(days=policy.max_expiry_days)
-    if expires_at > latest:
-        raise InvalidLinkError(
-            f"expires_at may be at most {policy.max_expiry_days} days ahead", field="expires_at"
-        )
-    if policy.require_password and not spec.password:
-        raise InvalidLinkError("this client's links need a password", field="password")
-    if policy.require_recipient and not spec.recipient_email:
-        raise InvalidLinkError(
-            "this client's links need a recipient email", field="recipient_email"
-        )
-    if spec.password:
-        try:
-            check_password_policy(spec.password)
-        except WeakPasswordError as exc:
-            raise InvalidLinkError(str(exc), field="password") from None
-    email = spec.recipient_email
-    if email is not None:
-        email = email.strip()
-        if len(email) > 320 or not _EMAIL.match(email):
-            raise InvalidLinkError(
-                "recipient_email is not an email address", field="recipient_email"
-            )
-    if spec.kind == LinkKind.DOWNLOAD:
-        for name in ("max_file_bytes", "max_files", "max_total_bytes"):
-            if getattr(spec, name) is not None:
-                raise InvalidLinkError(f"{name} is for upload links", field=name)
-    else:
-        if spec.max_downloads is not None:
-            raise InvalidLinkError("max_downloads is for download links", field="max_downloads")
-        if spec.version is not None:
-            raise InvalidLinkError("version is for download links", field="version")
-    return LinkSpec(
-        kind=spec.kind,
-        expires_at=expires_at,
-        password=spec.password or None,
-        recipient_email=email or None,
-        max_downloads=_limit(spec.max_downloads, "max_downloads", MAX_DOWNLOADS),
-        max_file_bytes=_limit(spec.max_file_bytes, "max_file_bytes", max_file_bytes),
-        max_files=_limit(spec.max_files, "max_files", MAX_FILES),
-        max_total_bytes=_limit(spec.max_total_bytes, "max_total_bytes", MAX_BYTES),
-        version=spec.version,
-    )
-
-
-def may_create(
-    principal: Principal, client_id: uuid.UUID, kind: LinkKind, policy: link_policy.LinkDefaults
-) -> bool:
-    """Whether `principal` may create a `kind` link into `client_id` under `policy`."""
-    if not policy.allowed or principal.read_only:
-        return False
-    needed = Permission.DOWNLOAD if kind == LinkKind.DOWNLOAD else Permission.UPLOAD
-    if not allows(principal, needed, client_id):
-        return False
-    if principal.role in (Role.STAFF, Role.ADMIN):
-        return True
-    return (
-        principal.role == Role.CLIENT and policy.creators == link_policy.Creators.STAFF_AND_CLIENTS
-    )
-
-
 async def _create(
     session: AsyncSession,
     principal: Principal,
@@ -272,7 +211,7 @@ async def _create(
 ) -> tuple[Link, str]:
     if not may_create(principal, client_id, spec.kind, policy):
         raise PermissionDeniedError("you may not create links to this client's files")
-    checked = _check_spec(spec, policy, now=now, max_file_bytes=max_file_bytes)
+    checked = check_spec(spec, policy, now=now, max_file_bytes=max_file_bytes)
     password_hash = (
         None
         if checked.password is None

@@ -10,25 +10,20 @@ a visitor can list and download nothing, not even what they sent.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 
-from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from vault import drops, link_policy, links, quarantine
+from vault import drops, link_access, link_policy, link_visits, links, quarantine
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import NotFoundError
-from vault.link_access import LinkGrant
 from vault.links import Link, LinkNotFoundError
 from vault.policy import SYSTEM
 from vault.uploads import Upload
@@ -37,9 +32,6 @@ from web.api.links import link_defaults
 from web.context import client_ip, services
 from web.observe import request_id_of
 from web.tus_binding import TusCall, metadata_text
-
-# Grant cookies are few; a request with more cookies than this is not a browser's.
-_MAX_COOKIES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,42 +49,21 @@ def visitor_context(request: Request) -> AuditContext:
 
 
 async def unlocked(session: AsyncSession, request: Request, link: Link) -> bool:
-    """Whether the request may use `link`: it has no password or recipient, or the
-    browser holds a live grant of this very link (a grant of another link opens nothing)."""
-    if link.password_hash is None and link.recipient_email is None:
-        return True
-    values = list(request.cookies.values())[:_MAX_COOKIES]
-    if not values:
-        return False
-    hashes = {hashlib.sha256(v.encode("utf-8", "surrogatepass")).hexdigest() for v in values}
-    found = await session.execute(
-        select(LinkGrant.expires_at).where(
-            col(LinkGrant.link_id) == link.id, col(LinkGrant.id).in_(hashes)
-        )
-    )
-    now = datetime.now(UTC)
-    return any(links.aware(expires) > now for expires in found.scalars())
+    """Whether the browser has given what the link asks (password, emailed code): the
+    grant cookie set by the link's own page, bound to this one link."""
+    # Imported here: the share pages import this module's neighbours at import time.
+    from web.pages.share import GRANT_COOKIE
+
+    return not await link_access.missing(session, link, request.cookies.get(GRANT_COOKIE))
 
 
 async def refused(request: Request, exc: LinkNotFoundError) -> None:
-    """Audit a refused attempt on a known link (an unknown token names no link)."""
+    """Audit a refused attempt on a known link (an unknown token names no link), in a
+    transaction of its own: the request's rolled back with the error."""
     if exc.link is None:
         return
-    # The failed transaction rolled back and detached the row: read it again by its key.
-    identity = inspect(exc.link).identity
     async with transaction(services(request).sessions) as session:
-        link = None if identity is None else await session.get(Link, identity[0])
-        if link is None:
-            return
-        await links.record(
-            session,
-            visitor_context(request),
-            "link.refused",
-            link,
-            outcome="denied",
-            reason=exc.reason,
-            route="uploads",
-        )
+        await link_visits.record_refusal(session, visitor_context(request), exc.link, exc.reason)
 
 
 async def dropped(

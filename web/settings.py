@@ -179,6 +179,8 @@ class LinksSettings(_Section):
     """Firm-wide defaults of share and upload-request links; clients may override them."""
 
     enabled: bool = True
+    # The name a visitor sees on a link's page ("Shared with you by …"); empty: ClientVault.
+    firm_name: str = Field("", max_length=200)
     creators: Literal["staff", "staff_and_clients"] = "staff"
     max_expiry_days: int = Field(30, ge=1, le=3650)
     default_expiry_days: int = Field(7, ge=1, le=3650)

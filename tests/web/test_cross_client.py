@@ -79,6 +79,7 @@ NEW_REQUEST = (
     b'{"title": "Planted", "due_date": "2030-01-31", "items": ["x"], '
     b'"folder_id": "' + str(uuid.uuid4()).encode() + b'"}'
 )
+NEW_LINK = b'{"expires_at": "' + datetime.now(UTC).date().isoformat().encode() + b'"}'
 SUBMIT = b'{"document_id": "' + str(uuid.uuid4()).encode() + b'"}'
 
 # A resumable upload answers only a tus 1.0.0 request; any other is refused before any lookup.
@@ -144,6 +145,20 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/requests/{request_id}/close"): Call(
         "POST", lambda i: f"{API}/requests/{i.req}/close"
+    ),
+    ("POST", "/documents/{document_id}/links"): Call(
+        "POST", lambda i: f"{API}/documents/{i.document}/links", NEW_LINK, JSON
+    ),
+    ("POST", "/folders/{folder_id}/links"): Call(
+        "POST", lambda i: f"{API}/folders/{i.folder}/links", NEW_LINK, JSON
+    ),
+    # Links of Acme's are probed with real ones in tests/web/test_links_api.py.
+    ("DELETE", "/links/{link_id}"): Call("DELETE", lambda i: f"{API}/links/{i.document}"),
+    ("GET", "/clients/{client_id}/link-policy"): Call(
+        "GET", lambda i: f"{API}/clients/{i.client}/link-policy"
+    ),
+    ("PUT", "/clients/{client_id}/link-policy"): Call(
+        "PUT", lambda i: f"{API}/clients/{i.client}/link-policy", b'{"allowed": true}', JSON
     ),
 }
 # Ids that name a user, a token or an outbox message rather than a client's data. Who may not

@@ -13,7 +13,15 @@ from web.pages import routes
 
 PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 # The ways in: they answer anyone.
-PUBLIC_GET = {"/login", "/reset", "/invite/{token}", "/reset/{token}", "/s/{token}"}
+# A share link's pages answer anyone who holds the link (tests/web/test_share_links.py).
+SHARE_GET = {
+    "/s/{token}",
+    "/s/{token}/content",
+    "/s/{token}/files/{document_id}",
+    "/s/{token}/download.zip",
+}
+SHARE_POST = {"/s/{token}/password", "/s/{token}/code", "/s/{token}/code/verify"}
+PUBLIC_GET = {"/login", "/reset", "/invite/{token}", "/reset/{token}", *SHARE_GET}
 PUBLIC_POST = {
     "/login",
     "/reset",
@@ -21,6 +29,7 @@ PUBLIC_POST = {
     "/reset/{token}",
     "/language",
     "/s/{token}/uploads/form",
+    *SHARE_POST,
 }
 
 
@@ -44,6 +53,13 @@ async def test_pages_send_a_stranger_to_sign_in(http: httpx.AsyncClient) -> None
     for path in gets:
         answer = await http.get(concrete(path))
         assert (answer.status_code, answer.headers.get("location")) == (303, "/login"), path
+
+
+async def test_a_made_up_share_link_shows_a_stranger_nothing(http: httpx.AsyncClient) -> None:
+    for method, path in sorted(page_routes()):
+        if path in SHARE_GET | SHARE_POST:
+            answer = await http.request(method, concrete(path))
+            assert answer.status_code == 404, (method, path)
 
 
 async def test_forms_do_nothing_for_a_stranger(http: httpx.AsyncClient) -> None:

@@ -8,27 +8,21 @@ from typing import Any
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from vault import audit, blobs, publishing, quarantine, receipts
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, IntegrityError, PermissionDeniedError
+from vault.errors import IncompleteUploadError, PermissionDeniedError
 from vault.models import Document, Role, Version
 from vault.policy import Permission, require
+from web import content
 from web.api.common import api_call, iso, parse_id
 from web.auth import deliberate
 from web.context import services
 from web.errors import ProblemError
 from web.http import (
-    RangeFull,
-    RangeUnsatisfiable,
     content_disposition,
-    content_range,
-    etag_for,
-    if_none_match_matches,
-    if_range_matches,
-    parse_range,
 )
 from web.numbers import INT32_MAX, parse_int
 from web.services import Services
@@ -250,29 +244,14 @@ async def get_content(request: Request) -> Response:
         document = await doc_service.get_document(call.session, call.principal, document_id)
         require(call.principal, Permission.DOWNLOAD, document.client_id)
         version = await doc_service.get_version(call.session, document, number)
-        etag = etag_for(str(version.id), version.sha256)
-        base_headers = {
-            "ETag": etag,
-            "Accept-Ranges": "bytes",
-            "Cache-Control": "private, no-store",
-            **disposition_headers(document.name, version.content_type, inline=inline),
-        }
-        if if_none_match_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=base_headers)
-        wanted = parse_range(request.headers.get("range"), version.size)
-        if_range = request.headers.get("if-range")
-        if if_range is not None and not if_range_matches(if_range, etag):
-            wanted = RangeFull()
-        if isinstance(wanted, RangeUnsatisfiable):
-            return Response(
-                status_code=416,
-                headers={**base_headers, "Content-Range": f"bytes */{version.size}"},
-            )
+        part = content.plan(
+            request,
+            version,
+            disposition_headers(document.name, version.content_type, inline=inline),
+        )
+        if isinstance(part, Response):
+            return part
         opened = doc_service.open_version(svc.keyring, document, version)
-        if isinstance(wanted, RangeFull):
-            start, end, status = 0, version.size, 200
-        else:
-            start, end, status = wanted.start, wanted.end + 1, 206
         await audit.record(
             call.session,
             call.audit,
@@ -283,12 +262,12 @@ async def get_content(request: Request) -> Response:
             document_id=document.id,
             details={
                 "version": version.number,
-                "range": None if status == 200 else f"{start}-{end - 1}",
-                "bytes": end - start,
+                "range": part.range,
+                "bytes": part.end - part.start,
                 **({"disposition": "inline"} if inline else {}),
             },
         )
-        ids = (document.client_id, document.id, version.number, call.audit)
+        context = call.audit
         # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
         # not a preview, which the document page loads by itself whenever it is opened, and
         # not a download another site forced on a signed-in browser (review item 12).
@@ -300,51 +279,20 @@ async def get_content(request: Request) -> Response:
                 version.number,
                 call.principal.user_ref,
             )
-            if status == 200 and request.method == "GET" and not inline and deliberate(request)
+            if part.status == 200 and request.method == "GET" and not inline and deliberate(request)
             else None
         )
-    headers = {**base_headers, "Content-Length": str(end - start)}
-    if status == 206:
-        headers["Content-Range"] = content_range(start, end - 1, version.size)
     media = (
         version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
     )
 
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for piece in blobs.read_decrypted(
-                svc.store,
-                version.storage_key,
-                opened=opened,
-                object_size=version.object_size,
-                start=start,
-                end=end,
-            ):
-                yield piece
-        except IntegrityError as exc:
-            logger.error("integrity failure serving document %s v%s: %s", ids[1], ids[2], exc)
-            with anyio.CancelScope(shield=True):
-                async with transaction(svc.sessions) as session:
-                    await audit.record(
-                        session,
-                        ids[3],
-                        "document.integrity_failed",
-                        outcome="error",
-                        client_id=ids[0],
-                        target_type="document",
-                        target_id=ids[1],
-                        document_id=ids[1],
-                        details={"version": ids[2]},
-                    )
-            # Re-raising aborts the response short of its Content-Length: the client sees a
-            # failed transfer, never unverified bytes.
-            raise
+    async def after() -> None:
         if completed is not None:
-            # The server asks for more only once the last piece was sent: the body is out.
-            with anyio.CancelScope(shield=True):
-                await record_receipt(svc, ids[3], completed)
+            await record_receipt(svc, context, completed)
 
-    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media)
+    return content.stream(
+        svc, document, version, opened, part, context, media_type=media, after=after
+    )
 
 
 async def record_receipt(

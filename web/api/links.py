@@ -241,6 +241,8 @@ async def put_link_policy(request: Request) -> JSONResponse:
     svc = services(request)
     async with api_call(request) as call:
         client_id = parse_id(request.path_params["client_id"], "client")
+        # A client the caller cannot see is missing (404) before anything is refused (403).
+        await get_client(call.session, call.principal, client_id)
         changes = await json_body(request)
         try:
             own = await link_policy.set_overrides(

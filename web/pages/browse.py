@@ -30,6 +30,7 @@ from web.auth import CSRF_FIELD, Caller, deliberate
 from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
+from web.pages import link_pages
 from web.pages import quarantine as held_pages
 from web.pages.browse_docs import document_page, restore_version, trash_document
 from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
@@ -145,6 +146,9 @@ async def _listing_page(
         create_action=f"/folders/{folder.id}/folders"
         if folder
         else f"/clients/{client.id}/folders",
+        share_panel=None
+        if folder is None
+        else await link_pages.panel(session, caller.principal, services(request), folder=folder),
         **abilities(caller.principal, client.id),
     )
 

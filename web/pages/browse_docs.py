@@ -23,6 +23,7 @@ from web.api.documents import PREVIEWABLE
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
 from web.numbers import INT32_MAX, parse_int
+from web.pages import link_pages
 from web.pages import quarantine as held_pages
 from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
@@ -136,6 +137,9 @@ async def document_page(request: Request) -> Response:
             can_delete=allows(principal, Permission.DELETE, client.id),
             can_manage=can_manage,
             held=await held_pages.held_rows(session, principal, document=document),
+            share_panel=await link_pages.panel(
+                session, principal, services(request), document=document
+            ),
         )
 
 
