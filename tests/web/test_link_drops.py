@@ -329,3 +329,21 @@ async def test_the_no_javascript_form_drops_files_within_the_limits(
     )
     assert bare.status_code == 422
     assert [e.action for e in await events(services, "link.dropped")] == ["link.dropped"]
+
+
+async def test_a_password_protected_drop_link_takes_files_only_once_unlocked(
+    http: httpx.AsyncClient, other: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    token = await upload_link(http, world, password="drop box passphrase")
+    # `other` is a fresh browser: no grant yet, so no uploads and no drop page.
+    await start(other, token, 5, "x.txt", expect=404)
+    page = await other.get(f"/s/{token}")
+    assert 'name="password"' in page.text and "upload-panel" not in page.text
+    unlocked = await other.post(f"/s/{token}/password", data={"password": "drop box passphrase"})
+    assert unlocked.status_code == 303
+    assert "upload-panel" in (await other.get(f"/s/{token}")).text
+    await drop(other, token, b"hello", "x.txt")
+    # The grant is the browser's: another one without it is still refused.
+    await start(http, token, 5, "y.txt", expect=404)
+    refused = [json.loads(e.details)["reason"] for e in await events(services, "link.refused")]
+    assert refused.count("locked") == 2
