@@ -290,6 +290,9 @@ async def test_the_folder_page_shows_staff_who_dropped_what(
     assert "Dana Banker" in section and "dana@bank.example" in section
     assert "127.0.0.1" in section and "clean.txt" in section and "bad.com" in section
     assert "Infected" in section
+    # The held file names its visitor too.
+    held = page.text.split('id="quarantine-heading"', 1)[1].split("</section>", 1)[0]
+    assert "bad.com" in held and "Dana Banker &lt;dana@bank.example&gt;" in held
     # Client members see no drop records.
     await sign_in_fully(other, world["alice"])
     theirs = await other.get(f"/folders/{world.acme_folder}")

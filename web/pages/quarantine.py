@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from vault import quarantine
 from vault.db import transaction
+from vault.drops import Drop
 from vault.lookalikes import shown_name
 from vault.models import Document, User
 from vault.policy import Principal
@@ -63,13 +64,24 @@ async def held_rows(
     if ids:
         for user in (await session.execute(select(User).where(col(User.id).in_(ids)))).scalars():
             people[user.id] = shown_name(user.display_name, user.email, user.role)
+    # Files dropped through an upload link name no user: show whom the visitor said they were.
+    visitors = {
+        drop.version_id: f"{drop.uploader_name} <{drop.uploader_email}>"
+        for drop in (
+            await session.execute(
+                select(Drop).where(col(Drop.version_id).in_({row.version_id for row in held}))
+            )
+        ).scalars()
+    }
     return [
         HeldRow(
             version_id=row.version_id,
             name=row.name,
             size=row.size,
             created_at=row.created_at,
-            uploaded_by=people.get(row.uploaded_by, "") if row.uploaded_by else "",
+            uploaded_by=people.get(row.uploaded_by, "")
+            if row.uploaded_by
+            else visitors.get(row.version_id, ""),
             state=row.state,
             detail=row.signature or row.reason or "",
             may_release=row.state != ScanState.INFECTED,
