@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +18,7 @@ from sqlmodel import col, select
 from tests.fixtures.app import World
 from tests.fixtures.clamd import EICAR, SIGNATURE, ClamdServer
 from tests.web.test_browse_pages import other, sign_in_fully
+from tests.web.test_cli import cli_async, ok
 from tests.web.test_documents_api import upload
 from tests.web.test_pages import csrf_of
 from tests.web.test_tus import new_upload, send
@@ -390,3 +392,28 @@ async def test_staff_see_held_files_on_the_folder_page_and_decide(
         "quarantine.deleted",
     ]
     assert not [o async for o in services.store.list(infected.storage_key)]
+
+
+async def test_the_scan_command_scans_what_is_pending(
+    http: httpx.AsyncClient, world: World, settings: Settings, tmp_path: Path
+) -> None:
+    await upload(http, world["alice"].auth, world.acme_folder, "cli.txt", b"cli", expect=202)
+    config = tmp_path / "clientvault.toml"
+    config.write_text(
+        "\n".join(
+            [
+                f"data_dir = {json.dumps(str(settings.data_dir))}",
+                "[database]",
+                f"url = {json.dumps(settings.database.url)}",
+                "[storage]",
+                "part_size_mib = 5",
+                "[scan]",
+                f"clamd_socket = {json.dumps(settings.scan.clamd_socket)}",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    assert ok(await cli_async(config, "scan", "ping")) == "ok"
+    ok(await cli_async(config, "scan", "run", "--once"))
+    assert await folder_names(http, world) == ["cli.txt"]
