@@ -55,11 +55,16 @@ class LinkCode(SQLModel, table=True):
 
 GRANT_BYTES = 32
 CODE_DIGITS = 8
+# Wrong entries after which a code is dead, whatever the lockouts allow: 10**8 codes and
+# 5 tries each leave a guesser one chance in 20 million per code sent.
+CODE_ATTEMPTS = 5
 PASSWORD = "password"  # noqa: S105 (the name of a requirement, not a secret)
 CODE = "code"
 # Codes sent per link within a window: a stranger holding the link cannot flood the
 # recipient's inbox.
-SEND_LIMITS = Limits(max_failures=5, window=timedelta(minutes=15))
+SEND_LIMITS = Limits(
+    max_failures=5, window=timedelta(minutes=15), base_lockout=timedelta(minutes=15)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,12 +302,16 @@ async def unlock_with_code(
     )
     wanted = _code_digest(link.id, typed)
     for candidate in candidates:
-        if aware(candidate.expires_at) > now and hmac.compare_digest(candidate.code_hash, wanted):
+        usable = aware(candidate.expires_at) > now and candidate.attempts < CODE_ATTEMPTS
+        if usable and hmac.compare_digest(candidate.code_hash, wanted):
             candidate.used_at = now
             session.add(candidate)
             for key in keys:
                 await ratelimit.succeed(session, key)
             return await _pass(session, context, link, via=CODE, secret=secret, ttl=ttl, now=now)
+    for candidate in candidates:
+        candidate.attempts += 1
+        session.add(candidate)
     locked = await _fail(session, keys, limits, now)
     await links.record(
         session, context, "link.unlock_failed", link, outcome="failure", reason="wrong_code"

@@ -341,3 +341,18 @@ async def test_a_client_policy_switched_off_stops_its_links_and_upload_links_ser
     assert (await visitor.get(f"{path}/content")).status_code == 404
     refused = [e for e in await link_events(services, link_id) if e.action == "link.refused"]
     assert [reason(e) for e in refused] == ["links_disabled"]
+
+
+async def test_the_language_chooser_keeps_the_visitor_on_the_link(
+    http: httpx.AsyncClient, visitor: httpx.AsyncClient, world: World
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "memo.txt", b"memo")
+    _, path = await share(http, world, f"documents/{document_id}")
+    chosen = await visitor.get(path, params={"lang": "fa"})
+    assert chosen.status_code == 303 and chosen.headers["location"] == path
+    page = await visitor.get(path)
+    assert '<html lang="fa" dir="rtl">' in page.text
+    # A made-up token with a line break goes nowhere but to its own (404) address.
+    odd = await visitor.get("/s/a%0d%0aSet-Cookie:%20x=1", params={"lang": "he"})
+    assert odd.status_code == 303 and "\n" not in odd.headers["location"]
+    assert "x" not in visitor.cookies

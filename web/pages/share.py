@@ -18,6 +18,7 @@ import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,7 +150,9 @@ async def share_page(request: Request) -> Response:
     if lang is not None:
         # The language chooser of these pages is a GET form: a POST would carry `Origin:
         # null` under no-referrer. The choice is kept in the same cookie as everywhere.
-        response = Response(status_code=303, headers={"Location": f"/s/{_token(request)}"})
+        # Quoted: the token is not checked yet, and must not write into the header.
+        target = f"/s/{quote(_token(request), safe='')}"
+        response = Response(status_code=303, headers={"Location": target})
         response.set_cookie(
             i18n.COOKIE,
             lang,

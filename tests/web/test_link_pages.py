@@ -1,0 +1,70 @@
+"""The link panel of the document and folder pages: who sees it, the form's refusals, the
+new link shown once, and revoking from the page."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.fixtures.app import World
+from tests.web.test_browse_pages import put, sign_in_fully
+from tests.web.test_pages import csrf_of
+
+
+async def test_staff_create_a_link_on_the_page_see_it_once_and_revoke_it(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    document_id = await put(http, world, "sam", world.acme_folder, "terms.pdf", b"%PDF terms")
+    await sign_in_fully(http, world["sam"])
+    page = await http.get(f"/documents/{document_id}")
+    assert 'id="share-links"' in page.text
+    assert "A link expires within 30 days at most." in page.text
+    csrf = csrf_of(page.text)
+    action = f"/documents/{document_id}/links"
+
+    too_far = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    refused = await http.post(action, data={"csrf_token": csrf, "expires": too_far})
+    assert refused.status_code == 422
+    assert 'id="link-expires"' in refused.text and 'aria-invalid="true"' in refused.text
+    forged = await http.post(action, data={"csrf_token": "wrong", "expires": too_far})
+    assert forged.status_code == 403
+
+    day = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    made = await http.post(action, data={"csrf_token": csrf, "expires": day, "max_downloads": "2"})
+    assert made.status_code == 200, made.text
+    url = re.search(r'<code id="new-link"[^>]*>([^<]+)</code>', made.text)
+    assert url is not None and "/s/" in url.group(1)
+    token = url.group(1).rsplit("/", 1)[1]
+
+    listed = await http.get(f"/documents/{document_id}")
+    assert "Active" in listed.text and "0 / 2" in listed.text
+    assert token not in listed.text  # shown once, at creation only
+    link_id = re.search(r'action="/links/([0-9a-f-]+)/revoke"', listed.text)
+    assert link_id is not None
+    revoked = await http.post(
+        f"/links/{link_id.group(1)}/revoke",
+        data={"csrf_token": csrf, "next": f"/documents/{document_id}"},
+    )
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == f"/documents/{document_id}#share-links"
+    assert "Revoked" in (await http.get(f"/documents/{document_id}")).text
+    assert (await http.get(f"/s/{token}")).status_code == 404
+
+
+async def test_a_client_user_gets_no_link_panel_unless_the_policy_lets_clients_share(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    await sign_in_fully(http, world["alice"])
+    page = await http.get(f"/folders/{world.acme_folder}")
+    assert page.status_code == 200 and 'id="share-links"' not in page.text
+    changed = await http.put(
+        f"/api/v1/clients/{world.acme}/link-policy",
+        json={"creators": "staff_and_clients"},
+        headers=world["ada"].auth,
+    )
+    assert changed.status_code == 200
+    page = await http.get(f"/folders/{world.acme_folder}")
+    assert 'id="share-links"' in page.text
+    assert "users create links for this client." in page.text
