@@ -237,7 +237,11 @@ async def test_the_app_worker_publishes_clean_uploads_by_itself(
 
 
 async def test_too_large_to_scan_is_held_as_not_scanned_until_staff_release_it(
-    http: httpx.AsyncClient, world: World, services: Services, settings: Settings
+    http: httpx.AsyncClient,
+    other: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    settings: Settings,
 ) -> None:
     data = b"x" * 4096
     response = await upload(http, world["alice"].auth, world.acme_folder, "big.bin", data)
@@ -262,6 +266,11 @@ async def test_too_large_to_scan_is_held_as_not_scanned_until_staff_release_it(
     assert released.actor_role == "staff" and released.document_id == document_id
     [created] = await events(services, "document.created")
     assert details(created)["scan"] == "not_scanned"
+    # The document page tells staff that this version was never scanned.
+    await sign_in_fully(other, world["sam"])
+    page = await other.get(f"/documents/{document_id}")
+    versions = page.text.split('id="versions-heading"', 1)[1].split("</section>", 1)[0]
+    assert "Not scanned" in versions
 
 
 async def test_without_a_scanner_the_policy_may_publish(
