@@ -51,6 +51,7 @@ ACTIONS = frozenset(
         "request.submitted",
         "request.answered",
         "request.reminder",
+        "link.dropped",
     }
 )
 # Reach the staff of the client at once, whatever their cadence (but never when it is off).
@@ -58,6 +59,10 @@ URGENT = frozenset({"request.submitted"})
 _STAFF = frozenset({Role.STAFF, Role.ADMIN})
 # Reach only the client's own members: they are the ones who owe the documents.
 MEMBERS_ONLY = frozenset({"request.reminder"})
+# Files a visitor dropped through an upload link: the client's staff hear of them within one
+# batch window, whatever their cadence (never when it is off); members hear of the document
+# itself when it is published.
+STAFF_ONLY = frozenset({"link.dropped"})
 # Only these may attach a publishing message that goes into the email.
 _PUBLISHERS = frozenset({Role.STAFF.value, Role.ADMIN.value})
 
@@ -175,8 +180,12 @@ async def collect(
                     continue
                 if event.action in MEMBERS_ONLY and person.role is not Role.CLIENT:
                     continue
+                if event.action in STAFF_ONLY and person.role not in _STAFF:
+                    continue
                 if event.action in URGENT and person.role in _STAFF:
                     due = now
+                elif event.action in STAFF_ONLY:
+                    due = now + window
                 else:
                     due = due_at(
                         person.cadence,
@@ -233,9 +242,19 @@ def _local_time(ts: str, tz: ZoneInfo) -> str:
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M} ({tz.key})"
 
 
-def _link(public_url: str, event: AuditEvent) -> str:
+def _link(public_url: str, event: AuditEvent, details: dict[str, object]) -> str:
     base = public_url.rstrip("/")
+    if event.action in STAFF_ONLY and details.get("folder_id"):
+        # A drop may still be held for its scan: the folder page shows it either way.
+        return f"{base}/folders/{details['folder_id']}"
     return f"{base}/documents/{event.document_id}" if event.document_id else f"{base}/"
+
+
+def _who(event: AuditEvent, details: dict[str, object], people: dict[str, str]) -> str:
+    if event.action in STAFF_ONLY:
+        # A visitor has no account: the name and address they gave on the drop page.
+        return f"{details.get('uploader_name', '')} <{details.get('uploader_email', '')}>"
+    return people.get(event.actor_id or "", "ClientVault")
 
 
 def _wording(action: str, details: dict[str, object]) -> str:
@@ -314,9 +333,9 @@ async def build_due(
                 name=str(details[e.seq].get("name", "")),
                 client=client_name,
                 folder=folders.get(str(details[e.seq].get("folder_id", "")), ""),
-                who=people.get(e.actor_id or "", "ClientVault"),
+                who=_who(e, details[e.seq], people),
                 when=_local_time(e.ts, tz),
-                link=_link(public_url, e),
+                link=_link(public_url, e, details[e.seq]),
                 message=_message(e, details[e.seq]),
             )
             for e in events

@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.live",
     "tests.fixtures.smtp",
     "tests.fixtures.browser",
+    "tests.fixtures.clamd",
 ]
 
 # Fixtures whose use puts a test in a lane of its own (see the markers in pyproject.toml).

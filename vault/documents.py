@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import anyio
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -120,6 +121,54 @@ async def commit_upload(
     """Record the stored object as the next version, with its audit event, atomically."""
     folder = await get_folder(session, principal, plan.folder_id)
     require(principal, Permission.UPLOAD, folder.client_id)
+    return await record_version(
+        session,
+        context,
+        plan,
+        blob,
+        content_type=content_type or guess_content_type(plan.name),
+        uploaded_by=principal.user_ref,
+        details=details,
+    )
+
+
+class PlannedVersion(Protocol):
+    """The ids and wrapped key a version is recorded under (an `UploadPlan`, or a version
+    held in quarantine until its scan passed)."""
+
+    @property
+    def client_id(self) -> uuid.UUID: ...
+    @property
+    def folder_id(self) -> uuid.UUID: ...
+    @property
+    def document_id(self) -> uuid.UUID: ...
+    @property
+    def version_id(self) -> uuid.UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def is_new(self) -> bool: ...
+    @property
+    def kek_id(self) -> str: ...
+    @property
+    def wrapped_dek(self) -> bytes: ...
+
+
+async def record_version(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    plan: PlannedVersion,
+    blob: StoredBlob,
+    *,
+    content_type: str,
+    uploaded_by: uuid.UUID | None,
+    details: dict[str, object] | None = None,
+) -> tuple[Document, Version]:
+    """Make an authorised, stored object the document's next version, with its audit event.
+
+    Raises:
+        ConflictError: the document was deleted, or another document took its new name.
+    """
     now = datetime.now(UTC)
     if plan.is_new:
         document = Document(
@@ -156,8 +205,8 @@ async def commit_upload(
         number=document.current_version,
         size=blob.plaintext_size,
         sha256=blob.sha256,
-        content_type=content_type or guess_content_type(plan.name),
-        uploaded_by=principal.user_ref,
+        content_type=content_type,
+        uploaded_by=uploaded_by,
         created_at=now,
         storage_key=blob.key,
         object_size=blob.object_size,

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 import vault.crypto as crypto
-from vault import audit, uploads
+from vault import audit, quarantine, uploads
 from vault.blobs import first_failure, read_decrypted
 from vault.db import transaction
 from vault.errors import IntegrityError, KeyNotFoundError, KeyringError, VaultError
@@ -264,7 +264,8 @@ async def check_store(
     started = now or datetime.now(UTC)
     cutoff = started - orphan_grace
     prefix = OBJECT_PREFIX if client_id is None else f"{OBJECT_PREFIX}{client_id}/"
-    live = await uploads.live_storage_keys(sessions)  # only unfinished uploads: few
+    # Only unfinished uploads and versions held in quarantine: few.
+    live = await uploads.live_storage_keys(sessions) | await quarantine.held_storage_keys(sessions)
     report = FsckReport()
     checker = _Checker(store, keyring, deep, report, on_problem)
     if deep:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit, mfa, uploads
+from vault import audit, mfa, quarantine, uploads
 from vault.db import transaction
 from vault.keyring import Keyring
 from vault.models import Version
@@ -83,7 +83,10 @@ async def collect_garbage(
     """
     cutoff = (now or datetime.now(UTC)) - grace
     expired = await uploads.expire_uploads(sessions, store, now=now)
-    resumable = await uploads.live_storage_keys(sessions)
+    # Held versions' objects are referenced by no version until they are published.
+    resumable = await uploads.live_storage_keys(sessions) | await quarantine.held_storage_keys(
+        sessions
+    )
     deleted = 0
     async for obj in store.list(OBJECT_PREFIX):
         if obj.last_modified > cutoff or obj.key in resumable:

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +19,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, blobs, crypto
-from vault import documents as doc_service
+from vault import audit, blobs, crypto, quarantine
 from vault.db import transaction
 from vault.digests import RunningDigests
 from vault.errors import ConflictError, IntegrityError, VaultError
@@ -52,10 +52,21 @@ _READ_BACK_BATCH = 8 << 20
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The version an upload became."""
+    """The version an upload became (0 and `held` while it waits in quarantine)."""
 
     document_id: uuid.UUID
     version: int
+    held: bool = False
+
+    @classmethod
+    def of(cls, upload: Upload) -> Finished:
+        """What a completed upload became."""
+        number = upload.version_number
+        return cls(upload.document_id, number or 0, held=number is None)
+
+
+# Told (in the committing transaction) which upload became what.
+OnCommit = Callable[[AsyncSession, uuid.UUID, quarantine.Committed], Awaitable[None]]
 
 
 class _LeaseLost(VaultError):
@@ -75,7 +86,7 @@ async def _take_over(
     async with transaction(sessions) as session:
         upload = await locked(session, upload_id)
         if upload.state == UploadState.COMPLETE:
-            return Finished(upload.document_id, upload.version_number or 0)
+            return Finished.of(upload)
         now = datetime.now(UTC)
         if upload.state == UploadState.FINISHING and lease_held(upload, now):
             return None
@@ -264,8 +275,11 @@ async def finish(
     upload_id: uuid.UUID,
     *,
     digests: RunningDigests | None = None,
+    hold: bool = False,
+    on_commit: OnCommit | None = None,
 ) -> Finished:
-    """Turn a fully stored upload into its document version, exactly once.
+    """Turn a fully stored upload into its document version (or, with `hold`, a version
+    held in quarantine until scanned), exactly once.
 
     Any number of processes may call this at once: one holds the upload (a lease in its
     row) while it assembles, hashes and commits; the others wait and return the same
@@ -294,28 +308,40 @@ async def finish(
             row = await locked(session, upload_id)
             if row.claim != token:
                 raise _LeaseLost("another process is finishing this upload")
-            document, version = await doc_service.commit_upload(
+            committed = await quarantine.commit_or_hold(
                 session,
                 principal,
                 context,
                 resumable.plan,
                 blob,
+                hold=hold,
                 content_type=resumable.content_type,
                 details={"upload_id": str(upload_id)},
             )
+            if on_commit is not None:
+                # In the same transaction: what the caller records commits with the version.
+                await on_commit(session, upload_id, committed)
             # The final part's staged segments are in the stored object now.
             await session.execute(delete(StagedRun).where(col(StagedRun.upload_id) == upload_id))
             row.state = UploadState.COMPLETE
-            row.version_number = version.number
+            row.version_number = committed.version
             row.claim = None
             row.lease_until = None
             row.updated_at = datetime.now(UTC)
             session.add(row)
-        return Finished(document.id, version.number)
+        return Finished(committed.document_id, committed.version or 0, held=committed.held)
     except _LeaseLost:
         # Whoever holds it now finishes; wait for their answer like any other caller.
         return await finish(
-            sessions, store, keyring, principal, context, upload_id, digests=digests
+            sessions,
+            store,
+            keyring,
+            principal,
+            context,
+            upload_id,
+            digests=digests,
+            hold=hold,
+            on_commit=on_commit,
         )
     except ConflictError:
         with anyio.CancelScope(shield=True):

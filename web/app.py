@@ -17,9 +17,9 @@ from starlette.staticfiles import StaticFiles
 
 import notify
 from notify import alert_mail
-from vault import audit, checkpoints
+from vault import audit, checkpoints, scanning
 from vault.db import check_migrated
-from web import access_log, health, unsubscribe
+from web import access_log, health, link_uploads, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
@@ -28,7 +28,14 @@ from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
 from web.pages import missing
 from web.pages import routes as page_routes
-from web.services import Services, alert_rules, build_mailer, notify_config, open_services
+from web.services import (
+    Services,
+    alert_rules,
+    build_mailer,
+    notify_config,
+    open_services,
+    scan_policy,
+)
 from web.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -86,6 +93,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         build_mailer(settings),
                         notify_config(settings, services.keyring),
                     )
+                if settings.scan.worker:
+                    # Takes versions out of quarantine; any number may run (one per process).
+                    tasks.start_soon(
+                        partial(
+                            scanning.run,
+                            services.sessions,
+                            services.store,
+                            services.keyring,
+                            scan_policy(settings),
+                            interval=settings.scan.interval_seconds,
+                        )
+                    )
                 logger.info("ClientVault ready on %s", settings.server.public_url)
                 stop_observing = (
                     audit.observe_appends(metrics.audit_append.observe)
@@ -105,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/favicon.ico", missing.favicon, methods=["GET"]),
         Mount("/api/v1", routes=api_routes()),
         *unsubscribe.routes(),
+        *link_uploads.routes(),
         Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
         *page_routes(),
     ]

@@ -26,6 +26,7 @@ from vault.policy import SYSTEM
 from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd
 from web.cli_fsck import fsck
+from web.cli_scan import scan_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.metrics import prepare_multiprocess
@@ -91,6 +92,7 @@ main.add_command(audit_group)
 main.add_command(backup_cmd)
 main.add_command(restore_cmd)
 main.add_command(fsck)
+main.add_command(scan_group)
 
 
 @main.command()

@@ -14,6 +14,7 @@ from storage import ObjectNotFoundError, StorageError, StorageFullError
 from vault.audit_tree import AuditTreeError
 from vault.checkpoints import CheckpointError
 from vault.db import NotMigratedError
+from vault.drops import InvalidDropError
 from vault.errors import (
     ConflictError,
     IncompleteUploadError,
@@ -76,6 +77,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidRequestError, 422, "Invalid request"),
     (InvalidLinkError, 422, "Invalid request"),
     (InvalidLinkPolicyError, 422, "Invalid request"),
+    (InvalidDropError, 422, "Invalid request"),
     (NotFoundError, 404, "Not found"),
     (PermissionDeniedError, 403, "Forbidden"),
     (ConflictError, 409, "Conflict"),
@@ -163,7 +165,7 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
             extra: dict[str, Any] = {}
             if isinstance(exc, InvalidNameError):
                 extra["rule"] = exc.rule
-            if isinstance(exc, InvalidLinkError):
+            if isinstance(exc, InvalidLinkError | InvalidDropError):
                 extra["field"] = exc.field
             return problem(status, title, str(exc), **extra)
     return await handle_unexpected(request, exc)

@@ -27,7 +27,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from vault import blobs
+from vault import blobs, quarantine
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, TooLargeError
@@ -60,8 +60,9 @@ _NAME_ESCAPES = (("%22", '"'), ("%0D", "\r"), ("%0A", "\n"))
 class StoredFile:
     name: str
     document_id: uuid.UUID
-    version: int
+    version: int | None  # None while held in quarantine
     size: int
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,9 +249,11 @@ class _Receiver:
         request: Request,
         folder_for: Callable[[dict[str, list[str]]], Awaitable[uuid.UUID]],
         details: Callable[[dict[str, list[str]]], dict[str, str] | None] | None,
+        hold: bool,
     ) -> None:
         self.request = request
         self.svc = services(request)
+        self.hold = hold
         self.folder_for = folder_for
         self.details = details
         self.events = _events(request, boundary_of(request))
@@ -344,6 +347,7 @@ class _Receiver:
         self.files_seen += 1
         if self.files_seen > MAX_FILES:
             raise ProblemError(413, "Content too large", "the form has too many files")
+        limit = await self.admit_file()
         principal = self.caller.principal
         folder_id = await self.folder_for(self.lists)
         try:
@@ -361,11 +365,11 @@ class _Receiver:
                 sealer=plan.sealer(),
                 part_size=self.svc.part_size,
                 concurrency=self.svc.settings.storage.concurrency,
-                max_size=self.svc.max_upload_size,
+                max_size=limit,
             )
         except TooLargeError:
             raise FormUploadError(
-                f"A file is larger than the {self.svc.max_upload_size} bytes allowed.",
+                f"A file is larger than the {limit} bytes allowed.",
                 stored=self.stored,
                 rule="too_large",
                 position=self.files_seen,
@@ -373,6 +377,10 @@ class _Receiver:
             ) from None
         stored = await self._commit(principal, plan, blob, part.content_type)
         self.stored.append(stored)
+
+    async def admit_file(self) -> int:
+        """The most bytes the next file may have; raises to refuse it before any byte."""
+        return self.svc.max_upload_size
 
     async def _commit(
         self,
@@ -385,12 +393,13 @@ class _Receiver:
         audit_details: dict[str, object] | None = dict(extra) if extra else None
         try:
             async with transaction(self.svc.sessions) as session:
-                document, version = await doc_service.commit_upload(
+                committed = await quarantine.commit_or_hold(
                     session,
                     principal,
                     audit_context(self.request, principal),
                     plan,
                     blob,
+                    hold=self.hold,
                     content_type=content_type,
                     details=audit_details,
                 )
@@ -399,10 +408,11 @@ class _Receiver:
                 await self.svc.store.delete(plan.storage_key)
             raise
         return StoredFile(
-            name=document.name,
-            document_id=document.id,
-            version=version.number,
+            name=committed.name,
+            document_id=committed.document_id,
+            version=committed.version,
             size=blob.plaintext_size,
+            held=committed.held,
         )
 
     def _refuse_name(self, exc: InvalidNameError) -> NoReturn:
@@ -433,6 +443,7 @@ async def receive_upload(
     *,
     folder_for: Callable[[dict[str, list[str]]], Awaitable[uuid.UUID]],
     details: Callable[[dict[str, list[str]]], dict[str, str] | None] | None = None,
+    hold: bool | None = None,
 ) -> tuple[Caller, FormUpload]:
     """Authenticate the browser (CSRF from the first field `csrf_token`), then store each
     file part into the folder `folder_for(fields_so_far)` returns, as they stream.
@@ -450,7 +461,10 @@ async def receive_upload(
         IncompleteUploadError: the body was cut off; the file it was in is not stored.
         NotFoundError, PermissionDeniedError: the folder is not visible, or not writable.
     """
-    receiver = _Receiver(request, folder_for, details)
+    # `hold`: keep the files in quarantine until scanned; by default as `[scan].all_uploads`.
+    if hold is None:
+        hold = services(request).settings.scan.all_uploads
+    receiver = _Receiver(request, folder_for, details, hold)
     try:
         return await receiver.run()
     except FormUploadError as exc:

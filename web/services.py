@@ -15,12 +15,14 @@ from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
 from storage import ByteBudget, LocalObjectStore, S3ObjectStore, make_s3_client
 from vault import alerts
 from vault.checkpoints import Signer
+from vault.clamd import ClamdScanner
 from vault.db import create_engine, session_factory
 from vault.digests import RunningDigests
 from vault.keyring import KeyFile, Keyring
 from vault.models import Role
 from vault.passwords import hasher
 from vault.ratelimit import Limits
+from vault.scanning import Infected, ScanPolicy, Unscanned
 from vault.sessions import SessionPolicy
 from vault.signin import SignInPolicy
 from vault.store import ObjectStore
@@ -87,6 +89,24 @@ class Services:
             idle=timedelta(minutes=auth.session_idle_minutes),
             absolute=timedelta(hours=auth.session_absolute_hours),
         )
+
+
+def scan_policy(settings: Settings) -> ScanPolicy:
+    scan = settings.scan
+    scanner = None
+    if scan.clamd_socket or scan.clamd_host:
+        scanner = ClamdScanner(
+            socket_path=scan.clamd_socket,
+            host=scan.clamd_host,
+            port=scan.clamd_port,
+            timeout=scan.timeout_seconds,
+        )
+    return ScanPolicy(
+        scanner=scanner,
+        max_bytes=scan.max_scan_mib * MiB,
+        unscanned=Unscanned(scan.unscanned),
+        infected=Infected(scan.infected),
+    )
 
 
 def build_store(settings: Settings) -> ObjectStore:

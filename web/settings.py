@@ -174,6 +174,25 @@ class UploadSettings(_Section):
     expire_hours: int = Field(24, ge=1)
 
 
+class ScanSettings(_Section):
+    # Hold every new version in quarantine until scanned (drops through upload links are
+    # held whenever their link's policy says drops are scanned).
+    all_uploads: bool = False
+    # clamd's LocalSocket; when empty, clamd_host:clamd_port (its TCPSocket); both empty:
+    # no scanner, so held versions are "not scanned" and `unscanned` decides.
+    clamd_socket: str = ""
+    clamd_host: str = ""
+    clamd_port: int = Field(3310, ge=1, le=65535)
+    timeout_seconds: float = Field(120, gt=0)
+    # Larger versions are not scanned; keep at or below clamd's StreamMaxLength.
+    max_scan_mib: int = Field(100, ge=1)
+    unscanned: Literal["publish", "hold"] = "hold"  # what a version no scanner passed gets
+    infected: Literal["keep", "delete"] = "keep"  # keep (encrypted, never served) for review
+    # Run the scan worker inside each app process; off when `clientvault scan run` does it.
+    worker: bool = True
+    interval_seconds: float = Field(5, gt=0)
+
+
 class LinksSettings(_Section):
     """Firm-wide defaults of share and upload-request links; clients may override them."""
 
@@ -227,6 +246,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     alerts: AlertsSettings = AlertsSettings()
     uploads: UploadSettings = UploadSettings()
+    scan: ScanSettings = ScanSettings()
     auth: AuthSettings = AuthSettings()
     links: LinksSettings = LinksSettings()
     metrics: MetricsSettings = MetricsSettings()

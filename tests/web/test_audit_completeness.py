@@ -55,13 +55,13 @@ from web.settings import Settings
 
 ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS}
 
+
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """Client users may hold tokens here, so token routes are called by a client as well."""
     return settings.model_copy(
         update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
     )
-
 
 
 def inventory(routes: Sequence[BaseRoute], prefix: str = "") -> set[tuple[str, str]]:

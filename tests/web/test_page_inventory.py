@@ -28,6 +28,7 @@ PUBLIC_POST = {
     "/invite/{token}",
     "/reset/{token}",
     "/language",
+    "/s/{token}/uploads/form",
     *SHARE_POST,
 }
 

@@ -10,7 +10,7 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from vault import audit, blobs, publishing, receipts
+from vault import audit, blobs, publishing, quarantine, receipts
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, PermissionDeniedError
@@ -133,12 +133,13 @@ async def put_file(request: Request) -> JSONResponse:
     )
     try:
         async with api_call(request) as call:
-            document, version = await doc_service.commit_upload(
+            committed = await quarantine.commit_or_hold(
                 call.session,
                 call.principal,
                 call.audit,
                 plan,
                 blob,
+                hold=svc.settings.scan.all_uploads,
                 content_type=_content_type(request),
                 details={"message": message} if message else None,
             )
@@ -146,10 +147,16 @@ async def put_file(request: Request) -> JSONResponse:
         with anyio.CancelScope(shield=True):
             await svc.store.delete(plan.storage_key)
         raise
+    if committed.held:
+        # Stored, but no version until the scanner passes it (or staff release it).
+        return JSONResponse(
+            {"document_id": str(committed.document_id), "version": None, "scan": "pending"},
+            status_code=202,
+        )
     return JSONResponse(
-        {"document_id": str(document.id), "version": version.number},
+        {"document_id": str(committed.document_id), "version": committed.version},
         status_code=201 if plan.is_new else 200,
-        headers={"Location": f"/api/v1/documents/{document.id}"},
+        headers={"Location": f"/api/v1/documents/{committed.document_id}"},
     )
 
 

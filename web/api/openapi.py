@@ -135,8 +135,10 @@ SPEC: dict[str, Any] = {
         },
         "/folders/{folder_id}/files/{name}": {
             "put": _op(
-                "One-shot streaming upload: 201 new document, 200 new version; staff may add "
-                "`message` (up to 2000 characters), shown in the notification email",
+                "One-shot streaming upload: 201 new document, 200 new version, 202 "
+                '{document_id, version: null, scan: "pending"} when held in quarantine until '
+                "scanned ([scan].all_uploads); staff may add `message` (up to 2000 "
+                "characters), shown in the notification email",
                 "201",
                 body={
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
@@ -218,7 +220,8 @@ SPEC: dict[str, Any] = {
                 _op(
                     "Upload-Offset (a 64 KiB segment boundary), Upload-Length, "
                     "Upload-Expires; "
-                    "Document-Id and Document-Version once complete",
+                    "Document-Id and Document-Version once complete (Document-Scan: pending "
+                    "instead of Document-Version while held in quarantine)",
                     upload_id="path",
                 )
             ),
@@ -227,7 +230,10 @@ SPEC: dict[str, Any] = {
                     _op(
                         "Append bytes at Upload-Offset; every whole 64 KiB segment is "
                         "stored and the answer's Upload-Offset says how far; the final "
-                        "request answers with Document-Id and Document-Version",
+                        "request answers with Document-Id and Document-Version (Document-Scan: "
+                        "pending instead while held in quarantine). Visitors of an upload link "
+                        "use the same protocol at /s/{token}/uploads (metadata filename, "
+                        "uploader_name, uploader_email; no folder_id, no Document-* answers)",
                         "204",
                         body=_TUS_BODY,
                         upload_id="path",

@@ -25,13 +25,13 @@ from functools import wraps
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from vault import audit, crypto, upload_append, upload_finish, uploads
-from vault.policy import Principal
-from web.api.common import api_call, parse_id
+from vault import crypto, upload_append, upload_finish, uploads
+from web.api.common import parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
 from web.numbers import INT64_MAX, parse_int
 from web.services import MiB, Services
+from web.tus_binding import API, TusBinding, TusCall, metadata_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +48,16 @@ OFFSET_STREAM = "application/offset+octet-stream"
 # Not a tus header: the PATCH body size that stores without waste (a whole number of parts).
 CHUNK_SIZE_HEADER = "ClientVault-Chunk-Size"
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request, TusBinding], Awaitable[Response]]
 
 
-def tus_endpoint(handler: Handler) -> Handler:
+def tus_endpoint(handler: Handler) -> Callable[..., Awaitable[Response]]:
     """Answer errors as problem+json like the rest of the API, and mark every response tus."""
 
     @wraps(handler)
-    async def endpoint(request: Request) -> Response:
+    async def endpoint(request: Request, binding: TusBinding = API) -> Response:
         try:
-            response = await handler(request)
+            response = await handler(request, binding)
         except Exception as exc:
             response = await _problem(request, exc)
         response.headers["Tus-Resumable"] = TUS_VERSION
@@ -138,27 +138,18 @@ def _media_type(value: bytes | None) -> str | None:
     return text
 
 
-def _metadata_text(pairs: dict[str, bytes], key: str) -> str:
-    value = pairs.get(key)
-    if value is None:
-        raise ProblemError(
-            400, "Bad request", f"Upload-Metadata must carry {key} (base64)", field=key
-        )
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProblemError(
-            400, "Bad request", f"the {key} metadata is not UTF-8", field=key
-        ) from None
-
-
 def _require_offset_stream(request: Request) -> None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != OFFSET_STREAM:
         raise ProblemError(415, "Unsupported media type", f"send Content-Type: {OFFSET_STREAM}")
 
 
-def _document_headers(finished: upload_finish.Finished) -> dict[str, str]:
+def _document_headers(finished: upload_finish.Finished, call: TusCall) -> dict[str, str]:
+    if not call.reveal:
+        return {}
+    if finished.held:
+        # No version yet: it waits in quarantine until the scanner passes it.
+        return {"Document-Id": str(finished.document_id), "Document-Scan": "pending"}
     return {"Document-Id": str(finished.document_id), "Document-Version": str(finished.version)}
 
 
@@ -245,8 +236,7 @@ async def _replay(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
 async def _receive(
     request: Request,
     upload: uploads.Upload,
-    principal: Principal,
-    context: audit.AuditContext,
+    call: TusCall,
     checksum: tuple[str, bytes] | None,
     *,
     creating: bool = False,
@@ -272,12 +262,14 @@ async def _receive(
             svc.sessions,
             svc.store,
             svc.keyring,
-            principal,
-            context,
+            call.finisher,
+            call.audit,
             upload.id,
             digests=digests,
+            hold=call.hold,
+            on_commit=call.on_commit,
         )
-        return {"Upload-Offset": str(resumable.length), **_document_headers(finished)}
+        return {"Upload-Offset": str(resumable.length), **_document_headers(finished, call)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
     if stalled and not creating:
         # A client that keeps sending less than a segment would never advance: tell it why.
@@ -297,7 +289,7 @@ async def _receive(
 
 
 @tus_endpoint
-async def options(request: Request) -> Response:
+async def options(request: Request, binding: TusBinding) -> Response:
     """Discovery; public, like any tus server's (the request's Tus-Resumable is ignored)."""
     svc = services(request)
     return Response(
@@ -313,9 +305,9 @@ async def options(request: Request) -> Response:
 
 
 @tus_endpoint
-async def create(request: Request) -> Response:
+async def create(request: Request, binding: TusBinding) -> Response:
     svc = services(request)
-    async with api_call(request) as call:
+    async with binding.call(request) as call:
         _require_version(request)
         if request.headers.get("upload-defer-length") is not None:
             raise ProblemError(400, "Bad request", "deferred lengths are not supported")
@@ -342,8 +334,9 @@ async def create(request: Request) -> Response:
             checksum = _checksum(request)
         raw = request.headers.get("upload-metadata", "")
         pairs = uploads.parse_metadata(raw)
-        name = _metadata_text(pairs, "filename")
-        folder_id = parse_id(_metadata_text(pairs, "folder_id"), "folder")
+        name = metadata_text(pairs, "filename")
+        folder_id = await binding.folder_for(call, pairs)
+        await binding.admit(call, length=length)
         upload = await uploads.create_upload(
             call.session,
             call.principal,
@@ -359,15 +352,15 @@ async def create(request: Request) -> Response:
             metadata=raw or None,
             content_type=_media_type(pairs.get("filetype")),
         )
-        principal, context = call.principal, call.audit
+        await binding.created(call, upload, pairs)
     headers = {
-        "Location": f"/api/v1/uploads/{upload.id}",
+        "Location": binding.location(request, upload.id),
         "Upload-Offset": "0",
         "Upload-Expires": http_date(upload.expires_at),
         CHUNK_SIZE_HEADER: str(chunk_size(svc)),
     }
     if with_upload:
-        answer = await _receive(request, upload, principal, context, checksum, creating=True)
+        answer = await _receive(request, upload, call, checksum, creating=True)
         headers.update(answer)
         if "Document-Id" in answer:
             del headers["Upload-Expires"]
@@ -378,9 +371,16 @@ async def create(request: Request) -> Response:
             svc.sessions, svc.store, resumable, _nothing(), expires_in=_expires_in(svc)
         )
         finished = await upload_finish.finish(
-            svc.sessions, svc.store, svc.keyring, principal, context, upload.id
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            call.finisher,
+            call.audit,
+            upload.id,
+            hold=call.hold,
+            on_commit=call.on_commit,
         )
-        headers.update(_document_headers(finished))
+        headers.update(_document_headers(finished, call))
         del headers["Upload-Expires"]
     return Response(status_code=201, headers=headers)
 
@@ -392,13 +392,14 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 
 @tus_endpoint
-async def head(request: Request) -> Response:
+async def head(request: Request, binding: TusBinding) -> Response:
     upload_id = parse_id(request.path_params["upload_id"], "upload")
-    async with api_call(request) as call:
+    async with binding.call(request) as call:
         _require_version(request)
         upload = await uploads.get_upload(
             call.session, call.principal, upload_id, context=call.audit
         )
+        await binding.check(call, upload)
     headers = {
         "Upload-Offset": str(uploads.reported_offset(upload)),
         "Upload-Length": str(upload.upload_length),
@@ -409,22 +410,19 @@ async def head(request: Request) -> Response:
         headers["Upload-Metadata"] = upload.tus_metadata
     if upload.state == uploads.UploadState.COMPLETE:
         # A client whose final PATCH lost its answer learns the document here.
-        headers.update(
-            _document_headers(
-                upload_finish.Finished(upload.document_id, upload.version_number or 0)
-            )
-        )
+        headers.update(_document_headers(upload_finish.Finished.of(upload), call))
     else:
         headers["Upload-Expires"] = http_date(upload.expires_at)
     return Response(status_code=200, headers=headers)
 
 
 @tus_endpoint
-async def patch(request: Request) -> Response:
+async def patch(request: Request, binding: TusBinding) -> Response:
     upload_id = parse_id(request.path_params["upload_id"], "upload")
-    async with api_call(request) as call:
+    async with binding.call(request) as call:
         _require_version(request)
         upload = await uploads.get_upload(call.session, call.principal, upload_id, write=True)
+        await binding.check(call, upload)
         _require_offset_stream(request)
         offset = _count(request, "upload-offset")
         current = uploads.reported_offset(upload)
@@ -441,27 +439,32 @@ async def patch(request: Request) -> Response:
                 f"{upload.upload_length}",
             )
         checksum = _checksum(request)
-        principal, context = call.principal, call.audit
     if upload.state == uploads.UploadState.COMPLETE:
         # The final request again (its answer was lost, say): the same answer, nothing stored.
         async for chunk in request.stream():
             if chunk:
                 raise ProblemError(413, "Content too large", "the upload is already complete")
-        finished = upload_finish.Finished(upload.document_id, upload.version_number or 0)
+        finished = upload_finish.Finished.of(upload)
         return Response(
             status_code=204,
-            headers={"Upload-Offset": str(upload.upload_length), **_document_headers(finished)},
+            headers={
+                "Upload-Offset": str(upload.upload_length),
+                **_document_headers(finished, call),
+            },
         )
-    headers = await _receive(request, upload, principal, context, checksum)
+    headers = await _receive(request, upload, call, checksum)
     return Response(status_code=204, headers=headers)
 
 
 @tus_endpoint
-async def delete(request: Request) -> Response:
+async def delete(request: Request, binding: TusBinding) -> Response:
     svc = services(request)
     upload_id = parse_id(request.path_params["upload_id"], "upload")
-    async with api_call(request) as call:
+    async with binding.call(request) as call:
         _require_version(request)
+        await binding.check(
+            call, await uploads.get_upload(call.session, call.principal, upload_id, write=True)
+        )
         upload = await uploads.terminate(call.session, call.principal, call.audit, upload_id)
     services(request).upload_digests.forget(upload.id)
     try:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from vault import audit, receipts, search, trash
+from vault import audit, drops, receipts, search, trash
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
@@ -31,13 +31,14 @@ from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
 from web.pages import link_pages
+from web.pages import quarantine as held_pages
 from web.pages.browse_docs import document_page, restore_version, trash_document
 from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
 logger = logging.getLogger(__name__)
 
-FOLDER_NOTICES = frozenset({"folder-created", "trashed"})
+FOLDER_NOTICES = frozenset({"folder-created", "trashed"}) | held_pages.NOTICES
 TRASH_NOTICES = frozenset({"restored"})
 COLUMNS = folder_service.SORT_KEYS
 
@@ -134,6 +135,12 @@ async def _listing_page(
         descending=descending,
         links=sort_links(request.url.path, sort, descending),
         notice=notice(request, FOLDER_NOTICES),
+        held=await held_pages.held_rows(
+            session, caller.principal, folder_id=folder.id if folder else None
+        ),
+        dropped=await drops.dropped_in_folder(session, caller.principal, folder.id)
+        if folder
+        else [],
         folder_error=folder_error,
         folder_name=folder_name,
         create_action=f"/folders/{folder.id}/folders"

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import audit, receipts
+from vault import audit, quarantine, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
@@ -24,6 +24,7 @@ from web.auth import CSRF_FIELD
 from web.context import audit_context, services
 from web.numbers import INT32_MAX, parse_int
 from web.pages import link_pages
+from web.pages import quarantine as held_pages
 from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
 from web.pages.render import render
 
@@ -135,6 +136,9 @@ async def document_page(request: Request) -> Response:
             and allows(principal, Permission.DOWNLOAD, client.id),
             can_delete=allows(principal, Permission.DELETE, client.id),
             can_manage=can_manage,
+            held=await held_pages.held_rows(session, principal, document=document),
+            # Which versions passed a scan, and which were released unscanned (staff only).
+            scans=await quarantine.scan_states(session, document.id) if can_manage else {},
             share_panel=await link_pages.panel(
                 session, principal, services(request), document=document
             ),

@@ -184,7 +184,11 @@ async def publish(request: Request) -> Response:
         return {"message": form.message} if form.message else None
 
     try:
-        caller, upload = await receive_upload(request, folder_for=folder_for, details=details)
+        # Not held: the copies to the other clients are made from the first at once, and
+        # only staff publish.
+        caller, upload = await receive_upload(
+            request, folder_for=folder_for, details=details, hold=False
+        )
     except _Refused as exc:
         return _form_page(request, exc.refused_for, state["clients"], exc.form, status=422)
     except FormUploadError as exc:
@@ -233,6 +237,7 @@ async def _copy_to(
                 session, caller.principal, context, client_id=client.id, name=form.folder
             )
         for stored in files:
+            assert stored.version is not None  # received with hold=False: never held
             copy = await publishing.publish_copy(
                 svc.sessions,
                 svc.store,

@@ -39,6 +39,7 @@ from web.api.links import link_defaults
 from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
+from web.pages import drop
 from web.pages.common import read_form
 from web.pages.render import render
 from web.refusals import audit_refusal
@@ -173,9 +174,9 @@ async def share_page(request: Request) -> Response:
                 await link_visits.record_view(session, _context(request), link, locked=True)
                 return _unlock_page(request, link, missing)
             if link.kind == LinkKind.UPLOAD:
-                # The drop page belongs to the upload side; until it exists, say so plainly.
+                dropping = await drop.drop_values(session, svc, link, _token(request))
                 await link_visits.record_view(session, _context(request), link)
-                return _page(request, "share-drop.html", link=link)
+                return _page(request, "drop.html", **dropping)
             values: dict[str, Any] = {}
             if link.document_id is not None:
                 document, version = await link_visits.scoped_document(session, link, None)

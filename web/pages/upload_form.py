@@ -62,6 +62,8 @@ async def upload(request: Request) -> Response:
             stored=[],
             caller=caller,
         )
+    if any(stored.held for stored in form.files):
+        return see_other(f"/folders/{folder_id}?done=held&count={len(form.files)}")
     return see_other(f"/folders/{folder_id}?done=uploaded&count={len(form.files)}")
 
 

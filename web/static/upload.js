@@ -32,7 +32,11 @@
   const resumeList = panel.querySelector("[data-upload-resume-list]");
   const folderId = panel.dataset.folderId;
   const endpoint = new URL(panel.dataset.endpoint, window.location.href).href;
-  const csrfToken = form.querySelector('input[name="csrf_token"]').value;
+  const csrfField = form.querySelector('input[name="csrf_token"]');
+  const csrfToken = csrfField ? csrfField.value : "";
+  // Form fields sent as tus metadata with every file (an upload link's visitor gives a
+  // name and an email address); they must be valid before any file starts.
+  const extraFields = (panel.dataset.extraFields || "").split(",").filter(Boolean);
   const storage = tus.canStoreURLs ? tus.defaultOptions.urlStorage : null;
   const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, {
     maximumFractionDigits: 1,
@@ -325,6 +329,7 @@
         filename: item.file.name,
         folder_id: folderId,
         filetype: item.file.type || "application/octet-stream",
+        ...extraMetadata(),
       },
       headers: { "X-CSRF-Token": csrfToken },
       fingerprint,
@@ -417,7 +422,21 @@
 
   // --- Many files -------------------------------------------------------------------------
 
+  function extraMetadata() {
+    const values = {};
+    for (const name of extraFields) {
+      const field = form.elements.namedItem(name);
+      if (field && "value" in field) {
+        values[name] = field.value;
+      }
+    }
+    return values;
+  }
+
   function addFiles(files) {
+    if (extraFields.length && files.length && !form.reportValidity()) {
+      return; // the browser shows which field is missing
+    }
     const fresh = [];
     for (const file of files) {
       const busy = [...items].some(
