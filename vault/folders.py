@@ -25,8 +25,13 @@ from vault.policy import Permission, Principal, can_see_client, require, visible
 _HIDDEN_NAMESAKE = "/"
 
 
-async def list_clients(session: AsyncSession, principal: Principal) -> Sequence[Client]:
+async def list_clients(
+    session: AsyncSession, principal: Principal, *, archived: bool = False
+) -> Sequence[Client]:
+    """The clients the caller may see, by name; archived ones only when asked for."""
     query = select(Client).order_by(Client.name_key)
+    if not archived:
+        query = query.where(col(Client.archived_at).is_(None))
     visible = visible_client_ids(principal)
     if visible is not None:
         query = query.where(Client.id.in_(visible))  # type: ignore[attr-defined]

@@ -106,6 +106,8 @@ class Principal:
     read_only: bool = False  # a read-only access token
     # Every shared client (the firm's resources), whether or not the user belongs to it.
     shared_client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # Archived clients: still readable by those who may see them, changed by nobody.
+    archived_client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
     @property
     def user_ref(self) -> uuid.UUID | None:
@@ -145,6 +147,8 @@ def allows(principal: Principal, permission: Permission, client_id: uuid.UUID | 
     if permission in _GLOBAL[principal.role]:
         return True
     if client_id is None or not can_see_client(principal, client_id):
+        return False
+    if client_id in principal.archived_client_ids and permission in _WRITES:
         return False
     if client_id in principal.shared_client_ids:
         return permission in _SHARED[principal.role]
