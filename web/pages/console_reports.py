@@ -61,27 +61,30 @@ async def reports_page(request: Request) -> Response:
         values = chrome(caller)
     lang = page_language(request, values)
     charts = {}
+    tr = i18n.translations(lang)
     if found is not None:
         labels = [i18n.format_day(w.start, lang, "short") for w in found.weeks]
         charts["activity"] = bar_chart(
             chart_id="chart-activity",
-            title=_t(lang, "Uploads and downloads per week"),
-            description=_t(lang, "Bars per week: uploads first, downloads second."),
+            title=tr.gettext("Uploads and downloads per week"),
+            description=tr.gettext("Bars per week: uploads first, downloads second."),
             labels=labels,
             series=[
-                Series(_t(lang, "Uploads"), [w.uploads for w in found.weeks], "bar"),
+                Series(tr.gettext("Files uploaded"), [w.uploads for w in found.weeks], "bar"),
                 Series(
-                    _t(lang, "Downloads"), [w.downloads for w in found.weeks], "bar bar--second"
+                    tr.gettext("Files downloaded"),
+                    [w.downloads for w in found.weeks],
+                    "bar bar--second",
                 ),
             ],
             value_label=lambda v: i18n.format_number(v, lang),
         )
         charts["storage"] = bar_chart(
             chart_id="chart-storage",
-            title=_t(lang, "Storage at the end of each week"),
-            description=_t(lang, "Bytes stored, every version and the trash included."),
+            title=tr.gettext("Storage at the end of each week"),
+            description=tr.gettext("Bytes stored, every version and the trash included."),
             labels=labels,
-            series=[Series(_t(lang, "Stored"), [w.stored for w in found.weeks])],
+            series=[Series(tr.gettext("Stored"), [w.stored for w in found.weeks])],
             value_label=lambda v: i18n.format_size(v, lang),
         )
     return render(
@@ -94,10 +97,6 @@ async def reports_page(request: Request) -> Response:
         week_choices=WEEK_CHOICES,
         charts=charts,
     )
-
-
-def _t(lang: str, message: str) -> str:
-    return i18n.translations(lang).gettext(message)
 
 
 def _days(value: float | None) -> str:
