@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit
+from vault.db import transaction
 from vault.errors import NotFoundError, PermissionDeniedError, VaultError
 from vault.models import Client, Document, Role, Version
 from vault.policy import Principal, can_see_client
@@ -144,6 +145,16 @@ class Admission:
 
     reservation_id: uuid.UUID | None
     room: int | None
+    quota: int = 0
+    used: int = 0
+
+    def limit(self, max_size: int) -> int:
+        """The most bytes the upload may stream: `max_size`, or less if the quota says so."""
+        return max_size if self.room is None else min(max_size, self.room)
+
+    def refusal(self) -> QuotaExceededError:
+        """The error for an upload of unknown size that streamed past the room it had."""
+        return QuotaExceededError(quota=self.quota, used=self.used, requested=None)
 
 
 async def admit(
@@ -177,7 +188,7 @@ async def admit(
         session.add(reservation)
         await session.flush()
         reservation_id = reservation.id
-    return Admission(reservation_id, room)
+    return Admission(reservation_id, room, current.quota, in_use)
 
 
 async def settle(
@@ -212,6 +223,13 @@ async def release(session: AsyncSession, admission: Admission) -> None:
         await session.execute(
             delete(QuotaReservation).where(col(QuotaReservation.id) == admission.reservation_id)
         )
+
+
+async def release_in(sessions: async_sessionmaker[AsyncSession], admission: Admission) -> None:
+    """`release` in a transaction of its own (after the upload's own one failed)."""
+    if admission.reservation_id is not None:
+        async with transaction(sessions) as session:
+            await release(session, admission)
 
 
 async def note_usage(session: AsyncSession, client_id: uuid.UUID, *, default: int) -> int | None:
