@@ -51,10 +51,11 @@ ACTIONS = frozenset(
         "request.submitted",
         "request.answered",
         "request.reminder",
+        "quota.threshold",
     }
 )
 # Reach the staff of the client at once, whatever their cadence (but never when it is off).
-URGENT = frozenset({"request.submitted"})
+URGENT = frozenset({"request.submitted", "quota.threshold"})
 _STAFF = frozenset({Role.STAFF, Role.ADMIN})
 # Reach only the client's own members: they are the ones who owe the documents.
 MEMBERS_ONLY = frozenset({"request.reminder"})

@@ -26,6 +26,7 @@ from vault.errors import (
     VaultError,
 )
 from vault.names import InvalidNameError
+from vault.quotas import QuotaExceededError
 from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
 from web.refusals import audit_refusal
@@ -75,6 +76,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (PermissionDeniedError, 403, "Forbidden"),
     (ConflictError, 409, "Conflict"),
     (IncompleteUploadError, 400, "Incomplete upload"),
+    (QuotaExceededError, 413, "Quota exceeded"),
     (TooLargeError, 413, "Content too large"),
     (NonceReuseError, 409, "Upload must restart"),
     (IntegrityError, 500, "Stored data failed its integrity check"),
@@ -113,6 +115,8 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
             extra: dict[str, Any] = {}
             if isinstance(exc, InvalidNameError):
                 extra["rule"] = exc.rule
+            if isinstance(exc, QuotaExceededError):
+                extra.update(quota=exc.quota, used=exc.used, requested=exc.requested)
             return problem(status, title, str(exc), **extra)
     return await handle_unexpected(request, exc)
 

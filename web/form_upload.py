@@ -27,7 +27,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from vault import blobs
+from vault import blobs, quotas
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, TooLargeError
@@ -82,6 +82,7 @@ class FormUploadError(Exception):
         rule: For a refused file name, the naming rule it broke (see `vault.names`).
         position: 1-based number of the refused file among the form's files.
         caller: The signed-in browser that sent the form (the page is rendered for it).
+        quota: For a file refused by the client's quota, the quota and the bytes in use.
     """
 
     def __init__(
@@ -92,8 +93,10 @@ class FormUploadError(Exception):
         rule: str | None = None,
         position: int | None = None,
         caller: Caller | None = None,
+        quota: quotas.QuotaExceededError | None = None,
     ) -> None:
         super().__init__(message)
+        self.quota = quota
         self.message = message
         self.stored = list(stored)
         self.rule = rule
@@ -351,8 +354,14 @@ class _Receiver:
                 plan = await doc_service.prepare_upload(
                     session, principal, self.svc.keyring, folder_id=folder_id, name=name
                 )
+                admission = await quotas.admit(
+                    session, plan.client_id, None, default=self.svc.settings.quotas.default_bytes
+                )
         except InvalidNameError as exc:
             self._refuse_name(exc)
+        except quotas.QuotaExceededError as exc:
+            self._refuse_quota(exc)
+        limit = admission.limit(self.svc.max_upload_size)
         try:
             blob = await blobs.write_encrypted(
                 self.svc.store,
@@ -361,9 +370,12 @@ class _Receiver:
                 sealer=plan.sealer(),
                 part_size=self.svc.part_size,
                 concurrency=self.svc.settings.storage.concurrency,
-                max_size=self.svc.max_upload_size,
+                max_size=limit,
             )
         except TooLargeError:
+            # Stopped as the bytes passed the limit: what was sent is aborted, never stored.
+            if limit < self.svc.max_upload_size:
+                self._refuse_quota(admission.refusal())
             raise FormUploadError(
                 f"A file is larger than the {self.svc.max_upload_size} bytes allowed.",
                 stored=self.stored,
@@ -371,20 +383,25 @@ class _Receiver:
                 position=self.files_seen,
                 caller=self.caller,
             ) from None
-        stored = await self._commit(principal, plan, blob, part.content_type)
+        stored = await self._commit(principal, plan, admission, blob, part.content_type)
         self.stored.append(stored)
 
     async def _commit(
         self,
         principal: Principal,
         plan: doc_service.UploadPlan,
+        admission: quotas.Admission,
         blob: blobs.StoredBlob,
         content_type: str | None,
     ) -> StoredFile:
         extra = self.details(self.lists) if self.details else None
         audit_details: dict[str, object] | None = dict(extra) if extra else None
+        default = self.svc.settings.quotas.default_bytes
         try:
             async with transaction(self.svc.sessions) as session:
+                await quotas.settle(
+                    session, plan.client_id, admission, blob.plaintext_size, default=default
+                )
                 document, version = await doc_service.commit_upload(
                     session,
                     principal,
@@ -394,9 +411,12 @@ class _Receiver:
                     content_type=content_type,
                     details=audit_details,
                 )
-        except BaseException:
+                await quotas.note_usage(session, plan.client_id, default=default)
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.svc.store.delete(plan.storage_key)
+            if isinstance(exc, quotas.QuotaExceededError):
+                self._refuse_quota(exc)
             raise
         return StoredFile(
             name=document.name,
@@ -412,6 +432,16 @@ class _Receiver:
             rule=exc.rule,
             position=self.files_seen or 1,
             caller=self.caller,
+        ) from exc
+
+    def _refuse_quota(self, exc: quotas.QuotaExceededError) -> NoReturn:
+        raise FormUploadError(
+            str(exc),
+            stored=self.stored,
+            rule="quota",
+            position=self.files_seen or 1,
+            caller=self.caller,
+            quota=exc,
         ) from exc
 
     async def drain(self, limit: int) -> None:

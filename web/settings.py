@@ -156,6 +156,19 @@ class UploadSettings(_Section):
     expire_hours: int = Field(24, ge=1)
 
 
+class QuotaSettings(_Section):
+    # Firm-wide default for clients without their own quota (bytes, every version and the
+    # trash counted); 0 is unlimited.
+    default_bytes: int = Field(0, ge=0)
+
+
+class RetentionSettings(_Section):
+    worker: bool = (
+        True  # apply retention inside each app process (else: `clientvault retention run`)
+    )
+    interval_minutes: int = Field(60, ge=1)
+
+
 class MetricsSettings(_Section):
     # GET /metrics answers 404 unless enabled and the request bears this token.
     enabled: bool = False
@@ -188,6 +201,8 @@ class Settings(_Section):
     notify: NotifySettings = NotifySettings()
     audit: AuditSettings = AuditSettings()
     uploads: UploadSettings = UploadSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    retention: RetentionSettings = RetentionSettings()
     auth: AuthSettings = AuthSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 import vault.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from vault import identity as _identity  # noqa: F401  (sign-in tables)
 from vault import notifications as _notifications  # noqa: F401  (notifier tables)
+from vault import records as _records  # noqa: F401  (quota, retention and hold tables)
 from vault import refusals as _refusals  # noqa: F401  (refused-request windows)
 from vault import requests as _requests  # noqa: F401  (document request tables)
 from vault import uploads as _uploads  # noqa: F401  (resumable upload tables)

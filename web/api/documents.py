@@ -10,10 +10,15 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from vault import audit, blobs, publishing, receipts
+from vault import audit, blobs, publishing, quotas, receipts
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, IntegrityError, PermissionDeniedError
+from vault.errors import (
+    IncompleteUploadError,
+    IntegrityError,
+    PermissionDeniedError,
+    TooLargeError,
+)
 from vault.models import Document, Role, Version
 from vault.policy import Permission, require
 from web.api.common import api_call, iso, parse_id
@@ -121,24 +126,41 @@ async def put_file(request: Request) -> JSONResponse:
     if length is not None and length > svc.max_upload_size:
         raise ProblemError(413, "Content too large", f"the limit is {svc.max_upload_size} bytes")
     message = _publishing_message(request)
+    default_quota = svc.settings.quotas.default_bytes
     async with api_call(request) as call:
         if message and call.principal.role not in (Role.STAFF, Role.ADMIN):
             raise PermissionDeniedError("only staff may add a publishing message")
         plan = await doc_service.prepare_upload(
             call.session, call.principal, svc.keyring, folder_id=folder_id, name=name
         )
-    blob = await blobs.write_encrypted(
-        svc.store,
-        plan.storage_key,
-        _body(request),
-        sealer=plan.sealer(),
-        part_size=svc.part_size,
-        concurrency=svc.settings.storage.concurrency,
-        expected_size=length,
-        max_size=svc.max_upload_size,
-    )
+        # Refused here, with the body still unread, when Content-Length does not fit.
+        admission = await quotas.admit(call.session, plan.client_id, length, default=default_quota)
+    try:
+        blob = await blobs.write_encrypted(
+            svc.store,
+            plan.storage_key,
+            _body(request),
+            sealer=plan.sealer(),
+            part_size=svc.part_size,
+            concurrency=svc.settings.storage.concurrency,
+            expected_size=length,
+            max_size=admission.limit(svc.max_upload_size),
+        )
+    except TooLargeError:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+        if length is None and admission.limit(svc.max_upload_size) < svc.max_upload_size:
+            raise admission.refusal() from None
+        raise
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+        raise
     try:
         async with api_call(request) as call:
+            await quotas.settle(
+                call.session, plan.client_id, admission, blob.plaintext_size, default=default_quota
+            )
             document, version = await doc_service.commit_upload(
                 call.session,
                 call.principal,
@@ -148,9 +170,11 @@ async def put_file(request: Request) -> JSONResponse:
                 content_type=_content_type(request),
                 details={"message": message} if message else None,
             )
+            await quotas.note_usage(call.session, plan.client_id, default=default_quota)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await svc.store.delete(plan.storage_key)
+            await quotas.release_in(svc.sessions, admission)
         raise
     return JSONResponse(
         {"document_id": str(document.id), "version": version.number},

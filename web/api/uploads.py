@@ -25,8 +25,10 @@ from functools import wraps
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from vault import audit, crypto, upload_append, upload_finish, uploads
-from vault.policy import Principal
+from vault import audit, crypto, quotas, upload_append, upload_finish, uploads
+from vault.db import transaction
+from vault.folders import get_folder
+from vault.policy import Permission, Principal, require
 from web.api.common import api_call, parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
@@ -277,6 +279,10 @@ async def _receive(
             upload.id,
             digests=digests,
         )
+        async with transaction(svc.sessions) as session:
+            await quotas.note_usage(
+                session, upload.client_id, default=svc.settings.quotas.default_bytes
+            )
         return {"Upload-Offset": str(resumable.length), **_document_headers(finished)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
     if stalled and not creating:
@@ -344,6 +350,16 @@ async def create(request: Request) -> Response:
         pairs = uploads.parse_metadata(raw)
         name = _metadata_text(pairs, "filename")
         folder_id = parse_id(_metadata_text(pairs, "folder_id"), "folder")
+        folder = await get_folder(call.session, call.principal, folder_id)
+        require(call.principal, Permission.UPLOAD, folder.client_id)
+        # The upload's row reserves its Upload-Length once committed with this admission.
+        await quotas.admit(
+            call.session,
+            folder.client_id,
+            length,
+            default=svc.settings.quotas.default_bytes,
+            reserve=False,
+        )
         upload = await uploads.create_upload(
             call.session,
             call.principal,
