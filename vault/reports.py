@@ -34,7 +34,9 @@ class Week:
     start: date  # the Monday the week begins on
     uploads: int
     downloads: int
-    stored: int  # bytes stored at the end of the week (every version, the trash included)
+    # Bytes stored at the end of the week, counted as quotas count them (every version, the
+    # trash included).
+    stored: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +148,14 @@ async def report(
             actors[actor] += 1
 
     stored_before = await session.execute(
-        select(func.coalesce(func.sum(Version.object_size), 0))
+        select(func.coalesce(func.sum(Version.size), 0))
         .join(Document, col(Document.id) == col(Version.document_id))
         .where(col(Document.client_id) == client.id, col(Version.created_at) < since)
     )
     stored = int(stored_before.scalar_one())
     added: Counter[date] = Counter()
     recent = await session.execute(
-        select(Version.created_at, Version.object_size)
+        select(Version.created_at, Version.size)
         .join(Document, col(Document.id) == col(Version.document_id))
         .where(col(Document.client_id) == client.id, col(Version.created_at) >= since)
     )

@@ -3,15 +3,13 @@ firm's shared resources, and one client's overview (people, staff, storage, open
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import clients, resources
+from vault import clients, quotas, resources
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.errors import ConflictError
@@ -20,12 +18,6 @@ from web.context import audit_context, services
 from web.pages.common import notice, page, path_id, read_form, see_other
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import render
-
-
-async def storage_used(session: AsyncSession, client_id: uuid.UUID) -> int | None:
-    """Bytes the client stores; None until the quotas module is merged in."""
-    return None
-
 
 NOTICES = frozenset({"created", "renamed", "archived", "restored", "shared", "unshared"})
 
@@ -97,7 +89,9 @@ async def _client_page(
         found = await clients.overview(
             session, caller.principal, path_id(request, "client_id"), today=date.today()
         )
-        used = await storage_used(session, found.client.id)
+        used = await quotas.usage(
+            session, found.client.id, default=services(request).settings.quotas.default_bytes
+        )
         return render(
             request,
             "console/client.html",
