@@ -47,7 +47,9 @@ def bar_chart(
     value_label: Callable[[int], str] = str,
 ) -> Markup:
     """Grouped bars, one group per label; the axis starts at zero."""
-    top = _nice_ceiling(max((v for s in series for v in s.values), default=0))
+    # Four equal steps of a round size, so every gridline's label is a whole, round value.
+    step = _nice_ceiling(-(-max((v for s in series for v in s.values), default=0) // 4))
+    top = step * 4
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     group = plot_w / max(len(labels), 1)
     bar = max(group * 0.8 / max(len(series), 1), 1.0)
@@ -59,7 +61,7 @@ def bar_chart(
         f'<desc id="{escape(chart_id)}-d">{escape(description)}</desc>',
     ]
     for i in range(5):
-        value = top * i // 4
+        value = step * i
         y = TOP + plot_h - plot_h * i / 4
         parts.append(
             f'<line class="axis" x1="{LEFT}" x2="{WIDTH - 8}" y1="{y:.1f}" y2="{y:.1f}" '
@@ -69,7 +71,7 @@ def bar_chart(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{escape(value_label(value))}</text>"
         )
-    every = max(1, len(labels) // 8)  # at most about eight labels, so none overlap
+    every = -(-len(labels) // 6)  # at most six labels, so none overlap
     for index, label in enumerate(labels):
         x0 = LEFT + group * index + group * 0.1
         for offset, one in enumerate(series):

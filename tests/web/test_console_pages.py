@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from tests.web.test_pages import csrf_of
 from tests.web.test_request_pages import form_for, signed_in
 from vault.db import transaction
 from vault.models import AuditEvent, Client
+from vault.notifications import DeliveryState, Notification
 from web.services import Services
 from web.settings import NotifySettings, Settings
 
@@ -165,6 +167,13 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
             await session.execute(select(Client).where(Client.name == "Initech"))
         ).scalar_one()
     path = f"/admin/clients/{initech.id}"
+    made = await http.post(
+        "/api/v1/folders",
+        json={"client_id": str(initech.id), "name": "Inbox"},
+        headers=world["ada"].auth,
+    )
+    assert made.status_code == 201, made.text
+    inbox = made.json()["id"]
     page = await http.get(path)
     renamed = await http.post(
         f"{path}/rename", data={**form_for(page.text, f"{path}/rename"), "name": "Initrode"}
@@ -184,6 +193,11 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
         headers=world["ada"].auth,
     )
     assert folder.status_code == 403, folder.text
+    upload = await http.put(
+        f"/api/v1/folders/{inbox}/files/late.pdf", content=b"%PDF", headers=world["ada"].auth
+    )
+    assert upload.status_code == 403, upload.text
+    assert (await http.get(f"/api/v1/folders/{inbox}", headers=world["ada"].auth)).is_success
 
     page = await http.get(path)
     restored = await http.post(f"{path}/restore", data=form_for(page.text, f"{path}/restore"))
@@ -232,6 +246,46 @@ async def test_operations_rotate_and_rewrap_keys(
     assert "Every key is on the active KEK." in page.text
     [requested] = await events(services, "keys.rewrap_requested")
     assert requested.actor_id == str(world["ada"].id)
+
+
+async def test_failed_emails_are_listed_with_their_error_and_retried(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    async with transaction(services.sessions) as session:
+        for n in range(2):
+            session.add(
+                Notification(
+                    user_id=world["alice"].id,
+                    client_id=world.acme,
+                    email="alice@example.test",
+                    message_id=f"<m{n}@example.test>",
+                    subject=f"New documents {n}",
+                    body_text="",
+                    body_html="",
+                    seqs="[]",
+                    state=DeliveryState.FAILED,
+                    attempts=8,
+                    next_attempt_at=datetime.now(UTC),
+                    last_error="550 mailbox unavailable",
+                )
+            )
+    await signed_in(http, world["ada"])
+    page = await http.get("/admin/operations")
+    assert page.text.count("550 mailbox unavailable") == 2
+    async with transaction(services.sessions) as session:
+        first = (
+            await session.execute(
+                select(Notification).where(Notification.subject == "New documents 0")
+            )
+        ).scalar_one()
+    one = f"/admin/operations/outbox/{first.id}/retry"
+    assert (await http.post(one, data=form_for(page.text, one))).status_code == 303
+    page = await http.get("/admin/operations")
+    assert page.text.count("550 mailbox unavailable") == 1
+    every = "/admin/operations/outbox/retry-all"
+    assert (await http.post(every, data=form_for(page.text, every))).status_code == 303
+    assert "No failed messages" in (await http.get("/admin/operations")).text
+    assert len(await events(services, "notification.retried")) == 2
 
 
 async def test_reports_draw_charts_and_export_csv(
