@@ -109,7 +109,8 @@ async def test_turnaround_counts_only_fully_accepted_requests(
     gina = await as_principal(services, world, "gina")
     async with transaction(services.sessions) as session:
         found = await reports.report(session, SYSTEM, world.acme, weeks=4, today=today)
-        assert (found.answered, found.median_days) == (3, pytest.approx(4.0))
+        assert found.answered == 3
+        assert found.median_days == pytest.approx(4.0)
         assert found.p90_days == pytest.approx(8.8)
         assert [(o.title, o.days) for o in found.overdue] == [("Open", 3)]
         assert len(found.weeks) == 4

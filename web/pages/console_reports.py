@@ -112,10 +112,10 @@ def _cell(value: object) -> str:
 @page
 async def export_csv(request: Request) -> Response:
     table = request.path_params["table"]
-    if table not in TABLES:
-        raise NotFoundError("no such table")
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session)
+        if table not in TABLES:
+            raise NotFoundError("no such table")
         found = await reports.exported(
             session,
             caller.principal,
