@@ -19,7 +19,7 @@ from tests.web.test_pages import browser as browser  # the fixture, for a second
 from tests.web.test_pages import csrf_of
 from tests.web.test_request_pages import form_for, signed_in
 from vault.db import transaction
-from vault.models import AuditEvent, Client
+from vault.models import AuditEvent, Client, User
 from vault.notifications import DeliveryState, Notification
 from web.services import Services
 from web.settings import NotifySettings, Settings
@@ -120,6 +120,42 @@ async def test_staff_see_only_their_clients_users_and_may_not_change_roles(
     assert len(await events(services, "user.disabled")) == 1
 
 
+async def test_staff_invite_a_client_user_and_resend_the_invitation(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    await signed_in(http, world["sam"])
+    page = await http.get("/admin/people")
+    # Staff invite client users only, to their own clients.
+    assert 'name="role" value="client"' in page.text and 'value="staff"' not in page.text
+    assert str(world.acme) in page.text and str(world.globex) not in page.text
+    fields = form_for(page.text, "/admin/people/invite")
+    invited = await http.post(
+        "/admin/people/invite",
+        data={**fields, "email": "dora@acme.example.test", "client_id": str(world.acme)},
+    )
+    assert invited.status_code == 303, invited.text
+    listing = await http.get("/admin/people?q=dora")
+    assert "dora@acme.example.test" in listing.text and "Invited" in listing.text
+    async with transaction(services.sessions) as session:
+        dora = (
+            await session.execute(select(User).where(User.email == "dora@acme.example.test"))
+        ).scalar_one()
+    path = f"/admin/people/{dora.id}"
+    page = await http.get(path)
+    resent = await http.post(f"{path}/resend", data=form_for(page.text, f"{path}/resend"))
+    # The test configuration has no mail relay: the link is made, the email is not sent.
+    assert resent.status_code == 303
+    assert resent.headers["location"].split("done=")[1] in ("resent", "unsent")
+    [event] = await events(services, "user.invitation_resent")
+    assert event.actor_id == str(world["sam"].id) and event.target_id == str(dora.id)
+    # A client of another staff member's client cannot be invited through this form.
+    refused = await http.post(
+        "/admin/people/invite",
+        data={**fields, "email": "eve@example.test", "client_id": str(world.globex)},
+    )
+    assert refused.status_code == 422
+
+
 async def test_admin_changes_role_assigns_client_and_resets_second_factor(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World, services: Services
 ) -> None:
@@ -180,6 +216,12 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
     )
     assert renamed.status_code == 303
     page = await http.get(path)
+    shared = await http.post(f"{path}/shared", data=form_for(page.text, f"{path}/shared"))
+    assert shared.status_code == 303 and shared.headers["location"].endswith("done=shared")
+    async with transaction(services.sessions) as session:
+        marked = await session.get(Client, initech.id)
+        assert marked is not None and marked.shared
+    page = await http.get(path)
     archived = await http.post(f"{path}/archive", data=form_for(page.text, f"{path}/archive"))
     assert archived.status_code == 303
 
@@ -209,9 +251,10 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
     )
     assert folder.status_code == 201, folder.text
     actions = [e.action for e in await events(services, "client.")]
-    assert actions[-4:] == [
+    assert actions[-5:] == [
         "client.created",
         "client.renamed",
+        "client.shared",
         "client.archived",
         "client.restored",
     ]
