@@ -21,6 +21,7 @@ from tests.web.test_request_pages import form_for, signed_in
 from vault.db import transaction
 from vault.models import AuditEvent, Client, User
 from vault.notifications import DeliveryState, Notification
+from web.pages.console_reports import _cell as csv_cell
 from web.services import Services
 from web.settings import NotifySettings, Settings
 
@@ -350,3 +351,14 @@ async def test_reports_draw_charts_and_export_csv(
     [event] = await events(services, "report.exported")
     assert event.client_id == str(world.acme)
     assert (await http.get(f"/admin/reports/{uuid.uuid4()}/nope.csv")).status_code == 404
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
+    assert [csv_cell(v) for v in ("=HYPERLINK(1)", "+1", "-1", "@SUM", "Bank", 3)] == [
+        "'=HYPERLINK(1)",
+        "'+1",
+        "'-1",
+        "'@SUM",
+        "Bank",
+        "3",
+    ]
