@@ -62,6 +62,7 @@ async def reports_page(request: Request) -> Response:
     lang = page_language(request, values)
     charts = {}
     tr = i18n.translations(lang)
+    rtl = i18n.direction(lang) == "rtl"
     if found is not None:
         labels = [i18n.format_day(w.start, lang, "short") for w in found.weeks]
         charts["activity"] = bar_chart(
@@ -78,6 +79,7 @@ async def reports_page(request: Request) -> Response:
                 ),
             ],
             value_label=lambda v: i18n.format_number(v, lang),
+            rtl=rtl,
         )
         charts["storage"] = bar_chart(
             chart_id="chart-storage",
@@ -86,6 +88,7 @@ async def reports_page(request: Request) -> Response:
             labels=labels,
             series=[Series(tr.gettext("Stored"), [w.stored for w in found.weeks])],
             value_label=lambda v: i18n.format_size(v, lang),
+            rtl=rtl,
         )
     return render(
         request,
