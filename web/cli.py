@@ -440,8 +440,9 @@ def gc(ctx: click.Context, grace_hours: float | None) -> None:
         return collected
 
     result = _run(_with_services(settings, run))
+    held = f", kept {result.objects_held} under legal hold" if result.objects_held else ""
     click.echo(
-        f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads"
+        f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads{held}"
     )
 
 
