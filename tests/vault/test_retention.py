@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from vault import crypto, holds, maintenance, retention
+from vault import crypto, holds, maintenance, records_worker, retention
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.errors import IntegrityError
@@ -302,3 +302,22 @@ async def test_holds_and_policies_need_an_administrator_and_a_reason(
         events = await session.execute(select(AuditEvent).where(AuditEvent.action == "hold.placed"))
         placed = events.scalars().one()
     assert '"reason":"Why not"' in placed.details
+
+
+async def test_one_process_per_interval_claims_the_worker_pass(services: Services) -> None:
+    start = 1_000_000.0
+    claims = [
+        await records_worker.claim_pass(services.sessions, interval_seconds=600, now=start + t)
+        for t in (0, 1, 599)
+    ]
+    assert claims == [True, False, False]
+    assert await records_worker.claim_pass(services.sessions, interval_seconds=600, now=start + 600)
+
+
+async def test_the_worker_pass_applies_retention(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    done = await records_worker.run_once(services.sessions, services.store, default_quota=0)
+    assert sorted(listed(done.deleted)) == sorted(listed(done.planned))
+    assert (await version_numbers(services))["a.txt"] == [3, 4]
