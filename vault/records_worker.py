@@ -59,9 +59,7 @@ async def run_once(
     done = await retention.apply(sessions, store, default_quota=default_quota)
     async with transaction(sessions) as session:
         await session.execute(
-            delete(QuotaReservation).where(
-                col(QuotaReservation.expires_at) <= datetime.now(UTC)
-            )
+            delete(QuotaReservation).where(col(QuotaReservation.expires_at) <= datetime.now(UTC))
         )
         client_ids = (await session.execute(select(Client.id))).scalars().all()
     for client_id in client_ids:
