@@ -173,3 +173,10 @@ def require_firm(principal: Principal, action: str) -> None:
     """Raise `PermissionDeniedError` unless `is_firm`; `action` words the message."""
     if not is_firm(principal):
         raise PermissionDeniedError(f"{principal.role} may not {action}")
+
+
+def require_admin(principal: Principal, action: str) -> None:
+    """Raise `PermissionDeniedError` unless an administrator (not through a read-only token)
+    asks: quotas, retention and legal holds are the firm's records policy."""
+    if principal.role is not Role.ADMIN or principal.read_only:
+        raise PermissionDeniedError(f"{principal.role} may not {action}")

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.db import transaction
-from vault.errors import NotFoundError, PermissionDeniedError, VaultError
-from vault.models import Client, Document, Role, Version
-from vault.policy import Principal, can_see_client
+from vault.errors import NotFoundError, VaultError
+from vault.models import Client, Document, Version
+from vault.policy import Principal, can_see_client, require_admin
 from vault.records import ClientQuota, QuotaReservation
 from vault.uploads import Upload, UploadState
 
@@ -41,12 +41,6 @@ class QuotaExceededError(VaultError):
         self.requested = requested
         wanted = "" if requested is None else f" and this upload needs {requested}"
         super().__init__(f"the client's quota is {quota} bytes, {used} are in use{wanted}")
-
-
-def require_admin(principal: Principal, action: str) -> None:
-    """Quotas, retention and holds are the firm's records policy: administrators set them."""
-    if principal.role is not Role.ADMIN or principal.read_only:
-        raise PermissionDeniedError(f"{principal.role} may not {action}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import notify
-from vault import audit, checkpoints
+from vault import audit, checkpoints, records_worker
 from vault.db import check_migrated
 from web import access_log, health, unsubscribe
 from web.api import routes as api_routes
@@ -71,6 +71,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         services.sessions,
                         build_mailer(settings),
                         notify_config(settings, services.keyring),
+                    )
+                if settings.retention.worker:
+                    tasks.start_soon(
+                        partial(
+                            records_worker.run,
+                            services.sessions,
+                            services.store,
+                            interval_seconds=settings.retention.interval_minutes * 60,
+                            default_quota=settings.quotas.default_bytes,
+                        )
                     )
                 logger.info("ClientVault ready on %s", settings.server.public_url)
                 stop_observing = (

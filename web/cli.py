@@ -8,7 +8,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
 from storage import StorageError
-from vault import accounts, audit, maintenance, ratelimit, resources, sessions
+from vault import accounts, audit, maintenance, resources
 from vault import folders as folder_service
 from vault import fsck as fsck_service
 from vault.db import check_migrated, migrate, transaction
@@ -26,6 +26,7 @@ from vault.models import Role, TokenScope
 from vault.passwords import WeakPasswordError, check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.cli_audit import audit_group
+from web.cli_records import register as register_records
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.metrics import prepare_multiprocess
@@ -424,28 +425,6 @@ def notify_run(ctx: click.Context, once: bool) -> None:
 
 
 @main.command()
-@click.option("--grace-hours", type=float, default=None, help="Override [uploads].gc_grace_hours.")
-@click.pass_context
-def gc(ctx: click.Context, grace_hours: float | None) -> None:
-    """Delete stored objects no version refers to, and stale unfinished uploads."""
-    settings = _settings(ctx)
-    grace = timedelta(hours=settings.uploads.gc_grace_hours if grace_hours is None else grace_hours)
-
-    async def run(svc: Services) -> maintenance.CollectedGarbage:
-        collected = await maintenance.collect_garbage(svc.sessions, svc.store, grace=grace)
-        async with transaction(svc.sessions) as session:
-            now = datetime.now(UTC)
-            await sessions.purge(session, now=now)
-            await ratelimit.purge(session, now=now)
-        return collected
-
-    result = _run(_with_services(settings, run))
-    click.echo(
-        f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads"
-    )
-
-
-@main.command()
 @click.option("--deep", is_flag=True, help="Also decrypt every object and check its digest.")
 @click.option("--client", "client_name", default=None, help="Check only this client's files.")
 @click.option(
@@ -500,3 +479,6 @@ def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes:
         click.echo(f"PROBLEMS: {summary}: {counts}", err=True)
         sys.exit(1)
     click.echo(f"ok: {summary}")
+
+
+register_records(main, client)

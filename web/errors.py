@@ -25,6 +25,7 @@ from vault.errors import (
     TooLargeError,
     VaultError,
 )
+from vault.holds import HeldError, InvalidHoldError
 from vault.names import InvalidNameError
 from vault.quotas import QuotaExceededError
 from vault.requests import InvalidRequestError
@@ -72,6 +73,8 @@ def problem(
 _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidNameError, 422, "Invalid name"),
     (InvalidRequestError, 422, "Invalid request"),
+    (InvalidHoldError, 422, "Invalid request"),
+    (HeldError, 409, "Legal hold"),
     (NotFoundError, 404, "Not found"),
     (PermissionDeniedError, 403, "Forbidden"),
     (ConflictError, 409, "Conflict"),

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
+from vault.holds import HeldError
 from vault.identity import SessionStage
 from web.auth import Caller, check_csrf, resolve
 from web.errors import ProblemError
@@ -64,6 +65,8 @@ def page(endpoint: Endpoint) -> Endpoint:
         except PermissionDeniedError:
             await audit_refusal(request, 403)
             return render(request, "error.html", status=403)
+        except HeldError:
+            return render(request, "error.html", status=409, held=True)
         except ConflictError:
             return render(request, "error.html", status=409)
         except Exception:
