@@ -17,6 +17,7 @@ from web.pages import (
     language,
     news,
     publish,
+    records,
     signin,
     upload_form,
 )
@@ -53,4 +54,5 @@ def routes() -> list[BaseRoute]:
         *doc_requests.routes(),
         *publish.routes(),
         *news.routes(),
+        *records.routes(),
     ]
