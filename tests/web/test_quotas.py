@@ -155,3 +155,33 @@ async def test_usage_alerts_are_recorded_once_at_80_90_and_100_percent(
         events = list(found.scalars())
     assert [json.loads(e.details)["percent"] for e in events] == [80, 90, 100]
     assert all(e.client_id == str(world.acme) for e in events)
+
+
+async def test_restoring_a_version_past_the_quota_is_refused(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    first = await put(http, world, "a.bin", b"a" * 400)
+    assert (await put(http, world, "a.bin", b"b" * 400)).status_code == 200
+    await set_quota(services, world.acme, 1000)
+    before = await stored_state(services)
+    document_id = first.json()["document_id"]
+    response = await http.post(
+        f"/api/v1/documents/{document_id}/versions/1/restore", headers=world["sam"].auth
+    )
+    assert response.status_code == 413
+    assert (response.json()["quota"], response.json()["used"], response.json()["requested"]) == (
+        1000,
+        800,
+        400,
+    )
+    assert await stored_state(services) == before
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+    await set_quota(services, world.acme, 1200)
+    response = await http.post(
+        f"/api/v1/documents/{document_id}/versions/1/restore", headers=world["sam"].auth
+    )
+    assert response.status_code == 201
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+        assert await quotas.client_usage(session, world.acme) == 1200

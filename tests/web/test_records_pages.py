@@ -88,3 +88,20 @@ async def test_an_administrator_sets_quota_policy_and_holds_with_the_forms(
     async with transaction(services.sessions) as session:
         rows = await session.execute(select(LegalHold).where(col(LegalHold.id) == hold.id))
         assert rows.scalar_one().release_reason == "Over"
+
+
+async def test_a_restore_past_the_quota_is_refused_with_a_page_that_says_why(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    document_id = (await put(http, world, "a.bin", b"a" * 600)).json()["document_id"]
+    assert (await put(http, world, "a.bin", b"b" * 300)).status_code == 200
+    await set_quota(services, world.acme, 1000)
+    await sign_in_fully(http, world["sam"])
+    page = await http.get(f"/documents/{document_id}")
+    response = await http.post(
+        f"/documents/{document_id}/versions/1/restore", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert response.status_code == 413
+    assert "Storage quota used up" in response.text
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.acme) == 900
