@@ -8,12 +8,13 @@ import json
 import uuid
 
 import httpx
+import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.web.test_form_upload import post_form, signed_in
 from tests.web.test_tus import TUS, metadata
-from vault import audit, quotas
+from vault import audit, publishing, quotas
 from vault.db import transaction
 from vault.models import AuditEvent, Version
 from vault.policy import SYSTEM
@@ -185,3 +186,39 @@ async def test_restoring_a_version_past_the_quota_is_refused(
     async with transaction(services.sessions) as session:
         assert await quotas.reserved_bytes(session, world.acme) == 0
         assert await quotas.client_usage(session, world.acme) == 1200
+
+
+async def test_publishing_into_a_client_past_its_quota_is_refused(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    source = (await put(http, world, "guide.pdf", b"g" * 500)).json()["document_id"]
+    await set_quota(services, world.globex, 400)
+    before = await stored_state(services)
+    with pytest.raises(quotas.QuotaExceededError):
+        await publishing.publish_copy(
+            services.sessions,
+            services.store,
+            services.keyring,
+            SYSTEM,
+            audit.SYSTEM,
+            document_id=uuid.UUID(source),
+            version=1,
+            folder_id=world.globex_folder,
+            part_size=services.part_size,
+        )
+    assert await stored_state(services) == before
+    await set_quota(services, world.globex, 500)
+    copy = await publishing.publish_copy(
+        services.sessions,
+        services.store,
+        services.keyring,
+        SYSTEM,
+        audit.SYSTEM,
+        document_id=uuid.UUID(source),
+        version=1,
+        folder_id=world.globex_folder,
+        part_size=services.part_size,
+    )
+    assert copy.client_id == world.globex
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.globex) == 500
