@@ -18,7 +18,7 @@ from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit
+from vault import audit, documents
 from vault.db import transaction
 from vault.errors import NotFoundError, VaultError
 from vault.models import Client, Document, Version
@@ -209,6 +209,28 @@ async def settle(
     in_use = current.stored + current.reserved
     if current.quota and in_use + size > current.quota:
         raise QuotaExceededError(quota=current.quota, used=in_use, requested=size)
+
+
+async def admit_copy(
+    session: AsyncSession,
+    principal: Principal,
+    document_id: uuid.UUID,
+    number: int,
+    *,
+    default: int,
+) -> tuple[uuid.UUID, Admission]:
+    """Admit a restore, which copies version `number` into a new version of the same size;
+    the client's id and the admission (its bytes reserved until `release`).
+
+    Raises:
+        NotFoundError: no such document or version for this caller.
+        QuotaExceededError: the copy does not fit.
+    """
+    document = await documents.get_document(session, principal, document_id)
+    version = await documents.get_version(session, document, number)
+    return document.client_id, await admit(
+        session, document.client_id, version.size, default=default
+    )
 
 
 async def release(session: AsyncSession, admission: Admission) -> None:

@@ -80,6 +80,9 @@ async def run(
     """A pass every `interval_seconds` across all processes, until cancelled; errors are
     logged, not fatal."""
     while True:
+        # Not at once: processes starting together do not all scan, and a short-lived
+        # process (a test, a restart loop) never starts a pass it would abandon.
+        await asyncio.sleep(min(poll_seconds, interval_seconds))
         try:
             if await claim_pass(sessions, interval_seconds=interval_seconds, now=time.time()):
                 done = await run_once(sessions, store, default_quota=default_quota)
@@ -89,4 +92,3 @@ async def run(
             raise
         except Exception:
             log.exception("retention pass failed; retrying later")
-        await asyncio.sleep(min(poll_seconds, interval_seconds))

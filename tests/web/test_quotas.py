@@ -4,16 +4,19 @@ streams; a refusal leaves no version and no object behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.web.test_form_upload import post_form, signed_in
 from tests.web.test_tus import TUS, metadata
-from vault import audit, quotas
+from vault import audit, publishing, quotas
 from vault.db import transaction
 from vault.models import AuditEvent, Version
 from vault.policy import SYSTEM
@@ -155,3 +158,131 @@ async def test_usage_alerts_are_recorded_once_at_80_90_and_100_percent(
         events = list(found.scalars())
     assert [json.loads(e.details)["percent"] for e in events] == [80, 90, 100]
     assert all(e.client_id == str(world.acme) for e in events)
+
+
+async def test_restoring_a_version_past_the_quota_is_refused(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    first = await put(http, world, "a.bin", b"a" * 400)
+    assert (await put(http, world, "a.bin", b"b" * 400)).status_code == 200
+    await set_quota(services, world.acme, 1000)
+    before = await stored_state(services)
+    document_id = first.json()["document_id"]
+    response = await http.post(
+        f"/api/v1/documents/{document_id}/versions/1/restore", headers=world["sam"].auth
+    )
+    assert response.status_code == 413
+    assert (response.json()["quota"], response.json()["used"], response.json()["requested"]) == (
+        1000,
+        800,
+        400,
+    )
+    assert await stored_state(services) == before
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+    await set_quota(services, world.acme, 1200)
+    response = await http.post(
+        f"/api/v1/documents/{document_id}/versions/1/restore", headers=world["sam"].auth
+    )
+    assert response.status_code == 201
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+        assert await quotas.client_usage(session, world.acme) == 1200
+
+
+async def test_publishing_into_a_client_past_its_quota_is_refused(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    source = (await put(http, world, "guide.pdf", b"g" * 500)).json()["document_id"]
+    await set_quota(services, world.globex, 400)
+    before = await stored_state(services)
+    with pytest.raises(quotas.QuotaExceededError):
+        await publishing.publish_copy(
+            services.sessions,
+            services.store,
+            services.keyring,
+            SYSTEM,
+            audit.SYSTEM,
+            document_id=uuid.UUID(source),
+            version=1,
+            folder_id=world.globex_folder,
+            part_size=services.part_size,
+        )
+    assert await stored_state(services) == before
+    await set_quota(services, world.globex, 500)
+    copy = await publishing.publish_copy(
+        services.sessions,
+        services.store,
+        services.keyring,
+        SYSTEM,
+        audit.SYSTEM,
+        document_id=uuid.UUID(source),
+        version=1,
+        folder_id=world.globex_folder,
+        part_size=services.part_size,
+    )
+    assert copy.client_id == world.globex
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.globex) == 500
+
+
+async def test_concurrent_uploads_cannot_jointly_overshoot_the_quota(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    go_on = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"s" * 300
+        await go_on.wait()
+        yield b"s" * 300
+
+    first = asyncio.create_task(
+        http.put(
+            f"/api/v1/folders/{world.acme_folder}/files/slow.bin",
+            content=slow(),
+            headers={**world["sam"].auth, "Content-Length": "600"},
+        )
+    )
+    for _ in range(200):  # until the first upload holds its reservation
+        async with transaction(services.sessions) as session:
+            if await quotas.reserved_bytes(session, world.acme) == 600:
+                break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the first upload never reserved its bytes")
+    # Alone it would fit (600 of 1000 free), beside the first it does not.
+    second = await put(http, world, "fast.bin", b"f" * 600)
+    assert second.status_code == 413
+    assert (second.json()["used"], second.json()["requested"]) == (600, 600)
+    go_on.set()
+    assert (await first).status_code == 201
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.acme) == 600
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+
+
+async def test_a_finished_resumable_upload_counts_and_alerts(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    response = await http.post(
+        "/api/v1/uploads",
+        content=b"t" * 850,
+        headers={
+            **world["sam"].auth,
+            **TUS,
+            "Upload-Length": "850",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Metadata": metadata(filename="t.bin", folder_id=str(world.acme_folder)),
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert "Document-Id" in response.headers or "document-id" in response.headers
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.acme) == 850
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+        found = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == "quota.threshold")
+        )
+        assert [json.loads(e.details)["percent"] for e in found.scalars()] == [80]

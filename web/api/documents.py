@@ -391,17 +391,27 @@ async def restore_version(request: Request) -> JSONResponse:
         principal, context = call.principal, call.audit
         document_id = parse_id(request.path_params["document_id"], "document")
         number = _number(request)
-    document, version = await doc_service.restore_version(
-        svc.sessions,
-        svc.store,
-        svc.keyring,
-        principal,
-        context,
-        document_id=document_id,
-        number=number,
-        part_size=svc.part_size,
-        concurrency=svc.settings.storage.concurrency,
-    )
+        default = svc.settings.quotas.default_bytes
+        client_id, admission = await quotas.admit_copy(
+            call.session, principal, document_id, number, default=default
+        )
+    try:
+        document, version = await doc_service.restore_version(
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            principal,
+            context,
+            document_id=document_id,
+            number=number,
+            part_size=svc.part_size,
+            concurrency=svc.settings.storage.concurrency,
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+    async with api_call(request) as call:
+        await quotas.note_usage(call.session, client_id, default=default)
     return JSONResponse(
         {"document_id": str(document.id), "version": version.number, "restored_from": number},
         status_code=201,

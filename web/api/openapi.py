@@ -10,6 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from web.api.openapi_records import records_paths
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
@@ -182,61 +184,6 @@ SPEC: dict[str, Any] = {
             )
         },
         "/trash": {"get": _op("Trashed documents of the clients the caller looks after")},
-        # Records management (docs/retention.md): admin only, but for reading usage.
-        "/clients/{client_id}/usage": {
-            "get": _op(
-                "Bytes stored by the client (every version and the trash), bytes reserved by "
-                "uploads in flight, its quota (null: unlimited) and the share used",
-                client_id="path",
-            )
-        },
-        "/clients/{client_id}/quota": {
-            "put": _op(
-                "Set the client's quota in bytes (admin); null returns it to the firm-wide "
-                "default, 0 is unlimited. Uploads past it are refused with 413 before their "
-                "bytes are stored",
-                body=_json("quota_bytes", quota_bytes="integer"),
-                client_id="path",
-            )
-        },
-        "/clients/{client_id}/retention": {
-            "get": _op(
-                "The client's retention policies, its own and its folders' (admin)",
-                client_id="path",
-            ),
-            "put": _op(
-                "Set the retention policy of the client or of one folder (admin): keep the "
-                "last `keep_versions`, versions younger than `keep_days`, empty the trash "
-                "after `trash_days`; null inherits, 0 is no limit, all null removes it",
-                body=_json(
-                    folder_id="string",
-                    keep_versions="integer",
-                    keep_days="integer",
-                    trash_days="integer",
-                ),
-                client_id="path",
-            ),
-        },
-        "/clients/{client_id}/retention/plan": {
-            "get": _op("What retention would delete now: a dry run (admin)", client_id="path")
-        },
-        "/clients/{client_id}/holds": {
-            "get": _op("The client's legal holds, standing and released (admin)", client_id="path"),
-            "post": _op(
-                "Place a legal hold on the client or one folder (admin): no deletion under "
-                "it until released",
-                "201",
-                body=_json("reason", reason="string", folder_id="string"),
-                client_id="path",
-            ),
-        },
-        "/holds/{hold_id}/release": {
-            "post": _op(
-                "Release a legal hold (admin); it stays on record",
-                body=_json("reason", reason="string"),
-                hold_id="path",
-            )
-        },
         # tus 1.0.0 (docs/uploads.md); every request but OPTIONS sends Tus-Resumable: 1.0.0.
         "/uploads": {
             "options": {
@@ -531,6 +478,10 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+
+# Records management (quotas, retention, legal holds) is described beside its routes.
+SPEC["paths"].update(records_paths(_op, _json))
 
 
 async def openapi_json(request: Request) -> JSONResponse:

@@ -1,5 +1,5 @@
 """Server-rendered browser pages: signing in, home, files, uploads, requests, publishing,
-announcements, the account page and the firm's console.
+announcements, the account page, the firm's console and records management.
 
 They work without JavaScript: plain forms, each state-changing one carrying the session's
 CSRF token, answered by a redirect or by the page again with the error next to the field.
@@ -18,6 +18,7 @@ from web.pages import (
     language,
     news,
     publish,
+    records,
     signin,
     upload_form,
 )
@@ -55,4 +56,5 @@ def routes() -> list[BaseRoute]:
         *publish.routes(),
         *news.routes(),
         *console.routes(),
+        *records.routes(),
     ]

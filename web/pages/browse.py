@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from vault import audit, receipts, search, trash
+from vault import audit, quotas, receipts, search, trash
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
@@ -138,6 +138,9 @@ async def _listing_page(
         create_action=f"/folders/{folder.id}/folders"
         if folder
         else f"/clients/{client.id}/folders",
+        usage=await quotas.usage(
+            session, client.id, default=services(request).settings.quotas.default_bytes
+        ),
         **abilities(caller.principal, client.id),
     )
 
