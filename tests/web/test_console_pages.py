@@ -362,3 +362,16 @@ def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
         "Bank",
         "3",
     ]
+
+
+async def test_an_admin_cannot_disable_themselves_and_is_told_so(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    await signed_in(http, world["ada"])
+    own = f"/admin/people/{world['ada'].id}"
+    page = await http.get(own)
+    assert "This is your own account." in page.text and f"{own}/disable" not in page.text
+    refused = await http.post(f"{own}/disable", data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 409
+    assert "Already done" in refused.text
+    assert await events(services, "user.disabled") == []
