@@ -52,10 +52,11 @@ ACTIONS = frozenset(
         "request.answered",
         "request.reminder",
         "link.dropped",
+        "quota.threshold",
     }
 )
 # Reach the staff of the client at once, whatever their cadence (but never when it is off).
-URGENT = frozenset({"request.submitted"})
+URGENT = frozenset({"request.submitted", "quota.threshold"})
 _STAFF = frozenset({Role.STAFF, Role.ADMIN})
 # Reach only the client's own members: they are the ones who owe the documents.
 MEMBERS_ONLY = frozenset({"request.reminder"})

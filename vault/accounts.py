@@ -88,6 +88,7 @@ async def principal_for(session: AsyncSession, user: User, *, read_only: bool = 
     if role in (Role.CLIENT, Role.STAFF):
         found = await session.execute(select(Client.id).where(col(Client.shared).is_(True)))
         shared = frozenset(found.scalars().all())
+    archived = await session.execute(select(Client.id).where(col(Client.archived_at).is_not(None)))
     return Principal(
         user_id=user.id,
         email=user.email,
@@ -95,6 +96,7 @@ async def principal_for(session: AsyncSession, user: User, *, read_only: bool = 
         client_ids=frozenset(rows.scalars().all()),
         read_only=read_only,
         shared_client_ids=shared,
+        archived_client_ids=frozenset(archived.scalars().all()),
     )
 
 

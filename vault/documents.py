@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, blobs, crypto
+from vault import audit, blobs, crypto, holds
 from vault.blobs import StoredBlob
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
@@ -295,6 +295,7 @@ async def trash(
 ) -> Document:
     document = await get_document(session, principal, document_id)
     require(principal, Permission.DELETE, document.client_id)
+    await holds.refuse_if_held(session, document.client_id, document.folder_id)
     document.deleted_at = datetime.now(UTC)
     document.deleted_by = principal.user_ref
     session.add(document)

@@ -26,11 +26,17 @@ _HIDDEN_NAMESAKE = "/"
 
 
 async def list_clients(
-    session: AsyncSession, principal: Principal, *, context: audit.AuditContext | None = None
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    context: audit.AuditContext | None = None,
+    archived: bool = False,
 ) -> Sequence[Client]:
-    """The clients the principal can see, by name; shown to someone (audited) when `context`
-    is given."""
+    """The clients the principal can see, by name (archived ones only when asked for); shown
+    to someone (audited) when `context` is given."""
     query = select(Client).order_by(Client.name_key)
+    if not archived:
+        query = query.where(col(Client.archived_at).is_(None))
     visible = visible_client_ids(principal)
     if visible is not None:
         query = query.where(Client.id.in_(visible))  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit, mfa, quarantine, uploads
+from vault import audit, holds, mfa, quarantine, uploads
 from vault.db import transaction
 from vault.keyring import Keyring
 from vault.models import Version
@@ -65,6 +65,7 @@ async def rewrap_all(
 class CollectedGarbage:
     objects_deleted: int
     uploads_aborted: int
+    objects_held: int = 0  # unreferenced, but kept for a client under a legal hold
 
 
 async def collect_garbage(
@@ -87,9 +88,16 @@ async def collect_garbage(
     resumable = await uploads.live_storage_keys(sessions) | await quarantine.held_storage_keys(
         sessions
     )
-    deleted = 0
+    async with sessions() as session:
+        held = {str(client_id) for client_id in await holds.held_client_ids(session)}
+    deleted = kept = 0
     async for obj in store.list(OBJECT_PREFIX):
         if obj.last_modified > cutoff or obj.key in resumable:
+            continue
+        if obj.key.removeprefix(OBJECT_PREFIX).split("/")[0] in held:
+            # A hold keeps everything of the client, even what no version refers to any
+            # more: it may be the evidence of what happened.
+            kept += 1
             continue
         async with sessions() as session:
             referenced = (
@@ -103,12 +111,10 @@ async def collect_garbage(
         if upload.initiated <= cutoff and upload.key not in resumable:
             await store.abort_multipart(upload.key, upload.upload_id)
             aborted += 1
-    if deleted or aborted:
+    if deleted or aborted or kept:
+        details = {"objects_deleted": deleted, "uploads_aborted": aborted}
+        if kept:
+            details["objects_held"] = kept
         async with transaction(sessions) as session:
-            await audit.record(
-                session,
-                audit.SYSTEM,
-                "storage.collected",
-                details={"objects_deleted": deleted, "uploads_aborted": aborted},
-            )
-    return CollectedGarbage(deleted, aborted)
+            await audit.record(session, audit.SYSTEM, "storage.collected", details=details)
+    return CollectedGarbage(deleted, aborted, kept)

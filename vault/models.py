@@ -50,6 +50,8 @@ class Client(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # The firm's resources (guides, forms, FAQs): every signed-in user may read it.
     shared: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    # An archived client is read-only and left out of lists until an admin restores it.
+    archived_at: datetime | None = None
 
 
 class User(SQLModel, table=True):

@@ -106,6 +106,8 @@ class Principal:
     read_only: bool = False  # a read-only access token
     # Every shared client (the firm's resources), whether or not the user belongs to it.
     shared_client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # Archived clients: still readable by those who may see them, changed by nobody.
+    archived_client_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
     @property
     def user_ref(self) -> uuid.UUID | None:
@@ -146,6 +148,8 @@ def allows(principal: Principal, permission: Permission, client_id: uuid.UUID | 
         return True
     if client_id is None or not can_see_client(principal, client_id):
         return False
+    if client_id in principal.archived_client_ids and permission in _WRITES:
+        return False
     if client_id in principal.shared_client_ids:
         return permission in _SHARED[principal.role]
     return permission in _CLIENT_SCOPED[principal.role]
@@ -168,4 +172,11 @@ def is_firm(principal: Principal) -> bool:
 def require_firm(principal: Principal, action: str) -> None:
     """Raise `PermissionDeniedError` unless `is_firm`; `action` words the message."""
     if not is_firm(principal):
+        raise PermissionDeniedError(f"{principal.role} may not {action}")
+
+
+def require_admin(principal: Principal, action: str) -> None:
+    """Raise `PermissionDeniedError` unless an administrator (not through a read-only token)
+    asks: quotas, retention and legal holds are the firm's records policy."""
+    if principal.role is not Role.ADMIN or principal.read_only:
         raise PermissionDeniedError(f"{principal.role} may not {action}")

@@ -20,13 +20,13 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit, blobs
+from vault import audit, blobs, crypto, quotas
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, VaultError
 from vault.keyring import Keyring
-from vault.models import ROOT_REF, Folder
+from vault.models import ROOT_REF, Folder, Version
 from vault.names import name_key, validate_name
 from vault.policy import Permission, Principal, require
 from vault.store import ObjectStore
@@ -110,6 +110,7 @@ async def publish_copy(
     part_size: int,
     concurrency: int = 4,
     message: str = "",
+    default_quota: int = 0,
 ) -> PublishedCopy:
     """Copy one version of a document into `folder_id` (usually another client's) as a new
     document, or a new version of the same-named document there.
@@ -120,6 +121,8 @@ async def publish_copy(
     Raises:
         NotFoundError: the source, its version or the folder is not visible to the caller.
         IntegrityError: the stored source failed authentication, or the copy differs.
+        QuotaExceededError: the copy would take the target client past its quota (checked
+            before any byte is stored; `default_quota` is the firm-wide default).
     """
     async with transaction(sessions) as session:
         source = await doc_service.get_document(session, principal, document_id)
@@ -129,7 +132,58 @@ async def publish_copy(
         plan = await doc_service.prepare_upload(
             session, principal, keyring, folder_id=folder_id, name=source.name
         )
-    blob = await blobs.write_encrypted(
+        admission = await quotas.admit(
+            session, plan.client_id, source_version.size, default=default_quota
+        )
+    try:
+        blob = await _copy(store, plan, source_version, opened, part_size, concurrency)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(sessions, admission)
+        raise
+    try:
+        if blob.sha256 != source_version.sha256:
+            raise IntegrityError("the copy does not match the published document")
+        details: dict[str, object] = {"published_from": str(source.id)}
+        if message:
+            details["message"] = message
+        async with transaction(sessions) as session:
+            await quotas.settle(
+                session, plan.client_id, admission, blob.plaintext_size, default=default_quota
+            )
+            document, new_version = await doc_service.commit_upload(
+                session,
+                principal,
+                context,
+                plan,
+                blob,
+                content_type=source_version.content_type,
+                details=details,
+            )
+            await quotas.note_usage(session, plan.client_id, default=default_quota)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await store.delete(plan.storage_key)
+            await quotas.release_in(sessions, admission)
+        raise
+    return PublishedCopy(
+        client_id=document.client_id,
+        folder_id=document.folder_id,
+        document_id=document.id,
+        version=new_version.number,
+        size=new_version.size,
+    )
+
+
+async def _copy(
+    store: ObjectStore,
+    plan: doc_service.UploadPlan,
+    source_version: Version,
+    opened: crypto.OpenedHeader,
+    part_size: int,
+    concurrency: int,
+) -> blobs.StoredBlob:
+    return await blobs.write_encrypted(
         store,
         plan.storage_key,
         blobs.read_decrypted(
@@ -142,31 +196,4 @@ async def publish_copy(
         part_size=part_size,
         concurrency=concurrency,
         expected_size=source_version.size,
-    )
-    try:
-        if blob.sha256 != source_version.sha256:
-            raise IntegrityError("the copy does not match the published document")
-        details: dict[str, object] = {"published_from": str(source.id)}
-        if message:
-            details["message"] = message
-        async with transaction(sessions) as session:
-            document, new_version = await doc_service.commit_upload(
-                session,
-                principal,
-                context,
-                plan,
-                blob,
-                content_type=source_version.content_type,
-                details=details,
-            )
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await store.delete(plan.storage_key)
-        raise
-    return PublishedCopy(
-        client_id=document.client_id,
-        folder_id=document.folder_id,
-        document_id=document.id,
-        version=new_version.number,
-        size=new_version.size,
     )

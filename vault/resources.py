@@ -46,8 +46,11 @@ async def set_shared(
 
 
 async def shared_clients(session: AsyncSession, principal: Principal) -> Sequence[Client]:
-    """The shared clients `principal` may see (none for auditors), by name."""
+    """The shared clients `principal` may see (none for auditors), by name; an archived one
+    is left out like any archived client."""
     rows = await session.execute(
-        select(Client).where(col(Client.shared).is_(True)).order_by(col(Client.name_key))
+        select(Client)
+        .where(col(Client.shared).is_(True), col(Client.archived_at).is_(None))
+        .order_by(col(Client.name_key))
     )
     return [c for c in rows.scalars().all() if can_see_client(principal, c.id)]

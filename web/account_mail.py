@@ -1,4 +1,5 @@
-"""Emails about the account itself: invitation, password reset, lockout, password changed.
+"""Emails about the account itself: invitation, password reset, lockout, password changed,
+second factor reset.
 
 They go straight to the mailer rather than through the notification outbox, because they
 carry single-use links that must not sit in the database in clear.
@@ -31,6 +32,7 @@ _SUBJECTS = {
     "reset": "Reset your ClientVault password",
     "lockout": "Sign-in to your ClientVault account was paused",
     "password-changed": "Your ClientVault password was changed",
+    "mfa-reset": "The two-step sign-in of your ClientVault account was reset",
 }
 
 

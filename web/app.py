@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 import notify
 from notify import alert_mail
-from vault import audit, checkpoints, scanning
+from vault import audit, checkpoints, records_worker, scanning
 from vault.db import check_migrated
 from web import access_log, health, link_uploads, unsubscribe
 from web.api import routes as api_routes
@@ -103,6 +103,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
                             services.keyring,
                             scan_policy(settings),
                             interval=settings.scan.interval_seconds,
+                        )
+                    )
+                if settings.retention.worker:
+                    tasks.start_soon(
+                        partial(
+                            records_worker.run,
+                            services.sessions,
+                            services.store,
+                            interval_seconds=settings.retention.interval_minutes * 60,
+                            default_quota=settings.quotas.default_bytes,
                         )
                     )
                 logger.info("ClientVault ready on %s", settings.server.public_url)

@@ -8,14 +8,14 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
-from vault import accounts, audit, maintenance, ratelimit, resources, sessions
+from vault import accounts, audit, maintenance, resources
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import NotFoundError, VaultError
@@ -26,6 +26,7 @@ from vault.policy import SYSTEM
 from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd
 from web.cli_fsck import fsck
+from web.cli_records import register as register_records
 from web.cli_scan import scan_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.headers import MAX_REQUEST_HEAD_BYTES
@@ -428,23 +429,4 @@ def notify_run(ctx: click.Context, once: bool) -> None:
         _run(_with_services(settings, run))
 
 
-@main.command()
-@click.option("--grace-hours", type=float, default=None, help="Override [uploads].gc_grace_hours.")
-@click.pass_context
-def gc(ctx: click.Context, grace_hours: float | None) -> None:
-    """Delete stored objects no version refers to, and stale unfinished uploads."""
-    settings = _settings(ctx)
-    grace = timedelta(hours=settings.uploads.gc_grace_hours if grace_hours is None else grace_hours)
-
-    async def run(svc: Services) -> maintenance.CollectedGarbage:
-        collected = await maintenance.collect_garbage(svc.sessions, svc.store, grace=grace)
-        async with transaction(svc.sessions) as session:
-            now = datetime.now(UTC)
-            await sessions.purge(session, now=now)
-            await ratelimit.purge(session, now=now)
-        return collected
-
-    result = _run(_with_services(settings, run))
-    click.echo(
-        f"deleted {result.objects_deleted} objects, aborted {result.uploads_aborted} uploads"
-    )
+register_records(main, client)

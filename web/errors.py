@@ -27,9 +27,11 @@ from vault.errors import (
     TooLargeError,
     VaultError,
 )
+from vault.holds import HeldError, InvalidHoldError
 from vault.link_policy import InvalidLinkPolicyError
 from vault.links import InvalidLinkError
 from vault.names import InvalidNameError
+from vault.quotas import QuotaExceededError
 from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
 from web.refusals import audit_refusal
@@ -78,10 +80,13 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidLinkError, 422, "Invalid request"),
     (InvalidLinkPolicyError, 422, "Invalid request"),
     (InvalidDropError, 422, "Invalid request"),
+    (InvalidHoldError, 422, "Invalid request"),
+    (HeldError, 409, "Legal hold"),
     (NotFoundError, 404, "Not found"),
     (PermissionDeniedError, 403, "Forbidden"),
     (ConflictError, 409, "Conflict"),
     (IncompleteUploadError, 400, "Incomplete upload"),
+    (QuotaExceededError, 413, "Quota exceeded"),
     (TooLargeError, 413, "Content too large"),
     (NonceReuseError, 409, "Upload must restart"),
     (IntegrityError, 500, "Stored data failed its integrity check"),
@@ -167,6 +172,8 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
                 extra["rule"] = exc.rule
             if isinstance(exc, InvalidLinkError | InvalidDropError):
                 extra["field"] = exc.field
+            if isinstance(exc, QuotaExceededError):
+                extra.update(quota=exc.quota, used=exc.used, requested=exc.requested)
             return problem(status, title, str(exc), **extra)
     return await handle_unexpected(request, exc)
 

@@ -27,7 +27,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from vault import blobs, quarantine
+from vault import blobs, quarantine, quotas
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, TooLargeError
@@ -83,6 +83,7 @@ class FormUploadError(Exception):
         rule: For a refused file name, the naming rule it broke (see `vault.names`).
         position: 1-based number of the refused file among the form's files.
         caller: The signed-in browser that sent the form (the page is rendered for it).
+        quota: For a file refused by the client's quota, the quota and the bytes in use.
     """
 
     def __init__(
@@ -93,8 +94,10 @@ class FormUploadError(Exception):
         rule: str | None = None,
         position: int | None = None,
         caller: Caller | None = None,
+        quota: quotas.QuotaExceededError | None = None,
     ) -> None:
         super().__init__(message)
+        self.quota = quota
         self.message = message
         self.stored = list(stored)
         self.rule = rule
@@ -347,7 +350,7 @@ class _Receiver:
         self.files_seen += 1
         if self.files_seen > MAX_FILES:
             raise ProblemError(413, "Content too large", "the form has too many files")
-        limit = await self.admit_file()
+        file_limit = await self.admit_file()
         principal = self.caller.principal
         folder_id = await self.folder_for(self.lists)
         try:
@@ -355,8 +358,14 @@ class _Receiver:
                 plan = await doc_service.prepare_upload(
                     session, principal, self.svc.keyring, folder_id=folder_id, name=name
                 )
+                admission = await quotas.admit(
+                    session, plan.client_id, None, default=self.svc.settings.quotas.default_bytes
+                )
         except InvalidNameError as exc:
             self._refuse_name(exc)
+        except quotas.QuotaExceededError as exc:
+            self._refuse_quota(exc)
+        limit = admission.limit(file_limit)
         try:
             blob = await blobs.write_encrypted(
                 self.svc.store,
@@ -368,6 +377,9 @@ class _Receiver:
                 max_size=limit,
             )
         except TooLargeError:
+            # Stopped as the bytes passed the limit: what was sent is aborted, never stored.
+            if limit < file_limit:
+                self._refuse_quota(admission.refusal())
             raise FormUploadError(
                 f"A file is larger than the {limit} bytes allowed.",
                 stored=self.stored,
@@ -375,7 +387,7 @@ class _Receiver:
                 position=self.files_seen,
                 caller=self.caller,
             ) from None
-        stored = await self._commit(principal, plan, blob, part.content_type)
+        stored = await self._commit(principal, plan, admission, blob, part.content_type)
         self.stored.append(stored)
 
     async def admit_file(self) -> int:
@@ -386,13 +398,18 @@ class _Receiver:
         self,
         principal: Principal,
         plan: doc_service.UploadPlan,
+        admission: quotas.Admission,
         blob: blobs.StoredBlob,
         content_type: str | None,
     ) -> StoredFile:
         extra = self.details(self.lists) if self.details else None
         audit_details: dict[str, object] | None = dict(extra) if extra else None
+        default = self.svc.settings.quotas.default_bytes
         try:
             async with transaction(self.svc.sessions) as session:
+                await quotas.settle(
+                    session, plan.client_id, admission, blob.plaintext_size, default=default
+                )
                 committed = await quarantine.commit_or_hold(
                     session,
                     principal,
@@ -403,9 +420,12 @@ class _Receiver:
                     content_type=content_type,
                     details=audit_details,
                 )
-        except BaseException:
+                await quotas.note_usage(session, plan.client_id, default=default)
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.svc.store.delete(plan.storage_key)
+            if isinstance(exc, quotas.QuotaExceededError):
+                self._refuse_quota(exc)
             raise
         return StoredFile(
             name=committed.name,
@@ -422,6 +442,16 @@ class _Receiver:
             rule=exc.rule,
             position=self.files_seen or 1,
             caller=self.caller,
+        ) from exc
+
+    def _refuse_quota(self, exc: quotas.QuotaExceededError) -> NoReturn:
+        raise FormUploadError(
+            str(exc),
+            stored=self.stored,
+            rule="quota",
+            position=self.files_seen or 1,
+            caller=self.caller,
+            quota=exc,
         ) from exc
 
     async def drain(self, limit: int) -> None:

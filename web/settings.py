@@ -213,6 +213,19 @@ class LinksSettings(_Section):
     address_max_failures: int = Field(20, ge=1)
 
 
+class QuotaSettings(_Section):
+    # Firm-wide default for clients without their own quota (bytes, every version and the
+    # trash counted); 0 is unlimited.
+    default_bytes: int = Field(0, ge=0)
+
+
+class RetentionSettings(_Section):
+    worker: bool = (
+        True  # apply retention inside each app process (else: `clientvault retention run`)
+    )
+    interval_minutes: int = Field(60, ge=1)
+
+
 class MetricsSettings(_Section):
     # GET /metrics answers 404 unless enabled and the request bears this token.
     enabled: bool = False
@@ -247,6 +260,8 @@ class Settings(_Section):
     alerts: AlertsSettings = AlertsSettings()
     uploads: UploadSettings = UploadSettings()
     scan: ScanSettings = ScanSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    retention: RetentionSettings = RetentionSettings()
     auth: AuthSettings = AuthSettings()
     links: LinksSettings = LinksSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -50,6 +50,12 @@ COMMANDS = [
     ["audit", "verify-export"],
     ["gc"],
     ["fsck"],
+    ["client", "quota"],
+    ["retention", "run"],
+    ["retention", "set"],
+    ["hold", "place"],
+    ["hold", "release"],
+    ["hold", "list"],
 ]
 LONG_PASSWORD = "correct horse battery staple"
 

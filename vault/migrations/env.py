@@ -11,6 +11,7 @@ from vault import link_policy as _link_policy  # noqa: F401  (per-client link po
 from vault import links as _links  # noqa: F401  (share and upload-request links)
 from vault import notifications as _notifications  # noqa: F401  (notifier tables)
 from vault import quarantine as _quarantine  # noqa: F401  (versions held for scanning)
+from vault import records as _records  # noqa: F401  (quota, retention and hold tables)
 from vault import refusals as _refusals  # noqa: F401  (refused-request windows)
 from vault import requests as _requests  # noqa: F401  (document request tables)
 from vault import uploads as _uploads  # noqa: F401  (resumable upload tables)

@@ -14,6 +14,7 @@ from web.api import (
     links,
     notifications,
     openapi,
+    records,
     requests,
     signin,
     trash,
@@ -49,6 +50,15 @@ def routes() -> list[BaseRoute]:
         Route("/links/{link_id}", links.revoke_link, methods=["DELETE"]),
         Route("/clients/{client_id}/link-policy", links.get_link_policy, methods=["GET"]),
         Route("/clients/{client_id}/link-policy", links.put_link_policy, methods=["PUT"]),
+        # Records management: quotas, retention, legal holds.
+        Route("/clients/{client_id}/usage", records.get_usage, methods=["GET"]),
+        Route("/clients/{client_id}/quota", records.set_quota, methods=["PUT"]),
+        Route("/clients/{client_id}/retention", records.get_retention, methods=["GET"]),
+        Route("/clients/{client_id}/retention", records.set_retention, methods=["PUT"]),
+        Route("/clients/{client_id}/retention/plan", records.retention_plan, methods=["GET"]),
+        Route("/clients/{client_id}/holds", records.list_holds, methods=["GET"]),
+        Route("/clients/{client_id}/holds", records.place_hold, methods=["POST"]),
+        Route("/holds/{hold_id}/release", records.release_hold, methods=["POST"]),
         # Resumable uploads (tus 1.0.0).
         Route("/uploads", uploads.options, methods=["OPTIONS"]),
         Route("/uploads", uploads.create, methods=["POST"]),

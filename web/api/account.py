@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
-from vault import accounts, audit, invitations, mfa, profiles, reauth, sessions
+from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
 from vault.errors import NotFoundError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
@@ -351,53 +351,47 @@ async def invite(request: Request) -> JSONResponse:
 
 
 async def reset_user_totp(request: Request) -> Response:
-    """DELETE /users/{user_id}/totp: an admin resets someone's second factor (audited)."""
+    """DELETE /users/{user_id}/totp: an admin resets someone's second factor (audited); the
+    person is emailed, as from the console."""
+    svc = services(request)
     async with api_call(request) as call:
         require(call.principal, Permission.MANAGE, None)
         user = await _user(call.session, request.path_params["user_id"])
-        await mfa.reset_totp(call.session, call.audit, user)
-        await sessions.end_all(call.session, user.id)
+        await people.reset_second_factor(call.session, call.principal, call.audit, user.id)
+        by = call.user.display_name or call.user.email
+    await account_mail.send_quietly(
+        svc,
+        "mfa-reset",
+        user,
+        by=by,
+        when=account_mail.when(datetime.now(UTC)),
+        link=account_mail.link(svc, "/login"),
+    )
     return Response(status_code=204)
 
 
 async def update_user(request: Request) -> JSONResponse:
-    """PATCH /users/{user_id} {role?, active?}: privilege changes end the user's sessions."""
+    """PATCH /users/{user_id} {role?, active?}: privilege changes end the user's sessions and
+    tokens (`vault.people`, as the console does it)."""
     async with api_call(request) as call:
         data = await json_body(request)
         require(call.principal, Permission.MANAGE, None)
         user = await _user(call.session, request.path_params["user_id"])
-        changes: dict[str, Any] = {}
+        role: Role | None = None
         if "role" in data:
             try:
                 role = Role(str(data["role"]))
             except ValueError:
                 raise ProblemError(422, "Invalid request", "unknown role", field="role") from None
-            if role != user.role:
-                changes["role"] = {"from": user.role, "to": role.value}
-                user.role = role
+        if "active" in data and not isinstance(data["active"], bool):
+            raise ProblemError(
+                422, "Invalid request", "active must be true or false", field="active"
+            )
+        if role is not None:
+            await people.set_role(call.session, call.principal, call.audit, user.id, role)
         if "active" in data:
-            if not isinstance(data["active"], bool):
-                raise ProblemError(
-                    422, "Invalid request", "active must be true or false", field="active"
-                )
-            if data["active"] != user.is_active:
-                changes["active"] = data["active"]
-                user.is_active = data["active"]
-        if changes:
-            call.session.add(user)
-            # The user signs in again to get a session at the new privilege level.
-            ended = await sessions.end_all(call.session, user.id)
-            await audit.record(
-                call.session,
-                call.audit,
-                "user.updated",
-                target_type="user",
-                target_id=user.id,
-                details={
-                    **changes,
-                    "sessions_ended": ended.sessions,
-                    "tokens_revoked": ended.tokens,
-                },
+            await people.set_active(
+                call.session, call.principal, call.audit, user.id, active=data["active"]
             )
         body = {
             "id": str(user.id),

@@ -10,10 +10,10 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from vault import audit, blobs, publishing, quarantine, receipts
+from vault import audit, blobs, publishing, quarantine, quotas, receipts
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, PermissionDeniedError
+from vault.errors import IncompleteUploadError, PermissionDeniedError, TooLargeError
 from vault.models import Document, Role, Version
 from vault.policy import Permission, require
 from web import content
@@ -115,24 +115,41 @@ async def put_file(request: Request) -> JSONResponse:
     if length is not None and length > svc.max_upload_size:
         raise ProblemError(413, "Content too large", f"the limit is {svc.max_upload_size} bytes")
     message = _publishing_message(request)
+    default_quota = svc.settings.quotas.default_bytes
     async with api_call(request) as call:
         if message and call.principal.role not in (Role.STAFF, Role.ADMIN):
             raise PermissionDeniedError("only staff may add a publishing message")
         plan = await doc_service.prepare_upload(
             call.session, call.principal, svc.keyring, folder_id=folder_id, name=name
         )
-    blob = await blobs.write_encrypted(
-        svc.store,
-        plan.storage_key,
-        _body(request),
-        sealer=plan.sealer(),
-        part_size=svc.part_size,
-        concurrency=svc.settings.storage.concurrency,
-        expected_size=length,
-        max_size=svc.max_upload_size,
-    )
+        # Refused here, with the body still unread, when Content-Length does not fit.
+        admission = await quotas.admit(call.session, plan.client_id, length, default=default_quota)
+    try:
+        blob = await blobs.write_encrypted(
+            svc.store,
+            plan.storage_key,
+            _body(request),
+            sealer=plan.sealer(),
+            part_size=svc.part_size,
+            concurrency=svc.settings.storage.concurrency,
+            expected_size=length,
+            max_size=admission.limit(svc.max_upload_size),
+        )
+    except TooLargeError:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+        if length is None and admission.limit(svc.max_upload_size) < svc.max_upload_size:
+            raise admission.refusal() from None
+        raise
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+        raise
     try:
         async with api_call(request) as call:
+            await quotas.settle(
+                call.session, plan.client_id, admission, blob.plaintext_size, default=default_quota
+            )
             committed = await quarantine.commit_or_hold(
                 call.session,
                 call.principal,
@@ -143,9 +160,11 @@ async def put_file(request: Request) -> JSONResponse:
                 content_type=_content_type(request),
                 details={"message": message} if message else None,
             )
+            await quotas.note_usage(call.session, plan.client_id, default=default_quota)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await svc.store.delete(plan.storage_key)
+            await quotas.release_in(svc.sessions, admission)
         raise
     if committed.held:
         # Stored, but no version until the scanner passes it (or staff release it).
@@ -330,17 +349,27 @@ async def restore_version(request: Request) -> JSONResponse:
         principal, context = call.principal, call.audit
         document_id = parse_id(request.path_params["document_id"], "document")
         number = _number(request)
-    document, version = await doc_service.restore_version(
-        svc.sessions,
-        svc.store,
-        svc.keyring,
-        principal,
-        context,
-        document_id=document_id,
-        number=number,
-        part_size=svc.part_size,
-        concurrency=svc.settings.storage.concurrency,
-    )
+        default = svc.settings.quotas.default_bytes
+        client_id, admission = await quotas.admit_copy(
+            call.session, principal, document_id, number, default=default
+        )
+    try:
+        document, version = await doc_service.restore_version(
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            principal,
+            context,
+            document_id=document_id,
+            number=number,
+            part_size=svc.part_size,
+            concurrency=svc.settings.storage.concurrency,
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+    async with api_call(request) as call:
+        await quotas.note_usage(call.session, client_id, default=default)
     return JSONResponse(
         {"document_id": str(document.id), "version": version.number, "restored_from": number},
         status_code=201,

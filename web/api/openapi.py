@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from web.api import openapi_links
+from web.api.openapi_records import records_paths
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -500,6 +501,10 @@ SPEC: dict[str, Any] = {
         **openapi_links.paths(_op),
     },
 }
+
+
+# Records management (quotas, retention, legal holds) is described beside its routes.
+SPEC["paths"].update(records_paths(_op, _json))
 
 
 async def openapi_json(request: Request) -> JSONResponse:

@@ -25,7 +25,9 @@ from functools import wraps
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from vault import crypto, upload_append, upload_finish, uploads
+from vault import crypto, quotas, upload_append, upload_finish, uploads
+from vault.db import transaction
+from vault.folders import get_folder
 from web.api.common import parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
@@ -269,6 +271,10 @@ async def _receive(
             hold=call.hold,
             on_commit=call.on_commit,
         )
+        async with transaction(svc.sessions) as session:
+            await quotas.note_usage(
+                session, upload.client_id, default=svc.settings.quotas.default_bytes
+            )
         return {"Upload-Offset": str(resumable.length), **_document_headers(finished, call)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
     if stalled and not creating:
@@ -337,6 +343,15 @@ async def create(request: Request, binding: TusBinding) -> Response:
         name = metadata_text(pairs, "filename")
         folder_id = await binding.folder_for(call, pairs)
         await binding.admit(call, length=length)
+        folder = await get_folder(call.session, call.principal, folder_id)
+        # The upload's row reserves its Upload-Length once committed with this admission.
+        await quotas.admit(
+            call.session,
+            folder.client_id,
+            length,
+            default=svc.settings.quotas.default_bytes,
+            reserve=False,
+        )
         upload = await uploads.create_upload(
             call.session,
             call.principal,

@@ -1,5 +1,5 @@
 """Server-rendered browser pages: signing in, home, files, uploads, requests, publishing,
-announcements and the account page.
+announcements, the account page, the firm's console and records management.
 
 They work without JavaScript: plain forms, each state-changing one carrying the session's
 CSRF token, answered by a redirect or by the page again with the error next to the field.
@@ -13,6 +13,7 @@ from web.pages import (
     account,
     audit_alerts,
     browse,
+    console,
     doc_requests,
     drop_form,
     home,
@@ -21,6 +22,7 @@ from web.pages import (
     news,
     publish,
     quarantine,
+    records,
     share,
     signin,
     upload_form,
@@ -63,4 +65,6 @@ def routes() -> list[BaseRoute]:
         *audit_alerts.routes(),
         *share.routes(),
         *link_pages.routes(),
+        *console.routes(),
+        *records.routes(),
     ]

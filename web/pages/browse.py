@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from vault import audit, drops, receipts, search, trash
+from vault import audit, drops, quotas, receipts, search, trash
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
@@ -149,6 +149,9 @@ async def _listing_page(
         share_panel=None
         if folder is None
         else await link_pages.panel(session, caller.principal, services(request), folder=folder),
+        usage=await quotas.usage(
+            session, client.id, default=services(request).settings.quotas.default_bytes
+        ),
         **abilities(caller.principal, client.id),
     )
 

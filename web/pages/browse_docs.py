@@ -7,11 +7,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import anyio
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import audit, quarantine, receipts
+from vault import audit, quarantine, quotas, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
@@ -158,17 +159,27 @@ async def restore_version(request: Request) -> Response:
         if number is None:
             raise NotFoundError("version not found")
         principal, context = caller.principal, audit_context(request, caller.principal)
-    document, version = await doc_service.restore_version(
-        svc.sessions,
-        svc.store,
-        svc.keyring,
-        principal,
-        context,
-        document_id=document_id,
-        number=number,
-        part_size=svc.part_size,
-        concurrency=svc.settings.storage.concurrency,
-    )
+        default = svc.settings.quotas.default_bytes
+        client_id, admission = await quotas.admit_copy(
+            session, principal, document_id, number, default=default
+        )
+    try:
+        document, version = await doc_service.restore_version(
+            svc.sessions,
+            svc.store,
+            svc.keyring,
+            principal,
+            context,
+            document_id=document_id,
+            number=number,
+            part_size=svc.part_size,
+            concurrency=svc.settings.storage.concurrency,
+        )
+    finally:
+        with anyio.CancelScope(shield=True):
+            await quotas.release_in(svc.sessions, admission)
+    async with transaction(svc.sessions) as session:
+        await quotas.note_usage(session, client_id, default=default)
     return see_other(f"/documents/{document.id}?done=restored&version={version.number}")
 
 

@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
+from vault.holds import HeldError
 from vault.identity import SessionStage
+from vault.quotas import QuotaExceededError
 from web.auth import Caller, check_csrf, resolve
 from web.errors import ProblemError, unavailable_status
 from web.pages.render import render
@@ -68,6 +70,10 @@ def page(endpoint: Endpoint) -> Endpoint:
         except PermissionDeniedError:
             await audit_refusal(request, 403)
             return render(request, "error.html", status=403)
+        except QuotaExceededError:
+            return render(request, "error.html", status=413, quota=True)
+        except HeldError:
+            return render(request, "error.html", status=409, held=True)
         except ConflictError:
             return render(request, "error.html", status=409)
         except Exception as exc:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import blobs, drops, link_policy, quarantine
+from vault import blobs, drops, link_policy, quarantine, quotas
 from vault import documents as doc_service
 from vault.db import transaction
 from vault.errors import IncompleteUploadError
@@ -109,13 +109,16 @@ class _DropReceiver(_Receiver):
         self,
         principal: Principal,
         plan: doc_service.UploadPlan,
+        admission: quotas.Admission,
         blob: blobs.StoredBlob,
         content_type: str | None,
     ) -> StoredFile:
         size = blob.plaintext_size
+        default = self.svc.settings.quotas.default_bytes
         drop_id = uuid.uuid4()  # a form has no tus upload: the drop gets an id of its own
         try:
             async with transaction(self.svc.sessions) as session:
+                await quotas.settle(session, plan.client_id, admission, size, default=default)
                 counted = await session.execute(
                     update(Link)
                     .where(
@@ -152,9 +155,12 @@ class _DropReceiver(_Receiver):
                     details={"drop_id": str(drop_id)},
                 )
                 await dropped(self.link_id, self.context, session, drop_id, committed)
-        except BaseException:
+                await quotas.note_usage(session, plan.client_id, default=default)
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.svc.store.delete(plan.storage_key)
+            if isinstance(exc, quotas.QuotaExceededError):
+                self._refuse_quota(exc)
             raise
         return StoredFile(plan.name, plan.document_id, None, size, held=committed.held)
 

@@ -250,6 +250,7 @@ async def _copy_to(
                 part_size=svc.part_size,
                 concurrency=svc.settings.storage.concurrency,
                 message=form.message,
+                default_quota=svc.settings.quotas.default_bytes,
             )
             result.files.append(StoredFile(stored.name, copy.document_id, copy.version, copy.size))
     except Exception:

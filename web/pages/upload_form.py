@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vault.errors import IncompleteUploadError
+from vault.quotas import QuotaExceededError
 from web.auth import Caller
 from web.context import services
 from web.form_upload import FormUploadError, StoredFile, receive_upload
@@ -47,6 +48,7 @@ async def upload(request: Request) -> Response:
             position=exc.position or 0,
             stored=exc.stored,
             caller=exc.caller,
+            quota=exc.quota,
         )
     except IncompleteUploadError:
         # The browser went away or cut the body short: the file it was in was not stored,
@@ -76,6 +78,7 @@ def _refused(
     position: int,
     stored: list[StoredFile],
     caller: Caller | None,
+    quota: QuotaExceededError | None = None,
 ) -> Response:
     # The rule picks the translated sentence; `reason` (English, from the naming rules) is
     # the fallback for a rule the page does not know.
@@ -85,7 +88,8 @@ def _refused(
     return render(
         request,
         "upload-refused.html",
-        status=422,
+        status=413 if quota is not None else 422,
+        quota=quota,
         **signed_in,
         folder_id=folder_id,
         rule=rule,

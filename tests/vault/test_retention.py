@@ -1,0 +1,323 @@
+"""Retention on a seeded tree: the dry run lists exactly what the run then deletes; legal
+holds block every deletion path; a shredded version cannot be decrypted from a copy of the
+object store taken before it was deleted."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from tests.fixtures.app import TEST_CONTEXT, World
+from vault import crypto, holds, maintenance, records_worker, retention
+from vault import folders as folder_service
+from vault.db import transaction
+from vault.errors import IntegrityError
+from vault.models import AuditEvent, Document, Version
+from vault.policy import SYSTEM
+from vault.retention import Rules
+from vault.uploads import Upload
+from web.services import Services
+
+NOW = datetime.now(UTC)
+
+
+async def put(http: httpx.AsyncClient, world: World, folder: uuid.UUID, name: str, n: int) -> str:
+    document_id = ""
+    for number in range(1, n + 1):
+        response = await http.put(
+            f"/api/v1/folders/{folder}/files/{name}",
+            content=f"{name} version {number} ".encode() * 50,
+            headers=world["sam"].auth,
+        )
+        assert response.status_code in (200, 201), response.text
+        document_id = response.json()["document_id"]
+    return document_id
+
+
+@dataclass
+class Tree:
+    old: uuid.UUID  # the folder "Old" under "Tax 2026"
+    a: str  # 4 versions in Tax 2026
+    b: str  # 3 versions in Old
+    c: str  # in the trash for 40 days
+    d: str  # in the trash for 10 days
+
+
+async def seed(http: httpx.AsyncClient, services: Services, world: World) -> Tree:
+    async with transaction(services.sessions) as session:
+        old = await folder_service.create_folder(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            client_id=world.acme,
+            parent_id=world.acme_folder,
+            name="Old",
+        )
+    tree = Tree(
+        old.id,
+        await put(http, world, world.acme_folder, "a.txt", 4),
+        await put(http, world, old.id, "b.txt", 3),
+        await put(http, world, world.acme_folder, "c.txt", 1),
+        await put(http, world, world.acme_folder, "d.txt", 2),
+    )
+    for document_id, days in ((tree.c, 40), (tree.d, 10)):
+        deleted = await http.delete(f"/api/v1/documents/{document_id}", headers=world["sam"].auth)
+        assert deleted.status_code == 204
+        async with transaction(services.sessions) as session:
+            await session.execute(
+                update(Document)
+                .where(col(Document.id) == uuid.UUID(document_id))
+                .values(deleted_at=NOW - timedelta(days=days))
+            )
+    async with transaction(services.sessions) as session:
+        await retention.set_policy(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=None,
+            rules=Rules(keep_versions=2, trash_days=30),
+        )
+        # Inherits trash_days from the client, keeps only the current version.
+        await retention.set_policy(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=old.id,
+            rules=Rules(keep_versions=1),
+        )
+    return tree
+
+
+def listed(
+    run: retention.RetentionRun | list[retention.Doomed],
+) -> list[tuple[str, str, int | None]]:
+    items = run if isinstance(run, list) else run.planned
+    return [(d.kind, d.name, d.version) for d in items]
+
+
+async def version_numbers(services: Services) -> dict[str, list[int]]:
+    async with transaction(services.sessions) as session:
+        rows = await session.execute(
+            select(Document.name, Version.number).join(
+                Version, col(Version.document_id) == col(Document.id)
+            )
+        )
+        found: dict[str, list[int]] = {}
+        for name, number in rows.all():
+            found.setdefault(name, []).append(number)
+    return {name: sorted(numbers) for name, numbers in sorted(found.items())}
+
+
+async def test_dry_run_lists_exactly_what_the_run_deletes(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    expected = [
+        ("version", "a.txt", 1),
+        ("version", "a.txt", 2),
+        ("version", "b.txt", 1),
+        ("version", "b.txt", 2),
+        ("document", "c.txt", None),
+    ]
+    dry = await retention.apply(services.sessions, services.store, dry_run=True, now=NOW)
+    assert sorted(listed(dry)) == sorted(expected)
+    assert dry.deleted == []
+    assert await version_numbers(services) == {
+        "a.txt": [1, 2, 3, 4],
+        "b.txt": [1, 2, 3],
+        "c.txt": [1],
+        "d.txt": [1, 2],
+    }
+    run = await retention.apply(services.sessions, services.store, now=NOW)
+    assert run.deleted == dry.planned
+    assert await version_numbers(services) == {"a.txt": [3, 4], "b.txt": [3], "d.txt": [1, 2]}
+    async with transaction(services.sessions) as session:
+        keys = set((await session.execute(select(Version.storage_key))).scalars().all())
+        shredded = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == "version.shredded")
+        )
+        assert len(shredded.scalars().all()) == 5
+    # The store holds exactly the objects of the versions left.
+    assert {obj.key async for obj in services.store.list("objects/")} == keys
+    again = await retention.apply(services.sessions, services.store, now=NOW)
+    assert again.planned == again.deleted == []
+
+
+async def test_a_shredded_version_cannot_be_decrypted_from_an_earlier_copy_of_the_store(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    tree = await seed(http, services, world)
+    async with transaction(services.sessions) as session:
+        first = (
+            await session.execute(
+                select(Version).where(Version.document_id == uuid.UUID(tree.a), Version.number == 1)
+            )
+        ).scalar_one()
+    context = crypto.ObjectContext(world.acme, uuid.UUID(tree.a), first.id)
+    # The backup: the object's bytes as the store held them before retention ran.
+    backup = b"".join([piece async for piece in services.store.read(first.storage_key)])
+    dek = services.keyring.unwrap(first.kek_id, first.wrapped_dek)
+    assert crypto.decrypt_object(backup, context, dek) == b"a.txt version 1 " * 50
+    del dek  # what an attacker with the database and keys after the run does not have
+
+    await retention.apply(services.sessions, services.store, now=NOW)
+
+    async with transaction(services.sessions) as session:
+        assert await session.get(Version, first.id) is None
+        wrapped = [
+            (v.kek_id, v.wrapped_dek)
+            for v in (await session.execute(select(Version))).scalars().all()
+        ] + [
+            (u.kek_id, u.wrapped_dek)
+            for u in (await session.execute(select(Upload))).scalars().all()
+        ]
+    assert wrapped
+    # No data key left anywhere decrypts the copy: the version is gone for good.
+    for kek_id, key in wrapped:
+        with pytest.raises(IntegrityError):
+            crypto.decrypt_object(backup, context, services.keyring.unwrap(kek_id, key))
+    assert first.storage_key not in {obj.key async for obj in services.store.list("objects/")}
+
+
+async def test_a_hold_on_a_folder_suspends_retention_under_it_until_released(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    tree = await seed(http, services, world)
+    async with transaction(services.sessions) as session:
+        hold = await holds.place_hold(
+            session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=tree.old, reason="Case 12"
+        )
+    run = await retention.apply(services.sessions, services.store, now=NOW)
+    assert ("version", "b.txt", 1) not in listed(run)
+    assert (await version_numbers(services))["b.txt"] == [1, 2, 3]
+    assert (await version_numbers(services))["a.txt"] == [3, 4]
+    async with transaction(services.sessions) as session:
+        await holds.release_hold(session, SYSTEM, TEST_CONTEXT, hold.id, reason="Case closed")
+    await retention.apply(services.sessions, services.store, now=NOW)
+    assert (await version_numbers(services))["b.txt"] == [3]
+
+
+async def test_a_hold_on_the_client_suspends_the_trash_purge(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    tree = await seed(http, services, world)
+    async with transaction(services.sessions) as session:
+        await holds.place_hold(
+            session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, reason="Audit 2026"
+        )
+    run = await retention.apply(services.sessions, services.store, now=NOW)
+    assert run.planned == run.deleted == []
+    async with transaction(services.sessions) as session:
+        assert await session.get(Document, uuid.UUID(tree.c)) is not None
+    assert (await version_numbers(services))["c.txt"] == [1]
+
+
+async def test_a_hold_blocks_manual_delete_by_api(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "keep.txt", 1)
+    async with transaction(services.sessions) as session:
+        hold = await holds.place_hold(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=world.acme_folder,
+            reason="Litigation",
+        )
+    response = await http.delete(f"/api/v1/documents/{document_id}", headers=world["sam"].auth)
+    assert response.status_code == 409
+    assert response.json()["title"] == "Legal hold"
+    async with transaction(services.sessions) as session:
+        document = await session.get(Document, uuid.UUID(document_id))
+        assert document is not None and document.deleted_at is None
+        await holds.release_hold(session, SYSTEM, TEST_CONTEXT, hold.id, reason="Settled")
+    response = await http.delete(f"/api/v1/documents/{document_id}", headers=world["sam"].auth)
+    assert response.status_code == 204
+
+
+async def test_a_hold_keeps_even_unreferenced_objects_from_gc(
+    services: Services, world: World
+) -> None:
+    orphans = {c: f"objects/{c}/{uuid.uuid4()}" for c in (world.acme, world.globex)}
+    for key in orphans.values():
+        upload_id = await services.store.create_multipart(key)
+        etag = await services.store.upload_part(key, upload_id, 1, b"orphan")
+        await services.store.complete_multipart(key, upload_id, [(1, etag)])
+    async with transaction(services.sessions) as session:
+        hold = await holds.place_hold(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=world.acme_folder,
+            reason="Regulator",
+        )
+    later = NOW + timedelta(days=30)
+    collected = await maintenance.collect_garbage(
+        services.sessions, services.store, grace=timedelta(hours=1), now=later
+    )
+    assert (collected.objects_deleted, collected.objects_held) == (1, 1)
+    keys = {obj.key async for obj in services.store.list("objects/")}
+    assert keys == {orphans[world.acme]}
+    async with transaction(services.sessions) as session:
+        await holds.release_hold(session, SYSTEM, TEST_CONTEXT, hold.id, reason="Done")
+    collected = await maintenance.collect_garbage(
+        services.sessions, services.store, grace=timedelta(hours=1), now=later
+    )
+    assert collected.objects_deleted == 1
+    assert {obj.key async for obj in services.store.list("objects/")} == set()
+
+
+async def test_holds_and_policies_need_an_administrator_and_a_reason(
+    services: Services, world: World
+) -> None:
+    async with transaction(services.sessions) as session:
+        with pytest.raises(holds.InvalidHoldError):
+            await holds.place_hold(
+                session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, reason="  "
+            )
+        hold = await holds.place_hold(
+            session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, reason="Why  not"
+        )
+        with pytest.raises(holds.InvalidHoldError):
+            await holds.release_hold(session, SYSTEM, TEST_CONTEXT, hold.id, reason="")
+        with pytest.raises(retention.InvalidPolicyError):
+            await retention.set_policy(
+                session,
+                SYSTEM,
+                TEST_CONTEXT,
+                world.acme,
+                folder_id=None,
+                rules=Rules(keep_versions=-1),
+            )
+        events = await session.execute(select(AuditEvent).where(AuditEvent.action == "hold.placed"))
+        placed = events.scalars().one()
+    assert '"reason":"Why not"' in placed.details
+
+
+async def test_one_process_per_interval_claims_the_worker_pass(services: Services) -> None:
+    start = 1_000_000.0
+    claims = [
+        await records_worker.claim_pass(services.sessions, interval_seconds=600, now=start + t)
+        for t in (0, 1, 599)
+    ]
+    assert claims == [True, False, False]
+    assert await records_worker.claim_pass(services.sessions, interval_seconds=600, now=start + 600)
+
+
+async def test_the_worker_pass_applies_retention(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    done = await records_worker.run_once(services.sessions, services.store, default_quota=0)
+    assert sorted(listed(done.deleted)) == sorted(listed(done.planned))
+    assert (await version_numbers(services))["a.txt"] == [3, 4]

@@ -1,0 +1,288 @@
+"""Quotas are enforced before an upload's bytes are stored: the one-shot PUT by its
+Content-Length (or as it streams), tus creation by its Upload-Length, the plain form as it
+streams; a refusal leaves no version and no object behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from tests.fixtures.app import World
+from tests.web.test_form_upload import post_form, signed_in
+from tests.web.test_tus import TUS, metadata
+from vault import audit, publishing, quotas
+from vault.db import transaction
+from vault.models import AuditEvent, Version
+from vault.policy import SYSTEM
+from vault.uploads import Upload
+from web.services import Services
+
+
+async def set_quota(services: Services, client_id: uuid.UUID, quota: int | None) -> None:
+    async with transaction(services.sessions) as session:
+        await quotas.set_quota(session, SYSTEM, audit.SYSTEM, client_id, quota, default=0)
+
+
+async def put(
+    http: httpx.AsyncClient, world: World, name: str, content: bytes, who: str = "sam"
+) -> httpx.Response:
+    return await http.put(
+        f"/api/v1/folders/{world.acme_folder}/files/{name}",
+        content=content,
+        headers=world[who].auth,
+    )
+
+
+async def stored_state(services: Services) -> tuple[int, set[str]]:
+    async with transaction(services.sessions) as session:
+        versions = len((await session.execute(select(Version))).scalars().all())
+    return versions, {obj.key async for obj in services.store.list("objects/")}
+
+
+async def chunks(data: bytes, size: int = 100) -> object:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_one_shot_over_quota_is_refused_by_its_content_length(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    assert (await put(http, world, "a.bin", b"a" * 600)).status_code == 201
+    before = await stored_state(services)
+    response = await put(http, world, "b.bin", b"b" * 500)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["title"], body["quota"], body["used"], body["requested"]) == (
+        "Quota exceeded",
+        1000,
+        600,
+        500,
+    )
+    assert "1000" in body["detail"]
+    assert await stored_state(services) == before
+    assert (await put(http, world, "c.bin", b"c" * 400)).status_code == 201
+
+
+async def test_one_shot_without_length_is_stopped_as_it_streams(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    assert (await put(http, world, "a.bin", b"a" * 600)).status_code == 201
+    before = await stored_state(services)
+    response = await http.put(
+        f"/api/v1/folders/{world.acme_folder}/files/b.bin",
+        content=chunks(b"b" * 2000),  # type: ignore[arg-type]
+        headers=world["sam"].auth,
+    )
+    assert response.status_code == 413, response.text
+    assert (response.json()["quota"], response.json()["used"]) == (1000, 600)
+    assert await stored_state(services) == before
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+
+
+async def test_tus_creation_over_quota_is_refused_and_open_uploads_reserve(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    assert (await put(http, world, "a.bin", b"a" * 600)).status_code == 201
+
+    async def create(length: int) -> httpx.Response:
+        return await http.post(
+            "/api/v1/uploads",
+            headers={
+                **world["sam"].auth,
+                **TUS,
+                "Upload-Length": str(length),
+                "Upload-Metadata": metadata(filename="t.bin", folder_id=str(world.acme_folder)),
+            },
+        )
+
+    refused = await create(401)
+    assert refused.status_code == 413
+    assert (refused.json()["quota"], refused.json()["used"], refused.json()["requested"]) == (
+        1000,
+        600,
+        401,
+    )
+    assert (await create(300)).status_code == 201
+    # The open upload holds its 300 bytes: a second one no longer fits.
+    second = await create(101)
+    assert second.status_code == 413
+    assert second.json()["used"] == 900
+    async with transaction(services.sessions) as session:
+        assert len((await session.execute(select(Upload))).scalars().all()) == 1
+
+
+async def test_form_upload_over_quota_is_stopped_as_it_streams(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    assert (await put(http, world, "a.bin", b"a" * 600)).status_code == 201
+    before = await stored_state(services)
+    csrf = await signed_in(http, world)
+    response = await post_form(
+        http,
+        world.acme_folder,
+        [("csrf_token", None, csrf.encode()), ("file", "big.bin", (b"x" * 100 for _ in range(9)))],
+    )
+    assert response.status_code == 413
+    assert "storage quota" in response.text
+    assert await stored_state(services) == before
+    fits = await post_form(
+        http, world.acme_folder, [("csrf_token", None, csrf.encode()), ("file", "s.bin", b"s" * 9)]
+    )
+    assert fits.status_code == 303
+
+
+async def test_usage_alerts_are_recorded_once_at_80_90_and_100_percent(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    for size in (500, 300, 50, 60, 10, 80):  # 50 %, 80 %, 85 %, 91 %, 92 %, 100 %
+        assert (await put(http, world, f"{size}.bin", b"q" * size)).status_code == 201
+    async with transaction(services.sessions) as session:
+        found = await session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.action == "quota.threshold")
+            .order_by(col(AuditEvent.seq))
+        )
+        events = list(found.scalars())
+    assert [json.loads(e.details)["percent"] for e in events] == [80, 90, 100]
+    assert all(e.client_id == str(world.acme) for e in events)
+
+
+async def test_restoring_a_version_past_the_quota_is_refused(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    first = await put(http, world, "a.bin", b"a" * 400)
+    assert (await put(http, world, "a.bin", b"b" * 400)).status_code == 200
+    await set_quota(services, world.acme, 1000)
+    before = await stored_state(services)
+    document_id = first.json()["document_id"]
+    response = await http.post(
+        f"/api/v1/documents/{document_id}/versions/1/restore", headers=world["sam"].auth
+    )
+    assert response.status_code == 413
+    assert (response.json()["quota"], response.json()["used"], response.json()["requested"]) == (
+        1000,
+        800,
+        400,
+    )
+    assert await stored_state(services) == before
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+    await set_quota(services, world.acme, 1200)
+    response = await http.post(
+        f"/api/v1/documents/{document_id}/versions/1/restore", headers=world["sam"].auth
+    )
+    assert response.status_code == 201
+    async with transaction(services.sessions) as session:
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+        assert await quotas.client_usage(session, world.acme) == 1200
+
+
+async def test_publishing_into_a_client_past_its_quota_is_refused(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    source = (await put(http, world, "guide.pdf", b"g" * 500)).json()["document_id"]
+    await set_quota(services, world.globex, 400)
+    before = await stored_state(services)
+    with pytest.raises(quotas.QuotaExceededError):
+        await publishing.publish_copy(
+            services.sessions,
+            services.store,
+            services.keyring,
+            SYSTEM,
+            audit.SYSTEM,
+            document_id=uuid.UUID(source),
+            version=1,
+            folder_id=world.globex_folder,
+            part_size=services.part_size,
+        )
+    assert await stored_state(services) == before
+    await set_quota(services, world.globex, 500)
+    copy = await publishing.publish_copy(
+        services.sessions,
+        services.store,
+        services.keyring,
+        SYSTEM,
+        audit.SYSTEM,
+        document_id=uuid.UUID(source),
+        version=1,
+        folder_id=world.globex_folder,
+        part_size=services.part_size,
+    )
+    assert copy.client_id == world.globex
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.globex) == 500
+
+
+async def test_concurrent_uploads_cannot_jointly_overshoot_the_quota(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    go_on = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"s" * 300
+        await go_on.wait()
+        yield b"s" * 300
+
+    first = asyncio.create_task(
+        http.put(
+            f"/api/v1/folders/{world.acme_folder}/files/slow.bin",
+            content=slow(),
+            headers={**world["sam"].auth, "Content-Length": "600"},
+        )
+    )
+    for _ in range(200):  # until the first upload holds its reservation
+        async with transaction(services.sessions) as session:
+            if await quotas.reserved_bytes(session, world.acme) == 600:
+                break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the first upload never reserved its bytes")
+    # Alone it would fit (600 of 1000 free), beside the first it does not.
+    second = await put(http, world, "fast.bin", b"f" * 600)
+    assert second.status_code == 413
+    assert (second.json()["used"], second.json()["requested"]) == (600, 600)
+    go_on.set()
+    assert (await first).status_code == 201
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.acme) == 600
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+
+
+async def test_a_finished_resumable_upload_counts_and_alerts(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    response = await http.post(
+        "/api/v1/uploads",
+        content=b"t" * 850,
+        headers={
+            **world["sam"].auth,
+            **TUS,
+            "Upload-Length": "850",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Metadata": metadata(filename="t.bin", folder_id=str(world.acme_folder)),
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert "Document-Id" in response.headers or "document-id" in response.headers
+    async with transaction(services.sessions) as session:
+        assert await quotas.client_usage(session, world.acme) == 850
+        assert await quotas.reserved_bytes(session, world.acme) == 0
+        found = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == "quota.threshold")
+        )
+        assert [json.loads(e.details)["percent"] for e in found.scalars()] == [80]

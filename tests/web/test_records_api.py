@@ -1,0 +1,166 @@
+"""The records API: usage, quotas, retention policies and legal holds; who may do what,
+what is audited, and the manual delete paths (API and page) blocked by a hold."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+from sqlmodel import col, select
+
+from tests.fixtures.app import World
+from tests.web.test_browse_pages import sign_in_fully
+from tests.web.test_pages import csrf_of
+from tests.web.test_quotas import put
+from vault.db import transaction
+from vault.models import AuditEvent, Document
+from web.services import Services
+
+API = "/api/v1"
+
+
+async def events(services: Services, action: str) -> list[dict[str, Any]]:
+    async with transaction(services.sessions) as session:
+        rows = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))
+        )
+        found = []
+        for event in rows.scalars():
+            details = json.loads(event.details)
+            details.pop("request_id", None)
+            found.append({"actor": event.actor_id, "details": details})
+        return found
+
+
+async def test_usage_is_shown_to_whoever_sees_the_client_and_quota_set_by_admins(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    assert (await put(http, world, "a.bin", b"a" * 300)).status_code == 201
+    url = f"{API}/clients/{world.acme}/usage"
+    for who in ("alice", "sam", "ada"):
+        response = await http.get(url, headers=world[who].auth)
+        assert response.json() == {
+            "used_bytes": 300,
+            "reserved_bytes": 0,
+            "quota_bytes": None,
+            "percent": None,
+        }
+    assert (await http.get(url, headers=world["bob"].auth)).status_code == 404
+    quota = f"{API}/clients/{world.acme}/quota"
+    assert (
+        await http.put(quota, json={"quota_bytes": 1000}, headers=world["sam"].auth)
+    ).status_code == 403
+    assert (
+        await http.put(quota, json={"quota_bytes": 1000}, headers=world["bob"].auth)
+    ).status_code == 404
+    assert (
+        await http.put(quota, json={"quota_bytes": -1}, headers=world["ada"].auth)
+    ).status_code == 422
+    assert (await http.put(quota, json={}, headers=world["ada"].auth)).status_code == 422
+    response = await http.put(quota, json={"quota_bytes": 1000}, headers=world["ada"].auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["percent"] == 30
+    assert [e["details"] for e in await events(services, "quota.set")] == [
+        {"quota_bytes": 1000, "previous": None}
+    ]
+    usage = await http.get(url, headers=world["alice"].auth)
+    assert usage.json()["quota_bytes"] == 1000
+
+
+async def test_policies_are_set_listed_and_dry_run_by_admins(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    for n in range(3):
+        assert (await put(http, world, "a.bin", bytes([n]) * 10)).status_code in (200, 201)
+    url = f"{API}/clients/{world.acme}/retention"
+    body = {"keep_versions": 1, "trash_days": 30}
+    assert (await http.put(url, json=body, headers=world["sam"].auth)).status_code == 403
+    assert (
+        await http.put(url, json={"keep_days": "x"}, headers=world["ada"].auth)
+    ).status_code == 422
+    response = await http.put(url, json=body, headers=world["ada"].auth)
+    assert response.status_code == 200, response.text
+    folder = {"folder_id": str(world.acme_folder), "keep_versions": 2}
+    assert (await http.put(url, json=folder, headers=world["ada"].auth)).status_code == 200
+    listed = (await http.get(url, headers=world["ada"].auth)).json()["policies"]
+    assert [(p["folder_id"], p["keep_versions"], p["trash_days"]) for p in listed] == [
+        (None, 1, 30),
+        (str(world.acme_folder), 2, None),
+    ]
+    plan = (await http.get(f"{url}/plan", headers=world["ada"].auth)).json()["items"]
+    assert [(i["kind"], i["name"], i["version"]) for i in plan] == [("version", "a.bin", 1)]
+    removed = await http.put(
+        url, json={"folder_id": str(world.acme_folder)}, headers=world["ada"].auth
+    )
+    assert removed.json()["removed"] is True
+    plan = (await http.get(f"{url}/plan", headers=world["ada"].auth)).json()["items"]
+    assert [i["version"] for i in plan] == [1, 2]
+    assert len(await events(services, "retention.policy_set")) == 3
+
+
+async def test_a_hold_is_placed_and_released_with_reasons_and_audited(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    response = await put(http, world, "keep.bin", b"k" * 10)
+    document_id = response.json()["document_id"]
+    url = f"{API}/clients/{world.acme}/holds"
+    assert (
+        await http.post(url, json={"reason": "x"}, headers=world["sam"].auth)
+    ).status_code == 403
+    assert (
+        await http.post(url, json={"reason": "x"}, headers=world["bob"].auth)
+    ).status_code == 404
+    assert (await http.post(url, json={}, headers=world["ada"].auth)).status_code == 422
+    assert (
+        await http.post(url, json={"reason": " "}, headers=world["ada"].auth)
+    ).status_code == 422
+    placed = await http.post(
+        url,
+        json={"reason": "Subpoena 7", "folder_id": str(world.acme_folder)},
+        headers=world["ada"].auth,
+    )
+    assert placed.status_code == 201, placed.text
+    hold = placed.json()
+    refused = await http.delete(f"{API}/documents/{document_id}", headers=world["sam"].auth)
+    assert refused.status_code == 409
+    assert refused.json()["title"] == "Legal hold"
+    release = f"{API}/holds/{hold['id']}/release"
+    assert (await http.post(release, json={}, headers=world["ada"].auth)).status_code == 422
+    released = await http.post(release, json={"reason": "Withdrawn"}, headers=world["ada"].auth)
+    assert released.json()["release_reason"] == "Withdrawn"
+    again = await http.post(release, json={"reason": "Twice"}, headers=world["ada"].auth)
+    assert again.status_code == 409
+    listed = (await http.get(url, headers=world["ada"].auth)).json()["holds"]
+    assert [(h["reason"], h["release_reason"]) for h in listed] == [("Subpoena 7", "Withdrawn")]
+    assert [e["details"] for e in await events(services, "hold.placed")] == [
+        {"folder_id": str(world.acme_folder), "reason": "Subpoena 7"}
+    ]
+    assert [(e["actor"], e["details"]) for e in await events(services, "hold.released")] == [
+        (str(world["ada"].id), {"folder_id": str(world.acme_folder), "reason": "Withdrawn"})
+    ]
+    deleted = await http.delete(f"{API}/documents/{document_id}", headers=world["sam"].auth)
+    assert deleted.status_code == 204
+
+
+async def test_a_hold_blocks_moving_to_the_trash_from_the_page(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    document_id = (await put(http, world, "page.bin", b"p" * 10)).json()["document_id"]
+    placed = await http.post(
+        f"{API}/clients/{world.acme}/holds",
+        json={"reason": "Investigation"},
+        headers=world["ada"].auth,
+    )
+    assert placed.status_code == 201
+    await sign_in_fully(http, world["sam"])
+    page = await http.get(f"/documents/{document_id}")
+    response = await http.post(
+        f"/documents/{document_id}/trash", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert response.status_code == 409
+    assert "Under legal hold" in response.text
+    async with transaction(services.sessions) as session:
+        document = await session.get(Document, uuid.UUID(document_id))
+        assert document is not None and document.deleted_at is None

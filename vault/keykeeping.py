@@ -1,0 +1,88 @@
+"""The keyring as the console shows and changes it: which KEKs exist, which is active, how
+many data keys each still wraps, rotation, and re-wrapping onto the active KEK."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from vault import audit, maintenance
+from vault.db import transaction
+from vault.errors import NotFoundError
+from vault.identity import TotpCredential
+from vault.keyring import Keyring
+from vault.models import Version
+from vault.policy import Permission, Principal, allows
+
+
+@dataclass(frozen=True, slots=True)
+class KekUse:
+    kek_id: str
+    active: bool
+    data_keys: int  # document versions whose data key this KEK wraps
+    totp_secrets: int  # second-factor secrets whose key this KEK wraps
+
+
+@dataclass(frozen=True, slots=True)
+class KeyringState:
+    keks: list[KekUse]
+
+    @property
+    def to_rewrap(self) -> int:
+        """Keys still wrapped by a KEK that is not the active one."""
+        return sum(k.data_keys + k.totp_secrets for k in self.keks if not k.active)
+
+    @property
+    def total(self) -> int:
+        return sum(k.data_keys + k.totp_secrets for k in self.keks)
+
+
+def _require_admin(principal: Principal) -> None:
+    if not allows(principal, Permission.MANAGE, None):
+        raise NotFoundError("no such page")
+
+
+async def _counts(session: AsyncSession, kek: Any) -> dict[str, int]:
+    rows = await session.execute(select(kek, func.count()).group_by(kek))
+    return {str(k): int(n) for k, n in rows.all()}
+
+
+async def state(session: AsyncSession, principal: Principal, keyring: Keyring) -> KeyringState:
+    """Every KEK of the keyring (and any the database still names), newest first."""
+    _require_admin(principal)
+    versions = await _counts(session, col(Version.kek_id))
+    secrets = await _counts(session, col(TotpCredential.kek_id))
+    ids = sorted(set(keyring.key_ids) | set(versions) | set(secrets), reverse=True)
+    return KeyringState(
+        [KekUse(k, k == keyring.active_id, versions.get(k, 0), secrets.get(k, 0)) for k in ids]
+    )
+
+
+async def rotate(
+    session: AsyncSession, principal: Principal, context: audit.AuditContext, keyring: Keyring
+) -> str:
+    """Add a new active KEK; the old ones stay to open the data keys they wrap."""
+    _require_admin(principal)
+    new_id = keyring.rotate()
+    await audit.record(session, context, "keys.rotated", details={"kek_id": new_id})
+    return new_id
+
+
+async def rewrap(
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    context: audit.AuditContext,
+    keyring: Keyring,
+) -> int:
+    """Re-wrap every data key onto the active KEK, in batches (each audited); returns how
+    many. The request is recorded under the admin who made it before the work starts."""
+    _require_admin(principal)
+    async with transaction(sessions) as session:
+        await audit.record(
+            session, context, "keys.rewrap_requested", details={"kek_id": keyring.active_id}
+        )
+    return await maintenance.rewrap_all(sessions, keyring)

@@ -1,0 +1,72 @@
+"""Records-management tables: quotas, retention policies and legal holds (issue 16)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from vault.models import utcnow
+
+# The policy set on a client as a whole, rather than on one of its folders, has this scope.
+CLIENT_SCOPE = "client"
+
+
+class ClientQuota(SQLModel, table=True):
+    """A client's own quota (NULL: the firm-wide default) and the highest usage alert sent.
+
+    The row is also the lock that admits uploads to the client one at a time, so concurrent
+    uploads cannot jointly overshoot the quota.
+    """
+
+    __tablename__ = "client_quotas"
+    client_id: uuid.UUID = Field(foreign_key="clients.id", primary_key=True)
+    quota_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # 0, 80, 90 or 100: the alerts already sent for the current climb (lowered when usage falls).
+    alerted_percent: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class QuotaReservation(SQLModel, table=True):
+    """Bytes promised to a one-shot or form upload while it streams; gone once it commits or
+    fails, and ignored after `expires_at` should its process die in between."""
+
+    __tablename__ = "quota_reservations"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class RetentionPolicy(SQLModel, table=True):
+    """What a client or folder keeps; a folder without its own policy inherits its parent's."""
+
+    __tablename__ = "retention_policies"
+    __table_args__ = (UniqueConstraint("client_id", "scope"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
+    # CLIENT_SCOPE or the folder's id: unique per client, which a nullable folder id is not.
+    scope: str = Field(sa_column=Column(String(36), nullable=False))
+    keep_versions: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    keep_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    trash_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+
+
+class LegalHold(SQLModel, table=True):
+    """A hold on a client (`folder_id` NULL) or a folder and everything under it."""
+
+    __tablename__ = "legal_holds"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
+    folder_id: uuid.UUID | None = Field(default=None, foreign_key="folders.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    placed_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    placed_at: datetime = Field(default_factory=utcnow)
+    released_at: datetime | None = None
+    released_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    release_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
