@@ -12,10 +12,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.fixtures.browser import DESKTOP, PHONE, ROOT, artifacts
 from tests.fixtures.live import LiveApp, LiveAppFactory
-from tests.web.test_walkthrough import DESKTOP, PHONE, ROOT, artifacts, browser
-
-__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 PASSWORD = "a long passphrase for the alerts pages"
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"

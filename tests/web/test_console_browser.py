@@ -21,11 +21,10 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
 
+from tests.fixtures.browser import CHROMIUM, ROOT
 from tests.fixtures.live import LiveApp, LiveAppFactory
 from tests.fixtures.smtp import SMTPSink
-from tests.web.test_walkthrough import CHROMIUM, ROOT, browser, wait_for_mail
-
-__all__ = ["browser"]  # the fixture, shared with the walkthrough
+from tests.web.test_walkthrough import wait_for_mail
 
 DESKTOP = ViewportSize(width=1366, height=900)
 PHONE = ViewportSize(width=390, height=844)

@@ -16,9 +16,6 @@ from playwright.async_api import Browser, expect
 from tests.fixtures.live import LiveAppFactory
 from tests.web.test_links_api import soon
 from tests.web.test_share_browser import DESKTOP, Camera, axe_violations
-from tests.web.test_walkthrough import browser
-
-__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 MiB = 1024 * 1024
 

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.fixtures.browser import DESKTOP, PHONE, artifacts
 from tests.fixtures.live import LiveApp, LiveAppFactory
-from tests.web.test_walkthrough import DESKTOP, PHONE, artifacts, browser
-
-__all__ = ["browser"]
 
 PASSWORD = "a long passphrase for the records walkthrough"
 AXE = Path(__file__).resolve().parents[1] / "js" / "node_modules" / "axe-core" / "axe.min.js"

@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Dialog, Page, ViewportSize, expect
 
+from tests.fixtures.browser import artifacts
 from tests.fixtures.live import LiveAppFactory
 from tests.web.test_portal_walkthrough import PASSWORD, add_person, sign_in, watch
-from tests.web.test_walkthrough import artifacts, browser
-
-__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 DESKTOP = ViewportSize(width=1366, height=900)
 PHONE = ViewportSize(width=390, height=844)
