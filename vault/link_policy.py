@@ -105,6 +105,27 @@ async def overrides(session: AsyncSession, client_id: uuid.UUID) -> dict[str, An
     return {name: None if row is None else getattr(row, name) for name in OVERRIDABLE}
 
 
+async def view(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    defaults: LinkDefaults,
+    client_id: uuid.UUID,
+) -> tuple[dict[str, Any], LinkDefaults]:
+    """The client's overrides and the policy in effect, the reading audited as
+    `link.policy_viewed`; the caller has checked that the client is theirs to see."""
+    own = await overrides(session, client_id)
+    result = await effective(session, defaults, client_id)
+    await audit.record(
+        session,
+        context,
+        "link.policy_viewed",
+        client_id=client_id,
+        target_type="client",
+        target_id=client_id,
+    )
+    return own, result
+
+
 def _check(name: str, value: Any) -> Any:
     if value is None:
         return None

@@ -57,6 +57,7 @@ __all__ = [
     "create_for_folder",
     "details",
     "hash_token",
+    "list_audited",
     "list_links",
     "may_create",
     "new_token",
@@ -342,6 +343,16 @@ async def list_links(
 
     Staff and admins see every link to what they can see; anyone else only their own.
     """
+    _, found = await _listing(session, principal, document_id, folder_id)
+    return found
+
+
+async def _listing(
+    session: AsyncSession,
+    principal: Principal,
+    document_id: uuid.UUID | None,
+    folder_id: uuid.UUID | None,
+) -> tuple[uuid.UUID | None, Sequence[Link]]:
     query = select(Link).order_by(col(Link.created_at).desc())
     client_id: uuid.UUID | None = None
     if document_id is not None:
@@ -352,7 +363,32 @@ async def list_links(
         query = query.where(Link.folder_id == folder_id)
     if client_id is None or not _manages_all(principal, client_id):
         query = query.where(Link.created_by == principal.user_id)
-    return (await session.execute(query.limit(500))).scalars().all()
+    return client_id, (await session.execute(query.limit(500))).scalars().all()
+
+
+async def list_audited(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    *,
+    document_id: uuid.UUID | None = None,
+    folder_id: uuid.UUID | None = None,
+) -> Sequence[Link]:
+    """`list_links`, the reading audited as `link.listed`. (The document and folder pages
+    show their links within a view that is audited as that page.)"""
+    client_id, found = await _listing(session, principal, document_id, folder_id)
+    target_type = "document" if document_id else "folder" if folder_id else None
+    await audit.record(
+        session,
+        context,
+        "link.listed",
+        client_id=client_id,
+        target_type=target_type,
+        target_id=document_id or folder_id,
+        document_id=document_id,
+        details={"count": len(found)},
+    )
+    return found
 
 
 async def revoke(

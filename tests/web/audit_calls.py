@@ -16,6 +16,9 @@ API = "/api/v1"
 DENIED = "access.denied"
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 NEW_PASSWORD = "velvet compass orchard rain"
+# The passwords of share links (audit_link_calls); none may reach the log.
+LINK_PASSWORD, NEW_LINK_PASSWORD = "amber lantern quiet harbour", "copper meadow distant bell"
+LINK_SECRETS = (LINK_PASSWORD, NEW_LINK_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ UNAUDITED = {
     ("GET", "/login"): "the empty sign-in form",
     ("GET", "/reset"): "the empty reset-request form",
     ("OPTIONS", f"{API}/uploads"): "tus capabilities (tus 1.0.0 §OPTIONS), the same for everyone",
+    ("GET", "/favicon.ico"): "a redirect to the static icon, the same for everyone",
 }
 
 API_CALLS: dict[tuple[str, str], E] = {

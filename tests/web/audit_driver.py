@@ -14,7 +14,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 
 from tests.fixtures.app import Person, World
-from tests.web.audit_calls import API, CONTENTS, NEW_PASSWORD, PARAM, As
+from tests.web.audit_calls import API, CONTENTS, LINK_SECRETS, NEW_PASSWORD, PARAM, As
 from tests.web.test_pages import csrf_of, enrol, parse
 from vault.db import transaction
 from vault.models import AuditEvent
@@ -31,6 +31,7 @@ class Ids(dict[str, str]):
         self.people: dict[str, Person] = dict(world.people)
         self.totp: dict[str, str] = {}
         self.used_codes: set[tuple[str, str]] = set()
+        self.link_tokens: set[str] = set()  # of every share link made or shown
 
     def __missing__(self, key: str) -> str:
         kind, _, name = key.partition("_")
@@ -189,6 +190,7 @@ async def leaked_secrets(services: Services, ids: Ids) -> list[str]:
     secrets = {NEW_PASSWORD, *ids.totp.values(), *(c.decode() for c in CONTENTS)}
     secrets |= {p.password for p in ids.people.values()} | {p.token for p in ids.people.values()}
     secrets |= {ids[k] for k in ("reset", "reset2", "invite", "invite2", "unsubscribe")}
+    secrets |= ids.link_tokens | {ids["link_code"], *LINK_SECRETS}
     async with transaction(services.sessions) as session:
         rows = (await session.execute(select(AuditEvent))).scalars().all()
     return [

@@ -7,7 +7,8 @@ call it as an allowed caller and as a refused one, and which action each call mu
 among the events the call wrote. Routes that read and change nothing of anyone's are listed
 in `UNAUDITED` with the reason.
 
-Adding a route: one line in `audit_calls.API_CALLS` (or `audit_page_calls.PAGE_CALLS`), e.g.
+Adding a route: one line in `audit_calls.API_CALLS` (or `audit_page_calls.PAGE_CALLS`, or
+`audit_link_calls.LINK_CALLS` for share links), e.g.
     ("GET", "/api/v1/things/{thing_id}"): E(ok("sam", "thing.viewed"), no("bob")),
 where path parameters are filled from the ids `set_up` below makes.
 """
@@ -40,6 +41,7 @@ from tests.web.audit_driver import (
     newest_seq,
     prepare,
 )
+from tests.web.audit_link_calls import LINK_CALLS, SET_UP_LINKS, note_link_tokens, set_up_links
 from tests.web.audit_page_calls import PAGE_CALLS
 from tests.web.test_pages import invite
 from vault import accounts, alerts, audit, email_links
@@ -53,7 +55,8 @@ from web.cli import main
 from web.services import Services, open_services
 from web.settings import Settings
 
-ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS}
+ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS, **LINK_CALLS}
+
 
 
 @pytest.fixture
@@ -192,6 +195,7 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
     async with transaction(services.sessions) as session:
         [alert] = await alerts.evaluate(session, alerts.Rules())
     ids["alert_id"] = str(alert.id)
+    await set_up_links(services, browsers, world)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -220,6 +224,7 @@ async def test_every_route_audits_allowed_and_refused_calls(
             )
             if secret:
                 browsers.ids.totp[call.who.rpartition(":")[2]] = secret
+            note_link_tokens(browsers, answer)
             events = await events_of(services, answer.headers["x-request-id"], after)
             actions = [e.action for e in events]
             status_ok = answer.status_code < 400 if side == "allowed" else True
@@ -240,6 +245,8 @@ async def test_every_route_audits_allowed_and_refused_calls(
                     f"{answer.text[:120]!r}"
                 )
     assert problems == [], "\n".join(problems)
+    made = sum(entry.ok.action == "link.created" for entry in ROUTES.values())
+    assert len(browsers.ids.link_tokens) == SET_UP_LINKS + made, "a link's token went unchecked"
     assert await leaked_secrets(services, browsers.ids) == []
 
 

@@ -204,8 +204,8 @@ async def list_links(request: Request) -> JSONResponse:
         folder_id = _query_id(request, "folder_id")
         if document_id is not None and folder_id is not None:
             raise _invalid("folder_id", "give document_id or folder_id, not both")
-        found = await link_service.list_links(
-            call.session, call.principal, document_id=document_id, folder_id=folder_id
+        found = await link_service.list_audited(
+            call.session, call.principal, call.audit, document_id=document_id, folder_id=folder_id
         )
         now = datetime.now(UTC)
         return JSONResponse({"links": [link_json(link, now) for link in found]})
@@ -231,8 +231,7 @@ async def get_link_policy(request: Request) -> JSONResponse:
         client_id = parse_id(request.path_params["client_id"], "client")
         await get_client(call.session, call.principal, client_id)
         defaults = link_defaults(svc.settings)
-        own = await link_policy.overrides(call.session, client_id)
-        effective = await link_policy.effective(call.session, defaults, client_id)
+        own, effective = await link_policy.view(call.session, call.audit, defaults, client_id)
         return JSONResponse(_policy_json(defaults, own, effective))
 
 
