@@ -4,6 +4,7 @@ object store taken before it was deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -360,3 +361,22 @@ async def test_a_hold_placed_after_the_plan_stops_its_deletions(
     run = await retention.apply(services.sessions, services.store, now=NOW, items=planned)
     assert len(planned) == 5 and run.deleted == []
     assert (await version_numbers(services))["a.txt"] == [1, 2, 3, 4]
+
+
+async def test_two_processes_applying_at_once_delete_each_item_once(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    first, second = await asyncio.gather(
+        retention.apply(services.sessions, services.store, now=NOW),
+        retention.apply(services.sessions, services.store, now=NOW),
+    )
+    # Whether the second planned before or after the first deleted, nothing goes twice.
+    planned = first.planned if len(first.planned) >= len(second.planned) else second.planned
+    assert len(planned) == 5
+    assert sorted(listed(first.deleted + second.deleted)) == sorted(listed(planned))
+    async with transaction(services.sessions) as session:
+        shredded = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == "version.shredded")
+        )
+        assert len(shredded.scalars().all()) == 5
