@@ -21,7 +21,7 @@ from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_client
 from vault.models import Folder
 from vault.policy import Principal, require_admin
-from vault.records import LegalHold
+from vault.records import LegalHold, lock_client
 
 MAX_REASON = 2000
 
@@ -106,7 +106,9 @@ async def held_client_ids(session: AsyncSession) -> set[uuid.UUID]:
 async def refuse_if_held(
     session: AsyncSession, client_id: uuid.UUID, folder_id: uuid.UUID | None
 ) -> None:
-    """Raise `HeldError` if a hold covers the folder (or the client, for None)."""
+    """Raise `HeldError` if a hold covers the folder (or the client, for None); the client
+    stays locked until the caller's transaction ends, so no hold can slip in before it."""
+    await lock_client(session, client_id)
     hold = (await holds_of(session, client_id)).covering(folder_id)
     if hold is not None:
         raise HeldError("a legal hold is in place here: nothing under it may be deleted")
@@ -144,6 +146,7 @@ async def place_hold(
     """
     await get_client(session, principal, client_id)
     require_admin(principal, "place legal holds")
+    await lock_client(session, client_id)
     if folder_id is not None:
         folder = await session.get(Folder, folder_id)
         if folder is None or folder.client_id != client_id:

@@ -23,7 +23,7 @@ from vault.db import transaction
 from vault.errors import NotFoundError, VaultError
 from vault.models import Client, Document, Version
 from vault.policy import Principal, can_see_client, require_admin
-from vault.records import ClientQuota, QuotaReservation
+from vault.records import ClientQuota, QuotaReservation, lock_client
 from vault.uploads import Upload, UploadState
 
 # The share of the quota at which the client's staff and users are told, once each.
@@ -124,14 +124,6 @@ async def usage(session: AsyncSession, client_id: uuid.UUID, *, default: int) ->
     )
 
 
-async def _lock_client(session: AsyncSession, client_id: uuid.UUID) -> None:
-    # The client row is the admission lock (FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE
-    # transactions already run one at a time).
-    found = await session.execute(select(Client.id).where(Client.id == client_id).with_for_update())
-    if found.first() is None:
-        raise NotFoundError("client not found")
-
-
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What an admitted upload holds: its reservation (if its size was known) and the
@@ -167,7 +159,7 @@ async def admit(
         QuotaExceededError: the bytes already stored and reserved, plus `size`, pass the quota
             (or nothing at all is left for an upload of unknown size).
     """
-    await _lock_client(session, client_id)
+    await lock_client(session, client_id)
     current = await usage(session, client_id, default=default)
     in_use = current.stored + current.reserved
     room = current.room
@@ -200,7 +192,7 @@ async def settle(
         QuotaExceededError: it does not fit (e.g. an upload of unknown size that raced
             another one); the caller deletes the stored object.
     """
-    await _lock_client(session, client_id)
+    await lock_client(session, client_id)
     if admission.reservation_id is not None:
         await session.execute(
             delete(QuotaReservation).where(col(QuotaReservation.id) == admission.reservation_id)
@@ -253,6 +245,8 @@ async def note_usage(session: AsyncSession, client_id: uuid.UUID, *, default: in
     reaches 80, 90 or 100 % of the quota, which the notifier emails to the client's staff
     and users; returns the threshold reached, if any. Falling below a threshold re-arms it.
     """
+    # Under the client's lock: two uploads crossing a threshold at once alert once.
+    await lock_client(session, client_id)
     quota = await quota_of(session, client_id, default=default)
     row = await session.get(ClientQuota, client_id, with_for_update=True)
     stored = await client_usage(session, client_id)
@@ -301,6 +295,7 @@ async def set_quota(
     require_admin(principal, "set quotas")
     if quota_bytes is not None and quota_bytes < 0:
         raise ValueError("a quota is a number of bytes, 0 for unlimited")
+    await lock_client(session, client_id)
     row = await session.get(ClientQuota, client_id, with_for_update=True)
     before = row.quota_bytes if row is not None else None
     if row is None:

@@ -1,4 +1,5 @@
-"""Records-management tables: quotas, retention policies and legal holds (issue 16)."""
+"""Records-management tables: quotas, retention policies and legal holds; and the client
+row lock that orders their changes."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, select
 
-from vault.models import utcnow
+from vault.errors import NotFoundError
+from vault.models import Client, utcnow
 
 # The policy set on a client as a whole, rather than on one of its folders, has this scope.
 CLIENT_SCOPE = "client"
@@ -70,3 +73,17 @@ class LegalHold(SQLModel, table=True):
     released_at: datetime | None = None
     released_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     release_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+async def lock_client(session: AsyncSession, client_id: uuid.UUID) -> None:
+    """Lock the client's row until the transaction ends: it serialises upload admissions,
+    usage alerts, legal holds and the deletions a hold must stop, so a hold placed at the
+    same moment as a deletion either comes first and stops it, or comes after it (FOR UPDATE
+    on PostgreSQL; SQLite's IMMEDIATE transactions already run one at a time).
+
+    Raises:
+        NotFoundError: there is no such client.
+    """
+    found = await session.execute(select(Client.id).where(Client.id == client_id).with_for_update())
+    if found.first() is None:
+        raise NotFoundError("client not found")

@@ -37,7 +37,7 @@ from vault.errors import NotFoundError
 from vault.folders import get_client
 from vault.models import Client, Document, Folder, Version, VersionReceipt
 from vault.policy import Principal, require_admin
-from vault.records import CLIENT_SCOPE, RetentionPolicy
+from vault.records import CLIENT_SCOPE, RetentionPolicy, lock_client
 from vault.requests import RequestItem
 from vault.store import ObjectStore
 
@@ -309,6 +309,8 @@ async def _still_doomed(
 ) -> tuple[Document, list[Version]] | None:
     """The document and the versions to delete, re-checked under their row locks; None if
     the item no longer qualifies (deleted by another process, restored, now on hold)."""
+    # The client first, as everywhere: a hold placed meanwhile is seen, or waits for us.
+    await lock_client(session, item.client_id)
     document = (
         await session.execute(
             select(Document).where(Document.id == item.document_id).with_for_update()
@@ -319,16 +321,15 @@ async def _still_doomed(
     if (await holds.holds_of(session, item.client_id)).covering(document.folder_id) is not None:
         return None
     query = select(Version).where(Version.document_id == document.id).with_for_update()
-    if item.kind == "version":
-        query = query.where(Version.number == item.version)
     versions = list((await session.execute(query)).scalars().all())
-    if item.kind == "version":
-        if not versions or document.current_version == item.version:
-            return None
-        return document, versions
     policies = await policies_of(session, item.client_id)
     parents = await holds.folder_parents(session, item.client_id)
     rules = effective(policies, parents, document.folder_id)
+    if item.kind == "version":
+        # The rules may have changed since the plan: delete only what they still let go.
+        old = _old_versions(versions, document.current_version, rules, now)
+        doomed = [v for v in old if v.number == item.version]
+        return (document, doomed) if doomed else None
     if (
         document.deleted_at is None
         or not rules.trash_days
@@ -418,11 +419,19 @@ async def apply(
     now: datetime | None = None,
     client_id: uuid.UUID | None = None,
     default_quota: int = 0,
+    items: Sequence[Doomed] | None = None,
 ) -> RetentionRun:
-    """Delete what `plan` lists (nothing with `dry_run`); what was deleted, in plan order."""
+    """Delete what `plan` lists (nothing with `dry_run`); what was deleted, in plan order.
+
+    `items` (e.g. from an earlier dry run) replaces the plan: each is deleted only if it
+    still qualifies under the policies and holds in force now.
+    """
     moment = now or datetime.now(UTC)
-    async with transaction(sessions) as session:
-        planned = await plan(session, now=moment, client_id=client_id)
+    if items is not None:
+        planned = list(items)
+    else:
+        async with transaction(sessions) as session:
+            planned = await plan(session, now=moment, client_id=client_id)
     if dry_run:
         return RetentionRun(planned, [], True)
     deleted = [

@@ -4,6 +4,7 @@ object store taken before it was deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,61 @@ async def test_the_worker_pass_applies_retention(
     done = await records_worker.run_once(services.sessions, services.store, default_quota=0)
     assert sorted(listed(done.deleted)) == sorted(listed(done.planned))
     assert (await version_numbers(services))["a.txt"] == [3, 4]
+
+
+async def test_a_policy_relaxed_after_the_plan_keeps_what_it_now_keeps(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    async with transaction(services.sessions) as session:
+        planned = await retention.plan(session, now=NOW)
+        await retention.set_policy(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=None,
+            rules=Rules(keep_versions=0, trash_days=30),
+        )
+    assert ("version", "a.txt", 1) in listed(planned)
+    run = await retention.apply(services.sessions, services.store, now=NOW, items=planned)
+    # a.txt now keeps every version; "Old" keeps its own rule (only the current version).
+    assert sorted(listed(run.deleted)) == [
+        ("document", "c.txt", None),
+        ("version", "b.txt", 1),
+        ("version", "b.txt", 2),
+    ]
+    assert (await version_numbers(services))["a.txt"] == [1, 2, 3, 4]
+
+
+async def test_a_hold_placed_after_the_plan_stops_its_deletions(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    async with transaction(services.sessions) as session:
+        planned = await retention.plan(session, now=NOW)
+        await holds.place_hold(
+            session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, reason="Late subpoena"
+        )
+    run = await retention.apply(services.sessions, services.store, now=NOW, items=planned)
+    assert len(planned) == 5 and run.deleted == []
+    assert (await version_numbers(services))["a.txt"] == [1, 2, 3, 4]
+
+
+async def test_two_processes_applying_at_once_delete_each_item_once(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await seed(http, services, world)
+    first, second = await asyncio.gather(
+        retention.apply(services.sessions, services.store, now=NOW),
+        retention.apply(services.sessions, services.store, now=NOW),
+    )
+    # Whether the second planned before or after the first deleted, nothing goes twice.
+    planned = first.planned if len(first.planned) >= len(second.planned) else second.planned
+    assert len(planned) == 5
+    assert sorted(listed(first.deleted + second.deleted)) == sorted(listed(planned))
+    async with transaction(services.sessions) as session:
+        shredded = await session.execute(
+            select(AuditEvent).where(AuditEvent.action == "version.shredded")
+        )
+        assert len(shredded.scalars().all()) == 5

@@ -160,6 +160,27 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("PUT", "/clients/{client_id}/link-policy"): Call(
         "PUT", lambda i: f"{API}/clients/{i.client}/link-policy", b'{"allowed": true}', JSON
     ),
+    # Records management (tests/web/test_records_api.py covers who may use them).
+    ("GET", "/clients/{client_id}/usage"): Call("GET", lambda i: f"{API}/clients/{i.client}/usage"),
+    ("PUT", "/clients/{client_id}/quota"): Call(
+        "PUT", lambda i: f"{API}/clients/{i.client}/quota", b'{"quota_bytes": 1}', JSON
+    ),
+    ("GET", "/clients/{client_id}/retention"): Call(
+        "GET", lambda i: f"{API}/clients/{i.client}/retention"
+    ),
+    ("PUT", "/clients/{client_id}/retention"): Call(
+        "PUT", lambda i: f"{API}/clients/{i.client}/retention", b'{"keep_versions": 1}', JSON
+    ),
+    ("GET", "/clients/{client_id}/retention/plan"): Call(
+        "GET", lambda i: f"{API}/clients/{i.client}/retention/plan"
+    ),
+    ("GET", "/clients/{client_id}/holds"): Call("GET", lambda i: f"{API}/clients/{i.client}/holds"),
+    ("POST", "/clients/{client_id}/holds"): Call(
+        "POST", lambda i: f"{API}/clients/{i.client}/holds", b'{"reason": "planted"}', JSON
+    ),
+    ("POST", "/holds/{hold_id}/release"): Call(
+        "POST", lambda i: f"{API}/holds/{i.document}/release", b'{"reason": "planted"}', JSON
+    ),
 }
 # Ids that name a user, a token or an outbox message rather than a client's data. Who may not
 # act on them gets one answer for real and invented ids alike (see

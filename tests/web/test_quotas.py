@@ -45,7 +45,7 @@ async def stored_state(services: Services) -> tuple[int, set[str]]:
     return versions, {obj.key async for obj in services.store.list("objects/")}
 
 
-async def chunks(data: bytes, size: int = 100) -> object:
+async def chunks(data: bytes, size: int = 100) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         yield data[start : start + size]
 
@@ -79,7 +79,7 @@ async def test_one_shot_without_length_is_stopped_as_it_streams(
     before = await stored_state(services)
     response = await http.put(
         f"/api/v1/folders/{world.acme_folder}/files/b.bin",
-        content=chunks(b"b" * 2000),  # type: ignore[arg-type]
+        content=chunks(b"b" * 2000),
         headers=world["sam"].auth,
     )
     assert response.status_code == 413, response.text
