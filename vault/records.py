@@ -6,8 +6,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
+from vault import audit
 from vault.models import utcnow
 
 # The policy set on a client as a whole, rather than on one of its folders, has this scope.
@@ -70,3 +72,19 @@ class LegalHold(SQLModel, table=True):
     released_at: datetime | None = None
     released_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     release_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+async def record_viewed(
+    session: AsyncSession, context: audit.AuditContext, client_id: uuid.UUID, what: str
+) -> None:
+    """Audit a read of the client's records (`what`: usage, retention, holds, ...), by the
+    API, the pages or the command line alike."""
+    await audit.record(
+        session,
+        context,
+        "records.viewed",
+        client_id=client_id,
+        target_type="client",
+        target_id=client_id,
+        details={"what": what},
+    )
