@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstrai
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, select
 
+from vault import audit
 from vault.errors import NotFoundError
 from vault.models import Client, utcnow
 
@@ -87,3 +88,19 @@ async def lock_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     found = await session.execute(select(Client.id).where(Client.id == client_id).with_for_update())
     if found.first() is None:
         raise NotFoundError("client not found")
+
+
+async def record_viewed(
+    session: AsyncSession, context: audit.AuditContext, client_id: uuid.UUID, what: str
+) -> None:
+    """Audit a read of the client's records (`what`: usage, retention, holds, ...), by the
+    API, the pages or the command line alike."""
+    await audit.record(
+        session,
+        context,
+        "records.viewed",
+        client_id=client_id,
+        target_type="client",
+        target_id=client_id,
+        details={"what": what},
+    )

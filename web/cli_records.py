@@ -17,6 +17,7 @@ from vault import folders as folder_service
 from vault.db import check_migrated, transaction
 from vault.errors import VaultError
 from vault.policy import SYSTEM
+from vault.records import record_viewed
 from web.services import Services, open_services
 from web.settings import Settings, SettingsError
 
@@ -68,6 +69,7 @@ def quota_command(ctx: click.Context, name: str, quota: str | None) -> None:
         async with transaction(svc.sessions) as session:
             client_id = await _client_id(session, name)
             if quota is None:
+                await record_viewed(session, CLI_CONTEXT, client_id, "usage")
                 return await quotas.usage(session, client_id, default=default)
             wanted = None if quota == "default" else int(quota)
             return await quotas.set_quota(
@@ -194,6 +196,7 @@ def hold_list(ctx: click.Context, name: str) -> None:
         async with transaction(svc.sessions) as session:
             client_id = await _client_id(session, name)
             found = await holds.list_holds(session, SYSTEM, client_id)
+            await record_viewed(session, CLI_CONTEXT, client_id, "holds")
         return [
             f"{h.id}\t{h.folder_id or 'client'}\t"
             f"{'released' if h.released_at else 'standing'}\t{h.reason}"

@@ -79,6 +79,7 @@ UNAUDITED = {
     ("GET", "/login"): "the empty sign-in form",
     ("GET", "/reset"): "the empty reset-request form",
     ("OPTIONS", f"{API}/uploads"): "tus capabilities (tus 1.0.0 §OPTIONS), the same for everyone",
+    ("OPTIONS", "/s/{token}/uploads"): "tus capabilities of a drop link, the same for everyone",
     ("GET", "/favicon.ico"): "a redirect to the static icon, the same for everyone",
 }
 

@@ -43,6 +43,7 @@ from tests.web.audit_driver import (
 )
 from tests.web.audit_link_calls import LINK_CALLS, SET_UP_LINKS, note_link_tokens, set_up_links
 from tests.web.audit_page_calls import PAGE_CALLS
+from tests.web.audit_records_calls import RECORDS_CALLS, SET_UP_DROP_LINKS, set_up_records
 from tests.web.test_pages import invite
 from vault import accounts, alerts, audit, email_links
 from vault.db import transaction
@@ -55,8 +56,7 @@ from web.cli import main
 from web.services import Services, open_services
 from web.settings import Settings
 
-ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS, **LINK_CALLS}
-
+ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS, **LINK_CALLS, **RECORDS_CALLS}
 
 
 @pytest.fixture
@@ -196,6 +196,7 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
         [alert] = await alerts.evaluate(session, alerts.Rules())
     ids["alert_id"] = str(alert.id)
     await set_up_links(services, browsers, world)
+    await set_up_records(services, browsers, world)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -246,7 +247,9 @@ async def test_every_route_audits_allowed_and_refused_calls(
                 )
     assert problems == [], "\n".join(problems)
     made = sum(entry.ok.action == "link.created" for entry in ROUTES.values())
-    assert len(browsers.ids.link_tokens) == SET_UP_LINKS + made, "a link's token went unchecked"
+    assert len(browsers.ids.link_tokens) == SET_UP_LINKS + SET_UP_DROP_LINKS + made, (
+        "a link's token went unchecked"
+    )
     assert await leaked_secrets(services, browsers.ids) == []
 
 
@@ -262,6 +265,7 @@ CLI_UNAUDITED = {
     ("audit", "verify-export"): "offline: reads a file, never the database",
     ("restore",): "writes backup.restored into the fresh database it fills "
     "(tests/web/test_backup_restore.py); it refuses one that holds tables",
+    ("scan", "ping"): "asks whether clamd answers; reads and changes no one's data",
 }
 COMMANDS: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("client", "add"): (["client", "add", "Hooli"], "client.created"),
@@ -279,12 +283,23 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("gc",): (["gc"], "storage.collected"),
     ("fsck",): (["fsck"], "storage.checked"),
     ("backup",): (["backup", "{tmp}/backup"], "backup.created"),
+    ("client", "quota"): (["client", "quota", "Hooli"], "records.viewed"),
+    ("retention", "set"): (
+        ["retention", "set", "Hooli", "--keep-versions", "5"],
+        "retention.policy_set",
+    ),
+    ("retention", "run"): (["retention", "run"], "retention.applied"),
+    ("hold", "place"): (["hold", "place", "Hooli", "--reason", "Audit"], "hold.placed"),
+    ("hold", "list"): (["hold", "list", "Hooli"], "records.viewed"),
+    ("hold", "release"): (["hold", "release", "{hold}", "--reason", "Done"], "hold.released"),
+    ("scan", "run"): (["scan", "run", "--once"], "quarantine.scanned"),
 }
 
 
 # Audited when they change something; on this empty store there is nothing to rewrap,
-# collect or alert about, and a run that changed nothing writes nothing.
-CLI_IDLE = {("keys", "rewrap"), ("gc",), ("audit", "alerts")}
+# collect, alert about, delete by retention or scan, and a run that changed nothing
+# writes nothing.
+CLI_IDLE = {("keys", "rewrap"), ("gc",), ("audit", "alerts"), ("retention", "run"), ("scan", "run")}
 
 
 def command_paths(group: Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -312,12 +327,17 @@ async def test_every_command_leaves_its_event(settings: Settings, tmp_path: Path
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     async with open_services(settings) as services:
         problems: list[str] = []
-        token = ""
+        token = hold = ""
         for path, (args, action) in COMMANDS.items():
             after = await newest_seq(services)
-            filled = [a.replace("{token}", token).replace("{tmp}", str(tmp_path)) for a in args]
+            filled = [
+                a.replace("{token}", token).replace("{hold}", hold).replace("{tmp}", str(tmp_path))
+                for a in args
+            ]
             argv = ["--config", str(config), *filled]
             result = await anyio.to_thread.run_sync(CliRunner().invoke, main, argv)
+            if path == ("hold", "place"):
+                hold = result.output.strip().split()[-1]  # it prints the new hold's id
             if path == ("token", "create"):
                 async with transaction(services.sessions) as session:
                     found = await session.execute(

@@ -12,10 +12,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vault import audit, holds, quotas, retention
+from vault import holds, quotas, retention
 from vault.folders import get_client
 from vault.policy import require_admin
-from vault.records import CLIENT_SCOPE, LegalHold, RetentionPolicy
+from vault.records import CLIENT_SCOPE, LegalHold, RetentionPolicy, record_viewed
 from web.api.common import api_call, iso, json_body, parse_id, string_field
 from web.context import services
 from web.errors import ProblemError
@@ -71,15 +71,7 @@ def _folder(data: dict[str, Any]) -> uuid.UUID | None:
 
 
 async def _viewed(call: Any, client_id: uuid.UUID, what: str) -> None:
-    await audit.record(
-        call.session,
-        call.audit,
-        "records.viewed",
-        client_id=client_id,
-        target_type="client",
-        target_id=client_id,
-        details={"what": what},
-    )
+    await record_viewed(call.session, call.audit, client_id, what)
 
 
 async def get_usage(request: Request) -> JSONResponse:
