@@ -201,8 +201,9 @@ async def _new_address(session: AsyncSession, event: AuditEvent) -> bool:
 
 
 def _privilege(event: AuditEvent) -> bool:
-    if event.action in ("keys.rotated", "mfa.reset"):
+    if event.action in ("keys.rotated", "mfa.reset", "user.role_changed"):
         return True
+    # Role changes were recorded as `user.updated` with `role` before the console existed.
     return event.action == "user.updated" and "role" in json.loads(event.details)
 
 

@@ -48,13 +48,26 @@ async def _client(session: AsyncSession, principal: Principal, client_id: uuid.U
 
 
 async def all_clients(
-    session: AsyncSession, principal: Principal, *, archived: bool = False
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    archived: bool = False,
+    context: audit.AuditContext | None = None,
 ) -> list[Client]:
-    """Every client (admins), by name: the live ones, or only the archived ones."""
+    """Every client (admins), by name: the live ones, or only the archived ones; shown to
+    someone (audited) when `context` is given."""
     require_admin(principal)
     archived_at = col(Client.archived_at)
     query = select(Client).where(archived_at.is_not(None) if archived else archived_at.is_(None))
-    return list((await session.execute(query.order_by(col(Client.name_key)))).scalars().all())
+    found = list((await session.execute(query.order_by(col(Client.name_key)))).scalars().all())
+    if context is not None:
+        await audit.record(
+            session,
+            context,
+            "client.listed",
+            details={"clients": len(found), "archived": archived},
+        )
+    return found
 
 
 async def rename(
@@ -126,10 +139,25 @@ async def set_archived(
 
 
 async def overview(
-    session: AsyncSession, principal: Principal, client_id: uuid.UUID, *, today: date | None = None
+    session: AsyncSession,
+    principal: Principal,
+    client_id: uuid.UUID,
+    *,
+    today: date | None = None,
+    context: audit.AuditContext | None = None,
 ) -> ClientOverview:
-    """One client with its users, its assigned staff and how many requests are open."""
+    """One client with its users, its assigned staff and how many requests are open; shown
+    to someone (audited) when `context` is given."""
     client = await _client(session, principal, client_id)
+    if context is not None:
+        await audit.record(
+            session,
+            context,
+            "client.viewed",
+            client_id=client.id,
+            target_type="client",
+            target_id=client.id,
+        )
     people = (
         (
             await session.execute(

@@ -90,9 +90,15 @@ def _admin_only(principal: Principal) -> None:
 
 
 async def list_people(
-    session: AsyncSession, principal: Principal, *, search: str = "", limit: int = MAX_LISTED
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    search: str = "",
+    limit: int = MAX_LISTED,
+    context: audit.AuditContext | None = None,
 ) -> list[Person]:
-    """The accounts the caller manages, by email, filtered by a part of the email or name."""
+    """The accounts the caller manages, by email, filtered by a part of the email or name;
+    shown to someone (audited) when `context` is given."""
     if not may_open(principal):
         raise NotFoundError("no such page")
     query = select(User).order_by(col(User.email))
@@ -126,6 +132,10 @@ async def list_people(
     users = users[:limit]
     signed_in = await last_sign_ins(session, [u.id for u in users])
     enrolled = set()
+    if context is not None:
+        await audit.record(
+            session, context, "user.listed", details={"users": len(users), "query": words}
+        )
     if users:
         found = await session.execute(
             select(TotpCredential.user_id).where(
@@ -172,9 +182,18 @@ async def last_sign_ins(
     return found
 
 
-async def person(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> Person:
-    """One account with its clients, last sign-in, second factor and status."""
+async def person(
+    session: AsyncSession,
+    principal: Principal,
+    user_id: uuid.UUID,
+    *,
+    context: audit.AuditContext | None = None,
+) -> Person:
+    """One account with its clients, last sign-in, second factor and status; shown to
+    someone (audited) when `context` is given."""
     user = await get_person(session, principal, user_id)
+    if context is not None:
+        await audit.record(session, context, "user.viewed", target_type="user", target_id=user.id)
     clients = (
         (
             await session.execute(

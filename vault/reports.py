@@ -114,8 +114,10 @@ async def report(
     *,
     weeks: int = 12,
     today: date | None = None,
+    context: audit.AuditContext | None = None,
 ) -> ClientReport:
-    """The figures of one client over the last `weeks` weeks (this one included)."""
+    """The figures of one client over the last `weeks` weeks (this one included); shown to
+    someone (audited) when `context` is given."""
     allowed = reportable_clients(principal)
     if not may_read(principal) or (allowed is not None and client_id not in allowed):
         raise NotFoundError("client not found")
@@ -124,6 +126,16 @@ async def report(
         raise NotFoundError("client not found")
     today = today or datetime.now(UTC).date()
     weeks = max(1, min(weeks, MAX_WEEKS))
+    if context is not None:
+        await audit.record(
+            session,
+            context,
+            "report.viewed",
+            client_id=client.id,
+            target_type="client",
+            target_id=client.id,
+            details={"weeks": weeks},
+        )
     first = monday(today) - timedelta(weeks=weeks - 1)
     starts = [first + timedelta(weeks=i) for i in range(weeks)]
     since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)

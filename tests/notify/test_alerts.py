@@ -130,8 +130,9 @@ async def test_role_and_key_changes(services: Services, world: World) -> None:
     await record(services, ada, "user.updated", details={"active": False})
     assert await evaluate(services) == []
     await record(services, ada, "user.updated", details={"role": {"from": "client", "to": "admin"}})
+    await record(services, ada, "user.role_changed", details={"from": "client", "to": "staff"})
     await record(services, AuditContext(actor_role="cli"), "keys.rotated")
-    assert [a.rule for a in await evaluate(services)] == ["privilege", "privilege"]
+    assert [a.rule for a in await evaluate(services)] == ["privilege"] * 3
 
 
 async def test_each_alert_is_an_audit_event(services: Services, world: World) -> None:

@@ -232,7 +232,7 @@ API_CALLS: dict[tuple[str, str], E] = {
         ok("ada", "notification.retried"), no("sam")
     ),
     ("PATCH", f"{API}/users/{{user_id}}"): E(
-        ok("ada", "user.updated", json={"role": "staff"}), no("sam", json={"role": "admin"})
+        ok("ada", "user.role_changed", json={"role": "staff"}), no("sam", json={"role": "admin"})
     ),
     ("DELETE", f"{API}/users/{{user_id}}/totp"): E(ok("ada", "mfa.reset"), no("sam")),
     ("POST", f"{API}/me/tokens"): E(

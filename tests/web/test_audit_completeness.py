@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from notify.links import UnsubscribeLinks
 from tests.fixtures.app import TEST_CONTEXT, Person, World
 from tests.web.audit_calls import API, API_CALLS, FIRST, TUS, TUS_BODY, UNAUDITED, E
+from tests.web.audit_console_calls import CONSOLE_CALLS, set_up_console
 from tests.web.audit_driver import (
     Browsers,
     Ids,
@@ -56,7 +57,13 @@ from web.cli import main
 from web.services import Services, open_services
 from web.settings import Settings
 
-ROUTES: dict[tuple[str, str], E] = {**API_CALLS, **PAGE_CALLS, **LINK_CALLS, **RECORDS_CALLS}
+ROUTES: dict[tuple[str, str], E] = {
+    **API_CALLS,
+    **PAGE_CALLS,
+    **LINK_CALLS,
+    **RECORDS_CALLS,
+    **CONSOLE_CALLS,
+}
 
 
 @pytest.fixture
@@ -197,6 +204,7 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
     ids["alert_id"] = str(alert.id)
     await set_up_links(services, browsers, world)
     await set_up_records(services, browsers, world)
+    await set_up_console(services, browsers, world)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -251,7 +251,12 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
         headers=world["ada"].auth,
     )
     assert folder.status_code == 201, folder.text
-    actions = [e.action for e in await events(services, "client.")]
+    # The reads in between (`client.viewed`, `client.listed`) are audited too: only the changes.
+    actions = [
+        e.action
+        for e in await events(services, "client.")
+        if not e.action.endswith((".viewed", ".listed"))
+    ]
     assert actions[-5:] == [
         "client.created",
         "client.renamed",

@@ -39,7 +39,12 @@ async def clients_page(request: Request) -> Response:
     archived = request.query_params.get("show") == "archived"
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session)
-        listed = await clients.all_clients(session, caller.principal, archived=archived)
+        listed = await clients.all_clients(
+            session,
+            caller.principal,
+            archived=archived,
+            context=audit_context(request, caller.principal),
+        )
         return render(
             request,
             "console/clients.html",
@@ -66,7 +71,9 @@ async def create(request: Request) -> Response:
                 )
         except (InvalidNameError, ConflictError) as exc:
             error = "exists" if isinstance(exc, ConflictError) else "name"
-            listed = await clients.all_clients(session, caller.principal)
+            listed = await clients.all_clients(
+                session, caller.principal, context=audit_context(request, caller.principal)
+            )
             return render(
                 request,
                 "console/clients.html",
@@ -87,7 +94,11 @@ async def _client_page(
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session)
         found = await clients.overview(
-            session, caller.principal, path_id(request, "client_id"), today=date.today()
+            session,
+            caller.principal,
+            path_id(request, "client_id"),
+            today=date.today(),
+            context=audit_context(request, caller.principal),
         )
         used = await quotas.usage(
             session, found.client.id, default=services(request).settings.quotas.default_bytes

@@ -107,7 +107,9 @@ async def operations_page(request: Request) -> Response:
     async with transaction(svc.sessions) as session:
         caller = await console_caller(request, session)
         _require_admin(caller.principal)
-        failed = await outbox.failed(session, limit=100)
+        failed = await outbox.failed(
+            session, limit=100, context=audit_context(request, caller.principal)
+        )
         keys = await keykeeping.state(session, caller.principal, svc.keyring)
         values = chrome(caller)
     return render(

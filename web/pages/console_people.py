@@ -90,7 +90,12 @@ async def _list(
     entered: dict[str, Any] | None = None,
 ) -> Response:
     search = request.query_params.get("q", "")[:200]
-    found = await people.list_people(session, caller.principal, search=search)
+    found = await people.list_people(
+        session,
+        caller.principal,
+        search=search,
+        context=audit_context(request, caller.principal),
+    )
     return render(
         request,
         "console/people.html",
@@ -191,7 +196,12 @@ async def invite(request: Request) -> Response:
 async def person_page(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session)
-        found = await people.person(session, caller.principal, path_id(request, "user_id"))
+        found = await people.person(
+            session,
+            caller.principal,
+            path_id(request, "user_id"),
+            context=audit_context(request, caller.principal),
+        )
         assignable: list[Client] = []
         if people.manages_everyone(caller.principal) and found.user.role in (
             Role.CLIENT,

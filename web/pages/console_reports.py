@@ -54,7 +54,13 @@ async def reports_page(request: Request) -> Response:
         if wanted is None and choices:
             wanted = choices[0].id
         found = (
-            await reports.report(session, caller.principal, wanted, weeks=weeks)
+            await reports.report(
+                session,
+                caller.principal,
+                wanted,
+                weeks=weeks,
+                context=audit_context(request, caller.principal),
+            )
             if wanted is not None
             else None
         )
