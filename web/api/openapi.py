@@ -10,6 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from web.api.openapi_schemas import SCHEMAS, with_schema
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
@@ -104,6 +106,7 @@ SPEC: dict[str, Any] = {
             # Browsers: the session cookie, plus X-CSRF-Token on every state-changing call.
             "session": {"type": "apiKey", "in": "cookie", "name": "cv_session"},
         },
+        "schemas": SCHEMAS,
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem details",
@@ -275,17 +278,20 @@ SPEC: dict[str, Any] = {
             )
         },
         "/audit": {
-            "get": _op(
-                "Audit events, newest first (auditor, admin)",
-                client_id="query",
-                actor="query",
-                action="query",
-                document_id="query",
-                outcome="query",
-                since="query",
-                until="query",
-                limit="query",
-                cursor="query",
+            "get": with_schema(
+                "AuditPage",
+                _op(
+                    "Audit events, newest first (auditor, admin)",
+                    client_id="query",
+                    actor="query",
+                    action="query",
+                    document_id="query",
+                    outcome="query",
+                    since="query",
+                    until="query",
+                    limit="query",
+                    cursor="query",
+                ),
             )
         },
         "/audit/export": {

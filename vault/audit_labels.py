@@ -1,0 +1,197 @@
+"""Human labels of audit events: who acted (email, display name) and what was acted on.
+
+Format 2 events hash the labels as they were when the event was written (`record()` looks
+them up in its own transaction). Format 1 events, written before labels existed, are shown
+with labels joined from the current tables and say so (`labels_from: "current"`): such a
+label can have changed since, and no hash covers it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from vault.models import AccessToken, Announcement, AuditEvent, Client, Document, Folder, User
+
+FROM_EVENT = "event"
+FROM_CURRENT = "current"
+FOLDER_SEPARATOR = " / "
+_MAX_DEPTH = 64  # folders nest far less; a cycle in damaged data must not loop forever
+_LABEL_LIMITS = {"actor_email": 320, "actor_name": 200, "target_label": 1024}
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    actor_email: str | None = None
+    actor_name: str | None = None
+    target_label: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "actor_email": self.actor_email,
+            "actor_name": self.actor_name,
+            "target_label": self.target_label,
+        }
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _person(user: User) -> str:
+    return f"{user.display_name} <{user.email}>" if user.display_name else user.email
+
+
+def _clip(name: str, value: str | None) -> str | None:
+    return None if value is None else value[: _LABEL_LIMITS[name]]
+
+
+class LabelResolver:
+    """Looks up actors and targets for many events with one query per kind of row."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._users: dict[uuid.UUID, User] = {}
+        self._clients: dict[uuid.UUID, str] = {}
+        self._documents: dict[uuid.UUID, str] = {}
+        self._folders: dict[uuid.UUID, Folder] = {}
+        self._tokens: dict[uuid.UUID, str] = {}
+        self._announcements: dict[uuid.UUID, str] = {}
+
+    async def load(self, refs: Iterable[tuple[str | None, str | None, str | None]]) -> None:
+        """Fetch what `(actor_id, target_type, target_id or document_id)` triples name."""
+        wanted: dict[str, set[uuid.UUID]] = {}
+        for actor_id, target_type, target_id in refs:
+            if (actor := _uuid(actor_id)) is not None:
+                wanted.setdefault("user", set()).add(actor)
+            if target_type and (target := _uuid(target_id)) is not None:
+                wanted.setdefault(target_type, set()).add(target)
+        session = self._session
+        if ids := wanted.get("user", set()) - self._users.keys():
+            rows = await session.execute(select(User).where(col(User.id).in_(ids)))
+            self._users.update({u.id: u for u in rows.scalars()})
+        await self._names(Client, Client.name, wanted.get("client"), self._clients)
+        await self._names(Document, Document.name, wanted.get("document"), self._documents)
+        await self._names(AccessToken, AccessToken.name, wanted.get("token"), self._tokens)
+        await self._names(
+            Announcement, Announcement.title, wanted.get("announcement"), self._announcements
+        )
+        pending = set(wanted.get("folder", set()))
+        for _ in range(_MAX_DEPTH):
+            pending -= self._folders.keys()
+            if not pending:
+                break
+            level = await session.execute(select(Folder).where(col(Folder.id).in_(pending)))
+            found = list(level.scalars())
+            self._folders.update({f.id: f for f in found})
+            pending = {f.parent_id for f in found if f.parent_id is not None}
+
+    async def _names(
+        self, model: Any, column: Any, ids: set[uuid.UUID] | None, into: dict[uuid.UUID, str]
+    ) -> None:
+        missing = (ids or set()) - into.keys()
+        if missing:
+            rows = await self._session.execute(
+                select(model.id, column).where(col(model.id).in_(missing))
+            )
+            into.update({row[0]: row[1] for row in rows.all()})
+
+    def folder_path(self, folder_id: uuid.UUID) -> str | None:
+        names: list[str] = []
+        current: uuid.UUID | None = folder_id
+        for _ in range(_MAX_DEPTH):
+            if current is None:
+                break
+            folder = self._folders.get(current)
+            if folder is None:
+                return None if not names else FOLDER_SEPARATOR.join(reversed(names))
+            names.append(folder.name)
+            current = folder.parent_id
+        return FOLDER_SEPARATOR.join(reversed(names))
+
+    def labels(
+        self, actor_id: str | None, target_type: str | None, target_id: str | None
+    ) -> Labels:
+        actor = self._users.get(_uuid(actor_id) or uuid.UUID(int=0))
+        target = _uuid(target_id)
+        label: str | None = None
+        if target is not None:
+            if target_type == "user":
+                person = self._users.get(target)
+                label = _person(person) if person else None
+            elif target_type == "folder":
+                label = self.folder_path(target)
+            else:
+                table = {
+                    "client": self._clients,
+                    "document": self._documents,
+                    "token": self._tokens,
+                    "announcement": self._announcements,
+                }.get(target_type or "")
+                label = table.get(target) if table is not None else None
+        return Labels(
+            actor_email=_clip("actor_email", actor.email if actor else None),
+            actor_name=_clip("actor_name", (actor.display_name or None) if actor else None),
+            target_label=_clip("target_label", label),
+        )
+
+
+def target_ref(
+    target_type: str | None, target_id: str | None, document_id: str | None
+) -> tuple[str | None, str | None]:
+    """The row a label names: the target, or the document an event about one concerns."""
+    if target_type in ("document", "folder", "client", "user", "token", "announcement"):
+        return target_type, target_id
+    if document_id:
+        return "document", document_id
+    return target_type, target_id
+
+
+async def at_record(
+    session: AsyncSession,
+    *,
+    actor_id: str | None,
+    target_type: str | None,
+    target_id: str | None,
+    document_id: str | None,
+) -> Labels:
+    """The labels a new event hashes, as the tables hold them in the writer's transaction."""
+    kind, ref = target_ref(target_type, target_id, document_id)
+    resolver = LabelResolver(session)
+    await resolver.load([(actor_id, kind, ref)])
+    return resolver.labels(actor_id, kind, ref)
+
+
+async def current(session: AsyncSession, events: Iterable[AuditEvent]) -> dict[int, Labels]:
+    """For format 1 events (no labels of their own): labels from the current tables."""
+    old = [e for e in events if e.v < 2]
+    if not old:
+        return {}
+    refs = {
+        e.seq: (e.actor_id, *target_ref(e.target_type, e.target_id, e.document_id)) for e in old
+    }
+    resolver = LabelResolver(session)
+    await resolver.load(refs.values())
+    return {seq: resolver.labels(*ref) for seq, ref in refs.items()}
+
+
+def shown(event: AuditEvent, joined: dict[int, Labels]) -> dict[str, str | None]:
+    """The label fields of an event as the API and exports show them, with their source."""
+    if event.v >= 2:
+        return {
+            "actor_email": event.actor_email,
+            "actor_name": event.actor_name,
+            "target_label": event.target_label,
+            "labels_from": FROM_EVENT,
+        }
+    return {**joined.get(event.seq, Labels()).as_dict(), "labels_from": FROM_CURRENT}
