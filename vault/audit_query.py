@@ -51,6 +51,7 @@ class AuditFilter:
     outcome: str | None = None
     since: str | None = None
     until: str | None = None
+    ip: str | None = None
 
     @classmethod
     def parse(
@@ -63,6 +64,7 @@ class AuditFilter:
         outcome: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        ip: str | None = None,
     ) -> AuditFilter:
         return cls(
             client_id=client_id or None,
@@ -72,6 +74,7 @@ class AuditFilter:
             outcome=outcome or None,
             since=_instant(since, "since"),
             until=_instant(until, "until"),
+            ip=(ip or "").strip() or None,
         )
 
     def apply(self, query: SelectOfScalar[AuditEvent]) -> SelectOfScalar[AuditEvent]:
@@ -92,6 +95,8 @@ class AuditFilter:
             query = query.where(AuditEvent.document_id == self.document_id)
         if self.outcome:
             query = query.where(AuditEvent.outcome == self.outcome)
+        if self.ip:
+            query = query.where(AuditEvent.ip == self.ip)
         if self.since:
             query = query.where(AuditEvent.ts >= self.since)
         if self.until:
@@ -197,6 +202,11 @@ def csv_line(event: AuditEvent, joined: dict[int, Labels]) -> bytes:
         event.v,
     ]
     return _csv_row(row)
+
+
+def csv_row(values: list[object]) -> bytes:
+    """One CSV line, every cell defused against spreadsheet formulas."""
+    return _csv_row(values)
 
 
 def _csv_row(values: list[object]) -> bytes:

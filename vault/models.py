@@ -165,6 +165,7 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_events_action_outcome_seq", "action", "outcome", "seq"),
         Index("ix_audit_events_outcome_seq", "outcome", "seq"),
         Index("ix_audit_events_client_ts", "client_id", "ts"),
+        Index("ix_audit_events_ip_seq", "ip", "seq"),
     )
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     ts: str = Field(sa_column=Column(String(24), nullable=False, index=True))

@@ -45,6 +45,7 @@ def _filters(request: Request) -> aq.AuditFilter:
             outcome=q.get("outcome"),
             since=q.get("since"),
             until=q.get("until"),
+            ip=q.get("ip"),
         )
     except AuditQueryError as exc:
         raise ProblemError(422, "Invalid filter", str(exc)) from None

@@ -289,6 +289,7 @@ SPEC: dict[str, Any] = {
                     outcome="query",
                     since="query",
                     until="query",
+                    ip="query",
                     limit="query",
                     cursor="query",
                 ),
@@ -306,6 +307,7 @@ SPEC: dict[str, Any] = {
                 outcome="query",
                 since="query",
                 until="query",
+                ip="query",
             )
         },
         "/audit/verify": {"get": _op("Check the hash chain end to end")},

@@ -1,5 +1,5 @@
 """Server-rendered browser pages: signing in, home, files, uploads, requests, publishing,
-announcements and the account page.
+announcements, the account page and the auditor's pages.
 
 They work without JavaScript: plain forms, each state-changing one carrying the session's
 CSRF token, answered by a redirect or by the page again with the error next to the field.
@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from web.pages import (
     account,
+    audit,
     browse,
     doc_requests,
     home,
@@ -53,4 +54,5 @@ def routes() -> list[BaseRoute]:
         *doc_requests.routes(),
         *publish.routes(),
         *news.routes(),
+        *audit.routes(),
     ]

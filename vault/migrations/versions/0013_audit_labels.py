@@ -25,9 +25,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("actor_email", sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column("actor_name", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("target_label", sa.String(length=1024), nullable=True))
+    # The auditor's search filters by address too; like the others, the index ends with seq.
+    op.create_index("ix_audit_events_ip_seq", "audit_events", ["ip", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_events_ip_seq", table_name="audit_events")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_column("target_label")
         batch_op.drop_column("actor_name")
