@@ -110,8 +110,16 @@ async def create_token(
     name: str = "",
     scope: TokenScope = TokenScope.READ_WRITE,
     expires_in: timedelta | None = None,
+    clients_allowed: bool = True,
 ) -> tuple[AccessToken, str]:
-    """A new personal access token; the secret is returned once and stored only hashed."""
+    """A new personal access token; the secret is returned once and stored only hashed.
+
+    Raises:
+        NotFoundError: `user` is a client user and the firm offers tokens to staff only
+            (`clients_allowed` false).
+    """
+    if user.role == Role.CLIENT and not clients_allowed:
+        raise NotFoundError("personal access tokens are not offered to client users")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = AccessToken(
         user_id=user.id,

@@ -44,11 +44,12 @@ def when(moment: datetime) -> str:
 
 async def send(services: Services, template: str, user: User, **values: Any) -> None:
     """Render and send one account email. Raises DeliveryError when it cannot go out."""
-    values = {"portal": "ClientVault", **values}
+    subject = _SUBJECTS[template]
+    values = {"portal": "ClientVault", "subject": subject, **values}
     message = build_message(
         sender=services.settings.smtp.from_,
         recipient=user.email,
-        subject=_SUBJECTS[template],
+        subject=subject,
         text=_env.get_template(f"{template}.txt").render(**values),
         html=_env.get_template(f"{template}.html").render(**values),
         message_id=new_message_id(),

@@ -10,6 +10,7 @@ from typing import TypedDict
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -24,6 +25,7 @@ from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
 from web.malloc import tune_allocator
 from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
+from web.pages import missing
 from web.pages import routes as page_routes
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, load_settings
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/favicon.ico", missing.favicon, methods=["GET"]),
         Mount("/api/v1", routes=api_routes()),
         *unsubscribe.routes(),
         Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
@@ -97,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         debug=False,
         routes=routes,
         lifespan=lifespan,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: missing.handle_http_for_pages},
         middleware=[
             # Outermost, so its duration and status cover everything, errors included.
             Middleware(

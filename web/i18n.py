@@ -13,12 +13,20 @@ from datetime import UTC, date, datetime
 from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jdatetime
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time
+from babel.dates import (
+    format_date,
+    format_time,
+    format_timedelta,
+    get_timezone,
+    get_timezone_location,
+)
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
+from babel.units import format_unit
 from starlette.requests import Request
 
 # English is the source language; the others have a catalogue each.
@@ -113,9 +121,15 @@ def _locale(code: str) -> Locale:
 
 
 def format_moment(
-    moment: datetime | None, code: str, zone: str | None, form: str = "medium"
+    moment: datetime | None,
+    code: str,
+    zone: str | None,
+    form: str = "medium",
+    *,
+    gregorian: bool = False,
 ) -> str:
-    """A moment in the user's time zone, written the way their language writes it."""
+    """A moment in the user's time zone, written the way their language writes it (in the
+    Solar Hijri calendar for Persian, unless `gregorian`)."""
     if moment is None:
         return ""
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are stored in UTC
@@ -124,19 +138,47 @@ def format_moment(
     local = moment.astimezone(_zone(zone))
     # The date as `form` says, the time to the minute: seconds are noise in a file listing.
     day = format_date(local, form, locale=locale)
+    if code in SOLAR_HIJRI and not gregorian:
+        day = _solar_hijri(local.date(), form)
     time = format_time(local, "short", locale=locale)
     joined = str(locale.datetime_formats[form]).replace("{1}", day).replace("{0}", time)
     return _native_digits(joined, locale)
 
 
-def format_day(day: date | None, code: str, form: str = "medium") -> str:
+def format_day(
+    day: date | None, code: str, form: str = "medium", *, gregorian: bool = False
+) -> str:
     if day is None:
         return ""
     locale = _locale(code)
+    if code in SOLAR_HIJRI and not gregorian:
+        return _native_digits(_solar_hijri(day, form), locale)
     return _native_digits(format_date(day, form, locale=locale), locale)
 
 
+# Languages whose pages date things in the Solar Hijri calendar, the civil calendar of Iran
+# and Afghanistan; the Gregorian date stays one hover away.
+SOLAR_HIJRI = frozenset({"fa"})
+
+
+def _solar_hijri(day: date, form: str) -> str:
+    solar = jdatetime.date.fromgregorian(date=day, locale="fa_IR")
+    if form == "short":
+        return f"{solar.year:04d}/{solar.month:02d}/{solar.day:02d}"
+    written = f"{solar.day} {solar.j_months_fa[solar.month - 1]} {solar.year}"
+    if form in ("long", "full"):
+        return f"{solar.j_weekdays_fa[solar.weekday()]} {written}"
+    return written
+
+
 _SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
+_CLDR_UNITS = (
+    "digital-byte",
+    "digital-kilobyte",
+    "digital-megabyte",
+    "digital-gigabyte",
+    "digital-terabyte",
+)
 
 
 def format_size(size: int | None, code: str) -> str:
@@ -150,10 +192,37 @@ def format_size(size: int | None, code: str) -> str:
         unit += 1
     pattern = "#,##0" if unit == 0 or value >= 100 else "#,##0.#"
     locale = _locale(code)
-    digits = format_decimal(value, pattern, locale=locale, numbering_system="default")
-    return f"{_native_digits(digits, locale)}\u00a0{_SIZE_UNITS[unit]}"
+    digits = _native_digits(
+        format_decimal(value, pattern, locale=locale, numbering_system="default"), locale
+    )
+    if code in RTL:
+        # A Latin "KB" inside right-to-left text is a left-to-right island that the bidi
+        # algorithm puts on the wrong side of its number; the language's own word is not.
+        return format_unit(digits, _CLDR_UNITS[unit], length="long", locale=locale)
+    return f"{digits}\u00a0{_SIZE_UNITS[unit]}"
 
 
 def format_number(value: int, code: str) -> str:
     locale = _locale(code)
     return _native_digits(format_decimal(value, locale=locale, numbering_system="default"), locale)
+
+
+def format_ago(moment: datetime | None, code: str, now: datetime | None = None) -> str:
+    """How long ago `moment` was, as the language says it ("2 hours ago", "۲ ساعت پیش")."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    locale = _locale(code)
+    elapsed = moment - (now or datetime.now(UTC))
+    return _native_digits(
+        format_timedelta(elapsed, add_direction=True, threshold=1.0, locale=locale), locale
+    )
+
+
+def zone_city(zone: str, code: str) -> str:
+    """The city a time zone is named for, in the language (`Europe/Berlin` → "برلین")."""
+    try:
+        return str(get_timezone_location(get_timezone(zone), locale=_locale(code), return_city=True))
+    except (LookupError, ValueError):
+        return zone

@@ -132,6 +132,8 @@ class AuthSettings(_Section):
     address_max_failures: int = Field(50, ge=1)
     # The longest a personal access token lives, whatever expiry was asked for (issue 13).
     token_max_days: int = Field(90, ge=1, le=3660)
+    # Personal access tokens are for scripts; client users get them only where the firm says so.
+    client_tokens: bool = False
     # Argon2id (RFC 9106 second recommended option); changed values rehash on next sign-in.
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8192)

@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from notify import build_message, render
 from notify.render import Item
+from tests.fixtures.browser import artifacts
 
 PUBLIC = "https://files.example.test"
 UNSUBSCRIBE = f"{PUBLIC}/unsubscribe/dGVzdA.a2Vr.c2ln"
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
 
 ITEMS = [
     Item(
@@ -55,12 +51,6 @@ ITEMS = [
     ),
 ]
 WORDS = {"en": "New document", "fa": "سند جدید", "he": "מסמך חדש"}
-
-
-def artifacts() -> Path:
-    directory = Path(os.environ.get("CLIENTVAULT_TEST_ARTIFACTS") or ROOT / "test-artifacts")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 def delivered(locale: str) -> EmailMessage:
@@ -112,22 +102,6 @@ def test_parts_links_and_direction(locale: str) -> None:
     assert UNSUBSCRIBE in text and f'href="{UNSUBSCRIBE}"' in html
     subject = message["Subject"]
     assert subject.startswith("ClientVault: ") and not any(i.name in subject for i in ITEMS)
-
-
-def chromium_installed() -> bool:
-    return Path(CHROMIUM).is_file()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not chromium_installed():
-        pytest.skip(f"no system Chromium at {CHROMIUM} (scripts/test installs it with apt-get)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.mark.parametrize("locale", ["en", "fa", "he"])

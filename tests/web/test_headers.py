@@ -73,7 +73,7 @@ async def test_every_response_carries_security_headers(
         ("api json", await http.get(f"{API}/me", headers=alice), 200),
         ("created", upload, 201),
         ("api 404", await http.get(f"{API}/documents/{world.acme}", headers=alice), 404),
-        ("router 404", await http.get("/no/such/page"), 404),
+        ("router 404", await http.get(f"{API}/no/such/thing"), 404),
         ("405", await http.post("/healthz"), 405),
         ("401", await http.get(f"{API}/me"), 401),
         ("403", await http.delete(f"{API}/documents/{document}", headers=alice), 403),

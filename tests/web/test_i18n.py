@@ -4,7 +4,7 @@ and catalogues that are complete and whose placeholders match the English."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -52,13 +52,22 @@ def test_sizes_and_dates_are_written_the_way_each_language_writes_them() -> None
     assert i18n.format_size(1_234_567, "en") == "1.2\u00a0MB"
     assert i18n.format_size(999, "en") == "999\u00a0B"
     assert i18n.format_size(5 * 1024**3, "en") == "5.4\u00a0GB"
-    # Persian uses its own digits and decimal separator.
-    assert i18n.format_size(1_234_567, "fa") == "۱٫۲\u00a0MB"
+    # Persian uses its own digits and decimal separator; right-to-left languages name the unit
+    # in their own script, so it stays after the number instead of a Latin "MB" that the bidi
+    # algorithm would show before it.
+    assert i18n.format_size(1_234_567, "fa") == "۱٫۲ مگابایت"
+    assert i18n.format_size(2_300, "fa") == "۲٫۳ کیلوبایت"
+    assert i18n.format_size(2_300, "he") == "2.3 קילו-בייט"
     moment = datetime(2026, 3, 20, 23, 30, tzinfo=UTC)
     # Tehran is UTC+03:30: the next day there.
     assert i18n.format_moment(moment, "ja", "Asia/Tehran") == "2026/03/21 3:00"
     assert i18n.format_moment(moment, "zh", "Asia/Tehran") == "2026年3月21日 03:00"
-    assert i18n.format_moment(moment, "fa", "Asia/Tehran").startswith("۲۱ مارس ۲۰۲۶")
+    # Persian dates are Solar Hijri: 21 March 2026 in Tehran is Nowruz, 1 Farvardin 1405.
+    assert i18n.format_moment(moment, "fa", "Asia/Tehran").startswith("۱ فروردین ۱۴۰۵")
+    assert i18n.format_day(date(2026, 12, 4), "fa", "long") == "جمعه ۱۳ آذر ۱۴۰۵"
+    assert i18n.format_day(date(2026, 12, 4), "fa", "short") == "۱۴۰۵/۰۹/۱۳"
+    gregorian = i18n.format_moment(moment, "fa", "Asia/Tehran", gregorian=True)
+    assert gregorian.startswith("۲۱ مارس ۲۰۲۶")
     assert i18n.format_moment(moment, "en", "Asia/Tehran") == "Mar 21, 2026, 3:00\u202fAM"
     assert i18n.format_number(1234, "fa") == "۱٬۲۳۴"
     # A naive moment is UTC (as SQLite returns them); an unknown zone falls back to UTC.
@@ -160,3 +169,36 @@ async def test_an_invitee_keeps_the_language_their_browser_asked_for(
             await session.execute(select(User).where(User.email == "dara@example.test"))
         ).scalar_one()
     assert user.locale == "fa"
+
+
+async def test_persian_pages_date_in_solar_hijri_with_the_gregorian_date_on_hover(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    async with transaction(services.sessions) as session:
+        alice = (
+            await session.execute(select(User).where(User.id == world["alice"].id))
+        ).scalar_one()
+        alice.locale = "fa"
+    await sign_in(http, world["alice"])
+    page = await http.get("/account")
+    assert page.status_code == 200
+    hover = re.search(r'<span title="([^"]+)">([^<]+)</span>', page.text)
+    assert hover is not None, "no dated element on the account page"
+    gregorian, shown = hover.groups()
+    hijri_months = [
+        "فروردین",
+        "اردیبهشت",
+        "خرداد",
+        "تیر",
+        "مرداد",
+        "شهریور",
+        "مهر",
+        "آبان",
+        "آذر",
+        "دی",
+        "بهمن",
+        "اسفند",
+    ]
+    assert any(month in shown for month in hijri_months), shown
+    assert "۱۴۰" in shown  # a Solar Hijri year in Persian digits
+    assert "۲۰۲" in gregorian and not any(month in gregorian for month in hijri_months)

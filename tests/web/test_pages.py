@@ -25,9 +25,19 @@ from vault.models import Role, User
 from vault.policy import SYSTEM
 from web.pages.render import PAGE_CSP
 from web.services import Services
+from web.settings import Settings
 
 HTML = "text/html"
 FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The firm lets client users hold personal access tokens (`[auth] client_tokens`): these
+    tests are about tokens, made by a client user."""
+    return settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
+    )
 
 
 @dataclass

@@ -26,15 +26,13 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.fixtures.browser import DESKTOP, look_at
 from tests.fixtures.live import LiveApp, LiveAppFactory, LiveUser
 from tests.fixtures.s3 import S3Endpoint, empty_bucket, s3_endpoint
 from tests.web.test_upload_browser import DROP_SCRIPT, pattern, wait_done
-from tests.web.test_walkthrough import DESKTOP, PHONE, artifacts, browser
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 MiB = 1024 * 1024
 PASSWORD = "a long passphrase for the portal walkthrough"
@@ -50,15 +48,7 @@ class Camera:
         self.numbers = numbers  # shared by the cameras of one walk, so the files sort in order
 
     async def shoot(self, name: str) -> None:
-        base = artifacts() / f"portal-{next(self.numbers):02d}-{name}"
-        await self.page.screenshot(path=f"{base}.png", full_page=True)
-        await self.page.set_viewport_size(PHONE)
-        try:
-            await self.page.screenshot(path=f"{base}-phone.png", full_page=True)
-            width = await self.page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
-        finally:
-            await self.page.set_viewport_size(DESKTOP)
+        await look_at(self.page, f"portal-{next(self.numbers):02d}-{name}")
 
 
 @pytest.fixture

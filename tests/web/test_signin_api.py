@@ -28,12 +28,22 @@ from vault.identity import BrowserSession, EmailLink
 from vault.models import AuditEvent
 from web.app import create_app
 from web.services import Services
+from web.settings import Settings
 
 API = "/api/v1"
 COOKIE = "cv_session"
 
 
 # Helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The firm lets client users hold personal access tokens (`[auth] client_tokens`): these
+    tests are about tokens, made by a client user."""
+    return settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
+    )
 
 
 def fresh(http: httpx.AsyncClient) -> httpx.AsyncClient:

@@ -27,6 +27,16 @@ from tests.web.test_signin_api import (
 from vault.db import transaction
 from vault.models import AccessToken
 from web.services import Services
+from web.settings import Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The firm lets client users hold personal access tokens (`[auth] client_tokens`): these
+    tests are about tokens, made by a client user."""
+    return settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
+    )
 
 
 async def new_token(http: httpx.AsyncClient, person: Person, token: str, **extra: object) -> str:

@@ -18,10 +18,8 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.fixtures.browser import DESKTOP, PHONE, artifacts
 from tests.fixtures.live import LiveApp, LiveAppFactory, LiveUser
-from tests.web.test_walkthrough import DESKTOP, PHONE, artifacts, browser
-
-__all__ = ["browser"]  # the system Chromium, shared with the sign-in walkthrough
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part size the settings allow: several chunks per test file

@@ -10,60 +10,26 @@ code. Every step is saved as a screenshot, at desktop and phone width, into
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pyotp
-import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
     Page,
-    ViewportSize,
-    async_playwright,
 )
 
+from tests.fixtures.browser import DESKTOP, look_at
 from tests.fixtures.live import LiveApp, LiveAppFactory
 from tests.fixtures.smtp import SMTPSink
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-DESKTOP = ViewportSize(width=1280, height=900)
-PHONE = ViewportSize(width=390, height=844)
 STAFF_EMAIL = "sam.staff@example.test"
 PASSWORD = "paper lantern over the harbour"
-
-
-def artifacts() -> Path:
-    directory = Path(os.environ.get("CLIENTVAULT_TEST_ARTIFACTS") or ROOT / "test-artifacts")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def chromium_installed() -> bool:
-    return Path(CHROMIUM).is_file()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not chromium_installed():
-        pytest.skip(f"no system Chromium at {CHROMIUM}")
-    # Chromium's sandbox needs user namespaces that a root process in a container lacks.
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=args
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 class Camera:
@@ -74,21 +40,7 @@ class Camera:
         self.taken: list[Path] = []
 
     async def shoot(self, number: int, name: str) -> None:
-        base = artifacts() / f"signin-{number:02d}-{name}"
-        desktop = base.with_suffix(".png")
-        await self.page.screenshot(path=str(desktop), full_page=True)
-        await self.page.set_viewport_size(PHONE)
-        try:
-            phone = base.with_name(base.name + "-phone.png")
-            await self.page.screenshot(path=str(phone), full_page=True)
-            # Nothing may stick out sideways at phone width (WCAG 1.4.10 reflow).
-            width = await self.page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
-        finally:
-            await self.page.set_viewport_size(DESKTOP)
-        for shot in (desktop, phone):
-            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        self.taken += [desktop, phone]
+        self.taken += await look_at(self.page, f"signin-{number:02d}-{name}")
 
 
 async def wait_for_mail(sink: SMTPSink, address: str, seconds: float = 10.0) -> EmailMessage:

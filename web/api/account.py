@@ -262,6 +262,7 @@ async def create_token(request: Request) -> Response:
                 name=name,
                 scope=scope,
                 expires_in=timedelta(days=days),
+                clients_allowed=svc.settings.auth.client_tokens,
             )
     # A refused code is answered after the transaction commits, so it stays counted.
     if not second.ok:

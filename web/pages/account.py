@@ -197,6 +197,7 @@ async def create_token(request: Request) -> Response:
                 name=token_form["name"],
                 scope=TokenScope(scope),
                 expires_in=timedelta(days=days),
+                clients_allowed=svc.settings.auth.client_tokens,
             )
             shown: dict[str, Any] = {
                 "user": caller.user,

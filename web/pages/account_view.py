@@ -191,6 +191,7 @@ async def account_page(
         totp_enabled=await mfa.has_totp(session, user.id),
         recovery_codes_left=await mfa.remaining_recovery_codes(session, user.id),
         tokens=await accounts.list_tokens(session, user),
+        may_create_tokens=user.role != Role.CLIENT or svc.settings.auth.client_tokens,
         min_length=MIN_LENGTH,
         max_token_days=svc.settings.auth.token_max_days,
         password_error=problems.password,
