@@ -34,6 +34,10 @@ GENESIS = "0" * 64
 CSV_FIELDS: tuple[str, ...] = ("seq", "ts", "actor_id", "actor_role", "action", "outcome")
 CSV_FIELDS += ("client_id", "target_type", "target_id", "document_id", "ip", "user_agent")
 CSV_FIELDS += ("details", "prev")
+# Entry format 2 also hashes these. A format 1 event was written before they existed: an
+# export shows it with labels joined from the portal's current tables, marked
+# `labels_from: "current"`, which no hash covers, so they are set aside before hashing.
+LABEL_FIELDS = ("actor_email", "actor_name", "target_label")
 
 
 class ExportError(Exception):
@@ -171,6 +175,10 @@ def _json_events(lines: Iterable[str], report: Report) -> Iterator[Event]:
             entry = json.loads(line)
             stated = entry.pop("leaf_hash")
             path = _path(entry.pop("audit_path", None))
+            entry.pop("labels_from", None)
+            if entry.get("v") == 1:
+                for name in LABEL_FIELDS:
+                    entry.pop(name, None)
             seq = entry["seq"]
             if not isinstance(seq, int):
                 raise TypeError
@@ -183,11 +191,19 @@ def _json_events(lines: Iterable[str], report: Report) -> Iterator[Event]:
         yield Event(seq, leaf, entry.get("prev", ""), path)
 
 
+def _csv_version(row: dict[str, str]) -> int:
+    return int(row.get("v") or 1)  # exports made before format 2 have no `v` column
+
+
+def _csv_fields(row: dict[str, str]) -> tuple[str, ...]:
+    return CSV_FIELDS + LABEL_FIELDS if _csv_version(row) >= 2 else CSV_FIELDS
+
+
 def _csv_entry(row: dict[str, str], choice: dict[str, str | None]) -> dict[str, Any]:
-    entry: dict[str, Any] = {name: choice.get(name, row[name]) for name in CSV_FIELDS}
+    entry: dict[str, Any] = {name: choice.get(name, row[name]) for name in _csv_fields(row)}
     entry["seq"] = int(row["seq"])
     entry["details"] = json.loads(entry["details"] or "{}")
-    entry["v"] = 1
+    entry["v"] = _csv_version(row)
     return entry
 
 
@@ -196,7 +212,7 @@ def _csv_leaf(row: dict[str, str]) -> bytes | None:
     and the quote that defuses a spreadsheet formula versus a value that began with a
     quote; each reading of those cells is tried until one hashes to the row's leaf_hash."""
     options: dict[str, list[str | None]] = {}
-    for name in CSV_FIELDS:
+    for name in _csv_fields(row):
         value = row[name]
         if name in ("seq", "details"):
             continue

@@ -20,11 +20,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from vault import audit_labels
 from vault.errors import VaultError
 from vault.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
-FORMAT_VERSION = 1
+# Format 2 adds the labels below; format 1 events keep their own encoding and hashes.
+FORMAT_VERSION = 2
+LABEL_FIELDS = ("actor_email", "actor_name", "target_label")
 _FIELDS = (
     "seq",
     "ts",
@@ -80,7 +83,10 @@ def timestamp(moment: datetime | None = None) -> str:
 def entry(event: AuditEvent) -> dict[str, Any]:
     """The event as the JSON object its leaf hash covers."""
     data: dict[str, Any] = {name: getattr(event, name) for name in _FIELDS}
-    data["v"] = FORMAT_VERSION
+    data["v"] = event.v
+    if event.v >= 2:
+        for name in LABEL_FIELDS:
+            data[name] = getattr(event, name)
     data["details"] = json.loads(event.details)
     data["prev"] = event.prev_hash
     return data
@@ -116,6 +122,17 @@ async def record(
     facts = dict(details or {})
     if context.request_id is not None:
         facts.setdefault("request_id", context.request_id)
+    target = None if target_id is None else str(target_id)
+    document = None if document_id is None else str(document_id)
+    # Looked up before the head is locked, so the lock is held no longer than before.
+    labels = await audit_labels.at_record(
+        session,
+        actor_id=context.actor_id,
+        target_type=target_type,
+        target_id=target,
+        document_id=document,
+        details=facts,
+    )
     head = (
         await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     ).scalar_one()
@@ -127,14 +144,18 @@ async def record(
         action=action,
         client_id=None if client_id is None else str(client_id),
         target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        document_id=None if document_id is None else str(document_id),
+        target_id=target,
+        document_id=document,
         ip=context.ip,
         user_agent=(context.user_agent or "")[:256] or None,
         outcome=outcome,
         details=json.dumps(facts, sort_keys=True, separators=(",", ":")),
         prev_hash=head.leaf_hash,
         leaf_hash="",
+        v=FORMAT_VERSION,
+        actor_email=labels.actor_email,
+        actor_name=labels.actor_name,
+        target_label=labels.target_label,
     )
     event.leaf_hash = leaf_hash(event)
     head.seq = event.seq

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import notes
 from vault.audit import entry
+from vault.audit_labels import Labels, shown
 from vault.audit_tree import TreeReader
 from vault.checkpoints import Signer
 from vault.export_check import MANIFEST_HEADER
@@ -84,9 +85,13 @@ class ExportProof:
         return (_compact(data) + "\n").encode()
 
 
-def jsonl_line(event: AuditEvent, path: list[str] | None = None) -> bytes:
-    """The canonical entry plus its leaf hash (and, in a filtered export, its proof)."""
-    data = entry(event)
+def jsonl_line(
+    event: AuditEvent, joined: dict[int, Labels], path: list[str] | None = None
+) -> bytes:
+    """The canonical entry plus its leaf hash (and, in a filtered export, its proof). A
+    format 2 entry holds its own labels; a format 1 event gets those `joined` from the
+    current tables, marked `labels_from: "current"`, which a verifier sets aside."""
+    data = entry(event) if event.v >= 2 else {**shown(event, joined), **entry(event)}
     data["leaf_hash"] = event.leaf_hash
     if path is not None:
         data["audit_path"] = path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from vault.audit import AuditQueryError, entry, timestamp
+from vault.audit_labels import Labels, shown
 from vault.models import AuditEvent
 
 MAX_LIMIT = 1000
@@ -33,6 +33,12 @@ CSV_COLUMNS = (
     "details",
     "prev",
     "leaf_hash",
+    # Added with entry format 2; appended so that the columns before keep their places.
+    "actor_email",
+    "actor_name",
+    "target_label",
+    "labels_from",
+    "v",
 )
 
 
@@ -45,6 +51,7 @@ class AuditFilter:
     outcome: str | None = None
     since: str | None = None
     until: str | None = None
+    ip: str | None = None
 
     @classmethod
     def parse(
@@ -57,6 +64,7 @@ class AuditFilter:
         outcome: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        ip: str | None = None,
     ) -> AuditFilter:
         return cls(
             client_id=client_id or None,
@@ -66,6 +74,7 @@ class AuditFilter:
             outcome=outcome or None,
             since=_instant(since, "since"),
             until=_instant(until, "until"),
+            ip=(ip or "").strip() or None,
         )
 
     def apply(self, query: SelectOfScalar[AuditEvent]) -> SelectOfScalar[AuditEvent]:
@@ -86,6 +95,8 @@ class AuditFilter:
             query = query.where(AuditEvent.document_id == self.document_id)
         if self.outcome:
             query = query.where(AuditEvent.outcome == self.outcome)
+        if self.ip:
+            query = query.where(AuditEvent.ip == self.ip)
         if self.since:
             query = query.where(AuditEvent.ts >= self.since)
         if self.until:
@@ -160,21 +171,14 @@ async def export(
         after = rows[-1].seq
 
 
-def jsonl_line(event: AuditEvent) -> bytes:
-    """The canonical entry plus its leaf hash: a verifier recomputes the hash from the line."""
-    data = entry(event)
-    data["leaf_hash"] = event.leaf_hash
-    return (
-        json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-    ).encode()
-
-
 def csv_header() -> bytes:
     return _csv_row(list(CSV_COLUMNS))
 
 
-def csv_line(event: AuditEvent) -> bytes:
+def csv_line(event: AuditEvent, joined: dict[int, Labels]) -> bytes:
+    """One row; `joined` holds the current-table labels of format 1 events (labels.current)."""
     data = entry(event)
+    labels = shown(event, joined)
     row = [
         data["seq"],
         data["ts"],
@@ -191,8 +195,18 @@ def csv_line(event: AuditEvent) -> bytes:
         event.details,
         data["prev"],
         event.leaf_hash,
+        labels["actor_email"],
+        labels["actor_name"],
+        labels["target_label"],
+        labels["labels_from"],
+        event.v,
     ]
     return _csv_row(row)
+
+
+def csv_row(values: list[object]) -> bytes:
+    """One CSV line, every cell defused against spreadsheet formulas."""
+    return _csv_row(values)
 
 
 def _csv_row(values: list[object]) -> bytes:

@@ -167,6 +167,7 @@ class AuditEvent(SQLModel, table=True):
         Index("ix_audit_events_action_outcome_seq", "action", "outcome", "seq"),
         Index("ix_audit_events_outcome_seq", "outcome", "seq"),
         Index("ix_audit_events_client_ts", "client_id", "ts"),
+        Index("ix_audit_events_ip_seq", "ip", "seq"),
     )
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     ts: str = Field(sa_column=Column(String(24), nullable=False, index=True))
@@ -183,6 +184,12 @@ class AuditEvent(SQLModel, table=True):
     details: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     leaf_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # Format 2 (migration 0013) also hashes who the actor and the target were at the time,
+    # so the event still reads the same after a rename or a deletion.
+    v: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    actor_email: str | None = Field(default=None, sa_column=Column(String(320)))
+    actor_name: str | None = Field(default=None, sa_column=Column(String(200)))
+    target_label: str | None = Field(default=None, sa_column=Column(String(1024)))
 
 
 class AuditHead(SQLModel, table=True):

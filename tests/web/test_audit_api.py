@@ -317,7 +317,7 @@ async def test_jsonl_export_verifies_with_hashlib_only(
         )
         assert hashlib.sha256(b"\x00" + canonical.encode("utf-8")).hexdigest() == leaf
         assert entry["prev"] == prev
-        assert entry["seq"] == number and entry["v"] == 1
+        assert entry["seq"] == number and entry["v"] == 2
         prev = leaf
     last = json.loads(lines[-1])
     assert last["action"] == "audit.exported"

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vault import alerts
+from vault import alerts, audit_labels
 from vault.alerts import Alert
 from vault.policy import Permission, require
 from web.api.audit_routes import event_json
@@ -53,4 +53,7 @@ async def get_alert(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         alert_id = parse_id(request.path_params["alert_id"], "alert")
         alert, events = await alerts.get_alert(call.session, call.principal, call.audit, alert_id)
-        return JSONResponse({**alert_json(alert), "events": [event_json(e) for e in events]})
+        joined = await audit_labels.current(call.session, events)
+        return JSONResponse(
+            {**alert_json(alert), "events": [event_json(e, joined) for e in events]}
+        )

@@ -11,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
-from vault import audit, checkpoints, notes
+from vault import audit, audit_labels, checkpoints, notes
 from vault import audit_query as aq
 from vault.audit import AuditQueryError
 from vault.audit_export import ExportProof, jsonl_line, proof_line
+from vault.audit_labels import Labels, shown
 from vault.db import transaction
 from vault.models import AuditEvent
 from vault.policy import Permission, require
@@ -26,8 +27,11 @@ from web.numbers import INT64_MAX, parse_int
 PROOF_BATCH = 64
 
 
+Exported = tuple[AuditEvent, list[str] | None, dict[int, Labels]]
+
+
 class EventSource(Protocol):
-    def __call__(self, *, paths: bool) -> AsyncIterator[tuple[AuditEvent, list[str] | None]]: ...
+    def __call__(self, *, paths: bool) -> AsyncIterator[Exported]: ...
 
 
 def _filters(request: Request) -> aq.AuditFilter:
@@ -41,6 +45,7 @@ def _filters(request: Request) -> aq.AuditFilter:
             outcome=q.get("outcome"),
             since=q.get("since"),
             until=q.get("until"),
+            ip=q.get("ip"),
         )
     except AuditQueryError as exc:
         raise ProblemError(422, "Invalid filter", str(exc)) from None
@@ -57,8 +62,8 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     return value
 
 
-def event_json(event: AuditEvent) -> dict[str, object]:
-    data = audit.entry(event)
+def event_json(event: AuditEvent, joined: dict[int, Labels]) -> dict[str, object]:
+    data = {**shown(event, joined), **audit.entry(event)}
     data["leaf_hash"] = event.leaf_hash
     return data
 
@@ -72,12 +77,13 @@ async def list_events(request: Request) -> JSONResponse:
         limit = _int_param(request, "limit", 100) or 100
         cursor = _int_param(request, "cursor", None)
         events, next_cursor = await aq.page(call.session, filters, limit=limit, before=cursor)
+        joined = await audit_labels.current(call.session, events)
         await audit.record(
             call.session, call.audit, "audit.viewed", details={"filters": _described(filters)}
         )
         return JSONResponse(
             {
-                "events": [event_json(e) for e in events],
+                "events": [event_json(e, joined) for e in events],
                 "next_cursor": str(next_cursor) if next_cursor is not None else None,
             },
             headers={"Cache-Control": "no-store"},
@@ -116,7 +122,7 @@ async def export_events(request: Request) -> Response:
     size = notes.parse_checkpoint(notes.open_note(note, signer.verifier), signer.name).size
     proof = ExportProof(signer, checkpoint=note, tree_size=size, filters=_described(filters))
 
-    async def events(*, paths: bool) -> AsyncIterator[tuple[AuditEvent, list[str] | None]]:
+    async def events(*, paths: bool) -> AsyncIterator[Exported]:
         after = 0
         while after < size:
             # One short transaction per batch, closed before any byte is sent: a transaction
@@ -124,6 +130,7 @@ async def export_events(request: Request) -> Response:
             # here is BEGIN IMMEDIATE) and stall every other request for the whole export.
             async with transaction(svc.sessions) as session:
                 batch = await aq.export_batch(session, filters, after=after, batch=aq.EXPORT_BATCH)
+                joined = await audit_labels.current(session, batch)
             rows = [e for e in batch if e.seq <= size]
             for start in range(0, len(rows), PROOF_BATCH):
                 part = rows[start : start + PROOF_BATCH]
@@ -134,7 +141,7 @@ async def export_events(request: Request) -> Response:
                     async with transaction(svc.sessions) as session:
                         found = [await proof.path(session, e) for e in part]
                 for event, path in zip(part, found, strict=True):
-                    yield event, path
+                    yield event, path, joined
             if len(batch) < aq.EXPORT_BATCH:
                 return
             after = batch[-1].seq
@@ -142,9 +149,9 @@ async def export_events(request: Request) -> Response:
     if fmt == "jsonl":
 
         async def jsonl() -> AsyncIterator[bytes]:
-            async for event, path in events(paths=proof.filtered):
+            async for event, path, joined in events(paths=proof.filtered):
                 proof.add(event)
-                yield jsonl_line(event, path)
+                yield jsonl_line(event, joined, path)
             yield proof.trailer()
 
         return StreamingResponse(
@@ -171,15 +178,15 @@ async def csv_zip(events: EventSource, proof: ExportProof) -> AsyncIterator[byte
 
     async def rows() -> AsyncIterator[bytes]:
         yield aq.csv_header()
-        async for event, _ in events(paths=False):
+        async for event, _, joined in events(paths=False):
             proof.add(event)
-            yield aq.csv_line(event)
+            yield aq.csv_line(event, joined)
 
     async def proofs() -> AsyncIterator[bytes]:
         if proof.filtered:
             # A second pass over the same events (all at or below the checkpoint, so they
             # are the same ones), rather than holding every proof in memory meanwhile.
-            async for event, path in events(paths=True):
+            async for event, path, _ in events(paths=True):
                 yield proof_line(event, path or [])
         yield proof.trailer()
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from web.api import openapi_links
 from web.api.openapi_records import records_paths
+from web.api.openapi_schemas import SCHEMAS, with_schema
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -107,6 +108,7 @@ SPEC: dict[str, Any] = {
             # Browsers: the session cookie, plus X-CSRF-Token on every state-changing call.
             "session": {"type": "apiKey", "in": "cookie", "name": "cv_session"},
         },
+        "schemas": SCHEMAS,
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem details",
@@ -284,17 +286,21 @@ SPEC: dict[str, Any] = {
             )
         },
         "/audit": {
-            "get": _op(
-                "Audit events, newest first (auditor, admin)",
-                client_id="query",
-                actor="query",
-                action="query",
-                document_id="query",
-                outcome="query",
-                since="query",
-                until="query",
-                limit="query",
-                cursor="query",
+            "get": with_schema(
+                "AuditPage",
+                _op(
+                    "Audit events, newest first (auditor, admin)",
+                    client_id="query",
+                    actor="query",
+                    action="query",
+                    document_id="query",
+                    outcome="query",
+                    since="query",
+                    until="query",
+                    ip="query",
+                    limit="query",
+                    cursor="query",
+                ),
             )
         },
         "/audit/export": {
@@ -309,6 +315,7 @@ SPEC: dict[str, Any] = {
                 outcome="query",
                 since="query",
                 until="query",
+                ip="query",
             )
         },
         "/audit/verify": {"get": _op("Check the hash chain end to end")},

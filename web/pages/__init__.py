@@ -1,5 +1,6 @@
 """Server-rendered browser pages: signing in, home, files, uploads, requests, publishing,
-announcements, the account page, the firm's console and records management.
+announcements, the account page, the firm's console, records management and the
+auditor's pages.
 
 They work without JavaScript: plain forms, each state-changing one carrying the session's
 CSRF token, answered by a redirect or by the page again with the error next to the field.
@@ -11,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from web.pages import (
     account,
+    audit,
     audit_alerts,
     browse,
     console,
@@ -67,4 +69,5 @@ def routes() -> list[BaseRoute]:
         *link_pages.routes(),
         *console.routes(),
         *records.routes(),
+        *audit.routes(),
     ]

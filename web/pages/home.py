@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import announcements, visits
+from vault import alerts, announcements, visits
 from vault import folders as folder_service
 from vault import requests as request_service
 from vault.audit import AuditContext
@@ -136,6 +136,14 @@ async def home(request: Request) -> Response:
         names = {s.client.id: s.client.name for s in summaries}
         pending = await open_requests(session, caller.principal, user, names)
         notices = await announcements.current(session, limit=ANNOUNCEMENTS_LIMIT)
+        # The auditor's home shows the newest alerts (an audited read of them).
+        raised = (
+            await alerts.list_alerts(
+                session, caller.principal, audit_context(request, caller.principal), limit=5
+            )
+            if user.role == Role.AUDITOR
+            else []
+        )
         # A client user of one client lands in it: its folders come first on the page.
         own = [s for s in summaries if not s.client.shared]
         only: Client | None = own[0].client if user.role == Role.CLIENT and len(own) == 1 else None
@@ -161,5 +169,6 @@ async def home(request: Request) -> Response:
         requests=pending,
         announcements=notices,
         several_clients=len(summaries) > 1,
+        alerts=raised,
         client_filter=user.role != Role.CLIENT and len(summaries) > CLIENT_FILTER_FROM,
     )
