@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from tests.web.audit_calls import BAD_LOGIN, NEW_PASSWORD, PAGE_FILE, REPORT, SLIP, E, no, ok, quiet
 
+# One client's document events over a range of days, as CSV.
+ACCESS_REPORT = (
+    "/audit/report/download?format=csv&client={client_id}&since=2020-01-01&until=2099-01-01"
+)
+
 PAGE_CALLS: dict[tuple[str, str], E] = {
     # The pages: reads.
     ("GET", "/"): E(ok("alice", "client.listed"), no("stranger")),
@@ -21,6 +26,15 @@ PAGE_CALLS: dict[tuple[str, str], E] = {
     ("GET", "/requests/{request_id}"): E(ok("alice", "request.viewed"), no("bob")),
     ("GET", "/publish"): E(ok("sam", "client.listed"), no("alice")),
     ("GET", "/announcements"): E(ok("alice", "announcement.listed"), no("stranger")),
+    # The auditor's pages: each is an audited read of the log; a client gets 404.
+    ("GET", "/audit"): E(ok("otto", "audit.viewed"), no("alice")),
+    ("GET", "/audit/documents/{document_id}"): E(ok("otto", "audit.viewed"), no("bob")),
+    ("GET", "/audit/people/{user_id}"): E(ok("ada", "audit.viewed"), no("sam")),
+    ("GET", "/audit/report"): E(ok("otto", "audit.viewed"), no("alice")),
+    ("GET", "/audit/report/download"): E(
+        ok("otto", "audit.report_downloaded", path=ACCESS_REPORT),
+        no("alice", path=ACCESS_REPORT),
+    ),
     ("GET", "/audit/alerts"): E(ok("otto", "alert.listed"), no("alice")),
     ("GET", "/audit/alerts/{alert_id}"): E(ok("ada", "alert.viewed"), no("sam")),
     ("GET", "/login/totp"): E(
