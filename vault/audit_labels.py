@@ -25,6 +25,15 @@ _MAX_DEPTH = 64  # folders nest far less; a cycle in damaged data must not loop 
 _LABEL_LIMITS = {"actor_email": 320, "actor_name": 200, "target_label": 1024}
 
 
+# target type: (model, LabelResolver cache, the attribute that names it)
+_SIMPLE: dict[str, tuple[Any, str, str]] = {
+    "client": (Client, "_clients", "name"),
+    "document": (Document, "_documents", "name"),
+    "token": (AccessToken, "_tokens", "name"),
+    "announcement": (Announcement, "_announcements", "title"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Labels:
     actor_email: str | None = None
@@ -95,6 +104,32 @@ class LabelResolver:
             found = list(level.scalars())
             self._folders.update({f.id: f for f in found})
             pending = {f.parent_id for f in found if f.parent_id is not None}
+
+    async def load_one(
+        self, actor_id: str | None, target_type: str | None, target_id: str | None
+    ) -> None:
+        """`load` for one event through the session's identity map: a request that has just
+        read the user, the document or the folder (as most have) costs no query here."""
+        session = self._session
+        if (actor := _uuid(actor_id)) is not None and (user := await session.get(User, actor)):
+            self._users[user.id] = user
+        target = _uuid(target_id)
+        if target is None:
+            return
+        if target_type == "user" and (person := await session.get(User, target)):
+            self._users[person.id] = person
+        elif target_type == "folder":
+            current: uuid.UUID | None = target
+            for _ in range(_MAX_DEPTH):
+                folder = await session.get(Folder, current) if current else None
+                if folder is None:
+                    break
+                self._folders[folder.id] = folder
+                current = folder.parent_id
+        elif target_type in _SIMPLE:
+            model, into, attribute = _SIMPLE[target_type]
+            if (row := await session.get(model, target)) is not None:
+                getattr(self, into)[target] = getattr(row, attribute)
 
     async def _names(
         self, model: Any, column: Any, ids: set[uuid.UUID] | None, into: dict[uuid.UUID, str]
@@ -168,7 +203,7 @@ async def at_record(
     """The labels a new event hashes, as the tables hold them in the writer's transaction."""
     kind, ref = target_ref(target_type, target_id, document_id)
     resolver = LabelResolver(session)
-    await resolver.load([(actor_id, kind, ref)])
+    await resolver.load_one(actor_id, kind, ref)
     return resolver.labels(actor_id, kind, ref)
 
 
