@@ -98,8 +98,15 @@ async def test_a_ranged_download_names_who_and_what_as_it_was(
     assert event["actor_role"] == "client"
     assert event["target_label"] == "Tax return 2025.pdf"
     assert event["details"]["version"] == 1 and event["details"]["range"] == "0-9"
-    (folder,) = await _audit(http, world, action="folder.created", client_id=str(world.acme))
-    assert folder["target_label"] == "Tax 2026"
+    created = await http.post(
+        f"{API}/folders",
+        json={"client_id": str(world.acme), "parent_id": str(world.acme_folder), "name": "Q1"},
+        headers=world["sam"].auth,
+    )
+    assert created.status_code == 201, created.text
+    folders = await _audit(http, world, action="folder.created", client_id=str(world.acme))
+    assert [f["target_label"] for f in folders] == ["Tax 2026 / Q1", "Tax 2026"]
+    assert folders[0]["actor_email"] == "sam@example.test"
 
     # The labels are inside the hash: changing one is an altered event.
     await tamper(
