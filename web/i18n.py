@@ -223,6 +223,8 @@ def format_ago(moment: datetime | None, code: str, now: datetime | None = None) 
 def zone_city(zone: str, code: str) -> str:
     """The city a time zone is named for, in the language (`Europe/Berlin` → "برلین")."""
     try:
-        return str(get_timezone_location(get_timezone(zone), locale=_locale(code), return_city=True))
+        return str(
+            get_timezone_location(get_timezone(zone), locale=_locale(code), return_city=True)
+        )
     except (LookupError, ValueError):
         return zone
