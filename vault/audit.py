@@ -131,6 +131,7 @@ async def record(
         target_type=target_type,
         target_id=target,
         document_id=document,
+        details=facts,
     )
     head = (
         await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())

@@ -8,8 +8,9 @@ label can have changed since, and no hash covers it.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,12 +182,27 @@ class LabelResolver:
         )
 
 
+def _facts(event: AuditEvent) -> dict[str, Any]:
+    try:
+        facts = json.loads(event.details)
+    except ValueError:
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
 def target_ref(
-    target_type: str | None, target_id: str | None, document_id: str | None
+    target_type: str | None,
+    target_id: str | None,
+    document_id: str | None,
+    details: Mapping[str, Any] | None = None,
 ) -> tuple[str | None, str | None]:
-    """The row a label names: the target, or the document an event about one concerns."""
+    """The row a label names: the target, the person an email went to, or the document an
+    event about one concerns."""
     if target_type in ("document", "folder", "client", "user", "token", "announcement"):
         return target_type, target_id
+    recipient = (details or {}).get("recipient_id")
+    if target_type == "notification" and isinstance(recipient, str):
+        return "user", recipient
     if document_id:
         return "document", document_id
     return target_type, target_id
@@ -199,9 +215,10 @@ async def at_record(
     target_type: str | None,
     target_id: str | None,
     document_id: str | None,
+    details: Mapping[str, Any] | None = None,
 ) -> Labels:
     """The labels a new event hashes, as the tables hold them in the writer's transaction."""
-    kind, ref = target_ref(target_type, target_id, document_id)
+    kind, ref = target_ref(target_type, target_id, document_id, details)
     resolver = LabelResolver(session)
     await resolver.load_one(actor_id, kind, ref)
     return resolver.labels(actor_id, kind, ref)
@@ -213,7 +230,8 @@ async def current(session: AsyncSession, events: Iterable[AuditEvent]) -> dict[i
     if not old:
         return {}
     refs = {
-        e.seq: (e.actor_id, *target_ref(e.target_type, e.target_id, e.document_id)) for e in old
+        e.seq: (e.actor_id, *target_ref(e.target_type, e.target_id, e.document_id, _facts(e)))
+        for e in old
     }
     resolver = LabelResolver(session)
     await resolver.load(refs.values())

@@ -126,7 +126,7 @@ TARGETS: dict[str | None, str] = {
     "request": _("a document request"),
     "request_item": _("a document request"),
     "upload": _("an upload"),
-    "notification": _("an email"),
+    "notification": _("a recipient"),
     None: _("the portal"),
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from babel.messages.pofile import read_po
 
+from vault import audit_labels
 from vault.audit_actions import ACTIONS
 from vault.models import AuditEvent
 from web import audit_sentences, i18n
@@ -141,3 +142,24 @@ def test_who_is_named_when_no_person_acted() -> None:
     assert audit_sentences.sentence(preview, LABELS, "en", isolate=False, with_ip=False) == (
         "Alice Example previewed Tax return 2025.pdf (version 1)"
     )
+
+
+def test_an_email_names_its_recipient() -> None:
+    recipient = "9e92d22e-0000-4000-8000-000000000009"
+    assert audit_labels.target_ref("notification", "n1", None, {"recipient_id": recipient}) == (
+        "user",
+        recipient,
+    )
+    sent = event(
+        "notification.sent",
+        actor_id=None,
+        actor_role="system",
+        target_type="notification",
+        document_id=None,
+        ip=None,
+    )
+    named = {"target_label": "Bob Globex <bob@example.test>"}
+    assert audit_sentences.sentence(sent, named, "en", isolate=False) == (
+        "An email was sent to Bob Globex <bob@example.test>"
+    )
+    assert audit_sentences.sentence(sent, {}, "en") == "An email was sent to a recipient"
