@@ -102,6 +102,15 @@ async def _page(
     return EventPage(await shown(session, rows), cursor)
 
 
+async def report_form(
+    session: AsyncSession, principal: Principal, context: AuditContext
+) -> list[Client]:
+    """The clients a report can be made for; opening the form is a read of the log's pages."""
+    found = await clients(session, principal)
+    await audit.record(session, context, "audit.viewed", details={"view": "report"})
+    return found
+
+
 async def clients(session: AsyncSession, principal: Principal) -> list[Client]:
     require_auditor(principal)
     rows = await session.execute(select(Client).order_by(col(Client.name)))

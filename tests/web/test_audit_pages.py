@@ -219,6 +219,8 @@ async def test_the_access_report_downloads_as_csv_and_pdf_and_is_audited(
     await sign_in(http, world["otto"])
     form = await http.get("/audit/report")
     assert f'value="{world.acme}"' in form.text
+    views = [e["details"]["view"] for e in await audit_events(http, world, "audit.viewed")]  # type: ignore[index]
+    assert views[0] == "report"
     report = await http.get(
         "/audit/report/download", params={"format": "csv", "client": str(world.acme)}
     )

@@ -62,7 +62,10 @@ async def report_form(request: Request) -> Response:
     q = request.query_params
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
-        clients = await audit_views.clients(session, caller.principal)
+        principal = caller.principal
+        clients = await audit_views.report_form(
+            session, principal, audit_context(request, principal)
+        )
     assert caller.browser is not None
     return render(
         request,
