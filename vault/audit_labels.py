@@ -27,12 +27,19 @@ _LABEL_LIMITS = {"actor_email": 320, "actor_name": 200, "target_label": 1024}
 
 
 # target type: (model, LabelResolver cache, the attribute that names it)
-_SIMPLE: dict[str, tuple[Any, str, str]] = {
-    "client": (Client, "_clients", "name"),
-    "document": (Document, "_documents", "name"),
-    "token": (AccessToken, "_tokens", "name"),
-    "announcement": (Announcement, "_announcements", "title"),
-}
+def _named() -> dict[str, tuple[Any, str]]:
+    """Each kind of target named by one column: its model and that column's attribute."""
+    # Imported here: vault.requests records events, so imports this module's importer.
+    from vault.requests import DocumentRequest, RequestItem
+
+    return {
+        "client": (Client, "name"),
+        "document": (Document, "name"),
+        "token": (AccessToken, "name"),
+        "announcement": (Announcement, "title"),
+        "request": (DocumentRequest, "title"),
+        "request_item": (RequestItem, "name"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +79,9 @@ class LabelResolver:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._users: dict[uuid.UUID, User] = {}
-        self._clients: dict[uuid.UUID, str] = {}
-        self._documents: dict[uuid.UUID, str] = {}
         self._folders: dict[uuid.UUID, Folder] = {}
-        self._tokens: dict[uuid.UUID, str] = {}
-        self._announcements: dict[uuid.UUID, str] = {}
+        self._kinds = _named()
+        self._names: dict[str, dict[uuid.UUID, str]] = {kind: {} for kind in self._kinds}
 
     async def load(self, refs: Iterable[tuple[str | None, str | None, str | None]]) -> None:
         """Fetch what `(actor_id, target_type, target_id or document_id)` triples name."""
@@ -90,12 +95,14 @@ class LabelResolver:
         if ids := wanted.get("user", set()) - self._users.keys():
             rows = await session.execute(select(User).where(col(User.id).in_(ids)))
             self._users.update({u.id: u for u in rows.scalars()})
-        await self._names(Client, Client.name, wanted.get("client"), self._clients)
-        await self._names(Document, Document.name, wanted.get("document"), self._documents)
-        await self._names(AccessToken, AccessToken.name, wanted.get("token"), self._tokens)
-        await self._names(
-            Announcement, Announcement.title, wanted.get("announcement"), self._announcements
-        )
+        for kind, (model, attribute) in self._kinds.items():
+            missing = wanted.get(kind, set()) - self._names[kind].keys()
+            if missing:
+                column = getattr(model, attribute)
+                rows = await session.execute(
+                    select(model.id, column).where(col(model.id).in_(missing))
+                )
+                self._names[kind].update({row[0]: row[1] for row in rows.all()})
         pending = set(wanted.get("folder", set()))
         for _ in range(_MAX_DEPTH):
             pending -= self._folders.keys()
@@ -127,20 +134,10 @@ class LabelResolver:
                     break
                 self._folders[folder.id] = folder
                 current = folder.parent_id
-        elif target_type in _SIMPLE:
-            model, into, attribute = _SIMPLE[target_type]
+        elif target_type in self._kinds:
+            model, attribute = self._kinds[target_type]
             if (row := await session.get(model, target)) is not None:
-                getattr(self, into)[target] = getattr(row, attribute)
-
-    async def _names(
-        self, model: Any, column: Any, ids: set[uuid.UUID] | None, into: dict[uuid.UUID, str]
-    ) -> None:
-        missing = (ids or set()) - into.keys()
-        if missing:
-            rows = await self._session.execute(
-                select(model.id, column).where(col(model.id).in_(missing))
-            )
-            into.update({row[0]: row[1] for row in rows.all()})
+                self._names[target_type][target] = getattr(row, attribute)
 
     def folder_path(self, folder_id: uuid.UUID) -> str | None:
         names: list[str] = []
@@ -168,18 +165,17 @@ class LabelResolver:
             elif target_type == "folder":
                 label = self.folder_path(target)
             else:
-                table = {
-                    "client": self._clients,
-                    "document": self._documents,
-                    "token": self._tokens,
-                    "announcement": self._announcements,
-                }.get(target_type or "")
-                label = table.get(target) if table is not None else None
+                label = self._names.get(target_type or "", {}).get(target)
         return Labels(
             actor_email=_clip("actor_email", actor.email if actor else None),
             actor_name=_clip("actor_name", (actor.display_name or None) if actor else None),
             target_label=_clip("target_label", label),
         )
+
+
+_OWN_LABEL = frozenset(
+    {"document", "folder", "client", "user", "token", "announcement", "request", "request_item"}
+)
 
 
 def _facts(event: AuditEvent) -> dict[str, Any]:
@@ -198,7 +194,7 @@ def target_ref(
 ) -> tuple[str | None, str | None]:
     """The row a label names: the target, the person an email went to, or the document an
     event about one concerns."""
-    if target_type in ("document", "folder", "client", "user", "token", "announcement"):
+    if target_type in _OWN_LABEL:
         return target_type, target_id
     recipient = (details or {}).get("recipient_id")
     if target_type == "notification" and isinstance(recipient, str):

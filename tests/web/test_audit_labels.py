@@ -177,3 +177,22 @@ async def test_format1_events_show_current_labels_and_still_verify(
         text.replace('"actor_role":"staff","client_id"', '"actor_role":"admin","client_id"', 1)
     )
     assert not export_check.verify(str(jsonl), key.read_text()).ok
+
+
+async def test_a_document_request_is_named_by_its_title(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    created = await http.post(
+        f"{API}/clients/{world.acme}/requests",
+        json={
+            "title": "2025 year-end documents",
+            "due_date": "2030-01-31",
+            "folder_id": str(world.acme_folder),
+            "items": ["1099-NEC forms"],
+        },
+        headers=world["sam"].auth,
+    )
+    assert created.status_code == 201, created.text
+    (opened,) = await _audit(http, world, action="request.opened")
+    assert opened["target_label"] == "2025 year-end documents"
+    assert opened["actor_email"] == "sam@example.test"
