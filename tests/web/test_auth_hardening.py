@@ -29,6 +29,14 @@ from web.services import Services
 from web.settings import Settings
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Client users may hold tokens here: the tests make them as a client user."""
+    return settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
+    )
+
+
 @dataclass
 class Argon2Runs:
     """Every Argon2 run of the app, and whether the database's write lock was held during it."""
