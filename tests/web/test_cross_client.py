@@ -190,6 +190,7 @@ USER_ID_ROUTES = {
     ("DELETE", "/users/{user_id}/totp"),
     ("DELETE", "/me/tokens/{token_id}"),
     ("POST", "/notifications/{notification_id}/retry"),
+    ("GET", "/audit/alerts/{alert_id}"),  # firm-wide, for auditors and admins only
 }
 # The one route for which a trashed document exists, to those who look after its client
 # (`check_trashed_looks_like_never_existed` proves the rest answer 404 for it).
