@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.live",
     "tests.fixtures.smtp",
+    "tests.fixtures.cluster",
 ]
