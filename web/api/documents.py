@@ -266,6 +266,26 @@ async def get_content(request: Request) -> Response:
             start, end, status = 0, version.size, 200
         else:
             start, end, status = wanted.start, wanted.end + 1, 206
+        pieces = blobs.read_decrypted(
+            svc.store,
+            version.storage_key,
+            opened=opened,
+            object_size=version.object_size,
+            start=start,
+            end=end,
+        )
+        head: list[bytes] = []
+        failed: IntegrityError | None = None
+        if request.method == "GET" and start < end:
+            # The first piece is fetched before answering and before the access is recorded:
+            # a store that is down is a 503 (StorageError) with nothing logged as downloaded,
+            # not a 200 cut at byte zero.
+            try:
+                head.append(await anext(pieces))
+            except IntegrityError as exc:
+                failed = exc  # raised in the body, which audits it as any integrity failure
+            except StopAsyncIteration:
+                pass
         await audit.record(
             call.session,
             call.audit,
@@ -305,14 +325,11 @@ async def get_content(request: Request) -> Response:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for piece in blobs.read_decrypted(
-                svc.store,
-                version.storage_key,
-                opened=opened,
-                object_size=version.object_size,
-                start=start,
-                end=end,
-            ):
+            if failed is not None:
+                raise failed
+            for piece in head:
+                yield piece
+            async for piece in pieces:
                 yield piece
         except IntegrityError as exc:
             logger.error("integrity failure serving document %s v%s: %s", ids[1], ids[2], exc)
