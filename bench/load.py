@@ -1,7 +1,7 @@
 """Load on the production shape: Locust against nginx and several nodes (tests/fixtures/cluster.py).
 
     python -m bench.load [--minutes 10] [--nodes 3] [--browsers 200] [--uploaders 20]
-        [--kill-node] [--tenants 10] [--documents 8] [--document-kib 512]
+        [--kill-node] [--think-seconds 10 30] [--tenants 10] [--documents 8] [--document-kib 512]
         [--upload-kib 2048] [--chunk-kib 512] [--out DIR]
 
 Starts a throwaway PostgreSQL, an S3 server (the one named by CLIENTVAULT_TEST_S3_ENDPOINT,
@@ -10,7 +10,8 @@ cluster: nginx with TLS from a test CA in front of `--nodes` `clientvault serve`
 Provisions `--tenants` clients, each with a client user, a folder of `--documents` documents
 and a folder to upload into, then runs `bench/locustfile.py` headless for `--minutes`:
 `--browsers` users listing clients and folders, reading documents and downloading them (whole
-and ranges), and `--uploaders` users uploading `--upload-kib` files by tus.
+and ranges), and `--uploaders` users uploading `--upload-kib` files by tus. Each user waits
+between `--think-seconds` MIN and MAX (uniform) after each action, as a person reading.
 
 Measured: per route, requests, failures, throughput and p50/p95/p99 (Locust's figures);
 per node, RSS (mean and peak) and CPU (mean cores), sampled every 2 s; the database's
@@ -30,6 +31,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -210,11 +212,12 @@ def failure_split(failures: Path, kill_time: float | None) -> list[str]:
     )
     if kill_time is None:
         return [f"Failed requests: {len(records)}."]
-    in_flight = [r for r in records if r["started"] <= kill_time]
+    before = [r for r in records if r["ended"] < kill_time]
+    in_flight = [r for r in records if r["started"] <= kill_time <= r["ended"]]
     after = [r for r in records if r["started"] > kill_time]
     lines = [
-        f"Failed requests: {len(records)}; in flight on the killed node when it died: "
-        f"{len(in_flight)}; started after the kill: {len(after)}."
+        f"Failed requests: {len(records)}; before the kill: {len(before)}; in flight when the "
+        f"node died: {len(in_flight)}; started after the kill: {len(after)}."
     ]
     lines += [f"- after the kill: {r['name']}: {r['error']}" for r in after[:10]]
     return lines
@@ -227,6 +230,9 @@ def main() -> None:
     parser.add_argument("--browsers", type=int, default=200)
     parser.add_argument("--uploaders", type=int, default=20)
     parser.add_argument("--kill-node", action="store_true")
+    parser.add_argument(
+        "--think-seconds", type=float, nargs=2, default=(10.0, 30.0), metavar=("MIN", "MAX")
+    )
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--documents", type=int, default=8)
     parser.add_argument("--document-kib", type=int, default=512)
@@ -235,11 +241,14 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=20)
     parser.add_argument("--out", type=Path, default=None, help="Where results go (a temp dir).")
     args = parser.parse_args()
+    # SIGTERM (timeout, kill) unwinds like Ctrl-C, so the cluster and PostgreSQL are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     root = Path(tempfile.mkdtemp(prefix="cv-load-"))
     os.chmod(root, 0o700)
     out = args.out or root / "results"
     out.mkdir(parents=True, exist_ok=True)
+    (out / "failures.jsonl").unlink(missing_ok=True)
     # Beside, not under, the 0700 root: when run as root PostgreSQL runs as its own user.
     pg_root = Path(tempfile.mkdtemp(prefix="cv-load-pg-"))
     os.chmod(pg_root, 0o755)  # noqa: S103 - the postgres user, when run as root, must reach its data
@@ -271,6 +280,7 @@ def main() -> None:
                 "tenants": provision(cluster, args),
                 "browsers": args.browsers,
                 "uploaders": args.uploaders,
+                "think_seconds": list(args.think_seconds),
                 "upload_bytes": args.upload_kib * 1024,
                 "chunk_bytes": args.chunk_kib * 1024,
                 "failures": str(out / "failures.jsonl"),
@@ -310,24 +320,30 @@ def run(
     locust = subprocess.Popen(  # noqa: S603 - fixed arguments
         command, env=env, stdout=subprocess.DEVNULL
     )
-    kill_time = None
-    killed = None
-    if args.kill_node:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            locust.wait(seconds / 2)
-        victim = cluster.nodes[-1]
-        kill_time = time.time()
-        victim.kill()
-        killed = victim.index
-        print(f"killed node {victim.index} at {kill_time - started:.0f} s", file=sys.stderr)
-    locust.wait()
+    try:
+        kill_time = None
+        killed = None
+        if args.kill_node:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                locust.wait(seconds / 2)
+            victim = cluster.nodes[-1]
+            kill_time = time.time()
+            victim.kill()
+            killed = victim.index
+            print(f"killed node {victim.index} at {kill_time - started:.0f} s", file=sys.stderr)
+        locust.wait()
+    finally:
+        if locust.poll() is None:
+            locust.terminate()
+            locust.wait()
     sampler.stop()
     thread.join()
     elapsed = time.time() - started
     return [
         f"{users} users ({args.browsers} browsing, {args.uploaders} uploading "
         f"{args.upload_kib} KiB by tus in {args.chunk_kib} KiB PATCHes) for "
-        f"{args.minutes:g} min on {args.nodes} nodes behind nginx"
+        f"{args.minutes:g} min on {args.nodes} nodes behind nginx, "
+        f"{args.think_seconds[0]:g}-{args.think_seconds[1]:g} s think time"
         + (", one node killed half-way" if args.kill_node else "")
         + f"; locust exited with {locust.returncode}.",
         "",

@@ -61,7 +61,7 @@ class BrowsingUser(_PortalUser):
     """Lists clients and folders, reads a document's versions, downloads it whole or a range."""
 
     fixed_count = int(PLAN["browsers"])
-    wait_time = between(1, 5)
+    wait_time = between(*PLAN["think_seconds"])
 
     @task(3)
     def list_clients(self) -> None:
@@ -97,7 +97,7 @@ class UploadingUser(_PortalUser):
     """Uploads a file by tus: creation, then PATCHes of `chunk` bytes."""
 
     fixed_count = int(PLAN["uploaders"])
-    wait_time = between(1, 5)
+    wait_time = between(*PLAN["think_seconds"])
 
     @task
     def upload(self) -> None:
