@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.browser",
     "tests.fixtures.clamd",
+    "tests.fixtures.cluster_world",
 ]
 
 # Fixtures whose use puts a test in a lane of its own (see the markers in pyproject.toml).

@@ -44,9 +44,14 @@ async def record_completed(
     if completed.user_id is not None:
         exists = await session.get(VersionReceipt, (completed.version_id, completed.user_id))
         if exists is None:
-            session.add(VersionReceipt(version_id=completed.version_id, user_id=completed.user_id))
             try:
+                # Added inside the savepoint: begin_nested() flushes what is pending first,
+                # so an insert added before it would fail outside the savepoint and take the
+                # whole transaction down with it.
                 async with session.begin_nested():
+                    session.add(
+                        VersionReceipt(version_id=completed.version_id, user_id=completed.user_id)
+                    )
                     await session.flush()
                 first = True
             except DBIntegrityError:

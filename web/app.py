@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -45,8 +46,13 @@ class State(TypedDict):
     services: Services
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app; settings are loaded from the config file and environment if not given."""
+def create_app(
+    settings: Settings | None = None, *, draining: threading.Event | None = None
+) -> Starlette:
+    """Build the app; settings are loaded from the config file and environment if not given.
+
+    `draining`, once set (by `web.serve` on a stop signal), makes `/readyz` answer 503.
+    """
     if settings is None:
         # Started by uvicorn as a worker process (`serve` with several workers): set up
         # logging here, as `serve` did for itself. Given settings, the caller owns logging.
@@ -138,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
         *page_routes(),
     ]
-    return Starlette(
+    app = Starlette(
         debug=False,
         routes=routes,
         lifespan=lifespan,
@@ -154,3 +160,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(HeaderLimitMiddleware),
         ],
     )
+    app.state.draining = draining or threading.Event()
+    return app

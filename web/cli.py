@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,9 +28,6 @@ from web.cli_fsck import fsck
 from web.cli_records import register as register_records
 from web.cli_scan import scan_group
 from web.datadir import DataDirError, prepare_data_dir
-from web.headers import MAX_REQUEST_HEAD_BYTES
-from web.metrics import prepare_multiprocess
-from web.observe import configure_logging
 from web.services import Services, build_mailer, notify_config, open_services
 from web.settings import Settings, SettingsError, load_settings
 
@@ -140,39 +136,15 @@ def migrate_cmd(ctx: click.Context) -> None:
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the portal with uvicorn."""
     # Imported here so the other commands start without loading the server stack.
-    import uvicorn
+    from web.serve import run as serve_app
 
     settings = _settings(ctx)
+    config_path = ctx.parent.params.get("config_path") if ctx.parent else None
+    config_path = str(config_path) if config_path else None
     try:
-        prepare_data_dir(settings)
+        serve_app(settings, host=host, port=port, config_path=config_path)
     except DataDirError as exc:
         raise click.ClickException(str(exc)) from None
-    if settings.server.workers > 1 and ctx.parent and ctx.parent.params.get("config_path"):
-        # Worker processes load settings themselves; point them at the same file.
-        os.environ["CLIENTVAULT_CONFIG"] = str(ctx.parent.params["config_path"])
-    configure_logging(format=settings.logging.format, level=settings.logging.level)
-    if settings.server.workers > 1 and settings.metrics.enabled:
-        prepare_multiprocess(settings.data_dir / "metrics")
-    kwargs: dict[str, Any] = {
-        "log_config": None,  # ours (web.observe), set up above and in each worker
-        "access_log": False,  # the app logs one line per request itself, with its id
-        "host": host or settings.server.host,
-        "port": port or settings.server.port,
-        "factory": True,
-        "proxy_headers": bool(settings.server.forwarded_allow_ips),
-        "forwarded_allow_ips": settings.server.forwarded_allow_ips or None,
-        # h11 rather than httptools, because only h11 bounds the request head: 10 MB of
-        # headers would otherwise be read into memory (review item 15). Past the limit h11
-        # raises and uvicorn answers 400 and closes the connection.
-        "http": "h11",
-        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
-    }
-    if settings.server.workers > 1:
-        uvicorn.run("web.app:create_app", workers=settings.server.workers, **kwargs)
-    else:
-        from web.app import create_app
-
-        uvicorn.run(lambda: create_app(settings), **kwargs)
 
 
 @main.group()

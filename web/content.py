@@ -6,7 +6,7 @@ that signed-in users get."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -73,37 +73,74 @@ def plan(request: Request, version: Version, headers: dict[str, str]) -> Respons
     return Slice(start, end, status, base)
 
 
-async def stream(
+@dataclass(slots=True)
+class Opening:
+    """A slice's decrypting reader with its first piece already read (see `open_stream`)."""
+
+    pieces: AsyncIterator[bytes]
+    head: list[bytes]
+    failed: IntegrityError | None = None
+
+    async def close(self) -> None:
+        """Stop the reader (its read-ahead included) when the body will not be sent."""
+        aclose = getattr(self.pieces, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def open_stream(
+    svc: Services,
+    version: Version,
+    opened: crypto.OpenedHeader,
+    part: Slice,
+    *,
+    read_first: bool,
+) -> Opening:
+    """Start reading `part`. With `read_first` (a GET) the first piece is fetched now, before
+    the caller records the access and before the status line goes out: a store that is down
+    or a missing object is a 503/500 problem with nothing logged as downloaded, not a 200 cut
+    at byte zero. A damaged first segment is kept for the body, which audits it."""
+    pieces = blobs.read_decrypted(
+        svc.store,
+        version.storage_key,
+        opened=opened,
+        object_size=version.object_size,
+        start=part.start,
+        end=part.end,
+    )
+    opening = Opening(pieces, [])
+    if read_first and part.start < part.end:
+        try:
+            opening.head.append(await anext(pieces))
+        except IntegrityError as exc:
+            opening.failed = exc
+        except StopAsyncIteration:
+            pass
+    return opening
+
+
+def stream(
     svc: Services,
     document: Document,
     version: Version,
-    opened: crypto.OpenedHeader,
+    opening: Opening,
     part: Slice,
     context: audit.AuditContext,
     *,
     media_type: str,
     after: Callable[[], Awaitable[None]] | None = None,
-    read_first: bool = True,
 ) -> StreamingResponse:
-    """Stream `part` of the version, decrypting as it goes; `after` runs once the last
-    byte is out (e.g. a delivery receipt).
-
-    With `read_first` (a GET) the first piece is read before the status line goes out, so a
-    missing object, a store that is down or a damaged first segment is answered as an error
-    (500/503 problem+json) rather than as a 200 cut short.
-    """
+    """Stream the opened slice, decrypting as it goes; `after` runs once the last byte is
+    out (e.g. a delivery receipt)."""
     ids = (document.client_id, document.id, version.number)
 
-    async def body() -> AsyncGenerator[bytes, None]:
+    async def body() -> AsyncIterator[bytes]:
         try:
-            async for piece in blobs.read_decrypted(
-                svc.store,
-                version.storage_key,
-                opened=opened,
-                object_size=version.object_size,
-                start=part.start,
-                end=part.end,
-            ):
+            if opening.failed is not None:
+                raise opening.failed
+            for piece in opening.head:
+                yield piece
+            async for piece in opening.pieces:
                 yield piece
         except IntegrityError as exc:
             logger.error("integrity failure serving document %s v%s: %s", ids[1], ids[2], exc)
@@ -123,28 +160,13 @@ async def stream(
             # Re-raising aborts the response short of its Content-Length: the client sees a
             # failed transfer, never unverified bytes.
             raise
+        finally:
+            await opening.close()
         if after is not None:
             # The server asks for more only once the last piece was sent: the body is out.
             with anyio.CancelScope(shield=True):
                 await after()
 
-    pieces = body()
-    sent: AsyncIterator[bytes] = pieces
-    if read_first and part.end > part.start:
-        try:
-            first = await anext(pieces)
-        except StopAsyncIteration:
-            first = b""
-        sent = _first_then(first, pieces)
     return StreamingResponse(
-        sent, status_code=part.status, headers=part.headers, media_type=media_type
+        body(), status_code=part.status, headers=part.headers, media_type=media_type
     )
-
-
-async def _first_then(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
-    try:
-        yield first
-        async for piece in rest:
-            yield piece
-    finally:
-        await rest.aclose()

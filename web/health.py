@@ -18,6 +18,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
+    draining = getattr(request.app.state, "draining", None)
+    if draining is not None and draining.is_set():
+        # Stopping (web/serve.py): the balancer should send new requests elsewhere.
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     svc = services(request)
     checks: dict[str, str] = {}
     try:

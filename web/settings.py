@@ -44,6 +44,10 @@ class ServerSettings(_Section):
     workers: int = Field(1, ge=1)
     # Addresses whose X-Forwarded-For is believed (the load balancer); "" trusts nobody.
     forwarded_allow_ips: str = ""
+    # On SIGTERM: seconds /readyz answers 503 while the node still serves, then the most
+    # seconds requests in flight may take to finish before they are cut.
+    shutdown_drain_seconds: float = Field(2, ge=0, le=600)
+    shutdown_timeout_seconds: float = Field(60, gt=0, le=86400)
 
     @field_validator("public_url")
     @classmethod

@@ -271,6 +271,9 @@ async def get_content(request: Request) -> Response:
         if isinstance(part, Response):
             return part
         opened = doc_service.open_version(svc.keyring, document, version)
+        opening = await content.open_stream(
+            svc, version, opened, part, read_first=request.method == "GET"
+        )
         await audit.record(
             call.session,
             call.audit,
@@ -309,16 +312,8 @@ async def get_content(request: Request) -> Response:
         if completed is not None:
             await record_receipt(svc, context, completed)
 
-    return await content.stream(
-        svc,
-        document,
-        version,
-        opened,
-        part,
-        context,
-        media_type=media,
-        after=after,
-        read_first=request.method == "GET",
+    return content.stream(
+        svc, document, version, opening, part, context, media_type=media, after=after
     )
 
 

@@ -357,6 +357,9 @@ async def _serve_document(request: Request, document_id: uuid.UUID | None) -> Re
                 return part
             if request.method == "HEAD":
                 return Response(status_code=part.status, headers=part.headers)
+            opened = doc_service.open_version(svc.keyring, document, version)
+            # Read before the download is counted: a store that is down costs no download.
+            opening = await content.open_stream(svc, version, opened, part, read_first=True)
             admitted = await link_visits.admit_download(
                 session,
                 context,
@@ -367,17 +370,15 @@ async def _serve_document(request: Request, document_id: uuid.UUID | None) -> Re
                 range_=part.range,
                 size=part.end - part.start,
             )
-            opened = doc_service.open_version(svc.keyring, document, version)
     except LinkNotFoundError as exc:
         return await _gone(request, exc)
     if not admitted:
+        await opening.close()
         return _gone_page(request)  # the refusal is recorded with the count that refused it
     media = (
         version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
     )
-    return await content.stream(
-        svc, document, version, opened, part, context, media_type=media, read_first=True
-    )
+    return content.stream(svc, document, version, opening, part, context, media_type=media)
 
 
 async def document_content(request: Request) -> Response:
