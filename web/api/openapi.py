@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from web.api import openapi_links
+from web.api.openapi_audit import audit_paths
 from web.api.openapi_records import records_paths
-from web.api.openapi_schemas import SCHEMAS, with_schema
+from web.api.openapi_schemas import SCHEMAS
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -285,76 +286,7 @@ SPEC: dict[str, Any] = {
                 request_id="path",
             )
         },
-        "/audit": {
-            "get": with_schema(
-                "AuditPage",
-                _op(
-                    "Audit events, newest first (auditor, admin)",
-                    client_id="query",
-                    actor="query",
-                    action="query",
-                    document_id="query",
-                    outcome="query",
-                    since="query",
-                    until="query",
-                    ip="query",
-                    limit="query",
-                    cursor="query",
-                ),
-            )
-        },
-        "/audit/export": {
-            "get": _op(
-                "Streamed export, itself audited, with its checkpoint and proof (JSON Lines; "
-                "csv: a zip of audit.csv, audit.checkpoint, audit.proof.jsonl)",
-                format="query",
-                client_id="query",
-                actor="query",
-                action="query",
-                document_id="query",
-                outcome="query",
-                since="query",
-                until="query",
-                ip="query",
-            )
-        },
-        "/audit/verify": {"get": _op("Check the hash chain end to end")},
-        "/audit/alerts": {
-            "get": _op(
-                "Alerts raised by the [alerts] rules, newest first: {alerts: [{id, rule, "
-                "subject, actor_id, ip, seq, ts, event_seqs, details, raised_at, emailed}]} "
-                "(auditor, admin)",
-                limit="query",
-            )
-        },
-        "/audit/alerts/{alert_id}": {
-            "get": _op(
-                "One alert and the events behind it: the alert's fields and events (auditor, "
-                "admin)",
-                alert_id="path",
-            )
-        },
-        "/audit/checkpoint": {
-            "get": _op("The latest signed checkpoint: a C2SP tlog-checkpoint signed note, text")
-        },
-        "/audit/checkpoint/key": {
-            "get": _op("The checkpoint verifier key: <name>+<key id>+<base64 key>, text")
-        },
-        "/audit/proof/inclusion": {
-            "get": _op(
-                "RFC 9162 inclusion proof: {leaf_index, tree_size, leaf_hash, audit_path}; "
-                "400 out of range",
-                seq="query",
-                tree_size="query",
-            )
-        },
-        "/audit/proof/consistency": {
-            "get": _op(
-                "RFC 9162 consistency proof: {first, second, consistency_path}; 400 out of range",
-                first="query",
-                second="query",
-            )
-        },
+        **audit_paths(_op),
         "/session": {
             "post": {
                 **_op(
