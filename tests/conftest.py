@@ -4,5 +4,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.live",
     "tests.fixtures.smtp",
-    "tests.fixtures.cluster",
+    "tests.fixtures.cluster_world",
 ]

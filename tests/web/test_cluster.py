@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.cluster import CLIENT_ADDRESS, ClusterWorld
+from tests.fixtures.cluster import CLIENT_ADDRESS
+from tests.fixtures.cluster_world import ClusterWorld
 from tests.fixtures.live import Pattern
 
 pytestmark = pytest.mark.cluster

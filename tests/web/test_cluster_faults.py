@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.fixtures.cluster import ClusterWorld
+from tests.fixtures.cluster_world import ClusterWorld
 from tests.fixtures.live import Pattern
 from tests.web.test_cluster import TUS, metadata
 
