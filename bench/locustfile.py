@@ -24,7 +24,7 @@ TUS = {"Tus-Resumable": "1.0.0"}
 _failures_lock = threading.Lock()
 
 
-@events.request.add_listener  # type: ignore[untyped-decorator]
+@events.request.add_listener
 def _record_failure(
     request_type: str,
     name: str,
