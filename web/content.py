@@ -98,8 +98,8 @@ async def open_stream(
 ) -> Opening:
     """Start reading `part`. With `read_first` (a GET) the first piece is fetched now, before
     the caller records the access and before the status line goes out: a store that is down
-    or a missing object is a 503/500 problem with nothing logged as downloaded, not a 200 cut
-    at byte zero. A damaged first segment is kept for the body, which audits it."""
+    or a missing object or damaged first segment is a 503/500 problem with nothing logged as
+    downloaded, not a 200 cut at byte zero."""
     pieces = blobs.read_decrypted(
         svc.store,
         version.storage_key,
@@ -112,8 +112,6 @@ async def open_stream(
     if read_first and part.start < part.end:
         try:
             opening.head.append(await anext(pieces))
-        except IntegrityError as exc:
-            opening.failed = exc
         except StopAsyncIteration:
             pass
     return opening
