@@ -5,6 +5,7 @@ that signed-in users get."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -110,10 +111,8 @@ async def open_stream(
     )
     opening = Opening(pieces, [])
     if read_first and part.start < part.end:
-        try:
+        with contextlib.suppress(StopAsyncIteration):
             opening.head.append(await anext(pieces))
-        except StopAsyncIteration:
-            pass
     return opening
 
 
