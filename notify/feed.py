@@ -68,13 +68,6 @@ STAFF_ONLY = frozenset({"link.dropped"})
 _PUBLISHERS = frozenset({Role.STAFF.value, Role.ADMIN.value})
 
 
-@dataclass(frozen=True, slots=True)
-class FeedResult:
-    events: int  # audit events read
-    items: int  # pending items added
-    messages: int  # outbox messages created
-
-
 async def _lock_cursor(session: AsyncSession) -> Cursor:
     cursor = (
         await session.execute(select(Cursor).where(Cursor.name == CURSOR).with_for_update())

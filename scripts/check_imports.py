@@ -17,7 +17,7 @@ ALLOWED = {
     "storage": {"storage"},
 }
 OURS = set(ALLOWED)
-# Third-party libraries that belong to one layer only (DESIGN.md: vault imports no web or S3 code).
+# Third-party libraries that belong to one layer only (vault imports no web or S3 code).
 FORBIDDEN_THIRD_PARTY = {
     # Metrics live in web: vault exposes hooks (audit.observe_appends), storage is wrapped.
     "vault": {"starlette", "boto3", "botocore", "aiosmtplib", "uvicorn", "prometheus_client"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -155,20 +155,6 @@ async def export_batch(
         .scalars()
         .all()
     )
-
-
-async def export(
-    session: AsyncSession, filters: AuditFilter, *, batch: int = EXPORT_BATCH
-) -> AsyncIterator[AuditEvent]:
-    """Every matching event, oldest first, read in batches (bounded memory)."""
-    after = 0
-    while True:
-        rows = await export_batch(session, filters, after=after, batch=batch)
-        for row in rows:
-            yield row
-        if len(rows) < batch:
-            return
-        after = rows[-1].seq
 
 
 def csv_header() -> bytes:

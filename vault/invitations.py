@@ -181,3 +181,13 @@ async def accept(
         target_id=user.id,
     )
     return user
+
+
+def invitable_roles(principal: Principal) -> list[Role]:
+    """The roles `principal` may invite, as `invite` enforces: admins anyone, staff (not
+    read-only) client users only, everyone else no one."""
+    if allows(principal, Permission.MANAGE, None):
+        return [Role.CLIENT, Role.STAFF, Role.AUDITOR, Role.ADMIN]
+    if principal.role is Role.STAFF and not principal.read_only:
+        return [Role.CLIENT]
+    return []

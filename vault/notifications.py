@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
-from vault.models import Role, User, utcnow
+from vault.models import Client, Role, User, utcnow
+from vault.policy import Principal, can_see_client
 
 
 class Cadence(StrEnum):
@@ -187,3 +188,8 @@ async def show_unsubscribe(
         target_type="user",
         target_id=user_id,
     )
+
+
+def may_hear_of(principal: Principal, client: Client) -> bool:
+    """Emails reach members and assigned staff; admins see every client but hear of none."""
+    return client.id in principal.client_ids and can_see_client(principal, client.id)

@@ -15,7 +15,7 @@ import re
 ACCESS_LOGGER = "uvicorn.access"
 REDACTED = "[redacted]"
 # The routes whose next path segment is a secret: /invite/{token}, /reset/{token},
-# /unsubscribe/{token}, and share links /s/{token} (DESIGN.md, public contract).
+# /unsubscribe/{token}, and share links /s/{token} (public contract).
 _SECRET_SEGMENT = re.compile(r"(/(?:invite|reset|unsubscribe|s)/)[^/?#\s]+")
 
 

@@ -1,4 +1,4 @@
-"""The JSON API, version 1 (contract in docs/api.md and /api/v1/openapi.json)."""
+"""The JSON API, version 1 (its contract is the generated document at /api/v1/openapi.json)."""
 
 from __future__ import annotations
 

@@ -19,10 +19,11 @@ from vault.notifications import (
     Notification,
     NotificationPref,
     effective,
+    may_hear_of,
     preferences,
     set_preference,
 )
-from vault.policy import Permission, Principal, can_see_client, require
+from vault.policy import Permission, Principal, require
 from web import i18n
 from web.api.common import api_call, iso, json_body, parse_id, string_field
 from web.context import services
@@ -37,11 +38,6 @@ def _defaults(request: Request) -> Defaults:
     return Defaults(
         settings.client_default_cadence, settings.staff_default_cadence, settings.daily_hour
     )
-
-
-def _may_hear_of(principal: Principal, client: Client) -> bool:
-    """Emails reach members and assigned staff; admins see every client but hear of none."""
-    return client.id in principal.client_ids and can_see_client(principal, client.id)
 
 
 def _entry(
@@ -82,7 +78,7 @@ async def my_notifications(request: Request) -> JSONResponse:
             client
             for client_id in call.principal.client_ids
             if (client := await call.session.get(Client, client_id)) is not None
-            and _may_hear_of(call.principal, client)
+            and may_hear_of(call.principal, client)
         ]
         clients.sort(key=lambda c: (c.name.casefold(), str(c.id)))
         return JSONResponse(
@@ -128,7 +124,7 @@ async def set_my_notifications(request: Request) -> JSONResponse:
         cadence = _cadence(data)
         daily_hour = _daily_hour(data)
         client = await call.session.get(Client, client_id)
-        if client is None or not _may_hear_of(call.principal, client):
+        if client is None or not may_hear_of(call.principal, client):
             raise NotFoundError("client not found")
         _writable(call.principal)
         pref = await set_preference(

@@ -19,7 +19,7 @@ from vault import invitations, profiles
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
 from vault.models import Client, Role
-from vault.notifications import Cadence, effective, preferences, set_preference
+from vault.notifications import Cadence, effective, may_hear_of, preferences, set_preference
 from web import account_mail, i18n
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
@@ -29,7 +29,6 @@ from web.pages.account_view import (
     Problems,
     account_page,
     invite_roles,
-    may_hear_of,
     notify_defaults,
 )
 from web.pages.common import FORM_TYPE, MAX_FORM_BODY, browser_caller, page, read_form, see_other

@@ -12,10 +12,11 @@ from starlette.responses import Response
 
 from vault import accounts, mfa, sessions
 from vault import folders as folder_service
+from vault.invitations import invitable_roles
 from vault.models import Client, Role, TokenScope
-from vault.notifications import Cadence, Defaults, effective, preferences
+from vault.notifications import Cadence, Defaults, effective, may_hear_of, preferences
 from vault.passwords import MIN_LENGTH
-from vault.policy import Permission, Principal, allows, can_see_client
+from vault.policy import Permission, Principal, allows
 from web.auth import Caller
 from web.context import services
 from web.pages.common import notice
@@ -114,11 +115,6 @@ def notify_defaults(request: Request) -> Defaults:
     )
 
 
-def may_hear_of(principal: Principal, client: Client) -> bool:
-    """Emails reach members and assigned staff; admins see every client but hear of none."""
-    return client.id in principal.client_ids and can_see_client(principal, client.id)
-
-
 @dataclass(frozen=True, slots=True)
 class NotificationRow:
     client: Client
@@ -149,12 +145,8 @@ async def notification_rows(
 
 
 def invite_roles(principal: Principal) -> list[str]:
-    """The roles the caller may invite: staff add client users, admins anyone."""
-    if allows(principal, Permission.MANAGE, None):
-        return [r.value for r in (Role.CLIENT, Role.STAFF, Role.AUDITOR, Role.ADMIN)]
-    if principal.role is Role.STAFF and not principal.read_only:
-        return [Role.CLIENT.value]
-    return []
+    """The roles the caller may invite, as form values (the rule is the vault's)."""
+    return [role.value for role in invitable_roles(principal)]
 
 
 async def invite_clients(session: AsyncSession, principal: Principal) -> list[Client]:
