@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from notify.feed import may_receive
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.models import User
 from vault.notifications import DeliveryState, Notification
 
@@ -137,7 +138,7 @@ async def mark_sent(session: AsyncSession, claim: Claim, *, now: datetime) -> bo
     await audit.record(
         session,
         audit.SYSTEM,
-        "notification.sent",
+        AuditAction.NOTIFICATION_SENT,
         client_id=row.client_id,
         target_type="notification",
         target_id=row.id,
@@ -172,7 +173,7 @@ async def mark_failed(
         await audit.record(
             session,
             audit.SYSTEM,
-            "notification.failed",
+            AuditAction.NOTIFICATION_FAILED,
             outcome="error",
             client_id=row.client_id,
             target_type="notification",
@@ -214,7 +215,10 @@ async def failed(
     )
     if context is not None:
         await audit.record(
-            session, context, "notification.failed_listed", details={"notifications": len(rows)}
+            session,
+            context,
+            AuditAction.NOTIFICATION_FAILED_LISTED,
+            details={"notifications": len(rows)},
         )
     return list(rows)
 
@@ -239,7 +243,7 @@ async def retry(
     await audit.record(
         session,
         context,
-        "notification.retried",
+        AuditAction.NOTIFICATION_RETRIED,
         client_id=row.client_id,
         target_type="notification",
         target_id=row.id,

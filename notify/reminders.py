@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.requests import DocumentRequest, ItemStatus, RequestItem
 
 
@@ -92,7 +93,7 @@ async def remind(
         await audit.record(
             session,
             audit.SYSTEM,
-            "request.reminder",
+            AuditAction.REQUEST_REMINDER,
             client_id=request.client_id,
             target_type="request",
             target_id=request.id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, blobs, crypto, holds
+from vault.audit_actions import AuditAction
 from vault.blobs import StoredBlob
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
@@ -220,7 +221,7 @@ async def record_version(
     await audit.record(
         session,
         context,
-        "document.created" if plan.is_new else "document.version_added",
+        AuditAction.DOCUMENT_CREATED if plan.is_new else AuditAction.DOCUMENT_VERSION_ADDED,
         client_id=document.client_id,
         target_type="document",
         target_id=document.id,
@@ -302,7 +303,7 @@ async def trash(
     await audit.record(
         session,
         context,
-        "document.deleted",
+        AuditAction.DOCUMENT_DELETED,
         client_id=document.client_id,
         target_type="document",
         target_id=document.id,

@@ -27,6 +27,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit, link_policy, links
 from vault.accounts import principal_for
+from vault.audit_actions import AuditAction
 from vault.documents import may_manage
 from vault.errors import TooLargeError, VaultError
 from vault.folders import get_folder
@@ -178,7 +179,7 @@ async def record(
     await links.record(
         session,
         context,
-        "link.drop_started",
+        AuditAction.LINK_DROP_STARTED,
         link,
         document_id=document_id,
         upload_id=str(upload_id),

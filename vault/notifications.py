@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.models import Role, User, utcnow
 
 
@@ -166,7 +167,7 @@ async def set_preference(
     await audit.record(
         session,
         context,
-        "notification.preference_changed",
+        AuditAction.NOTIFICATION_PREFERENCE_CHANGED,
         client_id=client_id,
         target_type="user",
         target_id=user.id,
@@ -182,7 +183,7 @@ async def show_unsubscribe(
     await audit.record(
         session,
         context,
-        "notification.unsubscribe_viewed",
+        AuditAction.NOTIFICATION_UNSUBSCRIBE_VIEWED,
         client_id=client_id,
         target_type="user",
         target_id=user_id,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.documents import may_manage, versions
 from vault.errors import PermissionDeniedError
 from vault.lookalikes import shown_name
@@ -59,7 +60,7 @@ async def record_completed(
     await audit.record(
         session,
         context,
-        "document.download_completed",
+        AuditAction.DOCUMENT_DOWNLOAD_COMPLETED,
         client_id=completed.client_id,
         target_type="document",
         target_id=completed.document_id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.identity import BrowserSession, SessionStage
 from vault.models import AccessToken, User
 
@@ -168,7 +169,7 @@ async def end_others(
     await audit.record(
         session,
         context,
-        "session.revoked_all",
+        AuditAction.SESSION_REVOKED_ALL,
         target_type="user",
         target_id=user.id,
         details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},
@@ -215,7 +216,7 @@ async def end_by_handle(
     await audit.record(
         session,
         context,
-        "session.revoked",
+        AuditAction.SESSION_REVOKED,
         target_type="user",
         target_id=user.id,
         details={"session": handle},

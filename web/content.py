@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from vault import audit, blobs, crypto
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import IntegrityError
 from vault.models import Document, Version
@@ -146,7 +147,7 @@ def stream(
                     await audit.record(
                         session,
                         context,
-                        "document.integrity_failed",
+                        AuditAction.DOCUMENT_INTEGRITY_FAILED,
                         outcome="error",
                         client_id=ids[0],
                         target_type="document",

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from vault import drops, link_access, link_policy, link_visits, links, quarantine
 from vault.audit import AuditContext
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.links import Link, LinkNotFoundError
@@ -79,7 +80,7 @@ async def dropped(
     await links.record(
         session,
         context,
-        "link.dropped",
+        AuditAction.LINK_DROPPED,
         link,
         document_id=committed.document_id,
         name=committed.name,

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from vault import audit, email_links, invitations, mfa, reauth, sessions, signin
 from vault.audit import AuditContext
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.models import User
@@ -140,7 +141,7 @@ async def enrolment_password(request: Request, caller: Caller, password: str) ->
         svc.signin_policy,
         caller.user.id,
         password,
-        action="mfa.enrolled",
+        action=AuditAction.MFA_ENROLLED,
     )
 
 
@@ -150,7 +151,7 @@ async def sign_out(request: Request, session: AsyncSession, caller: Caller) -> N
     await audit.record(
         session,
         audit_context(request, caller.principal),
-        "auth.logout",
+        AuditAction.AUTH_LOGOUT,
         target_type="user",
         target_id=caller.user.id,
     )

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from vault import audit, audit_tree, checkpoints
+from vault.audit_actions import AuditAction
 from vault.policy import Permission, require
 from web.api.common import api_call
 from web.context import services
@@ -38,7 +39,7 @@ async def checkpoint(request: Request) -> Response:
     svc = services(request)
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
-        await audit.record(call.session, call.audit, "audit.checkpoint_viewed")
+        await audit.record(call.session, call.audit, AuditAction.AUDIT_CHECKPOINT_VIEWED)
     note = await checkpoints.latest(svc.sessions, svc.store)
     if note is None:
         # The first minute of a new log: sign one now rather than answer with nothing.
@@ -66,7 +67,7 @@ async def inclusion(request: Request) -> JSONResponse:
         await audit.record(
             call.session,
             call.audit,
-            "audit.proof_viewed",
+            AuditAction.AUDIT_PROOF_VIEWED,
             details={"proof": "inclusion", "seq": seq, "tree_size": tree_size},
         )
         reader = await audit_tree.TreeReader.open(call.session)
@@ -90,7 +91,7 @@ async def consistency(request: Request) -> JSONResponse:
         await audit.record(
             call.session,
             call.audit,
-            "audit.proof_viewed",
+            AuditAction.AUDIT_PROOF_VIEWED,
             details={"proof": "consistency", "first": first, "second": second},
         )
         reader = await audit_tree.TreeReader.open(call.session)

@@ -14,6 +14,7 @@ from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 from vault import audit, audit_labels, checkpoints, notes
 from vault import audit_query as aq
 from vault.audit import AuditQueryError
+from vault.audit_actions import AuditAction
 from vault.audit_export import ExportProof, jsonl_line, proof_line
 from vault.audit_labels import Labels, shown
 from vault.db import transaction
@@ -79,7 +80,10 @@ async def list_events(request: Request) -> JSONResponse:
         events, next_cursor = await aq.page(call.session, filters, limit=limit, before=cursor)
         joined = await audit_labels.current(call.session, events)
         await audit.record(
-            call.session, call.audit, "audit.viewed", details={"filters": _described(filters)}
+            call.session,
+            call.audit,
+            AuditAction.AUDIT_VIEWED,
+            details={"filters": _described(filters)},
         )
         return JSONResponse(
             {
@@ -110,7 +114,7 @@ async def export_events(request: Request) -> Response:
         await audit.record(
             call.session,
             call.audit,
-            "audit.exported",
+            AuditAction.AUDIT_EXPORTED,
             details={"format": fmt, "filters": _described(filters)},
         )
     # Every export gets a checkpoint of its own (covering its own event), and holds only
@@ -208,7 +212,7 @@ async def csv_zip(events: EventSource, proof: ExportProof) -> AsyncIterator[byte
 async def verify_chain(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
-        await audit.record(call.session, call.audit, "audit.verified")
+        await audit.record(call.session, call.audit, AuditAction.AUDIT_VERIFIED)
     async with transaction(services(request).sessions) as session:
         result = await audit.verify(session)
     return JSONResponse(result.as_dict(), headers={"Cache-Control": "no-store"})

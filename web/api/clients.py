@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from vault import audit, profiles
 from vault import folders as folder_service
+from vault.audit_actions import AuditAction
 from vault.folders import DocumentSummary
 from vault.models import Client, Folder
 from web.api.common import api_call, iso, json_body, parse_id, string_field
@@ -77,7 +78,7 @@ async def client_root(request: Request) -> JSONResponse:
         await audit.record(
             call.session,
             call.audit,
-            "folder.listed",
+            AuditAction.FOLDER_LISTED,
             client_id=client.id,
             target_type="client",
             target_id=client.id,
@@ -119,7 +120,7 @@ async def get_folder(request: Request) -> JSONResponse:
         await audit.record(
             call.session,
             call.audit,
-            "folder.listed",
+            AuditAction.FOLDER_LISTED,
             client_id=folder.client_id,
             target_type="folder",
             target_id=folder.id,

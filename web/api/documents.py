@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from vault import audit, blobs, publishing, quarantine, quotas, receipts
 from vault import documents as doc_service
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, PermissionDeniedError, TooLargeError
 from vault.models import Document, Role, Version
@@ -202,7 +203,7 @@ async def get_document(request: Request) -> JSONResponse:
         await audit.record(
             call.session,
             call.audit,
-            "document.viewed",
+            AuditAction.DOCUMENT_VIEWED,
             client_id=document.client_id,
             target_type="document",
             target_id=document.id,
@@ -277,7 +278,7 @@ async def get_content(request: Request) -> Response:
         await audit.record(
             call.session,
             call.audit,
-            "document.downloaded",
+            AuditAction.DOCUMENT_DOWNLOADED,
             client_id=document.client_id,
             target_type="document",
             target_id=document.id,
@@ -395,7 +396,7 @@ async def get_receipts(request: Request) -> JSONResponse:
         await audit.record(
             call.session,
             call.audit,
-            "document.receipts_viewed",
+            AuditAction.DOCUMENT_RECEIPTS_VIEWED,
             client_id=document.client_id,
             target_type="document",
             target_id=document.id,

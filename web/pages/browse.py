@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from vault import audit, drops, quotas, receipts, search, trash
 from vault import documents as doc_service
 from vault import folders as folder_service
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import ConflictError
 from vault.models import Client, Document, Folder
@@ -115,7 +116,7 @@ async def _listing_page(
     await audit.record(
         session,
         audit_context(request, caller.principal),
-        "folder.listed",
+        AuditAction.FOLDER_LISTED,
         client_id=client.id,
         target_type="folder" if folder else "client",
         target_id=folder.id if folder else client.id,
@@ -297,7 +298,7 @@ async def folder_zip(request: Request) -> Response:
             await audit.record(
                 session,
                 context,
-                "document.downloaded",
+                AuditAction.DOCUMENT_DOWNLOADED,
                 client_id=document.client_id,
                 target_type="document",
                 target_id=document.id,
@@ -314,7 +315,7 @@ async def folder_zip(request: Request) -> Response:
         await audit.record(
             session,
             context,
-            "folder.downloaded",
+            AuditAction.FOLDER_DOWNLOADED,
             client_id=root.client_id,
             target_type="folder",
             target_id=root.id,

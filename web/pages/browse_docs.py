@@ -15,6 +15,7 @@ from starlette.responses import Response
 from vault import audit, quarantine, quotas, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.lookalikes import shown_name
@@ -109,7 +110,7 @@ async def document_page(request: Request) -> Response:
         await audit.record(
             session,
             audit_context(request, principal),
-            "document.viewed",
+            AuditAction.DOCUMENT_VIEWED,
             client_id=document.client_id,
             target_type="document",
             target_id=document.id,

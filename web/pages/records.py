@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from vault import audit, holds, quotas, retention
 from vault import folders as folder_service
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import Client, Role
@@ -69,7 +70,7 @@ async def _page(
     await audit.record(
         session,
         audit_context(request, caller.principal),
-        "records.viewed",
+        AuditAction.RECORDS_VIEWED,
         client_id=client.id,
         target_type="client",
         target_id=client.id,
