@@ -272,18 +272,5 @@ async def verify(session: AsyncSession) -> Verification:
     return Verification(True, count, prev)
 
 
-async def record_verification(
-    session: AsyncSession, context: AuditContext, result: Verification
-) -> None:
-    """Record that someone checked the chain, and what they found."""
-    await record(
-        session,
-        context,
-        AuditAction.AUDIT_VERIFIED,
-        outcome="success" if result.ok else "error",
-        details={"ok": result.ok, "events": result.events},
-    )
-
-
 class AuditQueryError(VaultError):
     """A filter of an audit query is malformed."""

@@ -423,3 +423,36 @@ async def folder_paths(session: AsyncSession, client_id: uuid.UUID) -> dict[uuid
     for fid in names:
         paths[fid] = path_of(fid)
     return paths
+
+
+async def record_listed(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    client_id: uuid.UUID,
+    folder_id: uuid.UUID | None = None,
+) -> None:
+    """Audit that a folder's contents (the client's top level when `folder_id` is None) were
+    shown to someone."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.FOLDER_LISTED,
+        client_id=client_id,
+        target_type="client" if folder_id is None else "folder",
+        target_id=client_id if folder_id is None else folder_id,
+    )
+
+
+async def record_downloaded(
+    session: AsyncSession, context: audit.AuditContext, root: Folder, *, documents: int, size: int
+) -> None:
+    """Audit that a folder went out as one archive of `documents` files, `size` bytes."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.FOLDER_DOWNLOADED,
+        client_id=root.client_id,
+        target_type="folder",
+        target_id=root.id,
+        details={"name": root.name, "documents": documents, "bytes": size},
+    )

@@ -281,6 +281,25 @@ async def set_active(
     return user
 
 
+async def update_user(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    user_id: uuid.UUID,
+    *,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change someone's role and/or whether their account works (None leaves it alone): each
+    change ends their sessions and tokens and is its own audit event."""
+    user = await get_person(session, principal, user_id)
+    if role is not None:
+        user = await set_role(session, principal, context, user_id, role)
+    if active is not None:
+        user = await set_active(session, principal, context, user_id, active=active)
+    return user
+
+
 async def reset_second_factor(
     session: AsyncSession, principal: Principal, context: audit.AuditContext, user_id: uuid.UUID
 ) -> User:

@@ -141,3 +141,18 @@ async def receipts(
 
 def summary(found: Sequence[VersionReceipts]) -> dict[int, VersionReceipts]:
     return {r.number: r for r in found}
+
+
+async def record_viewed(
+    session: AsyncSession, context: audit.AuditContext, document: Document
+) -> None:
+    """Audit that someone was shown who received the document's versions."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.DOCUMENT_RECEIPTS_VIEWED,
+        client_id=document.client_id,
+        target_type="document",
+        target_id=document.id,
+        document_id=document.id,
+    )

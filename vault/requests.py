@@ -544,3 +544,17 @@ async def _close(
         created_by=principal.user_ref,
         previous_id=request.id,
     )
+
+
+async def record_reminder(session: AsyncSession, request: DocumentRequest, stage: str) -> None:
+    """Audit that the client is to be reminded of `request` (`stage`: due soon or overdue);
+    the notifier sends the email from the event."""
+    await audit.record(
+        session,
+        audit.SYSTEM,
+        AuditAction.REQUEST_REMINDER,
+        client_id=request.client_id,
+        target_type="request",
+        target_id=request.id,
+        details=_details(request, name=request.title, stage=stage),
+    )

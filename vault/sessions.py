@@ -134,6 +134,16 @@ async def end(session: AsyncSession, row: BrowserSession) -> None:
         await session.flush()
 
 
+async def sign_out(
+    session: AsyncSession, context: audit.AuditContext, row: BrowserSession, user_id: uuid.UUID
+) -> None:
+    """End the browser session `row` of `user_id` at their asking, audited."""
+    await end(session, row)
+    await audit.record(
+        session, context, AuditAction.AUTH_LOGOUT, target_type="user", target_id=user_id
+    )
+
+
 class Ended(NamedTuple):
     """What a sign-out everywhere ended: browser sessions and personal access tokens."""
 

@@ -14,9 +14,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
-from vault import accounts, audit, maintenance, resources
+from vault import accounts, audit, keykeeping, maintenance, resources
 from vault import folders as folder_service
-from vault.audit_actions import AuditAction
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import NotFoundError, VaultError
 from vault.keyring import KeyFile
@@ -359,11 +358,7 @@ def keys_rotate(ctx: click.Context) -> None:
         # Rotate only once the key file loaded and the database is ready for the event, so
         # a broken setup is a clear error and never leaves an unrecorded rotation behind.
         async with transaction(svc.sessions) as session:
-            new_id = svc.keyring.rotate()
-            await audit.record(
-                session, CLI_CONTEXT, AuditAction.KEYS_ROTATED, details={"kek_id": new_id}
-            )
-        return new_id
+            return await keykeeping.rotate(session, SYSTEM, CLI_CONTEXT, svc.keyring)
 
     click.echo(_run(_with_services(_settings(ctx), run)))
 

@@ -22,7 +22,6 @@ from starlette.routing import BaseRoute, Route
 
 from vault import drops, link_access, link_policy, link_visits, links, quarantine
 from vault.audit import AuditContext
-from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.links import Link, LinkNotFoundError
@@ -75,20 +74,7 @@ async def dropped(
     committed: quarantine.Committed,
 ) -> None:
     """`link.dropped`, with the version: the notifier tells the client's staff (batched)."""
-    link = await session.get_one(Link, link_id)
-    drop = await session.get_one(drops.Drop, upload_id)
-    await links.record(
-        session,
-        context,
-        AuditAction.LINK_DROPPED,
-        link,
-        document_id=committed.document_id,
-        name=committed.name,
-        size=drop.length,
-        held=committed.held,
-        uploader_name=drop.uploader_name,
-        uploader_email=drop.uploader_email,
-    )
+    await drops.record_dropped(session, context, link_id, upload_id, committed)
 
 
 class LinkBinding:

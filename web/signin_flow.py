@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 
-from vault import audit, email_links, invitations, mfa, reauth, sessions, signin
+from vault import email_links, invitations, mfa, reauth, sessions, signin
 from vault.audit import AuditContext
 from vault.audit_actions import AuditAction
 from vault.db import transaction
@@ -147,13 +147,8 @@ async def enrolment_password(request: Request, caller: Caller, password: str) ->
 
 async def sign_out(request: Request, session: AsyncSession, caller: Caller) -> None:
     assert caller.browser is not None
-    await sessions.end(session, caller.browser)
-    await audit.record(
-        session,
-        audit_context(request, caller.principal),
-        AuditAction.AUTH_LOGOUT,
-        target_type="user",
-        target_id=caller.user.id,
+    await sessions.sign_out(
+        session, audit_context(request, caller.principal), caller.browser, caller.user.id
     )
 
 

@@ -388,12 +388,9 @@ async def update_user(request: Request) -> JSONResponse:
             raise ProblemError(
                 422, "Invalid request", "active must be true or false", field="active"
             )
-        if role is not None:
-            await people.set_role(call.session, call.principal, call.audit, user.id, role)
-        if "active" in data:
-            await people.set_active(
-                call.session, call.principal, call.audit, user.id, active=data["active"]
-            )
+        user = await people.update_user(
+            call.session, call.principal, call.audit, user.id, role=role, active=data.get("active")
+        )
         body = {
             "id": str(user.id),
             "email": user.email,
