@@ -216,6 +216,7 @@ _NEW_VERSION = (
     "message",
     "drop_id",
     "restored_from",
+    "published_from",
     "scan",
 )
 
