@@ -7,7 +7,6 @@ change: `notification.sent` (so "what did we tell this client, and when" has an 
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from notify.feed import may_receive
-from vault import audit
+from vault import audit, notifications
 from vault.models import User
 from vault.notifications import DeliveryState, Notification
 
@@ -134,22 +133,7 @@ async def mark_sent(session: AsyncSession, claim: Claim, *, now: datetime) -> bo
     row.claim_token = None
     row.last_error = None
     session.add(row)
-    await audit.record(
-        session,
-        audit.SYSTEM,
-        "notification.sent",
-        client_id=row.client_id,
-        target_type="notification",
-        target_id=row.id,
-        details={
-            "recipient_id": str(row.user_id),
-            "to": row.email,
-            "message_id": row.message_id,
-            "subject": row.subject,
-            "seqs": json.loads(row.seqs),
-            "attempts": row.attempts,
-        },
-    )
+    await notifications.record_sent(session, row)
     return True
 
 
@@ -169,24 +153,7 @@ async def mark_failed(
     row.claim_token = None
     if permanent or row.attempts >= max_attempts:
         row.state = DeliveryState.FAILED
-        await audit.record(
-            session,
-            audit.SYSTEM,
-            "notification.failed",
-            outcome="error",
-            client_id=row.client_id,
-            target_type="notification",
-            target_id=row.id,
-            details={
-                "recipient_id": str(row.user_id),
-                "to": row.email,
-                "message_id": row.message_id,
-                "seqs": json.loads(row.seqs),
-                "attempts": row.attempts,
-                "error": row.last_error,
-                "permanent": permanent,
-            },
-        )
+        await notifications.record_failed(session, row, permanent=permanent)
     else:
         row.state = DeliveryState.PENDING
         row.next_attempt_at = now + backoff(row.attempts)
@@ -213,9 +180,7 @@ async def failed(
         .all()
     )
     if context is not None:
-        await audit.record(
-            session, context, "notification.failed_listed", details={"notifications": len(rows)}
-        )
+        await notifications.record_failed_listed(session, context, len(rows))
     return list(rows)
 
 
@@ -236,13 +201,5 @@ async def retry(
     row.attempts = 0
     row.next_attempt_at = now
     session.add(row)
-    await audit.record(
-        session,
-        context,
-        "notification.retried",
-        client_id=row.client_id,
-        target_type="notification",
-        target_id=row.id,
-        details={"message_id": row.message_id, "last_error": row.last_error},
-    )
+    await notifications.record_retried(session, context, row)
     return row

@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, exists, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from vault import audit
+from vault import requests
 from vault.requests import DocumentRequest, ItemStatus, RequestItem
 
 
@@ -89,20 +89,5 @@ async def remind(
             # the claim only marks it done.
             continue
         sent += 1
-        await audit.record(
-            session,
-            audit.SYSTEM,
-            "request.reminder",
-            client_id=request.client_id,
-            target_type="request",
-            target_id=request.id,
-            details={
-                "request_id": str(request.id),
-                "title": request.title,
-                "name": request.title,
-                "folder_id": str(request.folder_id),
-                "due_date": request.due_date.isoformat(),
-                "stage": stage.value,
-            },
-        )
+        await requests.record_reminder(session, request, stage.value)
     return sent

@@ -1,6 +1,9 @@
-"""Fail when an import points the wrong way.
+"""Fail when an import points the wrong way, or a layer above vault writes the audit log.
 
-web -> notify -> vault -> (nothing of ours); storage imports none of ours.
+web -> notify -> vault -> (nothing of ours); storage imports none of ours. Above vault, an
+event is recorded by the vault function that owns its subject (`documents.record_view`,
+`people.update_user`, ...), never by `vault.audit`'s appends, so each event's shape is
+defined once, next to the change it records.
 """
 
 from __future__ import annotations
@@ -25,9 +28,46 @@ FORBIDDEN_THIRD_PARTY = {
     "notify": {"starlette", "boto3", "botocore", "uvicorn"},
 }
 
+# vault.audit's writers; its types and reads (AuditContext, SYSTEM, verify, ...) stay open.
+AUDIT_MODULE = "vault.audit"
+AUDIT_WRITERS = frozenset({"record", "append", "record_verification"})
+
+
+def audit_writes(source: str, filename: str) -> list[str]:
+    """Where `source` calls (or imports) one of vault.audit's writers."""
+    tree = ast.parse(source, filename)
+    modules: set[str] = set()  # names bound to the vault.audit module
+    writers: set[str] = set()  # names bound to one of its writers
+    bad: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:
+                if node.module == "vault" and alias.name == "audit":
+                    modules.add(alias.asname or alias.name)
+                elif node.module == AUDIT_MODULE and alias.name in AUDIT_WRITERS:
+                    writers.add(alias.asname or alias.name)
+                    bad.append(f"{filename}:{node.lineno}: imports {AUDIT_MODULE}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == AUDIT_MODULE:
+                    modules.add(alias.asname or AUDIT_MODULE)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in AUDIT_WRITERS:
+            if ast.unparse(func.value) in modules:
+                bad.append(f"{filename}:{node.lineno}: calls {AUDIT_MODULE}.{func.attr}")
+        elif isinstance(func, ast.Name) and func.id in writers:
+            bad.append(f"{filename}:{node.lineno}: calls {AUDIT_MODULE}.{func.id}")
+    return bad
+
 
 def main() -> int:
     bad: list[str] = []
+    for package in sorted(OURS - {"vault"}):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            bad += audit_writes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
     for package, allowed in ALLOWED.items():
         for path in sorted((ROOT / package).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.models import AccessToken, Client, ClientAccess, Role, TokenScope, User
 from vault.policy import Principal
@@ -55,7 +56,7 @@ async def create_user(
     await audit.record(
         session,
         context,
-        "user.created",
+        AuditAction.USER_CREATED,
         target_type="user",
         target_id=user.id,
         details={"role": role.value, "clients": [str(c) for c in client_ids or []]},
@@ -72,7 +73,7 @@ async def grant_access(
         await audit.record(
             session,
             context,
-            "user.access_granted",
+            AuditAction.USER_ACCESS_GRANTED,
             client_id=client_id,
             target_type="user",
             target_id=user.id,
@@ -135,7 +136,7 @@ async def create_token(
     await audit.record(
         session,
         context,
-        "token.created",
+        AuditAction.TOKEN_CREATED,
         target_type="token",
         target_id=token.id,
         details={"user": str(user.id), "scope": scope.value, "name": name},
@@ -203,7 +204,7 @@ async def list_tokens(
         await audit.record(
             session,
             context,
-            "token.listed",
+            AuditAction.TOKEN_LISTED,
             target_type="user",
             target_id=user.id,
             details={"tokens": len(rows)},
@@ -221,5 +222,5 @@ async def revoke_token(
         token.revoked_at = datetime.now(UTC)
         session.add(token)
         await audit.record(
-            session, context, "token.revoked", target_type="token", target_id=token.id
+            session, context, AuditAction.TOKEN_REVOKED, target_type="token", target_id=token.id
         )

@@ -32,12 +32,13 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit import AuditContext
+from vault.audit_actions import AuditAction
 from vault.errors import NotFoundError
 from vault.models import AuditEvent, AuditHead, Cursor, utcnow
 from vault.policy import Permission, Principal, require
 
 CURSOR = "alerts"
-RAISED = "alert.raised"
+RAISED = AuditAction.ALERT_RAISED
 DOWNLOADS, REFUSALS, FAILED_SIGNINS = "downloads", "refusals", "failed_signins"
 NEW_ADDRESS, PRIVILEGE = "new_address", "privilege"
 RULES = (DOWNLOADS, REFUSALS, FAILED_SIGNINS, NEW_ADDRESS, PRIVILEGE)
@@ -295,7 +296,7 @@ async def list_alerts(
     if before is not None:
         query = query.where(col(Alert.raised_at) < before)
     found = list((await session.execute(query.limit(limit))).scalars().all())
-    await audit.record(session, context, "alert.listed", details={"alerts": len(found)})
+    await audit.record(session, context, AuditAction.ALERT_LISTED, details={"alerts": len(found)})
     return found
 
 
@@ -311,7 +312,9 @@ async def get_alert(
     rows = await session.execute(
         select(AuditEvent).where(col(AuditEvent.seq).in_(seqs)).order_by(col(AuditEvent.seq))
     )
-    await audit.record(session, context, "alert.viewed", target_type="alert", target_id=alert.id)
+    await audit.record(
+        session, context, AuditAction.ALERT_VIEWED, target_type="alert", target_id=alert.id
+    )
     return alert, list(rows.scalars().all())
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError, VaultError
 from vault.models import Announcement
 from vault.policy import Principal, require_firm
@@ -97,7 +98,7 @@ async def current(
     found = list(rows.scalars().all())
     if context is not None:
         await audit.record(
-            session, context, "announcement.listed", details={"announcements": len(found)}
+            session, context, AuditAction.ANNOUNCEMENT_LISTED, details={"announcements": len(found)}
         )
     return found
 
@@ -131,7 +132,7 @@ async def post(
     await audit.record(
         session,
         context,
-        "announcement.posted",
+        AuditAction.ANNOUNCEMENT_POSTED,
         target_type="announcement",
         target_id=announcement.id,
         details={
@@ -165,7 +166,7 @@ async def withdraw(
     await audit.record(
         session,
         context,
-        "announcement.withdrawn",
+        AuditAction.ANNOUNCEMENT_WITHDRAWN,
         target_type="announcement",
         target_id=announcement.id,
         details={"title": announcement.title},

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit_labels
+from vault.audit_actions import AuditAction, check_details
 from vault.errors import VaultError
 from vault.models import AuditEvent, AuditHead
 
@@ -105,6 +106,41 @@ def leaf_hash(event: AuditEvent) -> str:
 async def record(
     session: AsyncSession,
     context: AuditContext,
+    action: AuditAction,
+    *,
+    outcome: str = "success",
+    client_id: object | None = None,
+    target_type: str | None = None,
+    target_id: object | None = None,
+    document_id: object | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event of the vocabulary in the caller's transaction (it commits or rolls back
+    with the change).
+
+    Details must hold only JSON scalars, lists and objects, and never secrets or file contents.
+
+    Raises:
+        TypeError: `action` is not an `AuditAction`, or `details` holds a key it does not
+            declare (a programming error).
+    """
+    check_details(action, details or {})
+    return await append(
+        session,
+        context,
+        action.value,
+        outcome=outcome,
+        client_id=client_id,
+        target_type=target_type,
+        target_id=target_id,
+        document_id=document_id,
+        details=details,
+    )
+
+
+async def append(
+    session: AsyncSession,
+    context: AuditContext,
     action: str,
     *,
     outcome: str = "success",
@@ -114,10 +150,8 @@ async def record(
     document_id: object | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction (it commits or rolls back with the change).
-
-    Details must hold only JSON scalars, lists and objects, and never secrets or file contents.
-    """
+    """The chain's own append, below the vocabulary: any action name, any details. Code records
+    through `record`; this is for what plants events as they are (tests, tools)."""
     started = time.perf_counter()
     facts = dict(details or {})
     if context.request_id is not None:
@@ -236,19 +270,6 @@ async def verify(session: AsyncSession) -> Verification:
             False, count, prev, min(head.seq, count) + 1, "log was truncated or head moved"
         )
     return Verification(True, count, prev)
-
-
-async def record_verification(
-    session: AsyncSession, context: AuditContext, result: Verification
-) -> None:
-    """Record that someone checked the chain, and what they found."""
-    await record(
-        session,
-        context,
-        "audit.verified",
-        outcome="success" if result.ok else "error",
-        details={"ok": result.ok, "events": result.events},
-    )
 
 
 class AuditQueryError(VaultError):

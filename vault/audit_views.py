@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from vault import audit, audit_labels
 from vault import audit_query as aq
 from vault.audit import AuditContext
+from vault.audit_actions import AuditAction
 from vault.documents import may_manage
 from vault.errors import NotFoundError
 from vault.models import AuditEvent, Client, Document, User
@@ -96,7 +97,7 @@ async def _page(
     await audit.record(
         session,
         context,
-        "audit.viewed",
+        AuditAction.AUDIT_VIEWED,
         details={"view": view, "filters": described(filters)},
     )
     return EventPage(await shown(session, rows), cursor)
@@ -107,7 +108,7 @@ async def report_form(
 ) -> list[Client]:
     """The clients a report can be made for; opening the form is a read of the log's pages."""
     found = await clients(session, principal)
-    await audit.record(session, context, "audit.viewed", details={"view": "report"})
+    await audit.record(session, context, AuditAction.AUDIT_VIEWED, details={"view": "report"})
     return found
 
 
@@ -208,7 +209,7 @@ async def report_downloaded(
     await audit.record(
         session,
         context,
-        "audit.report_downloaded",
+        AuditAction.AUDIT_REPORT_DOWNLOADED,
         client_id=filters.client_id,
         target_type="client",
         target_id=filters.client_id,

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.checkpoints import PREFIX as CHECKPOINT_PREFIX
 from vault.errors import VaultError
 from vault.models import AuditHead, AuditTreeState, Version
@@ -295,7 +296,7 @@ async def check_restored(store: BackupStore, root: Path) -> None:
 
 
 async def record(
-    session: AsyncSession, context: audit.AuditContext, action: str, manifest: Manifest
+    session: AsyncSession, context: audit.AuditContext, action: AuditAction, manifest: Manifest
 ) -> None:
     """Audit `backup.created` or `backup.restored`."""
     await audit.record(

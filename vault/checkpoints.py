@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vault import audit, audit_tree, notes
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import VaultError
 from vault.keyring import Keyring
@@ -263,5 +264,5 @@ async def show_verifier_key(
     session: AsyncSession, context: audit.AuditContext, signer: Signer
 ) -> str:
     """The log's verifier key, handed to someone (audited: who holds it can check exports)."""
-    await audit.record(session, context, "audit.key_viewed", details={"key": signer.name})
+    await audit.record(session, context, AuditAction.AUDIT_KEY_VIEWED, details={"key": signer.name})
     return signer.verifier_key

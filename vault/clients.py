@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.models import Client, ClientAccess, Role, User
 from vault.names import name_key, validate_name
@@ -64,7 +65,7 @@ async def all_clients(
         await audit.record(
             session,
             context,
-            "client.listed",
+            AuditAction.CLIENT_LISTED,
             details={"clients": len(found), "archived": archived},
         )
     return found
@@ -102,7 +103,7 @@ async def rename(
     await audit.record(
         session,
         context,
-        "client.renamed",
+        AuditAction.CLIENT_RENAMED,
         client_id=client.id,
         target_type="client",
         target_id=client.id,
@@ -129,7 +130,7 @@ async def set_archived(
     await audit.record(
         session,
         context,
-        "client.archived" if archived else "client.restored",
+        AuditAction.CLIENT_ARCHIVED if archived else AuditAction.CLIENT_RESTORED,
         client_id=client.id,
         target_type="client",
         target_id=client.id,
@@ -153,7 +154,7 @@ async def overview(
         await audit.record(
             session,
             context,
-            "client.viewed",
+            AuditAction.CLIENT_VIEWED,
             client_id=client.id,
             target_type="client",
             target_id=client.id,

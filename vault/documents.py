@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, blobs, crypto, holds
+from vault.audit_actions import AuditAction
 from vault.blobs import StoredBlob
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
@@ -220,7 +221,7 @@ async def record_version(
     await audit.record(
         session,
         context,
-        "document.created" if plan.is_new else "document.version_added",
+        AuditAction.DOCUMENT_CREATED if plan.is_new else AuditAction.DOCUMENT_VERSION_ADDED,
         client_id=document.client_id,
         target_type="document",
         target_id=document.id,
@@ -302,7 +303,7 @@ async def trash(
     await audit.record(
         session,
         context,
-        "document.deleted",
+        AuditAction.DOCUMENT_DELETED,
         client_id=document.client_id,
         target_type="document",
         target_id=document.id,
@@ -395,3 +396,75 @@ async def restore_version(
         with anyio.CancelScope(shield=True):
             await store.delete(plan.storage_key)
         raise
+
+
+# Access events: one definition each, whichever way (API, pages, archive) the content left.
+
+
+async def _access(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    action: AuditAction,
+    document: Document,
+    details: dict[str, object] | None = None,
+) -> None:
+    await audit.record(
+        session,
+        context,
+        action,
+        client_id=document.client_id,
+        target_type="document",
+        target_id=document.id,
+        document_id=document.id,
+        details=details,
+    )
+
+
+async def record_view(
+    session: AsyncSession, context: audit.AuditContext, document: Document
+) -> None:
+    """Audit that a document's details (name, versions) were shown to someone."""
+    await _access(session, context, AuditAction.DOCUMENT_VIEWED, document)
+
+
+async def record_download(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    document: Document,
+    *,
+    version: int,
+    range_: str | None,
+    size: int,
+    inline: bool = False,
+    archive_folder_id: uuid.UUID | None = None,
+) -> None:
+    """Audit that `size` bytes of a version went out: `range_` is the byte range asked for,
+    `inline` a preview, `archive_folder_id` the folder whose archive carried it."""
+    details: dict[str, object] = {"version": version, "range": range_, "bytes": size}
+    if inline:
+        details["disposition"] = "inline"
+    if archive_folder_id is not None:
+        details |= {"via": "zip", "folder_id": str(archive_folder_id)}
+    await _access(session, context, AuditAction.DOCUMENT_DOWNLOADED, document, details)
+
+
+async def record_integrity_failure(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    *,
+    client_id: uuid.UUID,
+    document_id: uuid.UUID,
+    version: int,
+) -> None:
+    """Audit that a version's stored bytes failed their check while being served."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.DOCUMENT_INTEGRITY_FAILED,
+        outcome="error",
+        client_id=client_id,
+        target_type="document",
+        target_id=document_id,
+        document_id=document_id,
+        details={"version": version},
+    )

@@ -27,13 +27,14 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit, link_policy, links
 from vault.accounts import principal_for
+from vault.audit_actions import AuditAction
 from vault.documents import may_manage
 from vault.errors import TooLargeError, VaultError
 from vault.folders import get_folder
 from vault.links import Link, LinkKind, LinkNotFoundError
 from vault.models import Document, User, Version, utcnow
 from vault.policy import Permission, Principal, allows
-from vault.quarantine import HeldVersion
+from vault.quarantine import Committed, HeldVersion
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MAX_NAME = 200
@@ -178,7 +179,7 @@ async def record(
     await links.record(
         session,
         context,
-        "link.drop_started",
+        AuditAction.LINK_DROP_STARTED,
         link,
         document_id=document_id,
         upload_id=str(upload_id),
@@ -253,3 +254,27 @@ async def dropped_in_folder(
         elif drop.version_id in held:
             found.append(DroppedFile(drop, held[drop.version_id], None))
     return found
+
+
+async def record_dropped(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    link_id: uuid.UUID,
+    upload_id: uuid.UUID,
+    committed: Committed,
+) -> None:
+    """`link.dropped`, with the version: the notifier tells the client's staff (batched)."""
+    link = await session.get_one(Link, link_id)
+    drop = await session.get_one(Drop, upload_id)
+    await links.record(
+        session,
+        context,
+        AuditAction.LINK_DROPPED,
+        link,
+        document_id=committed.document_id,
+        name=committed.name,
+        size=drop.length,
+        held=committed.held,
+        uploader_name=drop.uploader_name,
+        uploader_email=drop.uploader_email,
+    )

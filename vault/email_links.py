@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.identity import EmailLink, EmailLinkPurpose
 from vault.models import User
 from vault.passwords import check_password_policy
@@ -84,7 +85,7 @@ async def view(
         await audit.record(
             session,
             context,
-            "auth.link_viewed",
+            AuditAction.AUTH_LINK_VIEWED,
             target_type="user",
             target_id=user.id,
             details={"purpose": purpose.value},

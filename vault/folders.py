@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.lookalikes import shown_name
 from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role, User, Version
@@ -42,7 +43,9 @@ async def list_clients(
         query = query.where(Client.id.in_(visible))  # type: ignore[attr-defined]
     clients = (await session.execute(query)).scalars().all()
     if context is not None:
-        await audit.record(session, context, "client.listed", details={"clients": len(clients)})
+        await audit.record(
+            session, context, AuditAction.CLIENT_LISTED, details={"clients": len(clients)}
+        )
     return clients
 
 
@@ -86,7 +89,7 @@ async def create_client(
     await audit.record(
         session,
         context,
-        "client.created",
+        AuditAction.CLIENT_CREATED,
         client_id=client.id,
         target_type="client",
         target_id=client.id,
@@ -179,7 +182,7 @@ async def create_folder(
     await audit.record(
         session,
         context,
-        "folder.created",
+        AuditAction.FOLDER_CREATED,
         client_id=client_id,
         target_type="folder",
         target_id=folder.id,
@@ -420,3 +423,36 @@ async def folder_paths(session: AsyncSession, client_id: uuid.UUID) -> dict[uuid
     for fid in names:
         paths[fid] = path_of(fid)
     return paths
+
+
+async def record_listed(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    client_id: uuid.UUID,
+    folder_id: uuid.UUID | None = None,
+) -> None:
+    """Audit that a folder's contents (the client's top level when `folder_id` is None) were
+    shown to someone."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.FOLDER_LISTED,
+        client_id=client_id,
+        target_type="client" if folder_id is None else "folder",
+        target_id=client_id if folder_id is None else folder_id,
+    )
+
+
+async def record_downloaded(
+    session: AsyncSession, context: audit.AuditContext, root: Folder, *, documents: int, size: int
+) -> None:
+    """Audit that a folder went out as one archive of `documents` files, `size` bytes."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.FOLDER_DOWNLOADED,
+        client_id=root.client_id,
+        target_type="folder",
+        target_id=root.id,
+        details={"name": root.name, "documents": documents, "bytes": size},
+    )

@@ -27,6 +27,7 @@ from sqlmodel import col, select
 
 import vault.crypto as crypto
 from vault import audit, quarantine, uploads
+from vault.audit_actions import AuditAction
 from vault.blobs import first_failure, read_decrypted
 from vault.db import transaction
 from vault.errors import IntegrityError, KeyNotFoundError, KeyringError, VaultError
@@ -292,7 +293,7 @@ async def check_store(
         await audit.record(
             session,
             context,
-            "storage.checked",
+            AuditAction.STORAGE_CHECKED,
             outcome="success" if report.clean else "error",
             client_id=client_id,
             details={

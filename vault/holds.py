@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_client
 from vault.models import Folder
@@ -163,7 +164,7 @@ async def place_hold(
     await audit.record(
         session,
         context,
-        "hold.placed",
+        AuditAction.HOLD_PLACED,
         client_id=client_id,
         target_type="hold",
         target_id=hold.id,
@@ -206,7 +207,7 @@ async def release_hold(
     await audit.record(
         session,
         context,
-        "hold.released",
+        AuditAction.HOLD_RELEASED,
         client_id=hold.client_id,
         target_type="hold",
         target_id=hold.id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from vault import accounts, audit, email_links, profiles
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.identity import EmailLinkPurpose
 from vault.models import Client, ClientAccess, Role, User
@@ -98,7 +99,7 @@ async def invite(
         await audit.record(
             session,
             context,
-            "user.invited",
+            AuditAction.USER_INVITED,
             outcome="denied",
             target_type="user",
             target_id=user.id,
@@ -133,7 +134,7 @@ async def invite(
     await audit.record(
         session,
         context,
-        "user.invited",
+        AuditAction.USER_INVITED,
         target_type="user",
         target_id=user.id,
         details={
@@ -176,7 +177,7 @@ async def accept(
     await audit.record(
         session,
         context.acting_as(user.id, user.role),
-        "user.invitation_accepted",
+        AuditAction.USER_INVITATION_ACCEPTED,
         target_type="user",
         target_id=user.id,
     )

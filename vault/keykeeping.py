@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, maintenance
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.identity import TotpCredential
@@ -68,7 +69,7 @@ async def rotate(
     """Add a new active KEK; the old ones stay to open the data keys they wrap."""
     _require_admin(principal)
     new_id = keyring.rotate()
-    await audit.record(session, context, "keys.rotated", details={"kek_id": new_id})
+    await audit.record(session, context, AuditAction.KEYS_ROTATED, details={"kek_id": new_id})
     return new_id
 
 
@@ -83,6 +84,9 @@ async def rewrap(
     _require_admin(principal)
     async with transaction(sessions) as session:
         await audit.record(
-            session, context, "keys.rewrap_requested", details={"kek_id": keyring.active_id}
+            session,
+            context,
+            AuditAction.KEYS_REWRAP_REQUESTED,
+            details={"kek_id": keyring.active_id},
         )
     return await maintenance.rewrap_all(sessions, keyring)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit, link_policy, links, ratelimit
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.links import Link, aware
 from vault.models import utcnow
@@ -182,7 +183,7 @@ async def _pass(
         )
     )
     await session.flush()
-    await links.record(session, context, "link.unlocked", link, via=via)
+    await links.record(session, context, AuditAction.LINK_UNLOCKED, link, via=via)
     return Unlock(secret=fresh, grant_expires_at=expires_at)
 
 
@@ -210,7 +211,12 @@ async def unlock_with_password(
         locked = await _locked(session, keys, now)
         if locked is not None or link.password_hash is None:
             await links.record(
-                session, context, "link.unlock_failed", link, outcome="locked", reason="locked"
+                session,
+                context,
+                AuditAction.LINK_UNLOCK_FAILED,
+                link,
+                outcome="locked",
+                reason="locked",
             )
             return Unlock(locked_until=locked)
         stored = link.password_hash
@@ -225,7 +231,12 @@ async def unlock_with_password(
             )
         locked = await _fail(session, keys, limits, now)
         await links.record(
-            session, context, "link.unlock_failed", link, outcome="failure", reason="wrong_password"
+            session,
+            context,
+            AuditAction.LINK_UNLOCK_FAILED,
+            link,
+            outcome="failure",
+            reason="wrong_password",
         )
         return Unlock(locked_until=locked)
 
@@ -246,7 +257,12 @@ async def send_code(
     key = ratelimit.key_for("link-code-sent", str(link.id))
     if await ratelimit.check_for_update(session, key, now=now) is not None:
         await links.record(
-            session, context, "link.code_refused", link, outcome="locked", reason="too_many_codes"
+            session,
+            context,
+            AuditAction.LINK_CODE_REFUSED,
+            link,
+            outcome="locked",
+            reason="too_many_codes",
         )
         return None
     await ratelimit.fail(session, key, SEND_LIMITS, now=now)
@@ -266,7 +282,9 @@ async def send_code(
         )
     )
     await session.flush()
-    await links.record(session, context, "link.code_sent", link, recipient=link.recipient_email)
+    await links.record(
+        session, context, AuditAction.LINK_CODE_SENT, link, recipient=link.recipient_email
+    )
     return code
 
 
@@ -287,7 +305,12 @@ async def unlock_with_code(
     locked = await _locked(session, keys, now)
     if locked is not None:
         await links.record(
-            session, context, "link.unlock_failed", link, outcome="locked", reason="locked"
+            session,
+            context,
+            AuditAction.LINK_UNLOCK_FAILED,
+            link,
+            outcome="locked",
+            reason="locked",
         )
         return Unlock(locked_until=locked)
     typed = "".join(code.split())
@@ -314,6 +337,11 @@ async def unlock_with_code(
         session.add(candidate)
     locked = await _fail(session, keys, limits, now)
     await links.record(
-        session, context, "link.unlock_failed", link, outcome="failure", reason="wrong_code"
+        session,
+        context,
+        AuditAction.LINK_UNLOCK_FAILED,
+        link,
+        outcome="failure",
+        reason="wrong_code",
     )
     return Unlock(locked_until=locked)

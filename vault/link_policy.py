@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import NotFoundError, VaultError
 from vault.models import Client, utcnow
 from vault.policy import Permission, Principal, require
@@ -118,7 +119,7 @@ async def view(
     await audit.record(
         session,
         context,
-        "link.policy_viewed",
+        AuditAction.LINK_POLICY_VIEWED,
         client_id=client_id,
         target_type="client",
         target_id=client_id,
@@ -174,7 +175,7 @@ async def set_overrides(
     await audit.record(
         session,
         context,
-        "link.policy_changed",
+        AuditAction.LINK_POLICY_CHANGED,
         client_id=client_id,
         target_type="client",
         target_id=client_id,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import audit, links
+from vault.audit_actions import AuditAction
 from vault.documents import get_version
 from vault.errors import NotFoundError
 from vault.folders import (
@@ -113,7 +114,9 @@ async def record_view(
 ) -> None:
     """A visit to the link's page; `locked` when it showed only the password or code form."""
     shown = None if folder_id is None else str(folder_id)
-    await links.record(session, context, "link.viewed", link, shown_folder_id=shown, locked=locked)
+    await links.record(
+        session, context, AuditAction.LINK_VIEWED, link, shown_folder_id=shown, locked=locked
+    )
 
 
 async def admit_download(
@@ -135,7 +138,7 @@ async def admit_download(
     await links.record(
         session,
         context,
-        "link.downloaded",
+        AuditAction.LINK_DOWNLOADED,
         link,
         document_id=document_id,
         via=via,
@@ -151,4 +154,6 @@ async def record_refusal(
     session: AsyncSession, context: audit.AuditContext, link: Link | LinkRef, reason: str
 ) -> None:
     """A refused attempt on a known link (expired, revoked, exhausted, locked, outside)."""
-    await links.record(session, context, "link.refused", link, outcome="denied", reason=reason)
+    await links.record(
+        session, context, AuditAction.LINK_REFUSED, link, outcome="denied", reason=reason
+    )

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, or_, select
 
 from vault import audit, link_policy
+from vault.audit_actions import AuditAction
 from vault.documents import get_document, get_version
 from vault.errors import NotFoundError, PermissionDeniedError
 from vault.folders import get_folder
@@ -172,7 +173,7 @@ def details(link: Link | LinkRef, **more: Any) -> dict[str, Any]:
 async def record(
     session: AsyncSession,
     context: audit.AuditContext,
-    action: str,
+    action: AuditAction,
     link: Link | LinkRef,
     *,
     outcome: str = "success",
@@ -241,7 +242,7 @@ async def _create(
     await record(
         session,
         context,
-        "link.created",
+        AuditAction.LINK_CREATED,
         link,
         expires_at=checked.expires_at.isoformat(),
         version=checked.version,
@@ -381,7 +382,7 @@ async def list_audited(
     await audit.record(
         session,
         context,
-        "link.listed",
+        AuditAction.LINK_LISTED,
         client_id=client_id,
         target_type=target_type,
         target_id=document_id or folder_id,
@@ -413,7 +414,7 @@ async def revoke(
         link.revoked_by = principal.user_ref
         session.add(link)
         await session.flush()
-        await record(session, context, "link.revoked", link)
+        await record(session, context, AuditAction.LINK_REVOKED, link)
     return link
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from vault import audit, holds, mfa, quarantine, uploads
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.keyring import Keyring
 from vault.models import Version
@@ -49,7 +50,7 @@ async def rewrap_all(
                 await audit.record(
                     session,
                     audit.SYSTEM,
-                    "keys.rewrapped",
+                    AuditAction.KEYS_REWRAPPED,
                     details={"versions": len(rows), "kek_id": active},
                 )
         total += len(rows)
@@ -116,5 +117,7 @@ async def collect_garbage(
         if kept:
             details["objects_held"] = kept
         async with transaction(sessions) as session:
-            await audit.record(session, audit.SYSTEM, "storage.collected", details=details)
+            await audit.record(
+                session, audit.SYSTEM, AuditAction.STORAGE_COLLECTED, details=details
+            )
     return CollectedGarbage(deleted, aborted, kept)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, IntegrityError, VaultError
 from vault.identity import RecoveryCode, TotpCredential
 from vault.keyring import DEK_SIZE, Keyring
@@ -182,7 +183,7 @@ async def begin_enrolment(
     await session.flush()
     # Never the secret: whoever reads the log must not be able to make codes.
     await audit.record(
-        session, context, "mfa.enrolment_started", target_type="user", target_id=user.id
+        session, context, AuditAction.MFA_ENROLMENT_STARTED, target_type="user", target_id=user.id
     )
     uri = _totp(secret, user.email).provisioning_uri()
     return Enrolment(secret=secret, uri=uri, qr_svg=_qr_svg(uri))
@@ -219,7 +220,7 @@ async def confirm_enrolment(
         # Recorded before raising: a caller that commits anyway (the pages, the API) keeps
         # the failed attempt in the log, as a failed sign-in code is kept.
         await audit.record(
-            session, context, "mfa.enrolled", outcome="failure", target_type="user",
+            session, context, AuditAction.MFA_ENROLLED, outcome="failure", target_type="user",
             target_id=user.id,
         )  # fmt: skip
         raise MfaError("the code is not correct; check the time on the device and try again")
@@ -230,7 +231,7 @@ async def confirm_enrolment(
     await audit.record(
         session,
         context,
-        "mfa.enrolled",
+        AuditAction.MFA_ENROLLED,
         target_type="user",
         target_id=user.id,
         details={"recovery_codes": len(codes)},
@@ -365,7 +366,7 @@ async def regenerate_recovery_codes(
     await audit.record(
         session,
         context,
-        "mfa.recovery_codes_regenerated",
+        AuditAction.MFA_RECOVERY_CODES_REGENERATED,
         target_type="user",
         target_id=user.id,
         details={"recovery_codes": len(codes)},
@@ -393,7 +394,7 @@ async def reset_totp(session: AsyncSession, context: audit.AuditContext, user: U
     await audit.record(
         session,
         context,
-        "mfa.reset",
+        AuditAction.MFA_RESET,
         target_type="user",
         target_id=user.id,
         details={"had_totp": getattr(removed, "rowcount", 0) == 1},
@@ -434,7 +435,7 @@ async def rewrap_totp(session: AsyncSession, keyring: Keyring, *, batch: int = 5
         await audit.record(
             session,
             audit.SYSTEM,
-            "keys.rewrapped",
+            AuditAction.KEYS_REWRAPPED,
             details={"totp_credentials": total, "kek_id": active},
         )
     return total

@@ -7,6 +7,7 @@ outbox of rendered messages, and `notification_prefs` the per-client cadence of 
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.models import Client, Role, User, utcnow
 from vault.policy import Principal, can_see_client
 
@@ -167,7 +169,7 @@ async def set_preference(
     await audit.record(
         session,
         context,
-        "notification.preference_changed",
+        AuditAction.NOTIFICATION_PREFERENCE_CHANGED,
         client_id=client_id,
         target_type="user",
         target_id=user.id,
@@ -183,7 +185,7 @@ async def show_unsubscribe(
     await audit.record(
         session,
         context,
-        "notification.unsubscribe_viewed",
+        AuditAction.NOTIFICATION_UNSUBSCRIBE_VIEWED,
         client_id=client_id,
         target_type="user",
         target_id=user_id,
@@ -193,3 +195,67 @@ async def show_unsubscribe(
 def may_hear_of(principal: Principal, client: Client) -> bool:
     """Emails reach members and assigned staff; admins see every client but hear of none."""
     return client.id in principal.client_ids and can_see_client(principal, client.id)
+
+
+# Delivery events: the outbox worker reports each outcome, an admin's look and retry.
+
+
+def _delivery(row: Notification) -> dict[str, object]:
+    return {
+        "recipient_id": str(row.user_id),
+        "to": row.email,
+        "message_id": row.message_id,
+        "seqs": json.loads(row.seqs),
+        "attempts": row.attempts,
+    }
+
+
+async def record_sent(session: AsyncSession, row: Notification) -> None:
+    """Audit that the message was handed to the mail server."""
+    await audit.record(
+        session,
+        audit.SYSTEM,
+        AuditAction.NOTIFICATION_SENT,
+        client_id=row.client_id,
+        target_type="notification",
+        target_id=row.id,
+        details={**_delivery(row), "subject": row.subject},
+    )
+
+
+async def record_failed(session: AsyncSession, row: Notification, *, permanent: bool) -> None:
+    """Audit that the message will not be tried again (`row.last_error` says why)."""
+    await audit.record(
+        session,
+        audit.SYSTEM,
+        AuditAction.NOTIFICATION_FAILED,
+        outcome="error",
+        client_id=row.client_id,
+        target_type="notification",
+        target_id=row.id,
+        details={**_delivery(row), "error": row.last_error, "permanent": permanent},
+    )
+
+
+async def record_failed_listed(
+    session: AsyncSession, context: audit.AuditContext, count: int
+) -> None:
+    """Audit that someone was shown `count` failed messages (they name recipients)."""
+    await audit.record(
+        session, context, AuditAction.NOTIFICATION_FAILED_LISTED, details={"notifications": count}
+    )
+
+
+async def record_retried(
+    session: AsyncSession, context: audit.AuditContext, row: Notification
+) -> None:
+    """Audit that someone queued a failed message again."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.NOTIFICATION_RETRIED,
+        client_id=row.client_id,
+        target_type="notification",
+        target_id=row.id,
+        details={"message_id": row.message_id, "last_error": row.last_error},
+    )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit, email_links, mfa, sessions
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.identity import EmailLinkPurpose, TotpCredential
 from vault.models import AuditEvent, Client, ClientAccess, Role, User
@@ -134,7 +135,7 @@ async def list_people(
     enrolled = set()
     if context is not None:
         await audit.record(
-            session, context, "user.listed", details={"users": len(users), "query": words}
+            session, context, AuditAction.USER_LISTED, details={"users": len(users), "query": words}
         )
     if users:
         found = await session.execute(
@@ -193,7 +194,9 @@ async def person(
     someone (audited) when `context` is given."""
     user = await get_person(session, principal, user_id)
     if context is not None:
-        await audit.record(session, context, "user.viewed", target_type="user", target_id=user.id)
+        await audit.record(
+            session, context, AuditAction.USER_VIEWED, target_type="user", target_id=user.id
+        )
     clients = (
         (
             await session.execute(
@@ -237,7 +240,7 @@ async def set_role(
     await audit.record(
         session,
         context,
-        "user.role_changed",
+        AuditAction.USER_ROLE_CHANGED,
         target_type="user",
         target_id=user.id,
         details={
@@ -270,11 +273,30 @@ async def set_active(
     await audit.record(
         session,
         context,
-        "user.enabled" if active else "user.disabled",
+        AuditAction.USER_ENABLED if active else AuditAction.USER_DISABLED,
         target_type="user",
         target_id=user.id,
         details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},
     )
+    return user
+
+
+async def update_user(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    user_id: uuid.UUID,
+    *,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change someone's role and/or whether their account works (None leaves it alone): each
+    change ends their sessions and tokens and is its own audit event."""
+    user = await get_person(session, principal, user_id)
+    if role is not None:
+        user = await set_role(session, principal, context, user_id, role)
+    if active is not None:
+        user = await set_active(session, principal, context, user_id, active=active)
     return user
 
 
@@ -290,7 +312,7 @@ async def reset_second_factor(
     await audit.record(
         session,
         context,
-        "session.revoked_all",
+        AuditAction.SESSION_REVOKED_ALL,
         target_type="user",
         target_id=user.id,
         details={
@@ -321,10 +343,10 @@ async def set_client_access(
     row = await session.get(ClientAccess, (user.id, client_id))
     if granted and row is None:
         session.add(ClientAccess(user_id=user.id, client_id=client_id))
-        action = "user.access_granted"
+        action = AuditAction.USER_ACCESS_GRANTED
     elif not granted and row is not None:
         await session.delete(row)
-        action = "user.access_revoked"
+        action = AuditAction.USER_ACCESS_REVOKED
     else:
         return user
     await session.flush()
@@ -361,7 +383,7 @@ async def resend_invitation(
     await audit.record(
         session,
         context,
-        "user.invitation_resent",
+        AuditAction.USER_INVITATION_RESENT,
         target_type="user",
         target_id=found.user.id,
         details={

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import VaultError
 from vault.lookalikes import find_invisible
 from vault.models import User
@@ -90,7 +91,7 @@ async def update_profile(
         await audit.record(
             session,
             context,
-            "user.profile_updated",
+            AuditAction.USER_PROFILE_UPDATED,
             target_type="user",
             target_id=user.id,
             details=changed,
@@ -106,7 +107,7 @@ async def show_own(
     await audit.record(
         session,
         context,
-        "account.viewed",
+        AuditAction.ACCOUNT_VIEWED,
         target_type="user",
         target_id=user.id,
         details={"part": part},

@@ -23,6 +23,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault import documents as doc_service
+from vault.audit_actions import AuditAction
 from vault.blobs import StoredBlob
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_folder
@@ -147,7 +148,7 @@ async def commit_or_hold(
     await audit.record(
         session,
         context,
-        "quarantine.held",
+        AuditAction.QUARANTINE_HELD,
         client_id=row.client_id,
         target_type="version",
         target_id=row.version_id,
@@ -228,7 +229,7 @@ async def release(
     await audit.record(
         session,
         context,
-        "quarantine.released",
+        AuditAction.QUARANTINE_RELEASED,
         client_id=row.client_id,
         target_type="version",
         target_id=row.version_id,
@@ -253,7 +254,7 @@ async def discard(
     await audit.record(
         session,
         context,
-        "quarantine.deleted",
+        AuditAction.QUARANTINE_DELETED,
         client_id=row.client_id,
         target_type="version",
         target_id=row.version_id,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, documents
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError, VaultError
 from vault.models import Client, Document, Version
@@ -266,7 +267,7 @@ async def note_usage(session: AsyncSession, client_id: uuid.UUID, *, default: in
     await audit.record(
         session,
         audit.SYSTEM,
-        "quota.threshold",
+        AuditAction.QUOTA_THRESHOLD,
         client_id=client_id,
         target_type="client",
         target_id=client_id,
@@ -307,7 +308,7 @@ async def set_quota(
     await audit.record(
         session,
         context,
-        "quota.set",
+        AuditAction.QUOTA_SET,
         client_id=client_id,
         target_type="client",
         target_id=client_id,

@@ -23,6 +23,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vault import audit, mfa, ratelimit, sessions
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.keyring import Keyring
@@ -56,7 +57,7 @@ async def check_password(
     user_id: uuid.UUID,
     password: str,
     *,
-    action: str,
+    action: AuditAction,
     now: datetime | None = None,
 ) -> Check:
     """Check the current password of `user_id`, outside any transaction the caller holds.
@@ -102,7 +103,7 @@ async def check_password(
             await audit.record(
                 session,
                 context,
-                "auth.lockout",
+                AuditAction.AUTH_LOCKOUT,
                 target_type="user",
                 target_id=user_id,
                 details={"until": audit.timestamp(crossed), "step": "reauthentication"},
@@ -118,7 +119,7 @@ async def check_second_factor(
     user: User,
     code: str,
     *,
-    action: str,
+    action: AuditAction,
     now: datetime | None = None,
 ) -> Check:
     """Check a TOTP or recovery code of a user who has TOTP, counted like the sign-in step's
@@ -162,7 +163,7 @@ async def change_password(
     that is not ok. Raises WeakPasswordError for a weak `new`.
     """
     check = await check_password(
-        sessions_, ph, context, policy, user.id, current, action="auth.password_changed"
+        sessions_, ph, context, policy, user.id, current, action=AuditAction.AUTH_PASSWORD_CHANGED
     )
     if not check.ok:
         return check
@@ -178,7 +179,7 @@ async def change_password(
         await audit.record(
             session,
             context,
-            "auth.password_changed",
+            AuditAction.AUTH_PASSWORD_CHANGED,
             target_type="user",
             target_id=user.id,
             details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.documents import may_manage, versions
 from vault.errors import PermissionDeniedError
 from vault.lookalikes import shown_name
@@ -59,7 +60,7 @@ async def record_completed(
     await audit.record(
         session,
         context,
-        "document.download_completed",
+        AuditAction.DOCUMENT_DOWNLOAD_COMPLETED,
         client_id=completed.client_id,
         target_type="document",
         target_id=completed.document_id,
@@ -140,3 +141,18 @@ async def receipts(
 
 def summary(found: Sequence[VersionReceipts]) -> dict[int, VersionReceipts]:
     return {r.number: r for r in found}
+
+
+async def record_viewed(
+    session: AsyncSession, context: audit.AuditContext, document: Document
+) -> None:
+    """Audit that someone was shown who received the document's versions."""
+    await audit.record(
+        session,
+        context,
+        AuditAction.DOCUMENT_RECEIPTS_VIEWED,
+        client_id=document.client_id,
+        target_type="document",
+        target_id=document.id,
+        document_id=document.id,
+    )

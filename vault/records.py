@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import NotFoundError
 from vault.models import Client, utcnow
 
@@ -98,7 +99,7 @@ async def record_viewed(
     await audit.record(
         session,
         context,
-        "records.viewed",
+        AuditAction.RECORDS_VIEWED,
         client_id=client_id,
         target_type="client",
         target_id=client_id,

@@ -27,9 +27,10 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit import AuditContext, timestamp
+from vault.audit_actions import AuditAction
 
-DENIED = "access.denied"
-SUPPRESSED = "access.denied_suppressed"
+DENIED = AuditAction.ACCESS_DENIED
+SUPPRESSED = AuditAction.ACCESS_DENIED_SUPPRESSED
 MAX_TARGET = 200  # an id "as given" can be any text; the log keeps a bounded prefix
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import NotFoundError
 from vault.models import AuditEvent, Client, Document, Role, User, Version
 from vault.policy import Principal
@@ -130,7 +131,7 @@ async def report(
         await audit.record(
             session,
             context,
-            "report.viewed",
+            AuditAction.REPORT_VIEWED,
             client_id=client.id,
             target_type="client",
             target_id=client.id,
@@ -265,7 +266,7 @@ async def exported(
     await audit.record(
         session,
         context,
-        "report.exported",
+        AuditAction.REPORT_EXPORTED,
         client_id=client_id,
         target_type="client",
         target_id=client_id,

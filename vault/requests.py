@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError, VaultError
 from vault.models import Document, Folder, Role, Version, utcnow
 from vault.policy import Permission, Principal, can_see_client, require
@@ -185,7 +186,7 @@ async def _open(
     await audit.record(
         session,
         context,
-        "request.opened",
+        AuditAction.REQUEST_OPENED,
         client_id=client_id,
         target_type="request",
         target_id=request.id,
@@ -272,7 +273,7 @@ async def get_request(
     request = await _visible(session, principal, request_id)
     if context is not None:
         await audit.record(
-            session, context, "request.viewed", client_id=request.client_id,
+            session, context, AuditAction.REQUEST_VIEWED, client_id=request.client_id,
             target_type="request", target_id=request.id, details=_details(request),
         )  # fmt: skip
     return RequestView(request, await _items(session, request.id))
@@ -283,7 +284,9 @@ async def _listed(
 ) -> None:
     if context is not None:
         details = {"requests": found}
-        await audit.record(session, context, "request.listed", client_id=client, details=details)
+        await audit.record(
+            session, context, AuditAction.REQUEST_LISTED, client_id=client, details=details
+        )
 
 
 async def _views(session: AsyncSession, requests: Sequence[DocumentRequest]) -> list[RequestView]:
@@ -414,7 +417,7 @@ async def submit_item(
     await audit.record(
         session,
         context,
-        "request.submitted",
+        AuditAction.REQUEST_SUBMITTED,
         client_id=request.client_id,
         target_type="request_item",
         target_id=item.id,
@@ -463,7 +466,7 @@ async def answer_item(
     await audit.record(
         session,
         context,
-        "request.answered",
+        AuditAction.REQUEST_ANSWERED,
         client_id=request.client_id,
         target_type="request_item",
         target_id=item.id,
@@ -514,7 +517,7 @@ async def _close(
     await audit.record(
         session,
         context,
-        "request.closed",
+        AuditAction.REQUEST_CLOSED,
         client_id=request.client_id,
         target_type="request",
         target_id=request.id,
@@ -540,4 +543,18 @@ async def _close(
         names=[i.name for i in items],
         created_by=principal.user_ref,
         previous_id=request.id,
+    )
+
+
+async def record_reminder(session: AsyncSession, request: DocumentRequest, stage: str) -> None:
+    """Audit that the client is to be reminded of `request` (`stage`: due soon or overdue);
+    the notifier sends the email from the event."""
+    await audit.record(
+        session,
+        audit.SYSTEM,
+        AuditAction.REQUEST_REMINDER,
+        client_id=request.client_id,
+        target_type="request",
+        target_id=request.id,
+        details=_details(request, name=request.title, stage=stage),
     )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.errors import NotFoundError
 from vault.models import Client
 from vault.policy import Permission, Principal, can_see_client, require
@@ -36,7 +37,7 @@ async def set_shared(
         await audit.record(
             session,
             context,
-            "client.shared" if shared else "client.unshared",
+            AuditAction.CLIENT_SHARED if shared else AuditAction.CLIENT_UNSHARED,
             client_id=client.id,
             target_type="client",
             target_id=client.id,

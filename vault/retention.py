@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, holds, quotas
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.folders import get_client
@@ -183,7 +184,7 @@ async def set_policy(
     await audit.record(
         session,
         context,
-        "retention.policy_set",
+        AuditAction.RETENTION_POLICY_SET,
         client_id=client_id,
         target_type="folder" if folder_id else "client",
         target_id=folder_id or client_id,
@@ -366,7 +367,7 @@ async def _delete_one(
             await audit.record(
                 session,
                 audit.SYSTEM,
-                "version.shredded",
+                AuditAction.VERSION_SHREDDED,
                 client_id=item.client_id,
                 target_type="version",
                 target_id=version.id,
@@ -384,7 +385,7 @@ async def _delete_one(
             await audit.record(
                 session,
                 audit.SYSTEM,
-                "document.purged",
+                AuditAction.DOCUMENT_PURGED,
                 client_id=item.client_id,
                 target_type="document",
                 target_id=document.id,
@@ -442,7 +443,7 @@ async def apply(
             await audit.record(
                 session,
                 audit.SYSTEM,
-                "retention.applied",
+                AuditAction.RETENTION_APPLIED,
                 details={
                     "versions": sum(1 for d in deleted if d.kind == "version"),
                     "documents": sum(1 for d in deleted if d.kind == "document"),

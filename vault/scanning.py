@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, blobs, crypto
+from vault.audit_actions import AuditAction
 from vault.clamd import ScannerUnavailableError, Verdict
 from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError
@@ -199,7 +200,7 @@ async def _record(
         await audit.record(
             session,
             audit.SYSTEM,
-            "quarantine.scanned",
+            AuditAction.QUARANTINE_SCANNED,
             # An infected upload is a refused one: searches for refusals find it.
             outcome="denied" if state == ScanState.INFECTED else "success",
             client_id=row.client_id,
@@ -226,7 +227,7 @@ async def _record(
             await audit.record(
                 session,
                 audit.SYSTEM,
-                "quarantine.deleted",
+                AuditAction.QUARANTINE_DELETED,
                 client_id=row.client_id,
                 target_type="version",
                 target_id=row.version_id,

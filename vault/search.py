@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.folders import folder_paths, get_client
 from vault.lookalikes import shown_name
 from vault.models import Document, Folder, User, Version
@@ -125,7 +126,7 @@ async def search(
     await audit.record(
         session,
         context,
-        "folder.searched",
+        AuditAction.FOLDER_SEARCHED,
         client_id=client.id,
         target_type="client",
         target_id=client.id,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.identity import BrowserSession, SessionStage
 from vault.models import AccessToken, User
 
@@ -133,6 +134,16 @@ async def end(session: AsyncSession, row: BrowserSession) -> None:
         await session.flush()
 
 
+async def sign_out(
+    session: AsyncSession, context: audit.AuditContext, row: BrowserSession, user_id: uuid.UUID
+) -> None:
+    """End the browser session `row` of `user_id` at their asking, audited."""
+    await end(session, row)
+    await audit.record(
+        session, context, AuditAction.AUTH_LOGOUT, target_type="user", target_id=user_id
+    )
+
+
 class Ended(NamedTuple):
     """What a sign-out everywhere ended: browser sessions and personal access tokens."""
 
@@ -168,7 +179,7 @@ async def end_others(
     await audit.record(
         session,
         context,
-        "session.revoked_all",
+        AuditAction.SESSION_REVOKED_ALL,
         target_type="user",
         target_id=user.id,
         details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},
@@ -215,7 +226,7 @@ async def end_by_handle(
     await audit.record(
         session,
         context,
-        "session.revoked",
+        AuditAction.SESSION_REVOKED,
         target_type="user",
         target_id=user.id,
         details={"session": handle},

@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vault import accounts, audit, email_links, mfa, ratelimit, sessions
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.keyring import Keyring
@@ -118,7 +119,7 @@ async def sign_in(
             user = None
         if locked is not None:
             await audit.record(
-                session, context, "auth.login", outcome="locked", details=_tried(user)
+                session, context, AuditAction.AUTH_LOGIN, outcome="locked", details=_tried(user)
             )
             return Attempt(Outcome.LOCKED, retry_after=locked), None
     stored = None if user is None or not user.is_active else user.password_hash
@@ -142,7 +143,7 @@ async def sign_in(
         locked = max(filter(None, [locked, await _locked(session, [address], later)]), default=None)
         if locked is not None:
             await audit.record(
-                session, context, "auth.login", outcome="locked", details=_tried(user)
+                session, context, AuditAction.AUTH_LOGIN, outcome="locked", details=_tried(user)
             )
             return Attempt(Outcome.LOCKED, retry_after=locked), None
         if not ok or user is None:
@@ -165,7 +166,7 @@ async def sign_in(
         await audit.record(
             session,
             context.acting_as(user.id, user.role),
-            "auth.login",
+            AuditAction.AUTH_LOGIN,
             target_type="user",
             target_id=user.id,
             details={"next": outcome.value},
@@ -200,7 +201,7 @@ async def _refused(
     await audit.record(
         session,
         context,
-        "auth.login",
+        AuditAction.AUTH_LOGIN,
         outcome="failure",
         target_type="user" if user else None,
         target_id=user.id if user else None,
@@ -212,7 +213,7 @@ async def _refused(
         await audit.record(
             session,
             context,
-            "auth.lockout",
+            AuditAction.AUTH_LOCKOUT,
             details={"until": audit.timestamp(address_locked), "scope": "address"},
         )
     lockout = None
@@ -220,7 +221,7 @@ async def _refused(
         await audit.record(
             session,
             context,
-            "auth.lockout",
+            AuditAction.AUTH_LOCKOUT,
             target_type="user",
             target_id=user.id,
             details={"until": audit.timestamp(account_locked)},
@@ -248,20 +249,30 @@ async def second_factor_step(
     locked = await _locked(session, [key], moment)
     if locked is not None:
         await audit.record(
-            session, context, "auth.mfa", outcome="locked", target_type="user", target_id=user.id
+            session,
+            context,
+            AuditAction.AUTH_MFA,
+            outcome="locked",
+            target_type="user",
+            target_id=user.id,
         )
         return Attempt(Outcome.LOCKED, user=user, retry_after=locked)
     method = await mfa.verify_code(session, keyring, user, code, now=moment)
     if method is None:
         _, locked_now = await ratelimit.fail(session, key, policy.account_limits, now=moment)
         await audit.record(
-            session, context, "auth.mfa", outcome="failure", target_type="user", target_id=user.id
+            session,
+            context,
+            AuditAction.AUTH_MFA,
+            outcome="failure",
+            target_type="user",
+            target_id=user.id,
         )
         if locked_now is not None:
             await audit.record(
                 session,
                 context,
-                "auth.lockout",
+                AuditAction.AUTH_LOCKOUT,
                 target_type="user",
                 target_id=user.id,
                 details={"until": audit.timestamp(locked_now), "step": "mfa"},
@@ -276,7 +287,7 @@ async def second_factor_step(
     await audit.record(
         session,
         context,
-        "auth.mfa",
+        AuditAction.AUTH_MFA,
         target_type="user",
         target_id=user.id,
         details={"method": method},
@@ -302,7 +313,7 @@ async def request_reset(
     reset_key = ratelimit.key_for("reset-account", account_key(email))
     address_key = _address_key(context.ip)
     if await _locked(session, [reset_key, address_key], moment) is not None:
-        await audit.record(session, context, "auth.reset_requested", outcome="locked")
+        await audit.record(session, context, AuditAction.AUTH_RESET_REQUESTED, outcome="locked")
         return None
     # Every request counts: a reset request is never a "failure" the user can clear.
     await ratelimit.fail(session, reset_key, policy.account_limits, now=moment)
@@ -311,13 +322,15 @@ async def request_reset(
     except ValueError:
         user = None
     if user is None or not user.is_active or user.password_hash is None:
-        await audit.record(session, context, "auth.reset_requested", outcome="unknown-account")
+        await audit.record(
+            session, context, AuditAction.AUTH_RESET_REQUESTED, outcome="unknown-account"
+        )
         return None
     secret = await email_links.issue(
         session, EmailLinkPurpose.PASSWORD_RESET, user, valid_for=valid_for, now=moment
     )
     await audit.record(
-        session, context, "auth.reset_requested", target_type="user", target_id=user.id
+        session, context, AuditAction.AUTH_RESET_REQUESTED, target_type="user", target_id=user.id
     )
     return user, secret
 
@@ -340,7 +353,9 @@ async def complete_reset(
         session, EmailLinkPurpose.PASSWORD_RESET, secret, password, password_hash
     )
     if user is None:
-        await audit.record(session, context, "auth.password_reset", outcome="invalid-link")
+        await audit.record(
+            session, context, AuditAction.AUTH_PASSWORD_RESET, outcome="invalid-link"
+        )
         return None
     ended = await sessions.end_all(session, user.id)
     # A reset proves control of the inbox, which is what a lockout waits for.
@@ -348,7 +363,7 @@ async def complete_reset(
     await audit.record(
         session,
         context.acting_as(user.id, user.role),
-        "auth.password_reset",
+        AuditAction.AUTH_PASSWORD_RESET,
         target_type="user",
         target_id=user.id,
         details={"sessions_ended": ended.sessions, "tokens_revoked": ended.tokens},
@@ -364,7 +379,11 @@ async def link_locked(
     if await ratelimit.check(session, key, now=now or datetime.now(UTC)) is None:
         return False
     await audit.record(
-        session, context, "auth.link_refused", outcome="denied", details={"reason": "locked"}
+        session,
+        context,
+        AuditAction.AUTH_LINK_REFUSED,
+        outcome="denied",
+        details={"reason": "locked"},
     )
     return True
 
@@ -382,5 +401,9 @@ async def link_failed(
     await ratelimit.fail(session, key, policy.address_limits, now=now or datetime.now(UTC))
     # Never the link itself: it is a secret, and a mistyped one may be one letter off.
     await audit.record(
-        session, context, "auth.link_refused", outcome="denied", details={"reason": "dead_link"}
+        session,
+        context,
+        AuditAction.AUTH_LINK_REFUSED,
+        outcome="denied",
+        details={"reason": "dead_link"},
     )

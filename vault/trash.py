@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from vault import audit
+from vault.audit_actions import AuditAction
 from vault.documents import get_document, live_document, may_manage
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import folder_paths
@@ -48,7 +49,9 @@ async def list_trash(
     """Trashed documents of every client the caller looks after, most recently trashed first
     (the listing is audited: it names documents)."""
     found = await _trashed(session, principal)
-    await audit.record(session, context, "trash.listed", details={"documents": len(found)})
+    await audit.record(
+        session, context, AuditAction.TRASH_LISTED, details={"documents": len(found)}
+    )
     return found
 
 
@@ -143,7 +146,7 @@ async def restore(
     await audit.record(
         session,
         context,
-        "document.restored",
+        AuditAction.DOCUMENT_RESTORED,
         client_id=document.client_id,
         target_type="document",
         target_id=document.id,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, blobs, crypto, quarantine
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.digests import RunningDigests
 from vault.errors import ConflictError, IntegrityError, VaultError
@@ -387,7 +388,7 @@ async def _abandon(
             await audit.record(
                 session,
                 context,
-                "upload.failed",
+                AuditAction.UPLOAD_FAILED,
                 outcome="error",
                 client_id=upload.client_id,
                 target_type="upload",

@@ -51,6 +51,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit, crypto
 from vault import documents as doc_service
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
 from vault.keyring import Keyring
@@ -293,7 +294,7 @@ async def create_upload(
         await audit.record(
             session,
             context,
-            "upload.created",
+            AuditAction.UPLOAD_CREATED,
             client_id=upload.client_id,
             target_type="upload",
             target_id=upload.id,
@@ -334,7 +335,7 @@ async def get_upload(
         await audit.record(
             session,
             context,
-            "upload.checked",
+            AuditAction.UPLOAD_CHECKED,
             client_id=upload.client_id,
             target_type="upload",
             target_id=upload.id,
@@ -367,7 +368,7 @@ async def terminate(
         await audit.record(
             session,
             context,
-            "upload.terminated",
+            AuditAction.UPLOAD_TERMINATED,
             client_id=upload.client_id,
             target_type="upload",
             target_id=upload.id,
@@ -435,7 +436,7 @@ async def expire_uploads(
                 await audit.record(
                     session,
                     audit.SYSTEM,
-                    "upload.expired",
+                    AuditAction.UPLOAD_EXPIRED,
                     client_id=upload.client_id,
                     target_type="upload",
                     target_id=upload.id,

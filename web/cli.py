@@ -14,7 +14,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import notify
-from vault import accounts, audit, maintenance, resources
+from vault import accounts, audit, keykeeping, maintenance, resources
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import NotFoundError, VaultError
@@ -358,9 +358,7 @@ def keys_rotate(ctx: click.Context) -> None:
         # Rotate only once the key file loaded and the database is ready for the event, so
         # a broken setup is a clear error and never leaves an unrecorded rotation behind.
         async with transaction(svc.sessions) as session:
-            new_id = svc.keyring.rotate()
-            await audit.record(session, CLI_CONTEXT, "keys.rotated", details={"kek_id": new_id})
-        return new_id
+            return await keykeeping.rotate(session, SYSTEM, CLI_CONTEXT, svc.keyring)
 
     click.echo(_run(_with_services(_settings(ctx), run)))
 

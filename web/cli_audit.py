@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import click
 
 from notify import alert_mail
-from vault import audit, checkpoints, export_check
+from vault import audit, audit_reads, checkpoints, export_check
 from vault.checkpoints import StoredCheckpoints
 from vault.db import check_migrated, transaction
 from vault.errors import VaultError
@@ -53,7 +53,7 @@ def audit_verify(ctx: click.Context) -> None:
             verifier = svc.checkpoint_signer.verifier
             stored = await checkpoints.verify_stored(svc.sessions, svc.store, verifier)
             async with transaction(svc.sessions) as session:
-                await audit.record_verification(session, CLI_CONTEXT, chain)
+                await audit_reads.record_verified(session, CLI_CONTEXT, chain)
             return _Verified(chain, stored)
 
     try:

@@ -12,6 +12,7 @@ import click
 
 from storage import StorageError
 from vault import audit, backup
+from vault.audit_actions import AuditAction
 from vault.db import check_migrated, current_revision, migrate, transaction
 from vault.errors import VaultError
 from web import backup_db
@@ -97,7 +98,7 @@ def backup_cmd(ctx: click.Context, directory: Path, pg_bin: str | None, no_objec
             manifest = _manifest(svc, database_file, revision, state, copied, not no_objects)
             backup.write_manifest(directory, manifest)
             async with transaction(svc.sessions) as session:
-                await backup.record(session, CONTEXT, "backup.created", manifest)
+                await backup.record(session, CONTEXT, AuditAction.BACKUP_CREATED, manifest)
             return manifest
 
     manifest = _run_async(run())
@@ -179,7 +180,7 @@ def restore_cmd(ctx: click.Context, directory: Path, pg_bin: str | None) -> None
             await backup_db.restore(settings.database_url, directory, pg_bin=pg_bin)
             await migrate(svc.engine)
             async with transaction(svc.sessions) as session:
-                await backup.record(session, CONTEXT, "backup.restored", manifest)
+                await backup.record(session, CONTEXT, AuditAction.BACKUP_RESTORED, manifest)
         return manifest
 
     manifest = _run_async(run())

@@ -14,7 +14,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from vault import audit, blobs, crypto
+from vault import audit, blobs, crypto, documents
 from vault.db import transaction
 from vault.errors import IntegrityError
 from vault.models import Document, Version
@@ -143,16 +143,8 @@ def stream(
             logger.error("integrity failure serving document %s v%s: %s", ids[1], ids[2], exc)
             with anyio.CancelScope(shield=True):
                 async with transaction(svc.sessions) as session:
-                    await audit.record(
-                        session,
-                        context,
-                        "document.integrity_failed",
-                        outcome="error",
-                        client_id=ids[0],
-                        target_type="document",
-                        target_id=ids[1],
-                        document_id=ids[1],
-                        details={"version": ids[2]},
+                    await documents.record_integrity_failure(
+                        session, context, client_id=ids[0], document_id=ids[1], version=ids[2]
                     )
             # Re-raising aborts the response short of its Content-Length: the client sees a
             # failed transfer, never unverified bytes.

@@ -74,20 +74,7 @@ async def dropped(
     committed: quarantine.Committed,
 ) -> None:
     """`link.dropped`, with the version: the notifier tells the client's staff (batched)."""
-    link = await session.get_one(Link, link_id)
-    drop = await session.get_one(drops.Drop, upload_id)
-    await links.record(
-        session,
-        context,
-        "link.dropped",
-        link,
-        document_id=committed.document_id,
-        name=committed.name,
-        size=drop.length,
-        held=committed.held,
-        uploader_name=drop.uploader_name,
-        uploader_email=drop.uploader_email,
-    )
+    await drops.record_dropped(session, context, link_id, upload_id, committed)
 
 
 class LinkBinding:

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 
-from vault import audit, email_links, invitations, mfa, reauth, sessions, signin
+from vault import email_links, invitations, mfa, reauth, sessions, signin
 from vault.audit import AuditContext
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.models import User
@@ -140,19 +141,14 @@ async def enrolment_password(request: Request, caller: Caller, password: str) ->
         svc.signin_policy,
         caller.user.id,
         password,
-        action="mfa.enrolled",
+        action=AuditAction.MFA_ENROLLED,
     )
 
 
 async def sign_out(request: Request, session: AsyncSession, caller: Caller) -> None:
     assert caller.browser is not None
-    await sessions.end(session, caller.browser)
-    await audit.record(
-        session,
-        audit_context(request, caller.principal),
-        "auth.logout",
-        target_type="user",
-        target_id=caller.user.id,
+    await sessions.sign_out(
+        session, audit_context(request, caller.principal), caller.browser, caller.user.id
     )
 
 

@@ -47,7 +47,7 @@ def acting(world: World, name: str, ip: str = "203.0.113.5") -> AuditContext:
 
 async def record(services: Services, context: AuditContext, action: str, **kw: object) -> None:
     async with transaction(services.sessions) as session:
-        await audit.record(session, context, action, **kw)  # type: ignore[arg-type]
+        await audit.append(session, context, action, **kw)  # type: ignore[arg-type]
 
 
 async def evaluate(services: Services) -> list[alerts.Alert]:

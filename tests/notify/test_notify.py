@@ -88,7 +88,7 @@ async def upload(
     person = world[actor]
     context = audit.AuditContext(actor_id=str(person.id), actor_role=person.role.value)
     async with transaction(services.sessions) as session:
-        await audit.record(
+        await audit.append(
             session,
             context,
             action,

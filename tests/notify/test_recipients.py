@@ -90,7 +90,7 @@ async def test_changes_to_shared_resources_reach_every_client_user(
         )
         ada = world["ada"]
         document_id = uuid.uuid4()
-        await audit.record(
+        await audit.append(
             session,
             audit.AuditContext(actor_id=str(ada.id), actor_role=ada.role.value),
             "document.created",

@@ -29,7 +29,7 @@ async def upload(services: Services, world: World, name: str) -> None:
     context = audit.AuditContext(actor_id=str(sam.id), actor_role=sam.role.value)
     document_id = uuid.uuid4()
     async with transaction(services.sessions) as session:
-        await audit.record(
+        await audit.append(
             session,
             context,
             "document.created",

@@ -45,13 +45,13 @@ async def test_changing_or_removing_events_is_refused(engine: AsyncEngine, state
     sessions = session_factory(engine)
     async with transaction(sessions) as session:
         for i in range(3):
-            await audit.record(session, TEST_CONTEXT, "test.event", details={"i": i})
+            await audit.append(session, TEST_CONTEXT, "test.event", details={"i": i})
     with pytest.raises(DBAPIError, match="audit_events is append-only"):
         async with engine.begin() as conn:
             await conn.execute(text(statement))
     async with transaction(sessions) as session:
         result = await audit.verify(session)
         assert result.ok and result.events == 3
-        await audit.record(session, TEST_CONTEXT, "test.event")  # appending still works
+        await audit.append(session, TEST_CONTEXT, "test.event")  # appending still works
     async with transaction(sessions) as session:
         assert (await audit.verify(session)).events == 4

@@ -15,7 +15,7 @@ from web.services import Services
 async def _append(svc: Services, n: int, action: str = "test.event") -> None:
     for i in range(n):
         async with transaction(svc.sessions) as session:
-            await audit.record(session, TEST_CONTEXT, action, details={"i": i, "name": "é\n{"})
+            await audit.append(session, TEST_CONTEXT, action, details={"i": i, "name": "é\n{"})
 
 
 async def _verify(svc: Services) -> audit.Verification:
@@ -101,7 +101,7 @@ async def test_rolled_back_change_leaves_no_event(services: Services) -> None:
 
     try:
         async with transaction(services.sessions) as session:
-            await audit.record(session, TEST_CONTEXT, "test.event")
+            await audit.append(session, TEST_CONTEXT, "test.event")
             raise Boom
     except Boom:
         pass
@@ -114,7 +114,7 @@ async def test_concurrent_appends_stay_gap_free(services: Services) -> None:
     async def writer(n: int) -> None:
         for i in range(n):
             async with transaction(services.sessions) as session:
-                await audit.record(session, TEST_CONTEXT, "test.concurrent", details={"i": i})
+                await audit.append(session, TEST_CONTEXT, "test.concurrent", details={"i": i})
 
     await asyncio.gather(*(writer(10) for _ in range(8)))
     result = await _verify(services)

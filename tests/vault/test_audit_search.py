@@ -71,7 +71,7 @@ async def _fill(services: Services, count: int) -> list[AuditEvent]:
         for _ in range(count):
             action = rng.choice(ACTIONS)
             document = rng.choice(DOCUMENTS) if action.startswith("document.") else None
-            await audit.record(
+            await audit.append(
                 session,
                 AuditContext(actor_id=rng.choice([*ACTORS, None]), actor_role="staff"),
                 action,

@@ -22,7 +22,7 @@ from web.services import Services
 async def _append(svc: Services, n: int) -> None:
     async with transaction(svc.sessions) as session:
         for i in range(n):
-            await audit.record(session, TEST_CONTEXT, "test.event", details={"i": i})
+            await audit.append(session, TEST_CONTEXT, "test.event", details={"i": i})
 
 
 async def _leaves(svc: Services) -> list[bytes]:

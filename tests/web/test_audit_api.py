@@ -470,7 +470,7 @@ async def test_export_holds_no_transaction_while_the_client_reads(
 
             await anyio.to_thread.run_sync(try_lock)
         async with asyncio.timeout(10), transaction(services.sessions) as session:
-            event = await audit.record(session, audit.SYSTEM, "test.concurrent_write")
+            event = await audit.append(session, audit.SYSTEM, "test.concurrent_write")
         wrote.append(event.seq)
 
     async def send(message: Mapping[str, Any]) -> None:

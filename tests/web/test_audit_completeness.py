@@ -198,7 +198,7 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
         session.add(failed)
     ids["notification_id"] = str(failed.id)
     async with transaction(services.sessions) as session:
-        await audit.record(session, TEST_CONTEXT, "keys.rotated")
+        await audit.append(session, TEST_CONTEXT, "keys.rotated")
     async with transaction(services.sessions) as session:
         [alert] = await alerts.evaluate(session, alerts.Rules())
     ids["alert_id"] = str(alert.id)

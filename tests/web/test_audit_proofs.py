@@ -166,7 +166,7 @@ async def test_the_app_writes_checkpoints_while_the_log_grows(settings: Settings
         async with LifespanManager(create_app(fast)):
             await appear(1)
             async with transaction(svc.sessions) as session:
-                await audit.record(session, audit.SYSTEM, "test.event")
+                await audit.append(session, audit.SYSTEM, "test.event")
             await appear(2)
             await asyncio.sleep(0.3)  # several rounds with no growth ...
             assert len(await stored()) == 2  # ... write nothing new

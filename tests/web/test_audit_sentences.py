@@ -13,7 +13,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from vault import audit_labels
-from vault.audit_actions import ACTIONS
+from vault.audit_actions import ACTIONS, AuditAction
 from vault.models import AuditEvent
 from web import audit_sentences, i18n
 
@@ -28,11 +28,18 @@ LABELS = {
 
 
 def recorded_actions() -> set[str]:
-    """The action of every `record(session, context, "…")` call in the code."""
+    """Every `AuditAction.…` member the code names, and the action of any `record(session,
+    context, "…")` call still spelled as a string."""
     found: set[str] = set()
     for package in ("vault", "web", "notify"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "AuditAction"
+                ):
+                    found.add(getattr(AuditAction, node.attr).value)
                 if not isinstance(node, ast.Call):
                     continue
                 name = getattr(node.func, "attr", getattr(node.func, "id", ""))

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
 from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
+from vault.audit_actions import AuditAction
 from vault.errors import NotFoundError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
@@ -132,7 +133,7 @@ async def _password_confirmed(request: Request, call: SessionCall, password: str
         svc.signin_policy,
         call.user.id,
         password,
-        action="auth.reauthenticate",
+        action=AuditAction.AUTH_REAUTHENTICATE,
     )
 
 
@@ -262,7 +263,7 @@ async def create_token(request: Request) -> Response:
             svc.signin_policy,
             call.user,
             code,
-            action="auth.reauthenticate",
+            action=AuditAction.AUTH_REAUTHENTICATE,
         )
         if second.ok:
             token, secret = await accounts.create_token(
@@ -387,12 +388,9 @@ async def update_user(request: Request) -> JSONResponse:
             raise ProblemError(
                 422, "Invalid request", "active must be true or false", field="active"
             )
-        if role is not None:
-            await people.set_role(call.session, call.principal, call.audit, user.id, role)
-        if "active" in data:
-            await people.set_active(
-                call.session, call.principal, call.audit, user.id, active=data["active"]
-            )
+        user = await people.update_user(
+            call.session, call.principal, call.audit, user.id, role=role, active=data.get("active")
+        )
         body = {
             "id": str(user.id),
             "email": user.email,

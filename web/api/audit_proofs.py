@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from vault import audit, audit_tree, checkpoints
+from vault import audit_reads, audit_tree, checkpoints
 from vault.policy import Permission, require
 from web.api.common import api_call
 from web.context import services
@@ -38,7 +38,7 @@ async def checkpoint(request: Request) -> Response:
     svc = services(request)
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
-        await audit.record(call.session, call.audit, "audit.checkpoint_viewed")
+        await audit_reads.record_checkpoint_viewed(call.session, call.audit)
     note = await checkpoints.latest(svc.sessions, svc.store)
     if note is None:
         # The first minute of a new log: sign one now rather than answer with nothing.
@@ -63,11 +63,8 @@ async def inclusion(request: Request) -> JSONResponse:
         seq, tree_size = _count(request, "seq"), _count(request, "tree_size")
         _within(tree_size, await audit_tree.log_size(call.session), "tree_size")
         _within(seq, tree_size, "seq")
-        await audit.record(
-            call.session,
-            call.audit,
-            "audit.proof_viewed",
-            details={"proof": "inclusion", "seq": seq, "tree_size": tree_size},
+        await audit_reads.record_inclusion_proof(
+            call.session, call.audit, seq=seq, tree_size=tree_size
         )
         reader = await audit_tree.TreeReader.open(call.session)
         path = await reader.inclusion(seq - 1, tree_size)
@@ -87,11 +84,8 @@ async def consistency(request: Request) -> JSONResponse:
         first, second = _count(request, "first"), _count(request, "second")
         _within(second, await audit_tree.log_size(call.session), "second")
         _within(first, second, "first")
-        await audit.record(
-            call.session,
-            call.audit,
-            "audit.proof_viewed",
-            details={"proof": "consistency", "first": first, "second": second},
+        await audit_reads.record_consistency_proof(
+            call.session, call.audit, first=first, second=second
         )
         reader = await audit_tree.TreeReader.open(call.session)
         path = await reader.consistency(first, second)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
-from vault import audit, audit_labels, checkpoints, notes
+from vault import audit, audit_labels, audit_reads, checkpoints, notes
 from vault import audit_query as aq
 from vault.audit import AuditQueryError
 from vault.audit_export import ExportProof, jsonl_line, proof_line
@@ -78,9 +78,7 @@ async def list_events(request: Request) -> JSONResponse:
         cursor = _int_param(request, "cursor", None)
         events, next_cursor = await aq.page(call.session, filters, limit=limit, before=cursor)
         joined = await audit_labels.current(call.session, events)
-        await audit.record(
-            call.session, call.audit, "audit.viewed", details={"filters": _described(filters)}
-        )
+        await audit_reads.record_search(call.session, call.audit, _described(filters))
         return JSONResponse(
             {
                 "events": [event_json(e, joined) for e in events],
@@ -107,11 +105,8 @@ async def export_events(request: Request) -> Response:
             raise ProblemError(422, "Invalid filter", "format must be csv or jsonl")
         filters = _filters(request)
         # The export is itself an audited access, recorded before any byte leaves.
-        await audit.record(
-            call.session,
-            call.audit,
-            "audit.exported",
-            details={"format": fmt, "filters": _described(filters)},
+        await audit_reads.record_export(
+            call.session, call.audit, fmt=fmt, filters=_described(filters)
         )
     # Every export gets a checkpoint of its own (covering its own event), and holds only
     # the events that checkpoint covers, so the export is exactly that part of the log.
@@ -208,7 +203,7 @@ async def csv_zip(events: EventSource, proof: ExportProof) -> AsyncIterator[byte
 async def verify_chain(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
-        await audit.record(call.session, call.audit, "audit.verified")
+        await audit_reads.record_verify_asked(call.session, call.audit)
     async with transaction(services(request).sessions) as session:
         result = await audit.verify(session)
     return JSONResponse(result.as_dict(), headers={"Cache-Control": "no-store"})

@@ -7,8 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vault import audit, profiles
 from vault import folders as folder_service
+from vault import profiles
 from vault.folders import DocumentSummary
 from vault.models import Client, Folder
 from web.api.common import api_call, iso, json_body, parse_id, string_field
@@ -74,14 +74,7 @@ async def client_root(request: Request) -> JSONResponse:
         folders, documents = await folder_service.children(
             call.session, client_id=client.id, folder_id=None
         )
-        await audit.record(
-            call.session,
-            call.audit,
-            "folder.listed",
-            client_id=client.id,
-            target_type="client",
-            target_id=client.id,
-        )
+        await folder_service.record_listed(call.session, call.audit, client.id)
         return JSONResponse(
             {
                 "client_id": str(client.id),
@@ -116,14 +109,7 @@ async def get_folder(request: Request) -> JSONResponse:
         folders, documents = await folder_service.children(
             call.session, client_id=folder.client_id, folder_id=folder.id
         )
-        await audit.record(
-            call.session,
-            call.audit,
-            "folder.listed",
-            client_id=folder.client_id,
-            target_type="folder",
-            target_id=folder.id,
-        )
+        await folder_service.record_listed(call.session, call.audit, folder.client_id, folder.id)
         body = folder_json(folder)
         body["folders"] = [folder_json(f) for f in folders]
         body["documents"] = [document_summary(d) for d in documents]

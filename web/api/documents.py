@@ -199,15 +199,7 @@ async def get_document(request: Request) -> JSONResponse:
         document_id = parse_id(request.path_params["document_id"], "document")
         document = await doc_service.get_document(call.session, call.principal, document_id)
         versions = list(await doc_service.versions(call.session, document.id))
-        await audit.record(
-            call.session,
-            call.audit,
-            "document.viewed",
-            client_id=document.client_id,
-            target_type="document",
-            target_id=document.id,
-            document_id=document.id,
-        )
+        await doc_service.record_view(call.session, call.audit, document)
         return JSONResponse(document_json(document, versions))
 
 
@@ -274,20 +266,14 @@ async def get_content(request: Request) -> Response:
         opening = await content.open_stream(
             svc, version, opened, part, read_first=request.method == "GET"
         )
-        await audit.record(
+        await doc_service.record_download(
             call.session,
             call.audit,
-            "document.downloaded",
-            client_id=document.client_id,
-            target_type="document",
-            target_id=document.id,
-            document_id=document.id,
-            details={
-                "version": version.number,
-                "range": part.range,
-                "bytes": part.end - part.start,
-                **({"disposition": "inline"} if inline else {}),
-            },
+            document,
+            version=version.number,
+            range_=part.range,
+            size=part.end - part.start,
+            inline=inline,
         )
         context = call.audit
         # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
@@ -392,13 +378,5 @@ async def get_receipts(request: Request) -> JSONResponse:
         document_id = parse_id(request.path_params["document_id"], "document")
         document = await doc_service.get_document(call.session, call.principal, document_id)
         found = await receipts.receipts(call.session, call.principal, document)
-        await audit.record(
-            call.session,
-            call.audit,
-            "document.receipts_viewed",
-            client_id=document.client_id,
-            target_type="document",
-            target_id=document.id,
-            document_id=document.id,
-        )
+        await receipts.record_viewed(call.session, call.audit, document)
         return JSONResponse({"document_id": str(document.id), "versions": receipts_json(found)})

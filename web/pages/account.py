@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vault import accounts, mfa, profiles, reauth, sessions
+from vault.audit_actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import TokenScope
@@ -116,7 +117,7 @@ async def _password_confirmed(request: Request, caller: Caller, password: str) -
         svc.signin_policy,
         caller.user.id,
         password,
-        action="auth.reauthenticate",
+        action=AuditAction.AUTH_REAUTHENTICATE,
     )
 
 
@@ -190,7 +191,7 @@ async def create_token(request: Request) -> Response:
             svc.signin_policy,
             caller.user,
             form.get("code", ""),
-            action="auth.reauthenticate",
+            action=AuditAction.AUTH_REAUTHENTICATE,
         )
         if second.ok:
             token, secret = await accounts.create_token(

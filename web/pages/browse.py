@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from vault import audit, drops, quotas, receipts, search, trash
 from vault import documents as doc_service
+from vault import drops, quotas, receipts, search, trash
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.errors import ConflictError
@@ -112,13 +112,11 @@ async def _listing_page(
             sort=sort,
             descending=descending,
         )
-    await audit.record(
+    await folder_service.record_listed(
         session,
         audit_context(request, caller.principal),
-        "folder.listed",
-        client_id=client.id,
-        target_type="folder" if folder else "client",
-        target_id=folder.id if folder else client.id,
+        client.id,
+        folder.id if folder else None,
     )
     return render(
         request,
@@ -294,35 +292,18 @@ async def folder_zip(request: Request) -> Response:
                 )
             )
             # Each document's own access history shows it went out inside an archive.
-            await audit.record(
+            await doc_service.record_download(
                 session,
                 context,
-                "document.downloaded",
-                client_id=document.client_id,
-                target_type="document",
-                target_id=document.id,
-                document_id=document.id,
-                details={
-                    "version": version.number,
-                    "range": None,
-                    "bytes": version.size,
-                    "via": "zip",
-                    "folder_id": str(root.id),
-                },
+                document,
+                version=version.number,
+                range_=None,
+                size=version.size,
+                archive_folder_id=root.id,
             )
         files = [m for m in members if m.opened is not None]
-        await audit.record(
-            session,
-            context,
-            "folder.downloaded",
-            client_id=root.client_id,
-            target_type="folder",
-            target_id=root.id,
-            details={
-                "name": root.name,
-                "documents": len(files),
-                "bytes": sum(m.size for m in files),
-            },
+        await folder_service.record_downloaded(
+            session, context, root, documents=len(files), size=sum(m.size for m in files)
         )
         client_id, user_ref = root.client_id, caller.principal.user_ref
 

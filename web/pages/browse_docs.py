@@ -12,9 +12,9 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import audit, quarantine, quotas, receipts
 from vault import documents as doc_service
 from vault import folders as folder_service
+from vault import quarantine, quotas, receipts
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.lookalikes import shown_name
@@ -106,15 +106,7 @@ async def document_page(request: Request) -> Response:
                     got.waiting if got else [],
                 )
             )
-        await audit.record(
-            session,
-            audit_context(request, principal),
-            "document.viewed",
-            client_id=document.client_id,
-            target_type="document",
-            target_id=document.id,
-            document_id=document.id,
-        )
+        await doc_service.record_view(session, audit_context(request, principal), document)
         current = rows[0] if rows else None
         return render(
             request,

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import audit, holds, quotas, retention
 from vault import folders as folder_service
+from vault import holds, quotas, records, retention
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import Client, Role
@@ -66,14 +66,8 @@ async def _page(
     doomed = await retention.plan(session, client_id=client.id)
     found = await holds.list_holds(session, caller.principal, client.id)
     own = await quotas.quota_of(session, client.id, default=-1)
-    await audit.record(
-        session,
-        audit_context(request, caller.principal),
-        "records.viewed",
-        client_id=client.id,
-        target_type="client",
-        target_id=client.id,
-        details={"what": "page"},
+    await records.record_viewed(
+        session, audit_context(request, caller.principal), client.id, "page"
     )
     return render(
         request,
