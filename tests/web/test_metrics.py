@@ -24,8 +24,8 @@ from sqlmodel import col, select
 
 from storage import ObjectNotFoundError
 from tests.fixtures.app import World, on_each_store
+from tests.fixtures.cli import SCRIPT, script
 from tests.fixtures.s3 import free_port
-from tests.web.test_cli import SCRIPT, script
 from vault.db import transaction
 from vault.models import AuditEvent
 from vault.stats import OperationalStats
