@@ -40,6 +40,7 @@ from tests.fixtures.tus import (
     versions,
 )
 from tests.fixtures.tus import s3 as s3
+from tests.fixtures.tus import settings as settings
 from vault import accounts, maintenance
 from vault.db import transaction
 from vault.models import AuditEvent, TokenScope, User, Version
