@@ -32,9 +32,16 @@ from web.settings import Settings
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Client users may hold tokens here: the tests make them as a client user."""
+    """Client users may hold tokens here: the tests make them as a client user. The in-app
+    notifier and retention workers are off: their first pass at start-up writes (the seeded
+    world's events are already there), which the write-lock probe would take for a request
+    holding the lock while it hashes."""
     return settings.model_copy(
-        update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
+        update={
+            "auth": settings.auth.model_copy(update={"client_tokens": True}),
+            "notify": settings.notify.model_copy(update={"worker": False}),
+            "retention": settings.retention.model_copy(update={"worker": False}),
+        }
     )
 
 
