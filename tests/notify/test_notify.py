@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,90 +18,20 @@ from sqlmodel import col, select
 from notify import (
     NotifyConfig,
     OutboxDirMailer,
-    RunResult,
-    SMTPMailer,
     UnsubscribeLinks,
     build_message,
     outbox,
     render,
     run,
-    run_once,
 )
 from notify.render import Item
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.notify import PUBLIC, WINDOW, later, tick, upload
 from tests.fixtures.smtp import SMTPSink
-from vault import audit
 from vault.db import transaction
 from vault.models import AuditEvent, ClientAccess, User
 from vault.notifications import Cadence, DeliveryState, Notification, set_preference
 from web.services import Services
-
-PUBLIC = "https://vault.example.test"
-WINDOW = 60.0
-
-
-def config(
-    services: Services,
-    *,
-    limit: int = 50,
-    stuck: float = 600.0,
-    client: Cadence = Cadence.IMMEDIATE,
-    staff: Cadence = Cadence.IMMEDIATE,
-) -> NotifyConfig:
-    """Everyone hears of changes as they happen (batched), unless a test says otherwise."""
-    return NotifyConfig(
-        public_url=PUBLIC,
-        links=UnsubscribeLinks(services.keyring, PUBLIC),
-        sender="ClientVault <no-reply@example.test>",
-        batch_window_seconds=WINDOW,
-        stuck_after_seconds=stuck,
-        claim_limit=limit,
-        client_default_cadence=client,
-        staff_default_cadence=staff,
-    )
-
-
-def mailer(sink: SMTPSink) -> SMTPMailer:
-    return SMTPMailer(host=sink.host, port=sink.port, starttls=False, timeout=5)
-
-
-async def tick(
-    services: Services, sink: SMTPSink, now: datetime | None = None, **options: Any
-) -> RunResult:
-    """One notifier pass, delivering to `sink`, at `now` (the injected clock)."""
-    return await run_once(services.sessions, mailer(sink), config(services, **options), now=now)
-
-
-async def upload(
-    services: Services,
-    world: World,
-    *,
-    actor: str,
-    client: str = "acme",
-    name: str = "report.pdf",
-    action: str = "document.created",
-) -> uuid.UUID:
-    client_id = world.acme if client == "acme" else world.globex
-    folder_id = world.acme_folder if client == "acme" else world.globex_folder
-    document_id = uuid.uuid4()
-    person = world[actor]
-    context = audit.AuditContext(actor_id=str(person.id), actor_role=person.role.value)
-    async with transaction(services.sessions) as session:
-        await audit.append(
-            session,
-            context,
-            action,
-            client_id=client_id,
-            target_type="document",
-            target_id=document_id,
-            document_id=document_id,
-            details={"name": name, "folder_id": str(folder_id), "version": 1},
-        )
-    return document_id
-
-
-def later(seconds: float) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 async def prefer(

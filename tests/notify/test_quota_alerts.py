@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World
+from tests.fixtures.quotas import put, set_quota
+from tests.fixtures.reminders import html, tick
 from tests.fixtures.smtp import SMTPSink
-from tests.notify.test_request_reminders import html, tick
-from tests.web.test_quotas import put, set_quota
 from web.services import Services
 from web.settings import NotifySettings, Settings
 

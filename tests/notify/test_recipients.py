@@ -9,8 +9,8 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.notify import WINDOW, later, tick, upload
 from tests.fixtures.smtp import SMTPSink
-from tests.notify.test_notify import WINDOW, later, tick, upload
 from vault import audit, invitations, resources
 from vault import folders as folder_service
 from vault.db import transaction

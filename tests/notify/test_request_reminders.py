@@ -14,13 +14,13 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from notify import RunResult, SMTPMailer, run_once
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.reminders import html, tick
 from tests.fixtures.smtp import SMTPSink
 from vault.db import transaction
 from vault.models import AuditEvent, User
 from vault.notifications import Cadence, set_preference
-from web.services import Services, notify_config
+from web.services import Services
 from web.settings import NotifySettings, Settings
 
 API = "/api/v1"
@@ -31,13 +31,6 @@ OVERDUE = "Reminder: documents requested are overdue"
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"notify": NotifySettings(worker=False)})
-
-
-async def tick(services: Services, sink: SMTPSink, now: datetime) -> RunResult:
-    """A notifier pass at `now` with the app's configuration (reminder_days = 3)."""
-    config = notify_config(services.settings, services.keyring)
-    mailer = SMTPMailer(host=sink.host, port=sink.port, starttls=False, timeout=5)
-    return await run_once(services.sessions, mailer, config, now=now)
 
 
 async def settle(services: Services, sink: SMTPSink, now: datetime) -> None:
@@ -71,13 +64,6 @@ async def ask(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def html(message: EmailMessage) -> str:
-    part = message.get_body(("html",))
-    assert part is not None
-    content: str = part.get_content()
-    return content
 
 
 def mentioning(sink: SMTPSink, address: str, text: str) -> list[EmailMessage]:

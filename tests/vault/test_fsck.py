@@ -12,12 +12,12 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from tests.fixtures.app import World, on_each_store
+from tests.fixtures.fsck import flip_byte, key_of, put_object, read_object, upload
 from vault import fsck
 from vault.audit import AuditContext
 from vault.crypto import HEADER_SIZE
 from vault.db import transaction
 from vault.models import AuditEvent, Document, Version
-from vault.store import ObjectStore
 from web.services import Services
 from web.settings import Settings
 
@@ -28,47 +28,6 @@ NOW = timedelta(0)  # an orphan grace of nothing: report even objects made a mom
 @pytest.fixture(params=["local", "s3"])
 def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     return on_each_store(request, settings)
-
-
-async def put_object(store: ObjectStore, key: str, data: bytes) -> None:
-    upload_id = await store.create_multipart(key)
-    etag = await store.upload_part(key, upload_id, 1, data)
-    await store.complete_multipart(key, upload_id, [(1, etag)])
-
-
-async def read_object(store: ObjectStore, key: str) -> bytes:
-    return b"".join([chunk async for chunk in store.read(key)])
-
-
-async def flip_byte(store: ObjectStore, key: str, offset: int) -> None:
-    """Corrupt one bit of a stored object in place, as a failing disk would."""
-    data = bytearray(await read_object(store, key))
-    data[offset] ^= 0x01
-    await put_object(store, key, bytes(data))
-
-
-async def upload(
-    http: httpx.AsyncClient, world: World, name: str, content: bytes, *, who: str = "alice"
-) -> str:
-    folder = world.acme_folder if who == "alice" else world.globex_folder
-    response = await http.put(
-        f"/api/v1/folders/{folder}/files/{name}", content=content, headers=world[who].auth
-    )
-    assert response.status_code in (200, 201), response.text
-    document_id: str = response.json()["document_id"]
-    return document_id
-
-
-async def key_of(services: Services, document_id: str, number: int = 1) -> str:
-    async with transaction(services.sessions) as session:
-        version = (
-            await session.execute(
-                select(Version).where(
-                    Version.document_id == uuid.UUID(document_id), Version.number == number
-                )
-            )
-        ).scalar_one()
-        return version.storage_key
 
 
 async def run(services: Services, **kwargs: object) -> tuple[fsck.FsckReport, list[fsck.Problem]]:

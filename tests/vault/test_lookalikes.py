@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.lookalikes import LOOKALIKES, ORIGINAL
 from vault.lookalikes import confusable_with, find_invisible, shown_name, skeleton
 from vault.models import Role
 from vault.names import InvalidNameError, check_distinct, validate_name
 from vault.profiles import ProfileError, check_display_name
-
-ORIGINAL = "Invoice 2026.pdf"
-# Each renders as "Invoice 2026.pdf" (the review accepted all of them in one folder), and
-# the rule that refuses it.
-LOOKALIKES = [
-    pytest.param("Invoice\u00a02026.pdf", "invisible_character", id="no-break-space"),
-    pytest.param("Invoice \u200b2026.pdf", "invisible_character", id="zero-width-space"),
-    pytest.param("In\u00advoice 2026.pdf", "invisible_character", id="soft-hyphen"),
-    pytest.param("\ufeffInvoice 2026.pdf", "invisible_character", id="byte-order-mark"),
-    pytest.param("Invoice\u2060 2026.pdf", "invisible_character", id="word-joiner"),
-    pytest.param("Inv\u043eice 2026.pdf", "confusable", id="cyrillic-o"),
-    pytest.param("\u0399nvoice 2026.pdf", "confusable", id="greek-capital-iota"),
-    # A page collapses a run of spaces into one, so a doubled space renders as the original.
-    pytest.param("Invoice  2026.pdf", "confusable", id="doubled-space"),
-]
 
 
 @pytest.mark.parametrize(("name", "rule"), LOOKALIKES)

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import select
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.retention import NOW, put, seed, version_numbers
 from vault import crypto, holds, maintenance, records_worker, retention
-from vault import folders as folder_service
 from vault.db import transaction
 from vault.errors import IntegrityError
 from vault.models import AuditEvent, Document, Version
@@ -25,96 +23,12 @@ from vault.retention import Rules
 from vault.uploads import Upload
 from web.services import Services
 
-NOW = datetime.now(UTC)
-
-
-async def put(http: httpx.AsyncClient, world: World, folder: uuid.UUID, name: str, n: int) -> str:
-    document_id = ""
-    for number in range(1, n + 1):
-        response = await http.put(
-            f"/api/v1/folders/{folder}/files/{name}",
-            content=f"{name} version {number} ".encode() * 50,
-            headers=world["sam"].auth,
-        )
-        assert response.status_code in (200, 201), response.text
-        document_id = response.json()["document_id"]
-    return document_id
-
-
-@dataclass
-class Tree:
-    old: uuid.UUID  # the folder "Old" under "Tax 2026"
-    a: str  # 4 versions in Tax 2026
-    b: str  # 3 versions in Old
-    c: str  # in the trash for 40 days
-    d: str  # in the trash for 10 days
-
-
-async def seed(http: httpx.AsyncClient, services: Services, world: World) -> Tree:
-    async with transaction(services.sessions) as session:
-        old = await folder_service.create_folder(
-            session,
-            SYSTEM,
-            TEST_CONTEXT,
-            client_id=world.acme,
-            parent_id=world.acme_folder,
-            name="Old",
-        )
-    tree = Tree(
-        old.id,
-        await put(http, world, world.acme_folder, "a.txt", 4),
-        await put(http, world, old.id, "b.txt", 3),
-        await put(http, world, world.acme_folder, "c.txt", 1),
-        await put(http, world, world.acme_folder, "d.txt", 2),
-    )
-    for document_id, days in ((tree.c, 40), (tree.d, 10)):
-        deleted = await http.delete(f"/api/v1/documents/{document_id}", headers=world["sam"].auth)
-        assert deleted.status_code == 204
-        async with transaction(services.sessions) as session:
-            await session.execute(
-                update(Document)
-                .where(col(Document.id) == uuid.UUID(document_id))
-                .values(deleted_at=NOW - timedelta(days=days))
-            )
-    async with transaction(services.sessions) as session:
-        await retention.set_policy(
-            session,
-            SYSTEM,
-            TEST_CONTEXT,
-            world.acme,
-            folder_id=None,
-            rules=Rules(keep_versions=2, trash_days=30),
-        )
-        # Inherits trash_days from the client, keeps only the current version.
-        await retention.set_policy(
-            session,
-            SYSTEM,
-            TEST_CONTEXT,
-            world.acme,
-            folder_id=old.id,
-            rules=Rules(keep_versions=1),
-        )
-    return tree
-
 
 def listed(
     run: retention.RetentionRun | list[retention.Doomed],
 ) -> list[tuple[str, str, int | None]]:
     items = run if isinstance(run, list) else run.planned
     return [(d.kind, d.name, d.version) for d in items]
-
-
-async def version_numbers(services: Services) -> dict[str, list[int]]:
-    async with transaction(services.sessions) as session:
-        rows = await session.execute(
-            select(Document.name, Version.number).join(
-                Version, col(Version.document_id) == col(Document.id)
-            )
-        )
-        found: dict[str, list[int]] = {}
-        for name, number in rows.all():
-            found.setdefault(name, []).append(number)
-    return {name: sorted(numbers) for name, numbers in sorted(found.items())}
 
 
 async def test_dry_run_lists_exactly_what_the_run_deletes(

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from tests.web.test_cli import cli, failed, ok, write_config
-from tests.web.test_request_pages import signed_in
+from tests.fixtures.cli import cli, failed, ok, write_config
+from tests.fixtures.signin import sign_in
 from vault import folders as folder_service
 from vault import resources
 from vault.db import transaction
@@ -211,7 +211,8 @@ async def test_the_shared_folder_page_reads_without_an_upload_form_for_clients(
         f"{API}/folders/{guides}/files/FAQ.pdf", content=b"%PDF faq", headers=world["sam"].auth
     )
     assert put.status_code == 201
-    await signed_in(http, world["bob"])  # a client of Globex, not of the firm's resources
+    # A client of Globex, not of the firm's resources.
+    await sign_in(http, world["bob"], second_factor=True)
     home = await http.get("/")
     assert "Firm resources" in home.text
     assert (await http.get(f"/clients/{firm}")).status_code == 200

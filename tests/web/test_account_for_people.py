@@ -10,9 +10,9 @@ from urllib.parse import unquote
 import httpx
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from tests.web.test_pages import csrf_of, enrol, sign_in
-from tests.web.test_signin_api import csrf
-from tests.web.test_signin_api import sign_in as api_sign_in
+from tests.fixtures.pages import csrf_of, enrol
+from tests.fixtures.session_api import csrf
+from tests.fixtures.signin import sign_in
 from vault import accounts
 from vault.db import transaction
 from vault.models import User
@@ -95,7 +95,7 @@ async def test_client_users_get_no_tokens_unless_the_firm_offers_them(
     )
     assert refused.status_code == 404
     # Nor through the API from a browser session: it answers as for anything not there.
-    session = await api_sign_in(http, alice)
+    session = (await sign_in(http, alice, api=True)).json()
     minted = await http.post(
         f"{API}/me/tokens",
         json={"name": "x", "password": alice.password},

@@ -12,11 +12,19 @@ from sqlmodel import col, select
 from starlette.types import ASGIApp
 
 from notify.render import Item, render
-from tests.fixtures.app import Person, World
-from tests.web.test_i18n import html_tag
-from tests.web.test_pages import alert_text, csrf_of, enrol, next_code, parse, post_forms
-from tests.web.test_pages import sign_in as sign_in_with_password
-from tests.web.test_signin_api import actions, link_in, outbox_messages
+from tests.fixtures.app import World
+from tests.fixtures.pages import (
+    account_csrf,
+    alert_text,
+    csrf_of,
+    enrol,
+    html_tag,
+    next_code,
+    parse,
+    post_forms,
+)
+from tests.fixtures.session_api import actions, link_in, outbox_messages
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import ClientAccess, User
 from web.services import Services
@@ -32,14 +40,6 @@ async def browser(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def sign_in(http: httpx.AsyncClient, person: Person) -> str:
-    """Sign in through the pages (enrolling TOTP where the role needs it); the CSRF token."""
-    answer = await sign_in_with_password(http, person)
-    if answer.headers["location"] == "/login/enrol":
-        await enrol(http)
-    return csrf_of((await http.get("/account")).text)
-
-
 async def user_row(services: Services, email: str) -> User | None:
     async with transaction(services.sessions) as session:
         found = await session.execute(select(User).where(User.email == email))
@@ -53,7 +53,8 @@ async def test_profile_change_switches_the_pages_to_persian(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
     alice = world["alice"]
-    token = await sign_in(http, alice)
+    await sign_in(http, alice, second_factor=True)
+    token = await account_csrf(http)
     saved = await http.post(
         "/account/profile",
         data={
@@ -83,7 +84,8 @@ async def test_profile_change_switches_the_pages_to_persian(
 async def test_japanese_and_chinese_reach_the_pages_and_the_emails(
     http: httpx.AsyncClient, services: Services, world: World, locale: str
 ) -> None:
-    token = await sign_in(http, world["bob"])
+    await sign_in(http, world["bob"], second_factor=True)
+    token = await account_csrf(http)
     saved = await http.post(
         "/account/profile",
         data={"csrf_token": token, "display_name": "", "timezone": "Asia/Tokyo", "locale": locale},
@@ -114,7 +116,8 @@ async def test_an_unknown_time_zone_is_refused_and_nothing_changes(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
     alice = world["alice"]
-    token = await sign_in(http, alice)
+    await sign_in(http, alice, second_factor=True)
+    token = await account_csrf(http)
     refused = await http.post(
         "/account/profile",
         data={
@@ -142,7 +145,7 @@ async def test_an_unknown_time_zone_is_refused_and_nothing_changes(
 async def test_the_profile_form_needs_the_csrf_token(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     refused = await http.post(
         "/account/profile", data={"display_name": "X", "timezone": "UTC", "locale": "fa"}
     )
@@ -157,7 +160,8 @@ async def test_the_profile_form_needs_the_csrf_token(
 async def test_a_notification_choice_is_saved_and_read_back(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    token = await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
+    token = await account_csrf(http)
     page = await http.get("/account")
     [form] = [f for f in post_forms(page.text) if f.action == "/account/notifications"]
     assert form.fields["client_id"] == str(world.acme)
@@ -200,7 +204,8 @@ async def test_a_notification_choice_is_saved_and_read_back(
 async def test_notification_choices_for_other_clients_or_nonsense_are_refused(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    token = await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
+    token = await account_csrf(http)
     hidden = await http.post(
         "/account/notifications",
         data={"csrf_token": token, "client_id": str(world.globex), "cadence": "off"},
@@ -222,7 +227,8 @@ async def test_notification_choices_for_other_clients_or_nonsense_are_refused(
 async def test_staff_invite_a_client_user_by_email(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    token = await sign_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
+    token = await account_csrf(http)
     page = (await http.get("/account")).text
     assert 'action="/account/invite"' in page
     # Staff invite client users to their own clients only: no role to choose, no Globex.
@@ -252,7 +258,8 @@ async def test_staff_invite_a_client_user_by_email(
 async def test_staff_cannot_invite_an_admin_nor_to_another_client(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    token = await sign_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
+    token = await account_csrf(http)
     before = len(outbox_messages(services))
     admin = await http.post(
         "/account/invite",
@@ -294,7 +301,8 @@ async def test_staff_cannot_invite_an_admin_nor_to_another_client(
 async def test_clients_have_no_invitation_form_and_cannot_post_one(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    token = await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
+    token = await account_csrf(http)
     assert 'action="/account/invite"' not in (await http.get("/account")).text
     refused = await http.post(
         "/account/invite",
@@ -312,7 +320,8 @@ async def test_clients_have_no_invitation_form_and_cannot_post_one(
 async def test_an_admin_invites_anyone_to_several_clients(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    token = await sign_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
+    token = await account_csrf(http)
     page = (await http.get("/account")).text
     assert all(f'<option value="{r}"' in page for r in ("client", "staff", "auditor", "admin"))
     both = await http.post(
@@ -347,7 +356,7 @@ async def test_new_recovery_codes_need_the_password_and_replace_the_old_ones(
     http: httpx.AsyncClient, world: World
 ) -> None:
     alice = world["alice"]
-    await sign_in(http, alice)
+    await sign_in(http, alice, second_factor=True)
     page = (await http.get("/account")).text
     assert 'action="/account/recovery-codes"' not in page, "no codes without an app"
     totp, old_codes = await enrol(http, password=alice.password)
@@ -368,7 +377,7 @@ async def test_new_recovery_codes_need_the_password_and_replace_the_old_ones(
 
     # The old codes stopped working; a new one signs in in place of the app.
     await http.post("/logout", data={"csrf_token": token})
-    await sign_in_with_password(http, alice)
+    await sign_in(http, alice)
     step = csrf_of((await http.get("/login/totp")).text)
     stale = await http.post("/login/totp", data={"csrf_token": step, "code": old_codes[0]})
     assert stale.status_code == 400
@@ -378,7 +387,7 @@ async def test_new_recovery_codes_need_the_password_and_replace_the_old_ones(
 
 
 async def test_the_account_page_links_its_sections(http: httpx.AsyncClient, world: World) -> None:
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get("/account")
     ids = parse(page.text).ids
     for section in ("profile", "notifications", "sessions", "password", "mfa", "tokens"):

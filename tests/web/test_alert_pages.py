@@ -9,14 +9,12 @@ import asyncio
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.fixtures.browser import DESKTOP, PHONE, ROOT, artifacts
+from tests.fixtures.browser import DESKTOP, axe_violations, look_at
 from tests.fixtures.live import LiveApp, LiveAppFactory
 
 PASSWORD = "a long passphrase for the alerts pages"
-AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 async def start(live_app: LiveAppFactory) -> LiveApp:
@@ -46,32 +44,18 @@ async def alerts_raised(live: LiveApp, token: str, count: int) -> list[dict[str,
     raise AssertionError(f"fewer than {count} alerts were raised")
 
 
-async def axe_violations(page: Page) -> list[str]:
-    # Evaluated, not added as a <script>: the pages' CSP (rightly) refuses inline scripts.
-    await page.evaluate(AXE.read_text(encoding="utf-8"))
-    found = await page.evaluate(
-        "async () => (await axe.run(document)).violations.map(v => `${v.id}: ${v.help}`)"
-    )
-    return [str(v) for v in found]
+async def violations(page: Page) -> list[str]:
+    """Every axe-core violation, of any impact: these pages are held to none at all."""
+    return [f"{v['id']}: {v['help']}" for v in await axe_violations(page, impacts=None)]
 
 
 async def shoot(page: Page, name: str) -> None:
-    base = artifacts() / f"alerts-{name}"
-    await page.screenshot(path=f"{base}.png", full_page=True)
-    await page.set_viewport_size(PHONE)
-    try:
-        await page.screenshot(path=f"{base}-phone.png", full_page=True)
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
-    finally:
-        await page.set_viewport_size(DESKTOP)
+    await look_at(page, f"alerts-{name}", axe=False)
 
 
 async def test_an_auditor_reads_the_alerts_in_english_and_persian(
     live_app: LiveAppFactory, browser: Browser, tmp_path: Path
 ) -> None:
-    if not AXE.is_file():
-        pytest.fail("axe-core is missing: run (cd tests/js && npm ci)")
     live = await start(live_app)
     await live.cli(
         "user", "add", "otto@example.test", "--role", "auditor", "--password-stdin",
@@ -99,12 +83,12 @@ async def test_an_auditor_reads_the_alerts_in_english_and_persian(
     await expect(page.locator("h1")).to_have_text("Alerts")
     await expect(page.locator("main")).to_contain_text("A burst of failed sign-ins")
     await expect(page.locator("main")).to_contain_text("A role or key change")
-    assert await axe_violations(page) == []
+    assert await violations(page) == []
     await shoot(page, "01-list-en")
 
     await page.get_by_role("link", name="A role or key change").click()
     await expect(page.locator("main table")).to_contain_text("keys.rotated")
-    assert await axe_violations(page) == []
+    assert await violations(page) == []
     await shoot(page, "02-alert-en")
 
     # Persian: the same pages, mirrored, the address still reading left to right.
@@ -115,11 +99,11 @@ async def test_an_auditor_reads_the_alerts_in_english_and_persian(
     await expect(html).to_have_attribute("dir", "rtl")
     await expect(page.locator("h1")).to_have_text("هشدارها")
     await expect(page.locator("main")).to_contain_text("ورودهای ناموفق پشت‌سرهم")
-    assert await axe_violations(page) == []
+    assert await violations(page) == []
     await shoot(page, "03-list-fa")
     await page.get_by_role("link", name="ورودهای ناموفق پشت‌سرهم").click()
     await expect(page.locator("main table")).to_contain_text("auth.login")
-    assert await axe_violations(page) == []
+    assert await violations(page) == []
     await shoot(page, "04-alert-fa")
     await context.close()
 

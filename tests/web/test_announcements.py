@@ -12,9 +12,10 @@ import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from tests.web.test_pages import browser as browser  # the fixture, for a second browser
-from tests.web.test_pages import csrf_of, parse
-from tests.web.test_request_pages import form_for, signed_in, today
+from tests.fixtures.dates import today
+from tests.fixtures.pages import browser as browser
+from tests.fixtures.pages import csrf_of, form_for, parse
+from tests.fixtures.signin import sign_in
 from vault import announcements, resources
 from vault import folders as folder_service
 from vault.db import transaction
@@ -33,7 +34,7 @@ def settings(settings: Settings) -> Settings:
 async def test_staff_post_everyone_reads_staff_withdraw(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get("/announcements")
     assert page.status_code == 200
     assert "There are no announcements right now." in page.text
@@ -49,7 +50,7 @@ async def test_staff_post_everyone_reads_staff_withdraw(
     )
     assert posted.status_code == 303 and posted.headers["location"].endswith("done=posted")
 
-    await signed_in(browser, world["alice"])
+    await sign_in(browser, world["alice"], second_factor=True)
     seen = await browser.get("/announcements")
     assert "Office closed &lt;b&gt;Friday&lt;/b&gt;" in seen.text  # text, never markup
     assert "We are closed on Friday.\nUploads still work." in seen.text
@@ -61,7 +62,7 @@ async def test_staff_post_everyone_reads_staff_withdraw(
     )
     assert refused.status_code == 404
 
-    await signed_in(browser, world["otto"])  # auditors read the news too
+    await sign_in(browser, world["otto"], second_factor=True)  # auditors read the news too
     assert "Office closed" in (await browser.get("/announcements")).text
 
     async with transaction(services.sessions) as session:
@@ -97,7 +98,7 @@ async def test_staff_post_everyone_reads_staff_withdraw(
 async def test_invalid_announcements_show_errors_next_to_fields(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     fields = form_for((await http.get("/announcements")).text, "/announcements")
     bad = await http.post(
         "/announcements",
@@ -158,8 +159,8 @@ async def test_the_page_links_to_the_shared_resources(
     async with transaction(services.sessions) as session:
         firm = await folder_service.create_client(session, SYSTEM, TEST_CONTEXT, "Firm resources")
         await resources.set_shared(session, SYSTEM, TEST_CONTEXT, firm.id, shared=True)
-    await signed_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get("/announcements")
     assert f'href="/clients/{firm.id}"' in page.text and "Firm resources" in page.text
-    await signed_in(browser, world["otto"])
+    await sign_in(browser, world["otto"], second_factor=True)
     assert f"/clients/{firm.id}" not in (await browser.get("/announcements")).text

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
-import pyotp
 import pytest
 from playwright.async_api import Browser, Page, Route
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
-from tests.fixtures.browser import DESKTOP, look_at
-from tests.web.test_audit_pages import downloaded, name_people  # noqa: F401  (fixture)
+from tests.fixtures.audit_trail import downloaded as downloaded
+from tests.fixtures.browser import DESKTOP, browser_sign_in, look_at
 from vault.db import transaction
 from vault.models import User
 from web.services import Services
@@ -63,20 +62,6 @@ async def page(browser: Browser, app: ASGIApp) -> AsyncIterator[Page]:
             await context.close()
 
 
-async def sign_in_with_totp(page: Page, email: str, password: str) -> None:
-    await page.goto(f"{BASE}/login")
-    await page.fill("#email", email)
-    await page.fill("#password", password)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{BASE}/login/enrol")
-    await page.get_by_text("Cannot scan? Enter this key by hand").click()
-    secret = (await page.locator("#totp-secret").inner_text()).strip()
-    await page.fill("#code", pyotp.TOTP(secret).now())
-    await page.get_by_role("button", name="Turn on two-step sign-in").click()
-    await page.get_by_role("link", name="I have saved them: continue").click()
-    await page.wait_for_url(f"{BASE}/")
-
-
 async def choose_language(page: Page, services: Services, user_id: object, code: str) -> None:
     """The auditor's language, as the footer's choice saves it (a redirect after a routed
     POST is not routed again by Playwright, so the profile is set directly), then reload."""
@@ -97,13 +82,13 @@ async def test_an_auditor_finds_who_downloaded_a_document(
     page: Page,
     world: World,
     services: Services,
-    downloaded: str,  # noqa: F811
+    downloaded: str,
 ) -> None:
     async with transaction(services.sessions) as session:
         otto = await session.get(User, world["otto"].id)
         assert otto is not None
         otto.display_name = "Otto Auditor"
-    await sign_in_with_totp(page, world["otto"].email, world["otto"].password)
+    await browser_sign_in(page, BASE, world["otto"].email, world["otto"].password, enrol=True)
 
     # Home leads to the pages.
     await look_at(page, "audit-01-home-en")

@@ -31,9 +31,9 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from notify.links import UnsubscribeLinks
 from tests.fixtures.app import TEST_CONTEXT, Person, World
-from tests.web.audit_calls import API, API_CALLS, FIRST, TUS, TUS_BODY, UNAUDITED, E
-from tests.web.audit_console_calls import CONSOLE_CALLS, set_up_console
-from tests.web.audit_driver import (
+from tests.fixtures.audit_calls import API, API_CALLS, FIRST, TUS, TUS_BODY, UNAUDITED, E
+from tests.fixtures.audit_console_calls import CONSOLE_CALLS, set_up_console
+from tests.fixtures.audit_driver import (
     Browsers,
     Ids,
     events_of,
@@ -42,10 +42,10 @@ from tests.web.audit_driver import (
     newest_seq,
     prepare,
 )
-from tests.web.audit_link_calls import LINK_CALLS, SET_UP_LINKS, note_link_tokens, set_up_links
-from tests.web.audit_page_calls import PAGE_CALLS
-from tests.web.audit_records_calls import RECORDS_CALLS, SET_UP_DROP_LINKS, set_up_records
-from tests.web.test_pages import invite
+from tests.fixtures.audit_link_calls import LINK_CALLS, SET_UP_LINKS, note_link_tokens, set_up_links
+from tests.fixtures.audit_page_calls import PAGE_CALLS
+from tests.fixtures.audit_records_calls import RECORDS_CALLS, SET_UP_DROP_LINKS, set_up_records
+from tests.fixtures.people import invite
 from vault import accounts, alerts, audit, email_links
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose

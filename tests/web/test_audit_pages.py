@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import re
-import uuid
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -16,12 +14,13 @@ from pypdf import PdfReader
 from sqlalchemy import update
 
 from tests.fixtures.app import Person, World
-from tests.web.test_dashboard import sign_in
+from tests.fixtures.audit_trail import API, upload
+from tests.fixtures.audit_trail import downloaded as downloaded
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import User
 from web.services import Services
 
-API = "/api/v1"
 _ISOLATES = str.maketrans("", "", "\u2068\u2069")
 
 
@@ -35,46 +34,12 @@ def results(html: str) -> str:
     return text_of(below.split('<footer class="site-footer">')[0])
 
 
-async def upload(http: httpx.AsyncClient, person: Person, folder: uuid.UUID, name: str) -> str:
-    response = await http.put(
-        f"{API}/folders/{folder}/files/{quote(name)}",
-        content=b"0123456789" * 1000,
-        headers=person.auth,
-    )
-    assert response.status_code == 201, response.text
-    document_id: str = response.json()["document_id"]
-    return document_id
-
-
-async def name_people(services: Services, world: World) -> None:
-    async with transaction(services.sessions) as session:
-        for who, name in [("alice", "Alice Example"), ("bob", "Bob Globex")]:
-            await session.execute(
-                update(User).where(User.id == world[who].id).values(display_name=name)  # type: ignore[arg-type]
-            )
-
-
 async def audit_events(
     http: httpx.AsyncClient, world: World, action: str
 ) -> list[dict[str, object]]:
     response = await http.get(f"{API}/audit", params={"action": action}, headers=world["otto"].auth)
     events: list[dict[str, object]] = response.json()["events"]
     return events
-
-
-@pytest.fixture
-async def downloaded(http: httpx.AsyncClient, world: World, services: Services) -> str:
-    """Tax return 2025.pdf in Acme, read whole and in part by Alice."""
-    await name_people(services, world)
-    document_id = await upload(http, world["sam"], world.acme_folder, "Tax return 2025.pdf")
-    whole = await http.get(f"{API}/documents/{document_id}/content", headers=world["alice"].auth)
-    assert whole.status_code == 200
-    part = await http.get(
-        f"{API}/documents/{document_id}/content",
-        headers={**world["alice"].auth, "Range": "bytes=0-1023"},
-    )
-    assert part.status_code == 206
-    return document_id
 
 
 async def test_the_pages_exist_for_auditors_and_admins_only(
@@ -89,7 +54,7 @@ async def test_the_pages_exist_for_auditors_and_admins_only(
     jars: dict[str, httpx.Cookies] = {}
     for who in ("alice", "bob", "sam", "gina", "otto", "ada"):
         http.cookies = httpx.Cookies()
-        await sign_in(http, world[who])
+        await sign_in(http, world[who], second_factor=True)
         jars[who] = http.cookies
     for who in ("alice", "bob", "sam", "gina"):
         http.cookies = jars[who]
@@ -113,7 +78,7 @@ async def test_the_pages_exist_for_auditors_and_admins_only(
 async def test_a_document_history_says_who_read_it_with_names_and_ranges(
     http: httpx.AsyncClient, world: World, downloaded: str
 ) -> None:
-    await sign_in(http, world["otto"])
+    await sign_in(http, world["otto"], second_factor=True)
     page = await http.get(f"/audit/documents/{downloaded}")
     assert page.status_code == 200
     text = text_of(page.text)
@@ -154,7 +119,7 @@ async def test_the_history_reads_in_every_language(
     wanted: str,
 ) -> None:
     await set_locale(services, world["otto"], locale)
-    await sign_in(http, world["otto"])
+    await sign_in(http, world["otto"], second_factor=True)
     page = await http.get(f"/audit/documents/{downloaded}")
     assert page.status_code == 200
     assert f'lang="{locale}"' in page.text
@@ -168,7 +133,7 @@ async def test_search_finds_who_downloaded_a_document_by_its_name(
     http: httpx.AsyncClient, world: World, downloaded: str
 ) -> None:
     await upload(http, world["gina"], world.globex_folder, "Globex plan.pdf")
-    await sign_in(http, world["otto"])
+    await sign_in(http, world["otto"], second_factor=True)
     found = await http.get("/audit", params={"document": "tax return", "group": "document"})
     assert found.status_code == 200
     text = results(found.text)
@@ -202,7 +167,7 @@ async def test_pages_go_back_in_time_one_keyset_page_at_a_time(
 ) -> None:
     for _ in range(55):
         await http.get(f"{API}/documents/{downloaded}", headers=world["alice"].auth)
-    await sign_in(http, world["otto"])
+    await sign_in(http, world["otto"], second_factor=True)
     first = await http.get(f"/audit/people/{world['alice'].id}")
     seqs = [int(n) for n in re.findall(r"Event (\d+)", text_of(first.text))]
     assert len(seqs) == 50 and seqs == sorted(seqs, reverse=True)
@@ -216,7 +181,7 @@ async def test_pages_go_back_in_time_one_keyset_page_at_a_time(
 async def test_the_access_report_downloads_as_csv_and_pdf_and_is_audited(
     http: httpx.AsyncClient, world: World, downloaded: str
 ) -> None:
-    await sign_in(http, world["otto"])
+    await sign_in(http, world["otto"], second_factor=True)
     form = await http.get("/audit/report")
     assert f'value="{world.acme}"' in form.text
     views = [e["details"]["view"] for e in await audit_events(http, world, "audit.viewed")]  # type: ignore[index]

@@ -4,8 +4,6 @@ held across several app processes sharing one database."""
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
 from typing import Literal
 
 import httpx
@@ -13,11 +11,11 @@ import pytest
 
 from tests.fixtures.app import World
 from tests.fixtures.live import LiveAppFactory
-from tests.web.test_cross_client import route_inventory
-from tests.web.test_signin_api import enrol, sign_in
+from tests.fixtures.routes import concrete, route_inventory
+from tests.fixtures.session_api import enrol
+from tests.fixtures.signin import sign_in
 
 API = "/api/v1"
-PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 # Routes anyone may call: the ways in.
 PUBLIC = {
@@ -38,10 +36,6 @@ ENROL = {
     ("POST", "/me/totp"),
     ("POST", "/me/totp/confirm"),
 }
-
-
-def concrete(path: str) -> str:
-    return PARAM.sub(lambda m: str(uuid.uuid4()) if m.group(1) != "name" else "x.txt", path)
 
 
 async def probe_all(
@@ -65,9 +59,9 @@ async def test_a_session_waiting_for_its_second_factor_reaches_nothing(
     http: httpx.AsyncClient, world: World
 ) -> None:
     sam = world["sam"]
-    _, _, token = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    _, _, token = await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     assert (await http.delete(f"{API}/session", headers={"X-CSRF-Token": token})).status_code == 204
-    started = await sign_in(http, sam)
+    started = (await sign_in(http, sam, api=True)).json()
     assert started["mfa_required"] is True
     statuses = await probe_all(http, started["csrf_token"], SECOND_FACTOR)
     assert statuses and all(s == 401 for s in statuses.values()), {
@@ -78,7 +72,7 @@ async def test_a_session_waiting_for_its_second_factor_reaches_nothing(
 async def test_a_session_that_must_enrol_reaches_nothing_else(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    started = await sign_in(http, world["otto"])
+    started = (await sign_in(http, world["otto"], api=True)).json()
     assert started["mfa_enrolment_required"] is True
     statuses = await probe_all(http, started["csrf_token"], ENROL)
     assert statuses and all(s == 401 for s in statuses.values()), {

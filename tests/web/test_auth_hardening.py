@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
-from tests.web.test_signin_api import API, actions, csrf, enrol, link_in, outbox_messages, sign_in
+from tests.fixtures.session_api import API, actions, csrf, enrol, link_in, outbox_messages
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import AuditEvent, User
 from vault.passwords import hash_password, hasher
@@ -31,9 +32,16 @@ from web.settings import Settings
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Client users may hold tokens here: the tests make them as a client user."""
+    """Client users may hold tokens here: the tests make them as a client user. The in-app
+    notifier and retention workers are off: their first pass at start-up writes (the seeded
+    world's events are already there), which the write-lock probe would take for a request
+    holding the lock while it hashes."""
     return settings.model_copy(
-        update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
+        update={
+            "auth": settings.auth.model_copy(update={"client_tokens": True}),
+            "notify": settings.notify.model_copy(update={"worker": False}),
+            "retention": settings.retention.model_copy(update={"worker": False}),
+        }
     )
 
 
@@ -168,7 +176,7 @@ async def test_no_argon2_run_holds_the_database_write_lock(
     # Sign-in: unknown account, wrong password, right password.
     await http.post(f"{API}/session", json={"email": "nobody@example.test", "password": "x"})
     await http.post(f"{API}/session", json={"email": alice.email, "password": "wrong"})
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     # Current-password checks: password change (wrong, then right), TOTP enrolment, new
     # recovery codes, token creation.
     new = "a brand new passphrase"
@@ -217,7 +225,7 @@ async def test_bystander_stays_fast_while_password_changes_hash(
     if not settings.database.url.startswith("sqlite"):
         pytest.skip("the stall in question is SQLite's database-wide write lock")
     alice, bob = world["alice"], world["bob"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     # Argon2 verifies with the parameters stored in the hash: give Alice's the production
     # defaults, so that each wrong guess costs what it costs on a real portal.
     costly = hash_password(alice.password, hasher(time_cost=3, memory_kib=65536))
@@ -295,7 +303,7 @@ async def test_wrong_current_passwords_lock_the_account_like_sign_in(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     # Five wrong guesses through four different checks (the default limit is 5).
     guesses = [
         ("/me/password", {"current_password": "guess 1", "new_password": "long enough new one"}),
@@ -335,7 +343,7 @@ async def test_totp_enrolment_from_a_session_needs_the_password(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     begun = await http.post(f"{API}/me/totp", headers=csrf(token))
     totp = pyotp.TOTP(begun.json()["secret"])
     for password in (None, "not her password"):

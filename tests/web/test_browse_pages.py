@@ -10,7 +10,7 @@ import re
 import tracemalloc
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,9 +22,11 @@ from sqlmodel import col, select
 from starlette.types import ASGIApp
 
 from notify import feed
-from tests.fixtures.app import TEST_CONTEXT, Person, World
-from tests.web.test_headers import csp_directives
-from tests.web.test_pages import csrf_of, enrol, post_forms, sign_in
+from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.documents import API, events, put
+from tests.fixtures.pages import csp_directives, csrf_of, post_forms
+from tests.fixtures.pages import other as other
+from tests.fixtures.signin import sign_in
 from vault import accounts
 from vault.db import transaction
 from vault.models import AuditEvent, Role, VersionReceipt
@@ -32,38 +34,12 @@ from vault.notifications import NotificationItem
 from web.pages.render import PAGE_CSP
 from web.services import Services
 
-API = "/api/v1"
 PERSIAN = "گزارش مالی ۱۴۰۳.pdf"
 JAPANESE = "請求書_二〇二六年.txt"
 
 
-@pytest.fixture
-async def other(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
-    """A second browser, with a cookie jar of its own."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-async def sign_in_fully(http: httpx.AsyncClient, person: Person) -> None:
-    """Sign in through the pages; staff must first enrol an authenticator."""
-    response = await sign_in(http, person)
-    if response.headers["location"] == "/login/enrol":
-        await enrol(http)
-
-
 def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-async def put(
-    http: httpx.AsyncClient, world: World, who: str, folder: uuid.UUID | str, name: str, data: bytes
-) -> str:
-    url = f"{API}/folders/{folder}/files/{quote(name, safe='').replace('.', '%2E')}"
-    response = await http.put(url, content=data, headers=world[who].auth)
-    assert response.status_code in (200, 201), response.text
-    document_id: str = response.json()["document_id"]
-    return document_id
 
 
 async def make_folder(
@@ -86,12 +62,6 @@ def row_names(html: str) -> list[str]:
     )
 
 
-async def events(services: Services, action: str) -> list[AuditEvent]:
-    async with transaction(services.sessions) as session:
-        rows = await session.execute(select(AuditEvent).where(AuditEvent.action == action))
-        return list(rows.scalars().all())
-
-
 # --- browsing -----------------------------------------------------------------------------
 
 
@@ -103,7 +73,7 @@ async def test_folder_lists_subfolders_then_documents_with_breadcrumbs(
     await put(http, world, "alice", world.acme_folder, "b.txt", b"bb")
     await put(http, world, "sam", world.acme_folder, "A.txt", b"a")
     await put(http, world, "alice", deep, PERSIAN, b"%PDF-1.4 fa")
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
 
     root = await http.get(f"/clients/{world.acme}")
     assert root.status_code == 200, root.text
@@ -130,7 +100,7 @@ async def test_sorting_by_each_column_with_aria_sort(http: httpx.AsyncClient, wo
     await put(http, world, "sam", world.acme_folder, "Alpha.txt", b"x" * 100)
     await put(http, world, "alice", world.acme_folder, "Gamma.txt", b"x" * 200)
     await put(http, world, "alice", world.acme_folder, "ärger.txt", b"x" * 10)
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     base = f"/folders/{world.acme_folder}"
 
     by_name = await http.get(base)
@@ -167,20 +137,20 @@ async def test_empty_states_say_what_to_do(
     http: httpx.AsyncClient, other: httpx.AsyncClient, world: World
 ) -> None:
     empty = await make_folder(http, world, "Empty", world.acme_folder)
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get(f"/folders/{empty}")
     assert "This folder is empty. Drag files here or use Upload to add some." in page.text
     assert "create a folder" not in page.text
     assert 'action="/folders/' + empty + '/folders"' not in page.text  # clients create none
 
-    await sign_in_fully(other, world["sam"])
+    await sign_in(other, world["sam"], second_factor=True)
     page = await other.get(f"/folders/{empty}")
     assert "or create a folder" in page.text
     assert f'action="/folders/{empty}/folders"' in page.text
 
 
 async def test_staff_create_a_folder_from_the_page(http: httpx.AsyncClient, world: World) -> None:
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/folders/{world.acme_folder}")
     token = csrf_of(page.text)
     made = await http.post(
@@ -212,7 +182,7 @@ async def test_staff_create_a_folder_from_the_page(http: httpx.AsyncClient, worl
 
 async def test_other_clients_pages_are_not_found(http: httpx.AsyncClient, world: World) -> None:
     acme_doc = await put(http, world, "alice", world.acme_folder, "secret.txt", b"acme")
-    await sign_in_fully(http, world["bob"])
+    await sign_in(http, world["bob"], second_factor=True)
     for path in (
         f"/clients/{world.acme}",
         f"/folders/{world.acme_folder}",
@@ -255,7 +225,7 @@ async def test_search_across_folders_finds_non_latin_names(
     await put(http, world, "alice", world.acme_folder, JAPANESE, b"ja")
     await put(http, world, "alice", world.acme_folder, "RÉSUMÉ 100%.txt", b"r")
     await put(http, world, "bob", world.globex_folder, "گزارش globex.pdf", b"globex")
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
 
     found = await http.get(f"/clients/{world.acme}/search", params={"q": "گزارش"})
     assert found.status_code == 200
@@ -285,7 +255,7 @@ async def test_document_page_shows_versions_and_restores_an_old_one(
     v1, v2 = payload(300_000, seed=1), payload(1000, seed=2)
     doc = await put(http, world, "alice", world.acme_folder, JAPANESE, v1)
     await put(http, world, "sam", world.acme_folder, JAPANESE, v2)
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get(f"/documents/{doc}")
     assert page.status_code == 200
     assert hashlib.sha256(v1).hexdigest()[:12] in page.text
@@ -337,7 +307,7 @@ async def test_trash_and_restore_from_the_pages(
 ) -> None:
     doc = await put(http, world, "alice", world.acme_folder, PERSIAN, b"%PDF fa")
     await put(http, world, "bob", world.globex_folder, "globex.txt", b"g")
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/documents/{doc}")
     [trash_form] = [f for f in post_forms(page.text) if f.action.endswith("/trash")]
     assert "Move “" + PERSIAN + "” to the trash?" in page.text  # the confirmation text
@@ -376,7 +346,7 @@ async def test_trash_and_restore_from_the_pages(
     [event] = await events(services, "document.restored")
     assert event.document_id == doc
     # Clients see no trash.
-    await sign_in_fully(other, world["alice"])
+    await sign_in(other, world["alice"], second_factor=True)
     assert "Only staff" in (await other.get("/trash")).text
 
 
@@ -428,7 +398,7 @@ async def test_inline_preview_only_for_safe_types(
 async def test_document_page_embeds_its_preview(http: httpx.AsyncClient, world: World) -> None:
     pdf = await put(http, world, "alice", world.acme_folder, "report.pdf", b"%PDF-1.4")
     png = await put(http, world, "alice", world.acme_folder, "scan.png", b"\x89PNG")
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get(f"/documents/{pdf}")
     frame = f"/api/v1/documents/{pdf}/content?version=1&amp;disposition=inline"
     assert f'browse-preview__frame--pdf" src="{frame}"' in page.text
@@ -500,7 +470,7 @@ async def test_receipts_after_a_full_download_not_after_a_range(
     assert [('"first":true' in e.details) for e in completed] == [True, False]
 
     # The page shows it to staff, not to the client.
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/documents/{doc}")
     assert "Delivery receipts" in page.text
     assert re.search(r'browse-receipts__done" data-member="alice@example.test"', page.text)
@@ -528,7 +498,7 @@ async def test_folder_downloads_as_a_streamed_zip(
     assert (
         await http.delete(f"{API}/documents/{gone}", headers=world["sam"].auth)
     ).status_code == 204
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
 
     async with http.stream(
         "GET",
@@ -591,7 +561,7 @@ async def test_folder_downloads_as_a_streamed_zip(
         "filename*=UTF-8''" + quote(PERSIAN.encode(), safe="!#$&+-.^_`|~")
     )
 
-    await sign_in_fully(other, world["otto"])
+    await sign_in(other, world["otto"], second_factor=True)
     assert (await other.get(f"/folders/{world.acme_folder}/download.zip")).status_code == 404
 
 
@@ -605,7 +575,7 @@ async def test_zip_memory_stays_flat_in_the_file_size(
     url = f"{API}/folders/{world.acme_folder}/files/large.bin"
     stored = await http.put(url, content=chunk * (size // len(chunk)), headers=world["alice"].auth)
     assert stored.status_code == 201
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
     path = f"/folders/{world.acme_folder}/download.zip"
     scope: dict[str, Any] = {
@@ -690,7 +660,7 @@ async def test_a_document_without_preview_says_so_and_clients_see_checksums_on_r
     doc = await put(http, world, "sam", world.acme_folder, "ledger.csv", data)
     digest = hashlib.sha256(data).hexdigest()
 
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = (await http.get(f"/documents/{doc}")).text
     assert "There is no preview for this kind of file." in page
     # A client sees no checksum column; the full hash waits under "Checksums".
@@ -701,7 +671,7 @@ async def test_a_document_without_preview_says_so_and_clients_see_checksums_on_r
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as staff:
-        await sign_in_fully(staff, world["sam"])
+        await sign_in(staff, world["sam"], second_factor=True)
         staff_page = (await staff.get(f"/documents/{doc}")).text
     assert '<th scope="col">SHA-256</th>' in staff_page
     assert 'class="browse-checksums"' not in staff_page

@@ -9,22 +9,21 @@ import asyncio
 import json
 import os
 import stat
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-import anyio.to_thread
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from sqlmodel import select
 
 from tests.fixtures.app import World
+from tests.fixtures.cli import cli, cli_async, failed, ok, script, write_config
+from tests.fixtures.cli import config as config
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.tamper import tamper
 from vault.db import NotMigratedError, check_migrated, create_engine, transaction
@@ -35,7 +34,6 @@ from web.cli import main
 from web.services import Services, open_services
 from web.settings import Settings, load_settings
 
-SCRIPT = Path(sys.executable).parent / "clientvault"
 COMMANDS = [
     ["init"],
     ["serve"],
@@ -60,22 +58,6 @@ COMMANDS = [
 LONG_PASSWORD = "correct horse battery staple"
 
 
-def write_config(path: Path, data_dir: Path, database_url: str | None = None) -> Path:
-    """A config file; JSON string syntax is valid TOML for these plain values."""
-    lines = [f"data_dir = {json.dumps(str(data_dir))}"]
-    if database_url:
-        lines += ["[database]", f"url = {json.dumps(database_url)}"]
-    lines += ["[storage]", "part_size_mib = 5"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def config(tmp_path: Path, settings: Settings) -> Path:
-    """A config file for the `settings` fixture's data directory and database."""
-    return write_config(tmp_path / "clientvault.toml", settings.data_dir, settings.database.url)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database that exists but has no schema at all."""
@@ -89,47 +71,6 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield server.url(name)
     finally:
         server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def _clean_environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CLIENTVAULT")}
-
-
-def cli(
-    config: Path, *args: str, input: str | None = None, env: dict[str, str] | None = None
-) -> Result:
-    """Run the CLI in-process with `--config`."""
-    clean = {k: None for k in os.environ if k.startswith("CLIENTVAULT")}
-    runner = CliRunner()
-    return runner.invoke(
-        main, ["--config", str(config), *args], input=input, env={**clean, **(env or {})}
-    )
-
-
-async def cli_async(config: Path, *args: str, input: str | None = None) -> Result:
-    return await anyio.to_thread.run_sync(lambda: cli(config, *args, input=input))
-
-
-def script(config: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script in its own process."""
-    assert SCRIPT.is_file(), f"{SCRIPT} missing: pip install -e ."
-    argv: Sequence[str] = [str(SCRIPT), *(["--config", str(config)] if config else []), *args]
-    return subprocess.run(
-        argv, capture_output=True, text=True, env=_clean_environ(), timeout=60, check=False
-    )
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.stdout.strip()
-
-
-def failed(result: Result) -> str:
-    """The message of a command that failed cleanly (an error message, no traceback)."""
-    assert result.exit_code != 0, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    return result.output
 
 
 @asynccontextmanager

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import cli, ok, write_config
 from tests.fixtures.tamper import rewrite, tamper
-from tests.web.test_cli import cli, ok, write_config
 from vault import checkpoints
 from vault.models import AuditEvent
 from web.services import open_services

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World, on_each_store
-from tests.vault.test_fsck import flip_byte, key_of, put_object, upload
-from tests.web.test_cli import SCRIPT, cli_async
+from tests.fixtures.cli import SCRIPT, cli_async
+from tests.fixtures.fsck import flip_byte, key_of, put_object, upload
 from vault.crypto import HEADER_SIZE
 from web.services import Services
 from web.settings import Settings

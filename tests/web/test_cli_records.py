@@ -7,8 +7,9 @@ from pathlib import Path
 import httpx
 
 from tests.fixtures.app import World
-from tests.vault.test_retention import seed, version_numbers
-from tests.web.test_cli import cli_async, config, failed, ok
+from tests.fixtures.cli import cli_async, failed, ok
+from tests.fixtures.cli import config as config
+from tests.fixtures.retention import seed, version_numbers
 
 __all__ = ["config"]  # the fixture, shared with the CLI tests
 from web.services import Services

@@ -9,7 +9,6 @@ client's own address in the audit log, whatever X-Forwarded-For it sends.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import time
 from typing import Any
@@ -20,16 +19,12 @@ import pytest
 from tests.fixtures.cluster import CLIENT_ADDRESS
 from tests.fixtures.cluster_world import ClusterWorld
 from tests.fixtures.live import Pattern
+from tests.fixtures.tus import TUS, metadata
 
 pytestmark = pytest.mark.cluster
 
 MiB = 1024 * 1024
-TUS = {"Tus-Resumable": "1.0.0"}
 FORGED = "203.0.113.66"
-
-
-def metadata(**pairs: str) -> str:
-    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
 
 
 async def tus_upload(

@@ -18,7 +18,7 @@ import pytest
 
 from tests.fixtures.cluster_world import ClusterWorld
 from tests.fixtures.live import Pattern
-from tests.web.test_cluster import TUS, metadata
+from tests.fixtures.tus import TUS, metadata
 
 pytestmark = pytest.mark.cluster
 

@@ -11,49 +11,35 @@ in Persian or Hebrew, are saved into `$CLIENTVAULT_TEST_ARTIFACTS` (default `tes
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pyotp
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
+from playwright.async_api import Browser, BrowserContext, Page
 
-from tests.fixtures.browser import CHROMIUM, ROOT
+from tests.fixtures.browser import (
+    AXE,
+    CHROMIUM,
+    DESKTOP,
+    axe_violations,
+    browser_sign_in,
+    describe,
+    look_at,
+)
 from tests.fixtures.live import LiveApp, LiveAppFactory
-from tests.fixtures.smtp import SMTPSink
-from tests.web.test_walkthrough import wait_for_mail
+from tests.fixtures.smtp import SMTPSink, wait_for_mail
 
-DESKTOP = ViewportSize(width=1366, height=900)
-PHONE = ViewportSize(width=390, height=844)
-AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "paper lantern over the harbour"
 ADMIN = "ada.admin@example.test"
 CAROL = "carol@acme.example.test"
 STAFF = "sam.new@example.test"
 
 
-def artifacts() -> Path:
-    directory = Path(os.environ.get("CLIENTVAULT_TEST_ARTIFACTS") or ROOT / "test-artifacts")
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return directory
-
-
 async def shoot(page: Page, name: str) -> None:
     """The page at desktop and at phone width; nothing may stick out sideways on the phone
     (WCAG 1.4.10 reflow)."""
-    base = artifacts() / f"console-{name}"
-    await page.screenshot(path=f"{base}.png", full_page=True)
-    await page.set_viewport_size(PHONE)
-    try:
-        await page.screenshot(path=f"{base}-phone.png", full_page=True)
-        width = await page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
-    finally:
-        await page.set_viewport_size(DESKTOP)
-    for path in (Path(f"{base}.png"), Path(f"{base}-phone.png")):
+    for path in await look_at(page, f"console-{name}", axe=False):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -74,22 +60,6 @@ async def start_portal(live_app: LiveAppFactory, smtp_sink: SMTPSink) -> LiveApp
             },
         }
     )
-
-
-async def sign_in(page: Page, base: str, email: str) -> pyotp.TOTP:
-    """Password, then the TOTP enrolment every role here must go through."""
-    await page.goto(f"{base}/login")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/login/enrol")
-    await page.get_by_text("Cannot scan? Enter this key by hand").click()
-    totp = pyotp.TOTP((await page.locator("#totp-secret").inner_text()).strip())
-    await page.fill("#code", totp.now())
-    await page.get_by_role("button", name="Turn on two-step sign-in").click()
-    await page.get_by_role("link", name="I have saved them: continue").click()
-    await page.wait_for_url(f"{base}/")
-    return totp
 
 
 async def notice(page: Page) -> str:
@@ -114,16 +84,8 @@ async def choose_language(page: Page, lang: str) -> None:
 
 
 async def check_axe(page: Page, name: str) -> None:
-    await page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = await page.evaluate(
-        "async () => await axe.run(document, {resultTypes: ['violations']})"
-    )
-    bad = [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"{name}: {bad}"
+    found = await axe_violations(page)
+    assert not found, f"{name}: {describe(found)}"
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="no system Chromium")
@@ -154,14 +116,14 @@ async def test_admin_invites_assigns_disables_and_resets_in_the_browser(
     # Carol is signed in, in her own browser, and has a working token for her scripts.
     carol_context = await browser.new_context(viewport=DESKTOP)
     carol = await carol_context.new_page()
-    await sign_in(carol, base, CAROL)
+    await browser_sign_in(carol, base, CAROL, PASSWORD, enrol=True)
     async with live.http() as http:
         me = await http.get("/api/v1/me", headers={"Authorization": f"Bearer {carol_token}"})
     assert me.status_code == 200
 
     context: BrowserContext = await browser.new_context(viewport=DESKTOP)
     page = await context.new_page()
-    await sign_in(page, base, ADMIN)
+    await browser_sign_in(page, base, ADMIN, PASSWORD, enrol=True)
     await page.get_by_role("link", name="Console").click()
     await page.wait_for_url(f"{base}/admin/people")
     assert CAROL in await page.locator("main").inner_text()
@@ -214,7 +176,9 @@ async def test_admin_invites_assigns_disables_and_resets_in_the_browser(
     await shoot(page, "05-mfa-reset")
     told = await wait_for_mail(smtp_sink, CAROL)
     assert told["Subject"] == "The two-step sign-in of your ClientVault account was reset"
-    await sign_in(carol, base, CAROL)  # straight to enrolling a new authenticator
+    await browser_sign_in(
+        carol, base, CAROL, PASSWORD, enrol=True
+    )  # straight to enrolling a new authenticator
 
     # Each step is in the audit log under the admin's name.
     actions = await audit_actions(live, admin_token, admin_id)
@@ -264,7 +228,7 @@ async def test_every_console_page_passes_axe_in_english_and_hebrew(
     # The page runs the axe script it is given; the page CSP would (rightly) refuse it.
     context = await browser.new_context(viewport=DESKTOP, bypass_csp=True)
     page = await context.new_page()
-    await sign_in(page, base, ADMIN)
+    await browser_sign_in(page, base, ADMIN, PASSWORD, enrol=True)
     pages = {
         "people": "/admin/people",
         "person": f"/admin/people/{tenant.user.id}",

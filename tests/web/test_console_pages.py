@@ -15,9 +15,9 @@ import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
-from tests.web.test_pages import browser as browser  # the fixture, for a second browser
-from tests.web.test_pages import csrf_of
-from tests.web.test_request_pages import form_for, signed_in
+from tests.fixtures.pages import browser as browser
+from tests.fixtures.pages import csrf_of, form_for
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import AuditEvent, Client, User
 from vault.notifications import DeliveryState, Notification
@@ -52,7 +52,7 @@ async def test_console_is_missing_for_clients_and_auditors(
 ) -> None:
     for name in ("alice", "otto"):
         http.cookies.clear()
-        await signed_in(http, world[name])
+        await sign_in(http, world[name], second_factor=True)
         for path in ("/admin", "/admin/people", "/admin/clients", "/admin/operations"):
             assert (await http.get(path)).status_code == 404, (name, path)
         assert (await http.get("/admin/reports")).status_code == 404
@@ -62,11 +62,11 @@ async def test_console_is_missing_for_clients_and_auditors(
 async def test_admin_disables_a_client_user_whose_session_and_token_stop_at_once(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(browser, world["alice"])
+    await sign_in(browser, world["alice"], second_factor=True)
     assert (await browser.get("/")).status_code == 200
     assert (await browser.get("/api/v1/me", headers=world["alice"].auth)).status_code == 200
 
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     listing = await http.get("/admin/people?q=ALICE")
     assert listing.status_code == 200
     assert "alice@example.test" in listing.text and "bob@example.test" not in listing.text
@@ -94,7 +94,7 @@ async def test_admin_disables_a_client_user_whose_session_and_token_stop_at_once
 async def test_staff_see_only_their_clients_users_and_may_not_change_roles(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     listing = await http.get("/admin/people")
     assert listing.status_code == 200
     assert "alice@example.test" in listing.text
@@ -124,7 +124,7 @@ async def test_staff_see_only_their_clients_users_and_may_not_change_roles(
 async def test_staff_invite_a_client_user_and_resend_the_invitation(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get("/admin/people")
     # Staff invite client users only, to their own clients.
     assert 'name="role" value="client"' in page.text and 'value="staff"' not in page.text
@@ -160,8 +160,8 @@ async def test_staff_invite_a_client_user_and_resend_the_invitation(
 async def test_admin_changes_role_assigns_client_and_resets_second_factor(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(browser, world["sam"])  # staff enrol TOTP on the way in
-    await signed_in(http, world["ada"])
+    await sign_in(browser, world["sam"], second_factor=True)  # staff enrol TOTP on the way in
+    await sign_in(http, world["ada"], second_factor=True)
     sam = f"/admin/people/{world['sam'].id}"
     page = await http.get(sam)
     assert "Two-step sign-in" in page.text and "reset-2fa" in page.text
@@ -193,7 +193,7 @@ async def test_admin_changes_role_assigns_client_and_resets_second_factor(
 async def test_archived_client_is_read_only_hidden_and_restorable(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     page = await http.get("/admin/clients")
     created = await http.post(
         "/admin/clients", data={**form_for(page.text, "/admin/clients"), "name": "Initech"}
@@ -269,7 +269,7 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
 async def test_operations_rotate_and_rewrap_keys(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     page = await http.get("/admin/operations")
     assert page.status_code == 200
     assert "Database" in page.text and "Not configured" in page.text
@@ -318,7 +318,7 @@ async def test_failed_emails_are_listed_with_their_error_and_retried(
                     last_error="550 mailbox unavailable",
                 )
             )
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     page = await http.get("/admin/operations")
     assert page.text.count("550 mailbox unavailable") == 2
     async with transaction(services.sessions) as session:
@@ -340,7 +340,7 @@ async def test_failed_emails_are_listed_with_their_error_and_retried(
 async def test_reports_draw_charts_and_export_csv(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/admin/reports?client_id={world.acme}")
     assert page.status_code == 200
     assert page.text.count('<svg class="chart"') == 2
@@ -372,7 +372,7 @@ def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
 async def test_an_admin_cannot_disable_themselves_and_is_told_so(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     own = f"/admin/people/{world['ada'].id}"
     page = await http.get(own)
     assert "This is your own account." in page.text and f"{own}/disable" not in page.text

@@ -14,30 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from starlette.routing import Route
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.routes import route_inventory
 from vault import accounts
 from vault.db import transaction
 from vault.models import User
 from vault.notifications import DeliveryState, Notification
-from web.api import routes
 from web.services import Services
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
 ID_PARAM = re.compile(r"\{(\w+_id)(?::\w+)?\}")
-
-
-def route_inventory() -> set[tuple[str, str]]:
-    """(method, path) of every API route; HEAD is implied by GET in Starlette."""
-    found: set[tuple[str, str]] = set()
-    for route in routes():
-        assert isinstance(route, Route), f"unexpected route type {route!r}"
-        for method in route.methods or ():
-            if method != "HEAD":
-                found.add((method, route.path))
-    return found
 
 
 def id_routes() -> set[tuple[str, str]]:

@@ -15,8 +15,7 @@ from sqlmodel import select
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import TEST_CONTEXT, Person, World
-from tests.web.test_pages import enrol
-from tests.web.test_pages import sign_in as sign_in_with_password
+from tests.fixtures.signin import sign_in
 from vault import announcements, visits
 from vault import requests as request_service
 from vault.db import transaction
@@ -33,13 +32,6 @@ async def browser(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-async def sign_in(http: httpx.AsyncClient, person: Person) -> None:
-    """Sign in through the pages, setting up the second factor where the role needs it."""
-    answer = await sign_in_with_password(http, person)
-    if answer.headers["location"] == "/login/enrol":
-        await enrol(http)
 
 
 def flat(html: str) -> str:
@@ -113,7 +105,7 @@ async def test_the_first_visit_shows_the_last_fourteen_days_and_is_remembered(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
     await upload(http, world["sam"], world.acme_folder, "welcome-pack.pdf")
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     home = await http.get("/")
     news = flat(news_section(home.text))
     assert "first visit" in news and "14 days" in news
@@ -136,7 +128,7 @@ async def test_only_changes_after_the_previous_visit_are_new(
     await upload(http, sam, world.acme_folder, "seen-already.pdf")  # its second version
     # Alice's current visit began after one that ended at `previous`.
     await set_visits(services, alice, last=datetime.now(UTC), previous=previous)
-    await sign_in(http, alice)
+    await sign_in(http, alice, second_factor=True)
     news = news_section((await http.get("/")).text)
     assert f'href="/documents/{new}"' in news
     assert "fresh-report.pdf" in news and "first visit" not in news
@@ -162,11 +154,11 @@ async def test_changes_in_another_client_never_appear(
 ) -> None:
     await upload(http, world["gina"], world.globex_folder, "globex-secret-plan.pdf")
     await upload(http, world["sam"], world.acme_folder, "acme-invoice.pdf")
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     home = (await http.get("/")).text
     assert "acme-invoice.pdf" in home
     assert "globex-secret-plan.pdf" not in home and "Globex" not in home
-    await sign_in(browser, world["bob"])
+    await sign_in(browser, world["bob"], second_factor=True)
     theirs = (await browser.get("/")).text
     assert "globex-secret-plan.pdf" in theirs and "acme-invoice.pdf" not in theirs
 
@@ -176,7 +168,7 @@ async def test_own_changes_are_not_news_and_trashed_documents_link_to_their_fold
 ) -> None:
     alice, sam = world["alice"], world["sam"]
     mine = await upload(http, alice, world.acme_folder, "my-receipts.pdf")
-    await sign_in(http, alice)
+    await sign_in(http, alice, second_factor=True)
     assert "my-receipts.pdf" not in news_section((await http.get("/")).text)
     trashed = await http.delete(f"{API}/documents/{mine}", headers=sam.auth)
     assert trashed.status_code == 204, trashed.text
@@ -184,7 +176,7 @@ async def test_own_changes_are_not_news_and_trashed_documents_link_to_their_fold
     assert "Moved to the trash" in news and "my-receipts.pdf" in news
     assert f'href="/folders/{world.acme_folder}"' in news
     assert f'href="/documents/{mine}"' not in news
-    await sign_in(browser, sam)
+    await sign_in(browser, sam, second_factor=True)
     theirs = news_section((await browser.get("/")).text)
     # Sam hears of Alice's upload, but the document is in the trash now.
     assert "New document" in theirs and "Now in the trash" in theirs
@@ -194,7 +186,7 @@ async def test_own_changes_are_not_news_and_trashed_documents_link_to_their_fold
 async def test_many_changes_end_with_how_many_more(http: httpx.AsyncClient, world: World) -> None:
     for n in range(22):
         await upload(http, world["sam"], world.acme_folder, f"statement-{n:02d}.pdf")
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     news = flat(news_section((await http.get("/")).text))
     assert news.count('class="row change"') == 20
     assert "And 2 more changes" in news
@@ -205,7 +197,7 @@ async def test_auditors_see_no_documents_but_the_way_to_the_audit_log(
     http: httpx.AsyncClient, world: World
 ) -> None:
     await upload(http, world["sam"], world.acme_folder, "ledger.xlsx")
-    await sign_in(http, world["otto"])
+    await sign_in(http, world["otto"], second_factor=True)
     home = await http.get("/")
     assert home.status_code == 200
     assert "ledger.xlsx" not in home.text and 'id="news"' not in home.text
@@ -246,7 +238,7 @@ async def test_pending_requests_overdue_first_and_only_ones_own(
     await open_request(
         services, world.globex, world.globex_folder, "Globex payroll", today + timedelta(days=2)
     )
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     home = (await http.get("/")).text
     section = re.search(r'id="pending-requests".*?</section>', home, re.S)
     assert section is not None
@@ -260,7 +252,7 @@ async def test_pending_requests_overdue_first_and_only_ones_own(
     assert "2 of 2 documents still to send" in text
     assert "Globex payroll" not in home
 
-    await sign_in(browser, world["ada"])
+    await sign_in(browser, world["ada"], second_factor=True)
     admin = flat((await browser.get("/")).text)
     assert "3 open requests. 1 of them is overdue." in admin
     assert 'href="/requests"' in admin and "Globex payroll" in admin
@@ -269,11 +261,11 @@ async def test_pending_requests_overdue_first_and_only_ones_own(
 async def test_no_requests_says_what_to_do(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World
 ) -> None:
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     client_view = flat((await http.get("/")).text)
     assert "Nobody is waiting for documents from you" in client_view
     assert 'href="/requests/new"' not in client_view
-    await sign_in(browser, world["sam"])
+    await sign_in(browser, world["sam"], second_factor=True)
     staff_view = flat((await browser.get("/")).text)
     assert "No document requests are open" in staff_view
     assert 'href="/requests/new"' in staff_view
@@ -294,14 +286,14 @@ async def test_current_announcements_appear_and_withdrawn_ones_do_not(
             session, SYSTEM, TEST_CONTEXT, title="Old news", body="Not any more"
         )
         await announcements.withdraw(session, SYSTEM, TEST_CONTEXT, gone.id)
-    await sign_in(http, world["bob"])
+    await sign_in(http, world["bob"], second_factor=True)
     home = (await http.get("/")).text
     assert "Office closed on Friday" in home and "Line one\nLine two" in home
     assert "Old news" not in home
 
 
 async def test_client_tiles_link_to_the_client(http: httpx.AsyncClient, world: World) -> None:
-    await sign_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     home = (await http.get("/")).text
     assert f'href="/clients/{world.acme}"' in home
     assert f'href="/clients/{world.globex}"' not in home

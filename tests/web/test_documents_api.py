@@ -9,18 +9,18 @@ import re
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.documents import API, upload
 from vault import accounts
 from vault.db import transaction
 from vault.models import TokenScope, User
 from web.services import Services
 
-API = "/api/v1"
 PROBLEM = "application/problem+json"
 MiB = 1024 * 1024
 SEGMENT = 64 * 1024
@@ -28,29 +28,6 @@ SEGMENT = 64 * 1024
 
 def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-def file_url(folder_id: uuid.UUID | str, name: str) -> str:
-    # Dots too, or httpx would resolve `.`/`..` segments before the request is sent.
-    return f"{API}/folders/{folder_id}/files/{quote(name, safe='').replace('.', '%2E')}"
-
-
-async def upload(
-    http: httpx.AsyncClient,
-    auth: dict[str, str],
-    folder_id: uuid.UUID | str,
-    name: str,
-    data: bytes,
-    *,
-    expect: int | None = None,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    response = await http.put(
-        file_url(folder_id, name), content=data, headers={**auth, **(headers or {})}
-    )
-    if expect is not None:
-        assert response.status_code == expect, response.text
-    return response
 
 
 async def new_document(

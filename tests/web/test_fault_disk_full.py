@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.fixtures.live import LiveApp, LiveAppFactory, Pattern
-from tests.web.test_form_upload import MULTIPART, Part, multipart, streamed
-from tests.web.test_pages import csrf_of
+from tests.fixtures.multipart import MULTIPART, Part, multipart, streamed
+from tests.fixtures.pages import csrf_of
 
 MiB = 1024 * 1024
 PASSWORD = "correct horse battery staple 42"

@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import World
-from tests.web.test_browse_pages import events, put, sign_in_fully
+from tests.fixtures.documents import events, put
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import VersionReceipt
 from web.services import Services
@@ -30,7 +31,7 @@ async def test_a_forced_download_records_no_receipt(
     http: httpx.AsyncClient, world: World, services: Services, fetch_site: dict[str, str]
 ) -> None:
     doc = await put(http, world, "sam", world.acme_folder, "statement.pdf", b"%PDF-1.7 x")
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     forced = await http.get(f"{API}/documents/{doc}/content", headers=fetch_site)
     assert forced.status_code == 200 and forced.content == b"%PDF-1.7 x"
     zipped = await http.get(f"/folders/{world.acme_folder}/download.zip", headers=fetch_site)
@@ -46,7 +47,7 @@ async def test_a_deliberate_browser_download_records_its_receipt(
     http: httpx.AsyncClient, world: World, services: Services, site: str
 ) -> None:
     doc = await put(http, world, "sam", world.acme_folder, "statement.pdf", b"%PDF-1.7 x")
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     got = await http.get(f"{API}/documents/{doc}/content", headers={"Sec-Fetch-Site": site})
     assert got.status_code == 200
     assert len(await events(services, "document.download_completed")) == 1

@@ -7,7 +7,7 @@ import hashlib
 import tempfile
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -17,60 +17,14 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
 from tests.fixtures.app import World
-from tests.web.test_pages import csrf_of, sign_in
+from tests.fixtures.multipart import MULTIPART, Part, multipart, post_form, streamed
+from tests.fixtures.pages import account_csrf
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import Document, Version
 from web.services import Services
 
-BOUNDARY = "----cvFormBoundary7MA4YWxkTrZu0gW"
-MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 MiB = 1024 * 1024
-
-Part = tuple[str, str | None, bytes | Iterable[bytes]]  # field name, file name, content
-
-
-def _disposition(name: str, filename: str | None) -> bytes:
-    text = f'Content-Disposition: form-data; name="{name}"'
-    if filename is not None:
-        # As a browser writes it (WHATWG HTML): raw UTF-8, with `"`, CR and LF escaped.
-        escaped = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-        text += f'; filename="{escaped}"\r\nContent-Type: application/octet-stream'
-    return text.encode("utf-8")
-
-
-def multipart(parts: list[Part], *, close: bool = True) -> Iterable[bytes]:
-    """A multipart/form-data body, chunk by chunk (file contents may be generators)."""
-    for name, filename, content in parts:
-        yield f"--{BOUNDARY}\r\n".encode() + _disposition(name, filename) + b"\r\n\r\n"
-        if isinstance(content, bytes):
-            yield content
-        else:
-            yield from content
-        yield b"\r\n"
-    if close:
-        yield f"--{BOUNDARY}--\r\n".encode()
-
-
-async def streamed(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
-async def signed_in(http: httpx.AsyncClient, world: World, who: str = "alice") -> str:
-    """Sign in through the forms; the session's CSRF token."""
-    await sign_in(http, world[who])
-    account = await http.get("/account")
-    return csrf_of(account.text)
-
-
-async def post_form(
-    http: httpx.AsyncClient, folder_id: uuid.UUID, parts: list[Part], *, close: bool = True
-) -> httpx.Response:
-    return await http.post(
-        f"/folders/{folder_id}/upload",
-        content=streamed(multipart(parts, close=close)),
-        headers={"Content-Type": MULTIPART},
-    )
 
 
 async def documents_in(services: Services, folder_id: uuid.UUID) -> dict[str, Document]:
@@ -96,7 +50,8 @@ async def content_of(http: httpx.AsyncClient, document_id: uuid.UUID, version: i
 async def test_several_files_without_javascript_come_back_byte_for_byte(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     files = {
         "report.pdf": b"%PDF-1.7 " + bytes(range(256)) * 40,
         "Steuererklärung 2026 – 年度报告.xlsx": "数据 ✓ Ωμέγα".encode() * 1000,
@@ -126,7 +81,8 @@ async def test_several_files_without_javascript_come_back_byte_for_byte(
 async def test_the_upload_is_audited_like_any_other(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [("csrf_token", None, csrf.encode()), ("file", "a.txt", b"abc")]
     assert (await post_form(http, world.acme_folder, parts)).status_code == 303
     events = await http.get("/api/v1/audit?action=document.created", headers=world["ada"].auth)
@@ -143,7 +99,7 @@ async def test_the_upload_is_audited_like_any_other(
 async def test_a_missing_or_wrong_csrf_token_is_a_403_page_and_stores_nothing(
     http: httpx.AsyncClient, world: World, services: Services, token: str | None
 ) -> None:
-    await signed_in(http, world)
+    await sign_in(http, world["alice"])
     parts: list[Part] = [] if token is None else [("csrf_token", None, token.encode())]
     parts.append(("file", "evil.txt", b"planted"))
     response = await post_form(http, world.acme_folder, parts)
@@ -157,7 +113,8 @@ async def test_a_missing_or_wrong_csrf_token_is_a_403_page_and_stores_nothing(
 async def test_a_file_before_the_token_is_refused(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [("file", "early.txt", b"too soon"), ("csrf_token", None, csrf.encode())]
     response = await post_form(http, world.acme_folder, parts)
     assert response.status_code == 403
@@ -167,7 +124,8 @@ async def test_a_file_before_the_token_is_refused(
 async def test_a_form_from_another_site_is_refused(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [("csrf_token", None, csrf.encode()), ("file", "x.txt", b"x")]
     response = await http.post(
         f"/folders/{world.acme_folder}/upload",
@@ -191,7 +149,8 @@ async def test_signed_out_goes_to_the_sign_in_page(
 async def test_another_clients_folder_is_not_found(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [("csrf_token", None, csrf.encode()), ("file", "x.txt", b"x")]
     response = await post_form(http, world.globex_folder, parts)
     assert response.status_code == 404
@@ -214,7 +173,8 @@ async def test_another_clients_folder_is_not_found(
 async def test_a_hostile_name_is_a_readable_error_and_earlier_files_stay(
     http: httpx.AsyncClient, world: World, services: Services, hostile: str, sentence: str
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [
         ("csrf_token", None, csrf.encode()),
         ("file", "first.txt", b"kept"),
@@ -235,7 +195,8 @@ async def test_a_hostile_name_is_a_readable_error_and_earlier_files_stay(
 
 
 async def test_no_file_chosen_says_so(http: httpx.AsyncClient, world: World) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     # What a browser sends for a file input left empty: a part with an empty file name.
     parts: list[Part] = [("csrf_token", None, csrf.encode()), ("file", "", b"")]
     response = await post_form(http, world.acme_folder, parts)
@@ -247,7 +208,8 @@ async def test_a_file_over_the_size_limit_is_refused(
     http: httpx.AsyncClient, world: World, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(type(services), "max_upload_size", property(lambda _self: 1000))
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [
         ("csrf_token", None, csrf.encode()),
         ("file", "small.txt", b"s" * 1000),
@@ -262,7 +224,8 @@ async def test_a_file_over_the_size_limit_is_refused(
 async def test_a_cut_off_body_leaves_no_version(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     parts: list[Part] = [
         ("csrf_token", None, csrf.encode()),
         ("file", "whole.txt", b"complete"),
@@ -285,7 +248,8 @@ async def test_a_cut_off_body_leaves_no_version(
 async def test_a_browser_that_goes_away_leaves_no_version(
     app: ASGIApp, http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
     head = b"".join(
         multipart([("csrf_token", None, csrf.encode()), ("file", "gone.bin", b"")], close=False)
@@ -332,7 +296,8 @@ async def test_a_browser_that_goes_away_leaves_no_version(
 async def test_a_large_upload_streams_without_temp_files_or_unbounded_memory(
     http: httpx.AsyncClient, world: World, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
 
     def no_spooling(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a form part was spooled")

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from starlette.routing import BaseRoute, Mount, Route
 
 from tests.fixtures.app import make_world
-from tests.web.test_pages import sign_in
+from tests.fixtures.signin import sign_in
 from vault.keyring import KeyFile
 from web.app import create_app
 from web.services import open_services

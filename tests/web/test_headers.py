@@ -12,8 +12,8 @@ import pytest
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
-from tests.web.test_auth_boundaries import concrete
-from tests.web.test_cross_client import route_inventory
+from tests.fixtures.pages import csp_directives
+from tests.fixtures.routes import concrete, route_inventory
 from vault import folders as folder_service
 from vault.models import Client
 from web.app import create_app
@@ -22,15 +22,6 @@ from web.settings import Settings
 API = "/api/v1"
 PROBLEM = "application/problem+json"
 SECRET = "db password is hunter2 at /srv/clientvault/secret.py line 42"
-
-
-def csp_directives(header: str) -> dict[str, list[str]]:
-    directives: dict[str, list[str]] = {}
-    for part in header.split(";"):
-        words = part.split()
-        if words:
-            directives.setdefault(words[0].lower(), words[1:])
-    return directives
 
 
 def assert_secure_headers(response: httpx.Response, where: str, *, download: bool = False) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from tests.web.test_dashboard import sign_in
+from tests.fixtures.signin import sign_in
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.policy import SYSTEM
@@ -21,7 +21,7 @@ API = "/api/v1"
 async def test_a_client_of_one_client_lands_among_its_folders(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = (await http.get("/")).text
     assert f'href="/folders/{world.acme_folder}"' in page
     # The folders come before what is new and the requests.
@@ -38,7 +38,7 @@ async def test_sentences_on_home_are_joined_with_spaces(
         headers=world["sam"].auth,
     )
     assert asked.status_code == 201, asked.text
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     text = re.sub(r"\s+", " ", (await http.get("/")).text)
     assert "1 open request. Upload the documents" in text
 
@@ -68,7 +68,7 @@ async def test_staff_see_a_review_call_and_filter_many_clients(
     )
     assert submitted.status_code == 200, submitted.text
 
-    await sign_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     page = (await http.get("/")).text
     assert re.search(
         r'class="home-cta"><a class="button" href="/requests">1 submission waiting', page

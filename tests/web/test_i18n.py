@@ -13,7 +13,9 @@ from babel.messages.pofile import read_po
 from sqlmodel import select
 
 from tests.fixtures.app import World
-from tests.web.test_pages import csrf_of, invite, sign_in
+from tests.fixtures.pages import csrf_of, html_tag
+from tests.fixtures.people import invite
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import Role, User
 from web import i18n
@@ -22,12 +24,6 @@ from web.services import Services
 LOCALE_DIR = Path(i18n.__file__).parent / "locale"
 TRANSLATED = sorted(set(i18n.LANGUAGES) - {i18n.DEFAULT})
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
-
-
-def html_tag(page: str) -> str:
-    found = re.search(r"<html[^>]*>", page)
-    assert found is not None
-    return found.group(0)
 
 
 @pytest.mark.parametrize(

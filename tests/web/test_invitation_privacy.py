@@ -12,8 +12,9 @@ from sqlmodel import col, select
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import Person, World
-from tests.web.test_account_pages import sign_in
-from tests.web.test_signin_api import link_in, outbox_messages
+from tests.fixtures.pages import account_csrf
+from tests.fixtures.session_api import link_in, outbox_messages
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import AuditEvent, Client, ClientAccess, User
 from web.services import Services
@@ -131,7 +132,8 @@ async def test_the_invitation_page_answers_alike(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
     await invite(http, world["ada"], PENDING, world.globex)
-    token = await sign_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
+    token = await account_csrf(http)
     answers = []
     for email in (PENDING, world["bob"].email, "brand-new@example.test"):
         sent = await http.post(

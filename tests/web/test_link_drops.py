@@ -14,11 +14,12 @@ from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.fixtures.clamd import EICAR, SIGNATURE, ClamdServer
+from tests.fixtures.dates import soon
+from tests.fixtures.notify import WINDOW, later, tick
+from tests.fixtures.pages import other as other
+from tests.fixtures.quarantine import held_rows, scan_all
+from tests.fixtures.signin import sign_in
 from tests.fixtures.smtp import SMTPSink
-from tests.notify.test_notify import WINDOW, later, tick
-from tests.web.test_browse_pages import other, sign_in_fully
-from tests.web.test_links_api import soon
-from tests.web.test_quarantine import held_rows, scan_all
 from vault.drops import Drop
 from vault.links import Link
 from vault.models import AuditEvent
@@ -284,7 +285,7 @@ async def test_the_folder_page_shows_staff_who_dropped_what(
     await drop(http, token, b"clean", "clean.txt")
     await drop(http, token, EICAR, "bad.com")
     await scan_all(services, settings)
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/folders/{world.acme_folder}")
     section = page.text.split('id="drops-heading"', 1)[1]
     assert "Dana Banker" in section and "dana@bank.example" in section
@@ -294,7 +295,7 @@ async def test_the_folder_page_shows_staff_who_dropped_what(
     held = page.text.split('id="quarantine-heading"', 1)[1].split("</section>", 1)[0]
     assert "bad.com" in held and "Dana Banker &lt;dana@bank.example&gt;" in held
     # Client members see no drop records.
-    await sign_in_fully(other, world["alice"])
+    await sign_in(other, world["alice"], second_factor=True)
     theirs = await other.get(f"/folders/{world.acme_folder}")
     assert "drops-heading" not in theirs.text and "Dana Banker" not in theirs.text
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from tusclient.client import TusClient
 
+from tests.fixtures.dates import soon
 from tests.fixtures.live import LiveApp, LiveAppLauncher, Pattern
-from tests.web.test_links_api import soon
 
 MiB = 1024 * 1024
 SIZE = 200 * MiB + 4321

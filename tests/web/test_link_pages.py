@@ -9,15 +9,16 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from tests.fixtures.app import World
-from tests.web.test_browse_pages import put, sign_in_fully
-from tests.web.test_pages import csrf_of
+from tests.fixtures.documents import put
+from tests.fixtures.pages import csrf_of
+from tests.fixtures.signin import sign_in
 
 
 async def test_staff_create_a_link_on_the_page_see_it_once_and_revoke_it(
     http: httpx.AsyncClient, world: World
 ) -> None:
     document_id = await put(http, world, "sam", world.acme_folder, "terms.pdf", b"%PDF terms")
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/documents/{document_id}")
     assert 'id="share-links"' in page.text
     assert "A link expires within 30 days at most." in page.text
@@ -56,7 +57,7 @@ async def test_staff_create_a_link_on_the_page_see_it_once_and_revoke_it(
 async def test_a_client_user_gets_no_link_panel_unless_the_policy_lets_clients_share(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    await sign_in_fully(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get(f"/folders/{world.acme_folder}")
     assert page.status_code == 200 and 'id="share-links"' not in page.text
     changed = await http.put(

@@ -4,23 +4,19 @@ client's link policy, with the token shown once and never stored or audited."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlmodel import select
 
 from tests.fixtures.app import World
+from tests.fixtures.dates import soon
 from vault.db import transaction
 from vault.links import Link
 from vault.models import AuditEvent
 from web.services import Services
 
 API = "/api/v1"
-
-
-def soon(days: float = 3) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).isoformat().replace("+00:00", "Z")
 
 
 async def new_document(http: httpx.AsyncClient, world: World, name: str = "report.pdf") -> str:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World
-from tests.vault.test_lookalikes import LOOKALIKES, ORIGINAL
-from tests.web.test_browse_pages import sign_in_fully
+from tests.fixtures.lookalikes import LOOKALIKES, ORIGINAL
+from tests.fixtures.signin import sign_in
 
 API = "/api/v1"
 
@@ -66,7 +66,7 @@ async def test_a_client_cannot_pass_for_staff_by_display_name(
     put = await http.put(url(world.acme_folder, "from-alice.pdf"), content=b"a", headers=alice.auth)
     doc = put.json()["document_id"]
     await http.put(url(world.acme_folder, "from-sam.pdf"), content=b"s", headers=sam.auth)
-    await sign_in_fully(http, sam)
+    await sign_in(http, sam, second_factor=True)
     shown = f"staff@firm.example &lt;{alice.email}&gt;"
     folder = (await http.get(f"/folders/{world.acme_folder}")).text
     assert shown in folder  # the "By" column

@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World
-from tests.web.test_account_pages import sign_in
+from tests.fixtures.pages import account_csrf
+from tests.fixtures.signin import sign_in
 from vault import ratelimit
 from web.numbers import INT32_MAX, INT64_MAX, parse_int
 
@@ -133,7 +134,8 @@ async def test_page_restore_of_a_version_past_any_integer(
         f"{API}/folders/{world.acme_folder}/files/a.txt", content=b"hi", headers=world["alice"].auth
     )
     document = put.json()["document_id"]
-    csrf = await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
+    csrf = await account_csrf(http)
     for number in ("9" * 5000, HUGE, "%C2%B2", "0"):
         answer = await http.post(
             f"/documents/{document}/versions/{number}/restore", data={"csrf_token": csrf}

@@ -24,8 +24,8 @@ from sqlmodel import col, select
 
 from storage import ObjectNotFoundError
 from tests.fixtures.app import World, on_each_store
+from tests.fixtures.cli import SCRIPT, script
 from tests.fixtures.s3 import free_port
-from tests.web.test_cli import SCRIPT, script
 from vault.db import transaction
 from vault.models import AuditEvent
 from vault.stats import OperationalStats
@@ -227,6 +227,7 @@ async def test_a_trusted_request_id_is_kept(settings: Settings) -> None:
         assert odd.headers["x-request-id"] != "a b\tc"
 
 
+@pytest.mark.live
 async def test_two_workers_report_the_sum_of_both(tmp_path: Path) -> None:
     """`clientvault serve` with two worker processes: whichever answers a scrape counts
     every request (prometheus_client's multiprocess mode), and logs one JSON line each."""

@@ -4,25 +4,29 @@ with scripts off would send them."""
 from __future__ import annotations
 
 import re
-import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import httpx
 import pyotp
 import pytest
-from starlette.types import ASGIApp
 
-from tests.fixtures.app import TEST_CONTEXT, Person, World
-from tests.web.test_headers import csp_directives
-from vault import email_links, invitations
+from tests.fixtures.app import Person, World
+from tests.fixtures.pages import (
+    alert_text,
+    csp_directives,
+    csrf_of,
+    enrol,
+    next_code,
+    parse,
+    post_forms,
+)
+from tests.fixtures.pages import browser as browser
+from tests.fixtures.people import invite
+from tests.fixtures.signin import sign_in
+from vault import email_links
 from vault.db import transaction
 from vault.identity import EmailLinkPurpose
 from vault.models import Role, User
-from vault.policy import SYSTEM
 from web.pages.render import PAGE_CSP
 from web.services import Services
 from web.settings import Settings
@@ -40,100 +44,8 @@ def settings(settings: Settings) -> Settings:
     )
 
 
-@dataclass
-class Form:
-    method: str
-    action: str
-    fields: dict[str, str] = field(default_factory=dict)
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-        self.ids: dict[str, str] = {}
-        self._capture: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append(Form(values.get("method", "get").lower(), values.get("action", "")))
-        elif tag == "input" and self.forms and "name" in values:
-            self.forms[-1].fields.setdefault(values["name"], values.get("value", ""))
-        if "id" in values:
-            self._capture = values["id"]
-            self.ids[self._capture] = ""
-
-    def handle_data(self, data: str) -> None:
-        if self._capture is not None:
-            self.ids[self._capture] += data
-
-    def handle_endtag(self, tag: str) -> None:
-        self._capture = None
-
-
-def parse(html: str) -> _Forms:
-    parser = _Forms()
-    parser.feed(html)
-    return parser
-
-
-def post_forms(html: str) -> list[Form]:
-    """The page's own forms: not the language choice that every page's footer carries."""
-    return [f for f in parse(html).forms if f.method == "post" and f.action != "/language"]
-
-
-def csrf_of(html: str) -> str:
-    tokens = {f.fields["csrf_token"] for f in post_forms(html) if "csrf_token" in f.fields}
-    assert len(tokens) == 1, tokens
-    return tokens.pop()
-
-
-def alert_text(html: str) -> str:
-    found = re.search(r'role="alert"[^>]*>(.*?)</p>', html, re.S)
-    assert found is not None, html
-    return " ".join(found.group(1).split())
-
-
 def session_cookies(response: httpx.Response) -> list[str]:
     return [c for c in response.headers.get_list("set-cookie") if c.startswith("cv_session=")]
-
-
-@pytest.fixture
-async def browser(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
-    """A second browser, with a cookie jar of its own."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
-
-
-async def sign_in(http: httpx.AsyncClient, person: Person, password: str = "") -> httpx.Response:
-    response = await http.post(
-        "/login", data={"email": person.email, "password": password or person.password}
-    )
-    assert response.status_code == 303, response.text
-    return response
-
-
-async def enrol(http: httpx.AsyncClient, *, password: str = "") -> tuple[pyotp.TOTP, list[str]]:
-    """Enrol TOTP through the pages, as someone with the QR code's key in hand would (and
-    the `password`, which a signed-in session is asked for)."""
-    page = await http.get("/login/enrol")
-    assert page.status_code == 200, page.text
-    secret = parse(page.text).ids["totp-secret"].strip()
-    totp = pyotp.TOTP(secret)
-    done = await http.post(
-        "/login/enrol",
-        data={"csrf_token": csrf_of(page.text), "code": totp.now(), "password": password},
-    )
-    assert done.status_code == 200, done.text
-    codes = re.findall(r"<li><code>([A-Z2-7-]+)</code></li>", done.text)
-    return totp, codes
-
-
-def next_code(totp: pyotp.TOTP) -> str:
-    # A code is accepted once: the step after the one just used is inside the window.
-    return totp.at(time.time() + 30)
 
 
 # Forms and CSRF --------------------------------------------------------------------------------
@@ -451,20 +363,6 @@ async def test_static_assets_are_served(http: httpx.AsyncClient) -> None:
 
 
 # Invitations and resets -------------------------------------------------------------------------
-
-
-async def invite(services: Services, email: str, role: Role, clients: list[uuid.UUID]) -> str:
-    async with transaction(services.sessions) as session:
-        invited = await invitations.invite(
-            session,
-            SYSTEM,
-            TEST_CONTEXT,
-            email=email,
-            role=role,
-            client_ids=clients,
-            valid_for=timedelta(hours=1),
-        )
-    return invited.secret
 
 
 async def test_an_invitee_chooses_a_password_then_signs_in(

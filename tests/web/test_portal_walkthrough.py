@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import (
     Browser,
-    ConsoleMessage,
     Dialog,
     Page,
     Request,
@@ -26,16 +25,15 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.fixtures.browser import DESKTOP, look_at
-from tests.fixtures.live import LiveApp, LiveAppFactory, LiveUser
+from tests.fixtures.browser import DESKTOP, browser_sign_in, look_at
+from tests.fixtures.live import LiveApp, LiveAppFactory
+from tests.fixtures.portal import DROP_SCRIPT, PASSWORD, add_person, pattern, wait_done, watch
 from tests.fixtures.s3 import S3Endpoint, empty_bucket, s3_endpoint
-from tests.web.test_upload_browser import DROP_SCRIPT, pattern, wait_done
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
-PASSWORD = "a long passphrase for the portal walkthrough"
 UPLOADS = "**/api/v1/uploads/*"
 
 
@@ -88,37 +86,6 @@ async def start(live_app: LiveAppFactory, bucket: tuple[S3Endpoint, str]) -> Liv
     )
 
 
-async def add_person(live: LiveApp, email: str, role: str, client: str) -> LiveUser:
-    await live.cli(
-        "user", "add", email, "--role", role, "--client", client, "--password-stdin",
-        stdin=PASSWORD.encode() + b"\n",
-    )  # fmt: skip
-    token = (await live.cli("token", "create", email)).strip()
-    async with live.http() as http:
-        me = (await http.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})).json()
-    return LiveUser(id=me["id"], email=email, role=role, token=token)  # type: ignore[arg-type]
-
-
-async def sign_in(page: Page, live: LiveApp, email: str) -> None:
-    await page.goto(f"{live.base_url}/login")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{live.base_url}/")
-
-
-def watch(page: Page, problems: list[str]) -> None:
-    def on_console(entry: ConsoleMessage) -> None:
-        # Requests the test cuts off log net::ERR lines; those are its own doing.
-        url = str(entry.location.get("url", ""))
-        benign = "net::ERR" in entry.text or "favicon" in url
-        if "Content Security Policy" in entry.text or (entry.type == "error" and not benign):
-            problems.append(entry.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-
-
 async def test_a_client_works_through_the_portal(
     live_app: LiveAppFactory,
     bucket: tuple[S3Endpoint, str],
@@ -161,7 +128,7 @@ async def test_a_client_works_through_the_portal(
     # 1. Sign in; the dashboard shows the open request.
     await page.goto(f"{live.base_url}/login")
     await camera.shoot("sign-in")
-    await sign_in(page, live, clara.email)
+    await browser_sign_in(page, live.base_url, clara.email, PASSWORD)
     await expect(page.locator("main")).to_contain_text("Tax return 2026")
     await camera.shoot("dashboard")
 
@@ -253,7 +220,7 @@ async def test_a_client_works_through_the_portal(
     staff_page = await context.browser.new_page(viewport=DESKTOP)  # type: ignore[union-attr]
     watch(staff_page, problems)
     staff_camera = Camera(staff_page, numbers)
-    await sign_in(staff_page, live, sam.email)
+    await browser_sign_in(staff_page, live.base_url, sam.email, PASSWORD)
     await staff_page.goto(f"{live.base_url}/requests")
     await staff_camera.shoot("staff-requests")
     await staff_page.goto(f"{live.base_url}/requests/{request_id}")

@@ -12,9 +12,9 @@ import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from tests.web.test_pages import browser as browser  # the fixture, for a second browser
-from tests.web.test_pages import csrf_of, parse
-from tests.web.test_request_pages import signed_in, table_rows
+from tests.fixtures.pages import browser as browser
+from tests.fixtures.pages import csrf_of, parse, table_rows
+from tests.fixtures.signin import sign_in
 from vault import folders as folder_service
 from vault import resources
 from vault.db import transaction
@@ -60,7 +60,7 @@ async def test_one_report_to_two_clients_with_a_message(
 ) -> None:
     async with transaction(services.sessions) as session:
         initech = await folder_service.create_client(session, SYSTEM, TEST_CONTEXT, "Initech")
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     page = await http.get("/publish")
     assert page.status_code == 200
     assert all(str(c) in page.text for c in (world.acme, world.globex, initech.id))
@@ -124,7 +124,7 @@ async def test_all_my_clients_means_the_callers_own_clients(
     async with transaction(services.sessions) as session:
         firm = await folder_service.create_client(session, SYSTEM, TEST_CONTEXT, "Resources")
         await resources.set_shared(session, SYSTEM, TEST_CONTEXT, firm.id, shared=True)
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get("/publish")
     assert str(world.acme) in page.text and str(world.globex) not in page.text
     done = await publish(
@@ -144,7 +144,7 @@ async def test_all_my_clients_means_the_callers_own_clients(
 async def test_another_clients_id_is_refused_before_anything_is_stored(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     token = csrf_of((await http.get("/publish")).text)
     refused = await publish(
         http, token, clients=[str(world.acme), str(world.globex)], files=[("x.pdf", b"x")]
@@ -169,7 +169,7 @@ async def test_another_clients_id_is_refused_before_anything_is_stored(
 async def test_a_client_user_cannot_reach_publishing(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     page = await http.get("/publish")
     assert page.status_code == 404
     assert 'href="/publish"' not in (await http.get("/")).text

@@ -17,11 +17,13 @@ from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.fixtures.clamd import EICAR, SIGNATURE, ClamdServer
-from tests.web.test_browse_pages import other, sign_in_fully
-from tests.web.test_cli import cli_async, ok
-from tests.web.test_documents_api import upload
-from tests.web.test_pages import csrf_of
-from tests.web.test_tus import new_upload, send
+from tests.fixtures.cli import cli_async, ok
+from tests.fixtures.documents import upload
+from tests.fixtures.pages import csrf_of
+from tests.fixtures.pages import other as other
+from tests.fixtures.quarantine import held_rows, policy, scan_all
+from tests.fixtures.signin import sign_in
+from tests.fixtures.tus import new_upload, send
 from vault import quarantine, scanning
 from vault.accounts import principal_for
 from vault.audit import AuditContext
@@ -30,8 +32,8 @@ from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
 from vault.models import AuditEvent, User
 from vault.policy import Principal
-from vault.quarantine import HeldVersion, ScanState
-from web.services import Services, scan_policy
+from vault.quarantine import ScanState
+from web.services import Services
 from web.settings import ScanSettings, Settings
 
 API = "/api/v1"
@@ -43,32 +45,6 @@ def settings(settings: Settings, clamd: ClamdServer) -> Settings:
     # The tests drive the worker themselves, one scan at a time, except where noted.
     scan = ScanSettings(all_uploads=True, clamd_socket=str(clamd.socket), worker=False)
     return settings.model_copy(update={"scan": scan})
-
-
-def policy(settings: Settings, **changes: Any) -> scanning.ScanPolicy:
-    base = scan_policy(settings)
-    return scanning.ScanPolicy(
-        scanner=changes.get("scanner", base.scanner),
-        max_bytes=changes.get("max_bytes", base.max_bytes),
-        unscanned=changes.get("unscanned", base.unscanned),
-        infected=changes.get("infected", base.infected),
-        retry_after=changes.get("retry_after", timedelta(0)),
-    )
-
-
-async def scan_all(services: Services, settings: Settings, **changes: Any) -> int:
-    scanned = 0
-    while await scanning.scan_one(
-        services.sessions, services.store, services.keyring, policy(settings, **changes)
-    ):
-        scanned += 1
-    return scanned
-
-
-async def held_rows(services: Services) -> list[HeldVersion]:
-    async with services.sessions() as session:
-        rows = await session.execute(select(HeldVersion).order_by(col(HeldVersion.created_at)))
-        return list(rows.scalars())
 
 
 async def events(services: Services, prefix: str) -> list[AuditEvent]:
@@ -267,7 +243,7 @@ async def test_too_large_to_scan_is_held_as_not_scanned_until_staff_release_it(
     [created] = await events(services, "document.created")
     assert details(created)["scan"] == "not_scanned"
     # The document page tells staff that this version was never scanned.
-    await sign_in_fully(other, world["sam"])
+    await sign_in(other, world["sam"], second_factor=True)
     page = await other.get(f"/documents/{document_id}")
     versions = page.text.split('id="versions-heading"', 1)[1].split("</section>", 1)[0]
     assert "Not scanned" in versions
@@ -362,7 +338,7 @@ async def test_staff_see_held_files_on_the_folder_page_and_decide(
     await scan_all(services, settings, max_bytes=4096)
     infected, unscanned = await held_rows(services)
 
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/folders/{world.acme_folder}")
     assert page.status_code == 200
     held = page.text.split('id="quarantine-heading"', 1)[1]
@@ -370,7 +346,7 @@ async def test_staff_see_held_files_on_the_folder_page_and_decide(
     assert f"/quarantine/{infected.version_id}/release" not in held  # never released
     assert f"/quarantine/{unscanned.version_id}/release" in held
     # A client member sees no trace of held files, their own included.
-    await sign_in_fully(other, world["alice"])
+    await sign_in(other, world["alice"], second_factor=True)
     theirs = await other.get(f"/folders/{world.acme_folder}")
     assert "quarantine-heading" not in theirs.text and "virus.com" not in theirs.text
     refused = await other.post(

@@ -14,29 +14,17 @@ import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
-from tests.web.test_form_upload import post_form, signed_in
-from tests.web.test_tus import TUS, metadata
+from tests.fixtures.multipart import post_form
+from tests.fixtures.pages import account_csrf
+from tests.fixtures.quotas import put, set_quota
+from tests.fixtures.signin import sign_in
+from tests.fixtures.tus import TUS, metadata
 from vault import audit, publishing, quotas
 from vault.db import transaction
 from vault.models import AuditEvent, Version
 from vault.policy import SYSTEM
 from vault.uploads import Upload
 from web.services import Services
-
-
-async def set_quota(services: Services, client_id: uuid.UUID, quota: int | None) -> None:
-    async with transaction(services.sessions) as session:
-        await quotas.set_quota(session, SYSTEM, audit.SYSTEM, client_id, quota, default=0)
-
-
-async def put(
-    http: httpx.AsyncClient, world: World, name: str, content: bytes, who: str = "sam"
-) -> httpx.Response:
-    return await http.put(
-        f"/api/v1/folders/{world.acme_folder}/files/{name}",
-        content=content,
-        headers=world[who].auth,
-    )
 
 
 async def stored_state(services: Services) -> tuple[int, set[str]]:
@@ -128,7 +116,8 @@ async def test_form_upload_over_quota_is_stopped_as_it_streams(
     await set_quota(services, world.acme, 1000)
     assert (await put(http, world, "a.bin", b"a" * 600)).status_code == 201
     before = await stored_state(services)
-    csrf = await signed_in(http, world)
+    await sign_in(http, world["alice"])
+    csrf = await account_csrf(http)
     response = await post_form(
         http,
         world.acme_folder,

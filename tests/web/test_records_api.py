@@ -11,9 +11,9 @@ import httpx
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
-from tests.web.test_browse_pages import sign_in_fully
-from tests.web.test_pages import csrf_of
-from tests.web.test_quotas import put
+from tests.fixtures.pages import csrf_of
+from tests.fixtures.quotas import put
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import AuditEvent, Document
 from web.services import Services
@@ -154,7 +154,7 @@ async def test_a_hold_blocks_moving_to_the_trash_from_the_page(
         headers=world["ada"].auth,
     )
     assert placed.status_code == 201
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/documents/{document_id}")
     response = await http.post(
         f"/documents/{document_id}/trash", data={"csrf_token": csrf_of(page.text)}

@@ -8,30 +8,13 @@ scroll sideways on the phone, and axe-core finds no serious or critical violatio
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
-from typing import Any
 
-import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.fixtures.browser import DESKTOP, PHONE, artifacts
+from tests.fixtures.browser import DESKTOP, browser_sign_in, look_at
 from tests.fixtures.live import LiveApp, LiveAppFactory
 
 PASSWORD = "a long passphrase for the records walkthrough"
-AXE = Path(__file__).resolve().parents[1] / "js" / "node_modules" / "axe-core" / "axe.min.js"
-FATAL = frozenset({"serious", "critical"})
-
-
-async def violations(page: Page) -> list[dict[str, Any]]:
-    """Serious and critical axe-core findings on the page as it is now."""
-    if not AXE.is_file():
-        pytest.fail(f"axe-core is missing at {AXE}: run `npm ci` in tests/js")
-    if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        # Evaluated through the DevTools protocol, which the page's CSP does not govern.
-        await page.evaluate(AXE.read_text(encoding="utf-8"))
-    result: dict[str, Any] = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [v for v in result["violations"] if v.get("impact") in FATAL]
 
 
 class Camera:
@@ -40,19 +23,7 @@ class Camera:
         self.numbers = itertools.count(1)
 
     async def shoot(self, name: str) -> None:
-        base = artifacts() / f"records-{next(self.numbers):02d}-{name}"
-        await self.page.screenshot(path=f"{base}.png", full_page=True)
-        found = await violations(self.page)
-        await self.page.set_viewport_size(PHONE)
-        try:
-            await self.page.screenshot(path=f"{base}-phone.png", full_page=True)
-            width = await self.page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
-            found += await violations(self.page)
-        finally:
-            await self.page.set_viewport_size(DESKTOP)
-        brief = [{"id": v["id"], "nodes": [n["target"] for n in v["nodes"][:3]]} for v in found]
-        assert not found, f"{name}: {json.dumps(brief)}"
+        await look_at(self.page, f"records-{next(self.numbers):02d}-{name}")
 
 
 async def person(live: LiveApp, email: str, role: str, *clients: str) -> str:
@@ -62,14 +33,6 @@ async def person(live: LiveApp, email: str, role: str, *clients: str) -> str:
         stdin=PASSWORD.encode() + b"\n",
     )  # fmt: skip
     return (await live.cli("token", "create", email)).strip()
-
-
-async def sign_in(page: Page, live: LiveApp, email: str) -> None:
-    await page.goto(f"{live.base_url}/login")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{live.base_url}/")
 
 
 async def test_records_page_and_client_storage_in_chromium(
@@ -113,7 +76,7 @@ async def test_records_page_and_client_storage_in_chromium(
     context = await browser.new_context(viewport=DESKTOP)
     page = await context.new_page()
     camera = Camera(page)
-    await sign_in(page, live, "ada@example.test")
+    await browser_sign_in(page, live.base_url, "ada@example.test", PASSWORD)
     records = f"{live.base_url}/admin/clients/{client_id}/records"
     await page.goto(f"{live.base_url}/clients/{client_id}")
     await page.get_by_role("link", name="Quota, retention and legal holds").click()
@@ -151,7 +114,7 @@ async def test_records_page_and_client_storage_in_chromium(
     client_page = await context.new_page()
     await context.clear_cookies()
     client_camera = Camera(client_page)
-    await sign_in(client_page, live, "carla@example.test")
+    await browser_sign_in(client_page, live.base_url, "carla@example.test", PASSWORD)
     await client_page.goto(f"{live.base_url}/folders/{folder_id}")
     await expect(client_page.locator(".storage-usage")).to_contain_text("Storage used:")
     await expect(client_page.locator("#storage-meter")).to_have_attribute("max", "8000")

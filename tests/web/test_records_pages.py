@@ -6,9 +6,9 @@ import httpx
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
-from tests.web.test_browse_pages import sign_in_fully
-from tests.web.test_pages import csrf_of, sign_in
-from tests.web.test_quotas import put, set_quota
+from tests.fixtures.pages import csrf_of
+from tests.fixtures.quotas import put, set_quota
+from tests.fixtures.signin import sign_in
 from vault import quotas
 from vault.db import transaction
 from vault.records import LegalHold, RetentionPolicy
@@ -33,14 +33,14 @@ async def test_clients_see_their_storage_against_the_quota_on_folder_pages(
 async def test_only_administrators_have_a_records_page(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     assert (await http.get(f"/admin/clients/{world.acme}/records")).status_code == 404
 
 
 async def test_an_administrator_sets_quota_policy_and_holds_with_the_forms(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    await sign_in_fully(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     url = f"/admin/clients/{world.acme}/records"
     page = await http.get(url)
     assert page.status_code == 200, page.text
@@ -96,7 +96,7 @@ async def test_a_restore_past_the_quota_is_refused_with_a_page_that_says_why(
     document_id = (await put(http, world, "a.bin", b"a" * 600)).json()["document_id"]
     assert (await put(http, world, "a.bin", b"b" * 300)).status_code == 200
     await set_quota(services, world.acme, 1000)
-    await sign_in_fully(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get(f"/documents/{document_id}")
     response = await http.post(
         f"/documents/{document_id}/versions/1/restore", data={"csrf_token": csrf_of(page.text)}

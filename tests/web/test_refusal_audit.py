@@ -10,7 +10,7 @@ import httpx
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
-from tests.web.test_account_pages import sign_in
+from tests.fixtures.signin import sign_in
 from vault import refusals
 from vault.db import transaction
 from vault.models import AuditEvent
@@ -96,7 +96,7 @@ async def test_bad_bearer_token_is_audited_without_the_token(
 async def test_cross_client_page_404_is_audited(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    await sign_in(http, world["bob"])
+    await sign_in(http, world["bob"], second_factor=True)
     answer = await http.get(f"/folders/{world.acme_folder}")
     assert answer.status_code == 404
     events = [e for e in await denied(services) if e.target_id == str(world.acme_folder)]
@@ -113,7 +113,7 @@ async def test_cross_client_page_404_is_audited(
 async def test_csrf_refusal_is_audited(
     http: httpx.AsyncClient, services: Services, world: World
 ) -> None:
-    await sign_in(http, world["alice"])
+    await sign_in(http, world["alice"], second_factor=True)
     # The session cookie without the session's CSRF token: what a forged form would send.
     answer = await http.post(f"{API}/folders", json={"client_id": str(world.acme), "name": "x"})
     assert answer.status_code == 403

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import httpx
 import pytest
 from sqlmodel import col, select
 
-from tests.fixtures.app import TEST_CONTEXT, Person, World
-from tests.web.test_pages import browser as browser  # the fixture, for a second browser
-from tests.web.test_pages import csrf_of, enrol, parse, post_forms, sign_in
+from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.dates import today
+from tests.fixtures.pages import browser as browser
+from tests.fixtures.pages import csrf_of, form_for, parse, table_rows
+from tests.fixtures.signin import sign_in
 from vault import requests as request_service
 from vault.db import transaction
 from vault.models import AuditEvent, Document
@@ -28,31 +30,6 @@ from web.settings import NotifySettings, Settings
 def settings(settings: Settings) -> Settings:
     # Nothing in the app consumes the change feed behind the tests' back.
     return settings.model_copy(update={"notify": NotifySettings(worker=False)})
-
-
-async def signed_in(http: httpx.AsyncClient, person: Person) -> None:
-    """Sign in through the pages, enrolling TOTP where the role requires it."""
-    first = await sign_in(http, person)
-    if first.headers["location"] == "/login/enrol":
-        await enrol(http)
-    home = await http.get("/")
-    assert home.status_code == 200, home.text
-
-
-def today(days: int = 0) -> date:
-    return datetime.now(UTC).date() + timedelta(days=days)
-
-
-def form_for(html: str, action: str) -> dict[str, str]:
-    forms = [f for f in post_forms(html) if f.action == action]
-    assert forms, (action, [f.action for f in post_forms(html)])
-    return dict(forms[0].fields)
-
-
-def table_rows(html: str, table_id: str) -> list[str]:
-    found = re.search(rf'<table[^>]*id="{table_id}".*?<tbody>(.*?)</tbody>', html, re.S)
-    assert found is not None, html
-    return re.findall(r"<tr.*?</tr>", found.group(1), re.S)
 
 
 async def open_request(
@@ -81,7 +58,7 @@ async def open_request(
 async def test_staff_request_client_upload_reject_accept_without_javascript(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     # Step 1: the client (sam looks after acme only, so it is chosen for him).
     new = await http.get("/requests/new")
     assert new.status_code == 200
@@ -142,7 +119,7 @@ async def test_staff_request_client_upload_reject_accept_without_javascript(
     assert "Bank statements" in page.text and "Payroll summary" in page.text
 
     # The client sees it in their list and opens it.
-    await signed_in(browser, world["alice"])
+    await sign_in(browser, world["alice"], second_factor=True)
     listing = await browser.get("/requests")
     assert "Year end 2026" in listing.text and f"/requests/{request_id}" in listing.text
     mine = await browser.get(f"/requests/{request_id}")
@@ -263,7 +240,7 @@ async def test_open_requests_list_overdue_first_with_progress(
     )
     overdue = await open_request(services, world, title="Old receipts", due=today(-5))
     await open_request(services, world, title="Globex papers", due=today(-9), client="globex")
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     page = await http.get("/requests")
     assert page.status_code == 200
     rows = table_rows(page.text, "requests-listing")
@@ -279,11 +256,11 @@ async def test_open_requests_list_overdue_first_with_progress(
 async def test_empty_states_for_staff_and_clients(
     http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World
 ) -> None:
-    await signed_in(http, world["sam"])
+    await sign_in(http, world["sam"], second_factor=True)
     staff = await http.get("/requests")
     assert "There are no open document requests." in staff.text
     assert 'href="/requests/new"' in staff.text
-    await signed_in(browser, world["alice"])
+    await sign_in(browser, world["alice"], second_factor=True)
     client = await browser.get("/requests")
     assert "Nothing is waiting for you." in client.text
     assert 'href="/requests/new"' not in client.text
@@ -298,7 +275,7 @@ async def test_a_client_of_globex_gets_a_not_found_page_for_acme_request(
         item = (
             await session.execute(select(RequestItem).where(RequestItem.request_id == request_id))
         ).scalar_one()
-    await signed_in(http, world["bob"])
+    await sign_in(http, world["bob"], second_factor=True)
     page = await http.get(f"/requests/{request_id}")
     assert page.status_code == 404 and "Not found" in page.text
     assert "Acme only" not in page.text
@@ -314,14 +291,14 @@ async def test_a_client_of_globex_gets_a_not_found_page_for_acme_request(
     async with transaction(services.sessions) as session:
         assert (await session.execute(select(Document))).first() is None
     # Nor can globex's staff member answer it.
-    await signed_in(http, world["gina"])
+    await sign_in(http, world["gina"], second_factor=True)
     assert (await http.get(f"/requests/{request_id}")).status_code == 404
 
 
 async def test_new_request_picks_the_client_first_without_javascript(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
-    await signed_in(http, world["ada"])
+    await sign_in(http, world["ada"], second_factor=True)
     first = await http.get("/requests/new")
     # Several clients: step 1 is a GET form choosing one; no folder list yet.
     assert 'method="get" action="/requests/new"' in first.text

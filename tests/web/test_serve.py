@@ -198,6 +198,7 @@ async def test_data_directory_and_every_file_in_it_are_private(served: LiveApp) 
     assert not loose
 
 
+@pytest.mark.live
 async def test_serve_refuses_a_data_directory_others_can_read(tmp_path: Path) -> None:
     config_path, env, _ = await initialised(tmp_path)
     data_dir = tmp_path / "data"

@@ -12,51 +12,16 @@ import itertools
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
-from playwright.async_api import Browser, Dialog, Page, ViewportSize, expect
+from playwright.async_api import Browser, Dialog, expect
 
-from tests.fixtures.browser import artifacts
+from tests.fixtures.browser import DESKTOP, WCAG_21_AA, axe_violations, browser_sign_in
+from tests.fixtures.camera import Camera
 from tests.fixtures.live import LiveAppFactory
-from tests.web.test_portal_walkthrough import PASSWORD, add_person, sign_in, watch
+from tests.fixtures.portal import PASSWORD, add_person, watch
 
-DESKTOP = ViewportSize(width=1366, height=900)
-PHONE = ViewportSize(width=390, height=844)
-AXE = Path(__file__).parents[1] / "js" / "node_modules" / "axe-core" / "axe.min.js"
 LINK_PASSWORD = "harbour lights at dusk"
 DATA = b"%PDF-1.7\n" + bytes(range(256)) * 300
-
-
-class Camera:
-    """Desktop and phone screenshots of a page; at phone width nothing scrolls sideways."""
-
-    def __init__(self, page: Page, numbers: itertools.count[int]) -> None:
-        self.page = page
-        self.numbers = numbers  # shared by the cameras of one test, so the files sort in order
-
-    async def shoot(self, name: str) -> None:
-        base = artifacts() / f"share-{next(self.numbers):02d}-{name}"
-        await self.page.screenshot(path=f"{base}.png", full_page=True)
-        await self.page.set_viewport_size(PHONE)
-        try:
-            await self.page.screenshot(path=f"{base}-phone.png", full_page=True)
-            width = await self.page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"], f"{name}: {width}px wide at phone width"
-        finally:
-            await self.page.set_viewport_size(DESKTOP)
-
-
-async def axe_violations(page: Page) -> list[Any]:
-    """The WCAG 2.1 A/AA violations axe-core finds on the page as it stands."""
-    if not AXE.is_file():
-        pytest.fail(f"axe-core is missing: run (cd tests/js && npm ci); looked for {AXE}")
-    await page.add_script_tag(path=str(AXE))
-    found: list[Any] = await page.evaluate(
-        """async () => (await axe.run(document, {runOnly: ["wcag2a", "wcag2aa", "wcag21aa"]}))
-            .violations.map(v => ({id: v.id, nodes: v.nodes.map(n => n.target)}))"""
-    )
-    return found
 
 
 async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
@@ -90,7 +55,7 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     staff_page = await staff_context.new_page()
     problems: list[str] = []
     watch(staff_page, problems)
-    await sign_in(staff_page, live, staff.email)
+    await browser_sign_in(staff_page, live.base_url, staff.email, PASSWORD)
     await staff_page.goto(f"{live.base_url}/documents/{document_id}")
     panel = staff_page.locator("#share-links")
     await expect(panel).to_contain_text("A link expires within 30 days at most.")
@@ -121,7 +86,7 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     await expect(visitor.locator("html")).to_have_attribute("lang", "he")
     await expect(visitor.get_by_text("שותף איתך על ידי Harbour & Co")).to_be_visible()
     assert "annual-report.pdf" not in await visitor.content()
-    assert await axe_violations(visitor) == []
+    assert await axe_violations(visitor, impacts=None, tags=WCAG_21_AA) == []
     await camera.shoot("password")
 
     await visitor.get_by_label("סיסמה").fill("not the password")
@@ -130,7 +95,7 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     await visitor.get_by_label("סיסמה").fill(LINK_PASSWORD)
     await visitor.get_by_role("button", name="המשך").click()
     await expect(visitor.get_by_role("heading", name="annual-report.pdf")).to_be_visible()
-    assert await axe_violations(visitor) == []
+    assert await axe_violations(visitor, impacts=None, tags=WCAG_21_AA) == []
     await camera.shoot("shared")
 
     async with visitor.expect_download() as started:
@@ -155,7 +120,7 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     gone = await visitor.goto(url)
     assert gone is not None and gone.status == 404
     await expect(visitor.get_by_role("heading", name="הקישור הזה אינו זמין")).to_be_visible()
-    assert await axe_violations(visitor) == []
+    assert await axe_violations(visitor, impacts=None, tags=WCAG_21_AA) == []
     await camera.shoot("gone")
     # The wrong password (400) and the revoked link (404) are answers a browser logs; no
     # other request failed and no script or style was refused.
@@ -176,7 +141,7 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     assert answer is not None and answer.status == 200
     await expect(visitor.get_by_role("heading", name="Inbox")).to_be_visible()
     await expect(visitor.get_by_role("row", name="annual-report.pdf")).to_be_visible()
-    assert await axe_violations(visitor) == []
+    assert await axe_violations(visitor, impacts=None, tags=WCAG_21_AA) == []
     await camera.shoot("folder")
     async with visitor.expect_download() as started:
         await visitor.get_by_role("link", name="הורדת הכול (ZIP)").click()

@@ -5,14 +5,9 @@ Every test runs on SQLite and PostgreSQL (the `database_url` fixture behind `htt
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import re
 import time
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +17,18 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from tests.fixtures.app import Person, World
+from tests.fixtures.app import World
+from tests.fixtures.session_api import (
+    API,
+    actions,
+    csrf,
+    enrol,
+    fresh,
+    link_in,
+    outbox_messages,
+    plain_text,
+)
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.identity import BrowserSession, EmailLink
 from vault.models import AuditEvent
@@ -30,7 +36,6 @@ from web.app import create_app
 from web.services import Services
 from web.settings import Settings
 
-API = "/api/v1"
 COOKIE = "cv_session"
 
 
@@ -44,72 +49,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"auth": settings.auth.model_copy(update={"client_tokens": True})}
     )
-
-
-def fresh(http: httpx.AsyncClient) -> httpx.AsyncClient:
-    """Another browser on the same app: no cookies shared with `http`."""
-    return httpx.AsyncClient(transport=http._transport, base_url=str(http.base_url))
-
-
-async def sign_in(http: httpx.AsyncClient, person: Person, password: str | None = None) -> Any:
-    response = await http.post(
-        f"{API}/session", json={"email": person.email, "password": password or person.password}
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def csrf(token: str) -> dict[str, str]:
-    return {"X-CSRF-Token": token}
-
-
-async def enrol(
-    http: httpx.AsyncClient, token: str, *, password: str = ""
-) -> tuple[pyotp.TOTP, list[str], str]:
-    """Enrol TOTP in the signed-in (or enrolling) session; (totp, recovery codes, new csrf).
-
-    A signed-in session gives the `password` too; one at the enrolment stage need not."""
-    begun = await http.post(f"{API}/me/totp", headers=csrf(token))
-    assert begun.status_code == 200, begun.text
-    totp = pyotp.TOTP(begun.json()["secret"])
-    confirmed = await http.post(
-        f"{API}/me/totp/confirm",
-        json={"code": totp.now(), "password": password},
-        headers=csrf(token),
-    )
-    assert confirmed.status_code == 200, confirmed.text
-    body = confirmed.json()
-    return totp, body["recovery_codes"], body.get("csrf_token", token)
-
-
-async def actions(services: Services) -> list[tuple[str, str]]:
-    async with transaction(services.sessions) as session:
-        rows = (await session.execute(select(AuditEvent).order_by(col(AuditEvent.seq)))).scalars()
-        return [(e.action, e.outcome) for e in rows]
-
-
-def outbox_messages(services: Services) -> list[EmailMessage]:
-    folder: Path = services.settings.outbox_path
-    if not folder.is_dir():
-        return []
-    return [
-        email.message_from_bytes(p.read_bytes(), _class=EmailMessage, policy=email.policy.default)
-        for p in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime)
-    ]
-
-
-def plain_text(message: EmailMessage) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    text: str = body.get_content()
-    return text
-
-
-def link_in(message: EmailMessage, path: str) -> str:
-    text = plain_text(message)
-    found = re.search(rf"https?://\S+{re.escape(path)}/([A-Za-z0-9_-]+)", text)
-    assert found, text
-    return found.group(1)
 
 
 # Password step ------------------------------------------------------------------------------
@@ -169,7 +108,7 @@ async def test_no_default_accounts(http: httpx.AsyncClient, world: World) -> Non
 async def test_staff_must_enrol_totp_before_anything_else(
     http: httpx.AsyncClient, world: World
 ) -> None:
-    started = await sign_in(http, world["sam"])
+    started = (await sign_in(http, world["sam"], api=True)).json()
     assert started["mfa_enrolment_required"] is True
     token = started["csrf_token"]
     assert (await http.get(f"{API}/me")).status_code == 401
@@ -197,12 +136,12 @@ async def test_totp_sign_in_and_replay_refused(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     sam = world["sam"]
-    totp, _, _ = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    totp, _, _ = await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     # The enrolment used the current step: the next one is the first fresh code.
     code = totp.at(time.time() + 30)
 
     async with fresh(http) as first:
-        started = await sign_in(first, sam)
+        started = (await sign_in(first, sam, api=True)).json()
         assert started["mfa_required"] is True
         ok = await first.post(
             f"{API}/session/totp", json={"code": code}, headers=csrf(started["csrf_token"])
@@ -211,7 +150,7 @@ async def test_totp_sign_in_and_replay_refused(
         assert (await first.get(f"{API}/me")).status_code == 200
 
     async with fresh(http) as second:
-        started = await sign_in(second, sam)
+        started = (await sign_in(second, sam, api=True)).json()
         replay = await second.post(
             f"{API}/session/totp", json={"code": code}, headers=csrf(started["csrf_token"])
         )
@@ -222,10 +161,10 @@ async def test_totp_sign_in_and_replay_refused(
 
 async def test_recovery_code_works_once(http: httpx.AsyncClient, world: World) -> None:
     sam = world["sam"]
-    _, codes, _ = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    _, codes, _ = await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     for expected in (200, 401):
         async with fresh(http) as browser:
-            started = await sign_in(browser, sam)
+            started = (await sign_in(browser, sam, api=True)).json()
             response = await browser.post(
                 f"{API}/session/totp",
                 json={"code": codes[3].lower().replace("-", " ")},
@@ -240,9 +179,9 @@ async def test_partial_session_cannot_use_totp_setup_or_be_used_as_bearer(
     """Nextcloud CVE-2026-45691 and FileRise CVE-2026-44460: a password-only session got at
     the API through another door, or read the live TOTP secret."""
     sam = world["sam"]
-    await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     async with fresh(http) as browser:
-        started = await sign_in(browser, sam)
+        started = (await sign_in(browser, sam, api=True)).json()
         token = started["csrf_token"]
         assert (await browser.post(f"{API}/me/totp", headers=csrf(token))).status_code == 401
         assert (await browser.get(f"{API}/me/totp")).status_code == 401
@@ -256,11 +195,11 @@ async def test_partial_session_cannot_use_totp_setup_or_be_used_as_bearer(
 
 async def test_session_fixation_is_impossible(http: httpx.AsyncClient, world: World) -> None:
     sam = world["sam"]
-    totp, _, _ = await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    totp, _, _ = await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     async with fresh(http) as victim:
         planted = "attacker-chosen-session-value"
         victim.cookies.set(COOKIE, planted, domain="testserver.local")
-        started = await sign_in(victim, sam)
+        started = (await sign_in(victim, sam, api=True)).json()
         after_password = victim.cookies[COOKIE]
         assert after_password != planted
         ok = await victim.post(
@@ -282,7 +221,7 @@ async def test_session_fixation_is_impossible(http: httpx.AsyncClient, world: Wo
 
 
 async def test_logout_ends_the_session_on_the_server(http: httpx.AsyncClient, world: World) -> None:
-    token = (await sign_in(http, world["alice"]))["csrf_token"]
+    token = (await sign_in(http, world["alice"], api=True)).json()["csrf_token"]
     cookie = http.cookies[COOKIE]
     assert (await http.delete(f"{API}/session", headers=csrf(token))).status_code == 204
     async with fresh(http) as replay:
@@ -296,7 +235,7 @@ async def test_idle_and_absolute_timeouts(
 ) -> None:
     for column, age in (("last_seen_at", timedelta(minutes=31)), ("expires_at", timedelta(0))):
         async with fresh(http) as browser:
-            await sign_in(browser, world["alice"])
+            await sign_in(browser, world["alice"], api=True)
             assert (await browser.get(f"{API}/me")).status_code == 200
             async with transaction(services.sessions) as session:
                 await session.execute(
@@ -309,10 +248,10 @@ async def test_idle_and_absolute_timeouts(
 
 async def test_sessions_are_listed_and_revocable(http: httpx.AsyncClient, world: World) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     async with fresh(http) as laptop, fresh(http) as phone:
-        await sign_in(laptop, alice)
-        await sign_in(phone, alice)
+        await sign_in(laptop, alice, api=True)
+        await sign_in(phone, alice, api=True)
         listed = (await http.get(f"{API}/me/sessions")).json()["sessions"]
         assert len(listed) == 3 and sum(s["current"] for s in listed) == 1
         laptop_id = next(
@@ -336,7 +275,7 @@ async def test_sessions_are_listed_and_revocable(http: httpx.AsyncClient, world:
 
 
 async def test_cookie_requests_need_the_csrf_token(http: httpx.AsyncClient, world: World) -> None:
-    token = (await sign_in(http, world["sam"]))["csrf_token"]
+    token = (await sign_in(http, world["sam"], api=True)).json()["csrf_token"]
     _, _, token = await enrol(http, token)
     body = {"client_id": str(world.acme), "name": "Letters"}
     assert (await http.post(f"{API}/folders", json=body)).status_code == 403
@@ -377,9 +316,9 @@ async def test_change_password_needs_the_current_one_and_ends_other_sessions(
     http: httpx.AsyncClient, world: World
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     async with fresh(http) as other:
-        await sign_in(other, alice)
+        await sign_in(other, alice, api=True)
         new = "a brand new passphrase"
         bad = await http.post(
             f"{API}/me/password",
@@ -402,7 +341,7 @@ async def test_change_password_needs_the_current_one_and_ends_other_sessions(
         assert (await other.get(f"{API}/me")).status_code == 401
         assert (await http.get(f"{API}/me")).status_code == 200
     async with fresh(http) as again:
-        await sign_in(again, alice, new)
+        await sign_in(again, alice, new, api=True)
 
 
 async def test_reset_link_is_single_use_and_expires(
@@ -410,7 +349,7 @@ async def test_reset_link_is_single_use_and_expires(
 ) -> None:
     alice = world["alice"]
     async with fresh(http) as before:
-        await sign_in(before, alice)
+        await sign_in(before, alice, api=True)
         sent = await http.post(f"{API}/password-reset", json={"email": alice.email})
         unknown = await http.post(f"{API}/password-reset", json={"email": "nobody@example.test"})
         assert sent.status_code == unknown.status_code == 202
@@ -435,7 +374,7 @@ async def test_reset_link_is_single_use_and_expires(
         assert again.status_code == 400
         # Sessions from before the reset are over.
         assert (await before.get(f"{API}/me")).status_code == 401
-    await sign_in(http, alice, new)
+    await sign_in(http, alice, new, api=True)
 
     await http.post(f"{API}/password-reset", json={"email": alice.email})
     late = link_in(outbox_messages(services)[-1], "/reset")
@@ -466,13 +405,13 @@ async def test_reset_does_not_skip_the_second_factor(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     sam = world["sam"]
-    await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     await http.post(f"{API}/password-reset", json={"email": sam.email})
     secret = link_in(outbox_messages(services)[-1], "/reset")
     new = "sam resets his passphrase"
     await http.post(f"{API}/password-reset/confirm", json={"token": secret, "password": new})
     async with fresh(http) as browser:
-        assert (await sign_in(browser, sam, new))["mfa_required"] is True
+        assert (await sign_in(browser, sam, new, api=True)).json()["mfa_required"] is True
 
 
 async def test_disabled_account_gets_no_reset_and_cannot_sign_in(
@@ -561,7 +500,7 @@ async def test_who_may_invite_whom(
 
 async def test_tokens_managed_from_a_browser_session(http: httpx.AsyncClient, world: World) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     made = await http.post(
         f"{API}/me/tokens",
         json={
@@ -596,18 +535,18 @@ async def test_admin_resets_totp_and_role_change_ends_sessions(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     sam, ada = world["sam"], world["ada"]
-    await enrol(http, (await sign_in(http, sam))["csrf_token"])
+    await enrol(http, (await sign_in(http, sam, api=True)).json()["csrf_token"])
     assert (await http.get(f"{API}/me")).status_code == 200
     reset = await http.delete(f"{API}/users/{sam.id}/totp", headers=ada.auth)
     assert reset.status_code == 204
     assert (await http.get(f"{API}/me")).status_code == 401
-    again = await sign_in(http, sam)
+    again = (await sign_in(http, sam, api=True)).json()
     assert again["mfa_enrolment_required"] is True
     assert ("mfa.reset", "success") in await actions(services)
 
     alice_browser = fresh(http)
     async with alice_browser:
-        await sign_in(alice_browser, world["alice"])
+        await sign_in(alice_browser, world["alice"], api=True)
         changed = await http.patch(
             f"{API}/users/{world['alice'].id}", json={"role": "staff"}, headers=ada.auth
         )
@@ -623,7 +562,7 @@ async def test_every_authentication_event_is_audited(
 ) -> None:
     sam, alice = world["sam"], world["alice"]
     await http.post(f"{API}/session", json={"email": alice.email, "password": "wrong password!"})
-    token = (await sign_in(http, sam))["csrf_token"]
+    token = (await sign_in(http, sam, api=True)).json()["csrf_token"]
     totp, codes, token = await enrol(http, token)
     made = await http.post(
         f"{API}/me/tokens",
@@ -632,7 +571,7 @@ async def test_every_authentication_event_is_audited(
     )
     await http.delete(f"{API}/me/tokens/{made.json()['id']}", headers=csrf(token))
     async with fresh(http) as other:
-        started = await sign_in(other, sam)
+        started = (await sign_in(other, sam, api=True)).json()
         await other.post(
             f"{API}/session/totp", json={"code": "000000"}, headers=csrf(started["csrf_token"])
         )
@@ -750,7 +689,7 @@ async def test_session_ids_are_long_random_and_unrelated(
     seen = []
     for _ in range(5):
         async with fresh(http) as browser:
-            await sign_in(browser, world["alice"])
+            await sign_in(browser, world["alice"], api=True)
             seen.append(browser.cookies[COOKIE])
     assert len(set(seen)) == 5
     assert all(len(value) >= 43 for value in seen)  # 256 bits in URL-safe base64

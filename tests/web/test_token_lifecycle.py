@@ -14,16 +14,8 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from tests.fixtures.app import Person, World
-from tests.web.test_signin_api import (
-    API,
-    actions,
-    csrf,
-    enrol,
-    fresh,
-    link_in,
-    outbox_messages,
-    sign_in,
-)
+from tests.fixtures.session_api import API, actions, csrf, enrol, fresh, link_in, outbox_messages
+from tests.fixtures.signin import sign_in
 from vault.db import transaction
 from vault.models import AccessToken
 from web.services import Services
@@ -118,7 +110,7 @@ async def test_credential_events_revoke_every_token(
     http: httpx.AsyncClient, world: World, services: Services, event: Event
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     made = await new_token(http, alice, token)
     assert await works(http, made) and await works(http, alice.token)
     await event(http, world, services, token)
@@ -134,7 +126,7 @@ async def test_token_creation_needs_the_password_and_the_second_factor(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     for body in ({"name": "x"}, {"name": "x", "password": "not her password"}):
         refused = await http.post(f"{API}/me/tokens", json=body, headers=csrf(token))
         assert refused.status_code == 422, refused.text
@@ -161,7 +153,7 @@ async def test_tokens_live_at_most_the_configured_days(
     alice = world["alice"]
     longest = services.settings.auth.token_max_days
     assert longest == 90  # the default (config.example.toml)
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     for days in (longest + 1, None, 0):
         refused = await http.post(
             f"{API}/me/tokens",
@@ -189,7 +181,7 @@ async def test_token_listing_shows_when_and_where_it_was_last_used(
     http: httpx.AsyncClient, world: World
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     secret = await new_token(http, alice, token)
     listed = (await http.get(f"{API}/me/tokens")).json()["tokens"]
     fresh_one = next(t for t in listed if t["name"] == "script")
@@ -205,7 +197,7 @@ async def test_the_account_page_asks_for_a_code_where_totp_is_on(
     http: httpx.AsyncClient, world: World
 ) -> None:
     alice = world["alice"]
-    token = (await sign_in(http, alice))["csrf_token"]
+    token = (await sign_in(http, alice, api=True)).json()["csrf_token"]
     assert 'name="code"' not in (await http.get("/account")).text.split('id="tokens"')[1]
     _, codes, token = await enrol(http, token, password=alice.password)
     tokens_section = (await http.get("/account")).text.split('id="tokens"')[1]

@@ -14,157 +14,41 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from tests.fixtures.live import Pattern
-from tests.fixtures.s3 import s3_endpoint
+from tests.fixtures.tus import (
+    OFFSET_STREAM,
+    PART,
+    PROBLEM,
+    TUS,
+    MiB,
+    assert_problem,
+    create,
+    data,
+    download,
+    headers,
+    metadata,
+    new_upload,
+    offset_of,
+    pending_multipart,
+    send,
+    versions,
+)
+from tests.fixtures.tus import s3 as s3
+from tests.fixtures.tus import settings as settings
 from vault import accounts, maintenance
 from vault.db import transaction
-from vault.keyring import KeyFile
 from vault.models import AuditEvent, TokenScope, User, Version
 from vault.uploads import Upload, UploadPart
 from web.services import Services
-from web.settings import DatabaseSettings, Settings, StorageSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-MiB = 1024 * 1024
-PART = 5 * MiB  # the smallest part S3 accepts, and the store's part size in these tests
-TUS = {"Tus-Resumable": "1.0.0"}
-OFFSET_STREAM = {"Content-Type": "application/offset+octet-stream"}
-PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def s3(s3_bucket: tuple[S3Client, str]) -> tuple[S3Client, str]:
-    return s3_bucket
-
-
-@pytest.fixture
-def settings(
-    request: pytest.FixtureRequest, tmp_path: Path, database_url: str, s3: tuple[S3Client, str]
-) -> Settings:
-    """The app of `tests.fixtures.app` on an S3 bucket of its own, which enforces S3's rules
-    for parts (every part but the last at least 5 MiB)."""
-    endpoint = s3_endpoint(request)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o700)
-    KeyFile.create(data_dir / "keys.json")
-    return Settings(
-        data_dir=data_dir,
-        database=DatabaseSettings(url=database_url),
-        storage=StorageSettings(
-            backend="s3",
-            endpoint_url=endpoint.url,
-            bucket=s3[1],
-            access_key_id=endpoint.access_key_id,
-            secret_access_key=endpoint.secret_access_key,
-            part_size_mib=PART // MiB,
-        ),
-    )
-
-
-def metadata(**pairs: str) -> str:
-    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
-
-
-def headers(auth: dict[str, str], **extra: str) -> dict[str, str]:
-    return {**TUS, **auth, **{k.replace("_", "-"): v for k, v in extra.items()}}
-
-
-async def create(
-    http: httpx.AsyncClient,
-    auth: dict[str, str],
-    folder: uuid.UUID | str,
-    length: int,
-    name: str = "report.pdf",
-    *,
-    expect: int = 201,
-) -> httpx.Response:
-    response = await http.post(
-        "/api/v1/uploads",
-        headers=headers(
-            auth,
-            Upload_Length=str(length),
-            Upload_Metadata=metadata(filename=name, folder_id=str(folder)),
-        ),
-    )
-    assert response.status_code == expect, response.text
-    assert response.headers["tus-resumable"] == "1.0.0"
-    return response
-
-
-async def new_upload(
-    http: httpx.AsyncClient,
-    auth: dict[str, str],
-    folder: uuid.UUID,
-    length: int,
-    name: str = "a.bin",
-) -> str:
-    location: str = (await create(http, auth, folder, length, name)).headers["location"]
-    return location
-
-
-async def send(
-    http: httpx.AsyncClient,
-    url: str,
-    auth: dict[str, str],
-    offset: int,
-    body: bytes | AsyncIterator[bytes],
-    *,
-    expect: int = 204,
-    **extra: str,
-) -> httpx.Response:
-    response = await http.patch(
-        url,
-        content=body,
-        headers={**headers(auth, **{"Upload_Offset": str(offset), **extra}), **OFFSET_STREAM},
-    )
-    assert response.status_code == expect, response.text
-    assert response.headers["tus-resumable"] == "1.0.0"
-    return response
-
-
-async def offset_of(http: httpx.AsyncClient, url: str, auth: dict[str, str]) -> int:
-    response = await http.head(url, headers=headers(auth))
-    assert response.status_code == 200, response.headers
-    return int(response.headers["upload-offset"])
-
-
-async def download(http: httpx.AsyncClient, auth: dict[str, str], document_id: str) -> bytes:
-    response = await http.get(f"/api/v1/documents/{document_id}/content", headers=auth)
-    assert response.status_code == 200, response.text
-    return response.content
-
-
-async def versions(
-    http: httpx.AsyncClient, auth: dict[str, str], document_id: str
-) -> list[dict[str, Any]]:
-    response = await http.get(f"/api/v1/documents/{document_id}", headers=auth)
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()["versions"]
-    return found
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["tus-resumable"] == "1.0.0"
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
-
-
-def pending_multipart(s3: tuple[S3Client, str]) -> list[str]:
-    client, bucket = s3
-    return [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
 def stored_objects(s3: tuple[S3Client, str]) -> list[str]:
@@ -176,10 +60,6 @@ async def events(services: Services, action: str) -> list[AuditEvent]:
     async with services.sessions() as session:
         rows = await session.execute(select(AuditEvent).where(AuditEvent.action == action))
         return list(rows.scalars())
-
-
-def data(size: int, seed: str = "tus") -> bytes:
-    return Pattern(seed).read(0, size)
 
 
 # --- Discovery and creation --------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import World
-from tests.web.test_tus import (  # noqa: F401 - `settings` and `s3` are fixtures used here
+from tests.fixtures.tus import (
     OFFSET_STREAM,
     PART,
     assert_problem,
@@ -28,11 +28,11 @@ from tests.web.test_tus import (  # noqa: F401 - `settings` and `s3` are fixture
     new_upload,
     offset_of,
     pending_multipart,
-    s3,
     send,
-    settings,
     versions,
 )
+from tests.fixtures.tus import s3 as s3
+from tests.fixtures.tus import settings as settings
 from vault import upload_staging
 from vault.uploads import Resumable, StagedRun, Upload
 from web.services import Services
@@ -70,7 +70,7 @@ async def test_any_chunk_size_finishes_with_each_byte_sent_about_once(
     http: httpx.AsyncClient,
     world: World,
     services: Services,
-    s3: tuple[S3Client, str],  # noqa: F811
+    s3: tuple[S3Client, str],
     chunk: int,
 ) -> None:
     auth = world["alice"].auth

@@ -16,17 +16,9 @@ from sqlmodel import select
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
-from tests.web.test_tus import (  # noqa: F401 - `settings` and `s3` are fixtures used here
-    PART,
-    assert_problem,
-    data,
-    download,
-    new_upload,
-    s3,
-    send,
-    settings,
-    versions,
-)
+from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
+from tests.fixtures.tus import s3 as s3
+from tests.fixtures.tus import settings as settings
 from vault.digests import RunningDigests
 from vault.uploads import Upload
 from web.app import create_app
@@ -62,7 +54,7 @@ class ObjectReads:
 
 
 @pytest.fixture
-async def lifespan(settings: Settings) -> AsyncIterator[LifespanManager]:  # noqa: F811
+async def lifespan(settings: Settings) -> AsyncIterator[LifespanManager]:
     async with LifespanManager(create_app(settings)) as manager:
         yield manager
 
@@ -89,7 +81,7 @@ async def test_an_upload_sealed_by_one_process_is_not_read_back(
     http: httpx.AsyncClient,
     world: World,
     services: Services,
-    s3: tuple[S3Client, str],  # noqa: F811
+    s3: tuple[S3Client, str],
     object_reads: ObjectReads,
 ) -> None:
     auth = world["alice"].auth
@@ -111,7 +103,7 @@ async def test_without_the_running_digest_the_object_is_read_back(
     http: httpx.AsyncClient,
     world: World,
     services: Services,
-    s3: tuple[S3Client, str],  # noqa: F811
+    s3: tuple[S3Client, str],
     object_reads: ObjectReads,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -139,7 +131,7 @@ async def test_a_part_replaced_in_the_store_is_caught_by_reading_back(
     http: httpx.AsyncClient,
     world: World,
     services: Services,
-    s3: tuple[S3Client, str],  # noqa: F811
+    s3: tuple[S3Client, str],
 ) -> None:
     auth = world["alice"].auth
     payload = data(2 * PART + 99, "replaced")

@@ -12,15 +12,7 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World
-from tests.web.test_tus import (
-    PART,
-    assert_problem,
-    data,
-    download,
-    new_upload,
-    send,
-    versions,
-)
+from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
 from vault.digests import RunningDigests
 from web.services import Services
 

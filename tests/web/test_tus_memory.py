@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.fixtures.app import World
-from tests.web.test_tus import download, new_upload, send
+from tests.fixtures.tus import download, new_upload, send
 from vault.keyring import KeyFile
 from web.settings import AuthSettings, DatabaseSettings, Settings, StorageSettings
 

@@ -12,45 +12,19 @@ from pathlib import Path
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
-    Page,
     Request,
     Route,
     expect,
 )
 
-from tests.fixtures.browser import DESKTOP, PHONE, artifacts
+from tests.fixtures.browser import DESKTOP, PHONE, artifacts, browser_sign_in
 from tests.fixtures.live import LiveApp, LiveAppFactory, LiveUser
+from tests.fixtures.portal import DROP_SCRIPT, pattern, wait_done
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part size the settings allow: several chunks per test file
 PASSWORD = "a long passphrase for the upload test"
 UPLOADS = "**/api/v1/uploads/*"
-
-
-def pattern(size: int, seed: int) -> bytes:
-    """The same bytes the page's script makes with `(i * 31 + seed) & 255`."""
-    block = bytes((i * 31 + seed) & 255 for i in range(256))
-    return (block * (size // 256 + 1))[:size]
-
-
-# Builds File objects in the page (a test cannot hand a dropped file from disk to the
-# browser) and drops them on the zone as a user's drag would.
-DROP_SCRIPT = """
-([selector, specs]) => {
-  const transfer = new DataTransfer();
-  for (const [name, size, seed] of specs) {
-    const bytes = new Uint8Array(size);
-    for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
-    transfer.items.add(new File([bytes], name, {type: "application/octet-stream",
-                                                lastModified: 1700000000000}));
-  }
-  const zone = document.querySelector(selector);
-  for (const type of ["dragenter", "dragover", "drop"]) {
-    zone.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true,
-                                            dataTransfer: transfer}));
-  }
-}
-"""
 
 
 async def start(live_app: LiveAppFactory) -> tuple[LiveApp, str, LiveUser, str]:
@@ -75,19 +49,6 @@ async def start(live_app: LiveAppFactory) -> tuple[LiveApp, str, LiveUser, str]:
         stdin=PASSWORD.encode() + b"\n",
     )
     return live, tenant.folder_id, tenant.admin, email
-
-
-async def sign_in(page: Page, live: LiveApp, email: str) -> None:
-    await page.goto(f"{live.base_url}/login")
-    await page.fill("#email", email)
-    await page.fill("#password", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{live.base_url}/")
-
-
-async def wait_done(page: Page, name: str) -> None:
-    row = page.locator(f'.upload-item[data-upload-name="{name}"]')
-    await row.and_(page.locator('[data-state="done"]')).wait_for(timeout=60_000)
 
 
 async def downloaded(live: LiveApp, folder_id: str, user: LiveUser) -> dict[str, bytes]:
@@ -126,7 +87,7 @@ async def test_drop_pick_interrupt_reload_and_resume(
             else None
         ),
     )
-    await sign_in(page, live, email)
+    await browser_sign_in(page, live.base_url, email, PASSWORD)
     await page.goto(f"{live.base_url}/folders/{folder_id}")
     await page.locator(".upload-panel--enhanced").wait_for()
     assert not await page.locator(".upload-submit").is_visible(), "the script took over"
@@ -240,7 +201,7 @@ async def test_without_javascript_the_form_uploads_in_one_post(
     live, folder_id, admin, email = await start(live_app)
     context = await browser.new_context(viewport=DESKTOP, java_script_enabled=False)
     page = await context.new_page()
-    await sign_in(page, live, email)
+    await browser_sign_in(page, live.base_url, email, PASSWORD)
     await page.goto(f"{live.base_url}/folders/{folder_id}")
     files = [tmp_path / "רשימה 2026.txt", tmp_path / 'quote "this".csv', tmp_path / "big.bin"]
     files[0].write_bytes("שלום\n".encode() * 500)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import httpx
 
 from tests.fixtures.app import World
-from tests.web.test_pages import sign_in
+from tests.fixtures.signin import sign_in
 from web.pages.render import environment
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"

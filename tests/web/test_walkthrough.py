@@ -9,10 +9,8 @@ code. Every step is saved as a screenshot, at desktop and phone width, into
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,7 +24,7 @@ from playwright.async_api import (
 
 from tests.fixtures.browser import DESKTOP, look_at
 from tests.fixtures.live import LiveApp, LiveAppFactory
-from tests.fixtures.smtp import SMTPSink
+from tests.fixtures.smtp import SMTPSink, wait_for_mail
 
 STAFF_EMAIL = "sam.staff@example.test"
 PASSWORD = "paper lantern over the harbour"
@@ -41,15 +39,6 @@ class Camera:
 
     async def shoot(self, number: int, name: str) -> None:
         self.taken += await look_at(self.page, f"signin-{number:02d}-{name}")
-
-
-async def wait_for_mail(sink: SMTPSink, address: str, seconds: float = 10.0) -> EmailMessage:
-    deadline = time.monotonic() + seconds
-    while not (received := sink.to(address)):
-        assert time.monotonic() < deadline, f"no email to {address} within {seconds} s"
-        await asyncio.sleep(0.05)
-    [message] = received
-    return message
 
 
 async def heading(page: Page) -> str:
