@@ -9,16 +9,35 @@ field the model refuses is a 422 naming the field, as the hand-written checks an
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
+from vault.names import MAX_DECOMPOSITION, MAX_NAME_BYTES
 from web.api.common import json_body
 from web.errors import ProblemError
 
-__all__ = ["Body", "Query", "parse_body", "parse_query"]
+__all__ = ["Body", "Name", "OptionalText", "Query", "parse_body", "parse_query"]
+
+
+def _blank_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+# A text a form may send empty: "" means the field was left out.
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+
+# A name of a client, folder or file, before the domain normalises it and applies its rules
+# (vault.names): at most MAX_NAME_BYTES in UTF-8 once composed, so a raw name may be longer.
+Name = Annotated[
+    str,
+    Field(
+        max_length=MAX_DECOMPOSITION * MAX_NAME_BYTES,
+        description=f"at most {MAX_NAME_BYTES} bytes of UTF-8 once normalised (NFC)",
+    ),
+]
 
 
 class Body(BaseModel):
