@@ -18,13 +18,29 @@ from starlette.requests import Request
 from vault.names import MAX_DECOMPOSITION, MAX_NAME_BYTES
 from web.api.common import json_body
 from web.errors import ProblemError
+from web.numbers import INT64_MAX, parse_int
 
-__all__ = ["Body", "Name", "OptionalText", "Query", "parse_body", "parse_query"]
+__all__ = ["Body", "Name", "OptionalText", "Query", "QueryCount", "parse_body", "parse_query"]
 
 
 def _blank_is_none(value: object) -> object:
     return None if value == "" else value
 
+
+def _decimal(value: object) -> object:
+    if value == "":
+        return None
+    if isinstance(value, str):
+        # ASCII digits only, and no numeral of any length converted (CVE-2020-10735).
+        parsed = parse_int(value, maximum=INT64_MAX)
+        if parsed is None:
+            raise ValueError("must be a whole number, 0 or more, in decimal digits")
+        return parsed
+    return value
+
+
+# A count or sequence number in a query string; empty means absent.
+QueryCount = Annotated[Annotated[int, Field(ge=0, le=INT64_MAX)] | None, BeforeValidator(_decimal)]
 
 # A text a form may send empty: "" means the field was left out.
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
@@ -55,7 +71,7 @@ class Query(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _problem(error: ErrorDetails) -> ProblemError:
+def _problem(error: ErrorDetails, title: str = "Invalid request") -> ProblemError:
     field = str(error["loc"][0]) if error["loc"] else None
     if error["type"] == "missing":
         detail = f"{field} is required"
@@ -63,7 +79,7 @@ def _problem(error: ErrorDetails) -> ProblemError:
         detail = error["msg"]
     else:
         detail = f"{field}: {error['msg']}"
-    return ProblemError(422, "Invalid request", detail, field=field)
+    return ProblemError(422, title, detail, field=field)
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
@@ -77,10 +93,10 @@ async def parse_body(request: Request, model: type[M]) -> M:
         raise _problem(exc.errors()[0]) from None
 
 
-def parse_query(request: Request, model: type[M]) -> M:
+def parse_query(request: Request, model: type[M], *, title: str = "Invalid request") -> M:
     """The query string as `model` (the last value of a repeated parameter); 422 if refused."""
     data: dict[str, Any] = dict(request.query_params)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _problem(exc.errors()[0]) from None
+        raise _problem(exc.errors()[0], title) from None
