@@ -34,7 +34,7 @@ class EventSource(Protocol):
     def __call__(self, *, paths: bool) -> AsyncIterator[Exported]: ...
 
 
-class AuditQuery(Query):
+class AuditFilters(Query):
     client_id: str | None = None
     actor: str | None = None
     action: str | None = None
@@ -43,15 +43,18 @@ class AuditQuery(Query):
     since: str | None = None
     until: str | None = None
     ip: str | None = None
+
+
+class AuditQuery(AuditFilters):
     limit: QueryCount = None
     cursor: QueryCount = None
 
 
-class ExportQuery(AuditQuery):
+class ExportQuery(AuditFilters):
     format: Literal["csv", "jsonl"] = "jsonl"
 
 
-def _filters(q: AuditQuery) -> aq.AuditFilter:
+def _filters(q: AuditFilters) -> aq.AuditFilter:
     try:
         return aq.AuditFilter.parse(
             client_id=q.client_id,

@@ -94,7 +94,14 @@ class NewLink(Body):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     kind: Annotated[Literal["download", "upload"], BeforeValidator(_default_kind)] = "download"
-    expires_at: Annotated[str, Field(min_length=1)]
+    expires_at: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="an RFC 3339 date-time with its zone, or a date meaning its end in UTC;"
+            " at most the client's max_expiry_days ahead",
+        ),
+    ]
     password: OptionalText = None
     recipient_email: OptionalText = None
     max_downloads: int | None = None
