@@ -16,7 +16,7 @@ from notify import DeliveryError
 from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
 from vault.errors import NotFoundError
 from vault.identity import SessionStage
-from vault.models import AccessToken, Client, TokenScope, User
+from vault.models import AccessToken, Client, Role, TokenScope, User
 from vault.passwords import WeakPasswordError
 from vault.policy import Permission, allows, require
 from web import account_mail, signin_flow
@@ -237,7 +237,7 @@ async def create_token(request: Request) -> Response:
     longest = services(request).settings.auth.token_max_days
     async with session_call(request) as call:
         wanted = await parse_body(request, NewToken)
-        name, scope = wanted.name or "", TokenScope(wanted.scope)
+        name, scope = wanted.name or "", TokenScope(wanted.scope or TokenScope.READ_WRITE)
         days = longest if wanted.expires_in_days is None else wanted.expires_in_days
         if days > longest:
             raise ProblemError(
@@ -291,7 +291,7 @@ async def revoke_token(request: Request) -> Response:
 async def invite(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         invitation = await parse_body(request, Invitation)
-        email, role = invitation.email, invitation.role
+        email, role = invitation.email, invitation.role or Role.CLIENT
         client_ids = [parse_id(c, "client") for c in invitation.client_ids]
         display_name = (invitation.display_name or "").strip()
         svc = services(request)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
-from vault.models import Role, TokenScope
+from vault.models import Role
 from vault.profiles import MAX_DISPLAY_NAME
-from web.api.inputs import Body
+from web.api.inputs import BlankIsNone, Body, NotNull
 
 __all__ = [
     "Invitation",
@@ -37,20 +37,25 @@ class Password(Body):
 
 class NewToken(Body):
     name: str | None = None
-    scope: Literal["read", "read-write"] = TokenScope.READ_WRITE.value
-    # At most `auth.token_max_days`, checked by the route; absent or null means that many.
-    expires_in_days: Annotated[int, Field(ge=1)] | None = None
+    scope: Annotated[Literal["read", "read-write"] | None, BlankIsNone] = None
+    # At most `auth.token_max_days`, checked by the route; absent means that many, and
+    # null is refused like any other non-number.
+    expires_in_days: Annotated[
+        Annotated[int, Field(ge=1)] | None,
+        NotNull,
+        WithJsonSchema({"type": "integer", "minimum": 1}),
+    ] = None
     password: str
     code: str | None = None
 
 
 class Invitation(Body):
     email: str
-    role: Role = Role.CLIENT
+    role: Annotated[Role | None, BlankIsNone] = None  # a client user
     client_ids: list[str] = Field(default_factory=list)
     display_name: Annotated[str, Field(max_length=MAX_DISPLAY_NAME)] | None = None
 
 
 class UserChange(Body):
-    role: Role | None = None
-    active: bool | None = None
+    role: Annotated[Role | None, NotNull] = None
+    active: Annotated[bool | None, NotNull] = None

@@ -20,7 +20,17 @@ from web.api.common import json_body
 from web.errors import ProblemError
 from web.numbers import INT64_MAX, parse_int
 
-__all__ = ["Body", "Name", "OptionalText", "Query", "QueryCount", "parse_body", "parse_query"]
+__all__ = [
+    "BlankIsNone",
+    "Body",
+    "Name",
+    "NotNull",
+    "OptionalText",
+    "Query",
+    "QueryCount",
+    "parse_body",
+    "parse_query",
+]
 
 
 def _blank_is_none(value: object) -> object:
@@ -42,8 +52,19 @@ def _decimal(value: object) -> object:
 # A count or sequence number in a query string; empty means absent.
 QueryCount = Annotated[Annotated[int, Field(ge=0, le=INT64_MAX)] | None, BeforeValidator(_decimal)]
 
-# A text a form may send empty: "" means the field was left out.
-OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none)]
+# "" (and null) mean the field was left out, as the hand-written checks took them.
+BlankIsNone = BeforeValidator(_blank_is_none)
+OptionalText = Annotated[str | None, BlankIsNone]
+
+
+def _not_null(value: object) -> object:
+    if value is None:
+        raise ValueError("may be left out, but not null")
+    return value
+
+
+# An optional field that, when sent, must have a value.
+NotNull = BeforeValidator(_not_null)
 
 # A name of a client, folder or file, before the domain normalises it and applies its rules
 # (vault.names): at most MAX_NAME_BYTES in UTF-8 once composed, so a raw name may be longer.

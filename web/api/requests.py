@@ -62,7 +62,7 @@ class NewRequest(Body):
     folder_id: str
     message: Annotated[str, Field(max_length=MAX_MESSAGE)] | None = None
     due_date: date
-    recurrence: Recurrence = Recurrence.NONE
+    recurrence: Recurrence | None = None  # none
     items: Annotated[list[str], Field(min_length=1, max_length=MAX_ITEMS)]
 
 
@@ -94,7 +94,7 @@ async def create_request(request: Request) -> JSONResponse:
             title=body.title,
             message=body.message or "",
             due_date=body.due_date,
-            recurrence=body.recurrence,
+            recurrence=body.recurrence or Recurrence.NONE,
             items=list(body.items),
         )
         return JSONResponse(request_json(view), status_code=201)
