@@ -29,6 +29,7 @@ from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
 from web.pages import missing
 from web.pages import routes as page_routes
+from web.routing import one_route_per_path
 from web.services import (
     Services,
     alert_rules,
@@ -146,7 +147,7 @@ def create_app(
     ]
     app = Starlette(
         debug=False,
-        routes=routes,
+        routes=one_route_per_path(routes),
         lifespan=lifespan,
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: missing.handle_http_for_pages},
         middleware=[

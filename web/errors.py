@@ -35,6 +35,7 @@ from vault.quotas import QuotaExceededError
 from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
 from web.refusals import audit_refusal
+from web.routing import allowed_methods
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,10 @@ async def handle_problem(request: Request, exc: Exception) -> Response:
 
 async def handle_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail or "Error", headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request.app.routes, request.scope)))
+    return problem(exc.status_code, exc.detail or "Error", headers=headers)
 
 
 async def handle_domain(request: Request, exc: Exception) -> Response:

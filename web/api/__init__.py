@@ -20,9 +20,15 @@ from web.api import (
     trash,
     uploads,
 )
+from web.routing import one_route_per_path
 
 
 def routes() -> list[BaseRoute]:
+    """The API's routes, one per path (so a 405 lists every method of the path)."""
+    return one_route_per_path(_routes())
+
+
+def _routes() -> list[BaseRoute]:
     return [
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         Route("/me", clients.me, methods=["GET"]),

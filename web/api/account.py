@@ -21,15 +21,22 @@ from vault.models import AccessToken, Client, Role, TokenScope, User
 from vault.passwords import WeakPasswordError
 from vault.policy import Permission, allows, require
 from web import account_mail, signin_flow
+from web.api.account_inputs import (
+    Invitation,
+    NewPassword,
+    NewToken,
+    Password,
+    TotpConfirmation,
+    UserChange,
+)
 from web.api.common import (
     SessionCall,
     api_call,
     iso,
-    json_body,
     parse_id,
     session_call,
-    string_field,
 )
+from web.api.inputs import parse_body
 from web.auth import Caller, set_session_cookie
 from web.context import services
 from web.errors import ProblemError, problem
@@ -99,9 +106,8 @@ def _refused(request: Request, check: reauth.Check, field: str, detail: str) -> 
 
 async def change_password(request: Request) -> Response:
     async with session_call(request) as call:
-        data = await json_body(request)
-        current = string_field(data, "current_password") or ""
-        new = string_field(data, "new_password") or ""
+        passwords = await parse_body(request, NewPassword)
+        current, new = passwords.current_password, passwords.new_password
     # Both Argon2 runs happen outside any transaction (issue 13 item 5).
     svc = services(request)
     try:
@@ -163,9 +169,8 @@ async def confirm_totp(request: Request) -> Response:
     """POST /me/totp/confirm {code, password}: the password is needed from a signed-in
     session (issue 13 item 8), not at the enrolment stage of signing in."""
     async with session_call(request, stages=ENROLLING) as call:
-        data = await json_body(request)
-        code = string_field(data, "code") or ""
-        password = string_field(data, "password", required=False) or ""
+        confirmation = await parse_body(request, TotpConfirmation)
+        code, password = confirmation.code, confirmation.password or ""
         caller = Caller(call.principal, call.user, call.browser)
     check = await signin_flow.enrolment_password(request, caller, password)
     if not check.ok:
@@ -194,7 +199,7 @@ async def confirm_totp(request: Request) -> Response:
 
 async def regenerate_recovery_codes(request: Request) -> Response:
     async with session_call(request) as call:
-        password = string_field(await json_body(request), "password") or ""
+        password = (await parse_body(request, Password)).password
     check = await _password_confirmed(request, call, password)
     if not check.ok:
         return _refused(request, check, "password", "the password is wrong")
@@ -232,25 +237,17 @@ async def create_token(request: Request) -> Response:
     most `auth.token_max_days` (issue 13 item 4)."""
     longest = services(request).settings.auth.token_max_days
     async with session_call(request) as call:
-        data = await json_body(request)
-        name = string_field(data, "name", required=False) or ""
-        scope_value = string_field(data, "scope", required=False) or TokenScope.READ_WRITE.value
-        try:
-            scope = TokenScope(scope_value)
-        except ValueError:
-            raise ProblemError(
-                422, "Invalid request", "scope must be read or read-write", field="scope"
-            ) from None
-        days = data.get("expires_in_days", longest)
-        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= longest:
+        wanted = await parse_body(request, NewToken)
+        name, scope = wanted.name or "", TokenScope(wanted.scope or TokenScope.READ_WRITE)
+        days = longest if wanted.expires_in_days is None else wanted.expires_in_days
+        if days > longest:
             raise ProblemError(
                 422,
                 "Invalid request",
                 f"expires_in_days must be 1..{longest}",
                 field="expires_in_days",
             )
-        password = string_field(data, "password") or ""
-        code = string_field(data, "code", required=False) or ""
+        password, code = wanted.password, wanted.code or ""
     svc = services(request)
     check = await _password_confirmed(request, call, password)
     if not check.ok:
@@ -294,20 +291,10 @@ async def revoke_token(request: Request) -> Response:
 
 async def invite(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        data = await json_body(request)
-        email = string_field(data, "email") or ""
-        role_value = string_field(data, "role", required=False) or Role.CLIENT.value
-        try:
-            role = Role(role_value)
-        except ValueError:
-            raise ProblemError(422, "Invalid request", "unknown role", field="role") from None
-        raw_clients = data.get("client_ids", [])
-        if not isinstance(raw_clients, list) or not all(isinstance(c, str) for c in raw_clients):
-            raise ProblemError(
-                422, "Invalid request", "client_ids must be a list of ids", field="client_ids"
-            )
-        client_ids = [parse_id(c, "client") for c in raw_clients]
-        display_name = (string_field(data, "display_name", required=False) or "").strip()[:200]
+        invitation = await parse_body(request, Invitation)
+        email, role = invitation.email, invitation.role or Role.CLIENT
+        client_ids = [parse_id(c, "client") for c in invitation.client_ids]
+        display_name = (invitation.display_name or "").strip()
         svc = services(request)
         valid_for = timedelta(hours=svc.settings.auth.invitation_valid_hours)
         try:
@@ -375,21 +362,16 @@ async def update_user(request: Request) -> JSONResponse:
     """PATCH /users/{user_id} {role?, active?}: privilege changes end the user's sessions and
     tokens (`vault.people`, as the console does it)."""
     async with api_call(request) as call:
-        data = await json_body(request)
+        change = await parse_body(request, UserChange)
         require(call.principal, Permission.MANAGE, None)
         user = await _user(call.session, request.path_params["user_id"])
-        role: Role | None = None
-        if "role" in data:
-            try:
-                role = Role(str(data["role"]))
-            except ValueError:
-                raise ProblemError(422, "Invalid request", "unknown role", field="role") from None
-        if "active" in data and not isinstance(data["active"], bool):
-            raise ProblemError(
-                422, "Invalid request", "active must be true or false", field="active"
-            )
         user = await people.update_user(
-            call.session, call.principal, call.audit, user.id, role=role, active=data.get("active")
+            call.session,
+            call.principal,
+            call.audit,
+            user.id,
+            role=change.role,
+            active=change.active,
         )
         body = {
             "id": str(user.id),

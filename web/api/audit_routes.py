@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -20,9 +20,9 @@ from vault.db import transaction
 from vault.models import AuditEvent
 from vault.policy import Permission, require
 from web.api.common import api_call
+from web.api.inputs import Query, QueryCount, parse_query
 from web.context import services
 from web.errors import ProblemError
-from web.numbers import INT64_MAX, parse_int
 
 PROOF_BATCH = 64
 
@@ -34,32 +34,40 @@ class EventSource(Protocol):
     def __call__(self, *, paths: bool) -> AsyncIterator[Exported]: ...
 
 
-def _filters(request: Request) -> aq.AuditFilter:
-    q = request.query_params
+class AuditFilters(Query):
+    client_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    document_id: str | None = None
+    outcome: str | None = None
+    since: str | None = None
+    until: str | None = None
+    ip: str | None = None
+
+
+class AuditQuery(AuditFilters):
+    limit: QueryCount = None
+    cursor: QueryCount = None
+
+
+class ExportQuery(AuditFilters):
+    format: Literal["csv", "jsonl"] = "jsonl"
+
+
+def _filters(q: AuditFilters) -> aq.AuditFilter:
     try:
         return aq.AuditFilter.parse(
-            client_id=q.get("client_id"),
-            actor=q.get("actor"),
-            action=q.get("action"),
-            document_id=q.get("document_id"),
-            outcome=q.get("outcome"),
-            since=q.get("since"),
-            until=q.get("until"),
-            ip=q.get("ip"),
+            client_id=q.client_id,
+            actor=q.actor,
+            action=q.action,
+            document_id=q.document_id,
+            outcome=q.outcome,
+            since=q.since,
+            until=q.until,
+            ip=q.ip,
         )
     except AuditQueryError as exc:
         raise ProblemError(422, "Invalid filter", str(exc)) from None
-
-
-def _int_param(request: Request, name: str, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    # audit_events.seq is a 64-bit integer: a larger cursor is malformed, not "everything".
-    value = parse_int(raw, maximum=INT64_MAX)
-    if value is None:
-        raise ProblemError(422, "Invalid filter", f"{name} must be a positive integer")
-    return value
 
 
 def event_json(event: AuditEvent, joined: dict[int, Labels]) -> dict[str, object]:
@@ -73,9 +81,9 @@ async def list_events(request: Request) -> JSONResponse:
         require(call.principal, Permission.READ_AUDIT, None)
         # Parsed only once the caller may read the log: a stranger learns nothing from
         # validation errors (the reason prefetch_body defers JSON parsing too).
-        filters = _filters(request)
-        limit = _int_param(request, "limit", 100) or 100
-        cursor = _int_param(request, "cursor", None)
+        query = parse_query(request, AuditQuery, title="Invalid filter")
+        filters = _filters(query)
+        limit, cursor = query.limit or 100, query.cursor
         events, next_cursor = await aq.page(call.session, filters, limit=limit, before=cursor)
         joined = await audit_labels.current(call.session, events)
         await audit_reads.record_search(call.session, call.audit, _described(filters))
@@ -100,10 +108,9 @@ async def export_events(request: Request) -> Response:
     svc = services(request)
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
-        fmt = request.query_params.get("format", "jsonl")
-        if fmt not in ("csv", "jsonl"):
-            raise ProblemError(422, "Invalid filter", "format must be csv or jsonl")
-        filters = _filters(request)
+        query = parse_query(request, ExportQuery, title="Invalid filter")
+        fmt = query.format
+        filters = _filters(query)
         # The export is itself an audited access, recorded before any byte leaves.
         await audit_reads.record_export(
             call.session, call.audit, fmt=fmt, filters=_described(filters)

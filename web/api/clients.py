@@ -11,7 +11,8 @@ from vault import folders as folder_service
 from vault import profiles
 from vault.folders import DocumentSummary
 from vault.models import Client, Folder
-from web.api.common import api_call, iso, json_body, parse_id, string_field
+from web.api.common import api_call, iso, parse_id
+from web.api.inputs import Body, Name, parse_body
 
 
 def client_json(client: Client) -> dict[str, Any]:
@@ -59,11 +60,22 @@ async def list_clients(request: Request) -> JSONResponse:
         return JSONResponse({"clients": [client_json(c) for c in clients]})
 
 
+class NewClient(Body):
+    name: Name
+
+
+class NewFolder(Body):
+    client_id: str
+    parent_id: str | None = None
+    name: Name
+
+
 async def create_client(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        name = string_field(await json_body(request), "name")
-        assert name is not None
-        client = await folder_service.create_client(call.session, call.principal, call.audit, name)
+        body = await parse_body(request, NewClient)
+        client = await folder_service.create_client(
+            call.session, call.principal, call.audit, body.name
+        )
         return JSONResponse(client_json(client), status_code=201)
 
 
@@ -86,18 +98,14 @@ async def client_root(request: Request) -> JSONResponse:
 
 async def create_folder(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        data = await json_body(request)
-        client_id = parse_id(string_field(data, "client_id") or "", "client")
-        parent = string_field(data, "parent_id", required=False)
-        name = string_field(data, "name")
-        assert name is not None
+        body = await parse_body(request, NewFolder)
         folder = await folder_service.create_folder(
             call.session,
             call.principal,
             call.audit,
-            client_id=client_id,
-            parent_id=parse_id(parent, "folder") if parent else None,
-            name=name,
+            client_id=parse_id(body.client_id, "client"),
+            parent_id=parse_id(body.parent_id, "folder") if body.parent_id else None,
+            name=body.name,
         )
         return JSONResponse(folder_json(folder), status_code=201)
 

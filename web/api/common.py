@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from vault.policy import Principal
 from web.auth import authenticate, authenticate_caller
 from web.context import audit_context, services
 from web.errors import ProblemError
+from web.ids import parse_id as parse_id  # one parser of ids for every route
 
 MAX_JSON_BODY = 64 * 1024
 
@@ -101,14 +101,6 @@ async def session_call(
             audit_context(request, caller.principal),
             caller.browser,
         )
-
-
-def parse_id(value: str, what: str = "resource") -> uuid.UUID:
-    """Ids are opaque; a malformed one is simply not found (404), like any unknown id."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ProblemError(404, "Not found", f"{what} not found") from None
 
 
 async def json_body(request: Request) -> dict[str, Any]:

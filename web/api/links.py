@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BeforeValidator, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -15,25 +16,12 @@ from vault import links as link_service
 from vault.folders import get_client
 from vault.links import Link, LinkKind, LinkSpec
 from web.api.common import api_call, iso, json_body, parse_id
+from web.api.inputs import Body, OptionalText, parse_body
 from web.context import services
 from web.errors import ProblemError
 from web.numbers import INT32_MAX
 from web.services import Services
 from web.settings import Settings
-
-CREATE_FIELDS = frozenset(
-    {
-        "kind",
-        "expires_at",
-        "password",
-        "recipient_email",
-        "max_downloads",
-        "max_file_bytes",
-        "max_files",
-        "max_total_bytes",
-        "version",
-    }
-)
 
 
 def link_defaults(settings: Settings) -> link_policy.LinkDefaults:
@@ -83,22 +71,8 @@ def _invalid(name: str, detail: str) -> ProblemError:
     return ProblemError(422, "Invalid request", detail, field=name)
 
 
-def _optional_int(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(name, f"{name} must be a whole number")
-    return value
-
-
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _invalid(name, f"{name} must be a string")
-    return value
+def _default_kind(value: object) -> object:
+    return "download" if value is None or value == "" else value
 
 
 def parse_expiry(value: str) -> datetime:
@@ -115,36 +89,40 @@ def parse_expiry(value: str) -> datetime:
         raise _invalid("expires_at", "expires_at must be an RFC 3339 date-time") from None
 
 
-def parse_spec(data: dict[str, Any]) -> LinkSpec:
-    unknown = sorted(set(data) - CREATE_FIELDS)
-    if unknown:
-        raise _invalid(unknown[0], f"unknown field: {unknown[0]}")
-    kind_text = _optional_str(data, "kind") or "download"
-    try:
-        kind = LinkKind(kind_text)
-    except ValueError:
-        raise _invalid("kind", "kind is download or upload") from None
-    expires = _optional_str(data, "expires_at")
-    if expires is None:
-        raise _invalid("expires_at", "expires_at is required")
+class NewLink(Body):
+    # A misspelt limit must not silently make a link without it.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    kind: Annotated[Literal["download", "upload"], BeforeValidator(_default_kind)] = "download"
+    expires_at: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="an RFC 3339 date-time with its zone, or a date meaning its end in UTC;"
+            " at most the client's max_expiry_days ahead",
+        ),
+    ]
+    password: OptionalText = None
+    recipient_email: OptionalText = None
+    max_downloads: int | None = None
+    max_file_bytes: int | None = None
+    max_files: int | None = None
+    max_total_bytes: int | None = None
+    version: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+
+
+def parse_spec(body: NewLink) -> LinkSpec:
     return LinkSpec(
-        kind=kind,
-        expires_at=parse_expiry(expires),
-        password=_optional_str(data, "password"),
-        recipient_email=_optional_str(data, "recipient_email"),
-        max_downloads=_optional_int(data, "max_downloads"),
-        max_file_bytes=_optional_int(data, "max_file_bytes"),
-        max_files=_optional_int(data, "max_files"),
-        max_total_bytes=_optional_int(data, "max_total_bytes"),
-        version=_version(data),
+        kind=LinkKind(body.kind),
+        expires_at=parse_expiry(body.expires_at),
+        password=body.password,
+        recipient_email=body.recipient_email,
+        max_downloads=body.max_downloads,
+        max_file_bytes=body.max_file_bytes,
+        max_files=body.max_files,
+        max_total_bytes=body.max_total_bytes,
+        version=body.version,
     )
-
-
-def _version(data: dict[str, Any]) -> int | None:
-    number = _optional_int(data, "version")
-    if number is not None and not 1 <= number <= INT32_MAX:
-        raise _invalid("version", "no such version")
-    return number
 
 
 def _created(svc: Services, link: Link, token: str) -> JSONResponse:
@@ -161,7 +139,7 @@ async def create_document_link(request: Request) -> JSONResponse:
     svc = services(request)
     async with api_call(request) as call:
         document_id = parse_id(request.path_params["document_id"], "document")
-        spec = parse_spec(await json_body(request))
+        spec = parse_spec(await parse_body(request, NewLink))
         link, token = await link_service.create_for_document(
             call.session,
             call.principal,
@@ -179,7 +157,7 @@ async def create_folder_link(request: Request) -> JSONResponse:
     svc = services(request)
     async with api_call(request) as call:
         folder_id = parse_id(request.path_params["folder_id"], "folder")
-        spec = parse_spec(await json_body(request))
+        spec = parse_spec(await parse_body(request, NewLink))
         link, token = await link_service.create_for_folder(
             call.session,
             call.principal,

@@ -4,8 +4,9 @@ admins' view of messages that could not be delivered."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -25,7 +26,8 @@ from vault.notifications import (
 )
 from vault.policy import Permission, Principal, require
 from web import i18n
-from web.api.common import api_call, iso, json_body, parse_id, string_field
+from web.api.common import api_call, iso, parse_id
+from web.api.inputs import Body, parse_body
 from web.context import services
 from web.errors import ProblemError
 from web.numbers import parse_int
@@ -93,53 +95,40 @@ async def my_notifications(request: Request) -> JSONResponse:
         )
 
 
-def _cadence(data: dict[str, Any]) -> Cadence:
-    value = string_field(data, "cadence") or ""
-    try:
-        return Cadence(value)
-    except ValueError:
-        choices = ", ".join(c.value for c in Cadence)
-        raise ProblemError(
-            422, "Invalid request", f"cadence must be one of: {choices}", field="cadence"
-        ) from None
+class Preference(Body):
+    cadence: Cadence
+    daily_hour: Annotated[int, Field(ge=0, le=23)] | None = None
 
 
-def _daily_hour(data: dict[str, Any]) -> int | None:
-    value = data.get("daily_hour")
-    if value is None:
-        return None
-    # bool is an int in Python; `true` is not an hour.
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 23:
-        raise ProblemError(
-            422, "Invalid request", "daily_hour must be an integer 0-23", field="daily_hour"
-        )
-    return value
+class Profile(Body):
+    locale: str | None = None
+    timezone: str | None = None
+    display_name: str | None = None
 
 
 async def set_my_notifications(request: Request) -> JSONResponse:
     client_id = parse_id(request.path_params["client_id"], "client")
     defaults = _defaults(request)
     async with api_call(request) as call:
-        data = await json_body(request)
-        cadence = _cadence(data)
-        daily_hour = _daily_hour(data)
+        preference = await parse_body(request, Preference)
         client = await call.session.get(Client, client_id)
         if client is None or not may_hear_of(call.principal, client):
             raise NotFoundError("client not found")
         _writable(call.principal)
         pref = await set_preference(
-            call.session, call.audit, call.user, client.id, cadence, daily_hour=daily_hour
+            call.session,
+            call.audit,
+            call.user,
+            client.id,
+            preference.cadence,
+            daily_hour=preference.daily_hour,
         )
         return JSONResponse(_entry(client, pref, call.user, defaults))
 
 
 async def update_profile(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        data = await json_body(request)
-        fields = {
-            name: string_field(data, name, required=False)
-            for name in ("locale", "timezone", "display_name")
-        }
+        profile = await parse_body(request, Profile)
         _writable(call.principal)
         try:
             await profiles.update_profile(
@@ -147,7 +136,9 @@ async def update_profile(request: Request) -> JSONResponse:
                 call.audit,
                 call.user,
                 supported_locales=frozenset(i18n.LANGUAGES),
-                **fields,
+                locale=profile.locale,
+                timezone=profile.timezone,
+                display_name=profile.display_name,
             )
         except profiles.ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None

@@ -11,9 +11,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from web.api import openapi_links
+from web.api.account_inputs import (
+    Invitation,
+    NewPassword,
+    NewToken,
+    Password,
+    TotpConfirmation,
+    UserChange,
+)
+from web.api.clients import NewClient, NewFolder
+from web.api.notifications import Preference, Profile
 from web.api.openapi_audit import audit_paths
+from web.api.openapi_models import MODEL_SCHEMAS, json_body
 from web.api.openapi_records import records_paths
 from web.api.openapi_schemas import SCHEMAS
+from web.api.requests import Answer, NewRequest, Submission
+from web.api.signin import Credentials, LinkStep, ResetRequest, SecondFactor
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -46,23 +59,6 @@ def _json(*required: str, **props: str) -> dict[str, Any]:
         }
     }
 
-
-_REQUEST_BODY = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "required": ["title", "due_date", "folder_id", "items"],
-            "properties": {
-                "title": {"type": "string"},
-                "message": {"type": "string"},
-                "due_date": {"type": "string", "format": "date"},
-                "recurrence": {"enum": ["none", "monthly", "quarterly", "yearly"]},
-                "folder_id": {"type": "string"},
-                "items": {"type": "array", "items": {"type": "string"}},
-            },
-        }
-    }
-}
 
 _TUS_BODY = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -122,16 +118,14 @@ SPEC: dict[str, Any] = {
         "/me": {"get": _op("The caller")},
         "/clients": {
             "get": _op("Clients the caller may see"),
-            "post": _op("Create a client (staff, admin)", "201", body=_json("name", name="string")),
+            "post": _op("Create a client (staff, admin)", "201", body=json_body(NewClient)),
         },
         "/clients/{client_id}/folders": {"get": _op("A client's root folders", client_id="path")},
         "/folders": {
             "post": _op(
                 "Create a folder",
                 "201",
-                body=_json(
-                    "client_id", "name", client_id="string", parent_id="string", name="string"
-                ),
+                body=json_body(NewFolder),
             )
         },
         "/folders/{folder_id}": {
@@ -254,7 +248,7 @@ SPEC: dict[str, Any] = {
                 "Request documents from a client (staff, admin); `recurrence` is none, "
                 "monthly, quarterly or yearly",
                 "201",
-                body=_REQUEST_BODY,
+                body=json_body(NewRequest),
                 client_id="path",
             ),
         },
@@ -267,7 +261,7 @@ SPEC: dict[str, Any] = {
         "/requests/{request_id}/items/{item_id}/submit": {
             "post": _op(
                 "Submit an uploaded document of the same client for an item",
-                body=_json("document_id", document_id="string", version="integer"),
+                body=json_body(Submission),
                 request_id="path",
                 item_id="path",
             )
@@ -275,7 +269,7 @@ SPEC: dict[str, Any] = {
         "/requests/{request_id}/items/{item_id}/answer": {
             "post": _op(
                 "Accept or reject a submitted item (staff, admin); rejecting needs a reason",
-                body=_json("status", status="string", reason="string"),
+                body=json_body(Answer),
                 request_id="path",
                 item_id="path",
             )
@@ -292,7 +286,7 @@ SPEC: dict[str, Any] = {
                 **_op(
                     "Sign in with email and password: {mfa_required, mfa_enrolment_required, "
                     "csrf_token}; 401 wrong, 429 locked",
-                    body=_json("email", "password", email="string", password="string"),
+                    body=json_body(Credentials),
                 ),
                 "security": [],
             },
@@ -302,7 +296,7 @@ SPEC: dict[str, Any] = {
         "/session/totp": {
             "post": _op(
                 "Second factor: a TOTP or recovery code; the session id changes",
-                body=_json("code", code="string"),
+                body=json_body(SecondFactor),
             )
         },
         "/password-reset": {
@@ -310,7 +304,7 @@ SPEC: dict[str, Any] = {
                 **_op(
                     "Email a reset link; the same 202 whether or not the account exists",
                     "202",
-                    body=_json("email", email="string"),
+                    body=json_body(ResetRequest),
                 ),
                 "security": [],
             }
@@ -319,7 +313,7 @@ SPEC: dict[str, Any] = {
             "post": {
                 **_op(
                     "Set a new password through a reset link; ends every session",
-                    body=_json("token", "password", token="string", password="string"),
+                    body=json_body(LinkStep),
                 ),
                 "security": [],
             }
@@ -329,20 +323,14 @@ SPEC: dict[str, Any] = {
                 "Invite a user by email (staff: client users of their clients; admin: anyone);"
                 " staff are answered alike whatever exists, and only admins get `user_id`",
                 "201",
-                body=_json(
-                    "email",
-                    email="string",
-                    role="string",
-                    client_ids="array",
-                    display_name="string",
-                ),
+                body=json_body(Invitation),
             )
         },
         "/invitations/accept": {
             "post": {
                 **_op(
                     "Choose the first password through an invitation link",
-                    body=_json("token", "password", token="string", password="string"),
+                    body=json_body(LinkStep),
                 ),
                 "security": [],
             }
@@ -356,12 +344,7 @@ SPEC: dict[str, Any] = {
             "post": _op(
                 "Change the password (the current one is required); ends other sessions",
                 "204",
-                body=_json(
-                    "current_password",
-                    "new_password",
-                    current_password="string",
-                    new_password="string",
-                ),
+                body=json_body(NewPassword),
             )
         },
         "/me/totp": {
@@ -372,13 +355,13 @@ SPEC: dict[str, Any] = {
             "post": _op(
                 "Confirm enrolment with a first code: ten recovery codes, shown once; "
                 "the password too from a signed-in session",
-                body=_json("code", code="string", password="string"),
+                body=json_body(TotpConfirmation),
             )
         },
         "/me/recovery-codes": {
             "post": _op(
                 "Replace the recovery codes (password required)",
-                body=_json("password", password="string"),
+                body=json_body(Password),
             )
         },
         "/me/tokens": {
@@ -388,21 +371,14 @@ SPEC: dict[str, Any] = {
                 "and a TOTP or recovery code where TOTP is on; at most auth.token_max_days; "
                 "the secret is shown once",
                 "201",
-                body=_json(
-                    "password",
-                    name="string",
-                    scope="string",
-                    expires_in_days="integer",
-                    password="string",
-                    code="string",
-                ),
+                body=json_body(NewToken),
             ),
         },
         "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204", token_id="path")},
         "/users/{user_id}": {
             "patch": _op(
                 "Change a user's role or active flag (admin); ends their sessions",
-                body=_json(role="string", active="boolean"),
+                body=json_body(UserChange),
                 user_id="path",
             )
         },
@@ -418,7 +394,7 @@ SPEC: dict[str, Any] = {
         "/me/notifications/{client_id}": {
             "put": _op(
                 "Set the caller's cadence for one client; `off` also drops pending changes",
-                body=_json("cadence", cadence="string", daily_hour="integer"),
+                body=json_body(Preference),
                 client_id="path",
             )
         },
@@ -426,7 +402,7 @@ SPEC: dict[str, Any] = {
             "put": _op(
                 "Change the caller's display name, email language (en, fa, he) or IANA time "
                 "zone; 422 names a bad field",
-                body=_json(locale="string", timezone="string", display_name="string"),
+                body=json_body(Profile),
             )
         },
         "/notifications/failed": {
@@ -444,6 +420,7 @@ SPEC: dict[str, Any] = {
 
 # Records management (quotas, retention, legal holds) is described beside its routes.
 SPEC["paths"].update(records_paths(_op, _json))
+SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
 
 
 async def openapi_json(request: Request) -> JSONResponse:

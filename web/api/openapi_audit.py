@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from web.api.audit_routes import AuditQuery, ExportQuery
+from web.api.openapi_models import query_parameters
 from web.api.openapi_schemas import with_schema
 
 
@@ -14,35 +16,20 @@ def audit_paths(_op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
         "/audit": {
             "get": with_schema(
                 "AuditPage",
-                _op(
-                    "Audit events, newest first (auditor, admin)",
-                    client_id="query",
-                    actor="query",
-                    action="query",
-                    document_id="query",
-                    outcome="query",
-                    since="query",
-                    until="query",
-                    ip="query",
-                    limit="query",
-                    cursor="query",
-                ),
+                {
+                    **_op("Audit events, newest first (auditor, admin)"),
+                    "parameters": query_parameters(AuditQuery),
+                },
             )
         },
         "/audit/export": {
-            "get": _op(
-                "Streamed export, itself audited, with its checkpoint and proof (JSON Lines; "
-                "csv: a zip of audit.csv, audit.checkpoint, audit.proof.jsonl)",
-                format="query",
-                client_id="query",
-                actor="query",
-                action="query",
-                document_id="query",
-                outcome="query",
-                since="query",
-                until="query",
-                ip="query",
-            )
+            "get": {
+                **_op(
+                    "Streamed export, itself audited, with its checkpoint and proof (JSON "
+                    "Lines; csv: a zip of audit.csv, audit.checkpoint, audit.proof.jsonl)"
+                ),
+                "parameters": query_parameters(ExportQuery),
+            }
         },
         "/audit/verify": {"get": _op("Check the hash chain end to end")},
         "/audit/alerts": {

@@ -5,29 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-_LINK_BODY = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "required": ["expires_at"],
-            "properties": {
-                "kind": {"enum": ["download", "upload"], "default": "download"},
-                "expires_at": {
-                    "type": "string",
-                    "format": "date-time",
-                    "description": "required; at most the client's max_expiry_days ahead",
-                },
-                "password": {"type": "string"},
-                "recipient_email": {"type": "string", "format": "email"},
-                "max_downloads": {"type": "integer", "minimum": 1},
-                "max_file_bytes": {"type": "integer", "minimum": 1},
-                "max_files": {"type": "integer", "minimum": 1},
-                "max_total_bytes": {"type": "integer", "minimum": 1},
-                "version": {"type": "integer", "minimum": 1, "description": "pin a version"},
-            },
-        }
-    }
-}
+from web.api.links import NewLink
+from web.api.openapi_models import json_body
+
+_LINK_BODY = json_body(NewLink)
 _POLICY_BODY = {
     "application/json": {
         "schema": {

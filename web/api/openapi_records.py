@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from web.api.openapi_models import json_body
+from web.api.records import NewHold, Quota, Release, Retention
+
 Op = Callable[..., dict[str, Any]]
 Body = Callable[..., dict[str, Any]]
 
@@ -25,7 +28,7 @@ def records_paths(_op: Op, _json: Body) -> dict[str, Any]:
                 "Set the client's quota in bytes (admin); null returns it to the firm-wide "
                 "default, 0 is unlimited. Uploads past it are refused with 413 before their "
                 "bytes are stored",
-                body=_json("quota_bytes", quota_bytes="integer"),
+                body=json_body(Quota),
                 client_id="path",
             )
         },
@@ -38,12 +41,7 @@ def records_paths(_op: Op, _json: Body) -> dict[str, Any]:
                 "Set the retention policy of the client or of one folder (admin): keep the "
                 "last `keep_versions`, versions younger than `keep_days`, empty the trash "
                 "after `trash_days`; null inherits, 0 is no limit, all null removes it",
-                body=_json(
-                    folder_id="string",
-                    keep_versions="integer",
-                    keep_days="integer",
-                    trash_days="integer",
-                ),
+                body=json_body(Retention),
                 client_id="path",
             ),
         },
@@ -56,14 +54,14 @@ def records_paths(_op: Op, _json: Body) -> dict[str, Any]:
                 "Place a legal hold on the client or one folder (admin): no deletion under "
                 "it until released",
                 "201",
-                body=_json("reason", reason="string", folder_id="string"),
+                body=json_body(NewHold),
                 client_id="path",
             ),
         },
         "/holds/{hold_id}/release": {
             "post": _op(
                 "Release a legal hold (admin); it stays on record",
-                body=_json("reason", reason="string"),
+                body=json_body(Release),
                 hold_id="path",
             )
         },

@@ -7,8 +7,9 @@ administrators (others get 403, or 404 for a client they may not see).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -16,9 +17,9 @@ from vault import holds, quotas, retention
 from vault.folders import get_client
 from vault.policy import require_admin
 from vault.records import CLIENT_SCOPE, LegalHold, RetentionPolicy, record_viewed
-from web.api.common import api_call, iso, json_body, parse_id, string_field
+from web.api.common import api_call, iso, parse_id
+from web.api.inputs import Body, parse_body
 from web.context import services
-from web.errors import ProblemError
 
 
 def usage_json(usage: quotas.Usage) -> dict[str, Any]:
@@ -54,19 +55,30 @@ def hold_json(hold: LegalHold) -> dict[str, Any]:
     }
 
 
-def _count(data: dict[str, Any], name: str, *, nullable: bool = True) -> int | None:
-    value = data.get(name)
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProblemError(
-            422, "Invalid request", f"{name} must be a whole number, 0 or more", field=name
-        )
-    return value
+Count = Annotated[int, Field(ge=0)]
 
 
-def _folder(data: dict[str, Any]) -> uuid.UUID | None:
-    raw = string_field(data, "folder_id", required=False)
+class Quota(Body):
+    quota_bytes: Count | None  # required; null returns the client to the default
+
+
+class Retention(Body):
+    keep_versions: Count | None = None
+    keep_days: Count | None = None
+    trash_days: Count | None = None
+    folder_id: str | None = None
+
+
+class NewHold(Body):
+    reason: str
+    folder_id: str | None = None
+
+
+class Release(Body):
+    reason: str
+
+
+def _folder(raw: str | None) -> uuid.UUID | None:
     return None if raw is None else parse_id(raw, "folder")
 
 
@@ -88,17 +100,13 @@ async def set_quota(request: Request) -> JSONResponse:
     default = services(request).settings.quotas.default_bytes
     async with api_call(request) as call:
         client_id = parse_id(request.path_params["client_id"], "client")
-        data = await json_body(request)
-        if "quota_bytes" not in data:
-            raise ProblemError(
-                422, "Invalid request", "quota_bytes is required", field="quota_bytes"
-            )
+        body = await parse_body(request, Quota)
         usage = await quotas.set_quota(
             call.session,
             call.principal,
             call.audit,
             client_id,
-            _count(data, "quota_bytes"),
+            body.quota_bytes,
             default=default,
         )
         return JSONResponse(usage_json(usage))
@@ -115,11 +123,9 @@ async def get_retention(request: Request) -> JSONResponse:
 async def set_retention(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         client_id = parse_id(request.path_params["client_id"], "client")
-        data = await json_body(request)
-        rules = retention.Rules(
-            _count(data, "keep_versions"), _count(data, "keep_days"), _count(data, "trash_days")
-        )
-        folder_id = _folder(data)
+        body = await parse_body(request, Retention)
+        rules = retention.Rules(body.keep_versions, body.keep_days, body.trash_days)
+        folder_id = _folder(body.folder_id)
         policy = await retention.set_policy(
             call.session, call.principal, call.audit, client_id, folder_id=folder_id, rules=rules
         )
@@ -152,16 +158,14 @@ async def list_holds(request: Request) -> JSONResponse:
 async def place_hold(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         client_id = parse_id(request.path_params["client_id"], "client")
-        data = await json_body(request)
-        reason = string_field(data, "reason")
-        assert reason is not None
+        hold_body = await parse_body(request, NewHold)
         hold = await holds.place_hold(
             call.session,
             call.principal,
             call.audit,
             client_id,
-            folder_id=_folder(data),
-            reason=reason,
+            folder_id=_folder(hold_body.folder_id),
+            reason=hold_body.reason,
         )
         return JSONResponse(hold_json(hold), status_code=201)
 
@@ -169,9 +173,8 @@ async def place_hold(request: Request) -> JSONResponse:
 async def release_hold(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         hold_id = parse_id(request.path_params["hold_id"], "hold")
-        reason = string_field(await json_body(request), "reason")
-        assert reason is not None
+        release = await parse_body(request, Release)
         hold = await holds.release_hold(
-            call.session, call.principal, call.audit, hold_id, reason=reason
+            call.session, call.principal, call.audit, hold_id, reason=release.reason
         )
         return JSONResponse(hold_json(hold))

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vault import requests as request_service
-from vault.requests import ItemStatus, Recurrence, RequestItem, RequestView
-from web.api.common import api_call, iso, json_body, parse_id, string_field
-from web.errors import ProblemError
-
-
-def _invalid(name: str, detail: str) -> ProblemError:
-    return ProblemError(422, "Invalid request", detail, field=name)
+from vault.requests import (
+    MAX_ITEMS,
+    MAX_MESSAGE,
+    ItemStatus,
+    Recurrence,
+    RequestItem,
+    RequestView,
+)
+from web.api.common import api_call, iso, parse_id
+from web.api.inputs import Body, parse_body
 
 
 def item_json(item: RequestItem) -> dict[str, Any]:
@@ -53,35 +57,23 @@ def request_json(view: RequestView, today: date | None = None) -> dict[str, Any]
     }
 
 
-def _date(data: dict[str, Any], name: str) -> date:
-    value = string_field(data, name)
-    assert value is not None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _invalid(name, f"{name} must be a date, YYYY-MM-DD") from None
+class NewRequest(Body):
+    title: str
+    folder_id: str
+    message: Annotated[str, Field(max_length=MAX_MESSAGE)] | None = None
+    due_date: date
+    recurrence: Recurrence | None = None  # none
+    items: Annotated[list[str], Field(min_length=1, max_length=MAX_ITEMS)]
 
 
-def _names(data: dict[str, Any]) -> list[str]:
-    value = data.get("items")
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _invalid("items", "items must be a list of document names")
-    return [str(v) for v in value]
+class Submission(Body):
+    document_id: str
+    version: Annotated[int, Field(ge=1)] | None = None
 
 
-_E = TypeVar("_E", Recurrence, ItemStatus)
-
-
-def _choice(data: dict[str, Any], name: str, kind: type[_E], default: _E | None = None) -> _E:
-    value = string_field(data, name, required=default is None)
-    if value is None:
-        assert default is not None
-        return default
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(k.value for k in kind)
-        raise _invalid(name, f"{name} must be one of {allowed}") from None
+class Answer(Body):
+    status: Literal["accepted", "rejected"]
+    reason: Annotated[str, Field(max_length=MAX_MESSAGE)] | None = None
 
 
 def _list(views: list[RequestView], key: str = "requests") -> JSONResponse:
@@ -92,21 +84,18 @@ def _list(views: list[RequestView], key: str = "requests") -> JSONResponse:
 async def create_request(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         client_id = parse_id(request.path_params["client_id"], "client")
-        data = await json_body(request)
-        title = string_field(data, "title")
-        assert title is not None
-        folder = string_field(data, "folder_id")
+        body = await parse_body(request, NewRequest)
         view = await request_service.create_request(
             call.session,
             call.principal,
             call.audit,
             client_id=client_id,
-            folder_id=parse_id(folder or "", "folder"),
-            title=title,
-            message=string_field(data, "message", required=False) or "",
-            due_date=_date(data, "due_date"),
-            recurrence=_choice(data, "recurrence", Recurrence, Recurrence.NONE),
-            items=_names(data),
+            folder_id=parse_id(body.folder_id, "folder"),
+            title=body.title,
+            message=body.message or "",
+            due_date=body.due_date,
+            recurrence=body.recurrence or Recurrence.NONE,
+            items=list(body.items),
         )
         return JSONResponse(request_json(view), status_code=201)
 
@@ -140,18 +129,15 @@ async def submit_item(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         request_id = parse_id(request.path_params["request_id"], "request")
         item_id = parse_id(request.path_params["item_id"], "item")
-        data = await json_body(request)
-        version = data.get("version")
-        if version is not None and (type(version) is not int or version < 1):
-            raise _invalid("version", "version must be a positive integer")
+        submission = await parse_body(request, Submission)
         view = await request_service.submit_item(
             call.session,
             call.principal,
             call.audit,
             request_id=request_id,
             item_id=item_id,
-            document_id=parse_id(string_field(data, "document_id") or "", "document"),
-            version=version,
+            document_id=parse_id(submission.document_id, "document"),
+            version=submission.version,
         )
         return JSONResponse(request_json(view))
 
@@ -160,18 +146,15 @@ async def answer_item(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         request_id = parse_id(request.path_params["request_id"], "request")
         item_id = parse_id(request.path_params["item_id"], "item")
-        data = await json_body(request)
-        status = _choice(data, "status", ItemStatus)
-        if status not in (ItemStatus.ACCEPTED, ItemStatus.REJECTED):
-            raise _invalid("status", "status must be accepted or rejected")
+        answer = await parse_body(request, Answer)
         view = await request_service.answer_item(
             call.session,
             call.principal,
             call.audit,
             request_id=request_id,
             item_id=item_id,
-            status=status,
-            reason=string_field(data, "reason", required=False),
+            status=ItemStatus(answer.status),
+            reason=answer.reason,
         )
         return JSONResponse(request_json(view))
 

@@ -15,7 +15,8 @@ from vault.identity import SessionStage
 from vault.passwords import WeakPasswordError
 from vault.signin import Attempt, Outcome
 from web import signin_flow
-from web.api.common import json_body, prefetch_body, string_field
+from web.api.common import prefetch_body
+from web.api.inputs import Body, parse_body
 from web.auth import authenticate_caller, check_origin, clear_session_cookie, set_session_cookie
 from web.context import audit_context, services
 from web.errors import ProblemError, problem
@@ -38,13 +39,31 @@ def _refused(request: Request, attempt: Attempt, detail: str) -> Response:
     return response
 
 
+class Credentials(Body):
+    email: str
+    password: str
+
+
+class SecondFactor(Body):
+    code: str
+
+
+class ResetRequest(Body):
+    email: str
+
+
+class LinkStep(Body):
+    """A reset or invitation link's token and the new password."""
+
+    token: str
+    password: str
+
+
 async def create_session(request: Request) -> Response:
     """POST /session {email, password}: the password step of signing in."""
     check_origin(request)
-    data = await json_body(request)
-    email = string_field(data, "email") or ""
-    password = string_field(data, "password") or ""
-    attempt, started = await signin_flow.sign_in(request, email, password)
+    credentials = await parse_body(request, Credentials)
+    attempt, started = await signin_flow.sign_in(request, credentials.email, credentials.password)
     if started is None:
         return _refused(request, attempt, "wrong email or password")
     response = JSONResponse(
@@ -72,8 +91,8 @@ async def second_factor(request: Request) -> Response:
             raise ProblemError(
                 409, "Conflict", "no sign-in is waiting for a second factor: a token was sent"
             )
-        code = string_field(await json_body(request), "code") or ""
-        attempt, started = await signin_flow.second_factor(request, session, caller, code)
+        code = await parse_body(request, SecondFactor)
+        attempt, started = await signin_flow.second_factor(request, session, caller, code.code)
     if started is None:
         return _refused(request, attempt, "wrong code")
     response = JSONResponse(
@@ -120,16 +139,15 @@ async def delete_session(request: Request) -> Response:
 async def request_reset(request: Request) -> Response:
     """POST /password-reset {email}: always the same 202, whether or not the account exists."""
     check_origin(request)
-    data = await json_body(request)
-    email = string_field(data, "email") or ""
-    task = await signin_flow.request_reset(request, email)
+    reset = await parse_body(request, ResetRequest)
+    task = await signin_flow.request_reset(request, reset.email)
     return JSONResponse({"detail": _RESET_SENT}, status_code=202, background=task)
 
 
 async def _link_step(request: Request) -> tuple[str, str]:
     check_origin(request)
-    data = await json_body(request)
-    return string_field(data, "token") or "", string_field(data, "password") or ""
+    step = await parse_body(request, LinkStep)
+    return step.token, step.password
 
 
 def _weak(exc: WeakPasswordError) -> ProblemError:

@@ -24,10 +24,11 @@ from vault.passwords import WeakPasswordError
 from web import signin_flow
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
+from web.ids import parse_id
 from web.numbers import parse_int
 from web.pages import account_settings
 from web.pages.account_view import Problems, account_page
-from web.pages.common import browser_caller, page, path_id, read_form, see_other
+from web.pages.common import browser_caller, page, read_form, see_other
 from web.pages.render import render
 
 
@@ -221,7 +222,7 @@ async def revoke_token(request: Request) -> Response:
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
-        token_id = path_id(request, "token_id")
+        token_id = parse_id(request.path_params["token_id"], "token")
         await accounts.revoke_token(
             session, audit_context(request, caller.principal), caller.user, token_id
         )

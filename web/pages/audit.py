@@ -24,10 +24,11 @@ from vault.db import transaction
 from vault.models import User
 from web import audit_sentences
 from web.context import audit_context, services
+from web.ids import parse_id
 from web.numbers import INT64_MAX, parse_int
 from web.pages import audit_report
 from web.pages.audit_report import day_bounds
-from web.pages.common import browser_caller, page, path_id
+from web.pages.common import browser_caller, page
 from web.pages.render import page_language, render
 
 OUTCOMES = ("success", "denied", "failure", "error", "locked")
@@ -188,7 +189,7 @@ def _uuid_or_none(text: str) -> uuid.UUID | None:
 
 @page
 async def document_history(request: Request) -> Response:
-    document_id = path_id(request, "document_id")
+    document_id = parse_id(request.path_params["document_id"], "document")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         principal = caller.principal
@@ -216,7 +217,7 @@ async def document_history(request: Request) -> Response:
 
 @page
 async def person_timeline(request: Request) -> Response:
-    user_id = path_id(request, "user_id")
+    user_id = parse_id(request.path_params["user_id"], "user")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         principal = caller.principal

@@ -22,7 +22,8 @@ from vault.models import User
 from vault.policy import Permission, allows
 from web.auth import Caller
 from web.context import audit_context, services
-from web.pages.common import browser_caller, page, path_id
+from web.ids import parse_id
+from web.pages.common import browser_caller, page
 from web.pages.render import render
 
 __all__ = ["routes"]
@@ -78,7 +79,7 @@ async def alerts_page(request: Request) -> Response:
 
 @page
 async def alert_page(request: Request) -> Response:
-    alert_id = path_id(request, "alert_id")
+    alert_id = parse_id(request.path_params["alert_id"], "alert")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         _auditor(caller)

@@ -30,10 +30,11 @@ from web.auth import CSRF_FIELD, Caller, deliberate
 from web.context import audit_context, services
 from web.folder_zip import Member, archive
 from web.http import content_disposition
+from web.ids import parse_id
 from web.pages import link_pages
 from web.pages import quarantine as held_pages
 from web.pages.browse_docs import document_page, restore_version, trash_document
-from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
+from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ async def _listing_page(
 
 @page
 async def client_page(request: Request) -> Response:
-    client_id = path_id(request, "client_id")
+    client_id = parse_id(request.path_params["client_id"], "client")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         client = await folder_service.get_client(session, caller.principal, client_id)
@@ -165,7 +166,7 @@ async def client_page(request: Request) -> Response:
 
 @page
 async def folder_page(request: Request) -> Response:
-    folder_id = path_id(request, "folder_id")
+    folder_id = parse_id(request.path_params["folder_id"], "folder")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         folder = await folder_service.get_folder(session, caller.principal, folder_id)
@@ -216,19 +217,19 @@ async def _create_folder(
 
 @page
 async def create_root_folder(request: Request) -> Response:
-    client_id = path_id(request, "client_id")
+    client_id = parse_id(request.path_params["client_id"], "client")
     return await _create_folder(request, client_id=client_id, parent_id=None)
 
 
 @page
 async def create_subfolder(request: Request) -> Response:
-    folder_id = path_id(request, "folder_id")
+    folder_id = parse_id(request.path_params["folder_id"], "folder")
     return await _create_folder(request, client_id=None, parent_id=folder_id)
 
 
 @page
 async def search_page(request: Request) -> Response:
-    client_id = path_id(request, "client_id")
+    client_id = parse_id(request.path_params["client_id"], "client")
     query = request.query_params.get("q", "")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
@@ -256,7 +257,7 @@ async def search_page(request: Request) -> Response:
 @page
 async def folder_zip(request: Request) -> Response:
     svc = services(request)
-    folder_id = path_id(request, "folder_id")
+    folder_id = parse_id(request.path_params["folder_id"], "folder")
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session)
         context = audit_context(request, caller.principal)
@@ -360,7 +361,7 @@ async def trash_page(request: Request) -> Response:
 
 @page
 async def restore_from_trash(request: Request) -> Response:
-    document_id = path_id(request, "document_id")
+    document_id = parse_id(request.path_params["document_id"], "document")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))

@@ -23,10 +23,11 @@ from vault.policy import Permission, allows
 from web.api.documents import PREVIEWABLE
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
+from web.ids import parse_id
 from web.numbers import INT32_MAX, parse_int
 from web.pages import link_pages
 from web.pages import quarantine as held_pages
-from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
+from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
 DOCUMENT_NOTICES = frozenset({"restored"})
@@ -63,7 +64,7 @@ def preview_kind(content_type: str) -> str:
 
 @page
 async def document_page(request: Request) -> Response:
-    document_id = path_id(request, "document_id")
+    document_id = parse_id(request.path_params["document_id"], "document")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         assert caller.browser is not None
@@ -141,7 +142,7 @@ async def document_page(request: Request) -> Response:
 @page
 async def restore_version(request: Request) -> Response:
     svc = services(request)
-    document_id = path_id(request, "document_id")
+    document_id = parse_id(request.path_params["document_id"], "document")
     form = await read_form(request)
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
@@ -177,7 +178,7 @@ async def restore_version(request: Request) -> Response:
 
 @page
 async def trash_document(request: Request) -> Response:
-    document_id = path_id(request, "document_id")
+    document_id = parse_id(request.path_params["document_id"], "document")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -136,15 +135,6 @@ async def browser_caller(
         raise Redirect(NEXT_STEP[SessionStage(caller.browser.stage)], refusal="incomplete_sign_in")
     check_csrf(request, caller.browser, csrf_token or "")
     return caller
-
-
-def path_id(request: Request, name: str) -> uuid.UUID:
-    """The id in the path parameter `name`; a malformed one is simply not found, like an id
-    that never existed."""
-    try:
-        return uuid.UUID(request.path_params[name])
-    except ValueError:
-        raise NotFoundError(f"{name} not found") from None
 
 
 def notice(request: Request, known: frozenset[str]) -> str:

@@ -15,7 +15,8 @@ from vault.db import transaction
 from vault.errors import ConflictError
 from vault.names import InvalidNameError
 from web.context import audit_context, services
-from web.pages.common import notice, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import notice, page, read_form, see_other
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import render
 
@@ -96,7 +97,7 @@ async def _client_page(
         found = await clients.overview(
             session,
             caller.principal,
-            path_id(request, "client_id"),
+            parse_id(request.path_params["client_id"], "client"),
             today=date.today(),
             context=audit_context(request, caller.principal),
         )
@@ -127,7 +128,7 @@ async def rename(request: Request) -> Response:
     name = form.get("name", "")[:300]
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session, form)
-        client_id = path_id(request, "client_id")
+        client_id = parse_id(request.path_params["client_id"], "client")
         try:
             async with session.begin_nested():
                 await clients.rename(
@@ -152,7 +153,7 @@ async def _archive(request: Request, *, archived: bool) -> Response:
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session, form)
-        client_id = path_id(request, "client_id")
+        client_id = parse_id(request.path_params["client_id"], "client")
         await clients.set_archived(
             session,
             caller.principal,
@@ -179,7 +180,7 @@ async def shared(request: Request) -> Response:
     wanted = form.get("shared") == "on"
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session, form)
-        client_id = path_id(request, "client_id")
+        client_id = parse_id(request.path_params["client_id"], "client")
         clients.require_admin(caller.principal)
         await resources.set_shared(
             session,

@@ -21,7 +21,8 @@ from vault.db import current_revision, head_revision, transaction
 from vault.errors import NotFoundError
 from vault.policy import Permission, Principal, allows
 from web.context import audit_context, services
-from web.pages.common import notice, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import notice, page, read_form, see_other
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import render
 from web.services import Services
@@ -132,7 +133,7 @@ async def retry_one(request: Request) -> Response:
         found = await outbox.retry(
             session,
             audit_context(request, caller.principal),
-            path_id(request, "notification_id"),
+            parse_id(request.path_params["notification_id"], "notification"),
             now=datetime.now(UTC),
         )
     return see_other(f"/admin/operations?done={'retried' if found else 'not-failed'}#outbox")

@@ -25,9 +25,10 @@ from vault.policy import Principal
 from web import account_mail
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
+from web.ids import parse_id
 from web.pages.account_settings import _read_invite_form as read_invite_form
 from web.pages.account_view import invite_clients, invite_roles
-from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
+from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
 LIST_NOTICES = frozenset({"invited", "invite-unsent"})
@@ -199,7 +200,7 @@ async def person_page(request: Request) -> Response:
         found = await people.person(
             session,
             caller.principal,
-            path_id(request, "user_id"),
+            parse_id(request.path_params["user_id"], "user"),
             context=audit_context(request, caller.principal),
         )
         assignable: list[Client] = []
@@ -228,7 +229,7 @@ async def _act(request: Request, done: str, action: Any) -> Response:
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session, form)
-        user_id = path_id(request, "user_id")
+        user_id = parse_id(request.path_params["user_id"], "user")
         await action(
             session, caller.principal, audit_context(request, caller.principal), user_id, form
         )
@@ -283,7 +284,7 @@ async def change_clients(request: Request) -> Response:
 
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session, form)
-        user_id = path_id(request, "user_id")
+        user_id = parse_id(request.path_params["user_id"], "user")
         await act(
             session, caller.principal, audit_context(request, caller.principal), user_id, form
         )
@@ -296,7 +297,7 @@ async def reset_second_factor(request: Request) -> Response:
     svc = services(request)
     async with transaction(svc.sessions) as session:
         caller = await console_caller(request, session, form)
-        user_id = path_id(request, "user_id")
+        user_id = parse_id(request.path_params["user_id"], "user")
         user = await people.reset_second_factor(
             session, caller.principal, audit_context(request, caller.principal), user_id
         )
@@ -324,7 +325,7 @@ async def resend(request: Request) -> Response:
     valid_for = timedelta(hours=svc.settings.auth.invitation_valid_hours)
     async with transaction(svc.sessions) as session:
         caller = await console_caller(request, session, form)
-        user_id = path_id(request, "user_id")
+        user_id = parse_id(request.path_params["user_id"], "user")
         user, secret, clients = await people.resend_invitation(
             session,
             caller.principal,

@@ -17,7 +17,8 @@ from vault.errors import NotFoundError
 from web import i18n
 from web.charts import Series, bar_chart
 from web.context import audit_context, services
-from web.pages.common import page, path_id
+from web.ids import parse_id
+from web.pages.common import page
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import page_language, render
 
@@ -129,7 +130,7 @@ async def export_csv(request: Request) -> Response:
             session,
             caller.principal,
             audit_context(request, caller.principal),
-            path_id(request, "client_id"),
+            parse_id(request.path_params["client_id"], "client"),
             table=table,
             weeks=_weeks(request),
         )

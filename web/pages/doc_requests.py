@@ -41,7 +41,8 @@ from vault.requests import (
 from web.auth import CSRF_FIELD, Caller, resolve
 from web.context import audit_context, services
 from web.form_upload import FormUploadError, receive_upload
-from web.pages.common import Redirect, browser_caller, notice, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import Redirect, browser_caller, notice, page, read_form, see_other
 from web.pages.news import local_today
 from web.pages.render import render
 
@@ -350,7 +351,7 @@ async def _request_page(
 
 @page
 async def request_page(request: Request) -> Response:
-    request_id = path_id(request, "request_id")
+    request_id = parse_id(request.path_params["request_id"], "request")
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session)
         return await _request_page(request, session, caller, request_id)
@@ -358,7 +359,7 @@ async def request_page(request: Request) -> Response:
 
 @page
 async def close(request: Request) -> Response:
-    request_id = path_id(request, "request_id")
+    request_id = parse_id(request.path_params["request_id"], "request")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
@@ -370,8 +371,8 @@ async def close(request: Request) -> Response:
 
 @page
 async def accept(request: Request) -> Response:
-    request_id = path_id(request, "request_id")
-    item_id = path_id(request, "item_id")
+    request_id = parse_id(request.path_params["request_id"], "request")
+    item_id = parse_id(request.path_params["item_id"], "item")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
@@ -388,8 +389,8 @@ async def accept(request: Request) -> Response:
 
 @page
 async def reject(request: Request) -> Response:
-    request_id = path_id(request, "request_id")
-    item_id = path_id(request, "item_id")
+    request_id = parse_id(request.path_params["request_id"], "request")
+    item_id = parse_id(request.path_params["item_id"], "item")
     form = await read_form(request)
     reason = form.get("reason", "").replace("\r\n", "\n").strip()
     async with transaction(services(request).sessions) as session:
@@ -422,8 +423,8 @@ async def reject(request: Request) -> Response:
 async def upload(request: Request) -> Response:
     """A file for one item, streamed into the request's folder, then submitted."""
     svc = services(request)
-    request_id = path_id(request, "request_id")
-    item_id = path_id(request, "item_id")
+    request_id = parse_id(request.path_params["request_id"], "request")
+    item_id = parse_id(request.path_params["item_id"], "item")
     folder_id: uuid.UUID | None = None
 
     async def folder_for(_fields: dict[str, list[str]]) -> uuid.UUID:

@@ -20,7 +20,8 @@ from vault.models import Document, Folder
 from vault.policy import Principal, is_firm
 from web.api.links import link_defaults, link_url
 from web.context import audit_context, services
-from web.pages.common import browser_caller, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import browser_caller, page, read_form, see_other
 from web.pages.language import local_path
 from web.pages.render import render
 from web.services import Services
@@ -168,19 +169,25 @@ async def _create(
 
 @page
 async def create_document_link(request: Request) -> Response:
-    return await _create(request, document_id=path_id(request, "document_id"), folder_id=None)
+    return await _create(
+        request,
+        document_id=parse_id(request.path_params["document_id"], "document"),
+        folder_id=None,
+    )
 
 
 @page
 async def create_folder_link(request: Request) -> Response:
-    return await _create(request, document_id=None, folder_id=path_id(request, "folder_id"))
+    return await _create(
+        request, document_id=None, folder_id=parse_id(request.path_params["folder_id"], "folder")
+    )
 
 
 @page
 async def revoke_link(request: Request) -> Response:
     svc = services(request)
     form = await read_form(request)
-    link_id = path_id(request, "link_id")
+    link_id = parse_id(request.path_params["link_id"], "link")
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get("csrf_token", ""))
         await link_service.revoke(

@@ -21,7 +21,8 @@ from vault.models import User
 from vault.policy import is_firm
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
-from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
 NOTICES = frozenset({"posted", "withdrawn"})
@@ -142,7 +143,7 @@ async def withdraw(request: Request) -> Response:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
         if not is_firm(caller.principal):
             raise NotFoundError("no such page")
-        announcement_id = path_id(request, "announcement_id")
+        announcement_id = parse_id(request.path_params["announcement_id"], "announcement")
         await announcements.withdraw(
             session, caller.principal, audit_context(request, caller.principal), announcement_id
         )

@@ -24,7 +24,8 @@ from vault.policy import Principal
 from vault.quarantine import HeldVersion, ScanState
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
-from web.pages.common import browser_caller, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import browser_caller, page, read_form, see_other
 
 # The folder page's notices after a decision here.
 NOTICES = frozenset({"held", "released", "discarded"})
@@ -99,7 +100,7 @@ def routes() -> list[BaseRoute]:
 
 @page
 async def release(request: Request) -> Response:
-    version_id = path_id(request, "version_id")
+    version_id = parse_id(request.path_params["version_id"], "version")
     form = await read_form(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
@@ -113,7 +114,7 @@ async def release(request: Request) -> Response:
 @page
 async def delete(request: Request) -> Response:
     svc = services(request)
-    version_id = path_id(request, "version_id")
+    version_id = parse_id(request.path_params["version_id"], "version")
     form = await read_form(request)
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))

@@ -19,7 +19,8 @@ from vault.models import Client, Role
 from vault.records import CLIENT_SCOPE
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
-from web.pages.common import browser_caller, notice, page, path_id, read_form, see_other
+from web.ids import parse_id
+from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
 NOTICES = frozenset({"quota", "retention", "held", "released"})
@@ -42,7 +43,7 @@ async def _admin_client(
 ) -> tuple[Caller, Client]:
     caller = await browser_caller(request, session, csrf_token=csrf)
     client = await folder_service.get_client(
-        session, caller.principal, path_id(request, "client_id")
+        session, caller.principal, parse_id(request.path_params["client_id"], "client")
     )
     # The page exists for administrators only; to anyone else it is not there (deny = 404).
     if caller.principal.role is not Role.ADMIN or caller.principal.read_only:
@@ -200,7 +201,7 @@ async def place_hold(request: Request) -> Response:
 @page
 async def release_hold(request: Request) -> Response:
     form = await read_form(request)
-    hold_id = path_id(request, "hold_id")
+    hold_id = parse_id(request.path_params["hold_id"], "hold")
     async with transaction(services(request).sessions) as session:
         caller, client = await _admin_client(request, session, form.get(CSRF_FIELD, ""))
         standing = await holds.list_holds(session, caller.principal, client.id)

@@ -22,7 +22,8 @@ from vault.quotas import QuotaExceededError
 from web.auth import Caller
 from web.context import services
 from web.form_upload import FormUploadError, StoredFile, receive_upload
-from web.pages.common import page, path_id, see_other
+from web.ids import parse_id
+from web.pages.common import page, see_other
 from web.pages.render import render
 
 
@@ -32,7 +33,7 @@ def routes() -> list[BaseRoute]:
 
 @page
 async def upload(request: Request) -> Response:
-    folder_id = path_id(request, "folder_id")
+    folder_id = parse_id(request.path_params["folder_id"], "folder")
 
     async def folder_for(_fields: dict[str, list[str]]) -> uuid.UUID:
         return folder_id
