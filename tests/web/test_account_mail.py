@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import httpx
 import pytest
+from playwright.async_api import Browser
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.browser import DESKTOP, artifacts
 from vault import accounts, profiles
-
 from vault.db import transaction
-from vault.models import Role
+from vault.models import Role, User
+from web import account_mail
 from web.services import Services
 
 API = "/api/v1"
-
 
 
 def outbox(services: Services, to: str) -> list[EmailMessage]:
@@ -75,7 +77,11 @@ async def test_a_new_account_refuses_a_display_name_with_direction_or_control_ch
     async with transaction(services.sessions) as session:
         with pytest.raises(profiles.ProfileError):
             await accounts.create_user(
-                session, TEST_CONTEXT, email="spoof@example.test", role=Role.STAFF, display_name=name
+                session,
+                TEST_CONTEXT,
+                email="spoof@example.test",
+                role=Role.STAFF,
+                display_name=name,
             )
 
 
@@ -90,3 +96,87 @@ async def test_an_api_invitation_refuses_a_display_name_with_direction_character
     )
     assert made.status_code == 422, made.text
     assert outbox(services, "spoof@example.test") == []
+
+
+async def set_locale(services: Services, user_id: object, code: str, name: str = "") -> User:
+    async with transaction(services.sessions) as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.locale = code
+        if name:
+            user.display_name = name
+        return user
+
+
+async def test_an_invitation_is_written_in_the_inviters_language(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_locale(services, world["sam"].id, "fa", name="سام")
+    made = await http.post(
+        f"{API}/invitations",
+        json={"email": "dara@example.test", "client_ids": [str(world.acme)]},
+        headers=world["sam"].auth,
+    )
+    assert made.status_code == 201, made.text
+    [message] = outbox(services, "dara@example.test")
+    assert message["Subject"] == "به ClientVault دعوت شده‌اید"
+    assert message["Content-Language"] == "fa"
+    text, html = parts(message)
+    assert '<html lang="fa" dir="rtl">' in html
+    # The inviter's and the client's names keep their own direction inside the sentence.
+    assert "<bdi>سام</bdi>" in html and "<bdi>Acme</bdi>" in html
+    assert "\u2068Acme\u2069" in text and "/invite/" in text
+
+
+async def test_a_reset_is_written_in_the_recipients_saved_language(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_locale(services, world["alice"].id, "he")
+    asked = await http.post(f"{API}/password-reset", json={"email": "alice@example.test"})
+    assert asked.status_code in (202, 204), asked.text
+    [message] = outbox(services, "alice@example.test")
+    assert message["Subject"] == "איפוס הסיסמה שלך ב-ClientVault"
+    _, html = parts(message)
+    assert '<html lang="he" dir="rtl">' in html
+
+
+SHOTS = [(template, code) for template in ("invitation", "reset") for code in ("fa", "he")]
+
+
+@pytest.mark.parametrize(("template", "code"), SHOTS)
+async def test_right_to_left_account_emails_in_chromium(
+    browser: Browser, services: Services, world: World, template: str, code: str
+) -> None:
+    names = {"fa": "سارا احمدی", "he": "שרה כהן"}
+    recipient = await set_locale(services, world["alice"].id, code)
+    if template == "invitation":
+        inviter = await set_locale(services, world["sam"].id, code, name=names[code])
+        await account_mail.send_invitation(
+            services, recipient, "s3cret", inviter=inviter, valid_for=timedelta(hours=72)
+        )
+    else:
+        await account_mail.send(
+            services,
+            "reset",
+            recipient,
+            link=account_mail.link(services, "/reset/s3cret"),
+            expires=account_mail.when(datetime.now(UTC) + timedelta(minutes=30)),
+        )
+    [message] = outbox(services, recipient.email)
+    _, html = parts(message)
+    assert f'<html lang="{code}" dir="rtl">' in html
+    page = await browser.new_page(viewport=DESKTOP)
+    try:
+        # Offline, as a mail client shows it: nothing may be fetched from anywhere.
+        await page.route("**/*", lambda route: route.abort())
+        await page.set_content(html, wait_until="load")
+        shot = artifacts() / f"account-email-{template}-{code}.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert await page.evaluate("document.documentElement.lang") == code
+        assert await page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+        # The button sits on the right, where a right-to-left reader starts.
+        button = await page.get_by_role("link").first.bounding_box()
+        assert button is not None and button["x"] + button["width"] > DESKTOP["width"] / 2
+    finally:
+        await page.close()
