@@ -20,7 +20,15 @@ from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from notify.i18n import language
+from notify.i18n import (
+    N_,
+    bdi,
+    direction,
+    format_number,
+    isolate,
+    language,
+    translations,
+)
 from notify.render import new_message_id
 from vault import alerts
 from vault.db import transaction
@@ -30,85 +38,19 @@ from vault.notifications import DeliveryState, Notification
 
 log = logging.getLogger(__name__)
 
-# The alert email's words; English is the source, and a language lacking a key falls back
-# to it. `{count}` is written in the language's own digits.
-STRINGS: Mapping[str, Mapping[str, str]] = {
-    "en": {
-        "subject_one": "ClientVault: 1 new alert",
-        "subject_many": "ClientVault: {count} new alerts",
-        "intro": "The audit log raised these alerts:",
-        "downloads": "Many downloads by one person",
-        "refusals": "Repeated refused requests",
-        "failed_signins": "A burst of failed sign-ins",
-        "new_address": "A sign-in from a new address",
-        "privilege": "A role or key change",
-        "who": "Who",
-        "when": "When",
-        "open": "See the events behind it",
-        "footer": "You receive this because you are an auditor of this portal.",
-    },
-    "fa": {
-        "subject_one": "ClientVault: ۱ هشدار تازه",
-        "subject_many": "ClientVault: {count} هشدار تازه",
-        "intro": "گزارش ممیزی این هشدارها را داده است:",
-        "downloads": "دریافت‌های فراوان به دست یک نفر",
-        "refusals": "درخواست‌های ردشدهٔ پیاپی",
-        "failed_signins": "ورودهای ناموفق پشت‌سرهم",
-        "new_address": "ورود از نشانی‌ای تازه",
-        "privilege": "تغییر نقش یا کلید",
-        "who": "چه کسی",
-        "when": "چه زمانی",
-        "open": "رویدادهای پشت آن را ببینید",
-        "footer": "این پیام را می‌گیرید چون ممیز این درگاه هستید.",
-    },
-    "he": {
-        "subject_one": "ClientVault: התראה חדשה אחת",
-        "subject_many": "ClientVault: {count} התראות חדשות",
-        "intro": "יומן הביקורת העלה את ההתראות האלה:",
-        "downloads": "הורדות רבות בידי אדם אחד",
-        "refusals": "בקשות שנדחו שוב ושוב",
-        "failed_signins": "רצף כניסות שנכשלו",
-        "new_address": "כניסה מכתובת חדשה",
-        "privilege": "שינוי תפקיד או מפתח",
-        "who": "מי",
-        "when": "מתי",
-        "open": "לאירועים שמאחוריה",
-        "footer": "הודעה זו נשלחה אליך כי את/ה מבקר/ת של הפורטל.",
-    },
-    "ja": {
-        "subject_one": "ClientVault: 新しいアラート 1 件",
-        "subject_many": "ClientVault: 新しいアラート {count} 件",
-        "intro": "監査ログが次のアラートを出しました:",
-        "downloads": "一人による大量のダウンロード",
-        "refusals": "拒否されたリクエストの繰り返し",
-        "failed_signins": "サインイン失敗の集中",
-        "new_address": "新しいアドレスからのサインイン",
-        "privilege": "ロールまたは鍵の変更",
-        "who": "誰が",
-        "when": "いつ",
-        "open": "元のイベントを見る",
-        "footer": "このポータルの監査担当者であるため、このメールをお送りしています。",
-    },
-    "zh": {
-        "subject_one": "ClientVault：1 条新警报",
-        "subject_many": "ClientVault：{count} 条新警报",
-        "intro": "审计日志发出了以下警报：",
-        "downloads": "一人大量下载",
-        "refusals": "多次被拒绝的请求",
-        "failed_signins": "登录失败激增",
-        "new_address": "从新地址登录",
-        "privilege": "角色或密钥变更",
-        "who": "谁",
-        "when": "时间",
-        "open": "查看相关事件",
-        "footer": "您收到此邮件，因为您是本门户的审计员。",
-    },
+# What each alert rule is called, by rule name.
+RULES: Mapping[str, str] = {
+    "downloads": N_("Many downloads by one person"),
+    "refusals": N_("Repeated refused requests"),
+    "failed_signins": N_("A burst of failed sign-ins"),
+    "new_address": N_("A sign-in from a new address"),
+    "privilege": N_("A role or key change"),
 }
 
 
-def text(lang: str, key: str, **values: object) -> str:
-    strings = STRINGS.get(lang, STRINGS["en"])
-    return (strings.get(key) or STRINGS["en"][key]).format(**values)
+def text(lang: str, rule: str) -> str:
+    """The name of alert `rule` in `lang`."""
+    return translations(language(lang)).gettext(RULES.get(rule, rule))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,46 +64,53 @@ def compose(
     alerts_: Sequence[alerts.Alert], names: Mapping[str, str], *, locale: str, public_url: str
 ) -> Message:
     """One email listing `alerts_`, in the language of `locale`."""
-    lang = language(locale)
-    code = lang.code if lang.code in STRINGS else "en"
+    code = language(locale)
+    _ = translations(code).gettext
     count = len(alerts_)
-    subject = text(code, "subject_one" if count == 1 else "subject_many", count=lang.number(count))
-    lines = [text(code, "intro"), ""]
+    subject = translations(code).ngettext(
+        "ClientVault: %(count)s new alert", "ClientVault: %(count)s new alerts", count
+    ) % {"count": format_number(count, code)}
+    intro, footer = (
+        _("The audit log raised these alerts:"),
+        _("You receive this because you are an auditor of this portal."),
+    )
+    who_label, when_label, open_label = _("Who"), _("When"), _("See the events behind it")
+    lines = [intro, ""]
     items: list[Markup] = []
     for alert in alerts_:
         who = names.get(alert.actor_id or "", "") or (alert.ip or "")
         link = f"{public_url.rstrip('/')}/audit/alerts/{alert.id}"
         lines += [
             f"- {text(code, alert.rule)}",
-            f"  {text(code, 'who')}: {who}",
-            f"  {text(code, 'when')}: {alert.ts}",
-            f"  {text(code, 'open')}: {link}",
+            f"  {who_label}: {isolate(who, code)}",
+            f"  {when_label}: {alert.ts}",
+            f"  {open_label}: {link}",
         ]
         # Names and addresses keep their own direction inside RTL text (<bdi>).
         items.append(
             Markup(
-                "<li><strong>{rule}</strong><br>{who_label}: <bdi>{who}</bdi><br>"
-                '{when_label}: <bdi dir="ltr">{when}</bdi><br><a href="{link}">{open}</a></li>'
+                "<li><strong>{rule}</strong><br>{who_label}: {who}<br>"
+                '{when_label}: {when}<br><a href="{link}">{open}</a></li>'
             ).format(
                 rule=text(code, alert.rule),
-                who_label=text(code, "who"),
-                who=who,
-                when_label=text(code, "when"),
-                when=alert.ts,
+                who_label=who_label,
+                who=bdi(who),
+                when_label=when_label,
+                when=bdi(alert.ts, direction="ltr"),
                 link=link,
-                open=text(code, "open"),
+                open=open_label,
             )
         )
-    lines += ["", text(code, "footer")]
+    lines += ["", footer]
     html = Markup(
         '<!doctype html><html lang="{lang}" dir="{dir}"><body><p>{intro}</p><ul>{items}</ul>'
         "<p>{footer}</p></body></html>"
     ).format(
-        lang=lang.code,
-        dir=lang.dir,
-        intro=text(code, "intro"),
+        lang=code,
+        dir=direction(code),
+        intro=intro,
         items=Markup("").join(items),
-        footer=text(code, "footer"),
+        footer=footer,
     )
     return Message(subject, "\n".join(lines) + "\n", str(html))
 

@@ -20,12 +20,30 @@ from email.utils import format_datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from notify.i18n import Language, language
+from notify.i18n import (
+    N_,
+    bdi,
+    direction,
+    format_number,
+    isolate,
+    language,
+    translations,
+    trusted,
+)
 
-_VERBS = {
-    "document.created": "New document",
-    "document.version_added": "New version",
-    "document.deleted": "Moved to trash",
+# What each kind of change is called, by audit action; anything else is "Changed".
+VERBS = {
+    "document.created": N_("New document"),
+    "document.version_added": N_("New version"),
+    "document.deleted": N_("Moved to trash"),
+    "document.restored": N_("Restored from trash"),
+    "request.opened": N_("Document requested"),
+    "request.submitted": N_("Submitted for a document request"),
+    "request.answered": N_("Document request answered"),
+    "request.reminder.due_soon": N_("Reminder: documents requested are due soon"),
+    "request.reminder.overdue": N_("Reminder: documents requested are overdue"),
+    "link.dropped": N_("Received through an upload link"),
+    "quota.threshold": N_("Storage quota in use"),
 }
 
 _env = Environment(
@@ -65,7 +83,7 @@ class Item:
 
     @property
     def verb(self) -> str:
-        return _VERBS.get(self.action, "Changed")
+        return VERBS.get(self.action, "Changed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,23 +126,20 @@ def _message_lines(value: str) -> list[str]:
     return lines
 
 
-def _bdi(value: str) -> Markup:
-    # Isolates a name's direction, so a Hebrew file name in an English email (or the other
-    # way round) does not reorder the words around it.
-    return Markup("<bdi>{}</bdi>").format(value)
-
-
-def _line(item: Item, lang: Language) -> _Line:
+def _line(item: Item, code: str) -> _Line:
+    tr = translations(code)
     who = _one_line(item.who)
     return _Line(
-        verb=lang.strings.get(item.action) or lang.text("changed"),
+        verb=tr.gettext(VERBS.get(item.action, N_("Changed"))),
         name=_one_line(item.name),
         client=_one_line(item.client),
         folder=_one_line(item.folder),
         link=item.link,
-        by_at=lang.text("by_at", who=who, when=item.when),
-        by_at_html=lang.html("by_at", who=_bdi(who), when=item.when),
-        message_from=lang.text("message_from", who=who),
+        by_at=tr.gettext("By %(who)s, %(when)s") % {"who": isolate(who, code), "when": item.when},
+        # Names keep their own direction inside the other language's text (<bdi>).
+        by_at_html=trusted(tr.gettext("By %(who)s, %(when)s"))
+        % {"who": bdi(who), "when": bdi(item.when)},
+        message_from=tr.gettext("Message from %(who)s:") % {"who": isolate(who, code)},
         message_lines=_message_lines(item.message),
     )
 
@@ -137,22 +152,44 @@ def render(
     unsubscribe_url: str = "",
 ) -> Rendered:
     """Subject and bodies for one recipient's batch about one client, in `locale`."""
-    lang = language(locale)
-    lines = [_line(i, lang) for i in items]
+    code = language(locale)
+    tr = translations(code)
+    lines = [_line(i, code) for i in items]
     count = len(lines)
+    shown = format_number(count, code)
     client_name = _one_line(client if client is not None else (items[0].client if items else ""))
+    intro = tr.ngettext(
+        "%(count)s document change in %(client)s:",
+        "%(count)s document changes in %(client)s:",
+        count,
+    )
     values = {
-        "lang": lang.code,
-        "dir": lang.dir,
-        "start": "right" if lang.rtl else "left",
+        "lang": code,
+        "dir": direction(code),
+        "start": "right" if direction(code) == "rtl" else "left",
         "items": lines,
-        "subject": lang.count("subject", count),
-        "intro": lang.count("intro", count, client=client_name),
-        "intro_html": lang.count("intro", count, as_html=True, client=_bdi(client_name)),
-        "t_client": lang.text("client"),
-        "t_folder": lang.text("folder"),
-        "footer": lang.text("footer", client=client_name),
-        "unsubscribe_text": lang.text("unsubscribe", client=client_name),
+        "subject": tr.ngettext(
+            "ClientVault: %(count)s document change",
+            "ClientVault: %(count)s document changes",
+            count,
+        )
+        % {"count": shown},
+        "intro": intro % {"count": shown, "client": isolate(client_name, code)},
+        "intro_html": trusted(intro) % {"count": shown, "client": bdi(client_name)},
+        "t_client": tr.gettext("Client"),
+        "t_folder": tr.gettext("Folder"),
+        "footer": tr.gettext(
+            "You receive this because you have access to %(client)s in ClientVault."
+        )
+        % {"client": isolate(client_name, code)},
+        "footer_html": trusted(
+            tr.gettext("You receive this because you have access to %(client)s in ClientVault.")
+        )
+        % {"client": bdi(client_name)},
+        "unsubscribe_text": tr.gettext("Stop these emails for %(client)s")
+        % {"client": isolate(client_name, code)},
+        "unsubscribe_html": trusted(tr.gettext("Stop these emails for %(client)s"))
+        % {"client": bdi(client_name)},
         "unsubscribe_url": unsubscribe_url,
     }
     return Rendered(

@@ -91,7 +91,7 @@ async def run_once(
                 config.links.url(claim.user_id, claim.client_id) if claim.client_id else ""
             ),
             # The language the text is really in (English where the user's has no catalogue).
-            language=language(claim.locale).code,
+            language=language(claim.locale),
         )
         try:
             await mailer.send(message)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from vault import audit
+from vault import audit, profiles
 from vault.audit_actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.models import AccessToken, Client, ClientAccess, Role, TokenScope, User
@@ -44,8 +44,14 @@ async def create_user(
     password_hash: str | None = None,
     display_name: str = "",
 ) -> User:
-    """Create a user with access to `client_ids` (clients and staff only)."""
+    """Create a user with access to `client_ids` (clients and staff only).
+
+    Raises:
+        ProfileError: the display name breaks the rules of `profiles.check_display_name`.
+    """
     email = normalise_email(email)
+    # Every path that stores a name passes here, so none can store a direction override.
+    display_name = profiles.check_display_name(display_name)
     if await find_user(session, email) is not None:
         raise ConflictError(f"a user with email {email} already exists")
     user = User(email=email, role=role, password_hash=password_hash, display_name=display_name)

@@ -1,20 +1,16 @@
 """Languages of the pages: which one a request gets, the gettext catalogues, and formatting of
 dates, numbers and sizes by locale.
 
-Catalogues are the `.po` files in `web/locale/` (`scripts/i18n` extracts and updates them);
-they are compiled in memory when first used, so there is no build step and no `.mo` file.
+The languages and their catalogues are `notify.i18n`'s, shared with the emails; the `.po`
+files stay here in `web/locale/`, where `scripts/i18n` extracts and updates them.
 """
 
 from __future__ import annotations
 
-import functools
-import io
 from datetime import UTC, date, datetime
-from importlib.resources import files
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jdatetime
-from babel import Locale, UnknownLocaleError
 from babel.dates import (
     format_date,
     format_time,
@@ -22,33 +18,43 @@ from babel.dates import (
     get_timezone,
     get_timezone_location,
 )
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from babel.support import NullTranslations, Translations
 from babel.units import format_unit
 from starlette.requests import Request
 
-# English is the source language; the others have a catalogue each.
-LANGUAGES: dict[str, str] = {
-    "en": "English",
-    "fa": "فارسی",
-    "he": "עברית",
-    "ja": "日本語",
-    "zh": "中文",
-}
-RTL = frozenset({"fa", "he"})
-DEFAULT = "en"
+from notify.i18n import (
+    DEFAULT,
+    LANGUAGES,
+    RTL,
+    direction,
+    format_number,
+    supported,
+    translations,
+)
+from notify.i18n import babel_locale as _locale
+from notify.i18n import native_digits as _native_digits
+
+__all__ = [
+    "COOKIE",
+    "COOKIE_MAX_AGE",
+    "DEFAULT",
+    "LANGUAGES",
+    "RTL",
+    "direction",
+    "format_ago",
+    "format_day",
+    "format_moment",
+    "format_number",
+    "format_size",
+    "from_accept_language",
+    "negotiate",
+    "supported",
+    "translations",
+    "zone_city",
+]
+
 COOKIE = "cv_lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
-
-
-def supported(code: str | None) -> str | None:
-    """`code` if it names a language we have, by its primary subtag (`fa-IR` → `fa`)."""
-    if not code:
-        return None
-    primary = code.strip().replace("_", "-").split("-")[0].lower()
-    return primary if primary in LANGUAGES else None
 
 
 def from_accept_language(header: str) -> str | None:
@@ -79,45 +85,11 @@ def negotiate(request: Request, user_locale: str | None = None) -> str:
     )
 
 
-def direction(code: str) -> str:
-    return "rtl" if code in RTL else "ltr"
-
-
-@functools.cache
-def translations(code: str) -> NullTranslations:
-    if code == DEFAULT:
-        return NullTranslations()
-    source = files("web") / "locale" / code / "LC_MESSAGES" / "messages.po"
-    with source.open("rb") as po:
-        catalog = read_po(po, locale=code)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog, use_fuzzy=False)
-    compiled.seek(0)
-    return Translations(compiled)
-
-
-# Babel formats with the locale's separators but always with ASCII digits; these are the
-# numbering systems of our languages whose digits differ (Persian uses `arabext`).
-_DIGITS = {"arabext": "۰۱۲۳۴۵۶۷۸۹", "arab": "٠١٢٣٤٥٦٧٨٩"}
-
-
-def _native_digits(text: str, locale: Locale) -> str:
-    digits = _DIGITS.get(locale.default_numbering_system)
-    return text.translate(str.maketrans("0123456789", digits)) if digits else text
-
-
 def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
-
-
-def _locale(code: str) -> Locale:
-    try:
-        return Locale.parse(code)
-    except (UnknownLocaleError, ValueError):
-        return Locale.parse(DEFAULT)
 
 
 def format_moment(
@@ -200,11 +172,6 @@ def format_size(size: int | None, code: str) -> str:
         # algorithm puts on the wrong side of its number; the language's own word is not.
         return format_unit(digits, _CLDR_UNITS[unit], length="long", locale=locale)
     return f"{digits}\u00a0{_SIZE_UNITS[unit]}"
-
-
-def format_number(value: int, code: str) -> str:
-    locale = _locale(code)
-    return _native_digits(format_decimal(value, locale=locale, numbering_system="default"), locale)
 
 
 def format_ago(moment: datetime | None, code: str, now: datetime | None = None) -> str:

@@ -21,36 +21,34 @@ from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
 from notify import UnsubscribeLinks
-from notify.i18n import Language, language
+from notify import i18n as notify_i18n
+from notify.i18n import bdi, trusted
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.models import Client, User
 from vault.notifications import Cadence, set_preference, show_unsubscribe
+from web import i18n
 from web.context import client_ip, services
 from web.observe import request_id_of
 from web.refusals import audit_refusal
 
 _PAGE = Environment(autoescape=True, undefined=StrictUndefined).from_string(
     """<!DOCTYPE html>
-<html lang="{{ lang.code }}" dir="{{ lang.dir }}">
+<html lang="{{ lang }}" dir="{{ dir }}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ lang.text("page_title") }}</title>
+<title>{{ title }}</title>
 </head>
 <body>
 <main>
-<h1>{{ lang.text("page_title") }}</h1>
+<h1>{{ title }}</h1>
+<p>{{ sentence }}</p>
 {% if state == "confirm" %}
-<p>{{ lang.text("page_confirm", client=client, email=email) }}</p>
 <form method="post" action="{{ action }}">
 <input type="hidden" name="List-Unsubscribe" value="One-Click">
-<button type="submit">{{ lang.text("page_button") }}</button>
+<button type="submit">{{ button }}</button>
 </form>
-{% elif state == "done" %}
-<p>{{ lang.text("page_done", client=client) }}</p>
-{% else %}
-<p>{{ lang.text("page_invalid") }}</p>
 {% endif %}
 </main>
 </body>
@@ -62,18 +60,40 @@ _PAGE = Environment(autoescape=True, undefined=StrictUndefined).from_string(
 def _page(
     state: str,
     *,
-    lang: Language,
+    lang: str,
     status: int = 200,
     client: str = "",
     email: str = "",
     action: str = "",
 ) -> HTMLResponse:
-    body = _PAGE.render(state=state, lang=lang, client=client, email=email, action=action)
+    _ = i18n.translations(lang).gettext
+    # The names are escaped and keep their own direction inside the sentence (<bdi>).
+    names = {"client": bdi(client), "email": bdi(email, direction="ltr")}
+    if state == "confirm":
+        sentence = trusted(_("Stop email notifications about %(client)s to %(email)s?"))
+    elif state == "done":
+        sentence = trusted(
+            _(
+                "You will no longer receive email notifications about %(client)s. "
+                "You can turn them on again in your notification settings."
+            )
+        )
+    else:
+        sentence = trusted(_("This link is not valid."))
+    body = _PAGE.render(
+        state=state,
+        lang=lang,
+        dir=i18n.direction(lang),
+        title=_("Email notifications"),
+        sentence=sentence % names,
+        button=_("Stop these emails"),
+        action=action,
+    )
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _invalid() -> HTMLResponse:
-    return _page("invalid", lang=language(None), status=404)
+    return _page("invalid", lang=i18n.DEFAULT, status=404)
 
 
 def _verify(request: Request) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -109,7 +129,7 @@ async def show(request: Request) -> HTMLResponse:
         await show_unsubscribe(session, _link_context(request), user.id, client.id)
         return _page(
             "confirm",
-            lang=language(user.locale),
+            lang=notify_i18n.language(user.locale),
             client=client.name,
             email=user.email,
             action=request.url.path,
@@ -127,7 +147,7 @@ async def confirm(request: Request) -> HTMLResponse:
         if user is None or client is None:
             return _invalid()
         await set_preference(session, context, user, client.id, Cadence.OFF, via="unsubscribe-link")
-        return _page("done", lang=language(user.locale), client=client.name)
+        return _page("done", lang=notify_i18n.language(user.locale), client=client.name)
 
 
 def routes() -> list[BaseRoute]:

@@ -8,7 +8,7 @@ the page itself, the error next to the form that caused it and nothing changed.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -230,20 +230,16 @@ async def invite(request: Request) -> Response:
         if invited.withheld:
             # Someone the inviter may not know about: answered as a sent invitation (item 7).
             return see_other("/account?done=invited#invite")
-        # Only client users and staff are given clients; the others see every client or none.
-        granted = client_ids if role in (Role.CLIENT, Role.STAFF) else []
-        names = [c.name for cid in granted if (c := await session.get(Client, cid))]
-        inviter = caller.user.display_name or caller.user.email
     try:
-        # Sent while the inviter waits, so they learn at once if it could not go out.
-        await account_mail.send(
+        # Sent while the inviter waits, so they learn at once if it could not go out; in the
+        # language of the page the inviter is using.
+        await account_mail.send_invitation(
             svc,
-            "invitation",
             invited.user,
-            inviter=inviter,
-            clients=", ".join(names),
-            link=account_mail.link(svc, f"/invite/{invited.secret}"),
-            expires=account_mail.when(datetime.now(UTC) + valid_for),
+            invited.secret,
+            inviter=caller.user,
+            valid_for=valid_for,
+            lang=i18n.negotiate(request, caller.user.locale),
         )
     except DeliveryError:
         return see_other("/account?done=invite-unsent#invite")

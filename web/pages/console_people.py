@@ -22,7 +22,7 @@ from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
 from vault.models import Client, Role, User
 from vault.policy import Principal
-from web import account_mail
+from web import account_mail, i18n
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
 from web.ids import parse_id
@@ -175,18 +175,14 @@ async def invite(request: Request) -> Response:
             return await refuse(422, "email")
         if invited.withheld:
             return see_other("/admin/people?done=invited")
-        granted = client_ids if role in (Role.CLIENT, Role.STAFF) else []
-        names = [c.name for cid in granted if (c := await session.get(Client, cid))]
-        inviter = caller.user.display_name or caller.user.email
     try:
-        await account_mail.send(
+        await account_mail.send_invitation(
             svc,
-            "invitation",
             invited.user,
-            inviter=inviter,
-            clients=", ".join(names),
-            link=account_mail.link(svc, f"/invite/{invited.secret}"),
-            expires=account_mail.when(datetime.now(UTC) + valid_for),
+            invited.secret,
+            inviter=caller.user,
+            valid_for=valid_for,
+            lang=i18n.negotiate(request, caller.user.locale),
         )
     except DeliveryError:
         return see_other("/admin/people?done=invite-unsent")
@@ -326,23 +322,21 @@ async def resend(request: Request) -> Response:
     async with transaction(svc.sessions) as session:
         caller = await console_caller(request, session, form)
         user_id = parse_id(request.path_params["user_id"], "user")
-        user, secret, clients = await people.resend_invitation(
+        user, secret, _ = await people.resend_invitation(
             session,
             caller.principal,
             audit_context(request, caller.principal),
             user_id,
             valid_for=valid_for,
         )
-        inviter = caller.user.display_name or caller.user.email
     try:
-        await account_mail.send(
+        await account_mail.send_invitation(
             svc,
-            "invitation",
             user,
-            inviter=inviter,
-            clients=", ".join(c.name for c in clients),
-            link=account_mail.link(svc, f"/invite/{secret}"),
-            expires=account_mail.when(datetime.now(UTC) + valid_for),
+            secret,
+            inviter=caller.user,
+            valid_for=valid_for,
+            lang=i18n.negotiate(request, caller.user.locale),
         )
     except DeliveryError:
         return see_other(f"/admin/people/{user_id}?done=unsent")
