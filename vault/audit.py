@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit_labels
-from vault.errors import VaultError
 from vault.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -249,7 +248,3 @@ async def record_verification(
         outcome="success" if result.ok else "error",
         details={"ok": result.ok, "events": result.events},
     )
-
-
-class AuditQueryError(VaultError):
-    """A filter of an audit query is malformed."""

@@ -29,7 +29,7 @@ import vault.crypto as crypto
 from vault import audit, quarantine, uploads
 from vault.blobs import first_failure, read_decrypted
 from vault.db import transaction
-from vault.errors import IntegrityError, KeyNotFoundError, KeyringError, VaultError
+from vault.errors import FsckError, IntegrityError, KeyNotFoundError, KeyringError
 from vault.keyring import Keyring
 from vault.models import Document, Version
 from vault.store import ObjectStore, StoredObject
@@ -45,10 +45,6 @@ HEADER = "header"
 KEY = "key"
 CONTENT = "content"
 UNREADABLE = "unreadable"
-
-
-class FsckError(VaultError):
-    """The check cannot go on (e.g. the store lists keys out of order)."""
 
 
 @dataclass(frozen=True, slots=True)

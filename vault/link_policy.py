@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from vault import audit
-from vault.errors import NotFoundError, VaultError
+from vault.errors import InvalidLinkPolicyError, NotFoundError
 from vault.models import Client, utcnow
 from vault.policy import Permission, Principal, require
 
@@ -32,10 +32,6 @@ class Creators(StrEnum):
 
     STAFF = "staff"  # staff assigned to the client, and admins
     STAFF_AND_CLIENTS = "staff_and_clients"  # also the client's own users
-
-
-class InvalidLinkPolicyError(VaultError):
-    """A link policy override is malformed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.errors import ConflictError, IntegrityError, VaultError
+from vault.errors import ConflictError, IntegrityError, MfaError
 from vault.identity import RecoveryCode, TotpCredential
 from vault.keyring import DEK_SIZE, Keyring
 from vault.models import User
@@ -56,10 +56,6 @@ _SECRET_AAD = b"clientvault/totp-secret/v1\x00"
 _RECOVERY_HASH_PREFIX = b"clientvault/recovery-code/v1\x00"
 
 Method = Literal["totp", "recovery"]
-
-
-class MfaError(VaultError):
-    """A second-factor code was not accepted."""
 
 
 @dataclass(frozen=True, slots=True)

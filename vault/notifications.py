@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
+from vault.errors import InvalidInput
 from vault.models import Role, User, utcnow
 
 
@@ -146,7 +147,7 @@ async def set_preference(
     The caller has checked that the user may set it (their own, or a signed unsubscribe link).
     """
     if daily_hour is not None and not 0 <= daily_hour <= 23:
-        raise ValueError("daily_hour is 0..23")
+        raise InvalidInput("daily_hour is 0..23", field="daily_hour", rule="range")
     pref = await session.get(NotificationPref, (user.id, client_id))
     if pref is None:
         pref = NotificationPref(user_id=user.id, client_id=client_id, cadence=cadence)

@@ -17,10 +17,10 @@ import notify
 from vault import accounts, audit, maintenance, resources
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
-from vault.errors import NotFoundError, VaultError
+from vault.errors import NotFoundError, VaultError, WeakPasswordError
 from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
-from vault.passwords import WeakPasswordError, check_password_policy, hash_password
+from vault.passwords import check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd

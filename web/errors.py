@@ -11,28 +11,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from storage import ObjectNotFoundError, StorageError, StorageFullError
-from vault.audit_tree import AuditTreeError
-from vault.checkpoints import CheckpointError
-from vault.db import NotMigratedError
-from vault.drops import InvalidDropError
 from vault.errors import (
+    AuditTreeError,
+    CheckpointError,
     ConflictError,
+    HeldError,
     IncompleteUploadError,
     IntegrityError,
+    InvalidDropError,
+    InvalidHoldError,
+    InvalidLinkPolicyError,
+    InvalidNameError,
+    InvalidRequestError,
     KeyNotFoundError,
     KeyringError,
     NonceReuseError,
     NotFoundError,
+    NotMigratedError,
     PermissionDeniedError,
+    QuotaExceededError,
     TooLargeError,
     VaultError,
 )
-from vault.holds import HeldError, InvalidHoldError
-from vault.link_policy import InvalidLinkPolicyError
 from vault.links import InvalidLinkError
-from vault.names import InvalidNameError
-from vault.quotas import QuotaExceededError
-from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
 from web.refusals import audit_refusal
 

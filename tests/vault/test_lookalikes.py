@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from vault.errors import InvalidNameError, ProfileError
 from vault.lookalikes import confusable_with, find_invisible, shown_name, skeleton
 from vault.models import Role
-from vault.names import InvalidNameError, check_distinct, validate_name
-from vault.profiles import ProfileError, check_display_name
+from vault.names import check_distinct, validate_name
+from vault.profiles import check_display_name
 
 ORIGINAL = "Invoice 2026.pdf"
 # Each renders as "Invoice 2026.pdf" (the review accepted all of them in one folder), and

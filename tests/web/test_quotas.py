@@ -18,6 +18,7 @@ from tests.web.test_form_upload import post_form, signed_in
 from tests.web.test_tus import TUS, metadata
 from vault import audit, publishing, quotas
 from vault.db import transaction
+from vault.errors import QuotaExceededError
 from vault.models import AuditEvent, Version
 from vault.policy import SYSTEM
 from vault.uploads import Upload
@@ -196,7 +197,7 @@ async def test_publishing_into_a_client_past_its_quota_is_refused(
     source = (await put(http, world, "guide.pdf", b"g" * 500)).json()["document_id"]
     await set_quota(services, world.globex, 400)
     before = await stored_state(services)
-    with pytest.raises(quotas.QuotaExceededError):
+    with pytest.raises(QuotaExceededError):
         await publishing.publish_copy(
             services.sessions,
             services.store,

@@ -14,10 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
 from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
-from vault.errors import NotFoundError
+from vault.errors import MfaError, NotFoundError, ProfileError, WeakPasswordError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
-from vault.passwords import WeakPasswordError
 from vault.policy import Permission, allows, require
 from web import account_mail, signin_flow
 from web.api.common import (
@@ -175,7 +174,7 @@ async def confirm_totp(request: Request) -> Response:
             codes, started = await signin_flow.confirm_enrolment(
                 request, call.session, caller, code
             )
-        except mfa.MfaError as exc:
+        except MfaError as exc:
             wrong = str(exc)
         else:
             wrong = ""
@@ -320,7 +319,7 @@ async def invite(request: Request) -> JSONResponse:
                 valid_for=valid_for,
                 display_name=display_name,
             )
-        except profiles.ProfileError as exc:
+        except ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
         except ValueError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field="email") from None

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from notify import outbox
 from vault import profiles
-from vault.errors import NotFoundError, PermissionDeniedError
+from vault.errors import NotFoundError, PermissionDeniedError, ProfileError
 from vault.models import Client, Role, User
 from vault.notifications import (
     Cadence,
@@ -153,7 +153,7 @@ async def update_profile(request: Request) -> JSONResponse:
                 supported_locales=frozenset(i18n.LANGUAGES),
                 **fields,
             )
-        except profiles.ProfileError as exc:
+        except ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
         return JSONResponse(_profile(call.user))
 

@@ -13,10 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
-from vault.holds import HeldError
+from vault.errors import (
+    ConflictError,
+    HeldError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+)
 from vault.identity import SessionStage
-from vault.quotas import QuotaExceededError
 from web.auth import Caller, check_csrf, resolve
 from web.errors import ProblemError, unavailable_status
 from web.pages.render import render

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from vault import audit, holds, quotas, retention
 from vault import folders as folder_service
 from vault.db import transaction
-from vault.errors import NotFoundError
+from vault.errors import InvalidHoldError, InvalidPolicyError, NotFoundError
 from vault.models import Client, Role
 from vault.records import CLIENT_SCOPE
 from web.auth import CSRF_FIELD, Caller
@@ -177,7 +177,7 @@ async def set_retention(request: Request) -> Response:
                 folder_id=folder_id,
                 rules=rules,
             )
-        except (ValueError, retention.InvalidPolicyError):
+        except (ValueError, InvalidPolicyError):
             return await _refused(request, session, caller, client, "retention", "number")
     return see_other(f"/admin/clients/{client.id}/records?done=retention")
 
@@ -198,7 +198,7 @@ async def place_hold(request: Request) -> Response:
                 folder_id=folder_id,
                 reason=form.get("reason", ""),
             )
-        except holds.InvalidHoldError:
+        except InvalidHoldError:
             return await _refused(request, session, caller, client, "hold", "reason")
     return see_other(f"/admin/clients/{client.id}/records?done=held")
 
@@ -220,6 +220,6 @@ async def release_hold(request: Request) -> Response:
                 hold_id,
                 reason=form.get("reason", ""),
             )
-        except holds.InvalidHoldError:
+        except InvalidHoldError:
             return await _refused(request, session, caller, client, f"release-{hold_id}", "reason")
     return see_other(f"/admin/clients/{client.id}/records?done=released")
