@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
 from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
-from vault.errors import MfaError, NotFoundError, ProfileError, WeakPasswordError
+from vault.errors import InvalidInput, MfaError, NotFoundError, ProfileError, WeakPasswordError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Client, Role, TokenScope, User
 from vault.policy import Permission, allows, require
@@ -321,8 +321,8 @@ async def invite(request: Request) -> JSONResponse:
             )
         except ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
-        except ValueError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field="email") from None
+        except InvalidInput as exc:  # the address, or a client user without a client
+            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
         names = [c.name for cid in client_ids if (c := await call.session.get(Client, cid))]
         inviter = call.user.display_name or call.user.email
         manager = allows(call.principal, Permission.MANAGE, None)

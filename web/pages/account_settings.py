@@ -17,7 +17,13 @@ from starlette.responses import Response
 from notify import DeliveryError
 from vault import invitations, profiles
 from vault.db import transaction
-from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, ProfileError
+from vault.errors import (
+    ConflictError,
+    InvalidEmailError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProfileError,
+)
 from vault.models import Client, Role
 from vault.notifications import Cadence, effective, preferences, set_preference
 from web import account_mail, i18n
@@ -226,7 +232,7 @@ async def invite(request: Request) -> Response:
             return await refuse(409, "exists")
         except ProfileError:
             return await refuse(422, "display_name")
-        except ValueError:
+        except InvalidEmailError:
             return await refuse(422, "email")
         if invited.withheld:
             # Someone the inviter may not know about: answered as a sent invitation (item 7).

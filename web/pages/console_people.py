@@ -19,7 +19,13 @@ from starlette.routing import BaseRoute, Route
 from notify import DeliveryError
 from vault import invitations, people
 from vault.db import transaction
-from vault.errors import ConflictError, NotFoundError, PermissionDeniedError, ProfileError
+from vault.errors import (
+    ConflictError,
+    InvalidEmailError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProfileError,
+)
 from vault.models import Client, Role, User
 from vault.policy import Principal
 from web import account_mail
@@ -170,7 +176,7 @@ async def invite(request: Request) -> Response:
             return await refuse(409, "exists")
         except ProfileError:
             return await refuse(422, "display_name")
-        except ValueError:
+        except InvalidEmailError:
             return await refuse(422, "email")
         if invited.withheld:
             return see_other("/admin/people?done=invited")
