@@ -284,7 +284,7 @@ async def set_quota(
     require_admin(principal, "set quotas")
     if quota_bytes is not None and quota_bytes < 0:
         raise InvalidInput(
-            "a quota is a number of bytes, 0 for unlimited", field="quota", rule="range"
+            "a quota is a number of bytes, 0 for unlimited", field="quota_bytes", rule="range"
         )
     await lock_client(session, client_id)
     row = await session.get(ClientQuota, client_id, with_for_update=True)

@@ -17,9 +17,10 @@ from starlette.routing import Route
 
 import vault
 from storage import StorageUnavailableError
+from tests.fixtures.app import World
 from vault.errors import BackupError, FsckError, InvalidInput, VaultError, WeakPasswordError
 from web import i18n
-from web.errors import ANSWERS, answer_for, status_for
+from web.errors import ANSWERS, EXCEPTION_HANDLERS, answer_for, status_for
 from web.pages.common import page
 
 LOCALE_DIR = Path(i18n.__file__).parent / "locale"
@@ -87,11 +88,45 @@ async def test_a_store_outage_on_a_page_is_the_api_s_503_with_a_translated_page(
     async def failing(request: Request) -> Response:
         raise outage
 
-    app = Starlette(routes=[Route("/fail", failing)])
-    transport = httpx.ASGITransport(app=app)
+    async def api(request: Request) -> Response:
+        raise outage
+
+    app = Starlette(
+        routes=[Route("/fail", failing), Route("/api/fail", api)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://portal") as http:
         answered = await http.get("/fail", headers={"Accept-Language": "ja"})
-    assert answered.status_code == status_for(outage) == 503
+        problem = await http.get("/api/fail")
+    assert problem.status_code == answered.status_code == status_for(outage) == 503
+    assert problem.json()["title"] == "Object store unavailable"
     assert answered.headers["content-type"].startswith("text/html")
     assert "ファイルストレージを利用できません" in answered.text  # "File storage unavailable"
     assert "the object directory" not in answered.text
+
+
+async def test_an_invitation_names_the_input_it_refuses(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    ada = world["ada"]
+    no_client = await http.post(
+        "/api/v1/invitations",
+        json={"email": "new@example.test", "role": "client", "client_ids": []},
+        headers=ada.auth,
+    )
+    assert no_client.status_code == 422
+    assert no_client.json()["field"] == "client_ids"  # it used to name "email"
+    not_an_address = await http.post(
+        "/api/v1/invitations",
+        json={"email": "not an address", "role": "client", "client_ids": [str(world.acme)]},
+        headers=ada.auth,
+    )
+    assert not_an_address.status_code == 422
+    assert not_an_address.json() == {
+        "type": "about:blank",
+        "title": "Invalid request",
+        "status": 422,
+        "detail": "not an email address",
+        "field": "email",
+    }
