@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from vault import audit, profiles
 from vault.audit_actions import AuditAction
-from vault.errors import ConflictError, NotFoundError
+from vault.errors import ConflictError, InvalidEmailError, NotFoundError
 from vault.models import AccessToken, Client, ClientAccess, Role, TokenScope, User
 from vault.policy import Principal
 
@@ -24,7 +24,7 @@ TOKEN_PREFIX = "cvt_"  # noqa: S105 (a public marker that lets secret scanners s
 def normalise_email(email: str) -> str:
     email = email.strip()
     if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
-        raise ValueError("not an email address")
+        raise InvalidEmailError("not an email address")
     local, _, domain = email.rpartition("@")
     return f"{local}@{domain.lower()}"
 

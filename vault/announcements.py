@@ -17,26 +17,12 @@ from sqlmodel import col, or_, select
 
 from vault import audit
 from vault.audit_actions import AuditAction
-from vault.errors import ConflictError, NotFoundError, VaultError
+from vault.errors import ConflictError, InvalidAnnouncementError, NotFoundError
 from vault.models import Announcement
 from vault.policy import Principal, require_firm
 
 MAX_TITLE = 200
 MAX_BODY = 5000
-
-
-class InvalidAnnouncementError(VaultError):
-    """An announcement is malformed.
-
-    Attributes:
-        field: The offending input: `title`, `body` or `expires`.
-        code: Which rule it broke: `empty`, `long`, `control` or `past`.
-    """
-
-    def __init__(self, field: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.code = code
 
 
 def _control_free(value: str, field: str, *, keep: str = "") -> None:

@@ -22,7 +22,6 @@ from sqlmodel import col, select
 
 from vault import audit_labels
 from vault.audit_actions import AuditAction, check_details
-from vault.errors import VaultError
 from vault.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -270,7 +269,3 @@ async def verify(session: AsyncSession) -> Verification:
             False, count, prev, min(head.seq, count) + 1, "log was truncated or head moved"
         )
     return Verification(True, count, prev)
-
-
-class AuditQueryError(VaultError):
-    """A filter of an audit query is malformed."""

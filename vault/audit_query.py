@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from vault.audit import AuditQueryError, entry, timestamp
+from vault.audit import entry, timestamp
 from vault.audit_labels import Labels, shown
+from vault.errors import AuditQueryError
 from vault.models import AuditEvent
 
 MAX_LIMIT = 1000

@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from vault.errors import VaultError
+from vault.errors import AuditTreeError
 from vault.merkle import (
     Range,
     TreeBuilder,
@@ -32,10 +32,6 @@ STORED_LEVEL = 8
 CHUNK = 1 << STORED_LEVEL
 READ_BATCH = 16 * CHUNK
 _CACHE_SIZE = 4096
-
-
-class AuditTreeError(VaultError):
-    """The log cannot form the tree asked for (a gap, or a size beyond the log)."""
 
 
 async def log_size(session: AsyncSession) -> int:

@@ -28,7 +28,7 @@ from sqlmodel import col, select
 from vault import audit
 from vault.audit_actions import AuditAction
 from vault.checkpoints import PREFIX as CHECKPOINT_PREFIX
-from vault.errors import VaultError
+from vault.errors import BackupError
 from vault.models import AuditHead, AuditTreeState, Version
 from vault.store import StoredObject
 
@@ -41,10 +41,6 @@ STORE_DIR = "store"
 _KEY = re.compile(r"(objects/[0-9a-f-]{36}/[0-9a-f-]{36}|checkpoints/[0-9]{20})")
 _BATCH = 500
 _CHUNK = 1024 * 1024
-
-
-class BackupError(VaultError):
-    """A backup cannot be taken or restored, or does not match its manifest."""
 
 
 class BackupStore(Protocol):

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vault import audit, audit_tree, notes
 from vault.audit_actions import AuditAction
 from vault.db import transaction
-from vault.errors import VaultError
+from vault.errors import AuditTreeError, CheckpointError, NoteError, ProofError
 from vault.keyring import Keyring
-from vault.merkle import ProofError, TreeBuilder, verify_consistency
+from vault.merkle import TreeBuilder, verify_consistency
 from vault.models import AuditTreeState
 from vault.store import StoredObject
 
@@ -33,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoints/"
 MAX_NOTE = 64 * 1024
-
-
-class CheckpointError(VaultError):
-    """A checkpoint cannot be written, or the stored ones contradict the log."""
 
 
 class CheckpointStore(Protocol):
@@ -121,7 +117,7 @@ async def _write_in(session: AsyncSession, store: CheckpointStore, signer: Signe
             verify_consistency(
                 previous.size, size, proof, first_root=previous.root, second_root=root
             )
-        except (ProofError, audit_tree.AuditTreeError) as exc:
+        except (ProofError, AuditTreeError) as exc:
             raise CheckpointError(
                 f"refusing to sign: the log no longer extends checkpoint {previous.size} ({exc})"
             ) from None
@@ -198,7 +194,7 @@ async def verify_stored(
         try:
             text = notes.open_note(await read_note(store, key), verifier)
             checkpoint = notes.parse_checkpoint(text, verifier.name)
-        except (notes.NoteError, UnicodeDecodeError) as exc:
+        except (NoteError, UnicodeDecodeError) as exc:
             problems.append(f"checkpoint {key}: {exc}")
             continue
         if key != object_key(checkpoint.size):
@@ -234,7 +230,7 @@ async def verify_stored(
                 verify_consistency(
                     older.size, newer.size, proof, first_root=older.root, second_root=newer.root
                 )
-            except (ProofError, audit_tree.AuditTreeError) as exc:
+            except (ProofError, AuditTreeError) as exc:
                 problems.append(
                     f"checkpoints {older.size} and {newer.size} are not consistent ({exc})"
                 )
@@ -253,7 +249,7 @@ async def _roots_at(session: AsyncSession, sizes: list[int]) -> dict[int, bytes]
             upto = min(size, at + audit_tree.READ_BATCH)
             try:
                 builder.extend(await audit_tree.leaves(session, at, upto))
-            except audit_tree.AuditTreeError:
+            except AuditTreeError:
                 return roots  # a gap: the chain check names it
             at = upto
         roots[size] = builder.root()

@@ -13,17 +13,13 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from vault.errors import VaultError
+from vault.errors import ScannerUnavailableError
 
 logger = logging.getLogger(__name__)
 
 # clamd refuses a chunk larger than its StreamMaxLength; keep each one well below it.
 _CHUNK = 256 * 1024
 _REPLY_LIMIT = 4096
-
-
-class ScannerUnavailableError(VaultError):
-    """The scanner could not be reached or gave no verdict; the scan must be tried again."""
 
 
 @dataclass(frozen=True, slots=True)

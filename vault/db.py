@@ -22,13 +22,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from vault.errors import VaultError
+from vault.errors import NotMigratedError, VaultError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class NotMigratedError(VaultError):
-    """The database schema is not at the version this code expects."""
 
 
 def create_engine(url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) -> AsyncEngine:

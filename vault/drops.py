@@ -29,27 +29,15 @@ from vault import audit, link_policy, links
 from vault.accounts import principal_for
 from vault.audit_actions import AuditAction
 from vault.documents import may_manage
-from vault.errors import TooLargeError, VaultError
+from vault.errors import InvalidDropError, LinkFullError, LinkNotFoundError
 from vault.folders import get_folder
-from vault.links import Link, LinkKind, LinkNotFoundError
+from vault.links import Link, LinkKind
 from vault.models import Document, User, Version, utcnow
 from vault.policy import Permission, Principal, allows
 from vault.quarantine import Committed, HeldVersion
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MAX_NAME = 200
-
-
-class InvalidDropError(VaultError):
-    """The visitor's name or email is missing or malformed; `field` names which."""
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class LinkFullError(TooLargeError):
-    """The file is larger than the link allows, or the link takes no more files or bytes."""
 
 
 class Drop(SQLModel, table=True):

@@ -30,7 +30,7 @@ from vault import audit, quarantine, uploads
 from vault.audit_actions import AuditAction
 from vault.blobs import first_failure, read_decrypted
 from vault.db import transaction
-from vault.errors import IntegrityError, KeyNotFoundError, KeyringError, VaultError
+from vault.errors import FsckError, IntegrityError, KeyNotFoundError, KeyringError
 from vault.keyring import Keyring
 from vault.models import Document, Version
 from vault.store import ObjectStore, StoredObject
@@ -46,10 +46,6 @@ HEADER = "header"
 KEY = "key"
 CONTENT = "content"
 UNREADABLE = "unreadable"
-
-
-class FsckError(VaultError):
-    """The check cannot go on (e.g. the store lists keys out of order)."""
 
 
 @dataclass(frozen=True, slots=True)

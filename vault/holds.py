@@ -18,21 +18,13 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.audit_actions import AuditAction
-from vault.errors import ConflictError, NotFoundError
+from vault.errors import ConflictError, HeldError, InvalidHoldError, NotFoundError
 from vault.folders import get_client
 from vault.models import Folder
 from vault.policy import Principal, require_admin
 from vault.records import LegalHold, lock_client
 
 MAX_REASON = 2000
-
-
-class HeldError(ConflictError):
-    """A legal hold forbids deleting this; it stays until the hold is released."""
-
-
-class InvalidHoldError(ConflictError):
-    """A hold or its release lacks a reason, or names a folder of another client."""
 
 
 def clean_reason(reason: str) -> str:

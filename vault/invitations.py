@@ -22,7 +22,7 @@ from sqlmodel import select
 
 from vault import accounts, audit, email_links, profiles
 from vault.audit_actions import AuditAction
-from vault.errors import ConflictError, NotFoundError
+from vault.errors import ConflictError, InvalidInput, NotFoundError
 from vault.identity import EmailLinkPurpose
 from vault.models import Client, ClientAccess, Role, User
 from vault.policy import Permission, Principal, allows, require
@@ -71,14 +71,17 @@ async def invite(
         NotFoundError: a client is unknown or hidden from the caller.
         PermissionDeniedError: the caller may not invite this role.
         ConflictError: the address already belongs to an account in use.
-        ValueError: the address is not an email address.
+        InvalidEmailError: the address is not an email address.
+        InvalidInput: a client user is given no client.
         ProfileError: the display name breaks the rules of `profiles.check_display_name`.
     """
     # The inviter chooses the name the firm will show: it must not be a look-alike (item 11).
     display_name = profiles.check_display_name(display_name)
     if role is Role.CLIENT:
         if not client_ids:
-            raise ValueError("a client user needs at least one client")
+            raise InvalidInput(
+                "a client user needs at least one client", field="client_ids", rule="required"
+            )
         for client_id in client_ids:
             require(principal, Permission.INVITE, client_id)
             if await session.get(Client, client_id) is None:

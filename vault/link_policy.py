@@ -21,7 +21,7 @@ from sqlmodel import Field, SQLModel
 
 from vault import audit
 from vault.audit_actions import AuditAction
-from vault.errors import NotFoundError, VaultError
+from vault.errors import InvalidLinkPolicyError, NotFoundError
 from vault.models import Client, utcnow
 from vault.policy import Permission, Principal, require
 
@@ -33,10 +33,6 @@ class Creators(StrEnum):
 
     STAFF = "staff"  # staff assigned to the client, and admins
     STAFF_AND_CLIENTS = "staff_and_clients"  # also the client's own users
-
-
-class InvalidLinkPolicyError(VaultError):
-    """A link policy override is malformed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from vault import link_policy
-from vault.errors import VaultError
+from vault.errors import InvalidLinkError, WeakPasswordError
 from vault.models import Role
-from vault.passwords import WeakPasswordError, check_password_policy
+from vault.passwords import check_password_policy
 from vault.policy import Permission, Principal, allows
 
 MAX_DOWNLOADS = 1_000_000
@@ -28,15 +28,6 @@ def aware(moment: datetime) -> datetime:
 class LinkKind(StrEnum):
     DOWNLOAD = "download"
     UPLOAD = "upload"
-
-
-class InvalidLinkError(VaultError):
-    """A link's settings are malformed or break the client's link policy; `field` names
-    the offending setting."""
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True, slots=True)

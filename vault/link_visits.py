@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vault import audit, links
 from vault.audit_actions import AuditAction
 from vault.documents import get_version
-from vault.errors import NotFoundError
+from vault.errors import LinkNotFoundError, NotFoundError
 from vault.folders import (
     ArchiveEntry,
     ListedDocument,
@@ -27,7 +27,7 @@ from vault.folders import (
     listed_documents,
     tree,
 )
-from vault.links import Link, LinkNotFoundError, LinkRef
+from vault.links import Link, LinkRef
 from vault.models import Document, Folder, Version
 
 

@@ -29,16 +29,9 @@ from sqlmodel import Field, SQLModel, col, or_, select
 from vault import audit, link_policy
 from vault.audit_actions import AuditAction
 from vault.documents import get_document, get_version
-from vault.errors import NotFoundError, PermissionDeniedError
+from vault.errors import InvalidLinkError, LinkNotFoundError, NotFoundError, PermissionDeniedError
 from vault.folders import get_folder
-from vault.link_rules import (
-    InvalidLinkError,
-    LinkKind,
-    LinkSpec,
-    aware,
-    check_spec,
-    may_create,
-)
+from vault.link_rules import LinkKind, LinkSpec, aware, check_spec, may_create
 from vault.models import Document, Folder, utcnow
 from vault.passwords import hash_password, off_loop
 from vault.policy import Principal, can_see_client, is_firm
@@ -48,7 +41,6 @@ __all__ = [
     "InvalidLinkError",
     "Link",
     "LinkKind",
-    "LinkNotFoundError",
     "LinkRef",
     "LinkSpec",
     "LinkState",
@@ -98,16 +90,6 @@ def ref(link: Link | LinkRef) -> LinkRef:
     return LinkRef(
         link.id, str(link.kind), link.client_id, link.document_id, link.folder_id, link.created_by
     )
-
-
-class LinkNotFoundError(NotFoundError):
-    """No usable link: unknown, expired, revoked, exhausted or its target gone. `link` and
-    `reason` say which (for the audit log only; the visitor is told nothing)."""
-
-    def __init__(self, reason: str, link: Link | LinkRef | None = None) -> None:
-        super().__init__("link not found")
-        self.reason = reason
-        self.link = None if link is None else ref(link)
 
 
 class Link(SQLModel, table=True):

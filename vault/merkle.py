@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from vault.errors import ProofError
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162 §2.1.1: MTH({}) = SHA-256()
-
-
-class ProofError(ValueError):
-    """A proof does not verify, or its parameters are out of range."""
 
 
 def leaf_hash(entry: bytes) -> bytes:

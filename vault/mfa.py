@@ -30,7 +30,7 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.audit_actions import AuditAction
-from vault.errors import ConflictError, IntegrityError, VaultError
+from vault.errors import ConflictError, IntegrityError, MfaError
 from vault.identity import RecoveryCode, TotpCredential
 from vault.keyring import DEK_SIZE, Keyring
 from vault.models import User
@@ -57,10 +57,6 @@ _SECRET_AAD = b"clientvault/totp-secret/v1\x00"
 _RECOVERY_HASH_PREFIX = b"clientvault/recovery-code/v1\x00"
 
 Method = Literal["totp", "recovery"]
-
-
-class MfaError(VaultError):
-    """A second-factor code was not accepted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,25 +38,9 @@ import mimetypes
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import Literal
 
-from vault.errors import VaultError
+from vault.errors import InvalidNameError
 from vault.lookalikes import confusable_with, find_invisible
-
-NameRule = Literal[
-    "empty",
-    "too_long",
-    "invalid_unicode",
-    "control_character",
-    "bidi_control",
-    "path_separator",
-    "dot_name",
-    "leading_whitespace",
-    "trailing_dot_or_space",
-    "reserved_name",
-    "invisible_character",
-    "confusable",
-]
 
 # NAME_MAX of ext4, XFS and btrfs. No character needs fewer UTF-8 bytes than UTF-16 code
 # units, so such a name also fits NTFS's and exFAT's limit of 255 UTF-16 units.
@@ -96,24 +80,6 @@ RESERVED_NAMES = frozenset(
 # Windows matches the device name on what comes before the first dot (an extension) or colon
 # (a stream or the `NUL:` form), ignoring trailing spaces: `nul .txt` is the device too.
 _DEVICE_STEM_END = re.compile(r"[.:]")
-
-
-class InvalidNameError(VaultError):
-    """A name broke one of the naming rules.
-
-    Attributes:
-        rule: Stable machine-readable id of the broken rule (see `NameRule`).
-        message: Human explanation; never echoes the name itself, which may be hostile.
-    """
-
-    def __init__(self, rule: NameRule, message: str) -> None:
-        super().__init__(message)
-        self.rule: NameRule = rule
-        self.message = message
-
-    def __reduce__(self) -> tuple[type[InvalidNameError], tuple[NameRule, str]]:
-        # Keep the two-argument constructor picklable (BaseException pickles only `args`).
-        return (type(self), (self.rule, self.message))
 
 
 def _code_point(ch: str) -> str:

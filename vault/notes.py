@@ -19,14 +19,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from vault.errors import VaultError
+from vault.errors import NoteError
 
 ED25519 = b"\x01"
 DASH = "\u2014"  # the em dash that starts every signature line
-
-
-class NoteError(VaultError):
-    """A note or key is malformed, or its signature does not verify."""
 
 
 def _check_name(name: str) -> None:

@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit_actions import AuditAction
+from vault.errors import InvalidInput
 from vault.models import Client, Role, User, utcnow
 from vault.policy import Principal, can_see_client
 
@@ -149,7 +150,7 @@ async def set_preference(
     The caller has checked that the user may set it (their own, or a signed unsubscribe link).
     """
     if daily_hour is not None and not 0 <= daily_hour <= 23:
-        raise ValueError("daily_hour is 0..23")
+        raise InvalidInput("daily_hour is 0..23", field="daily_hour", rule="range")
     pref = await session.get(NotificationPref, (user.id, client_id))
     if pref is None:
         pref = NotificationPref(user_id=user.id, client_id=client_id, cadence=cadence)

@@ -24,21 +24,10 @@ from anyio.lowlevel import RunVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from vault.errors import WeakPasswordError
+
 MIN_LENGTH = 12
 MAX_LENGTH = 128
-
-
-class WeakPasswordError(ValueError):
-    """A new password breaks the policy; the message names the rule, for the user to read.
-
-    `rule` is a stable identifier of the rule (for an API's error type or a form's field
-    hint): one of "too-short", "too-long", "control-characters", "personal", "common",
-    "repetitive".
-    """
-
-    def __init__(self, message: str, *, rule: str) -> None:
-        super().__init__(message)
-        self.rule = rule
 
 
 T = TypeVar("T")

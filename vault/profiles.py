@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import audit
 from vault.audit_actions import AuditAction
-from vault.errors import VaultError
+from vault.errors import ProfileError
 from vault.lookalikes import find_invisible
 from vault.models import User
 
@@ -19,14 +19,6 @@ _LOCALE = re.compile(r"[a-z]{2,3}")
 _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
-
-
-class ProfileError(VaultError):
-    """A profile field is not acceptable; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def check_timezone(name: str) -> str:

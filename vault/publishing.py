@@ -24,7 +24,7 @@ from vault import audit, blobs, crypto, quotas
 from vault import documents as doc_service
 from vault import folders as folder_service
 from vault.db import transaction
-from vault.errors import ConflictError, IntegrityError, VaultError
+from vault.errors import ConflictError, IntegrityError, InvalidMessageError
 from vault.keyring import Keyring
 from vault.models import ROOT_REF, Folder, Version
 from vault.names import name_key, validate_name
@@ -32,15 +32,6 @@ from vault.policy import Permission, Principal, require
 from vault.store import ObjectStore
 
 MAX_MESSAGE = 2000  # characters of the note that goes into the notification email
-
-
-class InvalidMessageError(VaultError):
-    """A publishing message is too long or holds control characters; `code` says which
-    (`long` or `control`)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def clean_message(value: str) -> str:

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from vault import audit, documents
 from vault.audit_actions import AuditAction
 from vault.db import transaction
-from vault.errors import NotFoundError, VaultError
+from vault.errors import InvalidInput, NotFoundError, QuotaExceededError
 from vault.models import Client, Document, Version
 from vault.policy import Principal, can_see_client, require_admin
 from vault.records import ClientQuota, QuotaReservation, lock_client
@@ -31,17 +31,6 @@ from vault.uploads import Upload, UploadState
 THRESHOLDS = (80, 90, 100)
 # A reservation outlives a crashed upload by this much at most.
 RESERVATION_TTL = timedelta(hours=6)
-
-
-class QuotaExceededError(VaultError):
-    """The upload would take the client past its quota; nothing of it was stored."""
-
-    def __init__(self, *, quota: int, used: int, requested: int | None) -> None:
-        self.quota = quota
-        self.used = used
-        self.requested = requested
-        wanted = "" if requested is None else f" and this upload needs {requested}"
-        super().__init__(f"the client's quota is {quota} bytes, {used} are in use{wanted}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +284,9 @@ async def set_quota(
         raise NotFoundError("client not found")
     require_admin(principal, "set quotas")
     if quota_bytes is not None and quota_bytes < 0:
-        raise ValueError("a quota is a number of bytes, 0 for unlimited")
+        raise InvalidInput(
+            "a quota is a number of bytes, 0 for unlimited", field="quota_bytes", rule="range"
+        )
     await lock_client(session, client_id)
     row = await session.get(ClientQuota, client_id, with_for_update=True)
     before = row.quota_bytes if row is not None else None

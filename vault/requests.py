@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit_actions import AuditAction
-from vault.errors import ConflictError, NotFoundError, VaultError
+from vault.errors import ConflictError, InvalidRequestError, NotFoundError
 from vault.models import Document, Folder, Role, Version, utcnow
 from vault.policy import Permission, Principal, can_see_client, require
 
@@ -46,10 +46,6 @@ class ItemStatus(StrEnum):
     SUBMITTED = "submitted"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
-
-
-class InvalidRequestError(VaultError):
-    """A document request or an answer to one is malformed."""
 
 
 class DocumentRequest(SQLModel, table=True):

@@ -34,7 +34,7 @@ from sqlmodel import col, select
 from vault import audit, holds, quotas
 from vault.audit_actions import AuditAction
 from vault.db import transaction
-from vault.errors import NotFoundError
+from vault.errors import InvalidPolicyError, NotFoundError
 from vault.folders import get_client
 from vault.models import Client, Document, Folder, Version, VersionReceipt
 from vault.policy import Principal, require_admin
@@ -43,10 +43,6 @@ from vault.requests import RequestItem
 from vault.store import ObjectStore
 
 MAX_RULE = 100_000  # versions or days; beyond that a rule is a typo
-
-
-class InvalidPolicyError(holds.InvalidHoldError):
-    """A rule is negative or absurdly large."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,9 @@ from sqlmodel import col, select
 
 from vault import audit, blobs, crypto
 from vault.audit_actions import AuditAction
-from vault.clamd import ScannerUnavailableError, Verdict
+from vault.clamd import Verdict
 from vault.db import transaction
-from vault.errors import ConflictError, IntegrityError
+from vault.errors import ConflictError, IntegrityError, ScannerUnavailableError
 from vault.keyring import Keyring
 from vault.quarantine import HeldVersion, ScanState, locked, mark_deleted, publish
 from vault.store import ObjectStore

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vault import accounts, audit, email_links, mfa, ratelimit, sessions
 from vault.audit_actions import AuditAction
 from vault.db import transaction
+from vault.errors import InvalidEmailError
 from vault.identity import EmailLinkPurpose, SessionStage
 from vault.keyring import Keyring
 from vault.models import Role, User
@@ -69,7 +70,7 @@ def account_key(email: str) -> str:
     """The rate-limit key of the account an email address names (whether it exists or not)."""
     try:
         email = accounts.normalise_email(email)
-    except ValueError:
+    except InvalidEmailError:
         email = email.strip()
     return ratelimit.key_for("login-account", email.lower())
 
@@ -115,7 +116,7 @@ async def sign_in(
         locked = await _locked(session, [account, address], moment)
         try:
             user = await accounts.find_user(session, email)
-        except ValueError:
+        except InvalidEmailError:
             user = None
         if locked is not None:
             await audit.record(
@@ -319,7 +320,7 @@ async def request_reset(
     await ratelimit.fail(session, reset_key, policy.account_limits, now=moment)
     try:
         user = await accounts.find_user(session, email)
-    except ValueError:
+    except InvalidEmailError:
         user = None
     if user is None or not user.is_active or user.password_hash is None:
         await audit.record(

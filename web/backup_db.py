@@ -17,8 +17,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from vault.backup import BackupError
 from vault.db import create_engine
+from vault.errors import BackupError
 
 POSTGRES_FILE = "database.dump"
 SQLITE_FILE = "database.sqlite"

@@ -17,10 +17,10 @@ import notify
 from vault import accounts, audit, keykeeping, maintenance, resources
 from vault import folders as folder_service
 from vault.db import check_migrated, migrate, transaction
-from vault.errors import NotFoundError, VaultError
+from vault.errors import InvalidEmailError, NotFoundError, VaultError, WeakPasswordError
 from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
-from vault.passwords import WeakPasswordError, check_password_policy, hash_password
+from vault.passwords import check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd
@@ -81,7 +81,7 @@ def _email(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     # A malformed address is a usage error, not a traceback.
     try:
         return accounts.normalise_email(value)
-    except ValueError as exc:
+    except InvalidEmailError as exc:
         raise click.BadParameter(str(exc)) from None
 
 

@@ -14,7 +14,7 @@ from storage import StorageError
 from vault import audit, backup
 from vault.audit_actions import AuditAction
 from vault.db import check_migrated, current_revision, migrate, transaction
-from vault.errors import VaultError
+from vault.errors import BackupError, VaultError
 from web import backup_db
 from web.services import Services, open_services
 from web.settings import Settings, SettingsError
@@ -161,13 +161,13 @@ def restore_cmd(ctx: click.Context, directory: Path, pg_bin: str | None) -> None
     async def run() -> backup.Manifest:
         manifest = backup.read_manifest(directory)
         if manifest.database != backup_db.kind(settings.database_url):
-            raise backup.BackupError(
+            raise BackupError(
                 f"the backup holds a {manifest.database} database; the configured one is not"
             )
         async with open_services(settings) as svc:
             _check_keys(svc, manifest)
             if not await backup_db.is_empty(svc.engine):
-                raise backup.BackupError("the configured database is not empty")
+                raise BackupError("the configured database is not empty")
             await backup.restore_objects(
                 svc.store,
                 directory,

@@ -38,7 +38,7 @@ def _run(settings: Settings, fn: Callable[[Services], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except (VaultError, SettingsError, ValueError) as exc:
+    except (VaultError, SettingsError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -11,28 +12,40 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from storage import ObjectNotFoundError, StorageError, StorageFullError
-from vault.audit_tree import AuditTreeError
-from vault.checkpoints import CheckpointError
-from vault.db import NotMigratedError
-from vault.drops import InvalidDropError
 from vault.errors import (
+    AuditQueryError,
+    AuditTreeError,
+    CheckpointError,
     ConflictError,
+    HeldError,
     IncompleteUploadError,
     IntegrityError,
+    InvalidAnnouncementError,
+    InvalidDropError,
+    InvalidEmailError,
+    InvalidHoldError,
+    InvalidInput,
+    InvalidLinkError,
+    InvalidLinkPolicyError,
+    InvalidMessageError,
+    InvalidNameError,
+    InvalidRequestError,
     KeyNotFoundError,
     KeyringError,
+    MfaError,
     NonceReuseError,
+    NoteError,
     NotFoundError,
+    NotMigratedError,
     PermissionDeniedError,
+    ProfileError,
+    ProofError,
+    QuotaExceededError,
+    ScannerUnavailableError,
     TooLargeError,
     VaultError,
+    WeakPasswordError,
 )
-from vault.holds import HeldError, InvalidHoldError
-from vault.link_policy import InvalidLinkPolicyError
-from vault.links import InvalidLinkError
-from vault.names import InvalidNameError
-from vault.quotas import QuotaExceededError
-from vault.requests import InvalidRequestError
 from web.headers import CSP, HEADERS
 from web.refusals import audit_refusal
 from web.routing import allowed_methods
@@ -75,32 +88,155 @@ def problem(
     return response
 
 
-_STATUS: list[tuple[type[Exception], int, str]] = [
-    (InvalidNameError, 422, "Invalid name"),
-    (InvalidRequestError, 422, "Invalid request"),
-    (InvalidLinkError, 422, "Invalid request"),
-    (InvalidLinkPolicyError, 422, "Invalid request"),
-    (InvalidDropError, 422, "Invalid request"),
-    (InvalidHoldError, 422, "Invalid request"),
-    (HeldError, 409, "Legal hold"),
-    (NotFoundError, 404, "Not found"),
-    (PermissionDeniedError, 403, "Forbidden"),
-    (ConflictError, 409, "Conflict"),
-    (IncompleteUploadError, 400, "Incomplete upload"),
-    (QuotaExceededError, 413, "Quota exceeded"),
-    (TooLargeError, 413, "Content too large"),
-    (NonceReuseError, 409, "Upload must restart"),
-    (IntegrityError, 500, "Stored data failed its integrity check"),
-    (KeyNotFoundError, 500, "Encryption key unavailable"),
-    (KeyringError, 500, "Encryption key unavailable"),
-    (NotMigratedError, 503, "Database not migrated"),
-    (ObjectNotFoundError, 500, "Stored object missing"),
-    (StorageFullError, 507, "Insufficient storage"),
-    (StorageError, 503, "Object store unavailable"),
-    (CheckpointError, 500, "Audit log failed its integrity check"),
-    (AuditTreeError, 500, "Audit log failed its integrity check"),
-    (VaultError, 400, "Bad request"),
-]
+def _(message: str) -> str:
+    """Marks a page message for extraction; the error page translates it when it renders."""
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class PageText:
+    """What the error page says of an error, as gettext message ids."""
+
+    heading: str
+    text: str
+
+
+NOT_FOUND = PageText(_("Not found"), _("There is nothing here, or it is not yours to see."))
+NOT_ALLOWED = PageText(
+    _("Not allowed"),
+    _("Your account may not do this. If you think it should, ask your contact at the firm."),
+)
+NOT_ACCEPTED = PageText(
+    _("Not accepted"),
+    _("Something you entered was not accepted. Go back, check it and try again."),
+)
+WEAK_PASSWORD = PageText(
+    _("Password too weak"),
+    _("That password is too short or too easy to guess. Go back and choose another."),
+)
+NOT_AN_EMAIL = PageText(_("Not an email address"), _("Go back and check the email address."))
+CODE_REFUSED = PageText(
+    _("Code not accepted"), _("The code was not accepted. Go back and try again.")
+)
+ALREADY_DONE = PageText(
+    _("Already done"),
+    _(
+        "This cannot be done in the state things are in now, perhaps because it was just done "
+        "in another window. Reload the page to see where things stand."
+    ),
+)
+HELD = PageText(
+    _("Under legal hold"),
+    _(
+        "A legal hold is in place on this client or folder: nothing under it can be deleted "
+        "until the hold is released."
+    ),
+)
+QUOTA = PageText(
+    _("Storage quota used up"),
+    _(
+        "The storage quota is used up: uploads are refused until files are removed or the "
+        "quota is raised."
+    ),
+)
+TOO_LARGE = PageText(_("File too large"), _("The file is larger than the portal accepts."))
+INCOMPLETE = PageText(
+    _("Upload incomplete"), _("The upload stopped before the whole file arrived. Try again.")
+)
+RESTART = PageText(_("Upload must restart"), _("Start the upload again from the beginning."))
+UNREADABLE = PageText(_("The form could not be read"), _("Go back, reload the page and try again."))
+BROKEN = PageText(
+    _("Something went wrong"),
+    _(
+        "Something went wrong on our side. Try again in a few minutes; if it keeps happening, "
+        "tell your contact at the firm."
+    ),
+)
+UNAVAILABLE = PageText(
+    _("Briefly unavailable"),
+    _("Part of the portal is not answering just now. Try again in a minute."),
+)
+STORAGE_DOWN = PageText(
+    _("File storage unavailable"),
+    _("The file store is not answering just now. Try again in a minute."),
+)
+STORAGE_FULL = PageText(
+    _("No room for new files"),
+    _(
+        "The portal has run out of storage space and cannot take new files now. Files already "
+        "stored can still be downloaded. Please tell your contact at the firm."
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How one kind of error is answered: its status, its problem+json title, its page."""
+
+    kind: type[Exception]
+    status: int
+    title: str
+    page: PageText
+
+
+# The one mapping for the API and the pages; the first entry the error is an instance of
+# wins, so subclasses come before their bases.
+ANSWERS: tuple[Answer, ...] = (
+    Answer(InvalidNameError, 422, "Invalid name", NOT_ACCEPTED),
+    Answer(WeakPasswordError, 422, "Invalid request", WEAK_PASSWORD),
+    Answer(InvalidEmailError, 422, "Invalid request", NOT_AN_EMAIL),
+    Answer(InvalidRequestError, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(InvalidLinkError, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(InvalidLinkPolicyError, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(InvalidDropError, 422, "Invalid request", NOT_ACCEPTED),
+    # These four answered 400 before they had a common base; API clients may rely on it.
+    Answer(InvalidAnnouncementError, 400, "Bad request", NOT_ACCEPTED),
+    Answer(InvalidMessageError, 400, "Bad request", NOT_ACCEPTED),
+    Answer(ProfileError, 400, "Bad request", NOT_ACCEPTED),
+    Answer(AuditQueryError, 400, "Bad request", NOT_ACCEPTED),
+    Answer(InvalidInput, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(MfaError, 400, "Bad request", CODE_REFUSED),
+    Answer(InvalidHoldError, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(HeldError, 409, "Legal hold", HELD),
+    Answer(NotFoundError, 404, "Not found", NOT_FOUND),
+    Answer(PermissionDeniedError, 403, "Forbidden", NOT_ALLOWED),
+    Answer(ConflictError, 409, "Conflict", ALREADY_DONE),
+    Answer(IncompleteUploadError, 400, "Incomplete upload", INCOMPLETE),
+    Answer(QuotaExceededError, 413, "Quota exceeded", QUOTA),
+    Answer(TooLargeError, 413, "Content too large", TOO_LARGE),
+    Answer(NonceReuseError, 409, "Upload must restart", RESTART),
+    Answer(IntegrityError, 500, "Stored data failed its integrity check", BROKEN),
+    Answer(KeyNotFoundError, 500, "Encryption key unavailable", BROKEN),
+    Answer(KeyringError, 500, "Encryption key unavailable", BROKEN),
+    Answer(NotMigratedError, 503, "Database not migrated", UNAVAILABLE),
+    Answer(ScannerUnavailableError, 503, "Scanner unavailable", UNAVAILABLE),
+    Answer(ObjectNotFoundError, 500, "Stored object missing", BROKEN),
+    Answer(StorageFullError, 507, "Insufficient storage", STORAGE_FULL),
+    Answer(StorageError, 503, "Object store unavailable", STORAGE_DOWN),
+    Answer(CheckpointError, 500, "Audit log failed its integrity check", BROKEN),
+    Answer(AuditTreeError, 500, "Audit log failed its integrity check", BROKEN),
+    Answer(ProofError, 500, "Audit log failed its integrity check", BROKEN),
+    Answer(NoteError, 500, "Audit log failed its integrity check", BROKEN),
+    # Errors of the command line (backup, fsck) that no request raises fall through here.
+    Answer(VaultError, 400, "Bad request", UNREADABLE),
+)
+
+
+def answer_for(error: BaseException) -> Answer | None:
+    """The entry of `ANSWERS` for a domain or storage error, None for any other."""
+    return next((a for a in ANSWERS if isinstance(error, a.kind)), None)
+
+
+def status_for(error: BaseException) -> int:
+    """The status one error is answered with, on the API and on a page alike."""
+    if isinstance(error, ProblemError):
+        return error.status
+    if isinstance(error, HTTPException):
+        return error.status_code
+    answer = answer_for(error)
+    if answer is not None:
+        return answer.status
+    return 503 if database_unavailable(error) else 500
 
 
 _SERVER_DOWN = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -124,17 +260,6 @@ def database_unavailable(exc: BaseException) -> bool:
             or state in _SERVER_DOWN
         )
     return isinstance(exc, ConnectionError)
-
-
-def unavailable_status(exc: BaseException) -> int | None:
-    """503 (507 for a full store) when a backend is out of service, else None."""
-    if isinstance(exc, StorageFullError):
-        return 507
-    if database_unavailable(exc) or (
-        isinstance(exc, StorageError) and not isinstance(exc, ObjectNotFoundError)
-    ):
-        return 503
-    return None
 
 
 async def handle_database(request: Request, exc: Exception) -> Response:
@@ -164,22 +289,23 @@ async def handle_http(request: Request, exc: Exception) -> Response:
 
 
 async def handle_domain(request: Request, exc: Exception) -> Response:
-    for kind, status, title in _STATUS:
-        if isinstance(exc, kind):
-            if status >= 500:
-                logger.error("%s on %s %s: %s", title, request.method, request.url.path, exc)
-                # Internal detail (keys, ids, store messages) is for the log, not the caller.
-                return problem(status, title, "try again later" if status == 503 else "")
-            await audit_refusal(request, status)
-            extra: dict[str, Any] = {}
-            if isinstance(exc, InvalidNameError):
-                extra["rule"] = exc.rule
-            if isinstance(exc, InvalidLinkError | InvalidDropError):
-                extra["field"] = exc.field
-            if isinstance(exc, QuotaExceededError):
-                extra.update(quota=exc.quota, used=exc.used, requested=exc.requested)
-            return problem(status, title, str(exc), **extra)
-    return await handle_unexpected(request, exc)
+    answer = answer_for(exc)
+    if answer is None:
+        return await handle_unexpected(request, exc)
+    status, title = answer.status, answer.title
+    if status >= 500:
+        logger.error("%s on %s %s: %s", title, request.method, request.url.path, exc)
+        # Internal detail (keys, ids, store messages) is for the log, not the caller.
+        return problem(status, title, "try again later" if status == 503 else "")
+    await audit_refusal(request, status)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidNameError):
+        extra["rule"] = exc.rule
+    if isinstance(exc, InvalidLinkError | InvalidDropError):
+        extra["field"] = exc.field
+    if isinstance(exc, QuotaExceededError):
+        extra.update(quota=exc.quota, used=exc.used, requested=exc.requested)
+    return problem(status, title, str(exc), **extra)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -30,8 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from vault import blobs, quarantine, quotas
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, TooLargeError
-from vault.names import InvalidNameError
+from vault.errors import IncompleteUploadError, InvalidNameError, QuotaExceededError, TooLargeError
 from vault.policy import Principal
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
@@ -94,7 +93,7 @@ class FormUploadError(Exception):
         rule: str | None = None,
         position: int | None = None,
         caller: Caller | None = None,
-        quota: quotas.QuotaExceededError | None = None,
+        quota: QuotaExceededError | None = None,
     ) -> None:
         super().__init__(message)
         self.quota = quota
@@ -363,7 +362,7 @@ class _Receiver:
                 )
         except InvalidNameError as exc:
             self._refuse_name(exc)
-        except quotas.QuotaExceededError as exc:
+        except QuotaExceededError as exc:
             self._refuse_quota(exc)
         limit = admission.limit(file_limit)
         try:
@@ -424,7 +423,7 @@ class _Receiver:
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.svc.store.delete(plan.storage_key)
-            if isinstance(exc, quotas.QuotaExceededError):
+            if isinstance(exc, QuotaExceededError):
                 self._refuse_quota(exc)
             raise
         return StoredFile(
@@ -444,7 +443,7 @@ class _Receiver:
             caller=self.caller,
         ) from exc
 
-    def _refuse_quota(self, exc: quotas.QuotaExceededError) -> NoReturn:
+    def _refuse_quota(self, exc: QuotaExceededError) -> NoReturn:
         raise FormUploadError(
             str(exc),
             stored=self.stored,

@@ -23,8 +23,8 @@ from starlette.routing import BaseRoute, Route
 from vault import drops, link_access, link_policy, link_visits, links, quarantine
 from vault.audit import AuditContext
 from vault.db import transaction
-from vault.errors import NotFoundError
-from vault.links import Link, LinkNotFoundError
+from vault.errors import LinkNotFoundError, NotFoundError
+from vault.links import Link
 from vault.policy import SYSTEM
 from vault.uploads import Upload
 from web.api import uploads as tus

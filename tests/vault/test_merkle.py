@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from vault import merkle
-from vault.merkle import ProofError
+from vault.errors import ProofError
 
 
 def _mth(leaves: list[bytes]) -> bytes:

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from tests.fixtures.app import TEST_CONTEXT
 from vault import mfa
 from vault.db import create_engine, session_factory, transaction
-from vault.errors import ConflictError, IntegrityError
+from vault.errors import ConflictError, IntegrityError, MfaError
 from vault.identity import RecoveryCode, TotpCredential
 from vault.keyring import KeyFile, Keyring
 from vault.models import AuditEvent, Role, User
@@ -123,9 +123,9 @@ async def test_enrolment_gives_an_authenticator_uri_and_needs_a_first_code(env: 
     assert await verify(env, code_at(enrolment.secret, T0)) is None
 
     wrong = f"{(int(code_at(enrolment.secret, T0)) + 1) % 1_000_000:06d}"
-    with pytest.raises(mfa.MfaError):
+    with pytest.raises(MfaError):
         await confirm(env, wrong)
-    with pytest.raises(mfa.MfaError):
+    with pytest.raises(MfaError):
         await confirm(env, "not a code")
     assert not await has_totp(env)
 
@@ -146,7 +146,7 @@ async def test_restarting_enrolment_replaces_the_pending_secret(env: Env) -> Non
     first = await begin(env)
     second = await begin(env)
     assert first.secret != second.secret
-    with pytest.raises(mfa.MfaError):
+    with pytest.raises(MfaError):
         await confirm(env, code_at(first.secret, T0))
     await confirm(env, code_at(second.secret, T0))
 

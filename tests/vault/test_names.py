@@ -10,14 +10,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vault.errors import VaultError
+from vault.errors import InvalidNameError, VaultError
 from vault.lookalikes import is_default_ignorable
 from vault.names import (
     BIDI_CONTROLS,
     MAX_DECOMPOSITION,
     MAX_NAME_BYTES,
     RESERVED_NAMES,
-    InvalidNameError,
     guess_content_type,
     name_key,
     validate_name,

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vault import notes
+from vault.errors import NoteError
 from vault.keyring import SigningKey
 
 # golang.org/x/mod/sumdb/note, package documentation (the "PeterNeumann" example).
@@ -43,10 +44,10 @@ def test_the_go_example_opens_and_a_changed_text_does_not() -> None:
     verifier = notes.parse_verifier_key(GO_VERIFIER)
     assert verifier.id.hex() == "c74f20a3"
     assert notes.open_note(GO_NOTE, verifier) == GO_TEXT
-    with pytest.raises(notes.NoteError, match="does not verify"):
+    with pytest.raises(NoteError, match="does not verify"):
         notes.open_note(GO_NOTE.replace("answer", "Answer"), verifier)
     other = notes.parse_verifier_key(PLUS_KEY)
-    with pytest.raises(notes.NoteError, match="no signature by TEST"):
+    with pytest.raises(NoteError, match="no signature by TEST"):
         notes.open_note(GO_NOTE, other)
 
 
@@ -61,7 +62,7 @@ def test_the_go_example_opens_and_a_changed_text_does_not() -> None:
     ],
 )
 def test_malformed_verifier_keys_are_refused(key: str) -> None:
-    with pytest.raises(notes.NoteError):
+    with pytest.raises(NoteError):
         notes.parse_verifier_key(key)
 
 
@@ -80,5 +81,5 @@ def test_checkpoint_round_trip_and_strict_parsing() -> None:
         checkpoint
     )
     for bad in ("other/log\n12\nqw==\n", "example.test/log\n012\n", "example.test/log\n-1\n"):
-        with pytest.raises(notes.NoteError):
+        with pytest.raises(NoteError):
             notes.parse_checkpoint(bad + "\n", "example.test/log")

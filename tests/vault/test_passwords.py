@@ -10,10 +10,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from vault import passwords
+from vault.errors import WeakPasswordError
 from vault.passwords import (
     MAX_LENGTH,
     MIN_LENGTH,
-    WeakPasswordError,
     check_password_policy,
     dummy_verify,
     hash_password,

@@ -8,6 +8,7 @@ import pytest
 from tests.fixtures.app import World
 from vault import quotas
 from vault.db import transaction
+from vault.errors import QuotaExceededError
 from web.services import Services
 
 
@@ -44,7 +45,7 @@ async def test_admission_counts_reservations_of_uploads_in_flight(
         assert first.reservation_id is not None
         assert first.room == 1000
     async with transaction(services.sessions) as session:
-        with pytest.raises(quotas.QuotaExceededError) as refused:
+        with pytest.raises(QuotaExceededError) as refused:
             await quotas.admit(session, world.acme, 401, default=1000)
         assert (refused.value.quota, refused.value.used) == (1000, 600)
         second = await quotas.admit(session, world.acme, 400, default=1000)

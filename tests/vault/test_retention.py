@@ -16,7 +16,7 @@ from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.retention import NOW, put, seed, version_numbers
 from vault import crypto, holds, maintenance, records_worker, retention
 from vault.db import transaction
-from vault.errors import IntegrityError
+from vault.errors import IntegrityError, InvalidHoldError, InvalidPolicyError
 from vault.models import AuditEvent, Document, Version
 from vault.policy import SYSTEM
 from vault.retention import Rules
@@ -196,16 +196,16 @@ async def test_holds_and_policies_need_an_administrator_and_a_reason(
     services: Services, world: World
 ) -> None:
     async with transaction(services.sessions) as session:
-        with pytest.raises(holds.InvalidHoldError):
+        with pytest.raises(InvalidHoldError):
             await holds.place_hold(
                 session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, reason="  "
             )
         hold = await holds.place_hold(
             session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, reason="Why  not"
         )
-        with pytest.raises(holds.InvalidHoldError):
+        with pytest.raises(InvalidHoldError):
             await holds.release_hold(session, SYSTEM, TEST_CONTEXT, hold.id, reason="")
-        with pytest.raises(retention.InvalidPolicyError):
+        with pytest.raises(InvalidPolicyError):
             await retention.set_policy(
                 session,
                 SYSTEM,

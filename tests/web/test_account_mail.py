@@ -14,8 +14,9 @@ from playwright.async_api import Browser
 
 from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.browser import DESKTOP, artifacts
-from vault import accounts, profiles
+from vault import accounts
 from vault.db import transaction
+from vault.errors import ProfileError
 from vault.models import Role, User
 from web import account_mail
 from web.services import Services
@@ -75,7 +76,7 @@ async def test_a_new_account_refuses_a_display_name_with_direction_or_control_ch
     services: Services, name: str
 ) -> None:
     async with transaction(services.sessions) as session:
-        with pytest.raises(profiles.ProfileError):
+        with pytest.raises(ProfileError):
             await accounts.create_user(
                 session,
                 TEST_CONTEXT,

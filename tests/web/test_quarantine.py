@@ -27,9 +27,9 @@ from tests.fixtures.tus import new_upload, send
 from vault import quarantine, scanning
 from vault.accounts import principal_for
 from vault.audit import AuditContext
-from vault.clamd import ClamdScanner, ScannerUnavailableError
+from vault.clamd import ClamdScanner
 from vault.db import transaction
-from vault.errors import ConflictError, NotFoundError
+from vault.errors import ConflictError, NotFoundError, ScannerUnavailableError
 from vault.models import AuditEvent, User
 from vault.policy import Principal
 from vault.quarantine import ScanState

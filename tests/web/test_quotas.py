@@ -21,6 +21,7 @@ from tests.fixtures.signin import sign_in
 from tests.fixtures.tus import TUS, metadata
 from vault import audit, publishing, quotas
 from vault.db import transaction
+from vault.errors import QuotaExceededError
 from vault.models import AuditEvent, Version
 from vault.policy import SYSTEM
 from vault.uploads import Upload
@@ -185,7 +186,7 @@ async def test_publishing_into_a_client_past_its_quota_is_refused(
     source = (await put(http, world, "guide.pdf", b"g" * 500)).json()["document_id"]
     await set_quota(services, world.globex, 400)
     before = await stored_state(services)
-    with pytest.raises(quotas.QuotaExceededError):
+    with pytest.raises(QuotaExceededError):
         await publishing.publish_copy(
             services.sessions,
             services.store,

@@ -15,10 +15,9 @@ from starlette.responses import JSONResponse, Response
 from notify import DeliveryError
 from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
 from vault.audit_actions import AuditAction
-from vault.errors import NotFoundError
+from vault.errors import InvalidInput, MfaError, NotFoundError, ProfileError, WeakPasswordError
 from vault.identity import SessionStage
 from vault.models import AccessToken, Role, TokenScope, User
-from vault.passwords import WeakPasswordError
 from vault.policy import Permission, allows, require
 from web import account_mail, signin_flow
 from web.api.account_inputs import (
@@ -181,7 +180,7 @@ async def confirm_totp(request: Request) -> Response:
             codes, started = await signin_flow.confirm_enrolment(
                 request, call.session, caller, code
             )
-        except mfa.MfaError as exc:
+        except MfaError as exc:
             wrong = str(exc)
         else:
             wrong = ""
@@ -308,10 +307,10 @@ async def invite(request: Request) -> JSONResponse:
                 valid_for=valid_for,
                 display_name=display_name,
             )
-        except profiles.ProfileError as exc:
+        except ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
-        except ValueError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field="email") from None
+        except InvalidInput as exc:  # the address, or a client user without a client
+            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
         manager = allows(call.principal, Permission.MANAGE, None)
     # Review item 7: a withheld invitation reads exactly as a sent one; only admins, who
     # manage users by id, are given the user's id.

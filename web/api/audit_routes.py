@@ -13,10 +13,10 @@ from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
 from vault import audit, audit_labels, audit_reads, checkpoints, notes
 from vault import audit_query as aq
-from vault.audit import AuditQueryError
 from vault.audit_export import ExportProof, jsonl_line, proof_line
 from vault.audit_labels import Labels, shown
 from vault.db import transaction
+from vault.errors import AuditQueryError
 from vault.models import AuditEvent
 from vault.policy import Permission, require
 from web.api.common import api_call

@@ -13,7 +13,12 @@ from starlette.responses import JSONResponse, Response
 from vault import audit, blobs, publishing, quarantine, quotas, receipts
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, PermissionDeniedError, TooLargeError
+from vault.errors import (
+    IncompleteUploadError,
+    InvalidMessageError,
+    PermissionDeniedError,
+    TooLargeError,
+)
 from vault.models import Document, Role, Version
 from vault.policy import Permission, require
 from web import content
@@ -183,7 +188,7 @@ def _publishing_message(request: Request) -> str:
     """`?message=`: a note from staff that the notification email shows with the document."""
     try:
         return publishing.clean_message(request.query_params.get("message", ""))
-    except publishing.InvalidMessageError as exc:
+    except InvalidMessageError as exc:
         raise ProblemError(422, "Invalid request", str(exc), field="message") from None
 
 

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from vault import link_policy
 from vault import links as link_service
+from vault.errors import InvalidLinkPolicyError
 from vault.folders import get_client
 from vault.links import Link, LinkKind, LinkSpec
 from web.api.common import api_call, iso, json_body, parse_id
@@ -225,7 +226,7 @@ async def put_link_policy(request: Request) -> JSONResponse:
             own = await link_policy.set_overrides(
                 call.session, call.principal, call.audit, client_id, changes
             )
-        except link_policy.InvalidLinkPolicyError as exc:
+        except InvalidLinkPolicyError as exc:
             raise _invalid("policy", str(exc)) from None
         defaults = link_defaults(svc.settings)
         effective = await link_policy.effective(call.session, defaults, client_id)

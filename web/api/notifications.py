@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from notify import outbox
 from vault import profiles
-from vault.errors import NotFoundError, PermissionDeniedError
+from vault.errors import NotFoundError, PermissionDeniedError, ProfileError
 from vault.models import Client, Role, User
 from vault.notifications import (
     Cadence,
@@ -140,7 +140,7 @@ async def update_profile(request: Request) -> JSONResponse:
                 timezone=profile.timezone,
                 display_name=profile.display_name,
             )
-        except profiles.ProfileError as exc:
+        except ProfileError as exc:
             raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
         return JSONResponse(_profile(call.user))
 

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse, Response
 
 from vault import profiles
 from vault.db import transaction
+from vault.errors import WeakPasswordError
 from vault.identity import SessionStage
-from vault.passwords import WeakPasswordError
 from vault.signin import Attempt, Outcome
 from web import signin_flow
 from web.api.common import prefetch_body

@@ -18,9 +18,8 @@ from starlette.routing import BaseRoute, Route
 from vault import accounts, mfa, profiles, reauth, sessions
 from vault.audit_actions import AuditAction
 from vault.db import transaction
-from vault.errors import NotFoundError
+from vault.errors import NotFoundError, WeakPasswordError
 from vault.models import TokenScope
-from vault.passwords import WeakPasswordError
 from web import signin_flow
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services

@@ -17,7 +17,13 @@ from starlette.responses import Response
 from notify import DeliveryError
 from vault import invitations, profiles
 from vault.db import transaction
-from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
+from vault.errors import (
+    ConflictError,
+    InvalidEmailError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProfileError,
+)
 from vault.models import Client, Role
 from vault.notifications import Cadence, effective, may_hear_of, preferences, set_preference
 from web import account_mail, i18n
@@ -57,7 +63,7 @@ async def save_profile(request: Request) -> Response:
                 "timezone": profiles.check_timezone(wanted["timezone"]),
                 "locale": profiles.check_locale(wanted["locale"], LOCALES),
             }
-        except profiles.ProfileError as exc:
+        except ProfileError as exc:
             return await account_page(
                 request,
                 session,
@@ -223,9 +229,9 @@ async def invite(request: Request) -> Response:
             return await refuse(403, "role")
         except ConflictError:
             return await refuse(409, "exists")
-        except profiles.ProfileError:
+        except ProfileError:
             return await refuse(422, "display_name")
-        except ValueError:
+        except InvalidEmailError:
             return await refuse(422, "email")
         if invited.withheld:
             # Someone the inviter may not know about: answered as a sent invitation (item 7).

@@ -18,9 +18,9 @@ from starlette.routing import BaseRoute, Route
 
 from vault import audit_query as aq
 from vault import audit_views
-from vault.audit import AuditQueryError
 from vault.audit_actions import FAMILIES
 from vault.db import transaction
+from vault.errors import AuditQueryError
 from vault.models import User
 from web import audit_sentences
 from web.context import audit_context, services

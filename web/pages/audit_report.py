@@ -21,8 +21,8 @@ from starlette.routing import BaseRoute, Route
 
 from vault import audit_query as aq
 from vault import audit_views, checkpoints, notes
-from vault.audit import AuditQueryError
 from vault.db import transaction
+from vault.errors import AuditQueryError
 from vault.models import Client, User
 from web import audit_sentences
 from web.context import audit_context, services

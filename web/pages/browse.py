@@ -21,9 +21,8 @@ from vault import documents as doc_service
 from vault import drops, quotas, receipts, search, trash
 from vault import folders as folder_service
 from vault.db import transaction
-from vault.errors import ConflictError
+from vault.errors import ConflictError, InvalidNameError
 from vault.models import Client, Document, Folder
-from vault.names import InvalidNameError
 from vault.policy import Permission, Principal, allows
 from web.api.documents import DOWNLOAD_CSP
 from web.auth import CSRF_FIELD, Caller, deliberate

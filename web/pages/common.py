@@ -12,12 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
-from vault.holds import HeldError
 from vault.identity import SessionStage
-from vault.quotas import QuotaExceededError
 from web.auth import Caller, check_csrf, resolve
-from web.errors import ProblemError, unavailable_status
+from web.errors import ProblemError, answer_for, status_for
 from web.pages.render import render
 from web.refusals import audit_refusal
 from web.signin_flow import NEXT_STEP
@@ -63,26 +60,23 @@ def page(endpoint: Endpoint) -> Endpoint:
             await audit_refusal(request, exc.status, exc.reason)
             headers = dict(exc.extra.get("headers") or {})
             return render(request, "error.html", status=exc.status, headers=headers)
-        except NotFoundError:
-            await audit_refusal(request, 404)
-            return render(request, "error.html", status=404)
-        except PermissionDeniedError:
-            await audit_refusal(request, 403)
-            return render(request, "error.html", status=403)
-        except QuotaExceededError:
-            return render(request, "error.html", status=413, quota=True)
-        except HeldError:
-            return render(request, "error.html", status=409, held=True)
-        except ConflictError:
-            return render(request, "error.html", status=409)
         except Exception as exc:
-            status = unavailable_status(exc)
-            if status is not None:
+            # The same status the API gives (`status_for`), with a page in the reader's language.
+            status = status_for(exc)
+            answer = answer_for(exc)
+            if answer is None and status == 500:
+                # The details are for the log; the page says only that it failed.
+                logger.exception("unhandled error on %s %s", request.method, request.url.path)
+            elif status >= 500:
                 logger.error("%d on %s %s: %s", status, request.method, request.url.path, exc)
+            else:
+                await audit_refusal(request, status)
+            if answer is None:
                 return render(request, "error.html", status=status)
-            # The details are for the log; the page says only that it failed.
-            logger.exception("unhandled error on %s %s", request.method, request.url.path)
-            return render(request, "error.html", status=500)
+            text = answer.page
+            return render(
+                request, "error.html", status=status, heading=text.heading, text=text.text
+            )
 
     return wrapper
 

@@ -12,8 +12,7 @@ from starlette.routing import BaseRoute, Route
 from vault import clients, quotas, resources
 from vault import folders as folder_service
 from vault.db import transaction
-from vault.errors import ConflictError
-from vault.names import InvalidNameError
+from vault.errors import ConflictError, InvalidNameError
 from web.context import audit_context, services
 from web.ids import parse_id
 from web.pages.common import notice, page, read_form, see_other

@@ -17,9 +17,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from notify import DeliveryError
-from vault import invitations, people, profiles
+from vault import invitations, people
 from vault.db import transaction
-from vault.errors import ConflictError, NotFoundError, PermissionDeniedError
+from vault.errors import (
+    ConflictError,
+    InvalidEmailError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProfileError,
+)
 from vault.models import Client, Role, User
 from vault.policy import Principal
 from web import account_mail, i18n
@@ -169,9 +175,9 @@ async def invite(request: Request) -> Response:
             return await refuse(422, "clients")
         except ConflictError:
             return await refuse(409, "exists")
-        except profiles.ProfileError:
+        except ProfileError:
             return await refuse(422, "display_name")
-        except ValueError:
+        except InvalidEmailError:
             return await refuse(422, "email")
         if invited.withheld:
             return see_other("/admin/people?done=invited")

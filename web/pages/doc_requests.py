@@ -26,18 +26,10 @@ from vault import folders as folder_service
 from vault import requests as request_service
 from vault.audit import AuditContext
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, NotFoundError
+from vault.errors import IncompleteUploadError, InvalidRequestError, NotFoundError
 from vault.models import Client, Folder
 from vault.policy import Permission, Principal, allows
-from vault.requests import (
-    MAX_ITEMS,
-    MAX_MESSAGE,
-    MAX_TEXT,
-    InvalidRequestError,
-    ItemStatus,
-    Recurrence,
-    RequestView,
-)
+from vault.requests import MAX_ITEMS, MAX_MESSAGE, MAX_TEXT, ItemStatus, Recurrence, RequestView
 from web.auth import CSRF_FIELD, Caller, resolve
 from web.context import audit_context, services
 from web.form_upload import FormUploadError, receive_upload

@@ -24,8 +24,14 @@ from starlette.routing import BaseRoute, Route
 from vault import blobs, drops, link_policy, quarantine, quotas
 from vault import documents as doc_service
 from vault.db import transaction
-from vault.errors import IncompleteUploadError
-from vault.links import Link, LinkNotFoundError
+from vault.errors import (
+    IncompleteUploadError,
+    InvalidDropError,
+    LinkFullError,
+    LinkNotFoundError,
+    QuotaExceededError,
+)
+from vault.links import Link
 from vault.models import User
 from vault.policy import SYSTEM, Principal
 from web.api.links import link_defaults
@@ -90,13 +96,13 @@ class _DropReceiver(_Receiver):
         try:
             drops.clean_name(self._given("uploader_name"))
             drops.clean_email(self._given("uploader_email"))
-        except drops.InvalidDropError as exc:
+        except InvalidDropError as exc:
             self._refuse(str(exc), exc.field)
         async with transaction(self.svc.sessions) as session:
             link = await session.get_one(Link, self.link_id)
             try:
                 await drops.admit(session, link, length=0)
-            except drops.LinkFullError as exc:
+            except LinkFullError as exc:
                 self._refuse(str(exc), "link_full")
             limit = self.svc.max_upload_size
             if link.max_file_bytes is not None:
@@ -130,7 +136,7 @@ class _DropReceiver(_Receiver):
                     .execution_options(synchronize_session=False)
                 )
                 if int(getattr(counted, "rowcount", 0) or 0) != 1:
-                    raise drops.LinkFullError("this link takes no more bytes")
+                    raise LinkFullError("this link takes no more bytes")
                 link = await session.get_one(Link, self.link_id)
                 await drops.record(
                     session,
@@ -159,7 +165,7 @@ class _DropReceiver(_Receiver):
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await self.svc.store.delete(plan.storage_key)
-            if isinstance(exc, quotas.QuotaExceededError):
+            if isinstance(exc, QuotaExceededError):
                 self._refuse_quota(exc)
             raise
         return StoredFile(plan.name, plan.document_id, None, size, held=committed.held)

@@ -15,7 +15,8 @@ from starlette.routing import BaseRoute, Route
 from vault import link_policy
 from vault import links as link_service
 from vault.db import transaction
-from vault.link_rules import InvalidLinkError, LinkKind, LinkSpec
+from vault.errors import InvalidLinkError
+from vault.link_rules import LinkKind, LinkSpec
 from vault.models import Document, Folder
 from vault.policy import Principal, is_firm
 from web.api.links import link_defaults, link_url

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from vault import announcements, resources
 from vault.db import transaction
-from vault.errors import NotFoundError
+from vault.errors import InvalidAnnouncementError, NotFoundError
 from vault.models import User
 from vault.policy import is_firm
 from web.auth import CSRF_FIELD, Caller
@@ -117,7 +117,7 @@ async def post_announcement(request: Request) -> Response:
         ):
             try:
                 clean(values[name])
-            except announcements.InvalidAnnouncementError as exc:
+            except InvalidAnnouncementError as exc:
                 errors[name] = exc.code
         if not errors:
             try:
@@ -129,7 +129,7 @@ async def post_announcement(request: Request) -> Response:
                     body=values["body"],
                     expires_at=expires_at,
                 )
-            except announcements.InvalidAnnouncementError as exc:
+            except InvalidAnnouncementError as exc:
                 errors[exc.field] = exc.code
         if errors:
             return await _page(request, session, caller, status=422, errors=errors, form=values)

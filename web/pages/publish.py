@@ -25,9 +25,9 @@ from vault import folders as folder_service
 from vault import publishing
 from vault.audit import AuditContext
 from vault.db import transaction
-from vault.errors import IncompleteUploadError, NotFoundError
+from vault.errors import IncompleteUploadError, InvalidMessageError, InvalidNameError, NotFoundError
 from vault.models import Client
-from vault.names import InvalidNameError, validate_name
+from vault.names import validate_name
 from vault.policy import Permission, Principal, allows, is_firm
 from web.auth import Caller, resolve
 from web.context import audit_context, services
@@ -92,7 +92,7 @@ def check_form(lists: dict[str, list[str]], clients: list[Client]) -> PublishFor
         form.errors["folder"] = "empty" if not form.folder.strip() else "invalid"
     try:
         form.message = publishing.clean_message(form.message)
-    except publishing.InvalidMessageError as exc:
+    except InvalidMessageError as exc:
         form.errors["message"] = exc.code
     return form
 

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from vault import folders as folder_service
 from vault import holds, quotas, records, retention
 from vault.db import transaction
-from vault.errors import NotFoundError
+from vault.errors import InvalidHoldError, InvalidInput, InvalidPolicyError, NotFoundError
 from vault.models import Client, Role
 from vault.records import CLIENT_SCOPE
 from web.auth import CSRF_FIELD, Caller
@@ -102,13 +102,13 @@ async def records_page(request: Request) -> Response:
         return await _page(request, session, caller, client)
 
 
-def _count(raw: str) -> int | None:
-    """An optional whole number from a form field; ValueError if it is not one."""
-    text = raw.strip()
+def _count(form: dict[str, str], field: str) -> int | None:
+    """An optional whole number from a form field; InvalidInput if it is not one."""
+    text = form.get(field, "").strip()
     if not text:
         return None
     if not text.isdigit() or len(text) > 18:
-        raise ValueError(text)
+        raise InvalidInput("not a whole number", field=field, rule="number")
     return int(text)
 
 
@@ -137,8 +137,8 @@ async def set_quota(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller, client = await _admin_client(request, session, form.get(CSRF_FIELD, ""))
         try:
-            wanted = _count(form.get("quota", ""))
-        except ValueError:
+            wanted = _count(form, "quota")
+        except InvalidInput:
             return await _refused(request, session, caller, client, "quota", "number")
         await quotas.set_quota(
             session,
@@ -160,9 +160,9 @@ async def set_retention(request: Request) -> Response:
         folder_id = _scope(form.get("scope", ""), paths)
         try:
             rules = retention.Rules(
-                _count(form.get("keep_versions", "")),
-                _count(form.get("keep_days", "")),
-                _count(form.get("trash_days", "")),
+                _count(form, "keep_versions"),
+                _count(form, "keep_days"),
+                _count(form, "trash_days"),
             )
             await retention.set_policy(
                 session,
@@ -172,7 +172,7 @@ async def set_retention(request: Request) -> Response:
                 folder_id=folder_id,
                 rules=rules,
             )
-        except (ValueError, retention.InvalidPolicyError):
+        except (InvalidInput, InvalidPolicyError):
             return await _refused(request, session, caller, client, "retention", "number")
     return see_other(f"/admin/clients/{client.id}/records?done=retention")
 
@@ -193,7 +193,7 @@ async def place_hold(request: Request) -> Response:
                 folder_id=folder_id,
                 reason=form.get("reason", ""),
             )
-        except holds.InvalidHoldError:
+        except InvalidHoldError:
             return await _refused(request, session, caller, client, "hold", "reason")
     return see_other(f"/admin/clients/{client.id}/records?done=held")
 
@@ -215,6 +215,6 @@ async def release_hold(request: Request) -> Response:
                 hold_id,
                 reason=form.get("reason", ""),
             )
-        except holds.InvalidHoldError:
+        except InvalidHoldError:
             return await _refused(request, session, caller, client, f"release-{hold_id}", "reason")
     return see_other(f"/admin/clients/{client.id}/records?done=released")

@@ -31,7 +31,8 @@ from vault import link_access, link_visits
 from vault import links as link_service
 from vault.audit import AuditContext
 from vault.db import transaction
-from vault.links import Link, LinkKind, LinkNotFoundError
+from vault.errors import LinkNotFoundError
+from vault.links import Link, LinkKind
 from vault.ratelimit import Limits
 from web import content, i18n, link_mail
 from web.api.documents import DOWNLOAD_CSP, INLINE_SAFE

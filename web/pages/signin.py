@@ -13,9 +13,9 @@ from starlette.responses import Response
 
 from vault import mfa
 from vault.db import transaction
-from vault.errors import ConflictError
+from vault.errors import ConflictError, MfaError, WeakPasswordError
 from vault.identity import EmailLinkPurpose, SessionStage
-from vault.passwords import MIN_LENGTH, WeakPasswordError
+from vault.passwords import MIN_LENGTH
 from vault.signin import Attempt, Outcome
 from web import signin_flow
 from web.auth import CSRF_FIELD, check_origin, clear_session_cookie, resolve, set_session_cookie
@@ -185,7 +185,7 @@ async def enrol_submit(request: Request) -> Response:
                 codes, started = await signin_flow.confirm_enrolment(
                     request, session, caller, form.get("code", "")
                 )
-            except mfa.MfaError:
+            except MfaError:
                 codes, started = None, None
     if codes is None:
         # The pending secret stays as it was: the user corrects the code from the app they

@@ -17,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault.errors import IncompleteUploadError
-from vault.quotas import QuotaExceededError
+from vault.errors import IncompleteUploadError, QuotaExceededError
 from web.auth import Caller
 from web.context import services
 from web.form_upload import FormUploadError, StoredFile, receive_upload
