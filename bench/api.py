@@ -69,7 +69,7 @@ from bench.common import (
 from vault import accounts
 from vault import documents as doc_service
 from vault.audit import AuditContext
-from vault.blobs import StoredBlob, write_encrypted
+from vault.crypto.blobs import StoredBlob, write_encrypted
 from vault.db import transaction
 from vault.store import ObjectStore
 from web.services import open_services

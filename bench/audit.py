@@ -10,8 +10,8 @@ people and 200,000 documents (a few of each far busier than the rest), with a mi
 actions and outcomes. Then:
 
 - the stored Merkle subtree hashes are built, a signed checkpoint is written and inclusion
-  and consistency proofs are made at the full size, through `vault.checkpoints` and
-  `vault.audit_tree`, as the server does;
+  and consistency proofs are made at the full size, through `vault.audit.checkpoints` and
+  `vault.audit.tree`, as the server does;
 - `python -m uvicorn --factory web.app:create_app` serves the database, and an auditor's
   token runs `GET /api/v1/audit` searches (a client over the last 30 days; one document;
   one person; `document.*` with an outcome): the first page, and the page reached after
@@ -45,7 +45,9 @@ import psycopg
 
 from bench.api import cli, free_port, percentile, run_server
 from bench.common import Meter, MiB, command_line, describe_machine
-from vault import audit, audit_tree, checkpoints
+from vault import audit
+from vault.audit import checkpoints
+from vault.audit import tree as audit_tree
 from vault.db import transaction
 from vault.models import AuditEvent
 from web.services import open_services

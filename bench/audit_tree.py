@@ -24,10 +24,11 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage import LocalObjectStore
-from vault import audit_tree, checkpoints, merkle
-from vault.checkpoints import Signer
+from vault.audit import checkpoints, merkle
+from vault.audit import tree as audit_tree
+from vault.audit.checkpoints import Signer
+from vault.crypto.keyring import new_signing_key
 from vault.db import create_engine, migrate, session_factory, transaction
-from vault.keyring import new_signing_key
 from vault.models import AuditEvent, AuditHead
 
 BATCH = 20_000

@@ -8,7 +8,7 @@ _SECRET_KEY, as `scripts/rgw start` exports them. For every phase the same gener
 (an 8 MiB random block repeated with a block counter, never held whole) goes through:
 
 - S3: raw boto3 `upload_fileobj`/`download_fileobj` (same part size and concurrency) versus
-  `vault.blobs.write_encrypted`/`read_decrypted` on `S3ObjectStore`, in one bucket;
+  `vault.crypto.blobs.write_encrypted`/`read_decrypted` on `S3ObjectStore`, in one bucket;
 - local disk: a plain file written (and fsynced) and read back versus the same two functions
   on `LocalObjectStore`;
 - CPU only: bare AES-256-GCM over 64 KiB segments versus `Encryptor` (which also hashes the
@@ -56,7 +56,7 @@ from bench.common import (
 )
 from storage import LocalObjectStore, S3ObjectStore
 from vault import crypto
-from vault.blobs import StoredBlob, read_decrypted, write_encrypted
+from vault.crypto.blobs import StoredBlob, read_decrypted, write_encrypted
 from vault.store import ObjectStore
 
 SEGMENT = 64 * 1024

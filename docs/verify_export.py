@@ -7,7 +7,7 @@ The key file holds the log's verifier key (GET /api/v1/audit/checkpoint/key), ob
 once, from someone you trust, not from the export. Exit status 0: the export is exactly
 the events it claims to be, from the log the key signs for; 1: a problem is named.
 Needs Python 3.11+ and `cryptography`. docs/audit-log.md explains each step.
-This file is identical to vault/export_check.py (a test keeps them so).
+This file is identical to vault/audit/export_check.py (a test keeps them so).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from notify.i18n import (
     translations,
 )
 from notify.render import new_message_id
-from vault import alerts
+from vault.audit import alerts
 from vault.db import transaction
 from vault.lookalikes import shown_name
 from vault.models import Role, User

@@ -22,7 +22,7 @@ _MAX_TOKEN = 256
 
 
 class KeyDeriver(Protocol):
-    """What the links need of the keyring (`vault.keyring.Keyring` is one)."""
+    """What the links need of the keyring (`vault.crypto.keyring.Keyring` is one)."""
 
     def derive(self, purpose: bytes, kek_id: str | None = None) -> tuple[str, bytes]: ...
 

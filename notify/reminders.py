@@ -17,8 +17,8 @@ from sqlalchemy import CursorResult, exists, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from vault import requests
-from vault.requests import DocumentRequest, ItemStatus, RequestItem
+from vault import document_requests as requests
+from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 
 
 class Stage(StrEnum):

@@ -30,7 +30,12 @@ FORBIDDEN_THIRD_PARTY = {
 
 # vault.audit's writers; its types and reads (AuditContext, SYSTEM, verify, ...) stay open.
 AUDIT_MODULE = "vault.audit"
+AUDIT_CHAIN = "vault.audit.chain"  # where the writers are defined; the package re-exports them
 AUDIT_WRITERS = frozenset({"record", "append", "record_verification"})
+# Audit rows are built only in vault/audit/: everyone else records through its functions.
+AUDIT_ROWS = frozenset({"AuditEvent", "AuditHead"})
+# vault/crypto/ is formats, keys and streams: testable, and reusable, without a database.
+CRYPTO_FORBIDDEN = ("sqlalchemy", "sqlmodel", "alembic", "vault.db", "vault.models")
 
 
 def audit_writes(source: str, filename: str) -> list[str]:
@@ -42,15 +47,15 @@ def audit_writes(source: str, filename: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0:
             for alias in node.names:
-                if node.module == "vault" and alias.name == "audit":
+                if (node.module, alias.name) in {("vault", "audit"), (AUDIT_MODULE, "chain")}:
                     modules.add(alias.asname or alias.name)
-                elif node.module == AUDIT_MODULE and alias.name in AUDIT_WRITERS:
+                elif node.module in {AUDIT_MODULE, AUDIT_CHAIN} and alias.name in AUDIT_WRITERS:
                     writers.add(alias.asname or alias.name)
                     bad.append(f"{filename}:{node.lineno}: imports {AUDIT_MODULE}.{alias.name}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name == AUDIT_MODULE:
-                    modules.add(alias.asname or AUDIT_MODULE)
+                if alias.name in {AUDIT_MODULE, AUDIT_CHAIN}:
+                    modules.add(alias.asname or alias.name)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -63,8 +68,52 @@ def audit_writes(source: str, filename: str) -> list[str]:
     return bad
 
 
+def audit_rows(source: str, filename: str) -> list[str]:
+    """Where `source` builds, updates or deletes audit rows itself."""
+    bad: list[str] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        first = node.args[0] if node.args else None
+        if name in AUDIT_ROWS or (
+            name in {"update", "delete", "insert"}
+            and isinstance(first, ast.Name)
+            and first.id in AUDIT_ROWS
+        ):
+            bad.append(f"{filename}:{node.lineno}: writes audit rows outside vault/audit/")
+    return bad
+
+
+def crypto_imports(source: str, filename: str) -> list[str]:
+    """Where `source` (a module of vault/crypto/) imports database code."""
+    bad: list[str] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if any(name == f or name.startswith(f + ".") for f in CRYPTO_FORBIDDEN):
+                bad.append(f"{filename}:{node.lineno}: vault.crypto must not import {name}")
+    return bad
+
+
 def main() -> int:
     bad: list[str] = []
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] not in OURS or rel.parts[:2] == ("vault", "audit"):
+            continue
+        if rel.parts[:2] == ("vault", "migrations"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        bad += audit_rows(source, str(rel))
+        if rel.parts[:2] == ("vault", "crypto"):
+            bad += crypto_imports(source, str(rel))
     for package in sorted(OURS - {"vault"}):
         for path in sorted((ROOT / package).rglob("*.py")):
             bad += audit_writes(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))

@@ -1,5 +1,6 @@
 """The layering check of scripts/check_imports.py: the tree passes it, and it catches a layer
-above vault that writes the audit log itself."""
+above vault that writes the audit log itself, audit rows built outside vault/audit/, and
+database code in vault/crypto/."""
 
 from __future__ import annotations
 
@@ -73,3 +74,35 @@ def test_a_layer_above_vault_that_records_fails_the_check(
     monkeypatch.setattr(check_imports, "ROOT", tmp_path)
     assert check_imports.main() == 1
     assert capsys.readouterr().out.splitlines() == ["notify/planted.py:5: calls vault.audit.record"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "session.add(AuditEvent(seq=1, action='x'))\n",
+        "await session.execute(update(AuditHead).values(seq=0))\n",
+        "await session.execute(delete(AuditEvent))\n",
+        "row = models.AuditEvent(seq=1)\n",
+    ],
+)
+def test_audit_rows_built_outside_the_audit_package_are_caught(
+    check_imports: ModuleType, source: str
+) -> None:
+    assert check_imports.audit_rows(source, "vault/planted.py")
+    assert check_imports.audit_rows("rows = select(AuditEvent)\n", "vault/planted.py") == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from sqlmodel import select\n",
+        "import sqlalchemy\n",
+        "from vault import db\n",
+        "from vault.models import AuditEvent\n",
+    ],
+)
+def test_database_code_in_the_crypto_package_is_caught(
+    check_imports: ModuleType, source: str
+) -> None:
+    assert check_imports.crypto_imports(source, "vault/crypto/planted.py")
+    assert check_imports.crypto_imports("from vault.errors import IntegrityError\n", "x.py") == []

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import ConflictError, InvalidAnnouncementError, NotFoundError
 from vault.models import Announcement
 from vault.policy import Principal, require_firm

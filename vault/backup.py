@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
-from vault.checkpoints import PREFIX as CHECKPOINT_PREFIX
+from vault.audit.actions import AuditAction
+from vault.audit.checkpoints import PREFIX as CHECKPOINT_PREFIX
 from vault.errors import BackupError
 from vault.models import AuditHead, AuditTreeState, Version
 from vault.store import StoredObject

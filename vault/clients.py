@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.models import Client, ClientAccess, Role, User
 from vault.names import name_key, validate_name
 from vault.policy import Permission, Principal, allows
-from vault.requests import DocumentRequest
+from vault.request_tables import DocumentRequest
 
 
 @dataclass(frozen=True, slots=True)

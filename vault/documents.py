@@ -20,13 +20,14 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, blobs, crypto, holds
-from vault.audit_actions import AuditAction
-from vault.blobs import StoredBlob
+from vault import audit, crypto, holds
+from vault.audit.actions import AuditAction
+from vault.crypto import blobs
+from vault.crypto.blobs import StoredBlob
+from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_folder, sibling_names
-from vault.keyring import Keyring
 from vault.models import Document, Version
 from vault.names import check_distinct, guess_content_type, name_key, validate_name
 from vault.policy import Permission, Principal, allows, can_see_client, require

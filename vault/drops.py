@@ -27,7 +27,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit, link_policy, links
 from vault.accounts import principal_for
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.documents import may_manage
 from vault.errors import InvalidDropError, LinkFullError, LinkNotFoundError
 from vault.folders import get_folder

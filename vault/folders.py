@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
 from vault.lookalikes import shown_name
 from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role, User, Version

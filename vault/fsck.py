@@ -27,11 +27,11 @@ from sqlmodel import col, select
 
 import vault.crypto as crypto
 from vault import audit, quarantine, uploads
-from vault.audit_actions import AuditAction
-from vault.blobs import first_failure, read_decrypted
+from vault.audit.actions import AuditAction
+from vault.crypto.blobs import first_failure, read_decrypted
+from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import FsckError, IntegrityError, KeyNotFoundError, KeyringError
-from vault.keyring import Keyring
 from vault.models import Document, Version
 from vault.store import ObjectStore, StoredObject
 

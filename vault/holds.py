@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import ConflictError, HeldError, InvalidHoldError, NotFoundError
 from vault.folders import get_client
 from vault.models import Folder

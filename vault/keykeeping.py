@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, maintenance
-from vault.audit_actions import AuditAction
+from vault.accounts.identity import TotpCredential
+from vault.audit.actions import AuditAction
+from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import NotFoundError
-from vault.identity import TotpCredential
-from vault.keyring import Keyring
 from vault.models import Version
 from vault.policy import Permission, Principal, allows
 

@@ -3,7 +3,7 @@
 A visitor who passes either gets a grant: a random secret in a short-lived cookie, of which
 only the SHA-256 is stored, bound to that one link (a grant of one link opens no other).
 Guesses of passwords and codes count against the link and against the visitor's address
-(`vault.ratelimit`), so neither one link nor one address can be guessed at quickly.
+(`vault.accounts.ratelimit`), so neither one link nor one address can be guessed at quickly.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from sqlalchemy import Column, Integer, String, delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
-from vault import audit, link_policy, links, ratelimit
-from vault.audit_actions import AuditAction
+from vault import audit, link_policy, links
+from vault.accounts import ratelimit
+from vault.accounts.passwords import off_loop, verify_password
+from vault.accounts.ratelimit import Limits
+from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.links import Link, aware
 from vault.models import utcnow
-from vault.passwords import off_loop, verify_password
-from vault.ratelimit import Limits
 
 
 class LinkGrant(SQLModel, table=True):

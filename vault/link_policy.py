@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import InvalidLinkPolicyError, NotFoundError
 from vault.models import Client, utcnow
 from vault.policy import Permission, Principal, require

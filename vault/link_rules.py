@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from vault import link_policy
+from vault.accounts.passwords import check_password_policy
 from vault.errors import InvalidLinkError, WeakPasswordError
 from vault.models import Role
-from vault.passwords import check_password_policy
 from vault.policy import Permission, Principal, allows
 
 MAX_DOWNLOADS = 1_000_000

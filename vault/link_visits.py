@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vault import audit, links
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.documents import get_version
 from vault.errors import LinkNotFoundError, NotFoundError
 from vault.folders import (

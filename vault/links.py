@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, or_, select
 
 from vault import audit, link_policy
-from vault.audit_actions import AuditAction
+from vault.accounts.passwords import hash_password, off_loop
+from vault.audit.actions import AuditAction
 from vault.documents import get_document, get_version
 from vault.errors import InvalidLinkError, LinkNotFoundError, NotFoundError, PermissionDeniedError
 from vault.folders import get_folder
 from vault.link_rules import LinkKind, LinkSpec, aware, check_spec, may_create
 from vault.models import Document, Folder, utcnow
-from vault.passwords import hash_password, off_loop
 from vault.policy import Principal, can_see_client, is_firm
 
 __all__ = [

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit, holds, mfa, quarantine, uploads
-from vault.audit_actions import AuditAction
+from vault import audit, holds, quarantine, uploads
+from vault.accounts import mfa
+from vault.audit.actions import AuditAction
+from vault.crypto.keyring import Keyring
 from vault.db import transaction
-from vault.keyring import Keyring
 from vault.models import Version
 from vault.store import ObjectStore
 

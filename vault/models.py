@@ -203,7 +203,7 @@ class AuditHead(SQLModel, table=True):
 
 class AuditNode(SQLModel, table=True):
     """A stored RFC 9162 subtree hash: the complete subtree of 2**level leaves that starts
-    at leaf `index * 2**level`. Only levels from `vault.audit_tree.STORED_LEVEL` up are kept,
+    at leaf `index * 2**level`. Only levels from `vault.audit.tree.STORED_LEVEL` up are kept,
     so a proof reads O(log n) rows and at most one chunk of leaf hashes (a cache of the
     leaves: `clientvault audit verify` recomputes the tree without it)."""
 

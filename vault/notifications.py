@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import InvalidInput
 from vault.models import Client, Role, User, utcnow
 from vault.policy import Principal, can_see_client

@@ -20,12 +20,13 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit, blobs, crypto, quotas
+from vault import audit, crypto, quotas
 from vault import documents as doc_service
 from vault import folders as folder_service
+from vault.crypto import blobs
+from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, InvalidMessageError
-from vault.keyring import Keyring
 from vault.models import ROOT_REF, Folder, Version
 from vault.names import name_key, validate_name
 from vault.policy import Permission, Principal, require

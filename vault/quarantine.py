@@ -23,8 +23,8 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault import documents as doc_service
-from vault.audit_actions import AuditAction
-from vault.blobs import StoredBlob
+from vault.audit.actions import AuditAction
+from vault.crypto.blobs import StoredBlob
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_folder
 from vault.models import Document, Version, utcnow

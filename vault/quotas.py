@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, documents
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.errors import InvalidInput, NotFoundError, QuotaExceededError
 from vault.models import Client, Document, Version

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.documents import may_manage, versions
 from vault.errors import PermissionDeniedError
 from vault.lookalikes import shown_name

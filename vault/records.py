@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import NotFoundError
 from vault.models import Client, utcnow
 

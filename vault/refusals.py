@@ -27,7 +27,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit import AuditContext, timestamp
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 
 DENIED = AuditAction.ACCESS_DENIED
 SUPPRESSED = AuditAction.ACCESS_DENIED_SUPPRESSED

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.errors import NotFoundError
 from vault.models import AuditEvent, Client, Document, Role, User, Version
 from vault.policy import Principal
-from vault.requests import DocumentRequest, ItemStatus, RequestItem
+from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 
 UPLOADS = ("document.created", "document.version_added")
 DOWNLOADS = ("document.downloaded",)

@@ -32,14 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import audit, holds, quotas
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.errors import InvalidPolicyError, NotFoundError
 from vault.folders import get_client
 from vault.models import Client, Document, Folder, Version, VersionReceipt
 from vault.policy import Principal, require_admin
 from vault.records import CLIENT_SCOPE, RetentionPolicy, lock_client
-from vault.requests import RequestItem
+from vault.request_tables import RequestItem
 from vault.store import ObjectStore
 
 MAX_RULE = 100_000  # versions or days; beyond that a rule is a typo

@@ -22,12 +22,13 @@ from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, blobs, crypto
-from vault.audit_actions import AuditAction
+from vault import audit, crypto
+from vault.audit.actions import AuditAction
 from vault.clamd import Verdict
+from vault.crypto import blobs
+from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, ScannerUnavailableError
-from vault.keyring import Keyring
 from vault.quarantine import HeldVersion, ScanState, locked, mark_deleted, publish
 from vault.store import ObjectStore
 

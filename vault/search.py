@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.folders import folder_paths, get_client
 from vault.lookalikes import shown_name
 from vault.models import Document, Folder, User, Version

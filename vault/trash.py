@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from vault import audit
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.documents import get_document, live_document, may_manage
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import folder_paths

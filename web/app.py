@@ -18,7 +18,8 @@ from starlette.staticfiles import StaticFiles
 
 import notify
 from notify import alert_mail
-from vault import audit, checkpoints, records_worker, scanning
+from vault import audit, records_worker, scanning
+from vault.audit import checkpoints
 from vault.db import check_migrated
 from web import access_log, health, link_uploads, unsubscribe
 from web.api import routes as api_routes

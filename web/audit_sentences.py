@@ -2,7 +2,7 @@
 
 "Alice Example downloaded Tax return 2025.pdf (version 3, bytes 0–1,048,575) from 203.0.113.5".
 Each action has one template (`TEMPLATES`, extracted for gettext like the templates' strings);
-the actor and the target come from the event's labels (`vault.audit_labels.shown`). Names
+the actor and the target come from the event's labels (`vault.audit.labels.shown`). Names
 typed by users keep their own direction: `<bdi>` in HTML, Unicode isolates (FSI … PDI,
 Unicode Bidirectional Algorithm, UAX #9 §2.7) in plain text.
 """

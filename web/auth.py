@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import accounts, sessions
-from vault.identity import BrowserSession, SessionStage
+from vault import accounts
+from vault.accounts import sessions
+from vault.accounts.identity import BrowserSession, SessionStage
 from vault.models import TokenScope, User
 from vault.policy import Principal
 from web.context import client_ip, services

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import notify
 from vault import accounts, audit, keykeeping, maintenance, resources
 from vault import folders as folder_service
+from vault.accounts.passwords import check_password_policy, hash_password
+from vault.crypto.keyring import KeyFile
 from vault.db import check_migrated, migrate, transaction
 from vault.errors import InvalidEmailError, NotFoundError, VaultError, WeakPasswordError
-from vault.keyring import KeyFile
 from vault.models import Role, TokenScope
-from vault.passwords import check_password_policy, hash_password
 from vault.policy import SYSTEM
 from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd

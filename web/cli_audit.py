@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import click
 
 from notify import alert_mail
-from vault import audit, audit_reads, checkpoints, export_check
-from vault.checkpoints import StoredCheckpoints
+from vault import audit
+from vault.audit import checkpoints, export_check
+from vault.audit import reads as audit_reads
+from vault.audit.checkpoints import StoredCheckpoints
 from vault.db import check_migrated, transaction
 from vault.errors import VaultError
 from web.services import alert_rules, open_services

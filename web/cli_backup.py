@@ -12,7 +12,7 @@ import click
 
 from storage import StorageError
 from vault import audit, backup
-from vault.audit_actions import AuditAction
+from vault.audit.actions import AuditAction
 from vault.db import check_migrated, current_revision, migrate, transaction
 from vault.errors import BackupError, VaultError
 from web import backup_db

@@ -12,8 +12,9 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vault import audit, holds, maintenance, quotas, ratelimit, retention, sessions
+from vault import audit, holds, maintenance, quotas, retention
 from vault import folders as folder_service
+from vault.accounts import ratelimit, sessions
 from vault.db import check_migrated, transaction
 from vault.errors import VaultError
 from vault.policy import SYSTEM

@@ -14,7 +14,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from vault import audit, blobs, crypto, documents
+from vault import audit, crypto, documents
+from vault.crypto import blobs
 from vault.db import transaction
 from vault.errors import IntegrityError
 from vault.models import Document, Version

@@ -3,7 +3,7 @@
 It holds the SQLite database and its -wal/-shm files, the mail outbox (whose messages carry
 live invitation and reset links), the local object store and, by default, the key file. So
 it is created 0700, every file in it 0600, and the portal refuses to start when the
-directory is open to the group or to others, as `vault.keyring` does for the key file.
+directory is open to the group or to others, as `vault.crypto.keyring` does for the key file.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 import anyio
 from stream_zip import ZIP_AUTO, AsyncMemberFile, Method, async_stream_zip
 
-from vault import blobs, crypto
+from vault import crypto
+from vault.crypto import blobs
 from vault.store import ObjectStore
 
 FILE_MODE = stat.S_IFREG | 0o644

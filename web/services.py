@@ -13,18 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
 from storage import ByteBudget, LocalObjectStore, S3ObjectStore, make_s3_client
-from vault import alerts
-from vault.checkpoints import Signer
+from vault.accounts.passwords import hasher
+from vault.accounts.ratelimit import Limits
+from vault.accounts.sessions import SessionPolicy
+from vault.accounts.signin import SignInPolicy
+from vault.audit import alerts
+from vault.audit.checkpoints import Signer
 from vault.clamd import ClamdScanner
+from vault.crypto.digests import RunningDigests
+from vault.crypto.keyring import KeyFile, Keyring
 from vault.db import create_engine, session_factory
-from vault.digests import RunningDigests
-from vault.keyring import KeyFile, Keyring
 from vault.models import Role
-from vault.passwords import hasher
-from vault.ratelimit import Limits
 from vault.scanning import Infected, ScanPolicy, Unscanned
-from vault.sessions import SessionPolicy
-from vault.signin import SignInPolicy
 from vault.store import ObjectStore
 from web.datadir import prepare_data_dir
 from web.metrics import InstrumentedStore, Metrics
@@ -167,7 +167,7 @@ def notify_config(settings: Settings, keyring: Keyring) -> NotifyConfig:
 
 
 def alert_rules(settings: Settings) -> alerts.Rules:
-    """The `[alerts]` settings as the rules `vault.alerts` evaluates (a count of 0: off)."""
+    """The `[alerts]` settings as the rules `vault.audit.alerts` evaluates (a count of 0: off)."""
     a = settings.alerts
 
     def threshold(count: int, minutes: int) -> alerts.Threshold | None:

@@ -19,8 +19,8 @@ from starlette.requests import Request
 
 from vault.audit import AuditContext
 from vault.policy import Principal
-from vault.upload_finish import OnCommit
 from vault.uploads import Upload
+from vault.uploads.finish import OnCommit
 from web.api.common import api_call, parse_id
 from web.context import services
 from web.errors import ProblemError

@@ -15,9 +15,9 @@ from notify.smtp import SMTPMailer
 from notify.worker import run_once
 from tests.fixtures.app import World
 from tests.fixtures.smtp import SMTPSink
-from vault import alerts, audit
-from vault.alerts import Rules, Threshold
-from vault.audit import AuditContext
+from vault import audit
+from vault.audit import AuditContext, alerts
+from vault.audit.alerts import Rules, Threshold
 from vault.db import transaction
 from vault.models import User
 from web.services import Services, notify_config

@@ -11,11 +11,12 @@ from argon2 import PasswordHasher
 from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.notify import WINDOW, later, tick, upload
 from tests.fixtures.smtp import SMTPSink
-from vault import audit, invitations, resources
+from vault import audit, resources
 from vault import folders as folder_service
+from vault.accounts import invitations
+from vault.accounts.passwords import hash_password
 from vault.db import transaction
 from vault.models import Role
-from vault.passwords import hash_password
 from vault.policy import SYSTEM
 from web.services import Services
 

@@ -11,7 +11,7 @@ import pytest
 
 from notify.links import UnsubscribeLinks
 from notify.schedule import due_at, next_daily, zone
-from vault.keyring import KeyFile, Keyring
+from vault.crypto.keyring import KeyFile, Keyring
 from vault.notifications import Cadence
 
 WINDOW = timedelta(seconds=60)

@@ -14,7 +14,7 @@ import pytest
 
 from storage import ByteBudget, S3ObjectStore
 from vault import crypto
-from vault.blobs import StoredBlob, read_decrypted, write_encrypted
+from vault.crypto.blobs import StoredBlob, read_decrypted, write_encrypted
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -10,8 +10,8 @@ from alembic import command
 from sqlalchemy import Connection, inspect
 
 from vault import audit
-from vault import audit_query as aq
 from vault.audit import AuditContext
+from vault.audit import query as aq
 from vault.db import alembic_config, current_revision, head_revision, transaction
 from vault.models import AuditEvent
 from web.services import Services

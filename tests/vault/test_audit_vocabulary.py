@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.app import TEST_CONTEXT
 from vault import audit
-from vault.audit_actions import ACTIONS, DETAILS, AuditAction
+from vault.audit.actions import ACTIONS, DETAILS, AuditAction
 from vault.db import transaction
 from web.services import Services
 

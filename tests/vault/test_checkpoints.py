@@ -10,11 +10,13 @@ from sqlalchemy import func, select
 
 from tests.fixtures.app import TEST_CONTEXT
 from tests.fixtures.tamper import rewrite, tamper
-from vault import audit, audit_tree, checkpoints, maintenance, merkle, notes, stats
-from vault.checkpoints import Signer
+from vault import audit, maintenance, stats
+from vault.audit import checkpoints, merkle, notes
+from vault.audit import tree as audit_tree
+from vault.audit.checkpoints import Signer
+from vault.crypto.keyring import new_signing_key
 from vault.db import transaction
 from vault.errors import CheckpointError
-from vault.keyring import new_signing_key
 from vault.models import AuditEvent, AuditNode
 from vault.store import ObjectStore
 from web.services import Services

@@ -10,13 +10,14 @@ import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from vault import accounts, people, reports
-from vault import requests as request_service
+from vault import accounts, reports
+from vault import document_requests as request_service
+from vault.accounts import people
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
 from vault.models import Role, User
 from vault.policy import SYSTEM, Permission, Principal, allows
-from vault.requests import DocumentRequest, ItemStatus, RequestItem
+from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 from web.services import Services
 
 

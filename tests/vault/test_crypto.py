@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from vault import crypto
 from vault.crypto import ObjectContext, SegmentSealer
+from vault.crypto.keyring import KeyFile, Keyring
 from vault.errors import FormatError, IntegrityError, NonceReuseError
-from vault.keyring import KeyFile, Keyring
 
 S = 1 << 16
 STRIDE = S + crypto.TAG_SIZE

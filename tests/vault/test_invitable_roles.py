@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from vault import accounts, invitations
+from vault import accounts
+from vault.accounts import invitations
 from vault.db import transaction
 from vault.errors import NotFoundError, PermissionDeniedError
 from vault.models import Role, User

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from vault import crypto
+from vault.crypto.keyring import KeyEntry, KeyFile, Keyring, KeyringData
 from vault.errors import KeyNotFoundError, KeyringError
-from vault.keyring import KeyEntry, KeyFile, Keyring, KeyringData
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.lookalikes import LOOKALIKES, ORIGINAL
+from vault.accounts.profiles import check_display_name
 from vault.errors import InvalidNameError, ProfileError
 from vault.lookalikes import confusable_with, find_invisible, shown_name, skeleton
 from vault.models import Role
 from vault.names import check_distinct, validate_name
-from vault.profiles import check_display_name
 
 
 @pytest.mark.parametrize(("name", "rule"), LOOKALIKES)

@@ -14,8 +14,8 @@ from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from vault import audit, maintenance
+from vault.crypto.keyring import KeyFile, Keyring, KeySource
 from vault.db import transaction
-from vault.keyring import KeyFile, Keyring, KeySource
 from vault.models import AuditEvent, Version
 from vault.store import ObjectStore
 from web.services import Services

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from vault import merkle
+from vault.audit import merkle
 from vault.errors import ProofError
 
 

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT
-from vault import mfa
+from vault.accounts import mfa
+from vault.accounts.identity import RecoveryCode, TotpCredential
+from vault.crypto.keyring import KeyFile, Keyring
 from vault.db import create_engine, session_factory, transaction
 from vault.errors import ConflictError, IntegrityError, MfaError
-from vault.identity import RecoveryCode, TotpCredential
-from vault.keyring import KeyFile, Keyring
 from vault.models import AuditEvent, Role, User
 
 # The middle of a 30-second step, so ±1 step is unambiguous.

@@ -7,9 +7,9 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from vault import notes
+from vault.audit import notes
+from vault.crypto.keyring import SigningKey
 from vault.errors import NoteError
-from vault.keyring import SigningKey
 
 # golang.org/x/mod/sumdb/note, package documentation (the "PeterNeumann" example).
 GO_VERIFIER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"

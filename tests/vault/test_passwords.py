@@ -9,9 +9,8 @@ import unicodedata
 import pytest
 from argon2 import PasswordHasher
 
-from vault import passwords
-from vault.errors import WeakPasswordError
-from vault.passwords import (
+from vault.accounts import passwords
+from vault.accounts.passwords import (
     MAX_LENGTH,
     MIN_LENGTH,
     check_password_policy,
@@ -21,6 +20,7 @@ from vault.passwords import (
     needs_rehash,
     verify_password,
 )
+from vault.errors import WeakPasswordError
 
 # Cheap parameters keep the suite fast; the policy and the timing comparison do not depend
 # on them.

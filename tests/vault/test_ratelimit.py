@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import ratelimit
+from vault.accounts import ratelimit
+from vault.accounts.identity import RateLimit
+from vault.accounts.ratelimit import Limits
 from vault.db import create_engine, session_factory, transaction
-from vault.identity import RateLimit
-from vault.ratelimit import Limits
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LIMITS = Limits(

@@ -9,7 +9,7 @@ import uuid
 import anyio
 import pytest
 
-from vault.digests import RunningDigests
+from vault.crypto.digests import RunningDigests
 
 PARTS = [b"first part ", b"second part ", b"the end"]
 WHOLE = hashlib.sha256(b"".join(PARTS)).hexdigest()

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from tests.fixtures.app import World
-from vault.profiles import MAX_DISPLAY_NAME
-from vault.requests import MAX_ITEMS
+from vault.accounts.profiles import MAX_DISPLAY_NAME
+from vault.request_tables import MAX_ITEMS
 from web.api.account_inputs import Invitation
 from web.api.requests import NewRequest
 from web.app import create_app

@@ -23,7 +23,8 @@ from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
 from tests.fixtures.tamper import tamper
-from vault import audit, audit_query
+from vault import audit
+from vault.audit import query as audit_query
 from vault.db import transaction
 from vault.models import AuditEvent
 from web.services import Services

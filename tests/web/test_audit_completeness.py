@@ -46,12 +46,14 @@ from tests.fixtures.audit_link_calls import LINK_CALLS, SET_UP_LINKS, note_link_
 from tests.fixtures.audit_page_calls import PAGE_CALLS
 from tests.fixtures.audit_records_calls import RECORDS_CALLS, SET_UP_DROP_LINKS, set_up_records
 from tests.fixtures.people import invite
-from vault import accounts, alerts, audit, email_links
+from vault import accounts, audit
+from vault.accounts import email_links
+from vault.accounts.identity import EmailLinkPurpose
+from vault.accounts.passwords import hash_password
+from vault.audit import alerts
 from vault.db import transaction
-from vault.identity import EmailLinkPurpose
 from vault.models import Announcement, AuditEvent, Role, User
 from vault.notifications import DeliveryState, Notification
-from vault.passwords import hash_password
 from web.app import create_app
 from web.cli import main
 from web.services import Services, open_services

@@ -1,4 +1,4 @@
-"""Exports checked offline: by `vault.export_check`, by the stand-alone docs/verify_export.py
+"""Exports checked offline: by `vault.audit.export_check`, by the stand-alone docs/verify_export.py
 (in its own process, with only the standard library and `cryptography`) and by
 `clientvault audit verify-export`, each catching every tampering the export may suffer."""
 
@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from tests.fixtures.app import World
 from tests.fixtures.tamper import rewrite, tamper
-from vault import export_check
+from vault.audit import export_check
 from vault.models import AuditEvent
 from web.cli import main
 from web.services import Services
@@ -34,7 +34,7 @@ Lines = list[dict[str, Any]]
 
 
 def test_the_stand_alone_script_is_the_checker_the_cli_runs() -> None:
-    assert SCRIPT.read_bytes() == (ROOT / "vault" / "export_check.py").read_bytes()
+    assert SCRIPT.read_bytes() == (ROOT / "vault" / "audit" / "export_check.py").read_bytes()
 
 
 async def _activity(http: httpx.AsyncClient, world: World) -> str:

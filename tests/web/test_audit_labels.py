@@ -18,7 +18,8 @@ from sqlmodel import select
 
 from tests.fixtures.app import World
 from tests.fixtures.tamper import tamper
-from vault import audit, export_check
+from vault import audit
+from vault.audit import export_check
 from vault.db import transaction
 from vault.models import AuditEvent, AuditHead, Document, User
 from web.services import Services

@@ -12,7 +12,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.fixtures.app import World, make_world
-from vault import audit, merkle, notes
+from vault import audit
+from vault.audit import merkle, notes
 from vault.db import transaction
 from web.app import create_app
 from web.services import open_services

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from babel.messages.pofile import read_po
 
-from vault import audit_labels
-from vault.audit_actions import ACTIONS, AuditAction
+from vault.audit import labels as audit_labels
+from vault.audit.actions import ACTIONS, AuditAction
 from vault.models import AuditEvent
 from web import audit_sentences, i18n
 
@@ -54,7 +54,7 @@ def recorded_actions() -> set[str]:
 def test_the_vocabulary_is_what_the_code_records() -> None:
     recorded = recorded_actions()
     assert len(recorded) > 40
-    assert recorded - ACTIONS == set(), "add the new actions to vault/audit_actions.py"
+    assert recorded - ACTIONS == set(), "add the new actions to vault/audit/actions.py"
 
 
 def test_every_action_has_a_sentence() -> None:

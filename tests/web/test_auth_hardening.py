@@ -23,9 +23,9 @@ from sqlmodel import col, select
 from tests.fixtures.app import World
 from tests.fixtures.session_api import API, actions, csrf, enrol, link_in, outbox_messages
 from tests.fixtures.signin import sign_in
+from vault.accounts.passwords import hash_password, hasher
 from vault.db import transaction
 from vault.models import AuditEvent, User
-from vault.passwords import hash_password, hasher
 from web.services import Services
 from web.settings import Settings
 

@@ -28,7 +28,7 @@ from tests.fixtures.live import (
 )
 from tests.fixtures.postgres import PostgresServer, _pg_bin
 from tests.fixtures.s3 import S3Endpoint, empty_bucket, s3_endpoint
-from vault.keyring import KeyFile
+from vault.crypto.keyring import KeyFile
 from web.settings import load_settings
 
 if TYPE_CHECKING:

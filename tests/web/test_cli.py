@@ -26,9 +26,9 @@ from tests.fixtures.cli import cli, cli_async, failed, ok, script, write_config
 from tests.fixtures.cli import config as config
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.tamper import tamper
+from vault.crypto.keyring import KeyFile
 from vault.db import check_migrated, create_engine, transaction
 from vault.errors import NotMigratedError
-from vault.keyring import KeyFile
 from vault.models import AuditEvent, User, Version
 from web.app import create_app
 from web.cli import main

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.cli import cli, ok, write_config
 from tests.fixtures.tamper import rewrite, tamper
-from vault import checkpoints
+from vault.audit import checkpoints
 from vault.models import AuditEvent
 from web.services import open_services
 from web.settings import Settings

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 from tests.fixtures.app import TEST_CONTEXT, Person, World
 from tests.fixtures.signin import sign_in
 from vault import announcements, visits
-from vault import requests as request_service
+from vault import document_requests as request_service
 from vault.db import transaction
 from vault.models import User
 from vault.policy import SYSTEM

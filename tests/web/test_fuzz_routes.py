@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from tests.fixtures.app import make_world
 from tests.fixtures.signin import sign_in
-from vault.keyring import KeyFile
+from vault.crypto.keyring import KeyFile
 from web.app import create_app
 from web.services import open_services
 from web.settings import AuthSettings, DatabaseSettings, Settings, StorageSettings

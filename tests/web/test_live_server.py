@@ -24,7 +24,7 @@ from tests.fixtures.live import (
     Pattern,
     free_port,
 )
-from vault.segments import HEADER_SIZE, TAG_SIZE
+from vault.crypto.segments import HEADER_SIZE, TAG_SIZE
 
 MiB = 1024 * 1024
 SEGMENT = 64 * 1024

@@ -9,7 +9,7 @@ import pytest
 from tests.fixtures.app import World
 from tests.fixtures.pages import account_csrf
 from tests.fixtures.signin import sign_in
-from vault import ratelimit
+from vault.accounts import ratelimit
 from web.numbers import INT32_MAX, INT64_MAX, parse_int
 
 API = "/api/v1"

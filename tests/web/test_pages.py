@@ -23,9 +23,9 @@ from tests.fixtures.pages import (
 from tests.fixtures.pages import browser as browser
 from tests.fixtures.people import invite
 from tests.fixtures.signin import sign_in
-from vault import email_links
+from vault.accounts import email_links
+from vault.accounts.identity import EmailLinkPurpose
 from vault.db import transaction
-from vault.identity import EmailLinkPurpose
 from vault.models import Role, User
 from web.pages.render import PAGE_CSP
 from web.services import Services

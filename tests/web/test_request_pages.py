@@ -17,11 +17,11 @@ from tests.fixtures.dates import today
 from tests.fixtures.pages import browser as browser
 from tests.fixtures.pages import csrf_of, form_for, parse, table_rows
 from tests.fixtures.signin import sign_in
-from vault import requests as request_service
+from vault import document_requests as request_service
 from vault.db import transaction
 from vault.models import AuditEvent, Document
 from vault.policy import SYSTEM
-from vault.requests import DocumentRequest, ItemStatus, RequestItem
+from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 from web.services import Services
 from web.settings import NotifySettings, Settings
 

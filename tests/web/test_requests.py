@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from tests.fixtures.app import World
 from vault.db import transaction
 from vault.models import AuditEvent
-from vault.requests import add_months
+from vault.request_tables import add_months
 from web.services import Services
 from web.settings import NotifySettings, Settings
 

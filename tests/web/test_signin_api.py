@@ -29,8 +29,8 @@ from tests.fixtures.session_api import (
     plain_text,
 )
 from tests.fixtures.signin import sign_in
+from vault.accounts.identity import BrowserSession, EmailLink
 from vault.db import transaction
-from vault.identity import BrowserSession, EmailLink
 from vault.models import AuditEvent
 from web.app import create_app
 from web.services import Services

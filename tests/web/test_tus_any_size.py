@@ -33,8 +33,8 @@ from tests.fixtures.tus import (
 )
 from tests.fixtures.tus import s3 as s3
 from tests.fixtures.tus import settings as settings
-from vault import upload_staging
 from vault.uploads import Resumable, StagedRun, Upload
+from vault.uploads import staging as upload_staging
 from web.services import Services
 
 if TYPE_CHECKING:

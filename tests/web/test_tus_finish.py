@@ -19,7 +19,7 @@ from tests.fixtures.app import World
 from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
 from tests.fixtures.tus import s3 as s3
 from tests.fixtures.tus import settings as settings
-from vault.digests import RunningDigests
+from vault.crypto.digests import RunningDigests
 from vault.uploads import Upload
 from web.app import create_app
 from web.services import Services

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.app import World
 from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
-from vault.digests import RunningDigests
+from vault.crypto.digests import RunningDigests
 from web.services import Services
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.app import World
 from tests.fixtures.tus import download, new_upload, send
-from vault.keyring import KeyFile
+from vault.crypto.keyring import KeyFile
 from web.settings import AuthSettings, DatabaseSettings, Settings, StorageSettings
 
 MiB = 1 << 20

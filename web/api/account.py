@@ -13,13 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify import DeliveryError
-from vault import accounts, invitations, mfa, people, profiles, reauth, sessions
-from vault.audit_actions import AuditAction
+from vault import accounts
+from vault.accounts import invitations, mfa, people, profiles, reauth, sessions
+from vault.accounts.identity import SessionStage
+from vault.audit.actions import AuditAction
 from vault.errors import InvalidInput, MfaError, NotFoundError, ProfileError, WeakPasswordError
-from vault.identity import SessionStage
 from vault.models import AccessToken, Role, TokenScope, User
 from vault.policy import Permission, allows, require
-from web import account_mail, signin_flow
+from web import account_mail
 from web.api.account_inputs import (
     Invitation,
     NewPassword,
@@ -39,6 +40,7 @@ from web.api.inputs import parse_body
 from web.auth import Caller, set_session_cookie
 from web.context import services
 from web.errors import ProblemError, problem
+from web.flows import signin as signin_flow
 
 ENROLLING = frozenset({SessionStage.ENROL, SessionStage.FULL})
 
@@ -351,7 +353,7 @@ async def reset_user_totp(request: Request) -> Response:
 
 async def update_user(request: Request) -> JSONResponse:
     """PATCH /users/{user_id} {role?, active?}: privilege changes end the user's sessions and
-    tokens (`vault.people`, as the console does it)."""
+    tokens (`vault.accounts.people`, as the console does it)."""
     async with api_call(request) as call:
         change = await parse_body(request, UserChange)
         require(call.principal, Permission.MANAGE, None)

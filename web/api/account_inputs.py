@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, WithJsonSchema
 
+from vault.accounts.profiles import MAX_DISPLAY_NAME
 from vault.models import Role
-from vault.profiles import MAX_DISPLAY_NAME
 from web.api.inputs import BlankIsNone, Body, NotNull
 
 __all__ = [

@@ -8,8 +8,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vault import alerts, audit_labels
-from vault.alerts import Alert
+from vault.audit import alerts
+from vault.audit import labels as audit_labels
+from vault.audit.alerts import Alert
 from vault.policy import Permission, require
 from web.api.audit_routes import event_json
 from web.api.common import api_call, iso, parse_id

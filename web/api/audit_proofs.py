@@ -8,7 +8,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from vault import audit_reads, audit_tree, checkpoints
+from vault.audit import checkpoints
+from vault.audit import reads as audit_reads
+from vault.audit import tree as audit_tree
 from vault.policy import Permission, require
 from web.api.common import api_call
 from web.context import services

@@ -11,10 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
-from vault import audit, audit_labels, audit_reads, checkpoints, notes
-from vault import audit_query as aq
-from vault.audit_export import ExportProof, jsonl_line, proof_line
-from vault.audit_labels import Labels, shown
+from vault import audit
+from vault.audit import checkpoints, notes
+from vault.audit import labels as audit_labels
+from vault.audit import query as aq
+from vault.audit import reads as audit_reads
+from vault.audit.export import ExportProof, jsonl_line, proof_line
+from vault.audit.labels import Labels, shown
 from vault.db import transaction
 from vault.errors import AuditQueryError
 from vault.models import AuditEvent

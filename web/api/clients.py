@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vault import folders as folder_service
-from vault import profiles
+from vault.accounts import profiles
 from vault.folders import DocumentSummary
 from vault.models import Client, Folder
 from web.api.common import api_call, iso, parse_id

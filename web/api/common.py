@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from vault.accounts.identity import BrowserSession, SessionStage
 from vault.audit import AuditContext
 from vault.db import transaction
-from vault.identity import BrowserSession, SessionStage
 from vault.models import User
 from vault.policy import Principal
 from web.auth import authenticate, authenticate_caller

@@ -10,8 +10,9 @@ import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from vault import audit, blobs, publishing, quarantine, quotas, receipts
+from vault import audit, publishing, quarantine, quotas, receipts
 from vault import documents as doc_service
+from vault.crypto import blobs
 from vault.db import transaction
 from vault.errors import (
     IncompleteUploadError,

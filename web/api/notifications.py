@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from notify import outbox
-from vault import profiles
+from vault.accounts import profiles
 from vault.errors import NotFoundError, PermissionDeniedError, ProfileError
 from vault.models import Client, Role, User
 from vault.notifications import (

@@ -9,15 +9,9 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vault import requests as request_service
-from vault.requests import (
-    MAX_ITEMS,
-    MAX_MESSAGE,
-    ItemStatus,
-    Recurrence,
-    RequestItem,
-    RequestView,
-)
+from vault import document_requests as request_service
+from vault.document_requests import RequestView
+from vault.request_tables import MAX_ITEMS, MAX_MESSAGE, ItemStatus, Recurrence, RequestItem
 from web.api.common import api_call, iso, parse_id
 from web.api.inputs import Body, parse_body
 

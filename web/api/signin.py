@@ -9,17 +9,17 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from vault import profiles
+from vault.accounts import profiles
+from vault.accounts.identity import SessionStage
+from vault.accounts.signin import Attempt, Outcome
 from vault.db import transaction
 from vault.errors import WeakPasswordError
-from vault.identity import SessionStage
-from vault.signin import Attempt, Outcome
-from web import signin_flow
 from web.api.common import prefetch_body
 from web.api.inputs import Body, parse_body
 from web.auth import authenticate_caller, check_origin, clear_session_cookie, set_session_cookie
 from web.context import audit_context, services
 from web.errors import ProblemError, problem
+from web.flows import signin as signin_flow
 
 ALL_STAGES = frozenset(SessionStage)
 _RESET_SENT = "If that address belongs to an account, a link to reset its password is on its way."

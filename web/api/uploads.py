@@ -2,8 +2,8 @@
 expiration, checksum) at /api/v1/uploads.
 
 The protocol as implemented, and the whole-segment rule, are described in docs/uploads.md.
-The domain side is `vault.uploads` (parts: `vault.upload_append`; segment claims and staged
-segments: `vault.upload_staging`; finishing: `vault.upload_finish`); this module speaks HTTP.
+The domain side is `vault.uploads` (parts: `vault.uploads.append`; segment claims and staged
+segments: `vault.uploads.staging`; finishing: `vault.uploads.finish`); this module speaks HTTP.
 
 Every response, errors included, carries `Tus-Resumable: 1.0.0`. Errors are problem+json
 like the rest of the API. Authentication comes before the protocol version check, so an
@@ -25,9 +25,11 @@ from functools import wraps
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from vault import crypto, quotas, upload_append, upload_finish, uploads
+from vault import crypto, quotas, uploads
 from vault.db import transaction
 from vault.folders import get_folder
+from vault.uploads import append as upload_append
+from vault.uploads import finish as upload_finish
 from web.api.common import parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError

@@ -21,7 +21,6 @@ from web.pages import (
     home,
     language,
     link_pages,
-    news,
     publish,
     quarantine,
     records,
@@ -29,6 +28,7 @@ from web.pages import (
     signin,
     upload_form,
 )
+from web.pages import announcements as news
 
 __all__ = ["routes"]
 

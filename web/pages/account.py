@@ -15,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import accounts, mfa, profiles, reauth, sessions
-from vault.audit_actions import AuditAction
+from vault import accounts
+from vault.accounts import mfa, profiles, reauth, sessions
+from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.errors import NotFoundError, WeakPasswordError
 from vault.models import TokenScope
-from web import signin_flow
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
+from web.flows import signin as signin_flow
 from web.ids import parse_id
 from web.numbers import parse_int
 from web.pages import account_settings

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from notify import DeliveryError
-from vault import invitations, profiles
+from vault.accounts import invitations, profiles
 from vault.db import transaction
 from vault.errors import (
     ConflictError,

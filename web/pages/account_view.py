@@ -10,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import accounts, mfa, sessions
+from vault import accounts
 from vault import folders as folder_service
-from vault.invitations import invitable_roles
+from vault.accounts import mfa, sessions
+from vault.accounts.invitations import invitable_roles
+from vault.accounts.passwords import MIN_LENGTH
 from vault.models import Client, Role, TokenScope
 from vault.notifications import Cadence, Defaults, effective, may_hear_of, preferences
-from vault.passwords import MIN_LENGTH
 from vault.policy import Permission, Principal, allows
 from web.auth import Caller
 from web.context import services

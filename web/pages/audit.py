@@ -1,7 +1,7 @@
 """The auditor's pages: search the log, a document's access history, a person's timeline.
 
 Auditors and admins only; for anyone else they do not exist (404). Each page is a keyset
-page of `vault.audit_query` (newest first, `before` = the last seq shown), so the hundredth
+page of `vault.audit.query` (newest first, `before` = the last seq shown), so the hundredth
 page costs what the first does.
 """
 
@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import audit_query as aq
-from vault import audit_views
-from vault.audit_actions import FAMILIES
+from vault.audit import query as aq
+from vault.audit import views as audit_views
+from vault.audit.actions import FAMILIES
 from vault.db import transaction
 from vault.errors import AuditQueryError
 from vault.models import User

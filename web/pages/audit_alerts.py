@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import alerts
+from vault.audit import alerts
 from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.lookalikes import shown_name

@@ -26,7 +26,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, Preformatted, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from vault.audit_views import Shown
+from vault.audit.views import Shown
 from web import audit_sentences
 
 MAX_ROWS = 20_000  # past this the PDF says it is cut short; the CSV report has every row

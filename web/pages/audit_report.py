@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from vault import audit_query as aq
-from vault import audit_views, checkpoints, notes
+from vault.audit import checkpoints, notes
+from vault.audit import query as aq
+from vault.audit import views as audit_views
 from vault.db import transaction
 from vault.errors import AuditQueryError
 from vault.models import Client, User

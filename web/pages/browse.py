@@ -32,8 +32,8 @@ from web.http import content_disposition
 from web.ids import parse_id
 from web.pages import link_pages
 from web.pages import quarantine as held_pages
-from web.pages.browse_docs import document_page, restore_version, trash_document
 from web.pages.common import browser_caller, notice, page, read_form, see_other
+from web.pages.document import document_page, restore_version, trash_document
 from web.pages.render import render
 
 logger = logging.getLogger(__name__)

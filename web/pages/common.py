@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vault.identity import SessionStage
+from vault.accounts.identity import SessionStage
 from web.auth import Caller, check_csrf, resolve
 from web.errors import ProblemError, answer_for, status_for
+from web.flows.signin import NEXT_STEP
 from web.pages.render import render
 from web.refusals import audit_refusal
-from web.signin_flow import NEXT_STEP
 
 logger = logging.getLogger(__name__)
 

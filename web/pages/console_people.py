@@ -2,7 +2,7 @@
 
 Admins see and manage everyone; staff see the client users of their own clients and may
 disable, re-enable and re-invite them. Every refusal reads as a missing page (404), every form
-carries the session's CSRF token, and each action is one audited call into `vault.people`.
+carries the session's CSRF token, and each action is one audited call into `vault.accounts.people`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from notify import DeliveryError
-from vault import invitations, people
+from vault.accounts import invitations, people
 from vault.db import transaction
 from vault.errors import (
     ConflictError,

@@ -22,20 +22,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from vault import document_requests as request_service
 from vault import folders as folder_service
-from vault import requests as request_service
 from vault.audit import AuditContext
 from vault.db import transaction
+from vault.document_requests import RequestView
 from vault.errors import IncompleteUploadError, InvalidRequestError, NotFoundError
 from vault.models import Client, Folder
 from vault.policy import Permission, Principal, allows
-from vault.requests import MAX_ITEMS, MAX_MESSAGE, MAX_TEXT, ItemStatus, Recurrence, RequestView
+from vault.request_tables import MAX_ITEMS, MAX_MESSAGE, MAX_TEXT, ItemStatus, Recurrence
 from web.auth import CSRF_FIELD, Caller, resolve
 from web.context import audit_context, services
-from web.form_upload import FormUploadError, receive_upload
 from web.ids import parse_id
+from web.multipart_upload import FormUploadError, receive_upload
+from web.pages.announcements import local_today
 from web.pages.common import Redirect, browser_caller, notice, page, read_form, see_other
-from web.pages.news import local_today
 from web.pages.render import render
 
 NOTICES = frozenset({"created", "uploaded", "accepted", "rejected", "closed"})

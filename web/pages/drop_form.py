@@ -1,6 +1,6 @@
 """The drop page without JavaScript: `POST /s/{token}/uploads/form`, a multipart form
 (uploader_name, uploader_email, then the files) streamed into the link's folder by the same
-receiver as the signed-in upload form (`web.form_upload`).
+receiver as the signed-in upload form (`web.multipart_upload`).
 
 A form does not say how large its files are, so the link's limits are kept as the bytes
 stream: each file reserves its place against `max_files` before its first byte, may be no
@@ -21,8 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import blobs, drops, link_policy, quarantine, quotas
 from vault import documents as doc_service
+from vault import drops, link_policy, quarantine, quotas
+from vault.crypto import blobs
 from vault.db import transaction
 from vault.errors import (
     IncompleteUploadError,
@@ -36,8 +37,8 @@ from vault.models import User
 from vault.policy import SYSTEM, Principal
 from web.api.links import link_defaults
 from web.auth import Caller
-from web.form_upload import FormUploadError, StoredFile, _Part, _Receiver
 from web.link_uploads import dropped, refused, unlocked, visitor_context
+from web.multipart_upload import FormUploadError, StoredFile, _Part, _Receiver
 from web.pages.common import page
 from web.pages.render import render
 

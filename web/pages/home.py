@@ -13,17 +13,18 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import alerts, announcements, visits
+from vault import announcements, visits
+from vault import document_requests as request_service
 from vault import folders as folder_service
-from vault import requests as request_service
-from vault.audit import AuditContext
+from vault.audit import AuditContext, alerts
 from vault.db import transaction
+from vault.document_requests import RequestView
 from vault.models import Client, Document, Folder, Role, User
 from vault.policy import Principal
-from vault.requests import ItemStatus, RequestView
+from vault.request_tables import ItemStatus
 from web.context import audit_context, services
+from web.pages.announcements import local_today
 from web.pages.common import browser_caller, page
-from web.pages.news import local_today
 from web.pages.render import render
 
 NEWS_LIMIT = 20

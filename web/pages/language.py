@@ -9,9 +9,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import profiles
+from vault.accounts import profiles
+from vault.accounts.identity import SessionStage
 from vault.db import transaction
-from vault.identity import SessionStage
 from web import i18n
 from web.auth import check_csrf, check_origin, resolve
 from web.context import audit_context, services

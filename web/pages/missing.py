@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from vault.accounts.identity import SessionStage
 from vault.db import transaction
-from vault.identity import SessionStage
 from web.auth import resolve
 from web.context import services
 from web.errors import handle_http

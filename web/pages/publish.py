@@ -3,7 +3,7 @@
 The form's fields come in the order the server needs them: the CSRF token, the chosen
 clients, the folder name and the message, then the files. So by the time the first file
 part arrives everything else is known: the file streams into the first client's folder
-(created at its root if missing) through `web.form_upload`, and is then copied to every
+(created at its root if missing) through `web.multipart_upload`, and is then copied to every
 further client by `vault.publishing`, decrypted and re-encrypted under that client's keys.
 Each client's copy is audited like an upload with the message, so each client's members
 are emailed. The answer is a page listing, per client, what was published or what failed.
@@ -31,7 +31,7 @@ from vault.names import validate_name
 from vault.policy import Permission, Principal, allows, is_firm
 from web.auth import Caller, resolve
 from web.context import audit_context, services
-from web.form_upload import FormUploadError, StoredFile, receive_upload
+from web.multipart_upload import FormUploadError, StoredFile, receive_upload
 from web.pages.common import Redirect, browser_caller, page
 from web.pages.render import render
 

@@ -29,11 +29,11 @@ from starlette.routing import BaseRoute, Route
 from vault import documents as doc_service
 from vault import link_access, link_visits
 from vault import links as link_service
+from vault.accounts.ratelimit import Limits
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import LinkNotFoundError
 from vault.links import Link, LinkKind
-from vault.ratelimit import Limits
 from web import content, i18n, link_mail
 from web.api.documents import DOWNLOAD_CSP, INLINE_SAFE
 from web.api.links import link_defaults

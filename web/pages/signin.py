@@ -11,15 +11,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vault import mfa
+from vault.accounts import mfa
+from vault.accounts.identity import EmailLinkPurpose, SessionStage
+from vault.accounts.passwords import MIN_LENGTH
+from vault.accounts.signin import Attempt, Outcome
 from vault.db import transaction
 from vault.errors import ConflictError, MfaError, WeakPasswordError
-from vault.identity import EmailLinkPurpose, SessionStage
-from vault.passwords import MIN_LENGTH
-from vault.signin import Attempt, Outcome
-from web import signin_flow
 from web.auth import CSRF_FIELD, check_origin, clear_session_cookie, resolve, set_session_cookie
 from web.context import audit_context, services
+from web.flows import signin as signin_flow
 from web.pages.common import ANY_STAGE, Redirect, browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 

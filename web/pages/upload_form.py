@@ -4,7 +4,7 @@ form that works without JavaScript.
 The panel sends each file through the resumable upload API (`/api/v1/uploads`), so it needs
 no route of its own. Without JavaScript the panel's form posts every chosen file in one
 multipart body to `POST /folders/{folder_id}/upload`, streamed into the encryptor by
-`web.form_upload`; the answer is a redirect back to the folder with a notice, or a page that
+`web.multipart_upload`; the answer is a redirect back to the folder with a notice, or a page that
 says which file was refused, why, and which files were stored before it.
 """
 
@@ -20,8 +20,8 @@ from starlette.routing import BaseRoute, Route
 from vault.errors import IncompleteUploadError, QuotaExceededError
 from web.auth import Caller
 from web.context import services
-from web.form_upload import FormUploadError, StoredFile, receive_upload
 from web.ids import parse_id
+from web.multipart_upload import FormUploadError, StoredFile, receive_upload
 from web.pages.common import page, see_other
 from web.pages.render import render
 

@@ -1,0 +1,171 @@
+"""Encrypted objects in the store: stream plaintext in as encrypted multipart parts, and
+stream any plaintext byte range back out, verified segment by segment.
+
+Memory per transfer is bounded by `part_size × (concurrency + 1)` on the way in and by the
+store's read window on the way out, whatever the object size. Plaintext never touches disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+
+import vault.crypto.stream as crypto
+from vault.errors import IncompleteUploadError, TooLargeError
+from vault.store import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """What a finished write tells the caller to record in the database."""
+
+    key: str
+    object_size: int
+    plaintext_size: int
+    sha256: str
+    header: bytes
+
+
+async def write_encrypted(
+    store: ObjectStore,
+    key: str,
+    chunks: AsyncIterable[bytes],
+    *,
+    sealer: crypto.SegmentSealer,
+    part_size: int,
+    concurrency: int = 4,
+    expected_size: int | None = None,
+    max_size: int | None = None,
+) -> StoredBlob:
+    """Encrypt `chunks` into the object `key` as a multipart upload.
+
+    Parts are uploaded while later plaintext is still arriving, at most `concurrency` at a
+    time. Any failure (the client going away, a short body, the store failing) aborts the
+    multipart upload, so nothing half-written ever becomes visible.
+
+    Raises:
+        IncompleteUploadError: fewer bytes arrived than `expected_size`.
+        TooLargeError: more bytes arrived than `expected_size` or `max_size` allow.
+    """
+    limit = expected_size if expected_size is not None else max_size
+    encryptor = crypto.Encryptor(sealer)
+    upload_id = await store.create_multipart(key)
+    etags: dict[int, str] = {}
+    try:
+        limiter = anyio.Semaphore(concurrency)
+
+        async def upload(number: int, data: bytes) -> None:
+            try:
+                etags[number] = await store.upload_part(key, upload_id, number, data)
+            finally:
+                limiter.release()
+
+        async with anyio.create_task_group() as tasks:
+            pending: list[bytes] = []
+            pending_size = 0
+            number = 0
+
+            async def flush(final: bool) -> None:
+                nonlocal pending, pending_size, number
+                while pending_size >= part_size or (final and (pending_size or number == 0)):
+                    data = b"".join(pending)
+                    part, rest = data[:part_size], data[part_size:]
+                    pending, pending_size = ([rest] if rest else []), len(rest)
+                    number += 1
+                    await limiter.acquire()
+                    tasks.start_soon(upload, number, part)
+                    if not pending_size:
+                        break
+
+            received = 0
+            async for chunk in chunks:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise TooLargeError(f"the body is larger than the {limit} bytes allowed")
+                for piece in encryptor.feed(chunk):
+                    pending.append(piece)
+                    pending_size += len(piece)
+                if pending_size >= part_size:
+                    await flush(final=False)
+            if expected_size is not None and received != expected_size:
+                raise IncompleteUploadError(
+                    f"the body ended after {received} of {expected_size} bytes"
+                )
+            for piece in encryptor.finish():
+                pending.append(piece)
+                pending_size += len(piece)
+            await flush(final=True)
+        await store.complete_multipart(key, upload_id, sorted(etags.items()))
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            try:
+                await store.abort_multipart(key, upload_id)
+            except Exception:
+                # The object never became visible; `clientvault gc` clears leftover parts.
+                logger.warning("could not abort multipart upload of %s", key, exc_info=True)
+        if isinstance(exc, BaseExceptionGroup):
+            # The task group wraps even a single failure (a short body, a store error) in a
+            # group, which no caller's `except` or error handler matches: raise the failure.
+            raise first_failure(exc) from None
+        raise
+    return StoredBlob(
+        key=key,
+        object_size=crypto.object_size(encryptor.plaintext_size),
+        plaintext_size=encryptor.plaintext_size,
+        sha256=encryptor.sha256_hex,
+        header=sealer.header,
+    )
+
+
+def first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception a failed transfer raises: the first in `group`, though anything
+    that is not an `Exception` (e.g. `KeyboardInterrupt`) comes first; the rest are logged."""
+    leaves: list[BaseException] = []
+
+    def collect(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                collect(inner)
+        else:
+            leaves.append(exc)
+
+    collect(group)
+    leaves.sort(key=lambda exc: isinstance(exc, Exception))
+    for other in leaves[1:]:
+        logger.info("a further failure in the same upload: %r", other)
+    return leaves[0]
+
+
+async def read_decrypted(
+    store: ObjectStore,
+    key: str,
+    *,
+    opened: crypto.OpenedHeader,
+    object_size: int,
+    start: int = 0,
+    end: int | None = None,
+) -> AsyncIterator[bytes]:
+    """Plaintext bytes `[start, end)`, fetching only the segments that cover them.
+
+    Every segment is authenticated before any of its bytes are yielded; a tampered,
+    truncated or swapped object raises `IntegrityError` part-way, never returns garbage.
+    """
+    size = crypto.plaintext_size(object_size)
+    end = size if end is None else min(end, size)
+    if start >= end:
+        return
+    first_index, ct_start, ct_end = crypto.ciphertext_range(start, end, object_size)
+    async for piece in crypto.decrypt_range(
+        opened,
+        store.read(key, ct_start, ct_end),
+        first_index=first_index,
+        plain_start=start,
+        plain_end=end,
+        object_size=object_size,
+    ):
+        yield piece

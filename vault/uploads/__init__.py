@@ -1,0 +1,53 @@
+"""Resumable uploads: the upload rows and their lifecycle (`resumable`), appending parts
+(`append`), the staging of short writes (`staging`) and turning a complete upload into a
+version (`finish`). The names below are the lifecycle's surface."""
+
+from __future__ import annotations
+
+from vault.uploads.resumable import (
+    MAX_METADATA,
+    MAX_PARTS,
+    Resumable,
+    StagedRun,
+    Upload,
+    UploadPart,
+    UploadState,
+    create_upload,
+    delete_rows,
+    discard,
+    expire_uploads,
+    get_upload,
+    is_live,
+    lease_held,
+    live_storage_keys,
+    locked,
+    max_length,
+    parse_metadata,
+    part_count,
+    reported_offset,
+    terminate,
+)
+
+__all__ = [
+    "MAX_METADATA",
+    "MAX_PARTS",
+    "Resumable",
+    "StagedRun",
+    "Upload",
+    "UploadPart",
+    "UploadState",
+    "create_upload",
+    "delete_rows",
+    "discard",
+    "expire_uploads",
+    "get_upload",
+    "is_live",
+    "lease_held",
+    "live_storage_keys",
+    "locked",
+    "max_length",
+    "parse_metadata",
+    "part_count",
+    "reported_offset",
+    "terminate",
+]

@@ -1,0 +1,412 @@
+"""Appending to a resumable upload (a tus PATCH): each whole part in the request body is
+claimed, sealed, stored and recorded, in part order, and the whole segments after the last
+whole part are staged (see `vault.uploads` for the rules, `vault.uploads.staging` for the
+staging).
+
+Nonce safety: a part's segment tags are committed under the upload's row lock *before* the
+part is encrypted, so a segment offered again with different bytes is refused before any
+AES-GCM call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vault import crypto
+from vault.crypto import blobs
+from vault.crypto.digests import RunningDigests
+from vault.db import transaction
+from vault.errors import NotFoundError, TooLargeError
+from vault.store import ObjectStore
+from vault.uploads import staging as upload_staging
+from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, locked
+
+# Parts of one request being written to the store at once.
+_STORE_CONCURRENCY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What one request added: the offset to report and whether the final part is stored."""
+
+    offset: int
+    parts_stored: int
+    final_stored: bool
+    expires_at: datetime | None
+
+
+async def _record_part(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    number: int,
+    etag: str,
+    *,
+    final: bool,
+    expires_in: timedelta,
+) -> Upload:
+    async with transaction(sessions) as session:
+        row = await locked(session, upload.id)
+        if row.state == UploadState.COMPLETE:
+            return row  # a racing request finished it meanwhile, with this very part
+        part = await session.get(UploadPart, (upload.id, number))
+        if part is None:
+            raise NotFoundError("upload not found")
+        part.etag = etag
+        session.add(part)
+        # Only a contiguous run moves the offset (from the part's start or its staged
+        # segments); a duplicate request that stored a part again finds the offset past it.
+        # The final part's staged segments stay: a failed finish has the client resend from
+        # the offset they reach.
+        if not final and (number - 1) * upload.part_size <= row.stored_offset:
+            if row.stored_offset < number * upload.part_size:
+                row.stored_offset = number * upload.part_size
+            await upload_staging.drop_staged(session, upload, number)
+        now = datetime.now(UTC)
+        row.updated_at = now
+        row.expires_at = now + expires_in
+        session.add(row)
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    number: int
+    chunks: list[bytes] = field(repr=False)  # joined off the event loop
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    number: int
+    data: bytes = field(repr=False)
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    part: _Plain
+    fingerprint: bytes
+    etag: str | None  # the store has it already under this etag
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    number: int
+    ciphertext: bytes | None = field(repr=False)  # None: the store has it already...
+    etag: str  # ...under this etag
+    final: bool
+
+
+@dataclass(slots=True)
+class _Progress:
+    stored: int = 0
+    row: Upload | None = None
+
+
+async def _claim_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    sealer: crypto.SegmentSealer,
+    received: MemoryObjectReceiveStream[_Received],
+    claimed: MemoryObjectSendStream[_Claimed],
+    hashing: MemoryObjectSendStream[_Plain] | None,
+) -> None:
+    """Record each part's fingerprint before anything is encrypted, in order; then hand it
+    on to be sealed and, apart, to be hashed."""
+
+    def fingerprint(chunks: list[bytes]) -> tuple[bytes, bytes]:
+        data = b"".join(chunks)  # a join this large lets go of the GIL while it copies
+        chunks.clear()  # the pieces are not held beside the joined part while it is claimed
+        return data, sealer.segment_tags(data)
+
+    async with received, claimed, hashing or contextlib.nullcontext():
+        async for item in received:
+            data, tags = await anyio.to_thread.run_sync(fingerprint, item.chunks)
+            etag = await upload_staging.claim_segments(
+                sessions,
+                upload.id,
+                item.number,
+                first=0,
+                tags=tags,
+                size=len(data),
+                whole_fingerprint=functools.partial(sealer.fingerprint, data),
+            )
+            mark = hashlib.sha256(tags).digest()
+            part = _Plain(item.number, data, item.final)
+            await claimed.send(_Claimed(part, mark, etag))
+            if hashing is not None:
+                await hashing.send(part)
+
+
+async def _hash_parts(
+    upload: Resumable, digests: RunningDigests, hashing: MemoryObjectReceiveStream[_Plain]
+) -> None:
+    """Extend the running SHA-256 with each claimed part, in order, beside the sealing."""
+    async with hashing:
+        async for part in hashing:
+            await digests.extend(upload.id, part.number, part.data)
+
+
+async def _seal_parts(
+    upload: Resumable,
+    sealer: crypto.SegmentSealer,
+    claimed: MemoryObjectReceiveStream[_Claimed],
+    sealed: MemoryObjectSendStream[_Sealed],
+) -> None:
+    """Encrypt each claimed part (unless the store has it), in order."""
+    async with claimed, sealed:
+        async for item in claimed:
+            part = item.part
+
+            def encrypt(part: _Plain = part, fingerprint: bytes = item.fingerprint) -> bytes:
+                # The fingerprint just claimed is checked once more before any AES-GCM call;
+                # the part is immutable bytes, so it is not computed again.
+                return crypto.encrypt_part(
+                    sealer,
+                    part.number,
+                    upload.segments_per_part,
+                    part.data,
+                    final=part.final,
+                    recorded={part.number: fingerprint},
+                    fingerprint=fingerprint,
+                ).ciphertext
+
+            ciphertext = None
+            if item.etag is None:
+                ciphertext = await anyio.to_thread.run_sync(encrypt)
+            await sealed.send(_Sealed(part.number, ciphertext, item.etag or "", part.final))
+            # Not held while waiting for the next part: the store has the ciphertext now.
+            del item, part, encrypt, ciphertext
+
+
+@dataclass(slots=True)
+class _Storing:
+    """A part on its way into the store; `done` is set once it is there under `etag`."""
+
+    number: int
+    final: bool
+    etag: str = ""
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+async def _store_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload: Resumable,
+    sealed: MemoryObjectReceiveStream[_Sealed],
+    storing: MemoryObjectSendStream[_Storing],
+) -> None:
+    """Write the encrypted parts to the store, `_STORE_CONCURRENCY` at a time (one part's
+    wait for the disk or the network overlaps the next one's), passing them on in order."""
+    limiter = anyio.Semaphore(_STORE_CONCURRENCY)
+
+    async def write(part: _Sealed, ciphertext: bytes, item: _Storing) -> None:
+        try:
+            item.etag = await store.upload_part(
+                upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
+            )
+        except Exception:
+            # A terminated or expired upload loses its multipart upload first: say so,
+            # rather than report a store failure.
+            async with transaction(sessions) as session:
+                await locked(session, upload.id)
+            raise
+        finally:
+            limiter.release()
+        item.done.set()
+
+    async with sealed, storing, anyio.create_task_group() as writes:
+        while True:
+            # A free slot first, then the next part: a part waiting for a slot stays
+            # unencrypted upstream rather than held here as ciphertext.
+            await limiter.acquire()
+            try:
+                part = await sealed.receive()
+            except anyio.EndOfStream:
+                break
+            item = _Storing(part.number, part.final, part.etag)
+            if part.ciphertext is None:
+                item.done.set()
+                limiter.release()
+            else:
+                writes.start_soon(write, part, part.ciphertext, item)
+            del part
+            await storing.send(item)
+
+
+async def _record_parts(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    storing: MemoryObjectReceiveStream[_Storing],
+    progress: _Progress,
+    expires_in: timedelta,
+) -> None:
+    """Record each stored part, in order (the offset moves part by part)."""
+    async with storing:
+        async for item in storing:
+            await item.done.wait()
+            progress.row = await _record_part(
+                sessions, upload, item.number, item.etag, final=item.final, expires_in=expires_in
+            )
+            progress.stored += 1
+
+
+async def append(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload: Resumable,
+    chunks: AsyncIterable[bytes],
+    *,
+    expires_in: timedelta,
+    digests: RunningDigests | None = None,
+) -> Appended:
+    """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
+
+    Whole parts go through a pipeline, each stage working on its own part and in part
+    order: claim (the segment tags, recorded before anything is encrypted), seal (encrypt;
+    beside it, extend the running SHA-256 in `digests`, if given: see `vault.crypto.digests`),
+    store (two parts at a time) and record. So the request holds about ten parts of
+    plaintext or ciphertext at most, whatever the upload's size. A part the upload's offset
+    is inside of starts from its staged segments (`vault.uploads.staging`). The whole
+    segments after the last whole part are claimed, sealed and staged in the database; only
+    the bytes after the last whole segment are dropped (the reported offset tells the
+    client where to resume). The final part is stored only if the body ended exactly at the
+    upload's length. It returns once everything it took is stored and recorded.
+
+    Raises:
+        TooLargeError: the body runs past the upload's length. Whole parts before that
+            point are kept; the final part is not stored.
+        NonceReuseError: a segment was offered again with different bytes.
+        ConflictError: another request moved the upload on while this one started.
+    """
+    part_size, length = upload.part_size, upload.length
+    number = upload.offset // part_size + 1
+    part_start = (number - 1) * part_size
+    remaining = length - upload.offset
+    sealer = upload.sealer()
+    progress = _Progress()
+    to_claim, arrived = anyio.create_memory_object_stream[_Received]()
+    to_seal, claimed = anyio.create_memory_object_stream[_Claimed]()
+    to_store, sealed = anyio.create_memory_object_stream[_Sealed]()
+    to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
+    final = False
+    refused: Exception | None = None
+    # Plaintext of part `number` from its start: its staged segments first, if any.
+    pending: list[bytes] = []
+    if upload.offset > part_start:
+        pending.append(await upload_staging.staged_prefix(sessions, upload, number))
+    pending_size = upload.offset - part_start
+    try:
+        async with anyio.create_task_group() as tasks:
+            to_hash: MemoryObjectSendStream[_Plain] | None = None
+            if digests is not None:
+                to_hash, hashing = anyio.create_memory_object_stream[_Plain](1)
+                tasks.start_soon(_hash_parts, upload, digests, hashing)
+            tasks.start_soon(_claim_parts, sessions, upload, sealer, arrived, to_seal, to_hash)
+            tasks.start_soon(_seal_parts, upload, sealer, claimed, to_store)
+            tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record)
+            tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
+            async with to_claim:
+                try:
+                    received = 0
+                    async for chunk in chunks:
+                        received += len(chunk)
+                        if received > remaining:
+                            raise TooLargeError(
+                                f"the body runs past the upload's length of {length} bytes "
+                                f"(it started at offset {upload.offset})"
+                            )
+                        # A part ending before the upload's length is whole at part_size bytes.
+                        while (
+                            part_start + part_size < length
+                            and pending_size + len(chunk) >= part_size
+                        ):
+                            cut = part_size - pending_size
+                            pending.append(chunk[:cut])
+                            chunk = chunk[cut:]
+                            await to_claim.send(_Received(number, pending, final=False))
+                            pending, pending_size = [], 0
+                            part_start += part_size
+                            number += 1
+                        if chunk:
+                            pending.append(chunk)
+                            pending_size += len(chunk)
+                    final = part_start + pending_size == length
+                    if final:
+                        await to_claim.send(_Received(number, pending, final=True))
+                except Exception as exc:
+                    # The parts already handed on are still stored before this is raised.
+                    refused = exc
+    except BaseExceptionGroup as group:
+        raise blobs.first_failure(group) from None
+    if refused is not None:
+        raise refused
+    offset = max(upload.offset, part_start)
+    if not final:
+        row = await _stage_tail(
+            sessions, upload, sealer, number, pending, offset, expires_in=expires_in
+        )
+        if row is not None:
+            progress.row = row
+            offset = row.stored_offset if row.state == UploadState.OPEN else offset
+    return Appended(
+        offset=offset,
+        parts_stored=progress.stored,
+        final_stored=final,
+        expires_at=None if progress.row is None else progress.row.expires_at,
+    )
+
+
+async def _stage_tail(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    sealer: crypto.SegmentSealer,
+    number: int,
+    pending: list[bytes],
+    start: int,
+    *,
+    expires_in: timedelta,
+) -> Upload | None:
+    """Claim, seal and stage the whole segments of the unfinished part `number` that this
+    request brought after `start` (its plaintext from the part's start is `pending`); the
+    upload's row once they are recorded, None if there were none.
+
+    The upload's last segment is never staged: it is sealed with the final flag, only in
+    the final part (STREAM's truncation guard, docs/encryption.md).
+    """
+    segment = sealer.segment_size
+    part_start = (number - 1) * upload.part_size
+    have = part_start + sum(len(piece) for piece in pending)
+    last_segment = max(1, -(-upload.length // segment)) - 1
+    end = min(have // segment, last_segment) * segment
+    if end <= start:
+        return None
+
+    def tag() -> tuple[bytes, bytes]:
+        data = b"".join(pending)[start - part_start : end - part_start]
+        return data, sealer.segment_tags(data)
+
+    data, tags = await anyio.to_thread.run_sync(tag)
+    first = start // segment
+    await upload_staging.claim_segments(
+        sessions,
+        upload.id,
+        number,
+        first=first - (number - 1) * upload.segments_per_part,
+        tags=tags,
+        size=end - part_start,
+    )
+    ciphertext = await anyio.to_thread.run_sync(upload_staging.seal_run, sealer, first, data)
+    return await upload_staging.record_run(
+        sessions, upload, first, ciphertext, expires_in=expires_in
+    )

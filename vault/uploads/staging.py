@@ -1,0 +1,217 @@
+"""Segment claims and staged segments: how a resumable upload keeps any PATCH's whole
+64 KiB segments, not only its whole parts (see docs/uploads.md, "Parts, segments and the
+offset").
+
+Nonce safety. Every segment of an upload has a fixed AES-GCM nonce (its index), so no index
+may ever be sealed twice with different plaintext. Before any segment is sealed, one keyed
+tag per segment (`SegmentSealer.segment_tags`) is committed to the part's `upload_parts` row
+under the upload's row lock. A part's tags always cover a prefix of it (a request starts at
+the stored offset, never past what was claimed), and a later claim must agree with every
+tag it overlaps, whichever process made it and whether or not its bytes were ever stored: a
+crash between claiming and recording, or two PATCHes racing on two nodes, can only seal the
+same plaintext again, which gives the same ciphertext.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col, select
+
+from vault import crypto
+from vault.db import transaction
+from vault.errors import ConflictError, NonceReuseError
+from vault.uploads.resumable import Resumable, StagedRun, Upload, UploadPart, UploadState, locked
+
+_T = crypto.SEGMENT_TAG_SIZE
+
+
+def _reuse(number: int) -> NonceReuseError:
+    return NonceReuseError(
+        f"part {number} was already sent with different bytes; its encryption nonces "
+        "cannot be used again, so start a new upload"
+    )
+
+
+async def claim_segments(
+    sessions: async_sessionmaker[AsyncSession],
+    upload_id: uuid.UUID,
+    number: int,
+    *,
+    first: int,
+    tags: bytes,
+    size: int,
+    whole_fingerprint: Callable[[], bytes] | None = None,
+) -> str | None:
+    """Claim segments `first ..` (counted within part `number`) by their tags, before any of
+    them is sealed; the part's etag if the store already holds exactly this whole part.
+
+    Args:
+        size: plaintext bytes of the part from its start to the end of this claim.
+        whole_fingerprint: the part's whole-part fingerprint, for parts claimed before
+            per-segment tags existed (only a whole-part claim can be checked against those).
+
+    Raises:
+        NonceReuseError: a segment was claimed before with different bytes.
+    """
+    async with transaction(sessions) as session:
+        await locked(session, upload_id)
+        part = await session.get(UploadPart, (upload_id, number))
+        if part is None:
+            if first:
+                raise ConflictError("the upload moved on; ask for its offset with HEAD")
+            session.add(
+                UploadPart(
+                    upload_id=upload_id,
+                    number=number,
+                    fingerprint=hashlib.sha256(tags).digest(),
+                    size=size,
+                    tags=tags,
+                )
+            )
+            return None
+        if part.tags is None:
+            # Claimed whole by an earlier release: only the same whole part can be checked.
+            if (
+                first
+                or whole_fingerprint is None
+                or size != part.size
+                or not hmac.compare_digest(part.fingerprint, whole_fingerprint())
+            ):
+                raise _reuse(number)
+            return part.etag
+        claimed = len(part.tags) // _T
+        count = len(tags) // _T
+        if first > claimed:
+            raise ConflictError("the upload moved on; ask for its offset with HEAD")
+        overlap = min(claimed, first + count) - first
+        if not hmac.compare_digest(
+            part.tags[first * _T : (first + overlap) * _T], tags[: overlap * _T]
+        ):
+            raise _reuse(number)
+        if first + count > claimed:
+            part.tags = part.tags + tags[overlap * _T :]
+            part.size = size
+            part.fingerprint = hashlib.sha256(part.tags).digest()
+            session.add(part)
+            return None
+        return part.etag if first == 0 and count == claimed and size == part.size else None
+
+
+async def staged_prefix(
+    sessions: async_sessionmaker[AsyncSession], upload: Resumable, number: int
+) -> bytes:
+    """The plaintext of part `number` up to the upload's offset, from its staged segments,
+    each authenticated as it is decrypted.
+
+    Raises:
+        ConflictError: the staged segments no longer cover that far (another request
+            completed the part meanwhile: the client asks for the offset again).
+    """
+    segment = 1 << crypto.DEFAULT_SHIFT
+    start = (number - 1) * upload.segments_per_part
+    wanted = (upload.offset - (number - 1) * upload.part_size) // segment
+    async with sessions() as session:
+        runs = list(
+            (
+                await session.execute(
+                    select(StagedRun)
+                    .where(
+                        StagedRun.upload_id == upload.id,
+                        col(StagedRun.first_segment) >= start,
+                        col(StagedRun.first_segment) < start + wanted,
+                    )
+                    .order_by(col(StagedRun.first_segment))
+                )
+            ).scalars()
+        )
+
+    def open_runs() -> bytes:
+        opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
+        stride = segment + crypto.TAG_SIZE
+        pieces: list[bytes] = []
+        index = start
+        for run in runs:
+            if run.first_segment != index or len(run.ciphertext) != run.segments * stride:
+                break
+            view = memoryview(run.ciphertext)
+            for j in range(run.segments):
+                pieces.append(
+                    opened.open_segment(index + j, view[j * stride : (j + 1) * stride], last=False)
+                )
+            index += run.segments
+        if index - start < wanted:
+            raise ConflictError("the upload moved on; ask for its offset with HEAD")
+        return b"".join(pieces[:wanted])
+
+    return await anyio.to_thread.run_sync(open_runs)
+
+
+def seal_run(sealer: crypto.SegmentSealer, first: int, plaintext: bytes) -> bytes:
+    """Seal whole segments `first ..` (none of them the object's last), once claimed."""
+    segment = sealer.segment_size
+    if not plaintext or len(plaintext) % segment:
+        raise ValueError("a staged run holds whole segments")
+    sealer.claim("parts")
+    view = memoryview(plaintext)
+    return b"".join(
+        sealer.seal(first + j, view[i : i + segment], last=False)
+        for j, i in enumerate(range(0, len(plaintext), segment))
+    )
+
+
+async def record_run(
+    sessions: async_sessionmaker[AsyncSession],
+    upload: Resumable,
+    first: int,
+    ciphertext: bytes,
+    *,
+    expires_in: timedelta,
+) -> Upload:
+    """Keep the sealed run of segments `first ..` (absolute) and move the offset past it.
+
+    Only what continues the stored bytes is kept: a racing request may have stored some of
+    the run already (the same ciphertext, since its tags were checked), or all of it.
+    """
+    segment = 1 << crypto.DEFAULT_SHIFT
+    stride = segment + crypto.TAG_SIZE
+    count = len(ciphertext) // stride
+    async with transaction(sessions) as session:
+        row = await locked(session, upload.id)
+        if row.state != UploadState.OPEN:
+            return row
+        at = row.stored_offset // segment
+        if first <= at < first + count and row.stored_offset % segment == 0:
+            session.add(
+                StagedRun(
+                    upload_id=upload.id,
+                    first_segment=at,
+                    segments=first + count - at,
+                    ciphertext=ciphertext[(at - first) * stride :],
+                )
+            )
+            row.stored_offset = (first + count) * segment
+        now = datetime.now(UTC)
+        row.updated_at = now
+        row.expires_at = now + expires_in
+        session.add(row)
+        return row
+
+
+async def drop_staged(session: AsyncSession, upload: Resumable, number: int) -> None:
+    """Forget the staged segments of part `number`, now stored whole."""
+    start = (number - 1) * upload.segments_per_part
+    await session.execute(
+        delete(StagedRun).where(
+            col(StagedRun.upload_id) == upload.id,
+            col(StagedRun.first_segment) >= start,
+            col(StagedRun.first_segment) < start + upload.segments_per_part,
+        )
+    )

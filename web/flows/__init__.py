@@ -1,0 +1,1 @@
+"""Multi-step flows shared by the API and the pages (sign-in)."""
