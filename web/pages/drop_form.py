@@ -38,7 +38,8 @@ from vault.policy import SYSTEM, Principal
 from web.api.links import link_defaults
 from web.auth import Caller
 from web.link_uploads import dropped, refused, unlocked, visitor_context
-from web.multipart_upload import FormUploadError, StoredFile, _Part, _Receiver
+from web.multipart_parts import Part
+from web.multipart_upload import FormUploadError, StoredFile, _Receiver
 from web.pages.common import page
 from web.pages.render import render
 
@@ -58,7 +59,7 @@ class _DropReceiver(_Receiver):
         self.folder_id = uuid.UUID(int=0)
         self.context = visitor_context(request)
 
-    async def _authenticate(self, part: _Part) -> None:
+    async def _authenticate(self, part: Part) -> None:
         # No session and so no CSRF token: the link's secret token is the only key.
         try:
             async with transaction(self.svc.sessions) as session:
