@@ -26,56 +26,33 @@ client), the server and the RGW cluster's daemons.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import types
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 import psutil
 
+from bench.api_phases import EMAIL, api_download, api_parallel, api_upload, check_hash, populate
 from bench.common import (
-    Measurement,
-    Meter,
     MiB,
     PatternSource,
-    Row,
     add_s3_arguments,
     check_s3_arguments,
-    command_line,
-    describe_machine,
-    print_table,
-    ratio,
     raw_download,
     raw_upload,
-    rgw_processes,
     s3_client,
     temporary_bucket,
 )
-from vault import accounts
-from vault import documents as doc_service
-from vault.audit import AuditContext
-from vault.crypto.blobs import StoredBlob, write_encrypted
-from vault.db import transaction
-from vault.store import ObjectStore
-from web.services import open_services
-from web.settings import load_settings
+from bench.measure import LargestProcess, Measurement, Meter, rgw_processes
+from bench.report import Row, command_line, describe_machine, percentile, print_table, ratio
+from bench.server import cli, expect, free_port, run_server
 
-EMAIL = "bench@example.test"
 SERVER_RSS_LIMIT_MIB = 200
 LIST_P50_LIMIT_MS = 150
 
@@ -119,13 +96,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # --- Set-up -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def write_config(work: Path, args: argparse.Namespace, bucket: str, port: int) -> Path:
     secret = work / "s3-secret"
     secret.touch(mode=0o600)
@@ -153,240 +123,6 @@ def write_config(work: Path, args: argparse.Namespace, bucket: str, port: int) -
         encoding="utf-8",
     )
     return config
-
-
-def server_environment(config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTVAULT__")}
-    env["CLIENTVAULT_CONFIG"] = str(config)
-    return env
-
-
-def cli(config: Path, *args: str, stdin: str | None = None) -> str:
-    """Run `clientvault --config CONFIG ARGS...`; its last line of output."""
-    program = Path(sys.executable).parent / "clientvault"
-    command = str(program) if program.exists() else shutil.which("clientvault")
-    if command is None:
-        raise RuntimeError("the clientvault command is not installed (pip install -e .)")
-    done = subprocess.run(  # noqa: S603 - fixed arguments
-        [command, "--config", str(config), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=server_environment(config),
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"clientvault {' '.join(args[:2])} failed: {done.stderr.strip()}")
-    return done.stdout.strip().splitlines()[-1]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@contextlib.contextmanager
-def run_server(config: Path, port: int, log: Path, workers: int = 1) -> Iterator[Server]:
-    """`python -m uvicorn --factory web.app:create_app` on 127.0.0.1:PORT until the end."""
-    with open(log, "wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "web.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--workers",
-                str(workers),
-            ],
-            env=server_environment(config),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {log.read_text(errors='replace')}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not get ready: {log.read_text()}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class LargestProcess:
-    """Quacks like `psutil.Process` for `Meter`: the RSS of the largest of some processes."""
-
-    def __init__(self, processes: Sequence[psutil.Process]) -> None:
-        self._processes = processes
-
-    def memory_info(self) -> Any:
-        rss = 0
-        for process in self._processes:
-            with contextlib.suppress(psutil.Error):
-                rss = max(rss, process.memory_info().rss)
-        return types.SimpleNamespace(rss=rss)
-
-
-def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
-    if response.status_code not in statuses:
-        raise RuntimeError(
-            f"{response.request.method} {response.request.url.path}: "
-            f"{response.status_code} {response.text[:500]}"
-        )
-    if not response.content:
-        return {}
-    body: dict[str, Any] = response.json()
-    return body
-
-
-# --- Transfers through the API ----------------------------------------------------------------
-
-
-def api_upload(
-    http: httpx.Client, folder: str, name: str, source: PatternSource, chunk: int
-) -> str:
-    response = http.put(
-        f"/api/v1/folders/{folder}/files/{name}",
-        content=source.chunks(chunk),
-        headers={"Content-Length": str(source.size), "Content-Type": "application/octet-stream"},
-    )
-    document: str = expect(response, 200, 201)["document_id"]
-    return document
-
-
-def api_download(http: httpx.Client, document: str, source: PatternSource) -> None:
-    sink = source.sink()
-    with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
-        if response.status_code != 200:
-            response.read()
-            expect(response, 200)
-        for data in response.iter_raw():
-            sink.write(data)
-    sink.check()
-
-
-async def api_parallel(
-    base_url: str, headers: dict[str, str], documents: Sequence[str], source: PatternSource
-) -> None:
-    limits = httpx.Limits(max_connections=len(documents), max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, timeout=httpx.Timeout(600), limits=limits
-    ) as http:
-
-        async def one(document: str) -> None:
-            sink = source.sink()
-            async with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    expect(response, 200)
-                async for data in response.aiter_raw():
-                    sink.write(data)
-            sink.check()
-
-        async with anyio.create_task_group() as tasks:
-            for document in documents:
-                tasks.start_soon(one, document)
-
-
-def check_hash(http: httpx.Client, document: str, expected: str) -> None:
-    body = expect(http.get(f"/api/v1/documents/{document}"), 200)
-    if body["versions"][-1]["sha256"] != expected:
-        raise RuntimeError("the stored plaintext hash differs from the stream's")
-
-
-# --- A big folder -----------------------------------------------------------------------------
-
-
-async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def store_small(
-    store: ObjectStore,
-    plan: doc_service.UploadPlan,
-    limiter: anyio.CapacityLimiter,
-    stored: dict[int, StoredBlob],
-    index: int,
-    part_size: int,
-) -> None:
-    async with limiter:
-        stored[index] = await write_encrypted(
-            store,
-            plan.storage_key,
-            one_chunk(f"{plan.name}: {plan.document_id}\n".encode()),
-            sealer=plan.sealer(),
-            part_size=part_size,
-            concurrency=1,
-        )
-
-
-async def populate(config: Path, folder: str, count: int, *, concurrency: int = 16) -> None:
-    """`count` small documents in `folder`: each a real encrypted object in the store and a
-    version row with its audit event, committed 500 to a transaction (no HTTP involved)."""
-    settings = load_settings(config)
-    folder_id = uuid.UUID(folder)
-    async with open_services(settings) as svc:
-        async with transaction(svc.sessions) as session:
-            user = await accounts.find_user(session, EMAIL)
-            if user is None:
-                raise RuntimeError(f"no user {EMAIL}")
-            principal = await accounts.principal_for(session, user)
-        context = AuditContext(
-            actor_id=str(user.id), actor_role=principal.role.value, ip="127.0.0.1"
-        )
-        limiter = anyio.CapacityLimiter(concurrency)
-        for first in range(0, count, 500):
-            names = [f"doc-{i:05d}.txt" for i in range(first, min(count, first + 500))]
-            async with transaction(svc.sessions) as session:
-                plans = [
-                    await doc_service.prepare_upload(
-                        session, principal, svc.keyring, folder_id=folder_id, name=name
-                    )
-                    for name in names
-                ]
-            stored: dict[int, StoredBlob] = {}
-            async with anyio.create_task_group() as tasks:
-                for index, plan in enumerate(plans):
-                    tasks.start_soon(
-                        store_small, svc.store, plan, limiter, stored, index, svc.part_size
-                    )
-            async with transaction(svc.sessions) as session:
-                for index, plan in enumerate(plans):
-                    await doc_service.commit_upload(
-                        session, principal, context, plan, stored[index], content_type="text/plain"
-                    )
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 # --- Main -------------------------------------------------------------------------------------

@@ -43,8 +43,10 @@ import httpx
 import psutil
 import psycopg
 
-from bench.api import cli, free_port, percentile, run_server
-from bench.common import Meter, MiB, command_line, describe_machine
+from bench.common import MiB
+from bench.measure import Meter
+from bench.report import command_line, describe_machine, percentile
+from bench.server import cli, free_port, run_server
 from vault import audit
 from vault.audit import checkpoints
 from vault.audit import tree as audit_tree

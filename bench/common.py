@@ -1,5 +1,5 @@
-"""Shared pieces of the benchmarks: generated data, checking sinks, S3 set-up, raw boto3
-transfers, resource meters and the result table.
+"""Shared pieces of the benchmarks: generated data, checking sinks, S3 set-up and raw boto3
+transfers. Resource meters are in `bench.measure`, the result table in `bench.report`.
 
 Benchmarks are scripts, not tests. Run them from the repository root, e.g.
 `python -m bench.crypto_storage --help`.
@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
-import gc
 import hashlib
 import os
-import platform
 import random
-import shlex
-import statistics
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, cast
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, TYPE_CHECKING, cast
 
 import anyio.lowlevel
-import psutil
 from boto3.s3.transfer import TransferConfig
 
 from storage import make_s3_client
@@ -41,16 +31,6 @@ _COUNTER = 8  # bytes of block counter at the start of every block
 ENV_ENDPOINT = "CLIENTVAULT_TEST_S3_ENDPOINT"
 ENV_ACCESS_KEY = "CLIENTVAULT_TEST_S3_ACCESS_KEY"
 ENV_SECRET_KEY = "CLIENTVAULT_TEST_S3_SECRET_KEY"  # noqa: S105 - a variable name
-ENV_RGW_DIR = "CLIENTVAULT_RGW_DIR"
-# Environment variables that change what is measured; shown in front of the command line.
-_RELEVANT_ENV = (
-    "MALLOC_ARENA_MAX",
-    "MALLOC_TRIM_THRESHOLD_",
-    "MALLOC_MMAP_THRESHOLD_",
-    "MALLOC_TOP_PAD_",
-    "PYTHONMALLOC",
-)
-_SECRET_OPTIONS = ("--secret-key",)
 
 
 # --- Generated data ---------------------------------------------------------------------------
@@ -301,254 +281,3 @@ def raw_download(
     target = cast(IO[bytes], sink)  # boto3 only writes to it
     client.download_fileobj(bucket, key, target, Config=transfer_config(part, concurrency))
     sink.check()
-
-
-# --- Meters -----------------------------------------------------------------------------------
-
-
-def trim_memory() -> None:
-    """Collect garbage and hand freed heap back to the system, so that each phase starts
-    from the same footing rather than inheriting what the previous one left behind."""
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    if name and platform.libc_ver()[0] == "glibc":
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).malloc_trim(0)
-
-
-def rgw_processes() -> list[Any]:
-    """The daemons of the cluster `scripts/rgw` started (found by its config file)."""
-    directory = os.environ.get(ENV_RGW_DIR, "")
-    if not directory:
-        return []
-    conf = os.path.join(os.path.realpath(directory), "ceph.conf")
-    found: list[Any] = []
-    for proc in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if conf in (proc.info["cmdline"] or []):
-                found.append(proc)
-    return found
-
-
-def _cpu_seconds(processes: Sequence[Any]) -> float | None:
-    total = 0.0
-    for proc in processes:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            return None
-        total += times.user + times.system
-    return total
-
-
-@dataclass
-class Measurement:
-    """Filled in when the `Meter.measure()` block ends."""
-
-    seconds: float = 0.0
-    peak_rss: dict[str, int] = field(default_factory=dict)
-    start_rss: dict[str, int] = field(default_factory=dict)
-    cpu: dict[str, float | None] = field(default_factory=dict)
-
-
-class Meter:
-    """Wall time, peak RSS (sampled every `interval` s) and CPU time of named processes.
-
-    `rss` names the processes whose memory is sampled; `cpu` names groups of processes whose
-    CPU time (user + system, all threads) is summed.
-    """
-
-    def __init__(
-        self,
-        rss: dict[str, Any],
-        cpu: dict[str, Sequence[Any]],
-        *,
-        interval: float = 0.05,
-        settle: str | None = None,
-    ) -> None:
-        self._rss = rss
-        self._cpu = cpu
-        self._interval = interval
-        self._settle = settle
-        self._lock = threading.Lock()
-        self._peaks: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> dict[str, int]:
-        values: dict[str, int] = {}
-        for name, proc in self._rss.items():
-            with contextlib.suppress(psutil.Error):
-                values[name] = int(proc.memory_info().rss)
-        return values
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self._interval):
-            values = self._read()
-            with self._lock:
-                for name, value in values.items():
-                    self._peaks[name] = max(self._peaks.get(name, 0), value)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def settle(self, *, busy: float = 0.1, timeout: float = 120) -> None:
-        """Wait until the `settle` group (the S3 daemons) is idle: below `busy` of a core
-        over half a second. RGW deletes objects in the background and BlueStore compacts
-        after large writes; either would otherwise steal CPU from whatever runs next."""
-        if self._settle is None or not self._cpu.get(self._settle):
-            return
-        procs = self._cpu[self._settle]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            before = _cpu_seconds(procs)
-            time.sleep(0.5)
-            after = _cpu_seconds(procs)
-            if before is None or after is None or (after - before) / 0.5 < busy:
-                return
-        print(f"(the S3 daemons were still busy after {timeout:.0f} s; measuring anyway)")
-
-    @contextlib.contextmanager
-    def measure(self) -> Iterator[Measurement]:
-        result = Measurement()
-        self.settle()
-        trim_memory()
-        start = self._read()
-        with self._lock:
-            self._peaks = dict(start)
-        result.start_rss = start
-        cpu_before = {name: _cpu_seconds(procs) for name, procs in self._cpu.items()}
-        began = time.perf_counter()
-        yield result
-        result.seconds = time.perf_counter() - began
-        end = self._read()
-        with self._lock:
-            for name, value in end.items():
-                self._peaks[name] = max(self._peaks.get(name, 0), value)
-            result.peak_rss = dict(self._peaks)
-        for name, procs in self._cpu.items():
-            after, before = _cpu_seconds(procs), cpu_before[name]
-            result.cpu[name] = None if after is None or before is None else after - before
-
-
-# --- Results ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    """One line of the result table; `runs` holds one measurement per round."""
-
-    phase: str
-    size: int
-    baseline: str | None = None
-    runs: list[Measurement] = field(default_factory=list)
-    unit: str = "MB/s"
-
-    @property
-    def seconds(self) -> float:
-        return statistics.median(run.seconds for run in self.runs)
-
-    @property
-    def rate(self) -> float:
-        """Median throughput over the rounds, in MB/s (10^6 bytes per second)."""
-        return self.size / self.seconds / 1e6
-
-    def peak(self, name: str) -> int | None:
-        values = [run.peak_rss[name] for run in self.runs if name in run.peak_rss]
-        return max(values) if values else None
-
-    def start(self, name: str) -> int | None:
-        values = [run.start_rss[name] for run in self.runs if name in run.start_rss]
-        return min(values) if values else None
-
-    def cpu(self, name: str) -> float | None:
-        values = [run.cpu.get(name) for run in self.runs]
-        known = [value for value in values if value is not None]
-        return statistics.median(known) if known and len(known) == len(values) else None
-
-
-def mib(value: int | None) -> str:
-    return "–" if value is None else f"{value / MiB:.0f}"
-
-
-def _cpu_cell(row: Row, names: Sequence[str]) -> str:
-    parts = []
-    for name in names:
-        value = row.cpu(name)
-        parts.append("–" if value is None else f"{value:.1f}")
-    return " / ".join(parts)
-
-
-def print_table(
-    rows: Sequence[Row], *, rss: str, rss_title: str, cpu: Sequence[str], cpu_title: str
-) -> None:
-    """A markdown table: throughput, ratio to the baseline row, peak RSS, CPU seconds."""
-    by_phase = {row.phase: row for row in rows}
-    header = ["Phase", "MB/s", "vs baseline", rss_title, cpu_title]
-    lines = [header, ["---", "---:", "---", "---:", "---:"]]
-    for row in rows:
-        if row.baseline is None:
-            ratio = "baseline"
-        elif row.baseline in by_phase:
-            base = by_phase[row.baseline]
-            ratio = f"{row.rate / base.rate:.0%} of {row.baseline}"
-        else:
-            ratio = row.baseline
-        peak, start = row.peak(rss), row.start(rss)
-        rss_cell = mib(peak) if start is None else f"{mib(peak)} (from {mib(start)})"
-        lines.append([row.phase, f"{row.rate:,.0f}", ratio, rss_cell, _cpu_cell(row, cpu)])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]
-        print("| " + " | ".join(cells) + " |")
-
-
-def ratio(rows: Sequence[Row], phase: str, baseline: str) -> float:
-    by_phase = {row.phase: row for row in rows}
-    return by_phase[phase].rate / by_phase[baseline].rate
-
-
-def command_line(module: str, argv: Sequence[str]) -> str:
-    """How this run was started, secrets masked, with the environment that matters."""
-    shown: list[str] = []
-    mask = False
-    for arg in argv:
-        if mask:
-            shown.append("***")
-            mask = False
-            continue
-        name, equals, _ = arg.partition("=")
-        if name in _SECRET_OPTIONS:
-            if equals:
-                shown.append(f"{name}=***")
-            else:
-                shown.append(arg)
-                mask = True
-            continue
-        shown.append(arg)
-    env = [
-        f"{name}={shlex.quote(os.environ[name])}" for name in _RELEVANT_ENV if name in os.environ
-    ]
-    return " ".join([*env, "python", "-m", module, *map(shlex.quote, shown)])
-
-
-def describe_machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
-def target_line(label: str, value: float, target: float, *, higher_is_better: bool = True) -> str:
-    met = value >= target if higher_is_better else value < target
-    return f"- {label}: {value:.0%} (target {'≥' if higher_is_better else '<'} {target:.0%}) — " + (
-        "met" if met else "MISSED"
-    )

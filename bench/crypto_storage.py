@@ -38,22 +38,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bench.common import (
     CheckingSink,
-    Meter,
     MiB,
     PatternSource,
-    Row,
     add_s3_arguments,
     check_s3_arguments,
-    command_line,
-    describe_machine,
-    print_table,
-    ratio,
     raw_download,
     raw_upload,
-    rgw_processes,
     s3_client,
     temporary_bucket,
 )
+from bench.measure import Meter, rgw_processes
+from bench.report import Row, command_line, describe_machine, print_table, ratio
 from storage import LocalObjectStore, S3ObjectStore
 from vault import crypto
 from vault.crypto.blobs import StoredBlob, read_decrypted, write_encrypted

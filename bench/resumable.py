@@ -33,52 +33,41 @@ client), the server and the RGW cluster's daemons.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import psutil
 
-from bench.api import cli, expect, free_port, run_server
 from bench.common import (
     ENV_ACCESS_KEY,
     ENV_ENDPOINT,
     ENV_SECRET_KEY,
-    Meter,
     MiB,
     PatternSource,
-    Row,
     add_s3_arguments,
-    command_line,
-    describe_machine,
     raw_download,
     raw_upload,
-    rgw_processes,
     s3_client,
     temporary_bucket,
 )
+from bench.measure import Meter, rgw_processes
+from bench.report import Row, command_line, describe_machine
+from bench.resumable_report import Result, label, print_results, print_summary
+from bench.server import cli, expect, free_port, run_server
+from bench.tus_client import PIECE, check_recorded_hash, checked_download, tus_upload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 GiB = 1 << 30
 EMAIL = "bench@example.test"
-TUS = {"Tus-Resumable": "1.0.0"}
-CHUNK_HEADER = "ClientVault-Chunk-Size"
-PIECE = 1 * MiB  # body pieces handed to httpx, and file I/O size of the baselines
-# Nextcloud with server-side encryption on the same machine, 1 GiB in 10 MiB chunks.
-NEXTCLOUD_UP_MIB_S = 56.0
-NEXTCLOUD_DOWN_MIB_S = 65.0
-TARGET_FACTOR = 4.0
 PART_MIB = 8  # the server's default part size
 CONCURRENCY = 4  # the server's default parts in flight
 
@@ -164,87 +153,6 @@ def live_server(
         yield http, folder, server.pid
 
 
-# --- tus upload and checked download ----------------------------------------------------------
-
-
-def span(source: PatternSource, start: int, length: int) -> Iterator[bytes]:
-    """Bytes `[start, start + length)` of the stream, in pieces of at most `PIECE`."""
-    position, end = start, start + length
-    while position < end:
-        size = min(PIECE, source.block - position % source.block, end - position)
-        yield source.piece(position, size)
-        position += size
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-@dataclass
-class Upload:
-    document: str = ""
-    chunk: int = 0
-    requests: int = 0
-
-
-def tus_upload(
-    http: httpx.Client, folder: str, name: str, source: PatternSource, chunk_mib: int
-) -> Upload:
-    """Create a tus upload and send it in chunks, each from the offset the server answered."""
-    created = http.post(
-        "/api/v1/uploads",
-        headers={
-            **TUS,
-            "Upload-Length": str(source.size),
-            "Upload-Metadata": f"filename {b64(name)},folder_id {b64(folder)}",
-        },
-    )
-    expect(created, 201)
-    result = Upload(chunk=chunk_mib * MiB or int(created.headers[CHUNK_HEADER]))
-    location = created.headers["Location"]
-    offset = int(created.headers["Upload-Offset"])
-    while not result.document:
-        length = min(result.chunk, source.size - offset)
-        response = http.patch(
-            location,
-            content=span(source, offset, length),
-            headers={
-                **TUS,
-                "Upload-Offset": str(offset),
-                "Content-Type": "application/offset+octet-stream",
-                "Content-Length": str(length),
-            },
-        )
-        expect(response, 204)
-        result.requests += 1
-        offset = int(response.headers["Upload-Offset"])
-        result.document = response.headers.get("Document-Id", "")
-        if not result.document and offset >= source.size:
-            raise RuntimeError("the upload reached its length without a document")
-    return result
-
-
-def checked_download(http: httpx.Client, document: str, size: int, expected: str) -> None:
-    """Stream the document's content, hashing it as it arrives."""
-    digest = hashlib.sha256()
-    received = 0
-    with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
-        if response.status_code != 200:
-            response.read()
-            expect(response, 200)
-        for data in response.iter_raw(PIECE):
-            digest.update(data)
-            received += len(data)
-    if received != size or digest.hexdigest() != expected:
-        raise RuntimeError(f"downloaded {received} bytes with a different SHA-256")
-
-
-def check_recorded_hash(http: httpx.Client, document: str, expected: str) -> None:
-    body = expect(http.get(f"/api/v1/documents/{document}"), 200)
-    if body["versions"][-1]["sha256"] != expected:
-        raise RuntimeError("the server recorded a different SHA-256")
-
-
 # --- Plain-file baseline ----------------------------------------------------------------------
 
 
@@ -271,20 +179,6 @@ def file_read(path: Path, size: int) -> None:
 
 
 # --- Phases -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    """The rows of one phase and size: baseline up, tus up, baseline down, API down."""
-
-    phase: str
-    gib: float
-    rows: list[Row]
-    upload: Upload
-
-
-def label(gib: float) -> str:
-    return f"{gib:g} GiB"
 
 
 def run_sizes(
@@ -417,85 +311,6 @@ def s3_phase(args: argparse.Namespace, sizes: list[float]) -> list[Result]:
                     meter.close()
     finally:
         s3.close()
-
-
-# --- Report -----------------------------------------------------------------------------------
-
-
-def mib_s(row: Row) -> float:
-    return row.size / row.seconds / MiB
-
-
-def cpu_cell(row: Row, names: list[str]) -> str:
-    values = [row.cpu(name) for name in names]
-    return " / ".join("–" if value is None else f"{value:.0f}" for value in values)
-
-
-def print_results(results: list[Result]) -> None:
-    header = ["Phase", "MiB/s", "vs baseline", "Server peak RSS MiB", "CPU s (client/server/S3)"]
-    lines = [header, ["---", "---:", "---", "---:", "---:"]]
-    for result in results:
-        by_phase = {row.phase: row for row in result.rows}
-        for row in result.rows:
-            if row.baseline is None:
-                versus, rss = "baseline", ""
-            else:
-                versus = f"{mib_s(row) / mib_s(by_phase[row.baseline]):.0%}"
-                peak, start = row.peak("server"), row.start("server")
-                rss = f"{(peak or 0) / MiB:.0f} (from {(start or 0) / MiB:.0f})"
-            lines.append(
-                [
-                    row.phase,
-                    f"{mib_s(row):,.0f}",
-                    versus,
-                    rss,
-                    cpu_cell(row, ["client", "server", "s3"]),
-                ]
-            )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
-
-
-def print_summary(results: list[Result], chunk_note: str) -> None:
-    print()
-    print(
-        "MiB/s = 2^20 bytes/s of plaintext, one run each. The tus upload row runs from the "
-        "POST to the answer of the final PATCH, which includes the server's verifying re-read "
-        "of the stored object. The API download hashes every byte (SHA-256) as it arrives. "
-        "Server RSS sampled every 50 ms (in brackets: at the start). CPU s: user+system "
-        f"seconds of this process, the uvicorn process and the RGW daemons. {chunk_note}"
-    )
-    print()
-    print("Server peak RSS, small vs big file (memory flatness):")
-    phases = sorted({result.phase for result in results}, key=["local", "s3"].index)
-    for phase in phases:
-        mine = [result for result in results if result.phase == phase]
-        for kind, index in (("tus upload", 1), ("API download", 3)):
-            cells = [
-                f"{label(result.gib)}: {(result.rows[index].peak('server') or 0) / MiB:.0f} MiB"
-                for result in mine
-            ]
-            print(f"- {phase}, {kind}: " + ", ".join(cells))
-    print()
-    print(
-        f"Target: ≥ {TARGET_FACTOR:g}× Nextcloud with server-side encryption on this machine "
-        f"({NEXTCLOUD_UP_MIB_S:g} MiB/s in, {NEXTCLOUD_DOWN_MIB_S:g} MiB/s out, 1 GiB in 10 MiB "
-        "chunks), on the local backend:"
-    )
-    for result in results:
-        if result.phase != "local":
-            continue
-        for kind, row, reference in (
-            ("upload", result.rows[1], NEXTCLOUD_UP_MIB_S),
-            ("download", result.rows[3], NEXTCLOUD_DOWN_MIB_S),
-        ):
-            rate = mib_s(row)
-            verdict = "met" if rate >= TARGET_FACTOR * reference else "MISSED"
-            print(
-                f"- {kind}, {label(result.gib)}: {rate:,.0f} MiB/s = {rate / reference:.1f}× "
-                f"(target ≥ {TARGET_FACTOR * reference:.0f} MiB/s): {verdict}"
-            )
 
 
 # --- Main -------------------------------------------------------------------------------------

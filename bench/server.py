@@ -1,0 +1,120 @@
+"""A ClientVault server for the benchmarks: the `clientvault` CLI on a config, uvicorn in
+its own process on a free loopback port, and a check of the answers it gives."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def server_environment(config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTVAULT__")}
+    env["CLIENTVAULT_CONFIG"] = str(config)
+    return env
+
+
+def cli(config: Path, *args: str, stdin: str | None = None) -> str:
+    """Run `clientvault --config CONFIG ARGS...`; its last line of output."""
+    program = Path(sys.executable).parent / "clientvault"
+    command = str(program) if program.exists() else shutil.which("clientvault")
+    if command is None:
+        raise RuntimeError("the clientvault command is not installed (pip install -e .)")
+    done = subprocess.run(  # noqa: S603 - fixed arguments
+        [command, "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=server_environment(config),
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"clientvault {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def run_server(config: Path, port: int, log: Path, workers: int = 1) -> Iterator[Server]:
+    """`python -m uvicorn --factory web.app:create_app` on 127.0.0.1:PORT until the end."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "web.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--workers",
+                str(workers),
+            ],
+            env=server_environment(config),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited: {log.read_text(errors='replace')}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not get ready: {log.read_text()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    if response.status_code not in statuses:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:500]}"
+        )
+    if not response.content:
+        return {}
+    body: dict[str, Any] = response.json()
+    return body
