@@ -99,7 +99,7 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("POST", "/documents/{document_id}/restore"): Call(
         "POST", lambda i: f"{API}/documents/{i.document}/restore"
     ),
-    # Uploads exist only for their creator (tests/web/test_tus.py probes real ones of Acme's).
+    # Uploads exist only for their creator (tests/web/test_tus_creation.py probes Acme's).
     ("PATCH", "/uploads/{upload_id}"): Call(
         "PATCH",
         lambda i: f"{API}/uploads/{i.document}",
