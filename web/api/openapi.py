@@ -5,6 +5,7 @@ A test checks that every API route appears here and nothing else does.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -23,21 +24,20 @@ from web.api.clients import NewClient, NewFolder
 from web.api.notifications import Preference, Profile
 from web.api.openapi_audit import audit_paths
 from web.api.openapi_models import MODEL_SCHEMAS, json_body
+from web.api.openapi_operations import complete
 from web.api.openapi_records import records_paths
-from web.api.openapi_schemas import SCHEMAS
+from web.api.openapi_schemas import PROBLEM, SCHEMAS
+from web.api.openapi_statuses import EXTRA_RESPONSES
 from web.api.requests import Answer, NewRequest, Submission
 from web.api.signin import Credentials, LinkStep, ResetRequest, SecondFactor
-
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
 
 
 def _op(
     summary: str, ok: str = "200", *, body: dict[str, Any] | None = None, **params: str
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "responses": {ok: {"description": "OK"}, "401": _PROBLEM, "404": _PROBLEM},
-    }
+    """An operation with its success answer; `openapi_operations.complete` adds its id,
+    security and error answers."""
+    operation: dict[str, Any] = {"summary": summary, "responses": {ok: {"description": "OK"}}}
     if params:
         operation["parameters"] = [
             {"name": name, "in": where, "required": where == "path", "schema": {"type": "string"}}
@@ -69,27 +69,16 @@ def _tus(
     """A tus operation: the request headers it requires, Tus-Resumable first, then those
     it may carry."""
     operation.setdefault("parameters", []).extend(
-        {"name": name, "in": "header", "required": required, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "header",
+            "required": required,
+            "schema": {"const": "1.0.0"} if name == "Tus-Resumable" else {"type": "string"},
+        }
         for name, required in [
             *((name, True) for name in ("Tus-Resumable", *headers)),
             *((name, False) for name in optional),
         ]
-    )
-    return operation
-
-
-def _with_body(operation: dict[str, Any]) -> dict[str, Any]:
-    """A tus request that may carry upload bytes: checked by Upload-Checksum (tus 1.0.0
-    §Checksum, 460 on a mismatch), at least one whole 64 KiB segment unless it ends the
-    upload (400)."""
-    operation["responses"].update(
-        {
-            "400": _PROBLEM,
-            "409": _PROBLEM,
-            "413": _PROBLEM,
-            "415": _PROBLEM,
-            "460": {**_PROBLEM, "description": "Checksum Mismatch: nothing of the body stored"},
-        }
     )
     return operation
 
@@ -109,7 +98,7 @@ SPEC: dict[str, Any] = {
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem details",
-                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+                "content": {"application/problem+json": {"schema": PROBLEM}},
             }
         },
     },
@@ -196,7 +185,7 @@ SPEC: dict[str, Any] = {
                 "security": [],
             },
             "post": _tus(
-                _with_body(
+                (
                     {
                         **_op(
                             "Create a resumable upload: Upload-Length, Upload-Metadata "
@@ -224,7 +213,7 @@ SPEC: dict[str, Any] = {
                 )
             ),
             "patch": _tus(
-                _with_body(
+                (
                     _op(
                         "Append bytes at Upload-Offset; every whole 64 KiB segment is "
                         "stored and the answer's Upload-Offset says how far; the final "
@@ -423,5 +412,18 @@ SPEC["paths"].update(records_paths(_op, _json))
 SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
 
 
+@cache
+def document() -> dict[str, Any]:
+    """The document, completed from the route table on first use (the table imports this
+    module, so it cannot be read at import time)."""
+    from web.api import operations
+
+    complete(SPEC["paths"], operations())
+    for path in SPEC["paths"].values():
+        for operation in path.values():
+            operation["responses"].update(EXTRA_RESPONSES.get(operation["operationId"], {}))
+    return SPEC
+
+
 async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(SPEC)
+    return JSONResponse(document())
