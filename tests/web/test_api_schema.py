@@ -7,6 +7,7 @@ where the app and its database were started."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -51,6 +52,23 @@ EXAMPLES = 6
 EXCLUDED: dict[str, str] = {}
 
 
+def _examples(strategy: Any, send: Callable[[Any], None]) -> Callable[[], None]:
+    """A test sending `EXAMPLES` cases of `strategy`, the same ones on every run."""
+
+    @given(st.data())
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(data: st.DataObject) -> None:
+        send(data.draw(strategy))
+
+    return check
+
+
 def _run(
     schema: Any,
     loop: asyncio.AbstractEventLoop,
@@ -85,17 +103,7 @@ def _run(
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(mode, path_parameters=path_ids, headers=auth)
 
-            @given(st.data())
-            @settings(
-                max_examples=EXAMPLES,
-                derandomize=True,
-                database=None,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            def check(data: st.DataObject) -> None:
-                send(data.draw(strategy))
-
+            check = _examples(strategy, send)
             try:
                 check()
             except Unsatisfiable:
@@ -122,4 +130,3 @@ async def test_the_server_answers_as_its_document_says(
         _run, schema, asyncio.get_running_loop(), http, ids, world["ada"].auth
     )
     assert not failures, "\n\n".join(failures)
-

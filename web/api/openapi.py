@@ -26,6 +26,7 @@ from web.api.openapi_audit import audit_paths
 from web.api.openapi_models import MODEL_SCHEMAS, json_body
 from web.api.openapi_operations import complete
 from web.api.openapi_records import records_paths
+from web.api.openapi_responses import describe_answers
 from web.api.openapi_schemas import PROBLEM, SCHEMAS
 from web.api.openapi_statuses import EXTRA_RESPONSES
 from web.api.requests import Answer, NewRequest, Submission
@@ -422,6 +423,8 @@ def document() -> dict[str, Any]:
     for path in SPEC["paths"].values():
         for operation in path.values():
             operation["responses"].update(EXTRA_RESPONSES.get(operation["operationId"], {}))
+    describe_answers(SPEC["paths"])
+    SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
     return SPEC
 
 
