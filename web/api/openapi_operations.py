@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from web.api.openapi_parameters import PARAMETERS
 from web.api.openapi_statuses import EXTRA_STATUSES, PROBLEM_TITLES
 
 __all__ = ["Handler", "complete", "operation_id"]
@@ -67,6 +68,9 @@ def complete(paths: dict[str, Any], handlers: Iterable[tuple[str, str, Handler]]
         operation = paths[path][method]
         op_id = operation_id(handler)
         operation["operationId"] = op_id
+        exact = PARAMETERS.get(op_id, {})
+        for parameter in operation.get("parameters", []):
+            parameter.update(exact.get(parameter["name"], {}))
         public = operation.get("security") == []
         if not public:
             operation["security"] = SESSION if _session_only(handler) else BEARER_OR_SESSION
