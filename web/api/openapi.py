@@ -148,6 +148,7 @@ SPEC: dict[str, Any] = {
                 document_id="path",
                 version="query",
                 disposition="query",
+                **dict.fromkeys(("Range", "If-Range", "If-None-Match"), "header"),
             )
         },
         "/documents/{document_id}/versions/{number}/restore": {
