@@ -34,11 +34,17 @@ from web.api.signin import Credentials, LinkStep, ResetRequest, SecondFactor
 
 
 def _op(
-    summary: str, ok: str = "200", *, body: dict[str, Any] | None = None, **params: str
+    summary: str,
+    ok: str = "200",
+    *,
+    body: dict[str, Any] | None = None,
+    headers: tuple[str, ...] = (),
+    **params: str,
 ) -> dict[str, Any]:
     """An operation with its success answer; `openapi_operations.complete` adds its id,
     security and error answers."""
     operation: dict[str, Any] = {"summary": summary, "responses": {ok: {"description": "OK"}}}
+    params |= dict.fromkeys(headers, "header")
     if params:
         operation["parameters"] = [
             {"name": name, "in": where, "required": where == "path", "schema": {"type": "string"}}
@@ -148,7 +154,7 @@ SPEC: dict[str, Any] = {
                 document_id="path",
                 version="query",
                 disposition="query",
-                **dict.fromkeys(("Range", "If-Range", "If-None-Match"), "header"),
+                headers=("Range", "If-Range", "If-None-Match"),
             )
         },
         "/documents/{document_id}/versions/{number}/restore": {
