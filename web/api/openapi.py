@@ -116,7 +116,7 @@ SPEC: dict[str, Any] = {
             "get": _op("Clients the caller may see"),
             "post": _op("Create a client (staff, admin)", "201", body=json_body(NewClient)),
         },
-        "/clients/{client_id}/folders": {"get": _op("A client's root folders", client_id="path")},
+        "/clients/{client_id}/folders": {"get": _op("A client's root folders")},
         "/folders": {
             "post": _op(
                 "Create a folder",
@@ -124,9 +124,7 @@ SPEC: dict[str, Any] = {
                 body=json_body(NewFolder),
             )
         },
-        "/folders/{folder_id}": {
-            "get": _op("A folder with its sub-folders and documents", folder_id="path")
-        },
+        "/folders/{folder_id}": {"get": _op("A folder with its sub-folders and documents")},
         "/folders/{folder_id}/files/{name}": {
             "put": _op(
                 "One-shot streaming upload: 201 new document, 200 new version, 202 "
@@ -137,21 +135,18 @@ SPEC: dict[str, Any] = {
                 body={
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
                 },
-                folder_id="path",
-                name="path",
                 message="query",
             )
         },
         "/documents/{document_id}": {
-            "get": _op("A document and its versions", document_id="path"),
-            "delete": _op("Move to trash", "204", document_id="path"),
+            "get": _op("A document and its versions"),
+            "delete": _op("Move to trash", "204"),
         },
         "/documents/{document_id}/content": {
             "get": _op(
                 "The bytes; honours Range, If-Range, If-None-Match; `disposition=inline` shows "
                 "PDF, PNG, JPEG, GIF, WebP and plain text in the browser (sandboxed), any "
                 "other type still downloads",
-                document_id="path",
                 version="query",
                 disposition="query",
                 headers=("Range", "If-Range", "If-None-Match"),
@@ -162,22 +157,18 @@ SPEC: dict[str, Any] = {
                 "Restore version `number` as a new version with the same bytes; "
                 "`{document_id, version, restored_from}`",
                 "201",
-                document_id="path",
-                number="path",
             )
         },
         "/documents/{document_id}/receipts": {
             "get": _op(
                 "Delivery receipts (staff, admin): per version, which client members "
                 "downloaded it in full and when, and who has not yet",
-                document_id="path",
             )
         },
         "/documents/{document_id}/restore": {
             "post": _op(
                 "Restore a document from the trash (staff, admin); 409 if a live document "
                 "now has its name",
-                document_id="path",
             )
         },
         "/trash": {"get": _op("Trashed documents of the clients the caller looks after")},
@@ -217,7 +208,6 @@ SPEC: dict[str, Any] = {
                     "Upload-Expires; "
                     "Document-Id and Document-Version once complete (Document-Scan: pending "
                     "instead of Document-Version while held in quarantine)",
-                    upload_id="path",
                 )
             ),
             "patch": _tus(
@@ -231,50 +221,41 @@ SPEC: dict[str, Any] = {
                         "uploader_name, uploader_email; no folder_id, no Document-* answers)",
                         "204",
                         body=_TUS_BODY,
-                        upload_id="path",
                     )
                 ),
                 "Upload-Offset",
                 optional=("Upload-Checksum",),
             ),
-            "delete": _tus(_op("Terminate the upload", "204", upload_id="path")),
+            "delete": _tus(_op("Terminate the upload", "204")),
         },
         "/clients/{client_id}/requests": {
-            "get": _op("A client's document requests, open ones first", client_id="path"),
+            "get": _op("A client's document requests, open ones first"),
             "post": _op(
                 "Request documents from a client (staff, admin); `recurrence` is none, "
                 "monthly, quarterly or yearly",
                 "201",
                 body=json_body(NewRequest),
-                client_id="path",
             ),
         },
         "/requests": {
             "get": _op("Open document requests of the caller's clients, earliest due first")
         },
-        "/requests/{request_id}": {
-            "get": _op("A document request and its items", request_id="path")
-        },
+        "/requests/{request_id}": {"get": _op("A document request and its items")},
         "/requests/{request_id}/items/{item_id}/submit": {
             "post": _op(
                 "Submit an uploaded document of the same client for an item",
                 body=json_body(Submission),
-                request_id="path",
-                item_id="path",
             )
         },
         "/requests/{request_id}/items/{item_id}/answer": {
             "post": _op(
                 "Accept or reject a submitted item (staff, admin); rejecting needs a reason",
                 body=json_body(Answer),
-                request_id="path",
-                item_id="path",
             )
         },
         "/requests/{request_id}/close": {
             "post": _op(
                 "Close a request (staff, admin); a recurring one opens its next occurrence",
-                request_id="path",
             )
         },
         **audit_paths(_op),
@@ -336,7 +317,7 @@ SPEC: dict[str, Any] = {
             "get": _op("The caller's live browser sessions"),
             "delete": _op("Sign out everywhere else"),
         },
-        "/me/sessions/{handle}": {"delete": _op("End one session", "204", handle="path")},
+        "/me/sessions/{handle}": {"delete": _op("End one session", "204")},
         "/me/password": {
             "post": _op(
                 "Change the password (the current one is required); ends other sessions",
@@ -371,16 +352,15 @@ SPEC: dict[str, Any] = {
                 body=json_body(NewToken),
             ),
         },
-        "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204", token_id="path")},
+        "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204")},
         "/users/{user_id}": {
             "patch": _op(
                 "Change a user's role or active flag (admin); ends their sessions",
                 body=json_body(UserChange),
-                user_id="path",
             )
         },
         "/users/{user_id}/totp": {
-            "delete": _op("Reset a user's second factor (admin, audited)", "204", user_id="path")
+            "delete": _op("Reset a user's second factor (admin, audited)", "204")
         },
         "/me/notifications": {
             "get": _op(
@@ -392,7 +372,6 @@ SPEC: dict[str, Any] = {
             "put": _op(
                 "Set the caller's cadence for one client; `off` also drops pending changes",
                 body=json_body(Preference),
-                client_id="path",
             )
         },
         "/me/profile": {
@@ -406,9 +385,7 @@ SPEC: dict[str, Any] = {
             "get": _op("Emails that could not be delivered, newest first (admin)", limit="query")
         },
         "/notifications/{notification_id}/retry": {
-            "post": _op(
-                "Queue a failed email again (admin, audited)", "202", notification_id="path"
-            )
+            "post": _op("Queue a failed email again (admin, audited)", "202")
         },
         **openapi_links.paths(_op),
     },

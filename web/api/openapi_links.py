@@ -40,7 +40,6 @@ def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
                 "Create a share link to the document (latest or a pinned version)" + _CREATED,
                 "201",
                 body=_LINK_BODY,
-                document_id="path",
             )
         },
         "/folders/{folder_id}/links": {
@@ -49,7 +48,6 @@ def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
                 "into it" + _CREATED,
                 "201",
                 body=_LINK_BODY,
-                folder_id="path",
             )
         },
         "/links": {
@@ -64,20 +62,17 @@ def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
             "delete": op(
                 "Revoke a link at once (staff of its client, admin, or its creator)",
                 "204",
-                link_id="path",
             )
         },
         "/clients/{client_id}/link-policy": {
             "get": op(
                 "The client's link policy: the firm's defaults, the client's overrides, and "
                 "the effective policy",
-                client_id="path",
             ),
             "put": op(
                 "Override the firm's link policy for the client (admin, audited); null "
                 "returns a setting to the firm's default",
                 body=_POLICY_BODY,
-                client_id="path",
             ),
         },
     }

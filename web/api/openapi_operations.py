@@ -5,6 +5,7 @@ problem+json statuses it can answer (web/errors.py maps the errors to them)."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ _VERBS = frozenset({"options", "create", "head", "patch", "delete", "restore"})
 # Routes that refuse a Bearer token: account management (`session_call` answers 403) and
 # the browser's own session (404 or 409 when a token is sent instead).
 _SESSION_ONLY = frozenset({"get_session", "delete_session", "second_factor"})
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 BEARER_OR_SESSION: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 SESSION: list[dict[str, list[str]]] = [{"session": []}]
 
@@ -59,6 +61,16 @@ def _statuses(operation: dict[str, Any], public: bool) -> set[int]:
     return found
 
 
+def _add_path_parameters(path: str, operation: dict[str, Any]) -> None:
+    """The path's template variables, first among the parameters: ids are opaque strings."""
+    operation["parameters"] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PLACEHOLDER.findall(path)
+    ] + operation.get("parameters", [])
+    if not operation["parameters"]:
+        del operation["parameters"]
+
+
 def complete(paths: dict[str, Any], handlers: Iterable[tuple[str, str, Handler]]) -> None:
     """Give every operation in `paths` its id, security and problem statuses.
 
@@ -68,6 +80,7 @@ def complete(paths: dict[str, Any], handlers: Iterable[tuple[str, str, Handler]]
         operation = paths[path][method]
         op_id = operation_id(handler)
         operation["operationId"] = op_id
+        _add_path_parameters(path, operation)
         exact = PARAMETERS.get(op_id, {})
         for parameter in operation.get("parameters", []):
             parameter.update(exact.get(parameter["name"], {}))
