@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from web.api.links import NewLink
 from web.api.openapi_models import json_body
 
 _LINK_BODY = json_body(NewLink)
-_POLICY_BODY = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {
-                "allowed": {"type": ["boolean", "null"]},
-                "creators": {"enum": ["staff", "staff_and_clients", None]},
-                "max_expiry_days": {"type": ["integer", "null"]},
-                "require_password": {"type": ["boolean", "null"]},
-                "require_recipient": {"type": ["boolean", "null"]},
-                "scan_drops": {"type": ["boolean", "null"]},
-            },
-        }
-    }
-}
+
+
+class LinkPolicyChange(BaseModel):
+    """PUT /clients/{client_id}/link-policy: the overrides to change; null returns one to
+    the firm's default (the route checks them in `vault.link_policy.set_overrides`)."""
+
+    allowed: bool | None = None
+    creators: Literal["staff", "staff_and_clients"] | None = None
+    max_expiry_days: int | None = None
+    require_password: bool | None = None
+    require_recipient: bool | None = None
+    scan_drops: bool | None = None
+
+
+_POLICY_BODY = json_body(LinkPolicyChange)
 
 _CREATED = (
     ": 201 {id, url, kind, state, expires_at, ...}; the url carries the link's token and is "

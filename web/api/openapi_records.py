@@ -11,10 +11,9 @@ from web.api.openapi_models import json_body
 from web.api.records import NewHold, Quota, Release, Retention
 
 Op = Callable[..., dict[str, Any]]
-Body = Callable[..., dict[str, Any]]
 
 
-def records_paths(_op: Op, _json: Body) -> dict[str, Any]:
+def records_paths(_op: Op) -> dict[str, Any]:
     return {
         "/clients/{client_id}/usage": {
             "get": _op(
