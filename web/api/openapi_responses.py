@@ -169,6 +169,65 @@ class RequestList(BaseModel):
     requests: list[DocumentRequest]
 
 
+class TrashedDocument(BaseModel):
+    id: Id
+    name: str
+    client_id: Id
+    client_name: str
+    folder_id: Id
+    folder_path: str
+    size: int
+    deleted_at: Time | None
+
+
+class TrashList(BaseModel):
+    documents: list[TrashedDocument]
+
+
+class Member(BaseModel):
+    id: Id
+    email: str
+    display_name: str | None
+
+
+class Received(Member):
+    completed_at: Time | None
+
+
+class VersionReceipts(BaseModel):
+    version: int
+    received: list[Received]
+    waiting: list[Member]
+
+
+class Receipts(BaseModel):
+    document_id: Id
+    versions: list[VersionReceipts]
+
+
+class Alert(BaseModel):
+    id: Id
+    rule: str
+    subject: str
+    seq: int
+    event_seqs: list[int]
+    details: dict[str, Any]
+    raised_at: Time | None
+    emailed: bool
+
+
+class AlertList(BaseModel):
+    alerts: list[Alert]
+
+
+class BrowserSession(BaseModel):
+    stage: str
+    csrf_token: str
+    email: str
+    role: str
+    expires_at: Time
+
+
 # operationId: the model of its first success answer.
 RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "me": Me,
@@ -196,6 +255,10 @@ RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "submit_item": DocumentRequest,
     "answer_item": DocumentRequest,
     "close_request": DocumentRequest,
+    "list_trash": TrashList,
+    "get_receipts": Receipts,
+    "list_alerts": AlertList,
+    "get_session": BrowserSession,
 }
 _REF = "#/components/schemas/{model}"
 
@@ -261,6 +324,6 @@ def describe_answers(paths: dict[str, Any]) -> None:
                     continue
                 if status in HEADERS.get(op_id, {}):
                     response["headers"] = HEADERS[op_id][status]
-                if status == "204" or op_id in _NOT_JSON:
+                if status == "204" or op_id in _NOT_JSON or "content" in response:
                     continue
                 response["content"] = _OBJECT if model is None else response_content(model)
