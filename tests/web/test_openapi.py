@@ -158,3 +158,40 @@ def test_tus_bodies_document_checksums_and_their_mismatch_status(spec: dict[str,
         assert headers["Upload-Checksum"] is False
         assert headers["Tus-Resumable"] is True
     assert "creation-with-upload" in spec["paths"]["/uploads"]["options"]["summary"]
+
+
+def test_every_operation_has_its_own_id(spec: dict[str, Any]) -> None:
+    ids = [
+        operation["operationId"]
+        for item in spec["paths"].values()
+        for method, operation in item.items()
+        if method in METHODS
+    ]
+    assert len(ids) == len(set(ids)) == len(documented(spec))
+    assert all(re.fullmatch(r"[a-z][a-z_]*", op_id) for op_id in ids), ids
+    assert spec["paths"]["/me/tokens"]["post"]["operationId"] == "create_token"
+
+
+async def test_security_says_where_a_token_is_refused(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Operations declared for the session cookie only refuse a valid Bearer token; the
+    others take it."""
+    spec = (await http.get("/api/v1/openapi.json")).json()
+    session_only = {
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security", spec["security"]) == [{"session": []}]
+    }
+    assert ("post", "/me/tokens") in session_only and ("get", "/me") not in session_only
+    for method, path in sorted(session_only):
+        url = "/api/v1" + path.format(handle="x", token_id=str(uuid.uuid4()))
+        response = await http.request(method.upper(), url, headers=world["ada"].auth, json={})
+        where = f"{method.upper()} {path}"
+        # 403 from account management; the browser's own session is missing (404) or has
+        # no second factor waiting (409) when a token is sent.
+        assert response.status_code in (403, 404, 409), f"{where}: {response.status_code}"
+        assert str(response.status_code) in spec["paths"][path][method]["responses"], where
+    me = await http.get("/api/v1/me", headers=world["ada"].auth)
+    assert me.status_code == 200

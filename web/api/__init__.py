@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from starlette.routing import BaseRoute, Route
 
 from web.api import (
@@ -26,6 +29,15 @@ from web.routing import one_route_per_path
 def routes() -> list[BaseRoute]:
     """The API's routes, one per path (so a 405 lists every method of the path)."""
     return one_route_per_path(_routes())
+
+
+def operations() -> Iterator[tuple[str, str, Any]]:
+    """(method, path, handler) of every operation, as the OpenAPI document names them."""
+    for route in _routes():
+        assert isinstance(route, Route)
+        for method in route.methods or ():
+            if method != "HEAD" or "GET" not in (route.methods or ()):
+                yield method.lower(), route.path.replace(":path}", "}"), route.endpoint
 
 
 def _routes() -> list[BaseRoute]:

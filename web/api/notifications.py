@@ -32,7 +32,7 @@ from web.context import services
 from web.errors import ProblemError
 from web.numbers import parse_int
 
-_MAX_LIST = 500
+MAX_LIST = 500
 
 
 def _defaults(request: Request) -> Defaults:
@@ -173,11 +173,9 @@ async def failed_notifications(request: Request) -> JSONResponse:
     raw = request.query_params.get("limit", "100")
     async with api_call(request) as call:
         _require_admin(call.principal)
-        limit = parse_int(raw, minimum=1, maximum=_MAX_LIST)
+        limit = parse_int(raw, minimum=1, maximum=MAX_LIST)
         if limit is None:
-            raise ProblemError(
-                422, "Invalid request", f"limit must be 1-{_MAX_LIST}", field="limit"
-            )
+            raise ProblemError(422, "Invalid request", f"limit must be 1-{MAX_LIST}", field="limit")
         rows = await outbox.failed(call.session, limit=limit, context=call.audit)
         return JSONResponse({"notifications": [_failed_json(r) for r in rows]})
 

@@ -1,10 +1,15 @@
 """The OpenAPI 3.1 description of API v1, kept beside the routes it describes.
 
-A test checks that every API route appears here and nothing else does.
+Written here: each operation's summary, its success status, query parameters and body
+model. Completed from the route table and the handlers (`document`): operationIds, path
+parameters, security, error statuses (`openapi_operations`), response bodies and headers
+(`openapi_responses`). A test checks that every API route appears here and nothing else
+does; tests/web/test_api_schema.py that the server answers as the document says.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
@@ -23,21 +28,27 @@ from web.api.clients import NewClient, NewFolder
 from web.api.notifications import Preference, Profile
 from web.api.openapi_audit import audit_paths
 from web.api.openapi_models import MODEL_SCHEMAS, json_body
+from web.api.openapi_operations import complete
 from web.api.openapi_records import records_paths
-from web.api.openapi_schemas import SCHEMAS
+from web.api.openapi_responses import describe_answers
+from web.api.openapi_schemas import PROBLEM, SCHEMAS
+from web.api.openapi_statuses import EXTRA_RESPONSES
 from web.api.requests import Answer, NewRequest, Submission
 from web.api.signin import Credentials, LinkStep, ResetRequest, SecondFactor
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
-
 
 def _op(
-    summary: str, ok: str = "200", *, body: dict[str, Any] | None = None, **params: str
+    summary: str,
+    ok: str = "200",
+    *,
+    body: dict[str, Any] | None = None,
+    headers: tuple[str, ...] = (),
+    **params: str,
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "responses": {ok: {"description": "OK"}, "401": _PROBLEM, "404": _PROBLEM},
-    }
+    """An operation with its success answer; `openapi_operations.complete` adds its id,
+    security and error answers."""
+    operation: dict[str, Any] = {"summary": summary, "responses": {ok: {"description": "OK"}}}
+    params |= dict.fromkeys(headers, "header")
     if params:
         operation["parameters"] = [
             {"name": name, "in": where, "required": where == "path", "schema": {"type": "string"}}
@@ -46,18 +57,6 @@ def _op(
     if body is not None:
         operation["requestBody"] = {"required": True, "content": body}
     return operation
-
-
-def _json(*required: str, **props: str) -> dict[str, Any]:
-    return {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": list(required),
-                "properties": {k: {"type": v} for k, v in props.items()},
-            }
-        }
-    }
 
 
 _TUS_BODY = {"application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -69,27 +68,16 @@ def _tus(
     """A tus operation: the request headers it requires, Tus-Resumable first, then those
     it may carry."""
     operation.setdefault("parameters", []).extend(
-        {"name": name, "in": "header", "required": required, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "header",
+            "required": required,
+            "schema": {"const": "1.0.0"} if name == "Tus-Resumable" else {"type": "string"},
+        }
         for name, required in [
             *((name, True) for name in ("Tus-Resumable", *headers)),
             *((name, False) for name in optional),
         ]
-    )
-    return operation
-
-
-def _with_body(operation: dict[str, Any]) -> dict[str, Any]:
-    """A tus request that may carry upload bytes: checked by Upload-Checksum (tus 1.0.0
-    §Checksum, 460 on a mismatch), at least one whole 64 KiB segment unless it ends the
-    upload (400)."""
-    operation["responses"].update(
-        {
-            "400": _PROBLEM,
-            "409": _PROBLEM,
-            "413": _PROBLEM,
-            "415": _PROBLEM,
-            "460": {**_PROBLEM, "description": "Checksum Mismatch: nothing of the body stored"},
-        }
     )
     return operation
 
@@ -109,7 +97,7 @@ SPEC: dict[str, Any] = {
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem details",
-                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+                "content": {"application/problem+json": {"schema": PROBLEM}},
             }
         },
     },
@@ -120,7 +108,7 @@ SPEC: dict[str, Any] = {
             "get": _op("Clients the caller may see"),
             "post": _op("Create a client (staff, admin)", "201", body=json_body(NewClient)),
         },
-        "/clients/{client_id}/folders": {"get": _op("A client's root folders", client_id="path")},
+        "/clients/{client_id}/folders": {"get": _op("A client's root folders")},
         "/folders": {
             "post": _op(
                 "Create a folder",
@@ -128,9 +116,7 @@ SPEC: dict[str, Any] = {
                 body=json_body(NewFolder),
             )
         },
-        "/folders/{folder_id}": {
-            "get": _op("A folder with its sub-folders and documents", folder_id="path")
-        },
+        "/folders/{folder_id}": {"get": _op("A folder with its sub-folders and documents")},
         "/folders/{folder_id}/files/{name}": {
             "put": _op(
                 "One-shot streaming upload: 201 new document, 200 new version, 202 "
@@ -141,23 +127,21 @@ SPEC: dict[str, Any] = {
                 body={
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
                 },
-                folder_id="path",
-                name="path",
                 message="query",
             )
         },
         "/documents/{document_id}": {
-            "get": _op("A document and its versions", document_id="path"),
-            "delete": _op("Move to trash", "204", document_id="path"),
+            "get": _op("A document and its versions"),
+            "delete": _op("Move to trash", "204"),
         },
         "/documents/{document_id}/content": {
             "get": _op(
                 "The bytes; honours Range, If-Range, If-None-Match; `disposition=inline` shows "
                 "PDF, PNG, JPEG, GIF, WebP and plain text in the browser (sandboxed), any "
                 "other type still downloads",
-                document_id="path",
                 version="query",
                 disposition="query",
+                headers=("Range", "If-Range", "If-None-Match"),
             )
         },
         "/documents/{document_id}/versions/{number}/restore": {
@@ -165,22 +149,18 @@ SPEC: dict[str, Any] = {
                 "Restore version `number` as a new version with the same bytes; "
                 "`{document_id, version, restored_from}`",
                 "201",
-                document_id="path",
-                number="path",
             )
         },
         "/documents/{document_id}/receipts": {
             "get": _op(
                 "Delivery receipts (staff, admin): per version, which client members "
                 "downloaded it in full and when, and who has not yet",
-                document_id="path",
             )
         },
         "/documents/{document_id}/restore": {
             "post": _op(
                 "Restore a document from the trash (staff, admin); 409 if a live document "
                 "now has its name",
-                document_id="path",
             )
         },
         "/trash": {"get": _op("Trashed documents of the clients the caller looks after")},
@@ -196,7 +176,7 @@ SPEC: dict[str, Any] = {
                 "security": [],
             },
             "post": _tus(
-                _with_body(
+                (
                     {
                         **_op(
                             "Create a resumable upload: Upload-Length, Upload-Metadata "
@@ -220,11 +200,10 @@ SPEC: dict[str, Any] = {
                     "Upload-Expires; "
                     "Document-Id and Document-Version once complete (Document-Scan: pending "
                     "instead of Document-Version while held in quarantine)",
-                    upload_id="path",
                 )
             ),
             "patch": _tus(
-                _with_body(
+                (
                     _op(
                         "Append bytes at Upload-Offset; every whole 64 KiB segment is "
                         "stored and the answer's Upload-Offset says how far; the final "
@@ -234,50 +213,41 @@ SPEC: dict[str, Any] = {
                         "uploader_name, uploader_email; no folder_id, no Document-* answers)",
                         "204",
                         body=_TUS_BODY,
-                        upload_id="path",
                     )
                 ),
                 "Upload-Offset",
                 optional=("Upload-Checksum",),
             ),
-            "delete": _tus(_op("Terminate the upload", "204", upload_id="path")),
+            "delete": _tus(_op("Terminate the upload", "204")),
         },
         "/clients/{client_id}/requests": {
-            "get": _op("A client's document requests, open ones first", client_id="path"),
+            "get": _op("A client's document requests, open ones first"),
             "post": _op(
                 "Request documents from a client (staff, admin); `recurrence` is none, "
                 "monthly, quarterly or yearly",
                 "201",
                 body=json_body(NewRequest),
-                client_id="path",
             ),
         },
         "/requests": {
             "get": _op("Open document requests of the caller's clients, earliest due first")
         },
-        "/requests/{request_id}": {
-            "get": _op("A document request and its items", request_id="path")
-        },
+        "/requests/{request_id}": {"get": _op("A document request and its items")},
         "/requests/{request_id}/items/{item_id}/submit": {
             "post": _op(
                 "Submit an uploaded document of the same client for an item",
                 body=json_body(Submission),
-                request_id="path",
-                item_id="path",
             )
         },
         "/requests/{request_id}/items/{item_id}/answer": {
             "post": _op(
                 "Accept or reject a submitted item (staff, admin); rejecting needs a reason",
                 body=json_body(Answer),
-                request_id="path",
-                item_id="path",
             )
         },
         "/requests/{request_id}/close": {
             "post": _op(
                 "Close a request (staff, admin); a recurring one opens its next occurrence",
-                request_id="path",
             )
         },
         **audit_paths(_op),
@@ -339,7 +309,7 @@ SPEC: dict[str, Any] = {
             "get": _op("The caller's live browser sessions"),
             "delete": _op("Sign out everywhere else"),
         },
-        "/me/sessions/{handle}": {"delete": _op("End one session", "204", handle="path")},
+        "/me/sessions/{handle}": {"delete": _op("End one session", "204")},
         "/me/password": {
             "post": _op(
                 "Change the password (the current one is required); ends other sessions",
@@ -374,16 +344,15 @@ SPEC: dict[str, Any] = {
                 body=json_body(NewToken),
             ),
         },
-        "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204", token_id="path")},
+        "/me/tokens/{token_id}": {"delete": _op("Revoke a token", "204")},
         "/users/{user_id}": {
             "patch": _op(
                 "Change a user's role or active flag (admin); ends their sessions",
                 body=json_body(UserChange),
-                user_id="path",
             )
         },
         "/users/{user_id}/totp": {
-            "delete": _op("Reset a user's second factor (admin, audited)", "204", user_id="path")
+            "delete": _op("Reset a user's second factor (admin, audited)", "204")
         },
         "/me/notifications": {
             "get": _op(
@@ -395,7 +364,6 @@ SPEC: dict[str, Any] = {
             "put": _op(
                 "Set the caller's cadence for one client; `off` also drops pending changes",
                 body=json_body(Preference),
-                client_id="path",
             )
         },
         "/me/profile": {
@@ -409,9 +377,7 @@ SPEC: dict[str, Any] = {
             "get": _op("Emails that could not be delivered, newest first (admin)", limit="query")
         },
         "/notifications/{notification_id}/retry": {
-            "post": _op(
-                "Queue a failed email again (admin, audited)", "202", notification_id="path"
-            )
+            "post": _op("Queue a failed email again (admin, audited)", "202")
         },
         **openapi_links.paths(_op),
     },
@@ -419,9 +385,24 @@ SPEC: dict[str, Any] = {
 
 
 # Records management (quotas, retention, legal holds) is described beside its routes.
-SPEC["paths"].update(records_paths(_op, _json))
+SPEC["paths"].update(records_paths(_op))
 SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
 
 
+@cache
+def document() -> dict[str, Any]:
+    """The document, completed from the route table on first use (the table imports this
+    module, so it cannot be read at import time)."""
+    from web.api import operations
+
+    complete(SPEC["paths"], operations())
+    for path in SPEC["paths"].values():
+        for operation in path.values():
+            operation["responses"].update(EXTRA_RESPONSES.get(operation["operationId"], {}))
+    describe_answers(SPEC["paths"])
+    SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
+    return SPEC
+
+
 async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(SPEC)
+    return JSONResponse(document())

@@ -44,7 +44,6 @@ def audit_paths(_op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
             "get": _op(
                 "One alert and the events behind it: the alert's fields and events (auditor, "
                 "admin)",
-                alert_id="path",
             )
         },
         "/audit/checkpoint": {

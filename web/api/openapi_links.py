@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from web.api.links import NewLink
 from web.api.openapi_models import json_body
 
 _LINK_BODY = json_body(NewLink)
-_POLICY_BODY = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {
-                "allowed": {"type": ["boolean", "null"]},
-                "creators": {"enum": ["staff", "staff_and_clients", None]},
-                "max_expiry_days": {"type": ["integer", "null"]},
-                "require_password": {"type": ["boolean", "null"]},
-                "require_recipient": {"type": ["boolean", "null"]},
-                "scan_drops": {"type": ["boolean", "null"]},
-            },
-        }
-    }
-}
+
+
+class LinkPolicyChange(BaseModel):
+    """PUT /clients/{client_id}/link-policy: the overrides to change; null returns one to
+    the firm's default (the route checks them in `vault.link_policy.set_overrides`)."""
+
+    allowed: bool | None = None
+    creators: Literal["staff", "staff_and_clients"] | None = None
+    max_expiry_days: int | None = None
+    require_password: bool | None = None
+    require_recipient: bool | None = None
+    scan_drops: bool | None = None
+
+
+_POLICY_BODY = json_body(LinkPolicyChange)
 
 _CREATED = (
     ": 201 {id, url, kind, state, expires_at, ...}; the url carries the link's token and is "
@@ -40,7 +42,6 @@ def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
                 "Create a share link to the document (latest or a pinned version)" + _CREATED,
                 "201",
                 body=_LINK_BODY,
-                document_id="path",
             )
         },
         "/folders/{folder_id}/links": {
@@ -49,7 +50,6 @@ def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
                 "into it" + _CREATED,
                 "201",
                 body=_LINK_BODY,
-                folder_id="path",
             )
         },
         "/links": {
@@ -64,20 +64,17 @@ def paths(op: Callable[..., dict[str, Any]]) -> dict[str, Any]:
             "delete": op(
                 "Revoke a link at once (staff of its client, admin, or its creator)",
                 "204",
-                link_id="path",
             )
         },
         "/clients/{client_id}/link-policy": {
             "get": op(
                 "The client's link policy: the firm's defaults, the client's overrides, and "
                 "the effective policy",
-                client_id="path",
             ),
             "put": op(
                 "Override the firm's link policy for the client (admin, audited); null "
                 "returns a setting to the firm's default",
                 body=_POLICY_BODY,
-                client_id="path",
             ),
         },
     }

@@ -11,16 +11,14 @@ from web.api.openapi_models import json_body
 from web.api.records import NewHold, Quota, Release, Retention
 
 Op = Callable[..., dict[str, Any]]
-Body = Callable[..., dict[str, Any]]
 
 
-def records_paths(_op: Op, _json: Body) -> dict[str, Any]:
+def records_paths(_op: Op) -> dict[str, Any]:
     return {
         "/clients/{client_id}/usage": {
             "get": _op(
                 "Bytes stored by the client (every version and the trash), bytes reserved by "
                 "uploads in flight, its quota (null: unlimited) and the share used",
-                client_id="path",
             )
         },
         "/clients/{client_id}/quota": {
@@ -29,40 +27,35 @@ def records_paths(_op: Op, _json: Body) -> dict[str, Any]:
                 "default, 0 is unlimited. Uploads past it are refused with 413 before their "
                 "bytes are stored",
                 body=json_body(Quota),
-                client_id="path",
             )
         },
         "/clients/{client_id}/retention": {
             "get": _op(
                 "The client's retention policies, its own and its folders' (admin)",
-                client_id="path",
             ),
             "put": _op(
                 "Set the retention policy of the client or of one folder (admin): keep the "
                 "last `keep_versions`, versions younger than `keep_days`, empty the trash "
                 "after `trash_days`; null inherits, 0 is no limit, all null removes it",
                 body=json_body(Retention),
-                client_id="path",
             ),
         },
         "/clients/{client_id}/retention/plan": {
-            "get": _op("What retention would delete now: a dry run (admin)", client_id="path")
+            "get": _op("What retention would delete now: a dry run (admin)")
         },
         "/clients/{client_id}/holds": {
-            "get": _op("The client's legal holds, standing and released (admin)", client_id="path"),
+            "get": _op("The client's legal holds, standing and released (admin)"),
             "post": _op(
                 "Place a legal hold on the client or one folder (admin): no deletion under "
                 "it until released",
                 "201",
                 body=json_body(NewHold),
-                client_id="path",
             ),
         },
         "/holds/{hold_id}/release": {
             "post": _op(
                 "Release a legal hold (admin); it stays on record",
                 body=json_body(Release),
-                hold_id="path",
             )
         },
     }

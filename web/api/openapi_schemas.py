@@ -29,6 +29,20 @@ AUDIT_PAGE = {
     },
 }
 
+# RFC 9457 problem details; `field` names a refused field, `rule` a refused name's rule.
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+        "rule": {"type": "string"},
+    },
+}
+
 SCHEMAS = {"AuditEvent": AUDIT_EVENT, "AuditPage": AUDIT_PAGE}
 
 

@@ -1,0 +1,132 @@
+"""The server answers as /api/v1/openapi.json says it does: schemathesis generates requests
+from the document, valid and invalid, and checks each answer against it.
+
+Hypothesis runs in a worker thread; the requests go to the app on the test's own event loop,
+where the app and its database were started."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.fixtures.app import World
+from tests.fixtures.documents import API, put
+
+# tus bodies are bytes like any octet stream.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+# Refusals of invalid data besides schemathesis's default ones: tus answers a missing or
+# foreign Tus-Resumable with 412 (tus 1.0.0 §Tus-Resumable), and a body past a limit is 413.
+REJECTIONS = ["400", "401", "403", "404", "405", "409", "412", "413", "415", "422", "429"]
+CONFIG = schemathesis.Config.from_dict(
+    {"checks": {"negative_data_rejection": {"expected-statuses": REJECTIONS}}}
+)
+# Examples per operation and mode: enough to reach each status of an operation's shape,
+# few enough for the whole run to stay well under a minute and a half on a busy machine.
+EXAMPLES = 6
+
+# operationId: why it is not generated against.
+EXCLUDED: dict[str, str] = {}
+
+
+def _examples(strategy: Any, send: Callable[[Any], None]) -> Callable[[], None]:
+    """A test sending `EXAMPLES` cases of `strategy`, the same ones on every run."""
+
+    @given(st.data())
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(data: st.DataObject) -> None:
+        send(data.draw(strategy))
+
+    return check
+
+
+def _run(
+    schema: Any,
+    loop: asyncio.AbstractEventLoop,
+    http: httpx.AsyncClient,
+    ids: dict[str, str],
+    auth: dict[str, str],
+) -> list[str]:
+    failures: list[str] = []
+
+    def send(case: Any) -> None:
+        kwargs = case.as_transport_kwargs(base_url=f"http://testserver{API}")
+        request = {k: v for k, v in kwargs.items() if k in {"method", "url", "headers", "params"}}
+        for key in ("json", "content", "data"):
+            if key in kwargs:
+                request["json" if key == "json" else "content"] = kwargs[key]
+        future = asyncio.run_coroutine_threadsafe(http.request(**request), loop)
+        response = future.result(timeout=60)
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as group:  # every failing operation is reported, not the first
+            for failure in group.exceptions:
+                failures.append(
+                    f"{case.operation.label} [{case.meta.generation.mode.value}] "
+                    f"{response.status_code}: {failure.title}: {failure.message}"
+                )
+
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.definition.raw.get("operationId") in EXCLUDED:
+            continue
+        path_ids = {p.name: ids[p.name] for p in operation.path_parameters if p.name in ids}
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            strategy = operation.as_strategy(mode, path_parameters=path_ids, headers=auth)
+
+            check = _examples(strategy, send)
+            try:
+                check()
+            except Unsatisfiable:
+                # Nothing of the operation can be made invalid: no parameters, no body.
+                assert mode is GenerationMode.NEGATIVE, operation.label
+    return failures
+
+
+async def test_the_server_answers_as_its_document_says(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    document = (await http.get(f"{API}/openapi.json")).json()
+    document_id = await put(http, world, "ada", world.acme_folder, "report.pdf", b"%PDF-1.7\n")
+    ids = {
+        "client_id": str(world.acme),
+        "folder_id": str(world.acme_folder),
+        "document_id": document_id,
+        # Not the caller: an admin switching itself off would leave only 401s to check.
+        "user_id": str(world["sam"].id),
+        "number": "1",
+    }
+    schema = schemathesis.openapi.from_dict(document, config=CONFIG)
+    failures = await asyncio.to_thread(
+        _run, schema, asyncio.get_running_loop(), http, ids, world["ada"].auth
+    )
+    assert not failures, "\n\n".join(failures)
