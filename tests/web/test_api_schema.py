@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,10 @@ from tests.fixtures.documents import API, put
 
 # tus bodies are bytes like any octet stream.
 schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+
+# Generating and checking hundreds of requests takes half a minute: the full suite runs it,
+# the fast lane between edits does not.
+pytestmark = pytest.mark.slow
 
 CHECKS = [
     not_a_server_error,
