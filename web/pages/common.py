@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vault.accounts.identity import SessionStage
+from vault.db import transaction
 from web.auth import Caller, check_csrf, resolve
+from web.context import services
 from web.errors import ProblemError, answer_for, status_for
 from web.flows.signin import NEXT_STEP
 from web.pages.render import render
@@ -45,6 +48,21 @@ def see_other(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
+async def signed_in_context(request: Request) -> dict[str, Any]:
+    """The signed-in navigation for an error page, looked up afresh (the route's transaction
+    is gone). A courtesy: if the session cannot be read, the page goes without it."""
+    try:
+        async with transaction(services(request).sessions) as session:
+            caller = await resolve(request, session)
+    except Exception:
+        logger.warning("no session for the error page of %s", request.url.path, exc_info=True)
+        return {}
+    browser = caller.browser if caller is not None else None
+    if caller is not None and browser is not None and browser.stage == SessionStage.FULL:
+        return {"user": caller.user, "csrf_token": browser.csrf_token}
+    return {}
+
+
 def page(endpoint: Endpoint) -> Endpoint:
     """Answer a page route's errors with a page: the browser shows it, not a JSON body."""
 
@@ -59,7 +77,8 @@ def page(endpoint: Endpoint) -> Endpoint:
         except ProblemError as exc:
             await audit_refusal(request, exc.status, exc.reason)
             headers = dict(exc.extra.get("headers") or {})
-            return render(request, "error.html", status=exc.status, headers=headers)
+            nav = await signed_in_context(request) if exc.status < 500 else {}
+            return render(request, "error.html", status=exc.status, headers=headers, **nav)
         except Exception as exc:
             # The same status the API gives (`status_for`), with a page in the reader's language.
             status = status_for(exc)
@@ -71,11 +90,14 @@ def page(endpoint: Endpoint) -> Endpoint:
                 logger.error("%d on %s %s: %s", status, request.method, request.url.path, exc)
             else:
                 await audit_refusal(request, status)
+            # Below 500 the person stays in the app, with its navigation; a 5xx may mean the
+            # database is away, so that page asks it nothing more.
+            nav = await signed_in_context(request) if status < 500 else {}
             if answer is None:
-                return render(request, "error.html", status=status)
+                return render(request, "error.html", status=status, **nav)
             text = answer.page
             return render(
-                request, "error.html", status=status, heading=text.heading, text=text.text
+                request, "error.html", status=status, heading=text.heading, text=text.text, **nav
             )
 
     return wrapper

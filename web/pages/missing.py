@@ -4,17 +4,13 @@ signed-in navigation when there is a session, instead of the API's problem+json.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vault.accounts.identity import SessionStage
-from vault.db import transaction
-from web.auth import resolve
-from web.context import services
 from web.errors import handle_http
+from web.pages.common import signed_in_context
 from web.pages.render import render
 
 logger = logging.getLogger(__name__)
@@ -32,17 +28,7 @@ async def handle_http_for_pages(request: Request, exc: Exception) -> Response:
         or path.startswith(MACHINE_PREFIXES)
     ):
         return await handle_http(request, exc)
-    context: dict[str, Any] = {}
-    try:
-        async with transaction(services(request).sessions) as session:
-            caller = await resolve(request, session)
-    except Exception:
-        # The navigation is a courtesy: with the database away the page still says 404.
-        logger.warning("no session for the not-found page of %s", path, exc_info=True)
-        caller = None
-    browser = caller.browser if caller is not None else None
-    if caller is not None and browser is not None and browser.stage == SessionStage.FULL:
-        context = {"user": caller.user, "csrf_token": browser.csrf_token}
+    context = await signed_in_context(request)
     return render(request, "error.html", status=404, **context)
 
 
