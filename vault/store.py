@@ -61,7 +61,7 @@ class ObjectStore(Protocol):
     @property
     def etags_pin_parts(self) -> bool:
         """Whether a part listed with the etag `upload_part` returned is known to hold the
-        bytes that call sent, checked by the store as it received them (S3: Content-MD5,
+        bytes that call sent, checked by the store as it received them (S3: the signed SHA-256,
         and a part changes only by a new upload with a new etag); False where a part can
         change in place (a file), so only reading it back proves its bytes."""
         ...

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import time
 import urllib.request
@@ -312,30 +310,3 @@ async def test_botocore_errors_are_translated(
     finally:
         offline_client.meta.events.unregister("before-call.s3.HeadBucket", fail)
     assert caught.value.__cause__ is raised
-
-
-async def test_parts_carry_their_md5_and_an_etag_of_other_bytes_is_refused(
-    stubber: Stubber, offline_store: S3ObjectStore
-) -> None:
-    data = b"a part's ciphertext"
-    md5 = hashlib.md5(data, usedforsecurity=False).digest()
-    # RFC 1864: the store checks the part against this as it receives it.
-    sent = {
-        "Bucket": "the-bucket",
-        "Key": "k",
-        "UploadId": "u",
-        "PartNumber": 1,
-        "Body": data,
-        "ContentMD5": base64.b64encode(md5).decode(),
-    }
-    stubber.add_response("upload_part", {"ETag": f'"{md5.hex()}"'}, sent)
-    assert await offline_store.upload_part("k", "u", 1, data) == f'"{md5.hex()}"'
-
-    stubber.add_response("upload_part", {"ETag": f'"{"0" * 32}"'}, sent)
-    with pytest.raises(StorageError, match="other bytes"):
-        await offline_store.upload_part("k", "u", 1, data)
-
-    # An ETag that is no MD5 (SSE-KMS) is taken as the store gives it.
-    stubber.add_response("upload_part", {"ETag": '"kms-1"'}, sent)
-    assert await offline_store.upload_part("k", "u", 1, data) == '"kms-1"'
-    assert offline_store.etags_pin_parts

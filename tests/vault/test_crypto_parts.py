@@ -76,6 +76,12 @@ class SpyAEAD:
         self.calls += 1
         return self.inner.encrypt(nonce, data, associated_data)
 
+    def encrypt_into(
+        self, nonce: bytes, data: bytes, associated_data: bytes | None, buf: memoryview
+    ) -> int:
+        self.calls += 1
+        return self.inner.encrypt_into(nonce, data, associated_data, buf)
+
 
 def test_resuming_a_part_with_different_bytes_is_refused_before_encryption(
     monkeypatch: pytest.MonkeyPatch,

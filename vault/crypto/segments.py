@@ -237,6 +237,19 @@ class SegmentSealer:
             raise ValueError(f"segment {index} has {size} bytes; segments hold {segment}")
         return self._aead.encrypt(_nonce(self._prefix, index, last), plaintext, None)
 
+    def seal_into(self, index: int, plaintext: Chunk, out: memoryview, *, last: bool) -> int:
+        """`seal`, writing the sealed segment at the start of `out` (len(plaintext) +
+        TAG_SIZE bytes, returned), so a whole part is sealed into one buffer without a copy
+        per segment or a join."""
+        size, segment = len(plaintext), self.segment_size
+        if not 0 <= index < MAX_SEGMENTS:
+            raise ValueError(f"segment index {index} is outside 0..2^32-1")
+        if (size != segment) if not last else (size > segment or (size == 0 and index != 0)):
+            raise ValueError(f"segment {index} has {size} bytes; segments hold {segment}")
+        return self._aead.encrypt_into(
+            _nonce(self._prefix, index, last), plaintext, None, out[: size + TAG_SIZE]
+        )
+
     def fingerprint(self, part_plaintext: Chunk) -> bytes:
         """Keyed fingerprint of a part's plaintext, for the resumable-upload guard.
 

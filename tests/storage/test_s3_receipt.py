@@ -1,0 +1,79 @@
+"""The store checks every part it receives against the SHA-256 the request was signed with,
+which is what lets a resumable upload finish without reading its object back
+(docs/uploads.md, "Finishing")."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+
+from storage import S3ObjectStore, StorageError, make_s3_client
+from tests.fixtures.s3 import s3_endpoint
+
+PART = 5 * 1024 * 1024
+
+
+class _Empty:
+    """An empty response body, as botocore reads one."""
+
+    def stream(self) -> list[bytes]:
+        return []
+
+
+async def test_a_part_altered_after_signing_is_refused_and_not_stored(
+    request: pytest.FixtureRequest, s3_store: S3ObjectStore
+) -> None:
+    if s3_endpoint(request).is_moto:
+        pytest.skip("moto does not check x-amz-content-sha256; CI runs this against the RGW")
+    client = s3_store._client
+    upload = await s3_store.create_multipart("objects/k")
+
+    def alter(request: Any, **_: Any) -> None:
+        body = request.body
+        data = bytearray(body.read() if hasattr(body, "read") else body)
+        data[100] ^= 1  # one bit, after the signature was made
+        request.body = bytes(data)
+
+    client.meta.events.register("before-send.s3.UploadPart", alter)
+    try:
+        with pytest.raises(StorageError, match="XAmzContentSHA256Mismatch"):
+            await s3_store.upload_part("objects/k", upload, 1, b"\x01" * PART)
+    finally:
+        client.meta.events.unregister("before-send.s3.UploadPart", alter)
+    assert await s3_store.list_parts("objects/k", upload) == []
+    # The same part, unaltered, is taken.
+    assert await s3_store.upload_part("objects/k", upload, 1, b"\x01" * PART)
+    await s3_store.abort_multipart("objects/k", upload)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_every_part_is_signed_by_its_sha256_over_https_as_over_http(scheme: str) -> None:
+    """botocore signs S3 bodies over HTTPS with UNSIGNED-PAYLOAD unless told otherwise; that
+    would leave a part with no check on receipt."""
+    client = make_s3_client(
+        endpoint_url=f"{scheme}://s3.example.test",
+        region="us-east-1",
+        access_key_id="key",
+        secret_access_key="secret",
+    )
+    seen: list[AWSPreparedRequest] = []
+
+    def answer(request: Any, **_: Any) -> Any:
+        seen.append(request)  # answered here: nothing leaves the process
+        headers = HTTPHeaders()
+        headers["ETag"] = '"e"'
+        return AWSResponse(request.url, 200, headers, _Empty())
+
+    client.meta.events.register("before-send.s3.UploadPart", answer)
+    store = S3ObjectStore(client=client, bucket="b")
+    data = b"\x02" * PART
+    await store.upload_part("k", "u", 1, data)
+    client.close()
+    (sent,) = seen
+    assert sent.headers["X-Amz-Content-SHA256"] == hashlib.sha256(data).hexdigest().encode()
+    assert b"x-amz-content-sha256" in sent.headers["Authorization"]
+    assert "Content-MD5" not in sent.headers
