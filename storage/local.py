@@ -161,7 +161,9 @@ class LocalObjectStore:
         only reading it proves what it holds."""
         return False
 
-    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+    async def upload_part(
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         """Store part `part_number` (1 to 10000) of an upload durably; a repeated number
         replaces it.
 

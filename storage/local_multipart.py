@@ -284,14 +284,14 @@ def _copy(src: int, dst: int, offset: int, count: int, position: int) -> None:
         offset, position, count = offset + done, position + done, count - done
 
 
-def _pwrite_all(fd: int, data: bytes | memoryview, position: int) -> None:
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, position: int) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, position)
         view, position = view[written:], position + written
 
 
-def _write_at(path: Path, offset: int, data: bytes) -> None:
+def _write_at(path: Path, offset: int, data: bytes | bytearray) -> None:
     """Write `data` at `offset` of `path` (made if missing) and make it durable."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -305,7 +305,7 @@ def _write_at(path: Path, offset: int, data: bytes) -> None:
         os.close(fd)
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def _write_new(path: Path, data: bytes | bytearray) -> None:
     """Write the new file `path` durably (its directory entry is made durable with the
     record that names it)."""
     with create_new(path) as out:
@@ -354,7 +354,9 @@ def create_multipart(uploads: Path, key: str) -> str:
     return upload_id
 
 
-def upload_part(uploads: Path, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+def upload_part(
+    uploads: Path, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+) -> str:
     _check_part_number(part_number)
     upload = _find(uploads, key, upload_id)
     etag = secrets.token_hex(16)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio.to_thread
 import boto3.session
@@ -260,7 +260,9 @@ class S3ObjectStore:
         )
         return response["UploadId"]
 
-    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+    async def upload_part(
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         """Store part `part_number` (1 to 10000); a repeated number replaces it.
 
         Every part but the last must be at least 5 MiB, or S3 refuses to complete the upload.
@@ -277,7 +279,11 @@ class S3ObjectStore:
             # No Content-MD5: the signed payload SHA-256 (see `make_s3_client`) is checked by
             # the store as it receives the part, so a second digest would only cost time.
             response = self._client.upload_part(
-                Bucket=self._bucket, Key=full, UploadId=upload_id, PartNumber=part_number, Body=data
+                Bucket=self._bucket,
+                Key=full,
+                UploadId=upload_id,
+                PartNumber=part_number,
+                Body=cast(bytes, data),  # botocore sends any bytes-like body as it is
             )
             return response["ETag"]
 

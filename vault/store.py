@@ -70,7 +70,9 @@ class ObjectStore(Protocol):
         """Start a multipart write of `key`; returns the upload id."""
         ...
 
-    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+    async def upload_part(
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         """Store part `part_number` (1-based) and return its etag; re-uploading replaces it."""
         ...
 

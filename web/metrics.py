@@ -220,7 +220,9 @@ class InstrumentedStore:
     async def create_multipart(self, key: str) -> str:
         return await self._timed("create_multipart", self._inner.create_multipart(key))
 
-    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+    async def upload_part(
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+    ) -> str:
         return await self._timed(
             "upload_part", self._inner.upload_part(key, upload_id, part_number, data)
         )

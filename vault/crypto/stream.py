@@ -177,7 +177,7 @@ class EncryptedPart:
     """One part of a resumable or multipart upload, and the fingerprint to record for it."""
 
     part_number: int
-    ciphertext: bytes
+    ciphertext: bytes | bytearray  # one buffer, sealed in place
     fingerprint: bytes = field(repr=False)
     plaintext_size: int
 

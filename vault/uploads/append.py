@@ -102,7 +102,7 @@ class _Claimed:
 @dataclass(frozen=True, slots=True)
 class _Sealed:
     number: int
-    ciphertext: bytes | None = field(repr=False)  # None: the store has it already...
+    ciphertext: bytes | bytearray | None = field(repr=False)  # None: the store has it already...
     etag: str  # ...under this etag
     final: bool
 
@@ -168,7 +168,9 @@ async def _seal_parts(
         async for item in claimed:
             part = item.part
 
-            def encrypt(part: _Plain = part, fingerprint: bytes = item.fingerprint) -> bytes:
+            def encrypt(
+                part: _Plain = part, fingerprint: bytes = item.fingerprint
+            ) -> bytearray | bytes:
                 # The fingerprint just claimed is checked once more before any AES-GCM call;
                 # the part is immutable bytes, so it is not computed again.
                 return crypto.encrypt_part(
@@ -210,7 +212,7 @@ async def _store_parts(
     wait for the disk or the network overlaps the next one's), passing them on in order."""
     limiter = anyio.Semaphore(_STORE_CONCURRENCY)
 
-    async def write(part: _Sealed, ciphertext: bytes, item: _Storing) -> None:
+    async def write(part: _Sealed, ciphertext: bytes | bytearray, item: _Storing) -> None:
         try:
             item.etag = await store.upload_part(
                 upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
