@@ -1,0 +1,236 @@
+"""Thumbnails drawn on the server: the right size and type, stored encrypted, drawn once,
+shown only to those who may download the document, and none for what cannot be drawn."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import httpx
+import pytest
+from PIL import Image
+from sqlmodel import select
+
+from tests.fixtures.app import World
+from tests.fixtures.documents import events, put
+from tests.fixtures.pages import other as other
+from tests.fixtures.signin import sign_in
+from tests.fixtures.thumbnails import bomb_png, pdf, png
+from vault import crypto, thumbnails
+from vault.crypto import blobs
+from vault.db import transaction
+from vault.maintenance import collect_garbage
+from vault.models import Document, Version
+from vault.thumbnails import Thumbnail
+from web.services import Services
+from web.settings import PreviewSettings, Settings
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # A 1 MiB ceiling, so a version past it is cheap to make.
+    return settings.model_copy(update={"previews": PreviewSettings(thumbnail_max_mib=1)})
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The media types drawn, one entry per drawing (the real drawing code runs)."""
+    drawn: list[str] = []
+    real = thumbnails.render
+
+    def counting(data: bytes, content_type: str) -> object:
+        drawn.append(content_type)
+        return real(data, content_type)
+
+    monkeypatch.setattr(thumbnails, "render", counting)
+    return drawn
+
+
+def picture(response: httpx.Response) -> Image.Image:
+    image = Image.open(io.BytesIO(response.content))
+    image.load()
+    return image
+
+
+async def stored(services: Services) -> list[tuple[str, bytes]]:
+    found = []
+    async for obj in services.store.list(thumbnails.PREFIX):
+        found.append((obj.key, b"".join([p async for p in services.store.read(obj.key)])))
+    return found
+
+
+async def test_a_png_and_a_pdf_get_thumbnails_of_the_right_size_and_type(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    image = await put(http, world, "alice", world.acme_folder, "wide.png", png(1000, 500))
+    paper = await put(http, world, "alice", world.acme_folder, "tall.pdf", pdf(200, 400))
+    await sign_in(http, world["alice"], second_factor=True)
+
+    wide = await http.get(f"/documents/{image}/thumbnail?version=1")
+    assert wide.status_code == 200
+    assert wide.headers["content-type"] == "image/webp"
+    assert picture(wide).format == "WEBP"
+    assert picture(wide).size == (256, 128)
+    assert wide.headers["cache-control"] == "private, max-age=3600"
+    assert wide.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in wide.headers["content-security-policy"]
+    assert "default-src 'none'" in wide.headers["content-security-policy"]
+
+    tall = await http.get(f"/documents/{paper}/thumbnail")
+    assert tall.status_code == 200
+    assert picture(tall).size == (128, 256)
+    # The current version's address may change content: revalidated, never served stale.
+    assert tall.headers["cache-control"] == "private, no-cache"
+    again = await http.get(
+        f"/documents/{paper}/thumbnail", headers={"If-None-Match": tall.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert again.content == b""
+
+    page = await http.get(f"/documents/{image}")
+    # A PNG this small is previewed in full; the thumbnail stands in only where it is not.
+    assert "/thumbnail" not in page.text
+
+
+async def test_the_stored_thumbnail_is_ciphertext_that_decrypts_to_the_image(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    doc = await put(http, world, "alice", world.acme_folder, "photo.png", png(640, 480))
+    await sign_in(http, world["alice"], second_factor=True)
+    shown = await http.get(f"/documents/{doc}/thumbnail")
+    assert shown.status_code == 200
+
+    [(key, raw)] = await stored(services)
+    assert b"\x89PNG" not in raw
+    assert b"RIFF" not in raw and b"WEBP" not in raw
+    assert shown.content not in raw
+    async with transaction(services.sessions) as session:
+        [row] = (await session.execute(select(Thumbnail))).scalars().all()
+        version = await session.get_one(Version, row.version_id)
+        document = await session.get_one(Document, version.document_id)
+    assert row.storage_key == key and row.media_type == "image/webp"
+    assert row.wrapped_dek is not None and row.kek_id is not None and row.header is not None
+    dek = services.keyring.unwrap(row.kek_id, row.wrapped_dek)
+    # Bound to its own id, not the version's: it cannot pass for the version's object.
+    context = crypto.ObjectContext(document.client_id, document.id, row.id)
+    opened = crypto.parse_header(row.header, context, dek)
+    plain = b"".join(
+        [
+            p
+            async for p in blobs.read_decrypted(
+                services.store, key, opened=opened, object_size=row.object_size
+            )
+        ]
+    )
+    assert plain == shown.content
+
+
+async def test_the_second_request_is_served_from_the_store_and_each_person_audited_once(
+    http: httpx.AsyncClient,
+    other: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    renders: list[str],
+) -> None:
+    doc = await put(http, world, "alice", world.acme_folder, "scan.pdf", pdf(300, 200))
+    await sign_in(http, world["alice"], second_factor=True)
+    await sign_in(other, world["sam"], second_factor=True)
+    first = await http.get(f"/documents/{doc}/thumbnail?version=1")
+    second = await http.get(f"/documents/{doc}/thumbnail?version=1")
+    by_staff = await other.get(f"/documents/{doc}/thumbnail")
+    assert first.status_code == second.status_code == by_staff.status_code == 200
+    assert first.content == second.content == by_staff.content
+    assert renders == ["application/pdf"]
+    assert len(await stored(services)) == 1
+
+    seen = await events(services, "document.thumbnail_viewed")
+    assert sorted(e.actor_id or "" for e in seen) == sorted(
+        [str(world["alice"].id), str(world["sam"].id)]
+    )
+    assert all(e.document_id == doc and '"version":1' in e.details for e in seen)
+    history = await other.get(f"/audit/documents/{doc}")
+    assert history.status_code == 200
+    assert "saw a thumbnail of" in history.text
+
+
+async def test_another_client_s_document_has_no_thumbnail_for_you(
+    http: httpx.AsyncClient, other: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    doc = await put(http, world, "alice", world.acme_folder, "private.png", png(300, 300))
+    await sign_in(other, world["bob"], second_factor=True)
+    refused = await other.get(f"/documents/{doc}/thumbnail")
+    assert refused.status_code == 404
+    await sign_in(http, world["otto"], second_factor=True)
+    assert (await http.get(f"/documents/{doc}/thumbnail")).status_code == 404
+    assert await stored(services) == []
+    assert await events(services, "document.thumbnail_viewed") == []
+    # Not signed in: the sign-in page, as for any page.
+    anonymous = httpx.AsyncClient(transport=other._transport, base_url="http://testserver")
+    async with anonymous:
+        assert (await anonymous.get(f"/documents/{doc}/thumbnail")).status_code == 303
+
+
+async def test_types_without_a_thumbnail_answer_404(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    text = await put(http, world, "alice", world.acme_folder, "notes.txt", b"plain words")
+    svg = await put(http, world, "alice", world.acme_folder, "logo.svg", b"<svg/>")
+    await sign_in(http, world["alice"], second_factor=True)
+    for doc in (text, svg):
+        assert (await http.get(f"/documents/{doc}/thumbnail")).status_code == 404
+    assert (await http.get(f"/documents/{text}/thumbnail?version=7")).status_code == 404
+    assert (await http.get(f"/documents/{text}/thumbnail?version=x")).status_code == 404
+    assert await stored(services) == []
+
+
+async def test_a_bomb_or_a_version_past_the_limit_gets_no_thumbnail_and_the_page_still_shows(
+    http: httpx.AsyncClient, world: World, services: Services, renders: list[str]
+) -> None:
+    bomb = await put(http, world, "alice", world.acme_folder, "bomb.png", bomb_png())
+    big = await put(http, world, "alice", world.acme_folder, "big.png", png(700, 700, noise=True))
+    await sign_in(http, world["alice"], second_factor=True)
+
+    assert (await http.get(f"/documents/{big}/thumbnail")).status_code == 404
+    assert renders == []  # past the limit: not even read
+    for _ in range(2):
+        assert (await http.get(f"/documents/{bomb}/thumbnail")).status_code == 404
+    assert renders == ["image/png"]  # refused once, remembered
+    assert await stored(services) == []
+    async with transaction(services.sessions) as session:
+        [failed] = (await session.execute(select(Thumbnail))).scalars().all()
+    assert failed.storage_key is None and failed.failure
+
+    for doc in (bomb, big):
+        page = await http.get(f"/documents/{doc}")
+        assert page.status_code == 200
+        assert "/thumbnail" not in page.text
+
+
+async def test_a_type_without_a_preview_shows_its_thumbnail_on_the_page(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(out, format="TIFF")
+    doc = await put(http, world, "alice", world.acme_folder, "drawing.tiff", out.getvalue())
+    await sign_in(http, world["alice"], second_factor=True)
+    page = await http.get(f"/documents/{doc}")
+    assert f'src="/documents/{doc}/thumbnail?version=1"' in page.text
+    assert "There is no preview" not in page.text
+    shown = await http.get(f"/documents/{doc}/thumbnail?version=1")
+    assert picture(shown).size == (256, 192)
+
+
+async def test_thumbnails_go_with_their_versions_and_gc_clears_unreferenced_ones(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    doc = await put(http, world, "alice", world.acme_folder, "gone.png", png(100, 100))
+    await sign_in(http, world["alice"], second_factor=True)
+    assert (await http.get(f"/documents/{doc}/thumbnail")).status_code == 200
+    [(key, _)] = await stored(services)
+    async with transaction(services.sessions) as session:
+        [row] = (await session.execute(select(Thumbnail))).scalars().all()
+        assert await thumbnails.forget(session, [row.version_id]) == [key]
+        assert (await session.execute(select(Thumbnail))).first() is None
+    collected = await collect_garbage(services.sessions, services.store, grace=timedelta(0))
+    assert collected.objects_deleted == 1
+    assert await stored(services) == []
