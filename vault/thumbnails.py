@@ -36,7 +36,12 @@ from vault.audit.actions import AuditAction
 from vault.crypto import blobs
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
-from vault.documents import get_document, get_version, open_version
+from vault.documents import (
+    get_document,
+    get_version,
+    open_version,
+    record_integrity_failure,
+)
 from vault.errors import IntegrityError, KeyNotFoundError, NotFoundError, ThumbnailError
 from vault.models import Document, Version, utcnow
 from vault.policy import Permission, Principal, allows
@@ -167,7 +172,13 @@ async def thumbnail(
     if data is None:
         async with limiter:
             data = await _draw_and_store(
-                sessions, store, keyring, source, max_bytes=max_bytes, part_size=part_size
+                sessions,
+                store,
+                keyring,
+                source,
+                context,
+                max_bytes=max_bytes,
+                part_size=part_size,
             )
     async with transaction(sessions) as session:
         await _record_first_view(session, principal, context, source)
@@ -210,6 +221,7 @@ async def _draw_and_store(
     store: ObjectStore,
     keyring: Keyring,
     source: _Source,
+    context: audit.AuditContext,
     *,
     max_bytes: int,
     part_size: int,
@@ -225,11 +237,24 @@ async def _draw_and_store(
             return data
     if not may_have_thumbnail(source.content_type, source.size, max_bytes=max_bytes):
         raise ThumbnailError(f"a version of {source.size} bytes is not drawn")
-    plaintext = await _collect(
-        blobs.read_decrypted(
-            store, source.storage_key, opened=source.opened, object_size=source.object_size
+    try:
+        plaintext = await _collect(
+            blobs.read_decrypted(
+                store, source.storage_key, opened=source.opened, object_size=source.object_size
+            )
         )
-    )
+    except IntegrityError:
+        # As a download would: the damaged version is recorded, nothing of it is drawn.
+        with anyio.CancelScope(shield=True):
+            async with transaction(sessions) as session:
+                await record_integrity_failure(
+                    session,
+                    context,
+                    client_id=source.client_id,
+                    document_id=source.document_id,
+                    version=source.number,
+                )
+        raise
     try:
         rendered = await anyio.to_thread.run_sync(render, plaintext, source.content_type)
     except ThumbnailError as exc:

@@ -4,6 +4,7 @@ shown only to those who may download the document, and none for what cannot be d
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 
 import httpx
@@ -11,16 +12,18 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from tests.fixtures.app import World
+from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.documents import events, put
 from tests.fixtures.pages import other as other
 from tests.fixtures.signin import sign_in
 from tests.fixtures.thumbnails import bomb_png, pdf, png
-from vault import crypto, thumbnails
+from vault import crypto, maintenance, retention, thumbnails
 from vault.crypto import blobs
 from vault.db import transaction
 from vault.maintenance import collect_garbage
 from vault.models import Document, Version
+from vault.policy import SYSTEM
+from vault.retention import Rules
 from vault.thumbnails import Thumbnail
 from web.services import Services
 from web.settings import PreviewSettings, Settings
@@ -220,17 +223,66 @@ async def test_a_type_without_a_preview_shows_its_thumbnail_on_the_page(
     assert picture(shown).size == (256, 192)
 
 
-async def test_thumbnails_go_with_their_versions_and_gc_clears_unreferenced_ones(
-    http: httpx.AsyncClient, world: World, services: Services
+async def test_thumbnails_go_with_their_versions_are_rewrapped_and_gc_clears_strays(
+    http: httpx.AsyncClient, world: World, services: Services, renders: list[str]
 ) -> None:
-    doc = await put(http, world, "alice", world.acme_folder, "gone.png", png(100, 100))
+    doc = await put(http, world, "alice", world.acme_folder, "kept.png", png(100, 100))
+    await put(http, world, "alice", world.acme_folder, "kept.png", png(120, 60))
     await sign_in(http, world["alice"], second_factor=True)
-    assert (await http.get(f"/documents/{doc}/thumbnail")).status_code == 200
+    for number in (1, 2):
+        assert (await http.get(f"/documents/{doc}/thumbnail?version={number}")).status_code == 200
+    newest = await http.get(f"/documents/{doc}/thumbnail?version=2")
+    assert len(await stored(services)) == 2
+
+    # Retention shreds version 1: its thumbnail goes with it, row and object.
+    async with transaction(services.sessions) as session:
+        await retention.set_policy(
+            session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, rules=Rules(keep_versions=1)
+        )
+    run = await retention.apply(services.sessions, services.store)
+    assert [(d.kind, d.version) for d in run.deleted] == [("version", 1)]
     [(key, _)] = await stored(services)
     async with transaction(services.sessions) as session:
         [row] = (await session.execute(select(Thumbnail))).scalars().all()
+    assert row.storage_key == key
+
+    # A new KEK: the thumbnail's data key moves to it, and it still decrypts.
+    new_id = services.keyring.rotate()
+    await maintenance.rewrap_all(services.sessions, services.keyring)
+    async with transaction(services.sessions) as session:
+        [row] = (await session.execute(select(Thumbnail))).scalars().all()
+    assert row.kek_id == new_id
+    again = await http.get(f"/documents/{doc}/thumbnail?version=2")
+    assert again.content == newest.content
+    assert renders == ["image/png", "image/png"]
+    rewrapped = [json.loads(e.details) for e in await events(services, "keys.rewrapped")]
+    assert {"thumbnails": 1, "kek_id": new_id} in rewrapped
+
+    # An object no row refers to (its row gone while the store was down) is collected.
+    async with transaction(services.sessions) as session:
         assert await thumbnails.forget(session, [row.version_id]) == [key]
-        assert (await session.execute(select(Thumbnail))).first() is None
     collected = await collect_garbage(services.sessions, services.store, grace=timedelta(0))
     assert collected.objects_deleted == 1
     assert await stored(services) == []
+
+
+async def test_a_damaged_version_is_recorded_and_nothing_of_it_is_drawn(
+    http: httpx.AsyncClient, world: World, services: Services, renders: list[str]
+) -> None:
+    doc = await put(http, world, "alice", world.acme_folder, "damaged.png", png(200, 200))
+    async with transaction(services.sessions) as session:
+        [version] = (await session.execute(select(Version))).scalars().all()
+    raw = bytearray(b"".join([p async for p in services.store.read(version.storage_key)]))
+    raw[-40] ^= 1  # inside the last segment's ciphertext
+    upload_id = await services.store.create_multipart(version.storage_key)
+    etag = await services.store.upload_part(version.storage_key, upload_id, 1, bytes(raw))
+    await services.store.complete_multipart(version.storage_key, upload_id, [(1, etag)])
+
+    await sign_in(http, world["alice"], second_factor=True)
+    failed = await http.get(f"/documents/{doc}/thumbnail")
+    assert failed.status_code == 500
+    assert renders == []
+    [event] = await events(services, "document.integrity_failed")
+    assert event.document_id == doc
+    assert await stored(services) == []
+    assert await events(services, "document.thumbnail_viewed") == []

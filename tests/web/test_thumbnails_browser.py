@@ -52,9 +52,7 @@ async def test_a_tiff_shows_its_thumbnail_on_the_document_page(
     thumb = page.locator("img.browse-thumb__image")
     await thumb.wait_for()
     assert heading in await page.locator("#preview-heading").inner_text()
-    await page.wait_for_function(
-        "() => document.querySelector('img.browse-thumb__image').complete"
-    )
+    await page.wait_for_function("() => document.querySelector('img.browse-thumb__image').complete")
     drawn = await thumb.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert drawn == [256, 192]
     assert name in (await thumb.get_attribute("alt") or "")
