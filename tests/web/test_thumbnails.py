@@ -9,7 +9,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from alembic import command
 from PIL import Image
+from sqlalchemy import inspect
 from sqlmodel import select
 
 from tests.fixtures.app import TEST_CONTEXT, World
@@ -19,12 +21,13 @@ from tests.fixtures.signin import sign_in
 from tests.fixtures.thumbnails import bomb_png, pdf, png
 from vault import crypto, maintenance, retention, thumbnails
 from vault.crypto import blobs
-from vault.db import transaction
+from vault.db import alembic_config, transaction
 from vault.maintenance import collect_garbage
 from vault.models import Document, Version
 from vault.policy import SYSTEM
 from vault.retention import Rules
 from vault.thumbnails import Thumbnail
+from web.pages import document as document_pages
 from web.services import Services
 from web.settings import PreviewSettings, Settings
 
@@ -286,3 +289,28 @@ async def test_a_damaged_version_is_recorded_and_nothing_of_it_is_drawn(
     assert event.document_id == doc
     assert await stored(services) == []
     assert await events(services, "document.thumbnail_viewed") == []
+
+
+async def test_a_preview_too_large_to_embed_shows_the_thumbnail_beside_its_link(
+    http: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page embeds previews up to 25 MiB; lowered here, so a small PDF stands for a big one.
+    monkeypatch.setattr(document_pages, "EMBED_LIMIT", 100)
+    doc = await put(http, world, "alice", world.acme_folder, "large.pdf", pdf(400, 300))
+    await sign_in(http, world["alice"], second_factor=True)
+    page = await http.get(f"/documents/{doc}")
+    assert "Open the preview in a new tab" in page.text
+    assert f'src="/documents/{doc}/thumbnail?version=1"' in page.text
+    assert "<iframe" not in page.text
+    shown = await http.get(f"/documents/{doc}/thumbnail?version=1")
+    assert picture(shown).size == (256, 192)
+
+
+async def test_the_migration_downgrades_and_upgrades_again(services: Services) -> None:
+    async with services.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0018"))
+        gone = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+        back = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    assert not {"thumbnails", "thumbnail_views"} & set(gone)
+    assert {"thumbnails", "thumbnail_views"} <= set(back)
