@@ -18,7 +18,8 @@ entry there, and a test walks this tree to hold both to it.
     │   └── AuditQueryError
     ├── MfaError
     ├── NotFoundError
-    │   └── LinkNotFoundError
+    │   ├── LinkNotFoundError
+    │   └── ThumbnailError
     ├── PermissionDeniedError
     ├── ConflictError
     │   ├── HeldError
@@ -87,6 +88,7 @@ __all__ = [
     "ProofError",
     "QuotaExceededError",
     "ScannerUnavailableError",
+    "ThumbnailError",
     "TooLargeError",
     "VaultError",
     "WeakPasswordError",
@@ -245,6 +247,11 @@ class LinkNotFoundError(NotFoundError):
         super().__init__("link not found")
         self.reason = reason
         self.link = None if link is None else ref(link)
+
+
+class ThumbnailError(NotFoundError):
+    """A version has no thumbnail: its type has none, it is too large to draw, or it cannot be
+    drawn safely (damaged, encrypted, a decompression bomb)."""
 
 
 class PermissionDeniedError(VaultError):

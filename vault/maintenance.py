@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from vault import audit, holds, quarantine, uploads
+from vault import audit, holds, quarantine, thumbnails, uploads
 from vault.accounts import mfa
 from vault.audit.actions import AuditAction
 from vault.crypto.keyring import Keyring
@@ -57,6 +57,16 @@ async def rewrap_all(
         total += len(rows)
         if len(rows) < batch:
             break
+    async with transaction(sessions) as session:
+        moved = await thumbnails.rewrap(session, keyring, batch=batch)
+        if moved:
+            await audit.record(
+                session,
+                audit.SYSTEM,
+                AuditAction.KEYS_REWRAPPED,
+                details={"thumbnails": moved, "kek_id": active},
+            )
+        total += moved
     # TOTP secrets are wrapped under the same keyring.
     async with transaction(sessions) as session:
         total += await mfa.rewrap_totp(session, keyring, batch=batch)
@@ -108,11 +118,22 @@ async def collect_garbage(
         if referenced is None:
             await store.delete(obj.key)
             deleted += 1
+    # Thumbnails are a cache drawn from versions: one no row refers to any more (replaced,
+    # or its row deleted while the store was down) goes whatever the holds.
+    async for obj in store.list(thumbnails.PREFIX):
+        if obj.last_modified > cutoff:
+            continue
+        async with sessions() as session:
+            in_use = await thumbnails.is_referenced(session, obj.key)
+        if not in_use:
+            await store.delete(obj.key)
+            deleted += 1
     aborted = expired
-    for upload in await store.list_multipart_uploads(OBJECT_PREFIX):
-        if upload.initiated <= cutoff and upload.key not in resumable:
-            await store.abort_multipart(upload.key, upload.upload_id)
-            aborted += 1
+    for prefix in (OBJECT_PREFIX, thumbnails.PREFIX):
+        for upload in await store.list_multipart_uploads(prefix):
+            if upload.initiated <= cutoff and upload.key not in resumable:
+                await store.abort_multipart(upload.key, upload.upload_id)
+                aborted += 1
     if deleted or aborted or kept:
         details = {"objects_deleted": deleted, "uploads_aborted": aborted}
         if kept:

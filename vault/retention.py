@@ -31,7 +31,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, holds, quotas
+from vault import audit, holds, quotas, thumbnails
 from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.errors import InvalidPolicyError, NotFoundError
@@ -293,12 +293,16 @@ async def plan(
     return doomed
 
 
-async def _shred_rows(session: AsyncSession, versions: Sequence[Version]) -> None:
+async def _shred_rows(session: AsyncSession, versions: Sequence[Version]) -> list[str]:
+    """Delete the versions' rows; returns their thumbnails' storage keys."""
     ids = [v.id for v in versions]
     await session.execute(delete(VersionReceipt).where(col(VersionReceipt.version_id).in_(ids)))
+    # A thumbnail shows the content too: its key goes with the version's.
+    thumbnail_keys = await thumbnails.forget(session, ids)
     # The row holds the only copy of the wrapped data key: once this commits, no copy of
     # the object (a backup, a replica) can be decrypted any more (crypto-shredding).
     await session.execute(delete(Version).where(col(Version.id).in_(ids)))
+    return thumbnail_keys
 
 
 async def _still_doomed(
@@ -349,7 +353,7 @@ async def _delete_one(
             return False
         document, versions = found
         keys = [v.storage_key for v in versions]
-        await _shred_rows(session, versions)
+        keys += await _shred_rows(session, versions)
         if item.kind == "document":
             # The request keeps its item (name, version number); the document is gone.
             await session.execute(

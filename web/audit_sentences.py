@@ -68,6 +68,7 @@ TEMPLATES: dict[str, str] = {
     "document.purged": _("{actor} permanently deleted {target}"),
     "document.receipts_viewed": _("{actor} read the delivery receipts of {target}"),
     "document.restored": _("{actor} restored {target} from the trash"),
+    "document.thumbnail_viewed": _("{actor} saw a thumbnail of {target}"),
     "document.version_added": _("{actor} uploaded a new version of {target}"),
     "document.viewed": _("{actor} opened the details of {target}"),
     "folder.created": _("{actor} created the folder {target}"),

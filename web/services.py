@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
+import anyio
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -55,6 +56,15 @@ class Services:
     def upload_digests(self) -> RunningDigests:
         """This process's running SHA-256 of the uploads it receives (a cache only)."""
         return RunningDigests()
+
+    @cached_property
+    def thumbnail_limiter(self) -> anyio.CapacityLimiter:
+        """Bounds the versions held in memory to draw thumbnails, per process."""
+        return anyio.CapacityLimiter(self.settings.previews.thumbnail_concurrency)
+
+    @property
+    def thumbnail_max_bytes(self) -> int:
+        return self.settings.previews.thumbnail_max_mib * MiB
 
     @cached_property
     def checkpoint_signer(self) -> Signer:

@@ -217,6 +217,13 @@ class LinksSettings(_Section):
     address_max_failures: int = Field(20, ge=1)
 
 
+class PreviewSettings(_Section):
+    # Thumbnails are drawn from the decrypted version in memory: larger versions get none.
+    thumbnail_max_mib: int = Field(50, ge=1, le=1024)
+    # Thumbnails drawn at once per process (each holds its version in memory meanwhile).
+    thumbnail_concurrency: int = Field(2, ge=1, le=16)
+
+
 class QuotaSettings(_Section):
     # Firm-wide default for clients without their own quota (bytes, every version and the
     # trash counted); 0 is unlimited.
@@ -264,6 +271,7 @@ class Settings(_Section):
     alerts: AlertsSettings = AlertsSettings()
     uploads: UploadSettings = UploadSettings()
     scan: ScanSettings = ScanSettings()
+    previews: PreviewSettings = PreviewSettings()
     quotas: QuotaSettings = QuotaSettings()
     retention: RetentionSettings = RetentionSettings()
     auth: AuthSettings = AuthSettings()

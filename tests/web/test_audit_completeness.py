@@ -46,6 +46,7 @@ from tests.fixtures.audit_link_calls import LINK_CALLS, SET_UP_LINKS, note_link_
 from tests.fixtures.audit_page_calls import PAGE_CALLS
 from tests.fixtures.audit_records_calls import RECORDS_CALLS, SET_UP_DROP_LINKS, set_up_records
 from tests.fixtures.people import invite
+from tests.fixtures.thumbnails import png
 from vault import accounts, audit
 from vault.accounts import email_links
 from vault.accounts.identity import EmailLinkPurpose
@@ -147,6 +148,11 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
     )
     assert put.status_code == 201, put.text
     ids["document_id"] = put.json()["document_id"]
+    image = await http.put(
+        f"{API}/folders/{world.acme_folder}/files/a.png", content=png(40, 30), headers=alice_api
+    )
+    assert image.status_code == 201, image.text
+    ids["image_id"] = image.json()["document_id"]
     opened = await http.post(
         f"{API}/clients/{world.acme}/requests",
         json={"title": "Set-up", "due_date": "2099-01-01", "folder_id": str(world.acme_folder),

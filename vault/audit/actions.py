@@ -79,6 +79,7 @@ class AuditAction(StrEnum):
     DOCUMENT_PURGED = "document.purged"
     DOCUMENT_RECEIPTS_VIEWED = "document.receipts_viewed"
     DOCUMENT_RESTORED = "document.restored"
+    DOCUMENT_THUMBNAIL_VIEWED = "document.thumbnail_viewed"
     DOCUMENT_VERSION_ADDED = "document.version_added"
     DOCUMENT_VIEWED = "document.viewed"
 
@@ -278,6 +279,7 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.DOCUMENT_PURGED: _keys("folder_id", "name", "reason", "versions"),
     AuditAction.DOCUMENT_RECEIPTS_VIEWED: _keys(),
     AuditAction.DOCUMENT_RESTORED: _keys("folder_id", "name", "trashed_at"),
+    AuditAction.DOCUMENT_THUMBNAIL_VIEWED: _keys("version"),
     AuditAction.DOCUMENT_VERSION_ADDED: _keys(*_NEW_VERSION),
     AuditAction.DOCUMENT_VIEWED: _keys(),
     AuditAction.FOLDER_CREATED: _keys("name", "parent_id"),
@@ -287,7 +289,7 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.HOLD_PLACED: _keys("folder_id", "reason"),
     AuditAction.HOLD_RELEASED: _keys("folder_id", "reason"),
     AuditAction.KEYS_REWRAP_REQUESTED: _keys("kek_id"),
-    AuditAction.KEYS_REWRAPPED: _keys("kek_id", "totp_credentials", "versions"),
+    AuditAction.KEYS_REWRAPPED: _keys("kek_id", "thumbnails", "totp_credentials", "versions"),
     AuditAction.KEYS_ROTATED: _keys("kek_id"),
     AuditAction.LINK_CODE_REFUSED: _keys(*_LINK, "reason"),
     AuditAction.LINK_CODE_SENT: _keys(*_LINK, "recipient"),
@@ -393,6 +395,7 @@ ACCESS_ACTIONS: tuple[str, ...] = (
     AuditAction.DOCUMENT_DOWNLOADED.value,
     AuditAction.DOCUMENT_DOWNLOAD_COMPLETED.value,
     AuditAction.DOCUMENT_RECEIPTS_VIEWED.value,
+    AuditAction.DOCUMENT_THUMBNAIL_VIEWED.value,
 )
 
 

@@ -26,6 +26,7 @@ from web.pages import (
     records,
     share,
     signin,
+    thumbnails,
     upload_form,
 )
 from web.pages import announcements as news
@@ -58,6 +59,7 @@ def routes() -> list[BaseRoute]:
         *account.settings_routes(),
         Route("/language", language.choose_language, methods=["POST"]),
         *browse.routes(),
+        *thumbnails.routes(),
         *upload_form.routes(),
         *quarantine.routes(),
         *drop_form.routes(),

@@ -29,6 +29,7 @@ from web.pages import link_pages
 from web.pages import quarantine as held_pages
 from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
+from web.pages.thumbnails import thumbnail_links
 
 DOCUMENT_NOTICES = frozenset({"restored"})
 # Larger previews are offered as a link rather than loaded with the page.
@@ -109,6 +110,7 @@ async def document_page(request: Request) -> Response:
             )
         await doc_service.record_view(session, audit_context(request, principal), document)
         current = rows[0] if rows else None
+        thumbs = await thumbnail_links(request, session, [document.id])
         return render(
             request,
             "document.html",
@@ -123,6 +125,11 @@ async def document_page(request: Request) -> Response:
             current=current,
             preview=preview_kind(current.content_type) if current else "",
             embed=current is not None and current.size <= EMBED_LIMIT,
+            thumbnail=thumbs.of_version(
+                document.id, current.content_type, current.size, current.number
+            )
+            if current
+            else "",
             notice=notice(request, DOCUMENT_NOTICES),
             restored_to=_digits(request.query_params.get("version", "")),
             can_download=allows(principal, Permission.DOWNLOAD, client.id),
