@@ -14,7 +14,7 @@ commits its version, on whichever process finishes the upload.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -23,9 +23,9 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from vault import folder_paths, quarantine, request_uploads
+from vault import folder_paths, publishing, quarantine, request_uploads
 from vault.audit import AuditContext
-from vault.policy import Principal
+from vault.policy import Principal, is_firm
 from vault.uploads import Upload, parse_metadata
 from vault.uploads.finish import OnCommit
 from web.api.common import api_call, parse_id
@@ -47,6 +47,8 @@ class TusCall:
     reveal: bool = True
     # Recorded in the transaction that commits the version (or holds it).
     on_commit: OnCommit | None = None
+    # More details for the version's audit event, from the upload (e.g. its row's metadata).
+    details: Callable[[Upload], dict[str, object] | None] | None = None
 
 
 class TusBinding(Protocol):
@@ -100,6 +102,15 @@ async def submit_for_item(
     )
 
 
+def publishing_details(upload: Upload) -> dict[str, object] | None:
+    """The publishing note sent as `message` metadata (checked at creation), recorded with
+    the version's audit event so that the notification email carries it."""
+    raw = parse_metadata(upload.tus_metadata or "").get("message")
+    if not raw:
+        return None
+    return {"message": publishing.clean_message(raw.decode("utf-8"))}
+
+
 class APIBinding:
     """Signed-in callers (token or browser session): uploads into any folder they may
     write, or for a document request's item, each continued only by its creator."""
@@ -115,12 +126,21 @@ class APIBinding:
                 call.principal,
                 hold,
                 on_commit=partial(submit_for_item, call.principal, call.audit),
+                details=publishing_details,
             )
 
     def location(self, request: Request, upload_id: uuid.UUID) -> str:
         return f"/api/v1/uploads/{upload_id}"
 
     async def folder_for(self, call: TusCall, pairs: dict[str, bytes]) -> uuid.UUID:
+        if "message" in pairs:
+            # A note for the notification email: only the firm publishes, and it is checked
+            # now, before any byte is accepted.
+            if not is_firm(call.principal):
+                raise ProblemError(
+                    400, "Bad request", "only staff send a message with an upload", field="message"
+                )
+            publishing.clean_message(metadata_text(pairs, "message"))
         if "request_item_id" in pairs:
             item_id = parse_id(metadata_text(pairs, "request_item_id"), "item")
             return await request_uploads.upload_folder(call.session, call.principal, item_id)
