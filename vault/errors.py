@@ -8,6 +8,7 @@ entry there, and a test walks this tree to hold both to it.
     │   ├── InvalidEmailError
     │   ├── WeakPasswordError
     │   ├── InvalidNameError
+    │   ├── InvalidPathError
     │   ├── InvalidRequestError
     │   ├── InvalidLinkError
     │   ├── InvalidLinkPolicyError
@@ -149,6 +150,14 @@ NameRule = Literal[
     "invisible_character",
     "confusable",
 ]
+
+
+class InvalidPathError(InvalidInput):
+    """A relative folder path (an uploaded folder's tree) is absolute, climbs out with `..`,
+    or names a folder that breaks the naming rules."""
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message, field="relative_path", rule=rule)
 
 
 class InvalidNameError(InvalidInput):

@@ -26,8 +26,8 @@ from vault import folders as folder_service
 from vault.crypto import blobs
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
-from vault.errors import ConflictError, IntegrityError, InvalidMessageError
-from vault.models import ROOT_REF, Folder, Version
+from vault.errors import ConflictError, IntegrityError, InvalidMessageError, NotFoundError
+from vault.models import ROOT_REF, Document, Folder, Version
 from vault.names import name_key, validate_name
 from vault.policy import Permission, Principal, require
 from vault.store import ObjectStore
@@ -87,6 +87,46 @@ async def root_folder(
         if found is None:
             raise
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """A report the publisher sent ahead (by a resumable upload), to be published."""
+
+    document_id: uuid.UUID
+    name: str
+    version: int
+    size: int
+
+
+async def uploaded_report(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    document_id: uuid.UUID,
+    folder_id: uuid.UUID,
+) -> Uploaded:
+    """The current version of a document the caller uploaded into `folder_id` (the first
+    client's publishing folder), to be copied to the other clients.
+
+    Raises:
+        NotFoundError: the document is not in that folder, is in the trash, or its current
+            version is someone else's: nobody publishes another person's upload this way.
+    """
+    document = await session.get(Document, document_id)
+    if document is None or document.deleted_at is not None or document.folder_id != folder_id:
+        raise NotFoundError("document not found")
+    require(principal, Permission.UPLOAD, document.client_id)
+    version = (
+        await session.execute(
+            select(Version).where(
+                Version.document_id == document.id, Version.number == document.current_version
+            )
+        )
+    ).scalar_one_or_none()
+    if version is None or version.uploaded_by != principal.user_ref:
+        raise NotFoundError("document not found")
+    return Uploaded(document.id, document.name, version.number, version.size)
 
 
 async def publish_copy(

@@ -29,6 +29,7 @@ from vault.errors import (
     InvalidLinkPolicyError,
     InvalidMessageError,
     InvalidNameError,
+    InvalidPathError,
     InvalidRequestError,
     KeyNotFoundError,
     KeyringError,
@@ -183,6 +184,8 @@ class Answer:
 # wins, so subclasses come before their bases.
 ANSWERS: tuple[Answer, ...] = (
     Answer(InvalidNameError, 422, "Invalid name", NOT_ACCEPTED),
+    # A malformed upload request (tus metadata), like the protocol's other 400s.
+    Answer(InvalidPathError, 400, "Bad request", NOT_ACCEPTED),
     Answer(WeakPasswordError, 422, "Invalid request", WEAK_PASSWORD),
     Answer(InvalidEmailError, 422, "Invalid request", NOT_AN_EMAIL),
     Answer(InvalidRequestError, 422, "Invalid request", NOT_ACCEPTED),

@@ -4,22 +4,29 @@ upload-request link at /s/{token}/uploads, each through its binding.
 
 A binding authenticates the request, picks the folder, admits or refuses an upload before
 any byte is accepted, and checks that an existing upload is one the caller may continue.
+
+Signed-in callers name the target by metadata: `folder_id` (with `relative_path` when the
+file comes from an uploaded folder, whose subfolders are created), or `request_item_id` for a
+file answering a document request, which is submitted for that item in the transaction that
+commits its version, on whichever process finishes the upload.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from vault import folder_paths, publishing, quarantine, request_uploads
 from vault.audit import AuditContext
-from vault.policy import Principal
-from vault.uploads import Upload
+from vault.policy import Principal, is_firm
+from vault.uploads import Upload, parse_metadata
 from vault.uploads.finish import OnCommit
 from web.api.common import api_call, parse_id
 from web.context import services
@@ -40,6 +47,8 @@ class TusCall:
     reveal: bool = True
     # Recorded in the transaction that commits the version (or holds it).
     on_commit: OnCommit | None = None
+    # More details for the version's audit event, from the upload (e.g. its row's metadata).
+    details: Callable[[Upload], dict[str, object] | None] | None = None
 
 
 class TusBinding(Protocol):
@@ -72,21 +81,79 @@ def metadata_text(pairs: dict[str, bytes], key: str) -> str:
         ) from None
 
 
+async def submit_for_item(
+    principal: Principal,
+    context: AuditContext,
+    session: AsyncSession,
+    upload_id: uuid.UUID,
+    committed: quarantine.Committed,
+) -> None:
+    """Submit a finished upload for the request item its metadata names, if any. The
+    metadata is read from the upload's row, so any process finishing it does the same."""
+    upload = await session.get(Upload, upload_id)
+    if upload is None or not upload.tus_metadata:
+        return
+    raw = parse_metadata(upload.tus_metadata).get("request_item_id")
+    if raw is None:
+        return
+    item_id = uuid.UUID(raw.decode("ascii"))  # parsed when the upload was created
+    await request_uploads.attach_upload(
+        session, principal, context, item_id=item_id, committed=committed
+    )
+
+
+def publishing_details(upload: Upload) -> dict[str, object] | None:
+    """The publishing note sent as `message` metadata (checked at creation), recorded with
+    the version's audit event so that the notification email carries it."""
+    raw = parse_metadata(upload.tus_metadata or "").get("message")
+    if not raw:
+        return None
+    return {"message": publishing.clean_message(raw.decode("utf-8"))}
+
+
 class APIBinding:
     """Signed-in callers (token or browser session): uploads into any folder they may
-    write, each continued only by its creator."""
+    write, or for a document request's item, each continued only by its creator."""
 
     @asynccontextmanager
     async def call(self, request: Request) -> AsyncIterator[TusCall]:
         hold = services(request).settings.scan.all_uploads
         async with api_call(request) as call:
-            yield TusCall(call.session, call.principal, call.audit, call.principal, hold)
+            yield TusCall(
+                call.session,
+                call.principal,
+                call.audit,
+                call.principal,
+                hold,
+                on_commit=partial(submit_for_item, call.principal, call.audit),
+                details=publishing_details,
+            )
 
     def location(self, request: Request, upload_id: uuid.UUID) -> str:
         return f"/api/v1/uploads/{upload_id}"
 
     async def folder_for(self, call: TusCall, pairs: dict[str, bytes]) -> uuid.UUID:
-        return parse_id(metadata_text(pairs, "folder_id"), "folder")
+        if "message" in pairs:
+            # A note for the notification email: only the firm publishes, and it is checked
+            # now, before any byte is accepted.
+            if not is_firm(call.principal):
+                raise ProblemError(
+                    400, "Bad request", "only staff send a message with an upload", field="message"
+                )
+            publishing.clean_message(metadata_text(pairs, "message"))
+        if "request_item_id" in pairs:
+            item_id = parse_id(metadata_text(pairs, "request_item_id"), "item")
+            return await request_uploads.upload_folder(call.session, call.principal, item_id)
+        folder_id = parse_id(metadata_text(pairs, "folder_id"), "folder")
+        if "relative_path" not in pairs:
+            return folder_id
+        return await folder_paths.ensure_folders(
+            call.session,
+            call.principal,
+            call.audit,
+            folder_id=folder_id,
+            relative_path=metadata_text(pairs, "relative_path"),
+        )
 
     async def admit(self, call: TusCall, *, length: int) -> None:
         return None

@@ -279,6 +279,7 @@ async def finish(
     digests: RunningDigests | None = None,
     hold: bool = False,
     on_commit: OnCommit | None = None,
+    details: dict[str, object] | None = None,
 ) -> Finished:
     """Turn a fully stored upload into its document version (or, with `hold`, a version
     held in quarantine until scanned), exactly once.
@@ -318,7 +319,7 @@ async def finish(
                 blob,
                 hold=hold,
                 content_type=resumable.content_type,
-                details={"upload_id": str(upload_id)},
+                details={"upload_id": str(upload_id), **(details or {})},
             )
             if on_commit is not None:
                 # In the same transaction: what the caller records commits with the version.
@@ -344,6 +345,7 @@ async def finish(
             digests=digests,
             hold=hold,
             on_commit=on_commit,
+            details=details,
         )
     except ConflictError:
         with anyio.CancelScope(shield=True):

@@ -272,6 +272,7 @@ async def _receive(
             digests=digests,
             hold=call.hold,
             on_commit=call.on_commit,
+            details=call.details(upload) if call.details else None,
         )
         async with transaction(svc.sessions) as session:
             await quotas.note_usage(
@@ -396,6 +397,7 @@ async def create(request: Request, binding: TusBinding) -> Response:
             upload.id,
             hold=call.hold,
             on_commit=call.on_commit,
+            details=call.details(upload) if call.details else None,
         )
         headers.update(_document_headers(finished, call))
         del headers["Upload-Expires"]

@@ -2,8 +2,10 @@
 each item.
 
 `/requests` lists the open requests the caller may see (overdue first, then by due date);
-`/requests/new` is the staff form; `/requests/{id}` shows one request with a plain upload
-form per item for the client and accept / reject forms for staff. Every form works without
+`/requests/new` is the staff form; `/requests/{id}` shows one request with an upload form per
+item for the client (a resumable upload panel with JavaScript, see `web.tus_binding`; a plain
+multipart form without), a form to attach a document already in the client's folders, and
+accept / reject forms for staff. Every form works without
 JavaScript and answers with a redirect back to the request (`?done=` says what happened),
 or with the page again and the error next to the field that caused it.
 """
@@ -24,22 +26,22 @@ from starlette.routing import BaseRoute, Route
 
 from vault import document_requests as request_service
 from vault import folders as folder_service
+from vault import request_uploads
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.document_requests import RequestView
-from vault.errors import IncompleteUploadError, InvalidRequestError, NotFoundError
+from vault.errors import InvalidRequestError, NotFoundError
 from vault.models import Client, Folder
 from vault.policy import Permission, Principal, allows
 from vault.request_tables import MAX_ITEMS, MAX_MESSAGE, MAX_TEXT, ItemStatus, Recurrence
-from web.auth import CSRF_FIELD, Caller, resolve
+from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
 from web.ids import parse_id
-from web.multipart_upload import FormUploadError, receive_upload
 from web.pages.announcements import local_today
-from web.pages.common import Redirect, browser_caller, notice, page, read_form, see_other
+from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 
-NOTICES = frozenset({"created", "uploaded", "accepted", "rejected", "closed"})
+NOTICES = frozenset({"created", "uploaded", "attached", "accepted", "rejected", "closed"})
 
 
 def routes() -> list[BaseRoute]:
@@ -49,7 +51,6 @@ def routes() -> list[BaseRoute]:
         Route("/requests/new", create, methods=["POST"]),
         Route("/requests/{request_id}", request_page, methods=["GET"]),
         Route("/requests/{request_id}/close", close, methods=["POST"]),
-        Route("/requests/{request_id}/items/{item_id}/upload", upload, methods=["POST"]),
         Route("/requests/{request_id}/items/{item_id}/accept", accept, methods=["POST"]),
         Route("/requests/{request_id}/items/{item_id}/reject", reject, methods=["POST"]),
     ]
@@ -318,6 +319,12 @@ async def _request_page(
     folder = await session.get(Folder, r.folder_id)
     principal = caller.principal
     is_open = r.closed_at is None
+    # Clients answer requests; staff answer for them through their own uploads.
+    may_upload = (
+        is_open
+        and allows(principal, Permission.UPLOAD, r.client_id)
+        and not _may_request(principal, r.client_id)
+    )
     return render(
         request,
         "request.html",
@@ -332,14 +339,28 @@ async def _request_page(
         overdue=is_open and r.due_date < local_today(caller.user),
         is_open=is_open,
         may_answer=is_open and _may_request(principal, r.client_id),
-        # Clients answer requests; staff answer for them through their own uploads.
-        may_upload=is_open
-        and allows(principal, Permission.UPLOAD, r.client_id)
-        and not _may_request(principal, r.client_id),
+        may_upload=may_upload,
+        documents=await _attachable(session, caller, r.client_id) if may_upload else [],
         reject_errors=reject_errors or {},
         upload_errors=upload_errors or {},
         max_message=MAX_MESSAGE,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Attachable:
+    id: uuid.UUID
+    label: str
+
+
+async def _attachable(
+    session: AsyncSession, caller: Caller, client_id: uuid.UUID
+) -> list[Attachable]:
+    """The client's documents, each named with its folder path, in path order."""
+    documents = await request_uploads.attachable_documents(session, caller.principal, client_id)
+    paths = await folder_service.folder_paths(session, client_id)
+    found = [Attachable(d.id, f"{paths.get(d.folder_id, '')} › {d.name}") for d in documents]
+    return sorted(found, key=lambda a: a.label.casefold())
 
 
 @page
@@ -410,83 +431,3 @@ async def reject(request: Request) -> Response:
             reason=reason,
         )
     return see_other(f"/requests/{request_id}?done=rejected#item-{item_id}")
-
-
-@page
-async def upload(request: Request) -> Response:
-    """A file for one item, streamed into the request's folder, then submitted."""
-    svc = services(request)
-    request_id = parse_id(request.path_params["request_id"], "request")
-    item_id = parse_id(request.path_params["item_id"], "item")
-    folder_id: uuid.UUID | None = None
-
-    async def folder_for(_fields: dict[str, list[str]]) -> uuid.UUID:
-        # Checked before any byte is stored: a hidden or closed request, or an accepted
-        # item, takes no file. Refusing through `FormUploadError` lets the rest of the body
-        # be read, so the browser gets the answer rather than a reset connection.
-        nonlocal folder_id
-        if folder_id is not None:
-            return folder_id
-        async with transaction(svc.sessions) as session:
-            caller = await resolve(request, session)  # receive_upload checked its CSRF token
-            if caller is None:
-                raise Redirect("/login")
-            try:
-                view = await request_service.get_request(session, caller.principal, request_id)
-            except NotFoundError:
-                raise FormUploadError("not found", stored=[], rule="not_found") from None
-        item = next((i for i in view.items if i.id == item_id), None)
-        if item is None:
-            raise FormUploadError("not found", stored=[], rule="not_found")
-        if view.request.closed_at is not None or item.status == ItemStatus.ACCEPTED:
-            raise FormUploadError("closed", stored=[], rule="closed", caller=caller)
-        folder_id = view.request.folder_id
-        return folder_id
-
-    try:
-        caller, form = await receive_upload(request, folder_for=folder_for)
-    except FormUploadError as exc:
-        return await _upload_refused(request, exc, request_id, item_id)
-    except IncompleteUploadError:
-        return render(request, "error.html", status=400)
-    if not form.files:
-        async with transaction(svc.sessions) as session:
-            return await _request_page(
-                request,
-                session,
-                caller,
-                request_id,
-                status=422,
-                upload_errors={str(item_id): "no_file"},
-            )
-    # One file per item: a form carrying several submits the last one.
-    stored = form.files[-1]
-    async with transaction(svc.sessions) as session:
-        await request_service.submit_item(
-            session,
-            caller.principal,
-            audit_context(request, caller.principal),
-            request_id=request_id,
-            item_id=item_id,
-            document_id=stored.document_id,
-            version=stored.version,
-        )
-    return see_other(f"/requests/{request_id}?done=uploaded#item-{item_id}")
-
-
-async def _upload_refused(
-    request: Request, exc: FormUploadError, request_id: uuid.UUID, item_id: uuid.UUID
-) -> Response:
-    if exc.rule == "not_found":
-        raise NotFoundError("request not found")
-    if exc.caller is None or exc.caller.browser is None:
-        raise Redirect("/login")
-    async with transaction(services(request).sessions) as session:
-        return await _request_page(
-            request,
-            session,
-            exc.caller,
-            request_id,
-            status=422,
-            upload_errors={str(item_id): exc.rule or "refused"},
-        )

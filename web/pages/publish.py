@@ -7,6 +7,12 @@ part arrives everything else is known: the file streams into the first client's 
 further client by `vault.publishing`, decrypted and re-encrypted under that client's keys.
 Each client's copy is audited like an upload with the message, so each client's members
 are emailed. The answer is a page listing, per client, what was published or what failed.
+
+With JavaScript (upload.js) the files go up by resumable upload instead, with progress: the
+form's fields are posted first with `prepare` (answered in JSON with the first client's
+folder, created if missing, or the field errors), each file is uploaded into that folder
+through the tus API, and the form is then posted with the uploaded documents' ids in
+`uploaded` and no file; from there on it is the same as above.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vault import folders as folder_service
@@ -31,6 +37,7 @@ from vault.names import validate_name
 from vault.policy import Permission, Principal, allows, is_firm
 from web.auth import Caller, resolve
 from web.context import audit_context, services
+from web.ids import parse_id
 from web.multipart_upload import FormUploadError, StoredFile, receive_upload
 from web.pages.common import Redirect, browser_caller, page
 from web.pages.render import render
@@ -202,13 +209,20 @@ async def publish(request: Request) -> Response:
             if not is_firm(caller.principal):
                 raise NotFoundError("no such page")
             clients = await publishable_clients(session, caller.principal)
-        form = check_form(upload.lists, clients)
-        form.errors["files"] = "empty"
-        return _form_page(request, caller, clients, form, status=422)
-    form = state["form"]
-    results = [ClientResult(form.targets[0], list(upload.files))]
+            form = check_form(upload.lists, clients)
+            if upload.lists.get("prepare"):
+                return await _prepared(request, session, caller, form)
+            sent = [v for v in upload.lists.get("uploaded", []) if v]
+            files = await _sent_ahead(request, session, caller, form, sent) if sent else []
+        if not files:
+            form.errors.setdefault("files", "empty")
+            return _form_page(request, caller, clients, form, status=422)
+    else:
+        form = state["form"]
+        files = list(upload.files)
+    results = [ClientResult(form.targets[0], list(files))]
     for client in form.targets[1:]:
-        results.append(await _copy_to(request, caller, client, form, upload.files))
+        results.append(await _copy_to(request, caller, client, form, files))
     return render(
         request,
         "publish-result.html",
@@ -216,8 +230,47 @@ async def publish(request: Request) -> Response:
         csrf_token=caller.browser.csrf_token if caller.browser else "",
         results=results,
         form=form,
-        files=upload.files,
+        files=files,
     )
+
+
+async def _prepared(
+    request: Request, session: AsyncSession, caller: Caller, form: PublishForm
+) -> Response:
+    """The first client's folder for the files the page is about to upload, or the errors
+    (the page then posts the form without its files to show them)."""
+    if form.errors:
+        return JSONResponse({"errors": form.errors}, status_code=422)
+    folder = await publishing.root_folder(
+        session,
+        caller.principal,
+        audit_context(request, caller.principal),
+        client_id=form.targets[0].id,
+        name=form.folder,
+    )
+    return JSONResponse({"folder_id": str(folder.id)})
+
+
+async def _sent_ahead(
+    request: Request, session: AsyncSession, caller: Caller, form: PublishForm, sent: list[str]
+) -> list[StoredFile]:
+    """The files uploaded ahead into the first client's folder, as the form names them."""
+    if form.errors:
+        return []
+    folder = await publishing.root_folder(
+        session,
+        caller.principal,
+        audit_context(request, caller.principal),
+        client_id=form.targets[0].id,
+        name=form.folder,
+    )
+    files: list[StoredFile] = []
+    for value in dict.fromkeys(sent):
+        report = await publishing.uploaded_report(
+            session, caller.principal, document_id=parse_id(value, "document"), folder_id=folder.id
+        )
+        files.append(StoredFile(report.name, report.document_id, report.version, report.size))
+    return files
 
 
 async def _copy_to(
