@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, expect
@@ -17,6 +18,9 @@ from tests.fixtures.browser import DESKTOP, browser_sign_in, look_at
 from tests.fixtures.live import LiveAppFactory
 from tests.fixtures.portal import PASSWORD, add_person, watch
 
+# The document page embeds a PDF preview: its "load" can take long on a busy machine, and
+# what is checked after each form is the page's own markup.
+LOADED: dict[str, Any] = {"wait_until": "domcontentloaded", "timeout": 60_000}
 FILES = {
     "annual-report.pdf": b"%PDF-1.7\n" + bytes(range(256)) * 40,
     "budget.xlsx": b"PK\x03\x04" + b"cells" * 100,
@@ -98,7 +102,7 @@ async def test_staff_select_zip_move_and_rename(
     await page.locator("input[data-select-all]").uncheck()
     await page.locator(f'input[name="document_id"][value="{ids["budget.xlsx"]}"]').check()
     await page.locator("#selection-target").select_option(archive_id)
-    async with page.expect_navigation():
+    async with page.expect_navigation(**LOADED):
         await page.locator('button[name="action"][value="move"]').click()
     await expect(page.locator(".notice--success")).to_be_visible()
     assert await page.locator(f'input[value="{ids["budget.xlsx"]}"]').count() == 0
@@ -106,7 +110,7 @@ async def test_staff_select_zip_move_and_rename(
     # Rename a document on its page.
     await page.goto(f"{live.base_url}/documents/{ids['annual-report.pdf']}")
     await page.locator("#rename-document").fill("Annual report 2026.pdf")
-    async with page.expect_navigation():
+    async with page.expect_navigation(**LOADED):
         await page.locator('form[action$="/rename"] button[type="submit"]').click()
     await expect(page.locator(".notice--success")).to_be_visible()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Annual report 2026.pdf")
@@ -117,11 +121,11 @@ async def test_staff_select_zip_move_and_rename(
     await page.locator("details.browse-organise summary").click()
     await look_at(page, f"filing-organise-{lang}")
     await page.locator("#rename-folder").fill("Archive 2026")
-    async with page.expect_navigation():
+    async with page.expect_navigation(**LOADED):
         await page.locator('form[action$="/rename"] button[type="submit"]').click()
     await page.locator("details.browse-organise summary").click()
     await page.locator("#move-folder").select_option("")
-    async with page.expect_navigation():
+    async with page.expect_navigation(**LOADED):
         await page.locator('form[action$="/move"] button[type="submit"]').click()
     await expect(page.locator(".notice--success")).to_be_visible()
     await page.goto(f"{live.base_url}/clients/{tenant.client_id}")
