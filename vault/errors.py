@@ -23,6 +23,7 @@ entry there, and a test walks this tree to hold both to it.
     │   └── ThumbnailError
     ├── PermissionDeniedError
     ├── ConflictError
+    │   ├── NameTakenError
     │   ├── HeldError
     │   └── InvalidHoldError
     │       └── InvalidPolicyError
@@ -80,6 +81,7 @@ __all__ = [
     "LinkNotFoundError",
     "MfaError",
     "NameRule",
+    "NameTakenError",
     "NonceReuseError",
     "NotFoundError",
     "NotMigratedError",
@@ -269,6 +271,21 @@ class PermissionDeniedError(VaultError):
 
 class ConflictError(VaultError):
     """The request conflicts with the current state (e.g. a name already taken)."""
+
+
+class NameTakenError(ConflictError):
+    """A rename or move would put two things of one name side by side; nothing was changed.
+
+    Attributes:
+        name: The name already taken in the target folder (a page names the file with it).
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is already in the target folder")
+        self.name = name
+
+    def __reduce__(self) -> tuple[type[NameTakenError], tuple[str]]:
+        return (type(self), (self.name,))
 
 
 class HeldError(ConflictError):

@@ -153,6 +153,11 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
     )
     assert image.status_code == 201, image.text
     ids["image_id"] = image.json()["document_id"]
+    second = await http.post(
+        f"{API}/folders", json={"client_id": str(world.acme), "name": "Moves"}, headers=sam_api
+    )
+    assert second.status_code == 201, second.text
+    ids["folder2"] = second.json()["id"]
     opened = await http.post(
         f"{API}/clients/{world.acme}/requests",
         json={"title": "Set-up", "due_date": "2099-01-01", "folder_id": str(world.acme_folder),

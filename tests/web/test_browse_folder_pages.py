@@ -118,14 +118,20 @@ async def test_empty_states_say_what_to_do(
     empty = await make_folder(http, world, "Empty", world.acme_folder)
     await sign_in(http, world["alice"], second_factor=True)
     page = await http.get(f"/folders/{empty}")
-    assert "This folder is empty. Drag files here or use Upload to add some." in page.text
-    assert "create a folder" not in page.text
+    # The text names the upload button as the page labels it.
+    assert "This folder is empty. Add documents with “Choose files”." in page.text
+    assert ">Choose files<" in page.text
+    assert "New folder" not in page.text
     assert 'action="/folders/' + empty + '/folders"' not in page.text  # clients create none
+    # Nothing to download: no archive of an empty folder is offered.
+    assert "/download.zip" not in page.text
 
     await sign_in(other, world["sam"], second_factor=True)
     page = await other.get(f"/folders/{empty}")
-    assert "or create a folder" in page.text
+    assert "or make a sub-folder with “New folder”" in page.text
+    assert ">New folder<" in page.text
     assert f'action="/folders/{empty}/folders"' in page.text
+    assert "/download.zip" not in page.text
 
 
 async def test_staff_create_a_folder_from_the_page(http: httpx.AsyncClient, world: World) -> None:

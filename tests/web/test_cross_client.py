@@ -80,12 +80,18 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
         "GET", lambda i: f"{API}/clients/{i.client}/folders"
     ),
     ("GET", "/folders/{folder_id}"): Call("GET", lambda i: f"{API}/folders/{i.folder}"),
+    ("PATCH", "/folders/{folder_id}"): Call(
+        "PATCH", lambda i: f"{API}/folders/{i.folder}", b'{"name": "Renamed"}', JSON
+    ),
     ("PUT", "/folders/{folder_id}/files/{name:path}"): Call(
         "PUT", lambda i: f"{API}/folders/{i.folder}/files/planted.txt", b"planted by an outsider"
     ),
     ("GET", "/documents/{document_id}"): Call("GET", lambda i: f"{API}/documents/{i.document}"),
     ("DELETE", "/documents/{document_id}"): Call(
         "DELETE", lambda i: f"{API}/documents/{i.document}"
+    ),
+    ("PATCH", "/documents/{document_id}"): Call(
+        "PATCH", lambda i: f"{API}/documents/{i.document}", b'{"name": "renamed.txt"}', JSON
     ),
     ("GET", "/documents/{document_id}/content"): Call(
         "GET", lambda i: f"{API}/documents/{i.document}/content"

@@ -76,8 +76,10 @@ class AuditAction(StrEnum):
     DOCUMENT_DOWNLOAD_COMPLETED = "document.download_completed"
     DOCUMENT_DOWNLOADED = "document.downloaded"
     DOCUMENT_INTEGRITY_FAILED = "document.integrity_failed"
+    DOCUMENT_MOVED = "document.moved"
     DOCUMENT_PURGED = "document.purged"
     DOCUMENT_RECEIPTS_VIEWED = "document.receipts_viewed"
+    DOCUMENT_RENAMED = "document.renamed"
     DOCUMENT_RESTORED = "document.restored"
     DOCUMENT_THUMBNAIL_VIEWED = "document.thumbnail_viewed"
     DOCUMENT_VERSION_ADDED = "document.version_added"
@@ -87,6 +89,8 @@ class AuditAction(StrEnum):
     FOLDER_CREATED = "folder.created"
     FOLDER_DOWNLOADED = "folder.downloaded"
     FOLDER_LISTED = "folder.listed"
+    FOLDER_MOVED = "folder.moved"
+    FOLDER_RENAMED = "folder.renamed"
     FOLDER_SEARCHED = "folder.searched"
 
     # Legal holds
@@ -276,8 +280,12 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
         "bytes", "disposition", "folder_id", "range", "version", "via"
     ),
     AuditAction.DOCUMENT_INTEGRITY_FAILED: _keys("version"),
+    # A move names both folders by id and by path as they read at the time: a path changes
+    # with later renames, the ids do not.
+    AuditAction.DOCUMENT_MOVED: _keys("from", "from_path", "name", "to", "to_path"),
     AuditAction.DOCUMENT_PURGED: _keys("folder_id", "name", "reason", "versions"),
     AuditAction.DOCUMENT_RECEIPTS_VIEWED: _keys(),
+    AuditAction.DOCUMENT_RENAMED: _keys("folder_id", "from", "to"),
     AuditAction.DOCUMENT_RESTORED: _keys("folder_id", "name", "trashed_at"),
     AuditAction.DOCUMENT_THUMBNAIL_VIEWED: _keys("version"),
     AuditAction.DOCUMENT_VERSION_ADDED: _keys(*_NEW_VERSION),
@@ -285,6 +293,8 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.FOLDER_CREATED: _keys("name", "parent_id"),
     AuditAction.FOLDER_DOWNLOADED: _keys("bytes", "documents", "name"),
     AuditAction.FOLDER_LISTED: _keys(),
+    AuditAction.FOLDER_MOVED: _keys("from", "from_path", "name", "to", "to_path"),
+    AuditAction.FOLDER_RENAMED: _keys("from", "parent_id", "to"),
     AuditAction.FOLDER_SEARCHED: _keys("documents", "folders", "query"),
     AuditAction.HOLD_PLACED: _keys("folder_id", "reason"),
     AuditAction.HOLD_RELEASED: _keys("folder_id", "reason"),

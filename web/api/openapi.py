@@ -25,6 +25,7 @@ from web.api.account_inputs import (
     UserChange,
 )
 from web.api.clients import NewClient, NewFolder
+from web.api.filing import DocumentChange, FolderChange
 from web.api.notifications import Preference, Profile
 from web.api.openapi_audit import audit_paths
 from web.api.openapi_models import MODEL_SCHEMAS, json_body
@@ -116,7 +117,15 @@ SPEC: dict[str, Any] = {
                 body=json_body(NewFolder),
             )
         },
-        "/folders/{folder_id}": {"get": _op("A folder with its sub-folders and documents")},
+        "/folders/{folder_id}": {
+            "get": _op("A folder with its sub-folders and documents"),
+            "patch": _op(
+                "Rename a folder and/or move it (`parent_id`: another folder of the same "
+                "client, null for its top level; left out, it stays); answers as GET. 409 "
+                "when the name is taken there, 422 when moved into itself or its own sub-folder",
+                body=json_body(FolderChange),
+            ),
+        },
         "/folders/{folder_id}/files/{name}": {
             "put": _op(
                 "One-shot streaming upload: 201 new document, 200 new version, 202 "
@@ -133,6 +142,12 @@ SPEC: dict[str, Any] = {
         "/documents/{document_id}": {
             "get": _op("A document and its versions"),
             "delete": _op("Move to trash", "204"),
+            "patch": _op(
+                "Rename a document and/or move it to another folder of the same client; "
+                "versions, receipts and links keep pointing at it; answers as GET. 409 when "
+                "the name is taken in the target folder",
+                body=json_body(DocumentChange),
+            ),
         },
         "/documents/{document_id}/content": {
             "get": _op(

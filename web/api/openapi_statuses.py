@@ -38,6 +38,8 @@ EXTRA_STATUSES: dict[str, set[int]] = {
     "create_folder": {404, 409},
     "put_file": {400, 409, 413, 422, 507},
     "delete_document": {409},
+    "update_document": {409},
+    "update_folder": {409},
     "restore_version": {409, 413, 507},
     "trash_restore": {409, 413},
     "create_document_link": {409},
