@@ -189,6 +189,7 @@
         const have = extra ? 0 : [...chosen].filter((id) => current.clients.has(id)).length;
         const key = have === chosen.size ? "textAll" : have === 0 ? "textNone" : "textSome";
         summary.textContent = fill(text[key], {
+          // The sentence isolates it already (the page's translations wrap every value).
           folder: names.join(" › "),
           have: number(have),
           total: number(chosen.size),
