@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit.actions import AuditAction
-from vault.errors import InvalidInput
+from vault.errors import InvalidInput, NotFoundError
 from vault.models import Client, Role, User, utcnow
 from vault.policy import Principal, can_see_client
 
@@ -177,6 +178,65 @@ async def set_preference(
         details={"cadence": cadence.value, "daily_hour": daily_hour, "via": via},
     )
     return pref
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """What a user asks for one client: a cadence, and the local hour of a daily email."""
+
+    cadence: Cadence
+    daily_hour: int
+
+
+async def hearable_clients(
+    session: AsyncSession, principal: Principal, client_ids: Iterable[uuid.UUID]
+) -> list[Client]:
+    """The clients named, each one the caller hears of.
+
+    Raises:
+        NotFoundError: one of them does not exist or is not the caller's (the two read the same).
+    """
+    found = []
+    for client_id in dict.fromkeys(client_ids):
+        client = await session.get(Client, client_id)
+        if client is None or not may_hear_of(principal, client):
+            raise NotFoundError("client not found")
+        found.append(client)
+    return found
+
+
+async def set_preferences(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    user: User,
+    choices: Mapping[uuid.UUID, Choice],
+    defaults: Defaults,
+) -> list[uuid.UUID]:
+    """Set the user's own cadences for several clients at once, in the caller's transaction:
+    every client is checked before any is changed, and only those whose setting differs from
+    what already applies are stored (each audited as `set_preference` does). Saving what
+    already applies would turn a default into a fixed choice and log noise.
+
+    Returns:
+        The ids of the clients whose setting changed.
+
+    Raises:
+        NotFoundError: a client is not one the user hears of; nothing was changed.
+    """
+    await hearable_clients(session, principal, choices)
+    current = await preferences(session, user.id)
+    changed = []
+    for client_id, choice in choices.items():
+        daily_hour = choice.daily_hour if choice.cadence is Cadence.DAILY else None
+        now = effective(current.get(client_id), user.role, defaults)
+        if choice.cadence is now.cadence and (daily_hour is None or daily_hour == now.daily_hour):
+            continue
+        await set_preference(
+            session, context, user, client_id, choice.cadence, daily_hour=daily_hour
+        )
+        changed.append(client_id)
+    return changed
 
 
 async def show_unsubscribe(

@@ -22,13 +22,11 @@ from sqlmodel import select
 
 from vault import audit, crypto, quotas
 from vault import documents as doc_service
-from vault import folders as folder_service
 from vault.crypto import blobs
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
-from vault.errors import ConflictError, IntegrityError, InvalidMessageError, NotFoundError
-from vault.models import ROOT_REF, Document, Folder, Version
-from vault.names import name_key, validate_name
+from vault.errors import IntegrityError, InvalidMessageError, NotFoundError
+from vault.models import Document, Version
 from vault.policy import Permission, Principal, require
 from vault.store import ObjectStore
 
@@ -55,38 +53,6 @@ class PublishedCopy:
     document_id: uuid.UUID
     version: int
     size: int
-
-
-async def root_folder(
-    session: AsyncSession,
-    principal: Principal,
-    context: audit.AuditContext,
-    *,
-    client_id: uuid.UUID,
-    name: str,
-) -> Folder:
-    """The client's top-level folder called `name`, created (and audited) if missing."""
-    await folder_service.get_client(session, principal, client_id)
-    require(principal, Permission.UPLOAD, client_id)
-    name = validate_name(name)
-    query = select(Folder).where(
-        Folder.client_id == client_id,
-        Folder.parent_ref == ROOT_REF,
-        Folder.name_key == name_key(name),
-    )
-    found = (await session.execute(query)).scalar_one_or_none()
-    if found is not None:
-        return found
-    try:
-        return await folder_service.create_folder(
-            session, principal, context, client_id=client_id, parent_id=None, name=name
-        )
-    except ConflictError:
-        # Another publisher created it meanwhile: use theirs.
-        found = (await session.execute(query)).scalar_one_or_none()
-        if found is None:
-            raise
-        return found
 
 
 @dataclass(frozen=True, slots=True)

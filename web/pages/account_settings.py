@@ -24,8 +24,8 @@ from vault.errors import (
     PermissionDeniedError,
     ProfileError,
 )
-from vault.models import Client, Role
-from vault.notifications import Cadence, effective, may_hear_of, preferences, set_preference
+from vault.models import Role
+from vault.notifications import Cadence, Choice, Defaults, hearable_clients, set_preferences
 from web import account_mail, i18n
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
@@ -35,6 +35,7 @@ from web.pages.account_view import (
     Problems,
     account_page,
     invite_roles,
+    notification_form,
     notify_defaults,
 )
 from web.pages.common import FORM_TYPE, MAX_FORM_BODY, browser_caller, page, read_form, see_other
@@ -99,52 +100,73 @@ def _hour(raw: str) -> int | None:
     return parse_int(raw.strip(), maximum=23)
 
 
+def _choice(cadence: str, hour: str, default_hour: int) -> Choice | None:
+    try:
+        chosen = Cadence(cadence)
+    except ValueError:
+        return None
+    daily_hour = _hour(hour) if hour else default_hour
+    return None if daily_hour is None else Choice(chosen, daily_hour)
+
+
+def _notification_choices(
+    form: dict[str, str], client_ids: list[uuid.UUID], defaults: Defaults
+) -> dict[uuid.UUID, Choice] | None:
+    """Each client's choice: its own where the form sets it apart (`cadence_<id>`), else the
+    one for all clients; None when any value is not one the form offers."""
+    shared = _choice(form.get("cadence", ""), form.get("daily_hour", ""), defaults.daily_hour)
+    choices: dict[uuid.UUID, Choice] = {}
+    for client_id in client_ids:
+        own = form.get(f"cadence_{client_id}", "")
+        if own:
+            hour = form.get(f"daily_hour_{client_id}", "")
+            choice = _choice(own, hour, defaults.daily_hour)
+        else:
+            choice = shared
+        if choice is None:
+            return None
+        choices[client_id] = choice
+    return choices
+
+
 @page
 async def save_notifications(request: Request) -> Response:
-    form = await read_form(request)
+    """The one notification form: a choice for all the person's clients and, for any client
+    set apart, its own; saved together in one transaction, or not at all."""
+    form, raw_clients = await _read_invite_form(request)
     defaults = notify_defaults(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
-        try:
-            client_id = uuid.UUID(form.get("client_id", ""))
-        except ValueError:
-            raise NotFoundError("client not found") from None
-        client = await session.get(Client, client_id)
-        if client is None or not may_hear_of(caller.principal, client):
+        client_ids = _client_ids(raw_clients)
+        if client_ids is None:
             raise NotFoundError("client not found")
-        hour = _hour(form.get("daily_hour", "")) if form.get("daily_hour") else defaults.daily_hour
-        try:
-            cadence = Cadence(form.get("cadence", ""))
-        except ValueError:
-            cadence = None
-        if cadence is None or hour is None:
+        if not client_ids:
+            # No client named: every client the person hears of.
+            client_ids = [
+                row.client.id for row in (await notification_form(request, session, caller)).rows
+            ]
+        # Someone else's client answers 404 before anything about the values is said.
+        await hearable_clients(session, caller.principal, client_ids)
+        choices = _notification_choices(form, client_ids, defaults)
+        if choices is None:
             return await account_page(
-                request,
-                session,
-                caller,
-                status=422,
-                problems=Problems(notifications=str(client.id)),
+                request, session, caller, status=422, problems=Problems(notifications=True)
             )
-        daily_hour = hour if cadence is Cadence.DAILY else None
-        now = effective(
-            (await preferences(session, caller.user.id)).get(client.id), caller.user.role, defaults
+        await set_preferences(
+            session,
+            caller.principal,
+            audit_context(request, caller.principal),
+            caller.user,
+            choices,
+            defaults,
         )
-        # Saving what already applies would turn a default into a fixed choice and log noise.
-        if cadence is not now.cadence or (daily_hour is not None and daily_hour != now.daily_hour):
-            await set_preference(
-                session,
-                audit_context(request, caller.principal),
-                caller.user,
-                client.id,
-                cadence,
-                daily_hour=daily_hour,
-            )
     return see_other("/account?done=notifications-saved#notifications")
 
 
 async def _read_invite_form(request: Request) -> tuple[dict[str, str], list[str]]:
-    """The form's single fields, and every chosen client (a field repeated once per client),
-    bounded in size like any other form."""
+    """The form's single fields, and every client it names (a `client_id` field repeated once
+    per client: the invitation's and the notification form's), bounded in size like any other
+    form."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

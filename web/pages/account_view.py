@@ -3,6 +3,7 @@ answering a form with an error."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,14 @@ from vault.accounts import mfa, sessions
 from vault.accounts.invitations import invitable_roles
 from vault.accounts.passwords import MIN_LENGTH
 from vault.models import Client, Role, TokenScope
-from vault.notifications import Cadence, Defaults, effective, may_hear_of, preferences
+from vault.notifications import (
+    Cadence,
+    Defaults,
+    Effective,
+    effective,
+    may_hear_of,
+    preferences,
+)
 from vault.policy import Permission, Principal, allows
 from web.auth import Caller
 from web.context import services
@@ -103,7 +111,7 @@ class Problems:
     token_form: dict[str, str] | None = None
     profile: str = ""  # the field at fault: display_name, timezone or locale
     profile_form: dict[str, str] | None = None
-    notifications: str = ""  # the client id whose form was refused
+    notifications: bool = False  # the notification form was refused
     invite: str = ""
     invite_form: dict[str, Any] | None = None
     recovery: str = ""
@@ -118,15 +126,40 @@ def notify_defaults(request: Request) -> Defaults:
 
 @dataclass(frozen=True, slots=True)
 class NotificationRow:
+    """One client's line of the form: what applies to it, and whether it follows the choice
+    for all clients (`same`) or is set differently."""
+
     client: Client
     cadence: str
     daily_hour: int
-    is_default: bool
+    same: bool
 
 
-async def notification_rows(
+@dataclass(frozen=True, slots=True)
+class NotificationForm:
+    """The one form for every client: a choice for all of them, and the clients set
+    differently from it."""
+
+    cadence: str
+    daily_hour: int
+    rows: list[NotificationRow]
+
+    @property
+    def different(self) -> int:
+        return sum(not row.same for row in self.rows)
+
+
+def _setting(chosen: Effective) -> tuple[str, int | None]:
+    # The hour only tells two settings apart for a daily email.
+    return chosen.cadence.value, chosen.daily_hour if chosen.cadence is Cadence.DAILY else None
+
+
+async def notification_form(
     request: Request, session: AsyncSession, caller: Caller
-) -> list[NotificationRow]:
+) -> NotificationForm:
+    """The form as the person's settings fill it: the choice for all clients is the one most
+    of them have (the default for their role on a tie), so a person who never set a client
+    apart sees one choice."""
     defaults = notify_defaults(request)
     prefs = await preferences(session, caller.user.id)
     clients = [
@@ -136,13 +169,21 @@ async def notification_rows(
         and may_hear_of(caller.principal, client)
     ]
     clients.sort(key=lambda c: (c.name.casefold(), str(c.id)))
-    rows = []
-    for client in clients:
-        chosen = effective(prefs.get(client.id), caller.user.role, defaults)
-        rows.append(
-            NotificationRow(client, chosen.cadence.value, chosen.daily_hour, chosen.is_default)
+    chosen = {c.id: effective(prefs.get(c.id), caller.user.role, defaults) for c in clients}
+    counts = Counter(_setting(e) for e in chosen.values())
+    role_default = _setting(effective(None, caller.user.role, defaults))
+    cadence, hour = max(counts, key=lambda s: (counts[s], s == role_default), default=role_default)
+    shared_hour = defaults.daily_hour if hour is None else hour
+    rows = [
+        NotificationRow(
+            client,
+            chosen[client.id].cadence.value,
+            chosen[client.id].daily_hour,
+            _setting(chosen[client.id]) == (cadence, hour),
         )
-    return rows
+        for client in clients
+    ]
+    return NotificationForm(cadence, shared_hour, rows)
 
 
 def invite_roles(principal: Principal) -> list[str]:
@@ -199,7 +240,7 @@ async def account_page(
         profile_form=problems.profile_form
         or {"display_name": user.display_name, "timezone": user.timezone, "locale": user.locale},
         timezones=COMMON_TIMEZONES,
-        notification_rows=await notification_rows(request, session, caller),
+        notify=await notification_form(request, session, caller),
         notification_error=problems.notifications,
         cadences=[c.value for c in Cadence],
         hours=range(24),

@@ -1,9 +1,10 @@
 """Staff publishing: one report, or several, to one client or to many at once.
 
 The form's fields come in the order the server needs them: the CSRF token, the chosen
-clients, the folder name and the message, then the files. So by the time the first file
-part arrives everything else is known: the file streams into the first client's folder
-(created at its root if missing) through `web.multipart_upload`, and is then copied to every
+clients, the folder and the message, then the files. So by the time the first file part
+arrives everything else is known: the file streams into the first client's folder (the chosen
+path, created where missing, `vault.destinations`) through `web.multipart_upload`, and is then
+copied to every
 further client by `vault.publishing`, decrypted and re-encrypted under that client's keys.
 Each client's copy is audited like an upload with the message, so each client's members
 are emailed. The answer is a page listing, per client, what was published or what failed.
@@ -27,13 +28,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vault import destinations, publishing
 from vault import folders as folder_service
-from vault import publishing
 from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import IncompleteUploadError, InvalidMessageError, InvalidNameError, NotFoundError
 from vault.models import Client
-from vault.names import validate_name
+from vault.names import name_key, validate_name
 from vault.policy import Permission, Principal, allows, is_firm
 from web.auth import Caller, resolve
 from web.context import audit_context, services
@@ -66,14 +67,47 @@ async def publishable_clients(
 
 @dataclass
 class PublishForm:
-    """What the form said, checked: the target clients in order, the folder, the message."""
+    """What the form said, checked: the target clients in order, the folder, the message.
+
+    The folder is a path picked from the clients' combined tree (`folder`, empty for the top
+    level) and, optionally, the name of a new folder inside it (`new_folder`); `path` is the
+    two together, checked.
+    """
 
     chosen: list[str] = field(default_factory=list)
     all_clients: bool = False
     folder: str = DEFAULT_FOLDER
+    new_folder: str = ""
     message: str = ""
     errors: dict[str, str] = field(default_factory=dict)
     targets: list[Client] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)
+
+    @property
+    def shown_path(self) -> str:
+        return " › ".join(self.path)
+
+
+def _check_path(form: PublishForm) -> None:
+    picked = form.folder.strip().strip(destinations.SEPARATOR)
+    new = form.new_folder.strip()
+    if not picked and not new:
+        form.errors["folder"] = "empty"
+        return
+    try:
+        form.path = destinations.parse_path(picked) if picked else []
+    except InvalidNameError:
+        form.errors["folder"] = "invalid"
+        return
+    if new:
+        try:
+            # One name: a slash here is a mistake, not a way to make several folders.
+            form.path.append(validate_name(new))
+        except InvalidNameError:
+            form.errors["new_folder"] = "invalid"
+            return
+    if len(form.path) > destinations.MAX_DEPTH:
+        form.errors["new_folder"] = "deep"
 
 
 def check_form(lists: dict[str, list[str]], clients: list[Client]) -> PublishForm:
@@ -81,6 +115,7 @@ def check_form(lists: dict[str, list[str]], clients: list[Client]) -> PublishFor
         chosen=[v for v in lists.get("clients", []) if v],
         all_clients=bool(lists.get("all")),
         folder=(lists.get("folder") or [""])[0],
+        new_folder=(lists.get("new_folder") or [""])[0],
         message=(lists.get("message") or [""])[0],
     )
     by_id = {str(c.id): c for c in clients}
@@ -93,10 +128,7 @@ def check_form(lists: dict[str, list[str]], clients: list[Client]) -> PublishFor
     elif not wanted:
         form.errors["clients"] = "empty"
     form.targets = [c for c in clients if str(c.id) in wanted]
-    try:
-        form.folder = validate_name(form.folder.strip())
-    except InvalidNameError:
-        form.errors["folder"] = "empty" if not form.folder.strip() else "invalid"
+    _check_path(form)
     try:
         form.message = publishing.clean_message(form.message)
     except InvalidMessageError as exc:
@@ -113,7 +145,27 @@ class _Refused(FormUploadError):
         self.refused_for = caller
 
 
-def _form_page(
+def _folder_choices(
+    tree: list[destinations.TreeFolder], form: PublishForm
+) -> tuple[list[destinations.TreeFolder], str]:
+    """The tree to pick from, with the form's folder in it even where no client has it yet
+    (the default "Reports", or a path sent back with an error), and the value to select."""
+    try:
+        picked = tuple(destinations.parse_path(form.folder)) if form.folder.strip() else ()
+    except InvalidNameError:
+        return tree, ""
+    by_key = {tuple(name_key(n) for n in folder.path): folder for folder in tree}
+    spelled: tuple[str, ...] = ()
+    for name in picked:
+        # Folders are matched as names are (case and form aside): the tree's spelling wins.
+        path = (*spelled, name)
+        key = tuple(name_key(n) for n in path)
+        folder = by_key.setdefault(key, destinations.TreeFolder(path, frozenset()))
+        spelled = folder.path
+    return [by_key[key] for key in sorted(by_key)], destinations.join_path(spelled)
+
+
+async def _form_page(
     request: Request,
     caller: Caller,
     clients: list[Client],
@@ -122,6 +174,9 @@ def _form_page(
     status: int = 200,
 ) -> Response:
     assert caller.browser is not None
+    async with transaction(services(request).sessions) as session:
+        tree = await destinations.combined_tree(session, caller.principal, [c.id for c in clients])
+    folders, picked = _folder_choices(tree, form)
     return render(
         request,
         "publish.html",
@@ -130,6 +185,10 @@ def _form_page(
         csrf_token=caller.browser.csrf_token,
         clients=clients,
         form=form,
+        folders=folders,
+        picked=picked,
+        separator=destinations.SEPARATOR,
+        max_depth=destinations.MAX_DEPTH,
         max_message=publishing.MAX_MESSAGE,
     )
 
@@ -143,7 +202,7 @@ async def publish_form(request: Request) -> Response:
         clients = await publishable_clients(
             session, caller.principal, audit_context(request, caller.principal)
         )
-    return _form_page(request, caller, clients, PublishForm())
+    return await _form_page(request, caller, clients, PublishForm())
 
 
 @dataclass
@@ -169,12 +228,12 @@ async def publish(request: Request) -> Response:
             clients = await publishable_clients(session, caller.principal)
             form = check_form(lists, clients)
             if is_firm(caller.principal) and not form.errors:
-                folder = await publishing.root_folder(
+                folder = await destinations.folder_at_path(
                     session,
                     caller.principal,
                     audit_context(request, caller.principal),
                     client_id=form.targets[0].id,
-                    name=form.folder,
+                    path=form.path,
                 )
                 folder_id = folder.id
         # Raised outside the transaction: a rollback would expire the caller's rows.
@@ -197,7 +256,7 @@ async def publish(request: Request) -> Response:
             request, folder_for=folder_for, details=details, hold=False
         )
     except _Refused as exc:
-        return _form_page(request, exc.refused_for, state["clients"], exc.form, status=422)
+        return await _form_page(request, exc.refused_for, state["clients"], exc.form, status=422)
     except FormUploadError as exc:
         if exc.rule == "not_found" or exc.caller is None:
             raise NotFoundError("no such page") from None
@@ -216,7 +275,7 @@ async def publish(request: Request) -> Response:
             files = await _sent_ahead(request, session, caller, form, sent) if sent else []
         if not files:
             form.errors.setdefault("files", "empty")
-            return _form_page(request, caller, clients, form, status=422)
+            return await _form_page(request, caller, clients, form, status=422)
     else:
         form = state["form"]
         files = list(upload.files)
@@ -241,12 +300,12 @@ async def _prepared(
     (the page then posts the form without its files to show them)."""
     if form.errors:
         return JSONResponse({"errors": form.errors}, status_code=422)
-    folder = await publishing.root_folder(
+    folder = await destinations.folder_at_path(
         session,
         caller.principal,
         audit_context(request, caller.principal),
         client_id=form.targets[0].id,
-        name=form.folder,
+        path=form.path,
     )
     return JSONResponse({"folder_id": str(folder.id)})
 
@@ -257,12 +316,12 @@ async def _sent_ahead(
     """The files uploaded ahead into the first client's folder, as the form names them."""
     if form.errors:
         return []
-    folder = await publishing.root_folder(
+    folder = await destinations.folder_at_path(
         session,
         caller.principal,
         audit_context(request, caller.principal),
         client_id=form.targets[0].id,
-        name=form.folder,
+        path=form.path,
     )
     files: list[StoredFile] = []
     for value in dict.fromkeys(sent):
@@ -286,8 +345,8 @@ async def _copy_to(
     result = ClientResult(client)
     try:
         async with transaction(svc.sessions) as session:
-            folder = await publishing.root_folder(
-                session, caller.principal, context, client_id=client.id, name=form.folder
+            folder = await destinations.folder_at_path(
+                session, caller.principal, context, client_id=client.id, path=form.path
             )
         for stored in files:
             assert stored.version is not None  # received with hold=False: never held
