@@ -40,10 +40,10 @@ class NewTemplate(Body):
 class TemplateChange(Body):
     """Fields left out stay; `due_in_days: null` clears the default due date."""
 
-    name: Annotated[str, NotNull] | None = None
-    title: Annotated[str, NotNull] | None = None
-    items: Annotated[list[str], NotNull, Field(min_length=1, max_length=MAX_ITEMS)] | None = None
-    message: Annotated[str, NotNull, Field(max_length=MAX_MESSAGE)] | None = None
+    name: Annotated[str | None, NotNull] = None
+    title: Annotated[str | None, NotNull] = None
+    items: Annotated[list[str] | None, NotNull, Field(min_length=1, max_length=MAX_ITEMS)] = None
+    message: Annotated[str | None, NotNull, Field(max_length=MAX_MESSAGE)] = None
     due_in_days: Days | None = None
 
 

@@ -76,9 +76,9 @@ class RequestChange(Body):
     """What to change; fields left out stay. Items are added by name, renamed and removed by
     id; an item the client has answered cannot be removed (409)."""
 
-    title: Annotated[str, NotNull] | None = None
-    message: Annotated[str, NotNull, Field(max_length=MAX_MESSAGE)] | None = None
-    due_date: Annotated[date, NotNull] | None = None
+    title: Annotated[str | None, NotNull] = None
+    message: Annotated[str | None, NotNull, Field(max_length=MAX_MESSAGE)] = None
+    due_date: date | None = None
     add_items: Annotated[list[str], Field(max_length=MAX_ITEMS)] | None = None
     rename_items: Annotated[dict[str, str], Field(max_length=MAX_ITEMS)] | None = None
     remove_items: Annotated[list[str], Field(max_length=MAX_ITEMS)] | None = None

@@ -69,7 +69,7 @@ async def list_page(request: Request) -> Response:
     kept = {"client": str(client_id) if client_id else "", "due": due.value}
 
     def link(**change: str) -> str:
-        params = {**kept, "state": state.value, **change}
+        params = {"state": state.value, **kept, **change}
         return "/requests?" + urlencode({k: v for k, v in params.items() if v and v != "any"})
 
     return render(
