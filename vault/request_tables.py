@@ -16,6 +16,10 @@ from vault.models import utcnow
 MAX_TEXT = 200  # title and item names
 MAX_MESSAGE = 2000  # the message to the client, and a rejection reason
 MAX_ITEMS = 100
+MAX_DUE_IN_DAYS = 366  # a template's default due date, counted from the day it is used
+# A second "send a reminder now" within this many seconds is the same reminder (a double
+# click, or two staff at once), not another email.
+REMIND_AGAIN_AFTER = 600
 
 
 class Recurrence(StrEnum):
@@ -59,6 +63,8 @@ class DocumentRequest(SQLModel, table=True):
     # Set by the one notifier worker that sent each reminder (see notify.reminders).
     reminded_due_soon_at: datetime | None = None
     reminded_overdue_at: datetime | None = None
+    # Set when staff last sent a reminder by hand (see vault.request_changes.remind_now).
+    reminded_at: datetime | None = None
 
 
 class RequestItem(SQLModel, table=True):
@@ -75,6 +81,28 @@ class RequestItem(SQLModel, table=True):
     answered_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     answered_at: datetime | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class RequestTemplate(SQLModel, table=True):
+    """A named checklist the firm reuses for any client (“Year-end tax pack”)."""
+
+    __tablename__ = "request_templates"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    # The name case-folded: "Year-end pack" and "year-end PACK" are one template.
+    name_key: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    title: str = Field(sa_column=Column(String(255), nullable=False))
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # Item names, one per line: a name is one line by construction (whitespace collapsed).
+    items: str = Field(sa_column=Column(Text, nullable=False))
+    due_in_days: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def item_names(self) -> list[str]:
+        return [n for n in self.items.split("\n") if n]
 
 
 def add_months(start: date, months: int, anchor_day: int) -> date:

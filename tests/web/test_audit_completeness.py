@@ -171,6 +171,14 @@ async def set_up(services: Services, browsers: Browsers, world: World) -> None:
     assert again.status_code == 201, again.text
     ids["request2"] = again.json()["id"]
     ids["item2"], ids["item3"] = [i["id"] for i in again.json()["items"]]
+    for key in ("template_id", "template2", "template3"):
+        made = await http.post(
+            f"{API}/request-templates",
+            json={"name": f"Set-up {key}", "title": "Set-up", "items": ["One"]},
+            headers=sam_api,
+        )
+        assert made.status_code == 201, made.text
+        ids[key] = made.json()["id"]
     submitted = await http.post(
         f"{API}/requests/{ids['request2']}/items/{ids['item3']}/submit",
         json={"document_id": ids["document_id"]},

@@ -140,6 +140,12 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("POST", "/requests/{request_id}/close"): Call(
         "POST", lambda i: f"{API}/requests/{i.req}/close"
     ),
+    ("PATCH", "/requests/{request_id}"): Call(
+        "PATCH", lambda i: f"{API}/requests/{i.req}", b'{"title": "planted"}', JSON
+    ),
+    ("POST", "/requests/{request_id}/reminders"): Call(
+        "POST", lambda i: f"{API}/requests/{i.req}/reminders"
+    ),
     ("POST", "/documents/{document_id}/links"): Call(
         "POST", lambda i: f"{API}/documents/{i.document}/links", NEW_LINK, JSON
     ),
@@ -185,6 +191,12 @@ USER_ID_ROUTES = {
     ("DELETE", "/me/tokens/{token_id}"),
     ("POST", "/notifications/{notification_id}/retry"),
     ("GET", "/audit/alerts/{alert_id}"),  # firm-wide, for auditors and admins only
+}
+# The firm's request templates belong to no client: every staff member may use them
+# (tests/web/test_request_management_api.py covers who may).
+FIRM_ID_ROUTES = {
+    ("PATCH", "/request-templates/{template_id}"),
+    ("DELETE", "/request-templates/{template_id}"),
 }
 # The one route for which a trashed document exists, to those who look after its client
 # (`check_trashed_looks_like_never_existed` proves the rest answer 404 for it).
@@ -255,7 +267,7 @@ def not_found(response: httpx.Response, where: str) -> dict[str, Any]:
 
 
 def test_every_id_route_is_covered() -> None:
-    assert id_routes() == set(ID_ROUTES) | USER_ID_ROUTES, (
+    assert id_routes() == set(ID_ROUTES) | USER_ID_ROUTES | FIRM_ID_ROUTES, (
         "a route that takes an id must be added to ID_ROUTES in this module"
     )
     # And the inventory is not trivially small: the known id routes are all there.

@@ -152,10 +152,15 @@ class AuditAction(StrEnum):
     # Document requests
     REQUEST_ANSWERED = "request.answered"
     REQUEST_CLOSED = "request.closed"
+    REQUEST_DUE_CHANGED = "request.due_changed"
+    REQUEST_EDITED = "request.edited"
     REQUEST_LISTED = "request.listed"
     REQUEST_OPENED = "request.opened"
     REQUEST_REMINDER = "request.reminder"
     REQUEST_SUBMITTED = "request.submitted"
+    REQUEST_TEMPLATE_CREATED = "request.template_created"
+    REQUEST_TEMPLATE_DELETED = "request.template_deleted"
+    REQUEST_TEMPLATE_UPDATED = "request.template_updated"
     REQUEST_VIEWED = "request.viewed"
 
     # Retention
@@ -210,6 +215,7 @@ ALWAYS: frozenset[str] = frozenset({"request_id"})
 # Shared shapes: a link's own facts, a document request's, a held upload's, a new version's.
 _LINK = ("link_id", "kind", "created_by", "folder_id")
 _REQUEST = ("request_id", "title", "folder_id", "due_date")
+_TEMPLATE = ("template_id", "name", "title", "items", "due_in_days")
 _HELD = ("name", "folder_id", "version_id", "size", "state")
 _NEW_VERSION = (
     "name",
@@ -356,10 +362,17 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.REPORT_VIEWED: _keys("weeks"),
     AuditAction.REQUEST_ANSWERED: _keys(*_REQUEST, "item_id", "name", "reason", "status"),
     AuditAction.REQUEST_CLOSED: _keys(*_REQUEST, "complete", "name", "next_due_date"),
+    AuditAction.REQUEST_DUE_CHANGED: _keys(*_REQUEST, "name", "previous_due_date"),
+    AuditAction.REQUEST_EDITED: _keys(
+        *_REQUEST, "added", "fields", "message", "name", "removed", "renamed"
+    ),
     AuditAction.REQUEST_LISTED: _keys("requests"),
     AuditAction.REQUEST_OPENED: _keys(*_REQUEST, "items", "message", "name", "recurrence"),
-    AuditAction.REQUEST_REMINDER: _keys(*_REQUEST, "name", "stage", "version"),
+    AuditAction.REQUEST_REMINDER: _keys(*_REQUEST, "manual", "name", "stage", "version"),
     AuditAction.REQUEST_SUBMITTED: _keys(*_REQUEST, "item_id", "name", "status", "version"),
+    AuditAction.REQUEST_TEMPLATE_CREATED: _keys(*_TEMPLATE),
+    AuditAction.REQUEST_TEMPLATE_DELETED: _keys(*_TEMPLATE),
+    AuditAction.REQUEST_TEMPLATE_UPDATED: _keys(*_TEMPLATE, "fields"),
     AuditAction.REQUEST_VIEWED: _keys(*_REQUEST),
     AuditAction.RETENTION_APPLIED: _keys("bytes", "documents", "versions"),
     AuditAction.RETENTION_POLICY_SET: _keys(

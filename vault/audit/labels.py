@@ -30,7 +30,7 @@ _LABEL_LIMITS = {"actor_email": 320, "actor_name": 200, "target_label": 1024}
 def _named() -> dict[str, tuple[Any, str]]:
     """Each kind of target named by one column: its model and that column's attribute."""
     # Imported here: vault.document_requests records events, so imports this module's importer.
-    from vault.request_tables import DocumentRequest, RequestItem
+    from vault.request_tables import DocumentRequest, RequestItem, RequestTemplate
 
     return {
         "client": (Client, "name"),
@@ -39,6 +39,7 @@ def _named() -> dict[str, tuple[Any, str]]:
         "announcement": (Announcement, "title"),
         "request": (DocumentRequest, "title"),
         "request_item": (RequestItem, "name"),
+        "request_template": (RequestTemplate, "name"),
     }
 
 
@@ -174,7 +175,17 @@ class LabelResolver:
 
 
 _OWN_LABEL = frozenset(
-    {"document", "folder", "client", "user", "token", "announcement", "request", "request_item"}
+    {
+        "document",
+        "folder",
+        "client",
+        "user",
+        "token",
+        "announcement",
+        "request",
+        "request_item",
+        "request_template",
+    }
 )
 
 

@@ -24,6 +24,7 @@ from web.api import (
     trash,
     uploads,
 )
+from web.api import request_templates as templates
 from web.routing import one_route_per_path
 
 
@@ -91,6 +92,8 @@ def _routes() -> list[BaseRoute]:
         Route("/clients/{client_id}/requests", requests.create_request, methods=["POST"]),
         Route("/requests", requests.open_requests, methods=["GET"]),
         Route("/requests/{request_id}", requests.get_request, methods=["GET"]),
+        Route("/requests/{request_id}", requests.edit_request, methods=["PATCH"]),
+        Route("/requests/{request_id}/reminders", requests.remind_request, methods=["POST"]),
         Route(
             "/requests/{request_id}/items/{item_id}/submit",
             requests.submit_item,
@@ -102,6 +105,18 @@ def _routes() -> list[BaseRoute]:
             methods=["POST"],
         ),
         Route("/requests/{request_id}/close", requests.close_request, methods=["POST"]),
+        Route("/request-templates", templates.list_request_templates, methods=["GET"]),
+        Route("/request-templates", templates.create_request_template, methods=["POST"]),
+        Route(
+            "/request-templates/{template_id}",
+            templates.update_request_template,
+            methods=["PATCH"],
+        ),
+        Route(
+            "/request-templates/{template_id}",
+            templates.delete_request_template,
+            methods=["DELETE"],
+        ),
         Route("/audit", audit_routes.list_events, methods=["GET"]),
         Route("/audit/export", audit_routes.export_events, methods=["GET"]),
         Route("/audit/verify", audit_routes.verify_chain, methods=["GET"]),

@@ -34,7 +34,8 @@ from web.api.openapi_records import records_paths
 from web.api.openapi_responses import describe_answers
 from web.api.openapi_schemas import PROBLEM, SCHEMAS
 from web.api.openapi_statuses import EXTRA_RESPONSES
-from web.api.requests import Answer, NewRequest, Submission
+from web.api.openapi_templates import template_paths
+from web.api.requests import Answer, NewRequest, RequestChange, Submission
 from web.api.signin import Credentials, LinkStep, ResetRequest, SecondFactor
 
 
@@ -247,7 +248,22 @@ SPEC: dict[str, Any] = {
         "/requests": {
             "get": _op("Open document requests of the caller's clients, earliest due first")
         },
-        "/requests/{request_id}": {"get": _op("A document request and its items")},
+        "/requests/{request_id}": {
+            "get": _op("A document request and its items"),
+            "patch": _op(
+                "Edit an open request (staff, admin): title, message, due date (today or "
+                "later; its reminders start over), items added by name, renamed or removed "
+                "by id (only items the client has not answered are removed)",
+                body=json_body(RequestChange),
+            ),
+        },
+        "/requests/{request_id}/reminders": {
+            "post": _op(
+                "Remind the client's people of an open request now (staff, admin); a second "
+                "reminder within ten minutes is refused (409), so a double click emails once",
+                "202",
+            )
+        },
         "/requests/{request_id}/items/{item_id}/submit": {
             "post": _op(
                 "Submit an uploaded document of the same client for an item",
@@ -401,6 +417,7 @@ SPEC: dict[str, Any] = {
 
 # Records management (quotas, retention, legal holds) is described beside its routes.
 SPEC["paths"].update(records_paths(_op))
+SPEC["paths"].update(template_paths(_op))
 SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
 
 

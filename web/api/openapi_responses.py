@@ -169,6 +169,21 @@ class RequestList(BaseModel):
     requests: list[DocumentRequest]
 
 
+class RequestTemplate(BaseModel):
+    id: Id
+    name: str
+    title: str
+    message: str
+    items: list[str]
+    due_in_days: int | None
+    created_at: Time
+    updated_at: Time
+
+
+class RequestTemplateList(BaseModel):
+    templates: list[RequestTemplate]
+
+
 class TrashedDocument(BaseModel):
     id: Id
     name: str
@@ -257,6 +272,11 @@ RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "submit_item": DocumentRequest,
     "answer_item": DocumentRequest,
     "close_request": DocumentRequest,
+    "edit_request": DocumentRequest,
+    "remind_request": DocumentRequest,
+    "list_request_templates": RequestTemplateList,
+    "create_request_template": RequestTemplate,
+    "update_request_template": RequestTemplate,
     "list_trash": TrashList,
     "get_receipts": Receipts,
     "list_alerts": AlertList,

@@ -1,4 +1,5 @@
-"""Document requests: `/clients/{client_id}/requests` and `/requests`."""
+"""Document requests: `/clients/{client_id}/requests` and `/requests`; editing, the due
+date and reminders by hand (`PATCH /requests/{id}`, `POST /requests/{id}/reminders`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vault import document_requests as request_service
+from vault import request_changes
 from vault.document_requests import RequestView
 from vault.request_tables import MAX_ITEMS, MAX_MESSAGE, ItemStatus, Recurrence, RequestItem
 from web.api.common import api_call, iso, parse_id
-from web.api.inputs import Body, parse_body
+from web.api.inputs import Body, NotNull, parse_body
 
 
 def item_json(item: RequestItem) -> dict[str, Any]:
@@ -68,6 +70,18 @@ class Submission(Body):
 class Answer(Body):
     status: Literal["accepted", "rejected"]
     reason: Annotated[str, Field(max_length=MAX_MESSAGE)] | None = None
+
+
+class RequestChange(Body):
+    """What to change; fields left out stay. Items are added by name, renamed and removed by
+    id; an item the client has answered cannot be removed (409)."""
+
+    title: Annotated[str | None, NotNull] = None
+    message: Annotated[str | None, NotNull, Field(max_length=MAX_MESSAGE)] = None
+    due_date: date | None = None
+    add_items: Annotated[list[str], Field(max_length=MAX_ITEMS)] | None = None
+    rename_items: Annotated[dict[str, str], Field(max_length=MAX_ITEMS)] | None = None
+    remove_items: Annotated[list[str], Field(max_length=MAX_ITEMS)] | None = None
 
 
 def _list(views: list[RequestView], key: str = "requests") -> JSONResponse:
@@ -160,3 +174,35 @@ async def close_request(request: Request) -> JSONResponse:
             call.session, call.principal, call.audit, request_id
         )
         return JSONResponse(request_json(view))
+
+
+async def edit_request(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        request_id = parse_id(request.path_params["request_id"], "request")
+        change = await parse_body(request, RequestChange)
+        view = await request_changes.edit_request(
+            call.session,
+            call.principal,
+            call.audit,
+            request_id,
+            title=change.title,
+            message=change.message,
+            add=change.add_items or (),
+            rename={parse_id(k, "item"): v for k, v in (change.rename_items or {}).items()},
+            remove=[parse_id(i, "item") for i in change.remove_items or ()],
+        )
+        if change.due_date is not None:
+            # The same transaction: the edit and the new date are saved together or not at all.
+            view = await request_changes.change_due_date(
+                call.session, call.principal, call.audit, request_id, due_date=change.due_date
+            )
+        return JSONResponse(request_json(view))
+
+
+async def remind_request(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        request_id = parse_id(request.path_params["request_id"], "request")
+        view = await request_changes.remind_now(
+            call.session, call.principal, call.audit, request_id
+        )
+        return JSONResponse(request_json(view), status_code=202)

@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "0020"
 # 0019 is being written on another branch; re-chained onto it when both are merged.
-down_revision: str | None = "0018"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
