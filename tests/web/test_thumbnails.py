@@ -308,7 +308,7 @@ async def test_a_preview_too_large_to_embed_shows_the_thumbnail_beside_its_link(
 
 async def test_the_migration_downgrades_and_upgrades_again(services: Services) -> None:
     async with services.engine.begin() as conn:
-        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0018"))
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0019"))
         gone = await conn.run_sync(lambda c: inspect(c).get_table_names())
         await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
         back = await conn.run_sync(lambda c: inspect(c).get_table_names())
