@@ -17,12 +17,13 @@ from playwright.async_api import Browser, expect
 from tests.fixtures.browser import DESKTOP, browser_sign_in, look_at
 from tests.fixtures.live import LiveAppFactory
 from tests.fixtures.portal import PASSWORD, add_person, watch
+from tests.fixtures.thumbnails import pdf
 
 # The document page embeds a PDF preview: its "load" can take long on a busy machine, and
 # what is checked after each form is the page's own markup.
 LOADED: dict[str, Any] = {"wait_until": "domcontentloaded", "timeout": 60_000}
 FILES = {
-    "annual-report.pdf": b"%PDF-1.7\n" + bytes(range(256)) * 40,
+    "annual-report.pdf": pdf(400, 560),  # a real one: the listing shows its thumbnail
     "budget.xlsx": b"PK\x03\x04" + b"cells" * 100,
     "گزارش مالی.txt": "سلام".encode() * 50,
 }
