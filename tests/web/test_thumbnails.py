@@ -314,25 +314,3 @@ async def test_the_migration_downgrades_and_upgrades_again(services: Services) -
         back = await conn.run_sync(lambda c: inspect(c).get_table_names())
     assert not {"thumbnails", "thumbnail_views"} & set(gone)
     assert {"thumbnails", "thumbnail_views"} <= set(back)
-
-
-async def test_the_folder_listing_shows_thumbnails_where_there_are_some(
-    http: httpx.AsyncClient, world: World
-) -> None:
-    image = await put(http, world, "alice", world.acme_folder, "photo.png", png(300, 200))
-    text = await put(http, world, "alice", world.acme_folder, "notes.txt", b"plain words")
-    bomb = await put(http, world, "alice", world.acme_folder, "bomb.png", bomb_png())
-    await sign_in(http, world["alice"], second_factor=True)
-    assert (await http.get(f"/documents/{bomb}/thumbnail")).status_code == 404  # remembered
-    listing = (await http.get(f"/folders/{world.acme_folder}")).text
-    row = {
-        doc: listing.split(f'href="/documents/{doc}"', 1)[1].split("</th>", 1)[0]
-        for doc in (image, text, bomb)
-    }
-    assert f'<img class="ficon-thumb" src="/documents/{image}/thumbnail"' in row[image]
-    assert 'alt=""' in row[image] and 'loading="lazy"' in row[image]
-    assert '<svg class="ficon ficon--image"' in row[image]  # for when it cannot be drawn
-    for doc in (text, bomb):  # no thumbnail to offer: the file-type icon alone
-        assert "<img" not in row[doc] and '<svg class="ficon' in row[doc]
-    shown = await http.get(f"/documents/{image}/thumbnail")
-    assert shown.status_code == 200 and picture(shown).size == (256, 171)

@@ -4,23 +4,7 @@
 // submit button marked so (the selection's "Move selected to trash").
 // The selection form (data-selection): a select-all box, and its buttons enabled only
 // while at least one document is selected.
-// A listing thumbnail that cannot be drawn (the server answers 404) gives way to the
-// file-type icon after it.
 "use strict";
-
-function dropBrokenThumbnail(image) {
-  if (image instanceof HTMLImageElement && image.classList.contains("ficon-thumb")) {
-    image.remove();
-  }
-}
-// Errors do not bubble, so they are caught on the way down; images that failed before this
-// deferred script ran are found by their state.
-document.addEventListener("error", (event) => dropBrokenThumbnail(event.target), true);
-for (const image of document.querySelectorAll("img.ficon-thumb")) {
-  if (image.complete && image.naturalWidth === 0) {
-    dropBrokenThumbnail(image);
-  }
-}
 
 function setUpSelection(form) {
   const boxes = Array.from(form.querySelectorAll('input[type="checkbox"][name="document_id"]'));
