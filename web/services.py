@@ -203,7 +203,11 @@ async def open_services(
     # Before anything is created in it: the app lifespan and every CLI command refuse a
     # data directory others can read (review item 10).
     prepare_data_dir(settings)
-    engine = create_engine(settings.database_url, pool_size=settings.database.pool_size)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database.pool_size,
+        wait_seconds=settings.database.pool_timeout_seconds,
+    )
     store = build_store(settings)
     try:
         yield Services(

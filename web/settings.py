@@ -58,6 +58,7 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     url: str = ""
     pool_size: int = Field(10, ge=1)
+    pool_timeout_seconds: float = Field(10, gt=0, le=300)
 
 
 class StorageSettings(_Section):

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.cluster import CLIENT_ADDRESS
+from tests.fixtures.cluster import CLIENT_ADDRESS, METRICS_TOKEN, Cluster
 from tests.fixtures.cluster_world import ClusterWorld
 from tests.fixtures.live import Pattern
 from tests.fixtures.tus import TUS, metadata
@@ -95,6 +96,39 @@ async def test_tus_patches_spread_over_nodes_and_downloads_match(
     assert hashlib.sha256(full.content).digest() == hashlib.sha256(data).digest()
     assert ranged.status_code == 206
     assert ranged.content == data[5242000:5244000]
+
+
+def patches_counted(cluster: Cluster) -> float:
+    """Successful tus PATCHes over all nodes, from each node's own /metrics, parsed by
+    prometheus_client's parser as a scraper would."""
+    total = 0.0
+    for node in cluster.nodes:
+        response = httpx.get(
+            f"{node.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        assert response.status_code == 200, response.text
+        families = {f.name: f for f in text_string_to_metric_families(response.text)}
+        assert "clientvault_checkpoint_lag_seconds" in families
+        assert "clientvault_storage_request_duration_seconds" in families
+        total += sum(
+            s.value
+            for s in families["clientvault_http_request_duration_seconds"].samples
+            if s.name.endswith("_count")
+            and s.labels.get("method") == "PATCH"
+            and s.labels.get("status") == "204"
+        )
+    return total
+
+
+async def test_each_node_is_scraped_and_the_patches_add_up(cluster_world: ClusterWorld) -> None:
+    cluster = cluster_world.cluster
+    before = patches_counted(cluster)
+    data = Pattern("scraped").read(0, 4 * MiB + 7)
+    async with cluster.http(timeout=60) as http:
+        _, patch_ids = await tus_upload(http, cluster_world, data, "scraped.bin")
+    served_by = {cluster.node_of(request_id).index for request_id in patch_ids}
+    assert served_by == {0, 1}, served_by
+    assert patches_counted(cluster) - before == len(patch_ids)
 
 
 async def test_one_email_per_change_with_a_notifier_on_every_node(

@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.live import LiveApp, LiveAppFactory, Pattern
 from tests.fixtures.multipart import MULTIPART, Part, multipart, streamed
+from tests.fixtures.needs import missing
 from tests.fixtures.pages import csrf_of
 
 MiB = 1024 * 1024
@@ -26,7 +27,7 @@ PASSWORD = "correct horse battery staple 42"
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A data directory whose `objects/` is a 3 MiB tmpfs (unmounted at the end)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
+        missing("mounting a tmpfs needs root")
     data_dir = tmp_path / "data"
     objects = data_dir / "objects"
     objects.mkdir(mode=0o700, parents=True)

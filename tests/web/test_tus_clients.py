@@ -19,6 +19,7 @@ import pytest
 from tusclient.client import TusClient
 
 from tests.fixtures.live import REPO_ROOT, LiveApp, LiveAppLauncher, LiveTenant, Pattern
+from tests.fixtures.needs import missing
 
 MiB = 1024 * 1024
 SEGMENT = 64 * 1024
@@ -111,7 +112,7 @@ async def test_tus_js_client_resumes_after_a_crash(
 ) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: tus-js-client needs Node (v20 or later)")
+        missing("node is not installed: tus-js-client needs Node (v20 or later)")
     if not (JS_DIR / "node_modules" / "tus-js-client").is_dir():
         pytest.fail(
             f"tus-js-client is not installed: run `npm ci` in {JS_DIR.name} (scripts/test does)"
