@@ -1,7 +1,7 @@
 """Faults in production shape (tests/fixtures/cluster.py), each ending with nothing lost and
-nothing half-visible: a node killed mid-upload, a node stopped with SIGTERM mid-download, and
-the object store gone mid-upload and mid-download (the `StoreGate` the nodes reach it by is
-closed: connections refused, those open cut, the same with moto or a Ceph RGW).
+nothing half-visible: a node killed mid-upload, a node stopped with SIGTERM mid-download and
+mid-upload, and the object store gone mid-upload and mid-download (the `StoreGate` the nodes
+reach it by is closed: connections refused, those open cut, the same with moto or a Ceph RGW).
 """
 
 from __future__ import annotations
@@ -256,3 +256,38 @@ async def test_store_down_mid_download_cuts_the_stream_never_wrong_bytes(
         finally:
             cluster.gate.open()
         assert digest(await content(http, cluster_world, document_id)) == digest(data)
+
+
+async def test_sigterm_lets_the_upload_in_flight_finish_and_the_client_goes_on_elsewhere(
+    cluster_world: ClusterWorld,
+) -> None:
+    cluster = cluster_world.cluster
+    data = Pattern("sigterm-upload").read(0, 5 * MiB + 999)
+    async with cluster.http(timeout=60) as http:
+        location = await create_upload(http, cluster_world, len(data), "drained-upload.bin")
+        victim = await cluster.next_node()
+        sent = asyncio.Event()
+
+        async def slow() -> AsyncIterator[bytes]:
+            for start in range(0, 2 * MiB, 256 * 1024):
+                yield data[start : start + 256 * 1024]
+                sent.set()
+                await asyncio.sleep(0.25)
+
+        in_flight = asyncio.create_task(patch(http, cluster_world, location, 0, slow()))
+        await sent.wait()
+        victim.signal(signal.SIGTERM)
+        try:
+            # The PATCH the node had begun is served to its end, well inside the deadline.
+            done = await in_flight
+            assert done.status_code == 204, done.text
+            assert int(done.headers["upload-offset"]) == 2 * MiB
+            assert cluster.node_of(done.headers["x-request-id"]) is victim
+            assert victim.process is not None
+            victim.process.wait(25)
+            # The rest goes to the node still running, and the file is whole.
+            document_id, ids = await finish(http, cluster_world, location, data)
+            assert {cluster.node_of(i).index for i in ids} == {1 - victim.index}
+            assert digest(await content(http, cluster_world, document_id)) == digest(data)
+        finally:
+            cluster.restart(victim)
