@@ -1,6 +1,8 @@
-"""PostgreSQL stopped and started again under load: requests fail fast with 503 while it is
-down, the connection pool heals without a restart of the app, and nothing is lost or
-half-visible (every upload that answered 201 is there, every one that failed is not)."""
+"""PostgreSQL stopped and started again under load, in production shape (two nodes behind
+nginx, tests/fixtures/cluster.py, on a PostgreSQL server of the test's own): requests fail
+fast with 503 while it is down, the connection pools heal without a restart of any node, and
+nothing is lost or half-visible (every upload that answered 201 is there, every one that
+failed is not)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.live import LiveApp, LiveAppFactory, LiveTenant
+from tests.fixtures.cluster import USER_PASSWORD, Cluster
+from tests.fixtures.cluster_world import ClusterWorld, provision
 from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.s3 import s3_endpoint
+from tests.fixtures.smtp import SMTPSink
+
+pytestmark = pytest.mark.cluster
 
 REQUEST_TIMEOUT = 15.0
 FAIL_FAST = 6.0  # seconds: a request may wait for a connection this long, never to the timeout
@@ -48,23 +55,51 @@ def own_postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def own_cluster(
+    request: pytest.FixtureRequest, own_postgres: PostgresServer, tmp_path: Path
+) -> Iterator[ClusterWorld]:
+    """Two nodes behind nginx on `own_postgres`, provisioned like the session's cluster."""
+    database = f"fault_{uuid.uuid4().hex[:12]}"
+    own_postgres.execute(f"CREATE DATABASE {database}")
+    root = tmp_path / "cluster"
+    root.mkdir(mode=0o700)
+    smtp = SMTPSink()
+    smtp.start()
+    try:
+        with Cluster(
+            root,
+            database_url=own_postgres.url(database),
+            s3=s3_endpoint(request),
+            smtp=(smtp.host, smtp.port),
+            nodes=2,
+        ) as cluster:
+            yield provision(cluster, smtp)
+    finally:
+        smtp.stop()
+
+
 async def load(
-    app: LiveApp, tenant: LiveTenant, document_id: str, stop: asyncio.Event, results: list[Outcome]
+    cluster: Cluster,
+    world: ClusterWorld,
+    document_id: str,
+    stop: asyncio.Event,
+    results: list[Outcome],
 ) -> None:
-    async with app.http(timeout=REQUEST_TIMEOUT) as http:
+    async with cluster.http(timeout=REQUEST_TIMEOUT) as http:
         while not stop.is_set():
             name = f"load-{uuid.uuid4().hex[:12]}.txt"
             data = name.encode() * 50
 
             async def send(op: str, name: str, data: bytes) -> httpx.Response:
                 if op == "list":
-                    url = f"/api/v1/folders/{tenant.folder_id}"
-                    return await http.get(url, headers=tenant.user.auth)
+                    url = f"/api/v1/folders/{world.folder_id}"
+                    return await http.get(url, headers=world.user)
                 if op == "download":
                     url = f"/api/v1/documents/{document_id}/content"
-                    return await http.get(url, headers=tenant.user.auth)
-                url = f"/api/v1/folders/{tenant.folder_id}/files/{name}"
-                return await http.put(url, content=data, headers=tenant.user.auth)
+                    return await http.get(url, headers=world.user)
+                url = f"/api/v1/folders/{world.folder_id}/files/{name}"
+                return await http.put(url, content=data, headers=world.user)
 
             for op in ("list", "download", "upload"):
                 started = time.monotonic()
@@ -83,25 +118,19 @@ async def load(
 
 
 async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
-    live_app: LiveAppFactory, own_postgres: PostgresServer
+    own_cluster: ClusterWorld, own_postgres: PostgresServer
 ) -> None:
-    name = f"fault_{uuid.uuid4().hex[:12]}"
-    own_postgres.execute(f"CREATE DATABASE {name}")
-    app = await live_app(config={"database": {"url": own_postgres.url(name)}})
-    tenant = await app.provision("Acme")
-    email, password = "reader@example.test", "correct horse battery staple 42"
-    await app.cli(
-        *("user", "add", email, "--role", "client", "--client", "Acme", "--password-stdin"),
-        stdin=f"{password}\n".encode(),
+    world, cluster = own_cluster, own_cluster.cluster
+    browser = cluster.http(timeout=REQUEST_TIMEOUT)
+    signed_in = await browser.post(
+        "/login", data={"email": world.user_email, "password": USER_PASSWORD}
     )
-    browser = app.http(timeout=REQUEST_TIMEOUT)
-    signed_in = await browser.post("/login", data={"email": email, "password": password})
     assert signed_in.status_code == 303, signed_in.text
-    async with app.http() as http:
+    async with cluster.http() as http:
         response = await http.put(
-            f"/api/v1/folders/{tenant.folder_id}/files/first.txt",
+            f"/api/v1/folders/{world.folder_id}/files/first.txt",
             content=b"first",
-            headers=tenant.user.auth,
+            headers=world.user,
         )
         assert response.status_code == 201, response.text
         document_id = response.json()["document_id"]
@@ -109,7 +138,8 @@ async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
     stop = asyncio.Event()
     results: list[Outcome] = []
     workers = [
-        asyncio.create_task(load(app, tenant, document_id, stop, results)) for _ in range(WORKERS)
+        asyncio.create_task(load(cluster, world, document_id, stop, results))
+        for _ in range(WORKERS)
     ]
     await asyncio.sleep(1.5)
     before = len(results)
@@ -118,7 +148,7 @@ async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
     down_at = time.monotonic()
     await asyncio.sleep(1)
     # A signed-in browser gets a page that says so, in its language, not a traceback.
-    page = await browser.get(f"/folders/{tenant.folder_id}", headers={"Accept-Language": "ja"})
+    page = await browser.get(f"/folders/{world.folder_id}", headers={"Accept-Language": "ja"})
     assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
     assert "一時的に利用できません" in page.text  # "Briefly unavailable"
     await asyncio.sleep(2)
@@ -128,37 +158,36 @@ async def test_a_database_restart_answers_503_fast_and_the_pool_heals(
     stop.set()
     await asyncio.gather(*workers)
 
+    logs = "\n".join(node.log()[-1500:] for node in cluster.nodes)
     assert before > 0 and len(results) > before
     unexpected = [r for r in results if r.status not in (200, 201, 503)]
-    assert not unexpected, f"{unexpected[:5]}\n{app.log()[-3000:]}"
+    assert not unexpected, f"{unexpected[:5]}\n{logs}"
     refused = [r for r in results if r.status == 503]
     assert refused, f"no request failed while the database was down for {up_after:.1f} s"
     assert all(r.problem for r in refused)
     slowest = max(r.elapsed for r in results)
     assert slowest < FAIL_FAST, f"a request took {slowest:.1f} s"
 
-    # The pool healed: every request succeeds again, on the same app process.
-    async with app.http() as http:
+    # The pools healed: every request succeeds again, on both nodes, none restarted.
+    async with cluster.http() as http:
         for _ in range(10):
-            listing = await http.get(
-                f"/api/v1/folders/{tenant.folder_id}", headers=tenant.user.auth
-            )
+            listing = await http.get(f"/api/v1/folders/{world.folder_id}", headers=world.user)
             assert listing.status_code == 200, listing.text
         stored = {d["name"]: d for d in listing.json()["documents"]}
         uploads = [r for r in results if r.op == "upload"]
         for outcome in uploads:
             if outcome.status == 201:
                 meta = await http.get(
-                    f"/api/v1/documents/{stored[outcome.name]['id']}", headers=tenant.user.auth
+                    f"/api/v1/documents/{stored[outcome.name]['id']}", headers=world.user
                 )
                 assert meta.json()["versions"][0]["sha256"] == outcome.sha256
             else:
                 assert outcome.name not in stored, f"{outcome.name} answered 503 but is visible"
-        page = await browser.get(f"/folders/{tenant.folder_id}")
+        page = await browser.get(f"/folders/{world.folder_id}")
         assert page.status_code == 200  # the same browser session, on the healed pool
     await browser.aclose()
-    assert app.alive()
-    assert "ok: " in await app.cli("audit", "verify")
+    assert all(node.alive() for node in cluster.nodes)
+    assert "ok: " in cluster.cli("audit", "verify")
     # Objects written by uploads that failed are orphans that gc removes; then all is clean.
-    await app.cli("gc", "--grace-hours", "0")
-    await app.cli("fsck", "--deep", "--grace-minutes", "0")
+    cluster.cli("gc", "--grace-hours", "0")
+    cluster.cli("fsck", "--deep", "--grace-minutes", "0")
