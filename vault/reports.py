@@ -8,6 +8,7 @@ staff only the clients assigned to them; for anyone else a client's report does 
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections import Counter
@@ -26,7 +27,7 @@ from vault.policy import Principal
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 
 UPLOADS = ("document.created", "document.version_added")
-DOWNLOADS = ("document.downloaded",)
+DOWNLOADS = ("document.downloaded", "link.downloaded")
 MAX_WEEKS = 104
 
 
@@ -108,6 +109,22 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def is_download(details: str) -> bool:
+    """Whether a `document.downloaded` or `link.downloaded` event is a download a person
+    would count: the whole file, or the first piece of one fetched in ranges (a player or
+    a download manager asks for the rest piece by piece); not a preview shown inline."""
+    try:
+        found = json.loads(details)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        return True  # nothing says it was partial
+    if found.get("disposition") == "inline":
+        return False
+    wanted = found.get("range")
+    return wanted is None or str(wanted).startswith("0-")
+
+
 async def report(
     session: AsyncSession,
     principal: Principal,
@@ -142,7 +159,7 @@ async def report(
     since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
 
     rows = await session.execute(
-        select(AuditEvent.ts, AuditEvent.action, AuditEvent.actor_id).where(
+        select(AuditEvent.ts, AuditEvent.action, AuditEvent.actor_id, AuditEvent.details).where(
             col(AuditEvent.client_id) == str(client.id),
             col(AuditEvent.ts) >= since.strftime("%Y-%m-%dT%H:%M:%S"),
             col(AuditEvent.outcome) == "success",
@@ -151,11 +168,11 @@ async def report(
     uploads: Counter[date] = Counter()
     downloads: Counter[date] = Counter()
     actors: Counter[str] = Counter()
-    for ts, action, actor in rows.all():
+    for ts, action, actor, details in rows.all():
         week = monday(date.fromisoformat(ts[:10]))
         if action in UPLOADS:
             uploads[week] += 1
-        elif action in DOWNLOADS:
+        elif action in DOWNLOADS and is_download(details):
             downloads[week] += 1
         if actor and action.startswith("document."):
             actors[actor] += 1
