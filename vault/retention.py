@@ -383,6 +383,8 @@ async def _delete_one(
                     "version": version.number,
                     "size": version.size,
                     "sha256": version.sha256,
+                    # The reports' storage history counts it until now from then on.
+                    "created_at": audit.timestamp(_aware(version.created_at)),
                     "reason": item.reason,
                 },
             )

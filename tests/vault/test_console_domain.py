@@ -11,12 +11,12 @@ import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from vault import accounts, reports
+from vault import accounts, reports, retention
 from vault import document_requests as request_service
 from vault.accounts import people
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
-from vault.models import Role, User
+from vault.models import Role, User, Version
 from vault.policy import SYSTEM, Permission, Principal, allows
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 from web.services import Services
@@ -165,3 +165,39 @@ def test_a_download_is_a_whole_file_or_the_first_piece_of_one() -> None:
     assert not reports.is_download('{"range": "100-199", "bytes": 100}')
     assert not reports.is_download('{"range": null, "disposition": "inline"}')
     assert reports.is_download('{"via": "zip", "range": null}')
+
+
+async def test_storage_history_keeps_shredded_versions_until_the_week_they_went(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    now = datetime.now(UTC)
+    for content in (b"1" * 100, b"2" * 50):
+        response = await http.put(
+            f"/api/v1/folders/{world.acme_folder}/files/s.txt",
+            content=content,
+            headers=world["sam"].auth,
+        )
+        assert response.status_code in (200, 201), response.text
+    async with transaction(services.sessions) as session:
+        # Added two weeks ago and last week: the first and second weeks of the report.
+        for version in (await session.execute(select(Version))).scalars():
+            version.created_at = now - timedelta(weeks=3 - version.number)
+        await retention.set_policy(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=None,
+            rules=retention.Rules(keep_versions=1),
+        )
+
+    async def stored() -> list[int]:
+        async with transaction(services.sessions) as session:
+            found = await reports.report(session, SYSTEM, world.acme, weeks=3)
+        return [week.stored for week in found.weeks]
+
+    assert await stored() == [100, 150, 150]
+    run = await retention.apply(services.sessions, services.store)
+    assert [d.version for d in run.deleted] == [1]
+    # Shredded this week: gone from this week's figure, still in the weeks before.
+    assert await stored() == [100, 150, 50]
