@@ -6,6 +6,10 @@ notifier reads `document.*` events. It becomes the document's next version (with
 `document.created` / `document.version_added` event, hence the usual email) when its scan
 comes back clean, or when staff release it. An infected one is never published: it stays
 encrypted for review, or is deleted, by policy.
+
+The row keeps its wrapped data key only while it is held: once published, the version's row
+has the key; once deleted, no key may survive (crypto-shredding), so the row's copy is erased
+in the same transaction, with that of the finished resumable upload it came from.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Column, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Column, LargeBinary, String, Text, delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
-from vault import audit
+from vault import audit, holds
 from vault import documents as doc_service
 from vault.audit.actions import AuditAction
 from vault.crypto.blobs import StoredBlob
@@ -30,6 +34,7 @@ from vault.folders import get_folder
 from vault.models import Document, Version, utcnow
 from vault.names import guess_content_type
 from vault.policy import Permission, Principal, require
+from vault.uploads.resumable import StagedRun, Upload, UploadPart, UploadState
 
 
 class ScanState(StrEnum):
@@ -60,9 +65,10 @@ class HeldVersion(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     storage_key: str = Field(sa_column=Column(String(512), nullable=False, unique=True))
     object_size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    kek_id: str = Field(max_length=64)
-    wrapped_dek: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    header: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # NULL once the row no longer holds its version (published, or deleted): `forget_key`.
+    kek_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    wrapped_dek: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    header: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     # Extra facts for the publishing event (e.g. the upload, or the link a drop came by).
     details: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     signature: str | None = Field(default=None, sa_column=Column(String(200)))
@@ -82,6 +88,20 @@ class HeldVersion(SQLModel, table=True):
     @property
     def held(self) -> bool:
         return self.published_version is None and self.deleted_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A held row as `documents.record_version` takes it, its key still in place."""
+
+    client_id: uuid.UUID
+    folder_id: uuid.UUID
+    document_id: uuid.UUID
+    version_id: uuid.UUID
+    name: str
+    is_new: bool
+    kek_id: str
+    wrapped_dek: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +185,8 @@ async def publish(session: AsyncSession, context: audit.AuditContext, row: HeldV
         ConflictError: its document was deleted, or another took its name; the caller's
             transaction must be rolled back.
     """
+    if row.kek_id is None or row.wrapped_dek is None or row.header is None:
+        raise ConflictError("this version's key is gone; it can no longer be published")
     blob = StoredBlob(
         key=row.storage_key,
         object_size=row.object_size,
@@ -172,18 +194,30 @@ async def publish(session: AsyncSession, context: audit.AuditContext, row: HeldV
         sha256=row.sha256,
         header=row.header,
     )
+    planned = _Planned(
+        row.client_id,
+        row.folder_id,
+        row.document_id,
+        row.version_id,
+        row.name,
+        row.is_new,
+        row.kek_id,
+        row.wrapped_dek,
+    )
     extra: dict[str, object] = json.loads(row.details)
     extra["scan"] = row.state
     _, version = await doc_service.record_version(
         session,
         context,
-        row,
+        planned,
         blob,
         content_type=row.content_type,
         uploaded_by=row.uploaded_by,
         details=extra,
     )
     row.published_version = version.number
+    # The version's row holds the key from now on: one copy, which shredding destroys.
+    forget_key(row)
     session.add(row)
     return version
 
@@ -246,11 +280,18 @@ async def discard(
     version_id: uuid.UUID,
 ) -> str:
     """Delete a held version (any state but published); returns the object key, which the
-    caller deletes from the store once this transaction has committed."""
+    caller deletes from the store once this transaction has committed.
+
+    Raises:
+        NotFoundError: no such held version for this caller.
+        HeldError: a legal hold covers its folder; the row and the object stay.
+        ConflictError: it was published.
+    """
     row = await _managed(session, principal, version_id)
     if row.published_version is not None:
         raise ConflictError("this version is published; move the document to the trash")
-    mark_deleted(row, by=principal.user_ref)
+    await holds.refuse_if_held(session, row.client_id, row.folder_id)
+    await mark_deleted(session, row, by=principal.user_ref)
     await audit.record(
         session,
         context,
@@ -264,11 +305,43 @@ async def discard(
     return row.storage_key
 
 
-def mark_deleted(row: HeldVersion, *, by: uuid.UUID | None) -> None:
+async def mark_deleted(session: AsyncSession, row: HeldVersion, *, by: uuid.UUID | None) -> None:
+    """Record the held version as deleted and destroy every copy of its data key, so that
+    its object is unreadable from the moment this transaction commits."""
     now = datetime.now(UTC)
     row.deleted_at = now
     row.decided_by = by
     row.decided_at = now
+    forget_key(row)
+    session.add(row)
+    await forget_upload_keys(session, [row.version_id])
+
+
+def forget_key(row: HeldVersion) -> None:
+    row.kek_id = None
+    row.wrapped_dek = None
+    row.header = None
+
+
+async def forget_upload_keys(session: AsyncSession, version_ids: Sequence[uuid.UUID]) -> None:
+    """Delete the finished resumable uploads of these versions: each row keeps a copy of
+    its version's wrapped data key (to answer HEAD until it expires)."""
+    finished = select(Upload.id).where(
+        col(Upload.version_id).in_(version_ids), Upload.state == UploadState.COMPLETE
+    )
+    ids = list((await session.execute(finished)).scalars().all())
+    if not ids:
+        return
+    await session.execute(delete(UploadPart).where(col(UploadPart.upload_id).in_(ids)))
+    await session.execute(delete(StagedRun).where(col(StagedRun.upload_id).in_(ids)))
+    await session.execute(delete(Upload).where(col(Upload.id).in_(ids)))
+
+
+async def forget_shredded(session: AsyncSession, version_ids: Sequence[uuid.UUID]) -> None:
+    """Versions being shredded: delete their quarantine rows (a key copy in rows published
+    before keys were erased on publishing) and their finished uploads' rows."""
+    await session.execute(delete(HeldVersion).where(col(HeldVersion.version_id).in_(version_ids)))
+    await forget_upload_keys(session, version_ids)
 
 
 async def held_in_folder(

@@ -1,10 +1,13 @@
 """Storage quotas per client: usage, admission of uploads before their bytes, usage alerts.
 
 A client's usage is the plaintext size of every version of every document, the trash
-included. Uploads still streaming hold a reservation: a resumable upload by its row (its
-`Upload-Length` is fixed at creation), a one-shot or form upload by a `QuotaReservation`.
-Admission locks the client's row, so two uploads admitted at once see each other's bytes
-and cannot jointly overshoot; the version's commit checks once more under the same lock.
+included, and of every version held in quarantine (stored, not yet published): publishing
+one changes nothing, so a version passed by the scanner or released by staff never takes a
+client past its quota. Uploads still streaming hold a reservation: a resumable upload by
+its row (its `Upload-Length` is fixed at creation), a one-shot or form upload by a
+`QuotaReservation`. Admission locks the client's row, so two uploads admitted at once see
+each other's bytes and cannot jointly overshoot; the version's commit checks once more
+under the same lock.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from vault.db import transaction
 from vault.errors import InvalidInput, NotFoundError, QuotaExceededError
 from vault.models import Client, Document, Version
 from vault.policy import Principal, can_see_client, require_admin
+from vault.quarantine import HeldVersion
 from vault.records import ClientQuota, QuotaReservation, lock_client
 from vault.uploads import Upload, UploadState
 
@@ -54,26 +58,34 @@ class Usage:
 async def usage_by_client(
     session: AsyncSession, client_ids: Iterable[uuid.UUID] | None = None
 ) -> dict[uuid.UUID, int]:
-    """Stored bytes (every version, trash included) of each client; all clients if None.
-    A client with nothing stored is present with 0."""
+    """Stored bytes (every version, trash included, and every held version) of each
+    client; all clients if None. A client with nothing stored is present with 0."""
     wanted = None if client_ids is None else list(client_ids)
     query = (
         select(Document.client_id, func.coalesce(func.sum(Version.size), 0))
         .join(Version, col(Version.document_id) == col(Document.id))
         .group_by(col(Document.client_id))
     )
+    held = (
+        select(HeldVersion.client_id, func.coalesce(func.sum(HeldVersion.size), 0))
+        .where(col(HeldVersion.published_version).is_(None), col(HeldVersion.deleted_at).is_(None))
+        .group_by(col(HeldVersion.client_id))
+    )
     clients = select(Client.id)
     if wanted is not None:
         query = query.where(col(Document.client_id).in_(wanted))
+        held = held.where(col(HeldVersion.client_id).in_(wanted))
         clients = clients.where(col(Client.id).in_(wanted))
     found = {row[0]: 0 for row in (await session.execute(clients)).all()}
-    for client_id, total in (await session.execute(query)).all():
-        found[client_id] = int(total)
+    for totals in (query, held):
+        for client_id, total in (await session.execute(totals)).all():
+            found[client_id] = found.get(client_id, 0) + int(total)
     return found
 
 
 async def client_usage(session: AsyncSession, client_id: uuid.UUID) -> int:
-    """Stored bytes of one client: every version of every document, the trash included."""
+    """Stored bytes of one client: every version of every document, the trash included,
+    and every version held in quarantine."""
     return (await usage_by_client(session, [client_id])).get(client_id, 0)
 
 

@@ -2,12 +2,14 @@
 requests are answered, overdue requests, storage growth and the most active users.
 
 Activity is read from the audit log (every upload and download is an event there), requests
-from their own tables, and storage from the versions' stored sizes. Admins see every client;
-staff only the clients assigned to them; for anyone else a client's report does not exist.
+from their own tables, and storage from the versions' stored sizes (and those of shredded
+versions from their `version.shredded` events). Admins see every client; staff only the
+clients assigned to them; for anyone else a client's report does not exist.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections import Counter
@@ -26,7 +28,7 @@ from vault.policy import Principal
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 
 UPLOADS = ("document.created", "document.version_added")
-DOWNLOADS = ("document.downloaded",)
+DOWNLOADS = ("document.downloaded", "link.downloaded")
 MAX_WEEKS = 104
 
 
@@ -35,8 +37,8 @@ class Week:
     start: date  # the Monday the week begins on
     uploads: int
     downloads: int
-    # Bytes stored at the end of the week, counted as quotas count them (every version, the
-    # trash included).
+    # Bytes stored at the end of the week: every version, the trash included (quotas count
+    # versions held in quarantine as well).
     stored: int
 
 
@@ -108,6 +110,22 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def is_download(details: str) -> bool:
+    """Whether a `document.downloaded` or `link.downloaded` event is a download a person
+    would count: the whole file, or the first piece of one fetched in ranges (a player or
+    a download manager asks for the rest piece by piece); not a preview shown inline."""
+    try:
+        found = json.loads(details)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        return True  # nothing says it was partial
+    if found.get("disposition") == "inline":
+        return False
+    wanted = found.get("range")
+    return wanted is None or str(wanted).startswith("0-")
+
+
 async def report(
     session: AsyncSession,
     principal: Principal,
@@ -142,7 +160,7 @@ async def report(
     since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
 
     rows = await session.execute(
-        select(AuditEvent.ts, AuditEvent.action, AuditEvent.actor_id).where(
+        select(AuditEvent.ts, AuditEvent.action, AuditEvent.actor_id, AuditEvent.details).where(
             col(AuditEvent.client_id) == str(client.id),
             col(AuditEvent.ts) >= since.strftime("%Y-%m-%dT%H:%M:%S"),
             col(AuditEvent.outcome) == "success",
@@ -151,38 +169,75 @@ async def report(
     uploads: Counter[date] = Counter()
     downloads: Counter[date] = Counter()
     actors: Counter[str] = Counter()
-    for ts, action, actor in rows.all():
+    for ts, action, actor, details in rows.all():
         week = monday(date.fromisoformat(ts[:10]))
         if action in UPLOADS:
             uploads[week] += 1
-        elif action in DOWNLOADS:
+        elif action in DOWNLOADS and is_download(details):
             downloads[week] += 1
         if actor and action.startswith("document."):
             actors[actor] += 1
 
-    stored_before = await session.execute(
-        select(func.coalesce(func.sum(Version.size), 0))
-        .join(Document, col(Document.id) == col(Version.document_id))
-        .where(col(Document.client_id) == client.id, col(Version.created_at) < since)
-    )
-    stored = int(stored_before.scalar_one())
-    added: Counter[date] = Counter()
-    recent = await session.execute(
-        select(Version.created_at, Version.size)
-        .join(Document, col(Document.id) == col(Version.document_id))
-        .where(col(Document.client_id) == client.id, col(Version.created_at) >= since)
-    )
-    for created_at, size in recent.all():
-        added[monday(_aware(created_at).date())] += int(size)
-    series = []
-    for start in starts:
-        stored += added[start]
-        series.append(Week(start, uploads[start], downloads[start], stored))
+    series = [
+        Week(start, uploads[start], downloads[start], stored)
+        for start, stored in zip(
+            starts, await _storage(session, client.id, since, starts), strict=True
+        )
+    ]
 
     median, p90, answered = await _turnaround(session, client.id, since)
     overdue = await _overdue(session, client.id, today)
     active = await _active(session, actors)
     return ClientReport(client, series, answered, median, p90, overdue, active)
+
+
+async def _storage(
+    session: AsyncSession, client_id: uuid.UUID, since: datetime, starts: list[date]
+) -> list[int]:
+    """Bytes stored at the end of each week: the versions there now, by when they were
+    added, and the versions shredded since `since` (retention, the trash purge), which
+    count from when they were added until the week they were shredded."""
+    stored_before = await session.execute(
+        select(func.coalesce(func.sum(Version.size), 0))
+        .join(Document, col(Document.id) == col(Version.document_id))
+        .where(col(Document.client_id) == client_id, col(Version.created_at) < since)
+    )
+    stored = int(stored_before.scalar_one())
+    added: Counter[date] = Counter()
+    removed: Counter[date] = Counter()
+    recent = await session.execute(
+        select(Version.created_at, Version.size)
+        .join(Document, col(Document.id) == col(Version.document_id))
+        .where(col(Document.client_id) == client_id, col(Version.created_at) >= since)
+    )
+    for created_at, size in recent.all():
+        added[monday(_aware(created_at).date())] += int(size)
+    # Only the audit log remembers them. A purged document's versions each have their own
+    # `version.shredded`, so `document.purged` adds nothing here.
+    cutoff = since.strftime("%Y-%m-%dT%H:%M:%S")
+    shredded = await session.execute(
+        select(AuditEvent.ts, AuditEvent.details).where(
+            col(AuditEvent.client_id) == str(client_id),
+            col(AuditEvent.action) == AuditAction.VERSION_SHREDDED.value,
+            col(AuditEvent.ts) >= cutoff,
+        )
+    )
+    for ts, details in shredded.all():
+        facts = json.loads(details)
+        size = int(facts.get("size") or 0)
+        removed[monday(date.fromisoformat(ts[:10]))] += size
+        # Events written before they said when the version was added count it from the
+        # start of the period.
+        born = facts.get("created_at")
+        if not isinstance(born, str) or born < cutoff:
+            stored += size
+        else:
+            added[monday(date.fromisoformat(born[:10]))] += size
+    series = []
+    for start in starts:
+        stored += added[start] - removed[start]
+        series.append(stored)
+    return series
 
 
 async def _turnaround(

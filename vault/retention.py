@@ -8,10 +8,12 @@ it keeps it (neither among the last N nor younger than D days), and a document's
 version never goes. A trashed document goes, with all its versions, T days after it was
 trashed. Nothing under a legal hold goes (`vault.holds`).
 
-Deleting a version shreds it: its row, which holds the only copy of its wrapped data key,
-is deleted and committed first, so the object is unreadable from then on, even from a copy
-of the store taken earlier; only then is the object deleted. Should that fail, the object
-is unreferenced and `clientvault gc` deletes it later. Audit events are never deleted.
+Deleting a version shreds it: its row, which holds its wrapped data key, is deleted with
+every other copy of that key (in a quarantine row, in a finished resumable upload's row)
+and with its thumbnail, and committed first, so the object is unreadable from then on, even
+from a copy of the store taken earlier; only then is the object deleted. Should that fail,
+the object is unreferenced and `clientvault gc` deletes it later. Audit events are never
+deleted.
 
 `plan` lists what would go; `apply` deletes exactly the listed items that still qualify,
 each in its own transaction that re-checks it under its row lock, so several processes may
@@ -31,7 +33,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, holds, quotas, thumbnails
+from vault import audit, holds, quarantine, quotas, thumbnails
 from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.errors import InvalidPolicyError, NotFoundError
@@ -299,8 +301,11 @@ async def _shred_rows(session: AsyncSession, versions: Sequence[Version]) -> lis
     await session.execute(delete(VersionReceipt).where(col(VersionReceipt.version_id).in_(ids)))
     # A thumbnail shows the content too: its key goes with the version's.
     thumbnail_keys = await thumbnails.forget(session, ids)
-    # The row holds the only copy of the wrapped data key: once this commits, no copy of
-    # the object (a backup, a replica) can be decrypted any more (crypto-shredding).
+    # Copies of the wrapped data key outside the version's row: a quarantine row (the
+    # version was held before it was published) and a finished resumable upload's row.
+    await quarantine.forget_shredded(session, ids)
+    # With those, the version's row holds the last copy of the wrapped data key: once this
+    # commits, no copy of the object (a backup, a replica) can be decrypted any more.
     await session.execute(delete(Version).where(col(Version.id).in_(ids)))
     return thumbnail_keys
 
@@ -378,6 +383,8 @@ async def _delete_one(
                     "version": version.number,
                     "size": version.size,
                     "sha256": version.sha256,
+                    # The reports' storage history counts it until now from then on.
+                    "created_at": audit.timestamp(_aware(version.created_at)),
                     "reason": item.reason,
                 },
             )

@@ -5,6 +5,10 @@ Any number of workers may run (one per app process, or `clientvault scan run`): 
 holds a row by a claim and a deadline in it, so a row is scanned by one of them at a time,
 and a worker that dies lets another take the row over when the deadline passes. When the
 scanner is down, rows stay pending and are tried again after a pause.
+
+An infected version that the policy deletes is kept instead while a legal hold covers its
+folder: it stays in quarantine, infected and never served, for staff to delete once the hold
+is released.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, crypto
+from vault import audit, crypto, holds
 from vault.audit.actions import AuditAction
 from vault.clamd import Verdict
 from vault.crypto import blobs
@@ -30,6 +34,7 @@ from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, ScannerUnavailableError
 from vault.quarantine import HeldVersion, ScanState, locked, mark_deleted, publish
+from vault.records import lock_client
 from vault.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -94,6 +99,8 @@ async def _claim(
 
 
 async def _chunks(store: ObjectStore, keyring: Keyring, row: HeldVersion) -> AsyncIterable[bytes]:
+    if row.kek_id is None or row.wrapped_dek is None or row.header is None:
+        raise IntegrityError("the held version's data key is gone")
     opened = crypto.parse_header(
         row.header,
         crypto.ObjectContext(row.client_id, row.document_id, row.version_id),
@@ -191,6 +198,14 @@ async def _record(
         row = await locked(session, version_id)
         if row is None or row.claim != token or not row.held:
             return None  # another worker took over, or staff decided meanwhile
+        deleting = state == ScanState.INFECTED and policy.infected == Infected.DELETE
+        kept_by = None
+        if deleting and may_publish:
+            # The client's lock, as for every deletion: a hold placed meanwhile is seen.
+            await lock_client(session, row.client_id)
+            kept_by = (await holds.holds_of(session, row.client_id)).covering(row.folder_id)
+            if kept_by is not None:
+                reason = "kept: a legal hold is in place here"
         row.state = state
         row.signature = signature
         row.reason = reason
@@ -223,8 +238,8 @@ async def _record(
             state == ScanState.NOT_SCANNED and policy.unscanned == Unscanned.PUBLISH
         ):
             await publish(session, audit.SYSTEM, row)
-        elif state == ScanState.INFECTED and policy.infected == Infected.DELETE:
-            mark_deleted(row, by=None)
+        elif deleting and kept_by is None:
+            await mark_deleted(session, row, by=None)
             await audit.record(
                 session,
                 audit.SYSTEM,

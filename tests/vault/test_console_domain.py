@@ -6,16 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import TEST_CONTEXT, World
-from vault import accounts, reports
+from vault import accounts, reports, retention
 from vault import document_requests as request_service
 from vault.accounts import people
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
-from vault.models import Role, User
+from vault.models import Role, User, Version
 from vault.policy import SYSTEM, Permission, Principal, allows
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 from web.services import Services
@@ -117,3 +118,86 @@ async def test_turnaround_counts_only_fully_accepted_requests(
         assert len(found.weeks) == 4
         with pytest.raises(NotFoundError):  # Globex's staff see nothing of Acme
             await reports.report(session, gina, world.acme)
+
+
+async def test_downloads_count_whole_files_not_their_pieces_or_previews(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    data = bytes(range(256)) * 40
+    ids = []
+    for name in ("one.pdf", "two.pdf"):
+        response = await http.put(
+            f"/api/v1/folders/{world.acme_folder}/files/{name}",
+            content=data,
+            headers=world["sam"].auth,
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["document_id"])
+    auth = world["alice"].auth
+    content = [f"/api/v1/documents/{i}/content" for i in ids]
+    answers = [
+        await http.get(content[0], headers=auth),  # a download: 1
+        # One download fetched in two pieces: 1.
+        await http.get(content[1], headers={**auth, "Range": "bytes=0-4999"}),
+        await http.get(content[1], headers={**auth, "Range": "bytes=5000-"}),
+        # The document page's preview: none.
+        await http.get(content[0], params={"disposition": "inline"}, headers=auth),
+    ]
+    assert [a.status_code for a in answers] == [200, 206, 206, 200]
+    shared = await http.post(
+        f"/api/v1/documents/{ids[0]}/links",
+        json={"expires_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()},
+        headers=world["sam"].auth,
+    )
+    assert shared.status_code == 201, shared.text
+    path = shared.json()["url"].removeprefix("http://127.0.0.1:8000")
+    assert (await http.get(path)).status_code == 200
+    assert (await http.get(f"{path}/content")).content == data  # through the link: 1
+    async with transaction(services.sessions) as session:
+        found = await reports.report(session, SYSTEM, world.acme, weeks=1)
+    assert [week.downloads for week in found.weeks] == [3]
+    assert [week.uploads for week in found.weeks] == [2]
+
+
+def test_a_download_is_a_whole_file_or_the_first_piece_of_one() -> None:
+    assert reports.is_download('{"range": null, "bytes": 10}')
+    assert reports.is_download('{"range": "0-99", "bytes": 100}')
+    assert not reports.is_download('{"range": "100-199", "bytes": 100}')
+    assert not reports.is_download('{"range": null, "disposition": "inline"}')
+    assert reports.is_download('{"via": "zip", "range": null}')
+
+
+async def test_storage_history_keeps_shredded_versions_until_the_week_they_went(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    now = datetime.now(UTC)
+    for content in (b"1" * 100, b"2" * 50):
+        response = await http.put(
+            f"/api/v1/folders/{world.acme_folder}/files/s.txt",
+            content=content,
+            headers=world["sam"].auth,
+        )
+        assert response.status_code in (200, 201), response.text
+    async with transaction(services.sessions) as session:
+        # Added two weeks ago and last week: the first and second weeks of the report.
+        for version in (await session.execute(select(Version))).scalars():
+            version.created_at = now - timedelta(weeks=3 - version.number)
+        await retention.set_policy(
+            session,
+            SYSTEM,
+            TEST_CONTEXT,
+            world.acme,
+            folder_id=None,
+            rules=retention.Rules(keep_versions=1),
+        )
+
+    async def stored() -> list[int]:
+        async with transaction(services.sessions) as session:
+            found = await reports.report(session, SYSTEM, world.acme, weeks=3)
+        return [week.stored for week in found.weeks]
+
+    assert await stored() == [100, 150, 150]
+    run = await retention.apply(services.sessions, services.store)
+    assert [d.version for d in run.deleted] == [1]
+    # Shredded this week: gone from this week's figure, still in the weeks before.
+    assert await stored() == [100, 150, 50]

@@ -10,18 +10,23 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.retention import NOW, put, seed, version_numbers
-from vault import crypto, holds, maintenance, records_worker, retention
+from tests.fixtures.tus import new_upload, send
+from vault import accounts, crypto, holds, maintenance, quarantine, records_worker, retention
+from vault.audit import AuditContext
 from vault.db import transaction
 from vault.errors import IntegrityError, InvalidHoldError, InvalidPolicyError
-from vault.models import AuditEvent, Document, Version
+from vault.models import AuditEvent, Document, User, Version
 from vault.policy import SYSTEM
+from vault.quarantine import HeldVersion
 from vault.retention import Rules
+from vault.thumbnails import Thumbnail
 from vault.uploads import Upload
 from web.services import Services
+from web.settings import ScanSettings, Settings
 
 
 def listed(
@@ -100,6 +105,114 @@ async def test_a_shredded_version_cannot_be_decrypted_from_an_earlier_copy_of_th
         with pytest.raises(IntegrityError):
             crypto.decrypt_object(backup, context, services.keyring.unwrap(kek_id, key))
     assert first.storage_key not in {obj.key async for obj in services.store.list("objects/")}
+
+
+class TestVersionsThatWentThroughQuarantine:
+    """Every upload is held for a scan; staff release them (no scanner here)."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        scan = ScanSettings(all_uploads=True, worker=False)
+        return settings.model_copy(update={"scan": scan})
+
+    async def test_a_shredded_version_leaves_no_key_in_any_table(
+        self, http: httpx.AsyncClient, services: Services, world: World
+    ) -> None:
+        auth = world["sam"].auth
+        first = b"held, then released, then shredded " * 40
+        url = await new_upload(http, auth, world.acme_folder, len(first), "q.txt")
+        answer = await send(http, url, auth, 0, first)
+        assert answer.headers["document-scan"] == "pending"
+        async with transaction(services.sessions) as session:
+            user = await session.get_one(User, world["sam"].id)
+            staff = await accounts.principal_for(session, user)
+        for content in (b"the second version", None):
+            [row] = await _held(services)
+            async with transaction(services.sessions) as session:
+                await quarantine.release(
+                    session, staff, AuditContext(actor_role="staff"), row.version_id
+                )
+            if content is not None:
+                second = await http.put(
+                    f"/api/v1/folders/{world.acme_folder}/files/q.txt",
+                    content=content,
+                    headers=auth,
+                )
+                assert second.status_code == 202, second.text
+        async with transaction(services.sessions) as session:
+            version = (
+                await session.execute(
+                    select(Version).where(
+                        Version.document_id == uuid.UUID(answer.headers["document-id"]),
+                        Version.number == 1,
+                    )
+                )
+            ).scalar_one()
+        context = crypto.ObjectContext(world.acme, version.document_id, version.id)
+        backup = b"".join([piece async for piece in services.store.read(version.storage_key)])
+        dek = services.keyring.unwrap(version.kek_id, version.wrapped_dek)
+        assert crypto.decrypt_object(backup, context, dek) == first
+        del dek
+        async with transaction(services.sessions) as session:
+            await retention.set_policy(
+                session,
+                SYSTEM,
+                TEST_CONTEXT,
+                world.acme,
+                folder_id=None,
+                rules=Rules(keep_versions=1),
+            )
+
+        run = await retention.apply(services.sessions, services.store)
+        assert [(d.name, d.version) for d in run.deleted] == [("q.txt", 1)]
+
+        async with transaction(services.sessions) as session:
+            assert await session.get(Version, version.id) is None
+            wrapped: list[tuple[str | None, bytes | None]] = []
+            for table in (Version, HeldVersion, Upload, Thumbnail):
+                keys = await session.execute(select(table.kek_id, table.wrapped_dek))
+                wrapped += [(kek_id, key) for kek_id, key in keys.all()]
+        # One key is left: the second version's, in its own row (its quarantine row gave
+        # its copy up when it was published).
+        assert len([w for _, w in wrapped if w is not None]) == 1
+        for kek_id, key in wrapped:
+            if key is None:
+                continue
+            assert kek_id is not None
+            with pytest.raises(IntegrityError):
+                crypto.decrypt_object(backup, context, services.keyring.unwrap(kek_id, key))
+        assert version.storage_key not in {o.key async for o in services.store.list("objects/")}
+
+    async def test_a_discarded_held_version_keeps_no_key(
+        self, http: httpx.AsyncClient, services: Services, world: World
+    ) -> None:
+        auth = world["sam"].auth
+        url = await new_upload(http, auth, world.acme_folder, 300, "drop.txt")
+        await send(http, url, auth, 0, b"d" * 300)
+        [row] = await _held(services)
+        assert row.wrapped_dek is not None
+        async with transaction(services.sessions) as session:
+            user = await session.get_one(User, world["sam"].id)
+            staff = await accounts.principal_for(session, user)
+            key = await quarantine.discard(
+                session, staff, AuditContext(actor_role="staff"), row.version_id
+            )
+        async with transaction(services.sessions) as session:
+            gone = await session.get_one(HeldVersion, row.version_id)
+            assert gone.deleted_at is not None
+            assert (gone.kek_id, gone.wrapped_dek, gone.header) == (None, None, None)
+            # The finished upload's row kept a copy of the key too.
+            uploads = (await session.execute(select(Upload))).scalars().all()
+            assert [u for u in uploads if u.version_id == row.version_id] == []
+        assert key == row.storage_key
+
+
+async def _held(services: Services) -> list[HeldVersion]:
+    async with transaction(services.sessions) as session:
+        rows = await session.execute(
+            select(HeldVersion).where(col(HeldVersion.published_version).is_(None))
+        )
+        return sorted(rows.scalars().all(), key=lambda r: r.created_at)
 
 
 async def test_a_hold_on_a_folder_suspends_retention_under_it_until_released(

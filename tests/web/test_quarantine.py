@@ -110,6 +110,8 @@ async def test_eicar_upload_is_never_served_and_is_audited(
     async with transaction(services.sessions) as session:
         key = await quarantine.discard(session, staff, STAFF_CONTEXT, row.version_id)
     await services.store.delete(key)
+    [gone] = await held_rows(services)
+    assert gone.deleted_at is not None and gone.wrapped_dek is None
     [deleted] = await events(services, "quarantine.deleted")
     assert deleted.actor_role == "staff" and details(deleted)["signature"] == SIGNATURE
     assert not [o async for o in services.store.list(key)]
@@ -267,9 +269,40 @@ async def test_infected_deleted_by_policy(
     await scan_all(services, settings, infected=scanning.Infected.DELETE)
     [row] = await held_rows(services)
     assert row.state == ScanState.INFECTED and row.deleted_at is not None
+    # No copy of its data key is left either: a backup of the object stays unreadable.
+    assert (row.kek_id, row.wrapped_dek, row.header) == (None, None, None)
     assert not [o async for o in services.store.list(row.storage_key)]
     [deleted] = await events(services, "quarantine.deleted")
     assert details(deleted)["by_policy"] is True
+
+
+async def test_infected_is_kept_under_a_legal_hold_though_the_policy_deletes(
+    http: httpx.AsyncClient, world: World, services: Services, settings: Settings
+) -> None:
+    placed = await http.post(
+        f"{API}/clients/{world.acme}/holds",
+        json={"reason": "Litigation", "folder_id": str(world.acme_folder)},
+        headers=world["ada"].auth,
+    )
+    assert placed.status_code == 201, placed.text
+    await upload(http, world["alice"].auth, world.acme_folder, "v.com", EICAR, expect=202)
+    await scan_all(services, settings, infected=scanning.Infected.DELETE)
+    [row] = await held_rows(services)
+    assert row.state == ScanState.INFECTED and row.held and row.wrapped_dek is not None
+    assert row.reason is not None and "legal hold" in row.reason
+    assert [o.key async for o in services.store.list(row.storage_key)] == [row.storage_key]
+    assert await events(services, "quarantine.deleted") == []
+    [scanned] = await events(services, "quarantine.scanned")
+    assert details(scanned)["signature"] == SIGNATURE and "legal hold" in details(scanned)["reason"]
+    # Still never served, and staff delete it once the hold is released.
+    assert await folder_names(http, world) == []
+    release = f"{API}/holds/{placed.json()['id']}/release"
+    released = await http.post(release, json={"reason": "Settled"}, headers=world["ada"].auth)
+    assert released.status_code == 200
+    staff = await _principal(services, world, "sam")
+    async with transaction(services.sessions) as session:
+        key = await quarantine.discard(session, staff, STAFF_CONTEXT, row.version_id)
+    assert key == row.storage_key
 
 
 async def test_tus_upload_is_held_and_says_so(

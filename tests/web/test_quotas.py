@@ -19,13 +19,15 @@ from tests.fixtures.pages import account_csrf
 from tests.fixtures.quotas import put, set_quota
 from tests.fixtures.signin import sign_in
 from tests.fixtures.tus import TUS, metadata
-from vault import audit, publishing, quotas
+from vault import accounts, audit, publishing, quarantine, quotas
 from vault.db import transaction
 from vault.errors import QuotaExceededError
-from vault.models import AuditEvent, Version
+from vault.models import AuditEvent, User, Version
 from vault.policy import SYSTEM
+from vault.quarantine import HeldVersion
 from vault.uploads import Upload
 from web.services import Services
+from web.settings import ScanSettings, Settings
 
 
 async def stored_state(services: Services) -> tuple[int, set[str]]:
@@ -276,3 +278,49 @@ async def test_a_finished_resumable_upload_counts_and_alerts(
             select(AuditEvent).where(AuditEvent.action == "quota.threshold")
         )
         assert [json.loads(e.details)["percent"] for e in found.scalars()] == [80]
+
+
+class TestHeldVersions:
+    """Every upload waits in quarantine (no scanner here: staff release them)."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"scan": ScanSettings(all_uploads=True, worker=False)})
+
+    async def test_held_bytes_count_and_publishing_them_changes_nothing(
+        self, http: httpx.AsyncClient, services: Services, world: World
+    ) -> None:
+        await set_quota(services, world.acme, 1000)
+        assert (await put(http, world, "a.bin", b"a" * 600)).status_code == 202
+        usage = await http.get(f"/api/v1/clients/{world.acme}/usage", headers=world["ada"].auth)
+        assert usage.json()["used_bytes"] == 600
+        before = await stored_state(services)
+        # It would fit if the held 600 bytes were not counted.
+        refused = await put(http, world, "b.bin", b"b" * 500)
+        assert refused.status_code == 413, refused.text
+        assert (refused.json()["used"], refused.json()["requested"]) == (600, 500)
+        assert await stored_state(services) == before
+        length = {**TUS, **world["sam"].auth, "Upload-Length": "500"}
+        tus = await http.post(
+            "/api/v1/uploads",
+            headers={
+                **length,
+                "Upload-Metadata": metadata(filename="c.bin", folder_id=str(world.acme_folder)),
+            },
+        )
+        assert tus.status_code == 413, tus.text
+
+        async with transaction(services.sessions) as session:
+            [row] = (await session.execute(select(HeldVersion))).scalars().all()
+            user = await session.get_one(User, world["sam"].id)
+            staff = await accounts.principal_for(session, user)
+        async with transaction(services.sessions) as session:
+            version = await quarantine.release(
+                session, staff, audit.AuditContext(actor_role="staff"), row.version_id
+            )
+            assert version.number == 1
+            assert await quotas.client_usage(session, world.acme) == 600
+        assert (await put(http, world, "b.bin", b"b" * 500)).status_code == 413
+        assert (await put(http, world, "b.bin", b"b" * 400)).status_code == 202
+        async with transaction(services.sessions) as session:
+            assert await quotas.client_usage(session, world.acme) == 1000

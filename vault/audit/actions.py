@@ -404,7 +404,9 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.USER_ROLE_CHANGED: _keys("from", "sessions_ended", "to", "tokens_revoked"),
     AuditAction.USER_UPDATED: _keys("active", "role"),
     AuditAction.USER_VIEWED: _keys(),
-    AuditAction.VERSION_SHREDDED: _keys("folder_id", "name", "reason", "sha256", "size", "version"),
+    AuditAction.VERSION_SHREDDED: _keys(
+        "created_at", "folder_id", "name", "reason", "sha256", "size", "version"
+    ),
 }
 
 

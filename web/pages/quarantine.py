@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import quarantine
+from vault import quarantine, quotas
 from vault.db import transaction
 from vault.drops import Drop
 from vault.lookalikes import shown_name
@@ -122,6 +122,8 @@ async def delete(request: Request) -> Response:
         key = await quarantine.discard(session, caller.principal, context, version_id)
         row = await session.get_one(HeldVersion, version_id)
         folder_id = row.folder_id
+        # Held bytes count towards the quota: falling below a usage alert re-arms it.
+        await quotas.note_usage(session, row.client_id, default=svc.settings.quotas.default_bytes)
     with anyio.CancelScope(shield=True):
         # After the commit: a failure here leaves an orphan for fsck, never a held row
         # without its object.
