@@ -305,7 +305,9 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.HOLD_PLACED: _keys("folder_id", "reason"),
     AuditAction.HOLD_RELEASED: _keys("folder_id", "reason"),
     AuditAction.KEYS_REWRAP_REQUESTED: _keys("kek_id"),
-    AuditAction.KEYS_REWRAPPED: _keys("kek_id", "thumbnails", "totp_credentials", "versions"),
+    AuditAction.KEYS_REWRAPPED: _keys(
+        "kek_id", "quarantine", "thumbnails", "totp_credentials", "uploads", "versions"
+    ),
     AuditAction.KEYS_ROTATED: _keys("kek_id"),
     AuditAction.LINK_CODE_REFUSED: _keys(*_LINK, "reason"),
     AuditAction.LINK_CODE_SENT: _keys(*_LINK, "recipient"),
