@@ -394,7 +394,7 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.UPLOAD_FAILED: _keys("name", "reason"),
     AuditAction.UPLOAD_TERMINATED: _keys("name", "offset"),
     AuditAction.USER_ACCESS_GRANTED: _keys("role"),
-    AuditAction.USER_ACCESS_REVOKED: _keys(),
+    AuditAction.USER_ACCESS_REVOKED: _keys("role"),
     AuditAction.USER_CREATED: _keys("clients", "role"),
     AuditAction.USER_DISABLED: _keys("sessions_ended", "tokens_revoked"),
     AuditAction.USER_ENABLED: _keys("sessions_ended", "tokens_revoked"),
