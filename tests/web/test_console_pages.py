@@ -216,6 +216,13 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
     assert made.status_code == 201, made.text
     inbox = made.json()["id"]
     page = await http.get(path)
+    # Another client's name is refused on the page itself, the name kept for correcting.
+    refused = await http.post(
+        f"{path}/rename", data={**form_for(page.text, f"{path}/rename"), "name": "Acme"}
+    )
+    assert refused.status_code == 422
+    assert "A client with this name already exists." in refused.text
+    assert 'value="Acme" aria-invalid="true"' in refused.text
     renamed = await http.post(
         f"{path}/rename", data={**form_for(page.text, f"{path}/rename"), "name": "Initrode"}
     )
