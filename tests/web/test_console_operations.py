@@ -62,7 +62,8 @@ def kek_row(html: str, kek_id: str) -> list[str]:
     """The numbers of one KEK's row: versions, quarantine, uploads, thumbnails, secrets."""
     found = re.search(rf'<tr><td><code dir="ltr">{re.escape(kek_id)}</code>.*?</tr>', html, re.S)
     assert found is not None, html
-    return re.findall(r'<td class="num">([^<]*)</td>', found.group(0))
+    cells = re.findall(r'<td class="num">(?:<span[^>]*>[^<]*</span>)?([^<]*)</td>', found.group(0))
+    return [c.strip() for c in cells]
 
 
 async def kek_ids(services: Services) -> dict[str, set[str | None]]:
