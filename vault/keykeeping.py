@@ -18,14 +18,31 @@ from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import Version
 from vault.policy import Permission, Principal, allows
+from vault.quarantine import HeldVersion
+from vault.thumbnails import Thumbnail
+from vault.uploads.resumable import Upload
 
 
 @dataclass(frozen=True, slots=True)
 class KekUse:
+    """How many keys one KEK still wraps, table by table."""
+
     kek_id: str
     active: bool
-    data_keys: int  # document versions whose data key this KEK wraps
-    totp_secrets: int  # second-factor secrets whose key this KEK wraps
+    versions: int  # document versions
+    quarantined: int  # versions held in quarantine (their key goes when the row is discarded)
+    uploads: int  # resumable uploads, open or complete until their row expires
+    thumbnails: int
+    totp_secrets: int  # second-factor secrets
+
+    @property
+    def data_keys(self) -> int:
+        """The data keys of stored bytes: versions, quarantine, uploads and thumbnails."""
+        return self.versions + self.quarantined + self.uploads + self.thumbnails
+
+    @property
+    def keys(self) -> int:
+        return self.data_keys + self.totp_secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +52,11 @@ class KeyringState:
     @property
     def to_rewrap(self) -> int:
         """Keys still wrapped by a KEK that is not the active one."""
-        return sum(k.data_keys + k.totp_secrets for k in self.keks if not k.active)
+        return sum(k.keys for k in self.keks if not k.active)
 
     @property
     def total(self) -> int:
-        return sum(k.data_keys + k.totp_secrets for k in self.keks)
+        return sum(k.keys for k in self.keks)
 
 
 def _require_admin(principal: Principal) -> None:
@@ -47,19 +64,30 @@ def _require_admin(principal: Principal) -> None:
         raise NotFoundError("no such page")
 
 
-async def _counts(session: AsyncSession, kek: Any) -> dict[str, int]:
-    rows = await session.execute(select(kek, func.count()).group_by(kek))
+async def _counts(session: AsyncSession, kek: Any, wrapped: Any) -> dict[str, int]:
+    """Rows per KEK, leaving out rows whose key is already destroyed (NULL)."""
+    rows = await session.execute(
+        select(kek, func.count()).where(kek.is_not(None), wrapped.is_not(None)).group_by(kek)
+    )
     return {str(k): int(n) for k, n in rows.all()}
 
 
 async def state(session: AsyncSession, principal: Principal, keyring: Keyring) -> KeyringState:
     """Every KEK of the keyring (and any the database still names), newest first."""
     _require_admin(principal)
-    versions = await _counts(session, col(Version.kek_id))
-    secrets = await _counts(session, col(TotpCredential.kek_id))
-    ids = sorted(set(keyring.key_ids) | set(versions) | set(secrets), reverse=True)
+    tables = [
+        await _counts(session, col(Version.kek_id), col(Version.wrapped_dek)),
+        await _counts(session, col(HeldVersion.kek_id), col(HeldVersion.wrapped_dek)),
+        await _counts(session, col(Upload.kek_id), col(Upload.wrapped_dek)),
+        await _counts(session, col(Thumbnail.kek_id), col(Thumbnail.wrapped_dek)),
+        await _counts(session, col(TotpCredential.kek_id), col(TotpCredential.wrapped_key)),
+    ]
+    named = set(keyring.key_ids).union(*tables)
     return KeyringState(
-        [KekUse(k, k == keyring.active_id, versions.get(k, 0), secrets.get(k, 0)) for k in ids]
+        [
+            KekUse(k, k == keyring.active_id, *(table.get(k, 0) for table in tables))
+            for k in sorted(named, reverse=True)
+        ]
     )
 
 

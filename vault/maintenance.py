@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 
 from vault import audit, holds, quarantine, thumbnails, uploads
 from vault.accounts import mfa
@@ -19,44 +21,74 @@ from vault.store import ObjectStore
 OBJECT_PREFIX = "objects/"
 
 
-async def rewrap_all(
-    sessions: async_sessionmaker[AsyncSession], keyring: Keyring, *, batch: int = 500
-) -> int:
-    """Re-wrap every data key not under the active KEK; object data is never touched.
+_Keyed = Version | quarantine.HeldVersion | uploads.Upload
 
-    Runs in batches, each its own transaction, so it can be interrupted and run again.
-    """
+# The tables whose rows carry a data key, each with the name its count has in the audit event.
+_WRAPPED: tuple[tuple[type[_Keyed], str], ...] = (
+    (Version, "versions"),
+    (quarantine.HeldVersion, "quarantine"),
+    (uploads.Upload, "uploads"),
+)
+
+
+async def _rewrap_rows(
+    sessions: async_sessionmaker[AsyncSession],
+    keyring: Keyring,
+    model: type[_Keyed],
+    name: str,
+    batch: int,
+) -> int:
     active = keyring.active_id
     total = 0
     while True:
         async with transaction(sessions) as session:
-            rows = (
+            rows = cast(
+                Sequence[_Keyed],
                 (
                     await session.execute(
-                        select(Version)
-                        .where(Version.kek_id != active)
+                        select(model)
+                        .where(
+                            col(model.kek_id) != active,
+                            # A destroyed key (shredded, discarded) has nothing left to move.
+                            col(model.wrapped_dek).is_not(None),
+                        )
                         .limit(batch)
                         .with_for_update()
+                        .execution_options(populate_existing=True)
                     )
                 )
                 .scalars()
-                .all()
+                .all(),
             )
-            for version in rows:
-                version.kek_id, version.wrapped_dek = keyring.rewrap(
-                    version.kek_id, version.wrapped_dek
-                )
-                session.add(version)
+            for row in rows:
+                wrapped: bytes | None = row.wrapped_dek
+                if wrapped is not None:
+                    row.kek_id, row.wrapped_dek = keyring.rewrap(row.kek_id, wrapped)
+                    session.add(row)
             if rows:
                 await audit.record(
                     session,
                     audit.SYSTEM,
                     AuditAction.KEYS_REWRAPPED,
-                    details={"versions": len(rows), "kek_id": active},
+                    details={name: len(rows), "kek_id": active},
                 )
         total += len(rows)
         if len(rows) < batch:
-            break
+            return total
+
+
+async def rewrap_all(
+    sessions: async_sessionmaker[AsyncSession], keyring: Keyring, *, batch: int = 500
+) -> int:
+    """Re-wrap every key not under the active KEK (document versions, quarantined versions,
+    resumable uploads, thumbnails and TOTP secrets); object data is never touched.
+
+    Runs in batches, each its own transaction, so it can be interrupted and run again.
+    """
+    active = keyring.active_id
+    total = 0
+    for model, name in _WRAPPED:
+        total += await _rewrap_rows(sessions, keyring, model, name, batch)
     async with transaction(sessions) as session:
         moved = await thumbnails.rewrap(session, keyring, batch=batch)
         if moved:

@@ -14,13 +14,16 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from tests.fixtures.app import World
+from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.pages import browser as browser
-from tests.fixtures.pages import csrf_of, form_for
+from tests.fixtures.pages import csrf_of, enrol, form_for
+from tests.fixtures.session_api import outbox_messages
 from tests.fixtures.signin import sign_in
+from vault import folders as folder_service
 from vault.db import transaction
-from vault.models import AuditEvent, Client, User
+from vault.models import AuditEvent, Client, ClientAccess, User
 from vault.notifications import DeliveryState, Notification
+from vault.policy import SYSTEM
 from web.pages.console_reports import _cell as csv_cell
 from web.services import Services
 from web.settings import NotifySettings, Settings
@@ -104,10 +107,11 @@ async def test_staff_see_only_their_clients_users_and_may_not_change_roles(
     assert (await http.get("/admin/clients")).status_code == 404
     token = csrf_of(listing.text)
     alice = f"/admin/people/{world['alice'].id}"
+    bob = f"/admin/people/{world['bob'].id}"
     refused = [
         await http.post(f"{alice}/role", data={"csrf_token": token, "role": "admin"}),
-        await http.post(f"{alice}/reset-2fa", data={"csrf_token": token}),
-        await http.post(f"/admin/people/{world['bob'].id}/disable", data={"csrf_token": token}),
+        await http.post(f"{bob}/reset-2fa", data={"csrf_token": token}),
+        await http.post(f"{bob}/disable", data={"csrf_token": token}),
     ]
     assert [r.status_code for r in refused] == [404, 404, 404]
     # Without the CSRF token nothing happens, even for someone allowed.
@@ -212,6 +216,13 @@ async def test_archived_client_is_read_only_hidden_and_restorable(
     assert made.status_code == 201, made.text
     inbox = made.json()["id"]
     page = await http.get(path)
+    # Another client's name is refused on the page itself, the name kept for correcting.
+    refused = await http.post(
+        f"{path}/rename", data={**form_for(page.text, f"{path}/rename"), "name": "Acme"}
+    )
+    assert refused.status_code == 422
+    assert "A client with this name already exists." in refused.text
+    assert 'value="Acme" aria-invalid="true"' in refused.text
     renamed = await http.post(
         f"{path}/rename", data={**form_for(page.text, f"{path}/rename"), "name": "Initrode"}
     )
@@ -380,3 +391,63 @@ async def test_an_admin_cannot_disable_themselves_and_is_told_so(
     assert refused.status_code == 409
     assert "Already done" in refused.text
     assert await events(services, "user.disabled") == []
+
+
+async def test_staff_reset_second_factor_and_add_their_client_users_to_their_own_clients(
+    http: httpx.AsyncClient, browser: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    async with transaction(services.sessions) as session:
+        initech = await folder_service.create_client(session, SYSTEM, TEST_CONTEXT, "Initech")
+        session.add(ClientAccess(user_id=world["sam"].id, client_id=initech.id))
+    await sign_in(browser, world["alice"])
+    await enrol(browser, password=world["alice"].password)  # by choice: clients need not
+    mails = len(outbox_messages(services))
+    await sign_in(http, world["sam"], second_factor=True)
+    alice = f"/admin/people/{world['alice'].id}"
+    page = await http.get(alice)
+    assert f"{alice}/reset-2fa" in page.text and f"{alice}/role" not in page.text
+    # Sam's other client is offered, another staff member's is not; alice's only client
+    # cannot be taken away by staff.
+    assert str(initech.id) in page.text and str(world.globex) not in page.text
+    assert 'value="remove"' not in page.text
+
+    reset = await http.post(f"{alice}/reset-2fa", data=form_for(page.text, f"{alice}/reset-2fa"))
+    assert reset.status_code == 303 and reset.headers["location"].endswith("done=mfa-reset")
+    [mfa_event] = await events(services, "mfa.reset")
+    assert mfa_event.actor_id == str(world["sam"].id)
+    assert mfa_event.target_id == str(world["alice"].id)
+    assert (await browser.get("/")).headers.get("location") == "/login"
+    [told] = outbox_messages(services)[mails:]
+    assert told["To"] == "alice@example.test"
+
+    page = await http.get(alice)
+    clients = f"{alice}/clients"
+    add = {**form_for(page.text, clients), "client_id": str(initech.id), "change": "add"}
+    assert (await http.post(clients, data=add)).status_code == 303
+    [granted] = await events(services, "user.access_granted")
+    assert granted.actor_id == str(world["sam"].id) and granted.client_id == str(initech.id)
+    page = await http.get(alice)
+    assert "Initech" in page.text and page.text.count('value="remove"') == 2
+    remove = {**add, "change": "remove"}
+    assert (await http.post(clients, data=remove)).status_code == 303
+    # The last client stays: without it alice would be out of sam's reach.
+    last = {**add, "client_id": str(world.acme), "change": "remove"}
+    assert (await http.post(clients, data=last)).status_code == 409
+
+    # Another staff member's client, or another client's user: not there (404).
+    token = csrf_of(page.text)
+    bob = f"/admin/people/{world['bob'].id}"
+    refused = [
+        await http.post(clients, data={**add, "client_id": str(world.globex)}),
+        await http.post(f"{bob}/clients", data={**add, "csrf_token": token}),
+        await http.post(f"{bob}/reset-2fa", data={"csrf_token": token}),
+    ]
+    assert [r.status_code for r in refused] == [404, 404, 404]
+    assert len(await events(services, "user.access_granted")) == 1
+    assert len(await events(services, "user.access_revoked")) == 1
+    assert len(await events(services, "mfa.reset")) == 1
+    async with transaction(services.sessions) as session:
+        rows = await session.execute(
+            select(ClientAccess.client_id).where(ClientAccess.user_id == world["alice"].id)
+        )
+        assert set(rows.scalars()) == {world.acme}

@@ -2,9 +2,11 @@
 the actions on an account (role, clients, disable, second-factor reset, invitation resent).
 
 Admins manage everyone. Staff manage only the client users whose every client is one of
-their own, so acting on an account never reaches into a client the staff member cannot see;
-anyone else is simply not there for them (404). Each action ends what it must at once
-(sessions and personal access tokens) and is audited in the same transaction.
+their own (disable and enable, reset a second factor, add to or remove from their own
+clients, resend an invitation), so acting on an account never reaches into a client the
+staff member cannot see; anyone else is simply not there for them (404). Each action ends
+what it must at once (sessions and personal access tokens) and is audited in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -304,9 +306,9 @@ async def update_user(
 async def reset_second_factor(
     session: AsyncSession, principal: Principal, context: audit.AuditContext, user_id: uuid.UUID
 ) -> User:
-    """Remove a lost authenticator (admins): the user enrols again at the next sign-in, and
-    every session and token of theirs ends, as whoever holds the lost device may hold those."""
-    _admin_only(principal)
+    """Remove a lost authenticator (admins; staff for the client users they manage): the user
+    enrols again at the next sign-in, and every session and token of theirs ends, as whoever
+    holds the lost device may hold those."""
     user = await get_person(session, principal, user_id)
     await mfa.reset_totp(session, context, user)
     ended = await sessions.end_all(session, user.id)
@@ -334,13 +336,22 @@ async def set_client_access(
     *,
     granted: bool,
 ) -> User:
-    """Assign a staff member to a client, or add a client user to one (admins); or undo it."""
-    _admin_only(principal)
+    """Assign a staff member to a client, or add a client user to one (admins); or undo it.
+
+    Staff add the client users they manage to their own clients, or remove them from one; a
+    client that is not theirs is not there for them (404). They never remove someone's last
+    client, which would put the person out of their own reach (409)."""
     user = await get_person(session, principal, user_id)
     if user.role not in (Role.CLIENT, Role.STAFF):
         raise ConflictError("only staff and client users are given clients")
-    if await session.get(Client, client_id) is None:
+    client = await session.get(Client, client_id)
+    if client is None:
         raise NotFoundError("client not found")
+    if not manages_everyone(principal):
+        if client.shared or not allows(principal, Permission.INVITE, client_id):
+            raise NotFoundError("client not found")
+        if not granted and await _client_ids(session, user.id) == {client_id}:
+            raise ConflictError("staff do not remove a client user's last client")
     row = await session.get(ClientAccess, (user.id, client_id))
     if granted and row is None:
         session.add(ClientAccess(user_id=user.id, client_id=client_id))

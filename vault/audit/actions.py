@@ -305,7 +305,9 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.HOLD_PLACED: _keys("folder_id", "reason"),
     AuditAction.HOLD_RELEASED: _keys("folder_id", "reason"),
     AuditAction.KEYS_REWRAP_REQUESTED: _keys("kek_id"),
-    AuditAction.KEYS_REWRAPPED: _keys("kek_id", "thumbnails", "totp_credentials", "versions"),
+    AuditAction.KEYS_REWRAPPED: _keys(
+        "kek_id", "quarantine", "thumbnails", "totp_credentials", "uploads", "versions"
+    ),
     AuditAction.KEYS_ROTATED: _keys("kek_id"),
     AuditAction.LINK_CODE_REFUSED: _keys(*_LINK, "reason"),
     AuditAction.LINK_CODE_SENT: _keys(*_LINK, "recipient"),
@@ -392,7 +394,7 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.UPLOAD_FAILED: _keys("name", "reason"),
     AuditAction.UPLOAD_TERMINATED: _keys("name", "offset"),
     AuditAction.USER_ACCESS_GRANTED: _keys("role"),
-    AuditAction.USER_ACCESS_REVOKED: _keys(),
+    AuditAction.USER_ACCESS_REVOKED: _keys("role"),
     AuditAction.USER_CREATED: _keys("clients", "role"),
     AuditAction.USER_DISABLED: _keys("sessions_ended", "tokens_revoked"),
     AuditAction.USER_ENABLED: _keys("sessions_ended", "tokens_revoked"),

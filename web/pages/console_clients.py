@@ -89,10 +89,16 @@ async def create(request: Request) -> Response:
 
 
 async def _client_page(
-    request: Request, *, status: int = 200, error: str = "", name: str = ""
+    request: Request,
+    *,
+    status: int = 200,
+    error: str = "",
+    name: str = "",
+    form: dict[str, str] | None = None,
 ) -> Response:
+    # A refused POST shows the page again: its `form` carries the CSRF token to check.
     async with transaction(services(request).sessions) as session:
-        caller = await console_caller(request, session)
+        caller = await console_caller(request, session, form)
         found = await clients.overview(
             session,
             caller.principal,
@@ -144,7 +150,7 @@ async def rename(request: Request) -> Response:
         else:
             error = ""
     if error:
-        return await _client_page(request, status=422, error=error, name=name)
+        return await _client_page(request, status=422, error=error, name=name, form=form)
     return see_other(f"/admin/clients/{client_id}?done=renamed")
 
 

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from notify import outbox
 from vault import keykeeping
+from vault.clamd import ClamdScanner
 from vault.db import current_revision, head_revision, transaction
 from vault.errors import NotFoundError
 from vault.policy import Permission, Principal, allows
@@ -25,9 +26,12 @@ from web.ids import parse_id
 from web.pages.common import notice, page, read_form, see_other
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import render
-from web.services import Services
+from web.services import Services, scan_policy
 
 logger = logging.getLogger(__name__)
+
+# Seconds the status check waits for the virus scanner.
+STATUS_TIMEOUT = 5.0
 
 NOTICES = frozenset({"retried", "retried-all", "rotated", "rewrapped", "not-failed"})
 
@@ -46,8 +50,7 @@ def routes() -> list[BaseRoute]:
 class Status:
     database: bool
     storage: bool
-    # None: no scanner is configured. The malware-scanning work plugs its check in here.
-    scanner: bool | None
+    scanner: bool | None  # None: no scanner is configured
     version: str
     revision: str | None
     head: str
@@ -59,12 +62,14 @@ def _require_admin(principal: Principal) -> None:
 
 
 async def scanner_status(svc: Services) -> bool | None:
-    """Whether the configured virus scanner answers; None when there is none (the hook)."""
-    check = getattr(svc, "scanner_check", None)
-    if check is None:
+    """Whether the configured clamd answers a PING; None when no scanner is configured."""
+    scanner = scan_policy(svc.settings).scanner
+    if not isinstance(scanner, ClamdScanner):
         return None
+    # A status page must not wait a whole scan's timeout for a daemon that hangs.
+    scanner.timeout = min(scanner.timeout, STATUS_TIMEOUT)
     try:
-        return bool(await check())
+        return await scanner.ping()
     except Exception as exc:  # any failure is "unavailable"; the reason goes to the log
         logger.warning("status: scanner: %s", exc)
         return False

@@ -206,10 +206,8 @@ async def person_page(request: Request) -> Response:
             context=audit_context(request, caller.principal),
         )
         assignable: list[Client] = []
-        if people.manages_everyone(caller.principal) and found.user.role in (
-            Role.CLIENT,
-            Role.STAFF,
-        ):
+        # Staff reach only client users, and may add them to their own clients alone.
+        if found.user.role in (Role.CLIENT, Role.STAFF):
             have = {c.id for c in found.clients}
             assignable = [
                 c for c in await invite_clients(session, caller.principal) if c.id not in have
