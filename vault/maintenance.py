@@ -62,8 +62,9 @@ async def _rewrap_rows(
             )
             for row in rows:
                 wrapped: bytes | None = row.wrapped_dek
-                if wrapped is not None:
-                    row.kek_id, row.wrapped_dek = keyring.rewrap(row.kek_id, wrapped)
+                kek_id: str | None = row.kek_id
+                if wrapped is not None and kek_id is not None:
+                    row.kek_id, row.wrapped_dek = keyring.rewrap(kek_id, wrapped)
                     session.add(row)
             if rows:
                 await audit.record(
