@@ -103,6 +103,7 @@ class LinkBinding:
                     SYSTEM,
                     hold,
                     reveal=False,
+                    new_documents=True,
                     on_commit=partial(dropped, link.id, context),
                     link=link,
                 )

@@ -16,13 +16,14 @@ from typing import NoReturn
 
 import anyio
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vault import documents as doc_service
-from vault import drops, link_policy, quarantine, quotas
+from vault import drops, link_policy, quarantine, quotas, uploads
 from vault.crypto import blobs
 from vault.db import transaction
 from vault.errors import (
@@ -58,6 +59,9 @@ class _DropReceiver(_Receiver):
         self.link_id = uuid.UUID(int=0)
         self.folder_id = uuid.UUID(int=0)
         self.context = visitor_context(request)
+        # The name the visitor sent for the file being stored: their answer names it, never
+        # the free name it was stored under (which would tell them what else is there).
+        self.sent_name = ""
 
     async def _authenticate(self, part: Part) -> None:
         # No session and so no CSRF token: the link's secret token is the only key.
@@ -93,6 +97,14 @@ class _DropReceiver(_Receiver):
     def _given(self, name: str) -> str:
         values = self.lists.get(name) or [""]
         return values[0]
+
+    async def plan(
+        self, session: AsyncSession, principal: Principal, folder_id: uuid.UUID, name: str
+    ) -> doc_service.UploadPlan:
+        self.sent_name = name
+        return await uploads.plan_new_document(
+            session, principal, self.svc.keyring, folder_id=folder_id, name=name
+        )
 
     async def admit_file(self) -> int:
         try:
@@ -170,7 +182,7 @@ class _DropReceiver(_Receiver):
             if isinstance(exc, QuotaExceededError):
                 self._refuse_quota(exc)
             raise
-        return StoredFile(plan.name, plan.document_id, None, size, held=committed.held)
+        return StoredFile(self.sent_name, plan.document_id, None, size, held=committed.held)
 
 
 @page
