@@ -16,13 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from sqlmodel import col, select
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
 from vault.db import transaction
 from vault.links import Link
-from vault.models import AuditEvent
+from vault.models import AuditEvent, ClientAccess
 from web.services import Services
 from web.settings import Settings
 
@@ -356,3 +357,34 @@ async def test_the_language_chooser_keeps_the_visitor_on_the_link(
     odd = await visitor.get("/s/a%0d%0aSet-Cookie:%20x=1", params={"lang": "he"})
     assert odd.status_code == 303 and "\n" not in odd.headers["location"]
     assert "x" not in visitor.cookies
+
+
+async def test_a_link_stops_when_its_creator_is_deactivated_or_loses_the_client(
+    http: httpx.AsyncClient, visitor: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "deed.txt", b"deed")
+    link_id, path = await share(http, world, f"documents/{document_id}")
+    folder_link_id, folder_path = await share(http, world, f"folders/{world.acme_folder}")
+    assert (await visitor.get(f"{path}/content")).content == b"deed"
+    sam, ada = world["sam"], world["ada"]
+
+    off = await http.patch(f"{API}/users/{sam.id}", json={"active": False}, headers=ada.auth)
+    assert off.status_code == 200, off.text
+    unknown = await visitor.get("/s/" + "x" * 43 + "/content")
+    for attempt in (f"{path}/content", path, f"{folder_path}/download.zip"):
+        answer = await visitor.get(attempt)
+        assert answer.status_code == 404 and answer.text == unknown.text, attempt
+    refused = [e for e in await link_events(services, link_id) if e.action == "link.refused"]
+    assert [reason(e) for e in refused] == ["creator_gone", "creator_gone"]
+    assert refused[0].outcome == "denied" and refused[0].ip == "203.0.113.7"
+
+    # Back at work, but no longer assigned to the client: the link lends nothing.
+    on = await http.patch(f"{API}/users/{sam.id}", json={"active": True}, headers=ada.auth)
+    assert on.status_code == 200, on.text
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            sqlalchemy.delete(ClientAccess).where(col(ClientAccess.user_id) == sam.id)
+        )
+    assert (await visitor.get(f"{folder_path}/download.zip")).status_code == 404
+    refused = [e for e in await link_events(services, folder_link_id) if e.action == "link.refused"]
+    assert [reason(e) for e in refused] == ["creator_gone", "creator_lost_access"]
