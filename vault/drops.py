@@ -107,7 +107,10 @@ async def lender(session: AsyncSession, link: Link) -> Principal:
 async def admit(session: AsyncSession, link: Link, *, length: int) -> None:
     """Reserve one file of `length` bytes against the link's limits, or refuse it."""
     if link.max_file_bytes is not None and length > link.max_file_bytes:
-        raise LinkFullError(f"files through this link may be at most {link.max_file_bytes} bytes")
+        raise LinkFullError(
+            f"files through this link may be at most {link.max_file_bytes} bytes",
+            reason="too_large",
+        )
     result = await session.execute(
         update(Link)
         .where(

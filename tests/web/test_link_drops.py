@@ -177,8 +177,6 @@ async def test_limits_are_enforced_before_any_byte(
         link = (await session.execute(select(Link))).scalar_one()
         assert (link.files_received, link.bytes_received) == (2, 1500)
         assert len((await session.execute(select(Drop))).scalars().all()) == 2
-    refused = await events(services, "link.refused")
-    assert [json.loads(e.details)["reason"] for e in refused] == ["exhausted"]
     # Name and email are required, before anything is reserved.
     token = await upload_link(http, world)
     response = await http.post(
@@ -188,6 +186,17 @@ async def test_limits_are_enforced_before_any_byte(
     assert response.status_code == 400
     bad = await start(http, token, 5, "n.txt", expect=422, uploader_email="not an address")
     assert bad.json()["field"] == "uploader_email"
+    await start(http, token, 5, "a/b.txt", expect=422)  # a name no file may have
+    # Each refusal of a known link is audited with its reason (a malformed request is not).
+    refused = await events(services, "link.refused")
+    assert [json.loads(e.details)["reason"] for e in refused] == [
+        "too_large",
+        "limit",
+        "exhausted",
+        "bad_metadata",
+        "bad_name",
+    ]
+    assert all(e.outcome == "denied" and e.actor_role == "visitor" for e in refused)
 
 
 async def test_an_unknown_or_revoked_link_answers_404_with_the_same_body(
@@ -333,6 +342,8 @@ async def test_the_no_javascript_form_drops_files_within_the_limits(
     )
     assert bare.status_code == 422
     assert [e.action for e in await events(services, "link.dropped")] == ["link.dropped"]
+    refused_reasons = [json.loads(e.details)["reason"] for e in await events(services, "link.ref")]
+    assert refused_reasons == ["too_large", "bad_metadata"]
 
 
 async def test_a_password_protected_drop_link_takes_files_only_once_unlocked(
