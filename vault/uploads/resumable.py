@@ -323,7 +323,10 @@ async def plan_new_document(
     upload under way, or a version held in quarantine), so two drops of `plan.txt` become
     `plan (2).txt` and `plan (3).txt` instead of the later one failing as it finishes."""
     uploading = select(Upload.name).where(
-        Upload.folder_id == folder_id, col(Upload.is_new), Upload.state != UploadState.COMPLETE
+        Upload.folder_id == folder_id,
+        col(Upload.is_new),
+        Upload.state != UploadState.COMPLETE,
+        col(Upload.expires_at) > datetime.now(UTC),  # an abandoned upload holds no name
     )
     held = select(HeldVersion.name).where(
         HeldVersion.folder_id == folder_id,
