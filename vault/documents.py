@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -29,7 +29,13 @@ from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_folder, sibling_names
 from vault.models import Document, Version
-from vault.names import check_distinct, guess_content_type, name_key, validate_name
+from vault.names import (
+    check_distinct,
+    free_name,
+    guess_content_type,
+    name_key,
+    validate_name,
+)
 from vault.policy import Permission, Principal, allows, can_see_client, require
 from vault.store import ObjectStore
 
@@ -83,16 +89,30 @@ async def prepare_upload(
     *,
     folder_id: uuid.UUID,
     name: str,
+    new_document: bool = False,
+    reserved: Collection[str] = (),
 ) -> UploadPlan:
+    """Authorise an upload of `name` into a folder and fix its ids and data key.
+
+    The same name (any case) is the next version of that document, and a new name beside a
+    look-alike is refused. With `new_document` (a drop through an upload-request link) the
+    upload never joins what is there: it becomes a new document under `names.free_name`
+    (`plan (2).txt`), avoiding also the `reserved` names (uploads still under way), so the
+    answer is the same whichever names exist.
+    """
     folder = await get_folder(session, principal, folder_id)
     require(principal, Permission.UPLOAD, folder.client_id)
     name = validate_name(name)
-    existing = await live_document(session, folder_id=folder.id, name=name)
-    if existing is None:
-        # A new name beside a look-alike is refused (review item 11, TR39 skeletons); the
-        # same name is a new version of that document.
+    existing = None
+    if new_document:
         siblings = await sibling_names(session, client_id=folder.client_id, parent_id=folder.id)
-        check_distinct(name, siblings)
+        name = free_name(name, [*siblings, *reserved])
+    else:
+        existing = await live_document(session, folder_id=folder.id, name=name)
+        if existing is None:
+            # A new name beside a look-alike is refused (review item 11, TR39 skeletons).
+            siblings = await sibling_names(session, client_id=folder.client_id, parent_id=folder.id)
+            check_distinct(name, siblings)
     version_id = uuid.uuid4()
     dek = crypto.new_data_key()
     kek_id, wrapped = keyring.wrap(dek)

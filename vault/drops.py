@@ -26,14 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit, link_policy, links
-from vault.accounts import principal_for
 from vault.audit.actions import AuditAction
 from vault.documents import may_manage
 from vault.errors import InvalidDropError, LinkFullError, LinkNotFoundError
 from vault.folders import get_folder
 from vault.links import Link, LinkKind
-from vault.models import Document, User, Version, utcnow
-from vault.policy import Permission, Principal, allows
+from vault.models import Document, Version, utcnow
+from vault.policy import Principal
 from vault.quarantine import Committed, HeldVersion
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -102,19 +101,16 @@ async def open_link(
 
 async def lender(session: AsyncSession, link: Link) -> Principal:
     """The link's creator, whose permission to write the folder the link lends."""
-    user = None if link.created_by is None else await session.get(User, link.created_by)
-    if user is None or not user.is_active:
-        raise LinkNotFoundError("creator_gone", link)
-    principal = await principal_for(session, user)
-    if not allows(principal, Permission.UPLOAD, link.client_id):
-        raise LinkNotFoundError("creator_lost_access", link)
-    return principal
+    return await links.lender(session, link)
 
 
 async def admit(session: AsyncSession, link: Link, *, length: int) -> None:
     """Reserve one file of `length` bytes against the link's limits, or refuse it."""
     if link.max_file_bytes is not None and length > link.max_file_bytes:
-        raise LinkFullError(f"files through this link may be at most {link.max_file_bytes} bytes")
+        raise LinkFullError(
+            f"files through this link may be at most {link.max_file_bytes} bytes",
+            reason="too_large",
+        )
     result = await session.execute(
         update(Link)
         .where(

@@ -312,7 +312,12 @@ class TooLargeError(VaultError):
 
 
 class LinkFullError(TooLargeError):
-    """The file is larger than the link allows, or the link takes no more files or bytes."""
+    """The file is larger than the link allows (`reason` "too_large"), or the link takes no
+    more files or bytes ("limit")."""
+
+    def __init__(self, message: str, *, reason: str = "limit") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class QuotaExceededError(VaultError):

@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from sqlalchemy import Column, Integer, String, delete, or_
@@ -55,6 +56,13 @@ class LinkCode(SQLModel, table=True):
     used_at: datetime | None = None
 
 
+class KeyDeriver(Protocol):
+    """What the codes need of the keyring (`vault.crypto.keyring.Keyring` is one)."""
+
+    def derive(self, purpose: bytes, kek_id: str | None = None) -> tuple[str, bytes]: ...
+
+
+CODE_PURPOSE = b"clientvault/link-code/v1"
 GRANT_BYTES = 32
 CODE_DIGITS = 8
 # Wrong entries after which a code is dead, whatever the lockouts allow: 10**8 codes and
@@ -100,8 +108,13 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _code_digest(link_id: uuid.UUID, code: str) -> str:
-    return _digest(f"{link_id}:{code}")
+def _code_digest(keyring: KeyDeriver, link_id: uuid.UUID, code: str) -> str:
+    # Keyed: an 8-digit code has too few values for a plain hash to hide it from anyone who
+    # reads the table. The key is derived from the keyring's active KEK; a code sent before
+    # a key rotation stops matching (the visitor asks for another).
+    _, key = keyring.derive(CODE_PURPOSE)
+    message = f"{link_id}:{code}".encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 async def _grant(
@@ -247,11 +260,12 @@ async def send_code(
     context: audit.AuditContext,
     link: Link,
     *,
+    keyring: KeyDeriver,
     valid_for: timedelta,
     now: datetime | None = None,
 ) -> str | None:
     """A new one-time code for the link's recipient (to email at once), or None when too
-    many were sent lately. Only the code's hash is kept."""
+    many were sent lately. Only the code's keyed hash (HMAC-SHA256) is kept."""
     now = now or datetime.now(UTC)
     if link.recipient_email is None:
         return None
@@ -277,7 +291,7 @@ async def send_code(
     session.add(
         LinkCode(
             link_id=link.id,
-            code_hash=_code_digest(link.id, code),
+            code_hash=_code_digest(keyring, link.id, code),
             created_at=now,
             expires_at=now + valid_for,
         )
@@ -295,6 +309,7 @@ async def unlock_with_code(
     link: Link,
     *,
     code: str,
+    keyring: KeyDeriver,
     secret: str | None,
     limits: GuessLimits,
     ttl: timedelta,
@@ -324,7 +339,7 @@ async def unlock_with_code(
         .scalars()
         .all()
     )
-    wanted = _code_digest(link.id, typed)
+    wanted = _code_digest(keyring, link.id, typed)
     for candidate in candidates:
         usable = aware(candidate.expires_at) > now and candidate.attempts < CODE_ATTEMPTS
         if usable and hmac.compare_digest(candidate.code_hash, wanted):

@@ -107,7 +107,12 @@ def check_spec(
 def may_create(
     principal: Principal, client_id: uuid.UUID, kind: LinkKind, policy: link_policy.LinkDefaults
 ) -> bool:
-    """Whether `principal` may create a `kind` link into `client_id` under `policy`."""
+    """Whether `principal` may create a `kind` link into `client_id` under `policy`.
+
+    Upload-request links are staff's and admins' only, whatever the policy: a link that lets
+    strangers put files into the client's folders is the firm's to open. The policy's
+    `staff_and_clients` lets the client's users share (download links) what they may
+    download."""
     if not policy.allowed or principal.read_only:
         return False
     needed = Permission.DOWNLOAD if kind == LinkKind.DOWNLOAD else Permission.UPLOAD
@@ -116,5 +121,7 @@ def may_create(
     if principal.role in (Role.STAFF, Role.ADMIN):
         return True
     return (
-        principal.role == Role.CLIENT and policy.creators == link_policy.Creators.STAFF_AND_CLIENTS
+        kind == LinkKind.DOWNLOAD
+        and principal.role == Role.CLIENT
+        and policy.creators == link_policy.Creators.STAFF_AND_CLIENTS
     )

@@ -7,7 +7,8 @@ enough at that entropy: ASVS 6.5.2, as for access tokens). The token is never lo
 never written into an audit event; events name the link by its id.
 
 `resolve` answers one `LinkNotFoundError` whether a token is unknown, expired, revoked,
-exhausted or its target gone, so a visitor cannot tell a dead link from a never-valid one.
+exhausted, its target gone or its creator no longer allowed what the link lends, so a
+visitor cannot tell a dead link from a never-valid one.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from sqlmodel import Field, SQLModel, col, or_, select
 
 from vault import audit, link_policy
 from vault.accounts.passwords import hash_password, off_loop
+from vault.accounts.users import principal_for
 from vault.audit.actions import AuditAction
 from vault.documents import get_document, get_version
 from vault.errors import InvalidLinkError, LinkNotFoundError, NotFoundError, PermissionDeniedError
 from vault.folders import get_folder
 from vault.link_rules import LinkKind, LinkSpec, aware, check_spec, may_create
-from vault.models import Document, Folder, utcnow
-from vault.policy import Principal, can_see_client, is_firm
+from vault.models import Document, Folder, User, utcnow
+from vault.policy import Permission, Principal, allows, can_see_client, is_firm
 
 __all__ = [
     "VISITOR",
@@ -50,6 +52,7 @@ __all__ = [
     "create_for_folder",
     "details",
     "hash_token",
+    "lender",
     "list_audited",
     "list_links",
     "may_create",
@@ -434,7 +437,22 @@ async def resolve(
             raise LinkNotFoundError("target_gone", link)
     if link.folder_id is not None and await session.get(Folder, link.folder_id) is None:
         raise LinkNotFoundError("target_gone", link)
+    await lender(session, link)
     return link
+
+
+async def lender(session: AsyncSession, link: Link) -> Principal:
+    """The link's creator, whose permission the link lends (to download the client's files,
+    or to write the folder): a creator who is deactivated (`creator_gone`) or who lost that
+    permission, e.g. unassigned from the client (`creator_lost_access`), takes the link down."""
+    user = None if link.created_by is None else await session.get(User, link.created_by)
+    if user is None or not user.is_active:
+        raise LinkNotFoundError("creator_gone", link)
+    principal = await principal_for(session, user)
+    needed = Permission.DOWNLOAD if link.kind == LinkKind.DOWNLOAD else Permission.UPLOAD
+    if not allows(principal, needed, link.client_id):
+        raise LinkNotFoundError("creator_lost_access", link)
+    return principal
 
 
 async def count_download(session: AsyncSession, link: Link) -> bool:

@@ -204,6 +204,45 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
+# The suffix a numbered copy takes before: `.tar.gz` stays whole (`backup (2).tar.gz`).
+_DOUBLE_SUFFIX = re.compile(r"\.tar\.[^.]+$", re.IGNORECASE)
+
+
+def numbered(name: str, number: int) -> str:
+    """`name` as its `number`-th copy: `plan.txt` -> `plan (2).txt`.
+
+    The number goes before the extension (the last `.suffix`, or `.tar.<suffix>`); a name
+    whose only dot leads (`.env`) or that has none takes it at the end. The stem is
+    shortened, a character at a time, until the result fits `MAX_NAME_BYTES`.
+    """
+    double = _DOUBLE_SUFFIX.search(name)
+    dot = double.start() if double else name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    tail = f" ({number}){suffix}"
+    while stem and len((stem + tail).encode("utf-8")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem.rstrip() + tail
+
+
+def free_name(name: str, taken: Iterable[str]) -> str:
+    """`name`, or its first numbered copy, that is neither one of `taken` (any case) nor a
+    look-alike of one: a name that joins no existing document and is refused by no
+    confusable check, whatever is already there.
+
+    Args:
+        name: A name already passed through `validate_name`.
+        taken: The names beside which it would be listed (and any reserved meanwhile).
+    """
+    taken = list(taken)
+    keys = {name_key(t) for t in taken}
+    # Each taken name blocks at most one candidate, so one more than there are is enough.
+    for number in range(1, len(taken) + 2):
+        candidate = name if number == 1 else numbered(name, number)
+        if name_key(candidate) not in keys and confusable_with(candidate, taken) is None:
+            return validate_name(candidate)
+    raise InvalidNameError("confusable", "no free name was found for this file")
+
+
 # A private table built from Python's own defaults, not the host's /etc/mime.types or the
 # Windows registry, so every server guesses the same type for the same name.
 _TYPES = mimetypes.MimeTypes()

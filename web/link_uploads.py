@@ -23,13 +23,22 @@ from starlette.routing import BaseRoute, Route
 from vault import drops, link_access, link_policy, link_visits, links, quarantine
 from vault.audit import AuditContext
 from vault.db import transaction
-from vault.errors import LinkNotFoundError, NotFoundError
-from vault.links import Link
+from vault.errors import (
+    InvalidDropError,
+    InvalidNameError,
+    LinkFullError,
+    LinkNotFoundError,
+    NotFoundError,
+    QuotaExceededError,
+    TooLargeError,
+)
+from vault.links import Link, LinkRef
 from vault.policy import SYSTEM
 from vault.uploads import Upload
 from web.api import uploads as tus
 from web.api.links import link_defaults
 from web.context import client_ip, services
+from web.errors import ProblemError
 from web.observe import request_id_of
 from web.tus_binding import TusCall, metadata_text
 
@@ -60,10 +69,30 @@ async def unlocked(session: AsyncSession, request: Request, link: Link) -> bool:
 async def refused(request: Request, exc: LinkNotFoundError) -> None:
     """Audit a refused attempt on a known link (an unknown token names no link), in a
     transaction of its own: the request's rolled back with the error."""
-    if exc.link is None:
-        return
+    if exc.link is not None:
+        await refused_because(request, exc.link, exc.reason)
+
+
+async def refused_because(request: Request, link: LinkRef, reason: str) -> None:
+    """`link.refused` with `reason`, in a transaction of its own (see `refused`)."""
     async with transaction(services(request).sessions) as session:
-        await link_visits.record_refusal(session, visitor_context(request), exc.link, exc.reason)
+        await link_visits.record_refusal(session, visitor_context(request), link, reason)
+
+
+def refusal_reason(exc: BaseException) -> str | None:
+    """Why a usable link refused a file (413, 422), for `link.refused`; None for an error
+    that is no refusal of the visitor's file (a bad request, a store outage)."""
+    if isinstance(exc, LinkFullError):
+        return exc.reason
+    if isinstance(exc, TooLargeError) or (isinstance(exc, ProblemError) and exc.status == 413):
+        return "too_large"  # larger than the portal takes at all
+    if isinstance(exc, InvalidDropError):
+        return "bad_metadata"  # the visitor's name or email
+    if isinstance(exc, InvalidNameError):
+        return "bad_name"
+    if isinstance(exc, QuotaExceededError):
+        return "quota"
+    return None
 
 
 async def dropped(
@@ -82,6 +111,7 @@ class LinkBinding:
     async def call(self, request: Request) -> AsyncIterator[TusCall]:
         svc = services(request)
         defaults = link_defaults(svc.settings)
+        opened: LinkRef | None = None
         try:
             async with transaction(svc.sessions) as session:
                 link = await drops.open_link(
@@ -93,6 +123,7 @@ class LinkBinding:
                 if not await unlocked(session, request, link):
                     raise LinkNotFoundError("locked", link)
                 lender = await drops.lender(session, link)
+                opened = links.ref(link)
                 policy = await link_policy.effective(session, defaults, link.client_id)
                 hold = policy.scan_drops or svc.settings.scan.all_uploads
                 context = visitor_context(request)
@@ -103,11 +134,17 @@ class LinkBinding:
                     SYSTEM,
                     hold,
                     reveal=False,
+                    new_documents=True,
                     on_commit=partial(dropped, link.id, context),
                     link=link,
                 )
         except LinkNotFoundError as exc:
             await refused(request, exc)
+            raise
+        except Exception as exc:
+            reason = refusal_reason(exc)
+            if opened is not None and reason is not None:
+                await refused_because(request, opened, reason)
             raise
 
     def location(self, request: Request, upload_id: uuid.UUID) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from vault import documents as doc_service
@@ -216,9 +217,7 @@ class _Receiver:
         folder_id = await self.folder_for(self.lists)
         try:
             async with transaction(self.svc.sessions) as session:
-                plan = await doc_service.prepare_upload(
-                    session, principal, self.svc.keyring, folder_id=folder_id, name=name
-                )
+                plan = await self.plan(session, principal, folder_id, name)
                 admission = await quotas.admit(
                     session, plan.client_id, None, default=self.svc.settings.quotas.default_bytes
                 )
@@ -250,6 +249,14 @@ class _Receiver:
             ) from None
         stored = await self._commit(principal, plan, admission, blob, part.content_type)
         self.stored.append(stored)
+
+    async def plan(
+        self, session: AsyncSession, principal: Principal, folder_id: uuid.UUID, name: str
+    ) -> doc_service.UploadPlan:
+        """The next file's plan: a version of the document of that name, or a new one."""
+        return await doc_service.prepare_upload(
+            session, principal, self.svc.keyring, folder_id=folder_id, name=name
+        )
 
     async def admit_file(self) -> int:
         """The most bytes the next file may have; raises to refuse it before any byte."""

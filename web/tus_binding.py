@@ -45,6 +45,9 @@ class TusCall:
     hold: bool
     # Whether answers name the document the upload became (visitors learn nothing).
     reveal: bool = True
+    # Every upload starts a new document under a free name, never a version of one that is
+    # there (a visitor must not replace what share links serve).
+    new_documents: bool = False
     # Recorded in the transaction that commits the version (or holds it).
     on_commit: OnCommit | None = None
     # More details for the version's audit event, from the upload (e.g. its row's metadata).

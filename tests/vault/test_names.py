@@ -17,8 +17,10 @@ from vault.names import (
     MAX_DECOMPOSITION,
     MAX_NAME_BYTES,
     RESERVED_NAMES,
+    free_name,
     guess_content_type,
     name_key,
+    numbered,
     validate_name,
 )
 
@@ -356,3 +358,33 @@ def test_a_client_name_is_not_a_file_name(name: str) -> None:
 def test_a_client_name_keeps_the_rules_that_protect_readers(name: str) -> None:
     with pytest.raises(InvalidNameError):
         validate_name(name, for_file=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "copy"),
+    [
+        ("plan.txt", "plan (2).txt"),
+        ("backup.TAR.gz", "backup (2).TAR.gz"),
+        ("notes", "notes (2)"),
+        (".env", ".env (2)"),
+        ("a.b.c.pdf", "a.b.c (2).pdf"),
+    ],
+)
+def test_a_numbered_copy_keeps_its_extension(name: str, copy: str) -> None:
+    assert numbered(name, 2) == copy
+
+
+def test_a_numbered_copy_of_a_longest_name_still_fits() -> None:
+    name = "é" * 123 + ".pdf"  # 250 bytes
+    copy = numbered(name, 12)
+    assert copy.endswith("é (12).pdf") and len(copy.encode()) <= MAX_NAME_BYTES
+    assert validate_name(copy) == copy
+
+
+def test_a_free_name_avoids_every_name_and_look_alike_taken() -> None:
+    assert free_name("fresh.txt", ["plan.txt"]) == "fresh.txt"
+    assert free_name("Plan.TXT", ["plan.txt"]) == "Plan (2).TXT"
+    taken = ["plan.txt", "plan (2).txt"]
+    assert free_name("plan.txt", taken) == "plan (3).txt"
+    # `pIan` (capital I) reads as `plan`: neither it nor `pIan (2)` may stand beside them.
+    assert free_name("pIan.txt", taken) == "pIan (3).txt"

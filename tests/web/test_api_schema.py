@@ -7,7 +7,9 @@ where the app and its database were started."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -54,7 +56,19 @@ CONFIG = schemathesis.Config.from_dict(
 EXAMPLES = 6
 
 # operationId: why it is not generated against.
-EXCLUDED: dict[str, str] = {}
+_PUBLIC = "served outside /api/v1, for a real token: test_link_answers_are_what_the_document_says"
+EXCLUDED: dict[str, str] = dict.fromkeys(
+    (
+        "link_page",
+        "link_content",
+        "link_uploads_options",
+        "link_uploads_create",
+        "link_uploads_head",
+        "link_uploads_patch",
+        "link_uploads_delete",
+    ),
+    _PUBLIC,
+)
 
 
 def _examples(strategy: Any, send: Callable[[Any], None]) -> Callable[[], None]:
@@ -135,3 +149,61 @@ async def test_the_server_answers_as_its_document_says(
         _run, schema, asyncio.get_running_loop(), http, ids, world["ada"].auth
     )
     assert not failures, "\n\n".join(failures)
+
+
+async def test_link_answers_are_what_the_document_says(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Real links (generated bodies seldom carry a valid expiry): the 201 with its url and
+    limits, the listing without it, and a visitor's tus creation at /s/{token}/uploads."""
+    document = (await http.get(f"{API}/openapi.json")).json()
+    schema = schemathesis.openapi.from_dict(document, config=CONFIG)
+    document_id = await put(http, world, "ada", world.acme_folder, "deed.pdf", b"%PDF-1.7\n")
+    expires = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    auth = world["ada"].auth
+    shared = await http.post(
+        f"{API}/documents/{document_id}/links",
+        json={"expires_at": expires, "max_downloads": 3},
+        headers=auth,
+    )
+    dropbox = await http.post(
+        f"{API}/folders/{world.acme_folder}/links",
+        json={"kind": "upload", "expires_at": expires, "max_files": 2, "max_total_bytes": 9000},
+        headers=auth,
+    )
+    for response, path in (
+        (shared, "/documents/{document_id}/links"),
+        (dropbox, "/folders/{folder_id}/links"),
+    ):
+        assert response.status_code == 201, response.text
+        assert response.json()["url"].rsplit("/", 2)[-2] == "s"
+        schema[path]["POST"].validate_response(response)
+    assert dropbox.json()["max_total_bytes"] == 9000 and dropbox.json()["files_received"] == 0
+    listed = await http.get(
+        f"{API}/links", params={"folder_id": str(world.acme_folder)}, headers=auth
+    )
+    schema["/links"]["GET"].validate_response(listed)
+    assert "url" not in listed.json()["links"][0]
+
+    token = dropbox.json()["url"].rsplit("/s/", 1)[1]
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {
+            "filename": "a.txt",
+            "uploader_name": "Dana",
+            "uploader_email": "dana@bank.example",
+        }.items()
+    )
+    created = await http.post(
+        f"/s/{token}/uploads",
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": "3", "Upload-Metadata": metadata},
+    )
+    assert created.status_code == 201, created.text
+    answer = document["paths"]["/s/{token}/uploads"]["post"]["responses"]["201"]
+    assert {h.lower() for h in answer["headers"]} <= set(created.headers)
+    refused = await http.post(
+        f"/s/{token}/uploads",
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": "9999", "Upload-Metadata": metadata},
+    )
+    assert refused.status_code == 413
+    assert "413" in document["paths"]["/s/{token}/uploads"]["post"]["responses"]

@@ -177,8 +177,6 @@ async def test_limits_are_enforced_before_any_byte(
         link = (await session.execute(select(Link))).scalar_one()
         assert (link.files_received, link.bytes_received) == (2, 1500)
         assert len((await session.execute(select(Drop))).scalars().all()) == 2
-    refused = await events(services, "link.refused")
-    assert [json.loads(e.details)["reason"] for e in refused] == ["exhausted"]
     # Name and email are required, before anything is reserved.
     token = await upload_link(http, world)
     response = await http.post(
@@ -188,6 +186,17 @@ async def test_limits_are_enforced_before_any_byte(
     assert response.status_code == 400
     bad = await start(http, token, 5, "n.txt", expect=422, uploader_email="not an address")
     assert bad.json()["field"] == "uploader_email"
+    await start(http, token, 5, "a/b.txt", expect=422)  # a name no file may have
+    # Each refusal of a known link is audited with its reason (a malformed request is not).
+    refused = await events(services, "link.refused")
+    assert [json.loads(e.details)["reason"] for e in refused] == [
+        "too_large",
+        "limit",
+        "exhausted",
+        "bad_metadata",
+        "bad_name",
+    ]
+    assert all(e.outcome == "denied" and e.actor_role == "visitor" for e in refused)
 
 
 async def test_an_unknown_or_revoked_link_answers_404_with_the_same_body(
@@ -333,6 +342,8 @@ async def test_the_no_javascript_form_drops_files_within_the_limits(
     )
     assert bare.status_code == 422
     assert [e.action for e in await events(services, "link.dropped")] == ["link.dropped"]
+    refused_reasons = [json.loads(e.details)["reason"] for e in await events(services, "link.ref")]
+    assert refused_reasons == ["too_large", "bad_metadata"]
 
 
 async def test_a_password_protected_drop_link_takes_files_only_once_unlocked(
@@ -351,3 +362,73 @@ async def test_a_password_protected_drop_link_takes_files_only_once_unlocked(
     await start(http, token, 5, "y.txt", expect=404)
     refused = [json.loads(e.details)["reason"] for e in await events(services, "link.refused")]
     assert refused.count("locked") == 2
+
+
+async def test_a_drop_never_becomes_a_version_of_what_is_there(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    ada = world["ada"].auth
+    off = await http.put(
+        f"{API}/clients/{world.acme}/link-policy", json={"scan_drops": False}, headers=ada
+    )
+    assert off.status_code == 200, off.text
+    made = await http.put(
+        f"{API}/folders/{world.acme_folder}/files/plan.txt",
+        content=b"the real plan",
+        headers=world["sam"].auth,
+    )
+    document_id = made.json()["document_id"]
+    shared = await http.post(
+        f"{API}/documents/{document_id}/links",
+        json={"expires_at": soon()},
+        headers=world["sam"].auth,
+    )
+    share = shared.json()["url"].rsplit("/s/", 1)[1]
+    token = await upload_link(http, world)
+
+    answers = []
+    for name in ("plan.txt", "fresh.txt", "pIan.txt"):  # the same, a new, a look-alike name
+        started = await start(http, token, 6, name)
+        answers.append({k for k in started.headers if k not in ("date", "location")})
+        done = await http.patch(
+            started.headers["location"],
+            content=b"forged",
+            headers={**TUS, **STREAM, "Upload-Offset": "0"},
+        )
+        assert done.status_code == 204, done.text
+        answers.append(set(done.headers) - {"date"})
+    # The visitor cannot tell which names exist: every drop is answered alike.
+    assert answers[0] == answers[2] == answers[4] and answers[1] == answers[3] == answers[5]
+
+    kept = await http.get(f"{API}/documents/{document_id}", headers=world["sam"].auth)
+    assert [v["number"] for v in kept.json()["versions"]] == [1]
+    assert (await http.get(f"/s/{share}/content")).content == b"the real plan"
+    assert sorted(await listed(http, world)) == [
+        "fresh.txt",
+        "pIan (3).txt",  # `pIan (2).txt` would read as `plan (2).txt`
+        "plan (2).txt",
+        "plan.txt",
+    ]
+    # Two drops of one name under way at once both land, each under a name of its own.
+    first = await start(http, token, 3, "notes.txt")
+    second = await start(http, token, 3, "notes.txt")
+    for started in (second, first):
+        done = await http.patch(
+            started.headers["location"],
+            content=b"abc",
+            headers={**TUS, **STREAM, "Upload-Offset": "0"},
+        )
+        assert done.status_code == 204, done.text
+    assert {"notes.txt", "notes (2).txt"} <= set(await listed(http, world))
+    # The form answers with the name the visitor sent, not the one it was stored under.
+    sent = await http.post(
+        f"/s/{token}/uploads/form",
+        data={"uploader_name": "Dana Banker", "uploader_email": "dana@bank.example"},
+        files=[("file", ("plan.txt", b"form", "text/plain"))],
+    )
+    assert sent.status_code == 200, sent.text
+    assert "plan.txt" in sent.text and "plan (" not in sent.text
+    assert "plan (4).txt" in await listed(http, world)
+    async with services.sessions() as session:
+        names = set((await session.execute(select(Drop.name))).scalars())
+    assert {"plan (2).txt", "pIan (3).txt", "plan (4).txt"} <= names

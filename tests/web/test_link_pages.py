@@ -68,4 +68,6 @@ async def test_a_client_user_gets_no_link_panel_unless_the_policy_lets_clients_s
     assert changed.status_code == 200
     page = await http.get(f"/folders/{world.acme_folder}")
     assert 'id="share-links"' in page.text
-    assert "users create links for this client." in page.text
+    assert "users create share links." in page.text
+    # Upload-request links are for staff: a client user is offered no such link.
+    assert 'value="upload"' not in page.text

@@ -115,6 +115,9 @@ async def test_client_users_create_links_only_where_their_client_policy_allows(
     assert changed.json()["effective"]["creators"] == "staff_and_clients"
     assert (await create(http, world["alice"].auth, folder)).status_code == 201
     assert (await create(http, world["alice"].auth, folder, expires_at=soon(6))).status_code == 422
+    # Upload-request links stay the firm's: a client user may share, not open a drop box.
+    dropbox = await create(http, world["alice"].auth, folder, kind="upload")
+    assert dropbox.status_code == 403, dropbox.text
     # Bob belongs to another client: the folder does not exist for him.
     assert (await create(http, world["bob"].auth, folder)).status_code == 404
 

@@ -37,12 +37,14 @@ def inventory(api_routes: list[Any]) -> set[tuple[str, str]]:
     return found
 
 
-def documented(spec: dict[str, Any]) -> set[tuple[str, str]]:
+def documented(spec: dict[str, Any], *, public: bool = False) -> set[tuple[str, str]]:
+    """The API's operations, or (`public`) those of the paths served outside /api/v1 (the
+    visitor's side of links), which name their own server."""
     return {
         (method, path)
         for path, item in spec["paths"].items()
         for method in item
-        if method in METHODS
+        if method in METHODS and ("servers" in item) == public
     }
 
 
@@ -69,9 +71,12 @@ def test_is_openapi_3_1(spec: dict[str, Any]) -> None:
         assert set(requirement) <= set(schemes)
     for path, item in spec["paths"].items():
         assert path.startswith("/"), path
-        assert set(item) <= METHODS | {"parameters", "summary", "description"}, path
+        assert set(item) <= METHODS | {"parameters", "summary", "description", "servers"}, path
+        assert item.get("servers", [{"url": "/"}]) == [{"url": "/"}], path
         placeholders = set(PLACEHOLDER.findall(path))
         for method, operation in item.items():
+            if method == "servers":
+                continue
             where = f"{method.upper()} {path}"
             assert operation["summary"], where
             assert operation["responses"], where
@@ -167,7 +172,7 @@ def test_every_operation_has_its_own_id(spec: dict[str, Any]) -> None:
         for method, operation in item.items()
         if method in METHODS
     ]
-    assert len(ids) == len(set(ids)) == len(documented(spec))
+    assert len(ids) == len(set(ids)) == len(documented(spec)) + len(documented(spec, public=True))
     assert all(re.fullmatch(r"[a-z][a-z_]*", op_id) for op_id in ids), ids
     assert spec["paths"]["/me/tokens"]["post"]["operationId"] == "create_token"
 
@@ -182,7 +187,7 @@ async def test_security_says_where_a_token_is_refused(
         (method, path)
         for path, item in spec["paths"].items()
         for method, operation in item.items()
-        if operation.get("security", spec["security"]) == [{"session": []}]
+        if method in METHODS and operation.get("security", spec["security"]) == [{"session": []}]
     }
     assert ("post", "/me/tokens") in session_only and ("get", "/me") not in session_only
     for method, path in sorted(session_only):
@@ -195,3 +200,44 @@ async def test_security_says_where_a_token_is_refused(
         assert str(response.status_code) in spec["paths"][path][method]["responses"], where
     me = await http.get("/api/v1/me", headers=world["ada"].auth)
     assert me.status_code == 200
+
+
+def test_links_are_described_with_their_url_limits_and_public_side(
+    spec: dict[str, Any], tmp_path: Path
+) -> None:
+    schemas = spec["components"]["schemas"]
+    link = schemas["Link"]["properties"]
+    for field in ("url", "max_file_bytes", "max_files", "max_total_bytes"):
+        assert field in link, field
+    for field in ("files_received", "bytes_received", "downloads"):
+        assert field in link and field in schemas["Link"]["required"], field
+    # The URL (with its token) is in the answer that creates the link, and only there.
+    assert "url" not in schemas["Link"]["required"]
+    assert "url" in schemas["CreatedLink"]["required"]
+    for path in ("/documents/{document_id}/links", "/folders/{folder_id}/links"):
+        created = spec["paths"][path]["post"]["responses"]["201"]["content"]
+        assert created["application/json"]["schema"]["$ref"].endswith("/CreatedLink")
+
+    public = documented(spec, public=True)
+    assert {
+        ("get", "/s/{token}"),
+        ("get", "/s/{token}/content"),
+        ("post", "/s/{token}/uploads"),
+    } <= public
+    content = spec["paths"]["/s/{token}/content"]["get"]
+    params = {(p["name"], p["in"]) for p in content["parameters"]}
+    assert {("Range", "header"), ("cv_link", "cookie"), ("token", "path")} <= params
+    assert {"200", "206", "303", "404"} <= set(content["responses"])
+    assert "content" not in content["responses"]["206"]  # bytes, not a JSON object
+    create = spec["paths"]["/s/{token}/uploads"]["post"]
+    metadata = next(p for p in create["parameters"] if p["name"] == "Upload-Metadata")
+    for key in ("filename", "uploader_name", "uploader_email"):
+        assert key in metadata["description"], key
+    assert {"201", "404", "413", "422"} <= set(create["responses"])
+    for path, item in spec["paths"].items():
+        if "servers" in item:
+            assert all(op.get("security") == [] for m, op in item.items() if m in METHODS), path
+    # Every public operation described is one the app serves at that address.
+    app = create_app(Settings(data_dir=tmp_path))
+    served = inventory([r for r in app.routes if isinstance(r, Route) and r.path.startswith("/s/")])
+    assert public <= served

@@ -6,6 +6,8 @@ in the audit log naming the link, and the token is in no event and no log line."
 from __future__ import annotations
 
 import email
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -16,13 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 from sqlmodel import col, select
 from starlette.types import ASGIApp
 
 from tests.fixtures.app import World
+from vault.accounts.identity import RateLimit
 from vault.db import transaction
+from vault.link_access import CODE_PURPOSE, LinkCode
 from vault.links import Link
-from vault.models import AuditEvent
+from vault.models import AuditEvent, ClientAccess
 from web.services import Services
 from web.settings import Settings
 
@@ -356,3 +361,121 @@ async def test_the_language_chooser_keeps_the_visitor_on_the_link(
     odd = await visitor.get("/s/a%0d%0aSet-Cookie:%20x=1", params={"lang": "he"})
     assert odd.status_code == 303 and "\n" not in odd.headers["location"]
     assert "x" not in visitor.cookies
+
+
+async def test_a_link_stops_when_its_creator_is_deactivated_or_loses_the_client(
+    http: httpx.AsyncClient, visitor: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "deed.txt", b"deed")
+    link_id, path = await share(http, world, f"documents/{document_id}")
+    folder_link_id, folder_path = await share(http, world, f"folders/{world.acme_folder}")
+    assert (await visitor.get(f"{path}/content")).content == b"deed"
+    sam, ada = world["sam"], world["ada"]
+
+    off = await http.patch(f"{API}/users/{sam.id}", json={"active": False}, headers=ada.auth)
+    assert off.status_code == 200, off.text
+    unknown = await visitor.get("/s/" + "x" * 43 + "/content")
+    for attempt in (f"{path}/content", path, f"{folder_path}/download.zip"):
+        answer = await visitor.get(attempt)
+        assert answer.status_code == 404 and answer.text == unknown.text, attempt
+    refused = [e for e in await link_events(services, link_id) if e.action == "link.refused"]
+    assert [reason(e) for e in refused] == ["creator_gone", "creator_gone"]
+    assert refused[0].outcome == "denied" and refused[0].ip == "203.0.113.7"
+
+    # Back at work, but no longer assigned to the client: the link lends nothing.
+    on = await http.patch(f"{API}/users/{sam.id}", json={"active": True}, headers=ada.auth)
+    assert on.status_code == 200, on.text
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            sqlalchemy.delete(ClientAccess).where(col(ClientAccess.user_id) == sam.id)
+        )
+    assert (await visitor.get(f"{folder_path}/download.zip")).status_code == 404
+    refused = [e for e in await link_events(services, folder_link_id) if e.action == "link.refused"]
+    assert [reason(e) for e in refused] == ["creator_gone", "creator_lost_access"]
+
+
+def code_for(settings: Settings, recipient: str) -> str:
+    """The code in the newest email to `recipient`."""
+    paths = sorted(settings.outbox_path.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+    for path in reversed(paths):
+        message = email.message_from_bytes(path.read_bytes())
+        if message["To"] == recipient:
+            text = message.get_payload()[0].get_payload(decode=True).decode()  # type: ignore[index,union-attr]
+            return next(word for word in text.split() if word.isdigit() and len(word) == 8)
+    raise AssertionError(f"no email to {recipient}")
+
+
+async def lockouts_lapse(services: Services) -> None:
+    async with transaction(services.sessions) as session:
+        await session.execute(sqlalchemy.delete(RateLimit))
+
+
+async def test_code_guesses_are_limited_per_link_per_code_and_per_address(
+    http: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    settings: Settings,
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "lease.pdf", b"%PDF lease")
+
+    async def coded(recipient: str) -> tuple[str, str]:
+        _, path = await share(http, world, f"documents/{document_id}", recipient_email=recipient)
+        assert (await visitor.post(f"{path}/code")).status_code == 200
+        return path, code_for(settings, recipient)
+
+    async def guess(path: str, code: str, who: httpx.AsyncClient = visitor) -> int:
+        return (await who.post(f"{path}/code/verify", data={"code": code})).status_code
+
+    # Per link: the third wrong code locks it; then even the right one waits, from anywhere.
+    path, code = await coded("one@example.test")
+    wrong = "99999999" if code != "99999999" else "11111111"
+    assert [await guess(path, wrong) for _ in range(3)] == [400, 400, 429]
+    assert await guess(path, code) == 429
+    assert await guess(path, code, http) == 429
+    # Per code: five wrong entries kill it, lockouts or not.
+    await lockouts_lapse(services)
+    assert [await guess(path, wrong) for _ in range(2)] == [400, 400]
+    await lockouts_lapse(services)
+    assert await guess(path, code) == 400
+    assert (await visitor.get(f"{path}/content")).status_code == 303  # still locked
+
+    # Per address, across links: five wrong codes from one address lock it out of all.
+    await lockouts_lapse(services)
+    first, _ = await coded("two@example.test")
+    second, _ = await coded("three@example.test")
+    third, right = await coded("four@example.test")
+    assert [await guess(first, wrong), await guess(first, wrong)] == [400, 400]
+    assert [await guess(second, wrong), await guess(second, wrong)] == [400, 400]
+    assert await guess(third, wrong) == 429
+    assert await guess(third, right) == 429
+    assert await guess(third, right, http) == 303  # another address, and the link is not locked
+
+
+async def test_codes_sent_are_limited_and_kept_only_as_keyed_hashes(
+    http: httpx.AsyncClient,
+    visitor: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    settings: Settings,
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "will.pdf", b"%PDF will")
+    link_id, path = await share(
+        http, world, f"documents/{document_id}", recipient_email="heir@example.test"
+    )
+    assert [(await visitor.post(f"{path}/code")).status_code for _ in range(5)] == [200] * 5
+    sixth = await visitor.post(f"{path}/code")
+    assert sixth.status_code == 429
+    sent = [p for p in settings.outbox_path.glob("*.eml") if b"heir@example.test" in p.read_bytes()]
+    assert len(sent) == 5
+    refused = [e for e in await link_events(services, link_id) if e.action == "link.code_refused"]
+    assert [reason(e) for e in refused] == ["too_many_codes"]
+
+    code = code_for(settings, "heir@example.test")
+    async with transaction(services.sessions) as session:
+        stored = set((await session.execute(select(LinkCode.code_hash))).scalars())
+    _, key = services.keyring.derive(CODE_PURPOSE)
+    message = f"{link_id}:{code}".encode()
+    assert hmac.new(key, message, hashlib.sha256).hexdigest() in stored
+    assert hashlib.sha256(message).hexdigest() not in stored  # no hash a reader could invert
+    assert (await visitor.post(f"{path}/code/verify", data={"code": code})).status_code == 303

@@ -24,6 +24,7 @@ from vault.uploads.resumable import (
     max_length,
     parse_metadata,
     part_count,
+    plan_new_document,
     reported_offset,
     terminate,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "max_length",
     "parse_metadata",
     "part_count",
+    "plan_new_document",
     "reported_offset",
     "terminate",
 ]

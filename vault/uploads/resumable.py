@@ -57,6 +57,7 @@ from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
 from vault.models import utcnow
 from vault.policy import Permission, Principal, can_see_client, require
+from vault.quarantine import HeldVersion
 from vault.store import ObjectStore
 
 # S3 numbers parts 1..10,000, so an upload holds at most this many parts.
@@ -245,8 +246,10 @@ async def create_upload(
     expires_in: timedelta,
     metadata: str | None = None,
     content_type: str | None = None,
+    new_document: bool = False,
 ) -> Upload:
     """Plan the version, start its multipart upload and record both, with an audit event.
+    With `new_document` it starts a new document under a free name (`plan_new_document`).
 
     Raises:
         NotFoundError: the folder does not exist for this caller.
@@ -256,7 +259,7 @@ async def create_upload(
     """
     if part_size % (1 << crypto.DEFAULT_SHIFT):
         raise ValueError("a part holds whole 64 KiB segments")
-    plan = await doc_service.prepare_upload(
+    plan = await (plan_new_document if new_document else doc_service.prepare_upload)(
         session, principal, keyring, folder_id=folder_id, name=name
     )
     limit = min(max_size, max_length(part_size))
@@ -305,6 +308,45 @@ async def create_upload(
             await store.abort_multipart(plan.storage_key, multipart_id)
         raise
     return upload
+
+
+async def plan_new_document(
+    session: AsyncSession,
+    principal: Principal,
+    keyring: Keyring,
+    *,
+    folder_id: uuid.UUID,
+    name: str,
+) -> doc_service.UploadPlan:
+    """A plan for a new document under a free name (`names.free_name`): one taken neither
+    by the folder's documents and subfolders nor by a new document still on its way (an
+    upload under way, or a version held in quarantine), so two drops of `plan.txt` become
+    `plan (2).txt` and `plan (3).txt` instead of the later one failing as it finishes."""
+    uploading = select(Upload.name).where(
+        Upload.folder_id == folder_id,
+        col(Upload.is_new),
+        Upload.state != UploadState.COMPLETE,
+        col(Upload.expires_at) > datetime.now(UTC),  # an abandoned upload holds no name
+    )
+    held = select(HeldVersion.name).where(
+        HeldVersion.folder_id == folder_id,
+        col(HeldVersion.is_new),
+        col(HeldVersion.published_version).is_(None),
+        col(HeldVersion.deleted_at).is_(None),
+    )
+    reserved = [
+        *(await session.execute(uploading)).scalars(),
+        *(await session.execute(held)).scalars(),
+    ]
+    return await doc_service.prepare_upload(
+        session,
+        principal,
+        keyring,
+        folder_id=folder_id,
+        name=name,
+        new_document=True,
+        reserved=reserved,
+    )
 
 
 async def get_upload(

@@ -4,7 +4,9 @@ Written here: each operation's summary, its success status, query parameters and
 model. Completed from the route table and the handlers (`document`): operationIds, path
 parameters, security, error statuses (`openapi_operations`), response bodies and headers
 (`openapi_responses`). A test checks that every API route appears here and nothing else
-does; tests/web/test_api_schema.py that the server answers as the document says.
+does; tests/web/test_api_schema.py that the server answers as the document says. The
+visitor's side of links (`/s/{token}`…) is described too, each path naming its own server
+(`openapi_links.public_paths`), since it is served outside /api/v1.
 """
 
 from __future__ import annotations
@@ -411,6 +413,8 @@ SPEC: dict[str, Any] = {
             "post": _op("Queue a failed email again (admin, audited)", "202")
         },
         **openapi_links.paths(_op),
+        # The visitor's side of links, served outside /api/v1 (each path names its server).
+        **openapi_links.public_paths(),
     },
 }
 
@@ -429,8 +433,9 @@ def document() -> dict[str, Any]:
 
     complete(SPEC["paths"], operations())
     for path in SPEC["paths"].values():
-        for operation in path.values():
-            operation["responses"].update(EXTRA_RESPONSES.get(operation["operationId"], {}))
+        for method, operation in path.items():
+            if method != "servers":
+                operation["responses"].update(EXTRA_RESPONSES.get(operation["operationId"], {}))
     describe_answers(SPEC["paths"])
     SPEC["components"]["schemas"] = {**SCHEMAS, **MODEL_SCHEMAS}
     return SPEC

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from web.api.openapi_models import MODEL_SCHEMAS
 
@@ -91,6 +91,10 @@ class Restored(BaseModel):
 
 class Link(BaseModel):
     id: Id
+    # Only in the 201 answer that creates the link (`CreatedLink`): it carries the token.
+    url: str | None = Field(
+        default=None, description="only when the link is created: the token is shown once"
+    )
     kind: Literal["download", "upload"]
     state: str
     client_id: Id
@@ -102,9 +106,21 @@ class Link(BaseModel):
     recipient_email: str | None
     max_downloads: int | None
     downloads: int
+    max_file_bytes: int | None
+    max_files: int | None
+    max_total_bytes: int | None
+    files_received: int
+    bytes_received: int
     created_by: Id | None
     created_at: Time | None
     revoked_at: Time | None
+
+
+class CreatedLink(Link):
+    """A link as its creation answers it: with its URL, which carries the token and is
+    never shown again."""
+
+    url: str = Field(description="{server.public_url}/s/{token}; shown only in this answer")
 
 
 class LinkList(BaseModel):
@@ -256,8 +272,8 @@ RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "get_document": Document,
     "update_document": Document,
     "restore_version": Restored,
-    "create_document_link": Link,
-    "create_folder_link": Link,
+    "create_document_link": CreatedLink,
+    "create_folder_link": CreatedLink,
     "list_links": LinkList,
     "get_usage": Usage,
     "set_quota": Usage,
@@ -338,6 +354,8 @@ _OBJECT = {"application/json": {"schema": {"type": "object"}}}
 def describe_answers(paths: dict[str, Any]) -> None:
     """Give each operation's successful answers their body schema and headers."""
     for item in paths.values():
+        if "servers" in item:
+            continue  # served outside /api/v1 (a link's visitor side), described in full
         for operation in item.values():
             op_id = operation["operationId"]
             model = RESPONSE_MODELS.get(op_id)

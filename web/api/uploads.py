@@ -369,6 +369,7 @@ async def create(request: Request, binding: TusBinding) -> Response:
             expires_in=_expires_in(svc),
             metadata=raw or None,
             content_type=_media_type(pairs.get("filetype")),
+            new_document=call.new_documents,
         )
         await binding.created(call, upload, pairs)
     headers = {

@@ -16,13 +16,14 @@ from typing import NoReturn
 
 import anyio
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vault import documents as doc_service
-from vault import drops, link_policy, quarantine, quotas
+from vault import drops, link_policy, links, quarantine, quotas, uploads
 from vault.crypto import blobs
 from vault.db import transaction
 from vault.errors import (
@@ -32,12 +33,12 @@ from vault.errors import (
     LinkNotFoundError,
     QuotaExceededError,
 )
-from vault.links import Link
+from vault.links import Link, LinkRef
 from vault.models import User
 from vault.policy import SYSTEM, Principal
 from web.api.links import link_defaults
 from web.auth import Caller
-from web.link_uploads import dropped, refused, unlocked, visitor_context
+from web.link_uploads import dropped, refused, refused_because, unlocked, visitor_context
 from web.multipart_parts import Part
 from web.multipart_upload import FormUploadError, StoredFile, _Receiver
 from web.pages.common import page
@@ -56,8 +57,12 @@ class _DropReceiver(_Receiver):
         super().__init__(request, folder_for, None, hold=True)
         self.token: str = request.path_params["token"]
         self.link_id = uuid.UUID(int=0)
+        self.link: LinkRef | None = None  # once the token opened a link
         self.folder_id = uuid.UUID(int=0)
         self.context = visitor_context(request)
+        # The name the visitor sent for the file being stored: their answer names it, never
+        # the free name it was stored under (which would tell them what else is there).
+        self.sent_name = ""
 
     async def _authenticate(self, part: Part) -> None:
         # No session and so no CSRF token: the link's secret token is the only key.
@@ -76,6 +81,7 @@ class _DropReceiver(_Receiver):
                 self.hold = policy.scan_drops or self.svc.settings.scan.all_uploads
                 assert link.folder_id is not None
                 self.link_id, self.folder_id = link.id, link.folder_id
+                self.link = links.ref(link)
                 self.caller = Caller(principal=lender, user=user)
         except LinkNotFoundError as exc:
             await refused(self.request, exc)
@@ -93,6 +99,14 @@ class _DropReceiver(_Receiver):
     def _given(self, name: str) -> str:
         values = self.lists.get(name) or [""]
         return values[0]
+
+    async def plan(
+        self, session: AsyncSession, principal: Principal, folder_id: uuid.UUID, name: str
+    ) -> doc_service.UploadPlan:
+        self.sent_name = name
+        return await uploads.plan_new_document(
+            session, principal, self.svc.keyring, folder_id=folder_id, name=name
+        )
 
     async def admit_file(self) -> int:
         try:
@@ -170,7 +184,18 @@ class _DropReceiver(_Receiver):
             if isinstance(exc, QuotaExceededError):
                 self._refuse_quota(exc)
             raise
-        return StoredFile(plan.name, plan.document_id, None, size, held=committed.held)
+        return StoredFile(self.sent_name, plan.document_id, None, size, held=committed.held)
+
+
+# `link.refused` reasons of the form's refusals, by `FormUploadError.rule` (any other rule
+# is a naming rule the file's name broke), as `web.link_uploads.refusal_reason` for tus.
+_REASONS = {
+    "link_full": "limit",
+    "too_large": "too_large",
+    "quota": "quota",
+    "uploader_name": "bad_metadata",
+    "uploader_email": "bad_metadata",
+}
 
 
 @page
@@ -181,6 +206,8 @@ async def submit(request: Request) -> Response:
         await receiver.run()
     except FormUploadError as exc:
         error = exc.message
+        if receiver.link is not None:
+            await refused_because(request, receiver.link, _REASONS.get(exc.rule or "", "bad_name"))
         await receiver.drain(receiver.svc.max_upload_size)
     except IncompleteUploadError:
         return render(request, "error.html", status=400)

@@ -262,6 +262,7 @@ async def code_send(request: Request) -> Response:
                 session,
                 context,
                 link,
+                keyring=svc.keyring,
                 valid_for=timedelta(minutes=svc.settings.links.code_valid_minutes),
             )
         if code is not None and link.recipient_email is not None:
@@ -296,6 +297,7 @@ async def code_submit(request: Request) -> Response:
                 context,
                 link,
                 code=form.get("code", "")[:64],
+                keyring=svc.keyring,
                 secret=request.cookies.get(GRANT_COOKIE),
                 limits=guess_limits(svc),
                 ttl=timedelta(minutes=svc.settings.links.unlock_minutes),
