@@ -220,13 +220,14 @@ async def test_retention_shreds_queued_and_drawn_thumbnails_and_fsck_checks_them
             session, SYSTEM, TEST_CONTEXT, world.acme, folder_id=None, rules=Rules(keep_versions=1)
         )
     run = await retention.apply(services.sessions, services.store)
-    assert sorted(d.version for d in run.deleted if d.document_id == uuid.UUID(doc)) == [1, 2, 3]
+    shredded = {d.version for d in run.deleted if d.document_id == uuid.UUID(doc)}
+    assert shredded == {1, 2, 3}
     assert len(await jobs(services)) == 2  # version 4's and the PDF's
     await work(services)
     rows = await recorded(services)
     assert set(rows) == {"kept.png", "other.pdf"}
     keys = [obj.key async for obj in services.store.list(thumbnails.PREFIX)]
-    assert sorted(keys) == sorted(r.storage_key for r in rows.values())
+    assert set(keys) == {r.storage_key for r in rows.values()}
 
     found: list[fsck.Problem] = []
     report = await fsck.check_store(
