@@ -1,8 +1,9 @@
 """Thumbnails of images and of a PDF's first page, drawn from the decrypted version in
 memory and kept as encrypted objects in the store, like the versions themselves.
 
-A version's thumbnail is drawn on its first request (`vault.thumbnail_render`, in a worker
-thread) and recorded in `thumbnails`; later requests decrypt the stored one. Each stored
+A version's thumbnail is drawn ahead by `vault.thumbnail_worker` (or, if it has not yet,
+on its first request), with `vault.thumbnail_render` in a worker thread, and recorded in
+`thumbnails`; requests decrypt the stored one. Each stored
 thumbnail has its own data key, wrapped by the keyring, and its own id in the object's
 header, so it cannot be swapped with a version's object or another thumbnail. Plaintext is
 never written to disk: the version is read into memory (only up to `max_bytes`), and the
@@ -436,6 +437,24 @@ async def forget(session: AsyncSession, version_ids: Sequence[uuid.UUID]) -> lis
     )
     await session.execute(delete(Thumbnail).where(col(Thumbnail.version_id).in_(version_ids)))
     return found
+
+
+async def redraw_all(session: AsyncSession) -> int:
+    """Forget every stored thumbnail and queue its version to be drawn again, in the caller's
+    transaction: for a restored database, since backups leave the thumbnails' objects out.
+    Failures stay recorded. Returns how many were queued."""
+    drawn = list(
+        (
+            await session.execute(
+                select(Thumbnail.version_id).where(col(Thumbnail.storage_key).is_not(None))
+            )
+        ).scalars()
+    )
+    await session.execute(delete(Thumbnail).where(col(Thumbnail.storage_key).is_not(None)))
+    await thumbnail_jobs.forget(session, drawn)
+    for version_id in drawn:
+        session.add(thumbnail_jobs.ThumbnailJob(version_id=version_id))
+    return len(drawn)
 
 
 async def is_referenced(session: AsyncSession, key: str) -> bool:

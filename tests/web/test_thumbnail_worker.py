@@ -285,3 +285,22 @@ async def test_the_migration_queues_versions_stored_before_it(
     async with transaction(services.sessions) as session:
         version = await session.get(Version, queued.version_id)
     assert version is not None and str(version.document_id) == image and version.number == 2
+
+
+async def test_a_restored_database_has_its_thumbnails_drawn_again(
+    http: httpx.AsyncClient, world: World, services: Services, renders: list[str]
+) -> None:
+    await four_files(http, world)
+    await work(services)
+    before = await recorded(services)
+    # As `clientvault restore` leaves it: the rows came back, the objects (never backed up)
+    # did not.
+    async for obj in services.store.list(thumbnails.PREFIX):
+        await services.store.delete(obj.key)
+    async with transaction(services.sessions) as session:
+        assert await thumbnails.redraw_all(session) == 2
+    assert set(await recorded(services)) == {"broken.png"}  # the failure stays known
+    await work(services)
+    after = await recorded(services)
+    assert set(after) == set(before) and len(renders) == 5
+    assert after["photo.png"].storage_key != before["photo.png"].storage_key
