@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.fixtures.documents import upload
@@ -32,7 +32,7 @@ async def queued(services: Services) -> list[tuple[str, int]]:
     async with transaction(services.sessions) as session:
         rows = await session.execute(
             select(Version.content_type, Version.number).join(
-                ThumbnailJob, ThumbnailJob.version_id == Version.id
+                ThumbnailJob, col(ThumbnailJob.version_id) == col(Version.id)
             )
         )
         return sorted((row[0], row[1]) for row in rows.all())
