@@ -141,7 +141,8 @@ async def test_the_listing_offers_a_thumbnail_only_once_it_is_drawn(
     for name in ("photo.png", "scan.pdf"):
         row = row_of(listing, docs[name])
         src = f"/documents/{docs[name]}/thumbnail?version=1"
-        assert f'<img class="ficon-thumb" src="{src}" alt=""' in row
+        page = " ficon-thumb--page" if name.endswith(".pdf") else ""
+        assert f'<img class="ficon-thumb{page}" src="{src}" alt=""' in row
         assert 'width="28" height="28" loading="lazy"' in row
         assert '<svg class="ficon' not in row
         assert (await http.get(src)).status_code == 200
