@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, crypto, holds
+from vault import audit, crypto, holds, thumbnail_jobs
 from vault.audit.actions import AuditAction
 from vault.crypto import blobs
 from vault.crypto.blobs import StoredBlob
@@ -239,6 +239,8 @@ async def record_version(
     session.add(document)
     session.add(version)
     await session.flush()
+    # Every path that stores a version comes through here: its thumbnail is drawn ahead.
+    thumbnail_jobs.enqueue(session, version)
     await audit.record(
         session,
         context,

@@ -14,11 +14,9 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import anyio
 from sqlalchemy import select as select_columns
@@ -26,52 +24,46 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 import vault.crypto as crypto
-from vault import audit, quarantine, uploads
+from vault import audit, fsck_thumbnails, quarantine, uploads
 from vault.audit.actions import AuditAction
 from vault.crypto.blobs import first_failure, read_decrypted
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
-from vault.errors import FsckError, IntegrityError, KeyNotFoundError, KeyringError
+from vault.errors import IntegrityError, KeyNotFoundError, KeyringError
+from vault.fsck_common import (
+    CONTENT,
+    HEADER,
+    KEY,
+    MISSING,
+    ORPHAN,
+    SIZE,
+    UNREADABLE,
+    FsckReport,
+    Problem,
+    next_item,
+    ordered,
+    ordered_by_key,
+)
 from vault.models import Document, Version
 from vault.store import ObjectStore, StoredObject
+
+__all__ = [
+    "CONTENT",
+    "HEADER",
+    "KEY",
+    "MISSING",
+    "OBJECT_PREFIX",
+    "ORPHAN",
+    "SIZE",
+    "UNREADABLE",
+    "FsckReport",
+    "Problem",
+    "check_store",
+]
 
 logger = logging.getLogger(__name__)
 
 OBJECT_PREFIX = "objects/"
-# Kinds of problem, as printed and counted in the `storage.checked` event.
-MISSING = "missing"
-ORPHAN = "orphan"
-SIZE = "size"
-HEADER = "header"
-KEY = "key"
-CONTENT = "content"
-UNREADABLE = "unreadable"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with one stored object."""
-
-    kind: str
-    key: str
-    detail: str
-    version_id: str | None = None
-    document_id: str | None = None
-    number: int | None = None
-
-
-@dataclass(slots=True)
-class FsckReport:
-    """Counts only: the problems themselves go to `on_problem` as they are found."""
-
-    versions: int = 0
-    objects: int = 0
-    skipped_recent: int = 0
-    problems: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def clean(self) -> bool:
-        return not self.problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +81,6 @@ class _Row:
     header: bytes
 
 
-def _ordered_by_key(dialect: str) -> Any:
-    # The merge needs the store's order, which is byte order (S3's, and the local store's).
-    # PostgreSQL sorts text by the database's locale, which skips punctuation such as "-" and
-    # "/" at first; the "C" collation is byte order. SQLite's default BINARY already is.
-    if dialect == "postgresql":
-        return col(Version.storage_key).collate("C")
-    return col(Version.storage_key)
-
-
 async def _versions(
     sessions: async_sessionmaker[AsyncSession], prefix: str, batch: int
 ) -> AsyncIterator[_Row]:
@@ -110,7 +93,7 @@ async def _versions(
     while True:
         async with sessions() as session:
             dialect = session.get_bind().dialect.name
-            key = _ordered_by_key(dialect)
+            key = ordered_by_key(Version.storage_key, dialect)
             statement = (
                 select_columns(
                     col(Version.id),
@@ -136,28 +119,6 @@ async def _versions(
         if len(rows) < batch:
             return
         last = rows[-1].key
-
-
-async def _ordered(items: AsyncIterator[Any], what: str) -> AsyncGenerator[Any, None]:
-    """Pass `items` through, failing loudly if their keys ever go backwards: the merge would
-    otherwise report healthy objects as missing and orphaned."""
-    last = ""
-    try:
-        async for item in items:
-            current: str = item.key
-            if current < last:
-                raise FsckError(f"{what} is not in key order ({current!r} after {last!r})")
-            last = current
-            yield item
-    finally:
-        # Release the source (a store listing, a directory walk) promptly on an early exit.
-        close = getattr(items, "aclose", None)
-        if close is not None:
-            await close()
-
-
-async def _next(items: AsyncIterator[Any]) -> Any:
-    return await anext(items, None)
 
 
 @dataclass
@@ -244,7 +205,8 @@ async def check_store(
     concurrency: int = 8,
     now: datetime | None = None,
 ) -> FsckReport:
-    """Check that every version's object exists and opens, and that no object is orphaned.
+    """Check that every version's object exists and opens, and that no object is orphaned;
+    then the same of the thumbnails (`vault.fsck_thumbnails`).
 
     Every object must have the size the database expects, a header that parses and matches
     the database's copy, and a data key that unwraps under a known KEK; with `deep`, its whole
@@ -280,6 +242,18 @@ async def check_store(
             concurrency=concurrency,
             on_progress=on_progress,
         )
+        await fsck_thumbnails.check_thumbnails(
+            sessions,
+            store,
+            keyring,
+            report,
+            deep=deep,
+            client_id=client_id,
+            cutoff=cutoff,
+            on_problem=on_problem,
+            batch=batch,
+            concurrency=concurrency,
+        )
     except BaseExceptionGroup as group:
         # The task group wraps even one failure (the store's listing failing) in a group,
         # which no caller's `except` matches: raise the failure itself.
@@ -296,6 +270,7 @@ async def check_store(
                 "deep": deep,
                 "versions": report.versions,
                 "objects": report.objects,
+                "thumbnails": report.thumbnails,
                 "problems": dict(sorted(report.problems.items())),
             },
         )
@@ -361,26 +336,26 @@ async def _merge(
         finally:
             limiter.release()
 
-    async with contextlib.aclosing(_ordered(store.list(prefix), "the store's listing")) as listing:
-        rows = _ordered(_versions(sessions, prefix, batch), "the version query")
+    async with contextlib.aclosing(ordered(store.list(prefix), "the store's listing")) as listing:
+        rows = ordered(_versions(sessions, prefix, batch), "the version query")
         async with anyio.create_task_group() as tasks:
             steps = 0
-            obj, row = await _next(listing), await _next(rows)
+            obj, row = await next_item(listing), await next_item(rows)
             while obj is not None or row is not None:
                 if row is not None and (obj is None or row.key < obj.key):
                     report.versions += 1
                     await _missing(checker, sessions, store, row)
-                    row = await _next(rows)
+                    row = await next_item(rows)
                 elif row is None or obj.key < row.key:
                     report.objects += 1
                     await _orphan(checker, sessions, obj, live=live, cutoff=cutoff)
-                    obj = await _next(listing)
+                    obj = await next_item(listing)
                 else:
                     report.versions += 1
                     report.objects += 1
                     await limiter.acquire()
                     tasks.start_soon(run_check, row, obj)
-                    obj, row = await _next(listing), await _next(rows)
+                    obj, row = await next_item(listing), await next_item(rows)
                 steps += 1
                 if steps % 1000 == 0:
                     on_progress(report)

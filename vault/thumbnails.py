@@ -1,8 +1,9 @@
 """Thumbnails of images and of a PDF's first page, drawn from the decrypted version in
 memory and kept as encrypted objects in the store, like the versions themselves.
 
-A version's thumbnail is drawn on its first request (`vault.thumbnail_render`, in a worker
-thread) and recorded in `thumbnails`; later requests decrypt the stored one. Each stored
+A version's thumbnail is drawn ahead by `vault.thumbnail_worker` (or, if it has not yet,
+on its first request), with `vault.thumbnail_render` in a worker thread, and recorded in
+`thumbnails`; requests decrypt the stored one. Each stored
 thumbnail has its own data key, wrapped by the keyring, and its own id in the object's
 header, so it cannot be swapped with a version's object or another thumbnail. Plaintext is
 never written to disk: the version is read into memory (only up to `max_bytes`), and the
@@ -30,7 +31,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
-from vault import audit, crypto
+from vault import audit, crypto, thumbnail_jobs
 from vault import thumbnail_render as drawing
 from vault.audit.actions import AuditAction
 from vault.crypto import blobs
@@ -97,7 +98,9 @@ class ThumbnailImage:
 
 
 @dataclass(frozen=True, slots=True)
-class _Source:
+class Source:
+    """A version to draw, with what it takes to read it (read under the caller's checks)."""
+
     client_id: uuid.UUID
     document_id: uuid.UUID
     version_id: uuid.UUID
@@ -156,22 +159,11 @@ async def thumbnail(
             version.content_type, version.size, max_bytes=max_bytes
         ):
             raise ThumbnailError(f"a version of {version.size} bytes is not drawn")
-        source = _Source(
-            document.client_id,
-            document.id,
-            version.id,
-            version.number,
-            version.size,
-            version.sha256,
-            version.content_type,
-            version.storage_key,
-            version.object_size,
-            open_version(keyring, document, version),
-        )
+        source = source_of(keyring, document, version)
     data = await _read_cached(store, keyring, source, cached) if cached is not None else None
     if data is None:
         async with limiter:
-            data = await _draw_and_store(
+            data = await draw_and_store(
                 sessions,
                 store,
                 keyring,
@@ -187,7 +179,23 @@ async def thumbnail(
     )
 
 
-def _context(source: _Source, thumbnail_id: uuid.UUID) -> crypto.ObjectContext:
+def source_of(keyring: Keyring, document: Document, version: Version) -> Source:
+    """Raises KeyNotFoundError when the version's KEK is not in the keyring."""
+    return Source(
+        document.client_id,
+        document.id,
+        version.id,
+        version.number,
+        version.size,
+        version.sha256,
+        version.content_type,
+        version.storage_key,
+        version.object_size,
+        open_version(keyring, document, version),
+    )
+
+
+def _context(source: Source, thumbnail_id: uuid.UUID) -> crypto.ObjectContext:
     return crypto.ObjectContext(source.client_id, source.document_id, thumbnail_id)
 
 
@@ -196,7 +204,7 @@ async def _collect(pieces: AsyncIterator[bytes]) -> bytes:
 
 
 async def _read_cached(
-    store: ObjectStore, keyring: Keyring, source: _Source, cached: Thumbnail
+    store: ObjectStore, keyring: Keyring, source: Source, cached: Thumbnail
 ) -> bytes | None:
     """The stored thumbnail's bytes; None when it is gone or unreadable (a database restored
     without it, a retired key, a damaged object): it is then drawn again."""
@@ -216,16 +224,23 @@ async def _read_cached(
     return None
 
 
-async def _draw_and_store(
+async def draw_and_store(
     sessions: async_sessionmaker[AsyncSession],
     store: ObjectStore,
     keyring: Keyring,
-    source: _Source,
+    source: Source,
     context: audit.AuditContext,
     *,
     max_bytes: int,
     part_size: int,
 ) -> bytes:
+    """The version's thumbnail, drawn and stored unless another process did it first.
+
+    Raises:
+        ThumbnailError: it cannot be drawn (recorded, so it is not tried again), or is
+            larger than `max_bytes`.
+        IntegrityError: the version's object is damaged (recorded as an integrity failure).
+    """
     async with sessions() as session:
         # Drawn by another request while this one waited for its turn?
         done = await session.get(Thumbnail, source.version_id)
@@ -297,7 +312,7 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 async def _save(
     sessions: async_sessionmaker[AsyncSession],
-    source: _Source,
+    source: Source,
     stale: Thumbnail | None,
     row: Thumbnail,
 ) -> bool:
@@ -329,7 +344,7 @@ async def _drop_replaced(store: ObjectStore, stale: Thumbnail | None) -> None:
 
 
 async def _record_first_view(
-    session: AsyncSession, principal: Principal, context: audit.AuditContext, source: _Source
+    session: AsyncSession, principal: Principal, context: audit.AuditContext, source: Source
 ) -> None:
     user_id = principal.user_ref
     if user_id is None:
@@ -351,6 +366,38 @@ async def _record_first_view(
         document_id=source.document_id,
         details={"version": source.number},
     )
+
+
+async def record_failure(
+    sessions: async_sessionmaker[AsyncSession], version_id: uuid.UUID, reason: str
+) -> None:
+    """Record that a version cannot be drawn (unless something is recorded for it already)."""
+    try:
+        async with transaction(sessions) as session:
+            if await session.get(Thumbnail, version_id) is None:
+                session.add(Thumbnail(version_id=version_id, failure=reason[:_FAILURE_LENGTH]))
+    except DBIntegrityError:
+        pass  # recorded by another process meanwhile, or the version is gone
+
+
+async def drawn_versions(
+    session: AsyncSession, document_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """Which of these documents have their current version's thumbnail stored: the version
+    number, by document. A listing offers only these, so no thumbnail it shows can fail."""
+    if not document_ids:
+        return {}
+    rows = await session.execute(
+        select(Version.document_id, Version.number)
+        .join(Document, col(Document.id) == col(Version.document_id))
+        .join(Thumbnail, col(Thumbnail.version_id) == col(Version.id))
+        .where(
+            col(Version.document_id).in_(document_ids),
+            col(Version.number) == col(Document.current_version),
+            col(Thumbnail.storage_key).is_not(None),
+        )
+    )
+    return {row[0]: row[1] for row in rows.all()}
 
 
 async def failed_documents(
@@ -384,11 +431,30 @@ async def forget(session: AsyncSession, version_ids: Sequence[uuid.UUID]) -> lis
         )
     ).scalars()
     found = [key for key in keys if key]
+    await thumbnail_jobs.forget(session, version_ids)
     await session.execute(
         delete(ThumbnailView).where(col(ThumbnailView.version_id).in_(version_ids))
     )
     await session.execute(delete(Thumbnail).where(col(Thumbnail.version_id).in_(version_ids)))
     return found
+
+
+async def redraw_all(session: AsyncSession) -> int:
+    """Forget every stored thumbnail and queue its version to be drawn again, in the caller's
+    transaction: for a restored database, since backups leave the thumbnails' objects out.
+    Failures stay recorded. Returns how many were queued."""
+    drawn = list(
+        (
+            await session.execute(
+                select(Thumbnail.version_id).where(col(Thumbnail.storage_key).is_not(None))
+            )
+        ).scalars()
+    )
+    await session.execute(delete(Thumbnail).where(col(Thumbnail.storage_key).is_not(None)))
+    await thumbnail_jobs.forget(session, drawn)
+    for version_id in drawn:
+        session.add(thumbnail_jobs.ThumbnailJob(version_id=version_id))
+    return len(drawn)
 
 
 async def is_referenced(session: AsyncSession, key: str) -> bool:

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 import notify
 from notify import alert_mail
-from vault import audit, records_worker, scanning
+from vault import audit, records_worker, scanning, thumbnail_worker
 from vault.audit import checkpoints
 from vault.db import check_migrated
 from web import access_log, health, link_uploads, unsubscribe
@@ -111,6 +111,20 @@ def create_app(
                             services.keyring,
                             scan_policy(settings),
                             interval=settings.scan.interval_seconds,
+                        )
+                    )
+                if settings.previews.worker:
+                    # Thumbnails of new images and PDFs; any number may run (one per process).
+                    tasks.start_soon(
+                        partial(
+                            thumbnail_worker.run,
+                            services.sessions,
+                            services.store,
+                            services.keyring,
+                            max_bytes=services.thumbnail_max_bytes,
+                            part_size=services.part_size,
+                            limiter=services.thumbnail_limiter,
+                            interval=settings.previews.worker_interval_seconds,
                         )
                     )
                 if settings.retention.worker:

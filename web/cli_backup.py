@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from storage import StorageError
-from vault import audit, backup
+from vault import audit, backup, thumbnails
 from vault.audit.actions import AuditAction
 from vault.db import check_migrated, current_revision, migrate, transaction
 from vault.errors import BackupError, VaultError
@@ -180,6 +180,8 @@ def restore_cmd(ctx: click.Context, directory: Path, pg_bin: str | None) -> None
             await backup_db.restore(settings.database_url, directory, pg_bin=pg_bin)
             await migrate(svc.engine)
             async with transaction(svc.sessions) as session:
+                # The backup holds no thumbnail objects: the thumbnail worker draws them again.
+                await thumbnails.redraw_all(session)
                 await backup.record(session, CONTEXT, AuditAction.BACKUP_RESTORED, manifest)
         return manifest
 

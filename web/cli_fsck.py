@@ -77,7 +77,10 @@ def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes:
     if progress:
         click.echo("", err=True)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.problems.items()))
-    summary = f"{report.versions} versions, {report.objects} objects checked"
+    summary = (
+        f"{report.versions} versions, {report.objects} objects, "
+        f"{report.thumbnails} thumbnails checked"
+    )
     if not report.clean:
         click.echo(f"PROBLEMS: {summary}: {counts}", err=True)
         sys.exit(1)

@@ -223,6 +223,10 @@ class PreviewSettings(_Section):
     thumbnail_max_mib: int = Field(50, ge=1, le=1024)
     # Thumbnails drawn at once per process (each holds its version in memory meanwhile).
     thumbnail_concurrency: int = Field(2, ge=1, le=16)
+    # Draw the thumbnails of new images and PDFs in each app process, ahead of any request
+    # (folder listings show only thumbnails already drawn); polling the queue this often.
+    worker: bool = True
+    worker_interval_seconds: float = Field(2, gt=0, le=3600)
 
 
 class QuotaSettings(_Section):

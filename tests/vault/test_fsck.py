@@ -67,8 +67,8 @@ async def test_a_healthy_store_is_clean_and_the_check_is_audited(
         assert (report.versions, report.objects) == (3, 3)
     events = await checked_events(services)
     assert [json.loads(e.details) for e in events] == [
-        {"deep": False, "versions": 3, "objects": 3, "problems": {}},
-        {"deep": True, "versions": 3, "objects": 3, "problems": {}},
+        {"deep": False, "versions": 3, "objects": 3, "thumbnails": 0, "problems": {}},
+        {"deep": True, "versions": 3, "objects": 3, "thumbnails": 0, "problems": {}},
     ]
     assert {e.outcome for e in events} == {"success"}
 

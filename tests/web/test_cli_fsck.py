@@ -61,7 +61,7 @@ async def test_fsck_exits_zero_on_a_clean_store_and_names_each_problem(
     await upload(http, world, "other.txt", b"fine too", who="bob")
     clean = await cli_async(config, "fsck", "--deep")
     assert clean.exit_code == 0, clean.output
-    assert clean.output.startswith("ok: 2 versions, 2 objects checked")
+    assert clean.output.startswith("ok: 2 versions, 2 objects, 0 thumbnails checked")
 
     store = services.store
     corrupt = await key_of(services, await upload(http, world, "c.txt", b"c" * 1000))
@@ -76,7 +76,10 @@ async def test_fsck_exits_zero_on_a_clean_store_and_names_each_problem(
     assert f"missing\t{gone}" in shallow.stdout
     assert f"orphan\t{orphan}" in shallow.stdout
     assert corrupt not in shallow.stdout
-    assert "PROBLEMS: 4 versions, 4 objects checked: 1 missing, 1 orphan" in shallow.stderr
+    assert (
+        "PROBLEMS: 4 versions, 4 objects, 0 thumbnails checked: 1 missing, 1 orphan"
+        in shallow.stderr
+    )
 
     deep = await cli_async(config, "fsck", "--deep", "--grace-minutes", "0")
     assert deep.exit_code == 1, deep.output
@@ -95,7 +98,7 @@ async def test_fsck_client_limits_the_scan(
     await services.store.delete(gone)
     acme = await cli_async(config, "fsck", "--client", "Acme")
     assert acme.exit_code == 0, acme.output
-    assert "ok: 1 versions, 1 objects checked" in acme.output
+    assert "ok: 1 versions, 1 objects, 0 thumbnails checked" in acme.output
     globex = await cli_async(config, "fsck", "--client", "Globex")
     assert globex.exit_code == 1 and f"missing\t{gone}" in globex.stdout
     unknown = await cli_async(config, "fsck", "--client", "Initech")

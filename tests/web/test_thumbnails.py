@@ -29,13 +29,14 @@ from vault.retention import Rules
 from vault.thumbnails import Thumbnail
 from web.pages import document as document_pages
 from web.services import Services
-from web.settings import PreviewSettings, Settings
+from web.settings import Settings
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # A 1 MiB ceiling, so a version past it is cheap to make.
-    return settings.model_copy(update={"previews": PreviewSettings(thumbnail_max_mib=1)})
+    previews = settings.previews.model_copy(update={"thumbnail_max_mib": 1})
+    return settings.model_copy(update={"previews": previews})
 
 
 @pytest.fixture

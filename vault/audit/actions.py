@@ -382,7 +382,7 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     ),
     AuditAction.SESSION_REVOKED: _keys("session"),
     AuditAction.SESSION_REVOKED_ALL: _keys("reason", "sessions_ended", "tokens_revoked"),
-    AuditAction.STORAGE_CHECKED: _keys("deep", "objects", "problems", "versions"),
+    AuditAction.STORAGE_CHECKED: _keys("deep", "objects", "problems", "thumbnails", "versions"),
     AuditAction.STORAGE_COLLECTED: _keys("objects_deleted", "objects_held", "uploads_aborted"),
     AuditAction.TOKEN_CREATED: _keys("name", "scope", "user"),
     AuditAction.TOKEN_LISTED: _keys("tokens"),

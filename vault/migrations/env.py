@@ -13,6 +13,7 @@ from vault import quarantine as _quarantine  # noqa: F401  (versions held for sc
 from vault import records as _records  # noqa: F401  (quota, retention and hold tables)
 from vault import refusals as _refusals  # noqa: F401  (refused-request windows)
 from vault import request_tables as _requests  # noqa: F401  (document request tables)
+from vault import thumbnail_jobs as _thumbnail_jobs  # noqa: F401  (thumbnails to draw)
 from vault import thumbnails as _thumbnails  # noqa: F401  (stored thumbnails, first views)
 from vault import uploads as _uploads  # noqa: F401  (resumable upload tables)
 from vault.accounts import identity as _identity  # noqa: F401  (sign-in tables)

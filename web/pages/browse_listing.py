@@ -25,6 +25,7 @@ from web.pages import link_pages
 from web.pages import quarantine as held_pages
 from web.pages.common import notice
 from web.pages.render import render
+from web.pages.thumbnails import thumbnail_links
 
 FOLDER_NOTICES = (
     frozenset({"folder-created", "trashed", "renamed", "moved", "moved-many", "trashed-many"})
@@ -145,6 +146,8 @@ async def listing_page(
         move_choices = await filing.folder_choices(session, client.id)
     if folder is not None and rights["can_file_folder"]:
         parent_choices = await filing.folder_choices(session, client.id, leaving_out=folder.id)
+    # Drawn thumbnails stand in for the icons of images and PDFs (vault/thumbnail_worker.py).
+    thumbs = await thumbnail_links(request, session, [d.id for d in documents])
     await folder_service.record_listed(
         session,
         audit_context(request, caller.principal),
@@ -162,6 +165,7 @@ async def listing_page(
         crumbs=crumbs(client, chain),
         folders=subfolders,
         documents=documents,
+        thumbs=thumbs,
         sort=sort,
         descending=descending,
         links=sort_links(request.url.path, sort, descending),

@@ -4,8 +4,8 @@ templates use to show one: `ThumbnailLinks.src` gives the address, or "" when th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,13 +49,22 @@ class Listed(Protocol):
 class ThumbnailLinks:
     """Passed to a template as `thumbs`: `thumbs.src(item)` is the address of a document's
     thumbnail (of its current version), or "" when its type or size has none or it was found
-    impossible to draw."""
+    impossible to draw; `thumbs.drawn(item)` the same, but only once it is drawn."""
 
     max_bytes: int
     failed: frozenset[uuid.UUID] = frozenset()  # documents whose current version failed
+    # Documents whose current version's thumbnail is stored, and that version's number.
+    stored: Mapping[uuid.UUID, int] = field(default_factory=dict)
 
     def src(self, item: Listed) -> str:
         return self.of_version(item.id, item.content_type, item.size)
+
+    def drawn(self, item: Listed) -> str:
+        """For listings: the address only of a thumbnail already drawn, so that every one
+        a page shows loads (one not yet drawn, or that cannot be, leaves the icon alone).
+        It names the version, so the browser keeps it for as long as it is the current."""
+        number = self.stored.get(item.id)
+        return "" if number is None else f"/documents/{item.id}/thumbnail?version={number}"
 
     def of_version(
         self, document_id: uuid.UUID, content_type: str, size: int, number: int | None = None
@@ -76,6 +85,7 @@ async def thumbnail_links(
     return ThumbnailLinks(
         services(request).thumbnail_max_bytes,
         frozenset(await thumbnails.failed_documents(session, document_ids)),
+        await thumbnails.drawn_versions(session, document_ids),
     )
 
 
