@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from vault import documents as doc_service
 from vault import link_policy
 from vault import links as link_service
 from vault.db import transaction
@@ -27,7 +28,18 @@ from web.pages.language import local_path
 from web.pages.render import render
 from web.services import Services
 
-FORM_FIELDS = ("kind", "expires", "password", "recipient_email", "max_downloads", "max_files")
+FORM_FIELDS = (
+    "kind",
+    "expires",
+    "password",
+    "recipient_email",
+    "max_downloads",
+    "max_files",
+    "max_file_mib",
+    "max_total_mib",
+    "version",
+)
+MiB = 1024 * 1024
 
 
 async def panel(
@@ -64,6 +76,10 @@ async def panel(
         "latest": (now + timedelta(days=policy.max_expiry_days)).date().isoformat(),
         "today": now.date().isoformat(),
         "here": f"/documents/{target.id}" if document else f"/folders/{target.id}",
+        # A download link may pin one of the document's versions (newest first).
+        "versions": [v.number for v in reversed(await doc_service.versions(session, document.id))]
+        if document is not None
+        else [],
     }
 
 
@@ -82,6 +98,17 @@ def _number(form: dict[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _mib(form: dict[str, str], name: str, field: str) -> int | None:
+    """A size typed in whole MiB, as the byte count the link keeps (its error names `field`,
+    the API's name, so the form marks the right input)."""
+    raw = form.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidLinkError(f"{field} must be a whole number of MiB", field=field)
+    return int(raw) * MiB
+
+
 def _spec(form: dict[str, str]) -> LinkSpec:
     try:
         kind = LinkKind(form.get("kind", "download"))
@@ -93,6 +120,7 @@ def _spec(form: dict[str, str]) -> LinkSpec:
         raise InvalidLinkError("choose the day the link expires", field="expires_at") from None
     # The link works to the end of the chosen day (UTC).
     expires_at = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+    upload = kind == LinkKind.UPLOAD
     return LinkSpec(
         kind=kind,
         expires_at=expires_at,
@@ -100,6 +128,9 @@ def _spec(form: dict[str, str]) -> LinkSpec:
         recipient_email=form.get("recipient_email", "").strip() or None,
         max_downloads=_number(form, "max_downloads") if kind == LinkKind.DOWNLOAD else None,
         max_files=_number(form, "max_files") if kind == LinkKind.UPLOAD else None,
+        max_file_bytes=_mib(form, "max_file_mib", "max_file_bytes") if upload else None,
+        max_total_bytes=_mib(form, "max_total_mib", "max_total_bytes") if upload else None,
+        version=_number(form, "version") if not upload else None,
     )
 
 
@@ -152,6 +183,10 @@ async def _create(
                 back=back,
                 form=values | {"password": ""},
                 kinds=[values["kind"] or "download"],
+                # Only the version asked for: the caller may not see the document at all.
+                versions=[int(values["version"])]
+                if document_id and values["version"].isdigit() and len(values["version"]) < 10
+                else [],
             )
         back = (
             f"/documents/{link.document_id}" if link.document_id else f"/folders/{link.folder_id}"
