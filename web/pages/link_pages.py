@@ -13,19 +13,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vault import documents as doc_service
-from vault import link_policy
+from vault import link_policy, link_sending
 from vault import links as link_service
 from vault.db import transaction
 from vault.errors import InvalidLinkError
 from vault.link_rules import LinkKind, LinkSpec
+from vault.lookalikes import shown_name
 from vault.models import Document, Folder
 from vault.policy import Principal, is_firm
+from web import link_mail
 from web.api.links import link_defaults, link_url
 from web.context import audit_context, services
 from web.ids import parse_id
 from web.pages.common import browser_caller, page, read_form, see_other
 from web.pages.language import local_path
-from web.pages.render import render
+from web.pages.render import page_language, render
 from web.services import Services
 
 FORM_FIELDS = (
@@ -38,6 +40,7 @@ FORM_FIELDS = (
     "max_file_mib",
     "max_total_mib",
     "version",
+    "send_to_recipient",
 )
 MiB = 1024 * 1024
 
@@ -139,12 +142,17 @@ async def _create(
 ) -> Response:
     svc = services(request)
     form = await read_form(request)
+    email_it = form.get("send_to_recipient") == "1"
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get("csrf_token", ""))
         context = audit_context(request, caller.principal)
         values = {name: form.get(name, "") for name in FORM_FIELDS}
         try:
             spec = _spec(form)
+            if email_it and not spec.recipient_email:
+                raise InvalidLinkError(
+                    "give the recipient's email to send the link to", field="recipient_email"
+                )
             defaults = link_defaults(svc.settings)
             if document_id is not None:
                 link, token = await link_service.create_for_document(
@@ -188,19 +196,41 @@ async def _create(
                 if document_id and values["version"].isdigit() and len(values["version"]) < 10
                 else [],
             )
-        back = (
-            f"/documents/{link.document_id}" if link.document_id else f"/folders/{link.folder_id}"
-        )
-        return render(
-            request,
-            "link-created.html",
-            user=caller.user,
-            csrf_token=caller.browser.csrf_token if caller.browser else "",
-            link=link,
-            url=link_url(svc.settings, token),
+    url = link_url(svc.settings, token)
+    # Sent once the link exists (committed above), and never queued: the token must not rest
+    # in the database. The audit names the link and the recipient, never the address.
+    sent: bool | None = None
+    if email_it and link.recipient_email:
+        user = caller.user
+        sent = await link_mail.send_link(
+            svc,
+            link.recipient_email,
+            url,
+            upload=link.kind == LinkKind.UPLOAD,
+            firm=svc.settings.links.firm_name or "ClientVault",
+            sender=shown_name(user.display_name, user.email, user.role)
+            if user is not None
+            else caller.principal.email,
             expires_at=link_service.aware(link.expires_at),
-            back=back,
+            password=link.password_hash is not None,
+            lang=page_language(request, {"user": user}),
         )
+        async with transaction(svc.sessions) as session:
+            await link_sending.record_sent(
+                session, caller.principal, context, link.id, delivered=sent
+            )
+    back = f"/documents/{link.document_id}" if link.document_id else f"/folders/{link.folder_id}"
+    return render(
+        request,
+        "link-created.html",
+        user=caller.user,
+        csrf_token=caller.browser.csrf_token if caller.browser else "",
+        link=link,
+        url=url,
+        expires_at=link_service.aware(link.expires_at),
+        back=back,
+        sent=sent,
+    )
 
 
 @page
