@@ -93,6 +93,7 @@ TEMPLATES: dict[str, str] = {
     "link.listed": _("{actor} listed the links"),
     "link.policy_changed": _("{actor} changed the link policy"),
     "link.policy_viewed": _("{actor} read the link policy"),
+    "link.sent": _("{actor} emailed a link to its recipient"),
     "link.refused": _("{actor} followed a link that no longer works"),
     "link.revoked": _("{actor} revoked a link"),
     "link.unlock_failed": _("{actor} gave a wrong password for a link"),

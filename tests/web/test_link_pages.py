@@ -71,3 +71,66 @@ async def test_a_client_user_gets_no_link_panel_unless_the_policy_lets_clients_s
     assert "users create share links." in page.text
     # Upload-request links are for staff: a client user is offered no such link.
     assert 'value="upload"' not in page.text
+
+
+async def test_the_form_pins_a_version_and_sets_byte_limits_in_mib(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    document_id = await put(http, world, "sam", world.acme_folder, "plan.txt", b"plan one")
+    await sign_in(http, world["sam"], second_factor=True)
+    await put(http, world, "sam", world.acme_folder, "plan.txt", b"plan two")
+    page = await http.get(f"/documents/{document_id}")
+    assert 'name="version"' in page.text and '<option value="1"' in page.text
+    csrf = csrf_of(page.text)
+    day = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    made = await http.post(
+        f"/documents/{document_id}/links",
+        data={"csrf_token": csrf, "expires": day, "version": "1"},
+    )
+    assert made.status_code == 200, made.text
+    url = re.search(r'<code id="new-link"[^>]*>([^<]+)</code>', made.text)
+    assert url is not None
+    token = url.group(1).rsplit("/", 1)[1]
+    # v3 arrives after the link was made: the pinned link keeps serving v1.
+    await put(http, world, "sam", world.acme_folder, "plan.txt", b"plan three")
+    served = await http.get(f"/s/{token}/content")
+    assert served.status_code == 200 and served.content == b"plan one"
+    listed = await http.get(
+        "/api/v1/links", params={"document_id": document_id}, headers=world["sam"].auth
+    )
+    assert [link["version"] for link in listed.json()["links"]] == [1]
+    # A version the document does not have is refused on the form, not silently ignored.
+    missing = await http.post(
+        f"/documents/{document_id}/links",
+        data={"csrf_token": csrf, "expires": day, "version": "9"},
+    )
+    assert missing.status_code in (404, 422)
+
+    # On the folder page, a request's largest file and total are typed in MiB.
+    folder = await http.get(f"/folders/{world.acme_folder}")
+    assert 'name="max_file_mib"' in folder.text and 'name="max_total_mib"' in folder.text
+    made = await http.post(
+        f"/folders/{world.acme_folder}/links",
+        data={
+            "csrf_token": csrf,
+            "kind": "upload",
+            "expires": day,
+            "max_file_mib": "5",
+            "max_total_mib": "20",
+        },
+    )
+    assert made.status_code == 200, made.text
+    assert "Largest file" in made.text and "5.2\xa0MB" in made.text  # 5 MiB, in the app's units
+    listed = await http.get(
+        "/api/v1/links", params={"folder_id": str(world.acme_folder)}, headers=world["sam"].auth
+    )
+    [link] = [link for link in listed.json()["links"] if link["kind"] == "upload"]
+    assert link["max_file_bytes"] == 5 * 1024 * 1024
+    assert link["max_total_bytes"] == 20 * 1024 * 1024
+    refused = await http.post(
+        f"/folders/{world.acme_folder}/links",
+        data={"csrf_token": csrf, "kind": "upload", "expires": day, "max_file_mib": "lots"},
+    )
+    assert refused.status_code == 422
+    assert 'id="link-max-file"' in refused.text
+    assert re.search(r'id="link-max-file"[^>]*\s+aria-invalid="true"', refused.text)

@@ -479,3 +479,22 @@ async def test_codes_sent_are_limited_and_kept_only_as_keyed_hashes(
     assert hmac.new(key, message, hashlib.sha256).hexdigest() in stored
     assert hashlib.sha256(message).hexdigest() not in stored  # no hash a reader could invert
     assert (await visitor.post(f"{path}/code/verify", data={"code": code})).status_code == 303
+
+
+async def test_a_pinned_link_keeps_serving_its_version_after_a_new_one(
+    http: httpx.AsyncClient, visitor: httpx.AsyncClient, world: World
+) -> None:
+    document_id = await put(http, world, world.acme_folder, "budget.csv", b"v1 figures")
+    _, pinned = await share(http, world, f"documents/{document_id}", version=1)
+    _, latest = await share(http, world, f"documents/{document_id}")
+    await put(http, world, world.acme_folder, "budget.csv", b"v2 figures, revised")
+    assert (await visitor.get(f"{pinned}/content")).content == b"v1 figures"
+    ranged = await visitor.get(f"{pinned}/content", headers={"Range": "bytes=3-"})
+    assert ranged.status_code == 206 and ranged.content == b"figures"
+    assert (await visitor.get(f"{latest}/content")).content == b"v2 figures, revised"
+    missing = await http.post(
+        f"{API}/documents/{document_id}/links",
+        json={"expires_at": soon(), "version": 9},
+        headers=world["sam"].auth,
+    )
+    assert missing.status_code == 404

@@ -114,6 +114,7 @@ class AuditAction(StrEnum):
     LINK_POLICY_VIEWED = "link.policy_viewed"
     LINK_REFUSED = "link.refused"
     LINK_REVOKED = "link.revoked"
+    LINK_SENT = "link.sent"
     LINK_UNLOCK_FAILED = "link.unlock_failed"
     LINK_UNLOCKED = "link.unlocked"
     LINK_VIEWED = "link.viewed"
@@ -334,6 +335,7 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.LINK_POLICY_VIEWED: _keys(),
     AuditAction.LINK_REFUSED: _keys(*_LINK, "reason"),
     AuditAction.LINK_REVOKED: _keys(*_LINK),
+    AuditAction.LINK_SENT: _keys(*_LINK, "recipient"),
     AuditAction.LINK_UNLOCK_FAILED: _keys(*_LINK, "reason"),
     AuditAction.LINK_UNLOCKED: _keys(*_LINK, "via"),
     AuditAction.LINK_VIEWED: _keys(*_LINK, "locked", "shown_folder_id"),

@@ -15,11 +15,14 @@ from vault.db import transaction
 from vault.errors import ConflictError, InvalidNameError
 from web.context import audit_context, services
 from web.ids import parse_id
+from web.pages import console_link_policy
 from web.pages.common import notice, page, read_form, see_other
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import render
 
-NOTICES = frozenset({"created", "renamed", "archived", "restored", "shared", "unshared"})
+NOTICES = frozenset(
+    {"created", "renamed", "archived", "restored", "shared", "unshared", "link_policy"}
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -31,6 +34,11 @@ def routes() -> list[BaseRoute]:
         Route("/admin/clients/{client_id}/archive", archive, methods=["POST"]),
         Route("/admin/clients/{client_id}/restore", restore, methods=["POST"]),
         Route("/admin/clients/{client_id}/shared", shared, methods=["POST"]),
+        Route(
+            "/admin/clients/{client_id}/link-policy",
+            console_link_policy.change,
+            methods=["POST"],
+        ),
     ]
 
 
@@ -88,15 +96,18 @@ async def create(request: Request) -> Response:
     return see_other(f"/admin/clients/{client.id}?done=created")
 
 
-async def _client_page(
+async def show_client(
     request: Request,
     *,
     status: int = 200,
     error: str = "",
     name: str = "",
+    policy_error: str = "",
+    policy_form: dict[str, str] | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    # A refused POST shows the page again: its `form` carries the CSRF token to check.
+    """The client's overview page, or the page again with why a change was refused (`form`,
+    the refused post, brings its CSRF token)."""
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session, form)
         found = await clients.overview(
@@ -119,12 +130,16 @@ async def _client_page(
             used=used,
             error=error,
             name=name or found.client.name,
+            links=await console_link_policy.section(
+                session, services(request), found.client.id, policy_form
+            ),
+            policy_error=policy_error,
         )
 
 
 @page
 async def client_page(request: Request) -> Response:
-    return await _client_page(request)
+    return await show_client(request)
 
 
 @page
@@ -150,7 +165,7 @@ async def rename(request: Request) -> Response:
         else:
             error = ""
     if error:
-        return await _client_page(request, status=422, error=error, name=name, form=form)
+        return await show_client(request, status=422, error=error, name=name, form=form)
     return see_other(f"/admin/clients/{client_id}?done=renamed")
 
 

@@ -12,22 +12,37 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vault import link_policy
+from vault import documents as doc_service
+from vault import link_policy, link_sending
 from vault import links as link_service
 from vault.db import transaction
 from vault.errors import InvalidLinkError
 from vault.link_rules import LinkKind, LinkSpec
+from vault.lookalikes import shown_name
 from vault.models import Document, Folder
 from vault.policy import Principal, is_firm
+from web import link_mail
 from web.api.links import link_defaults, link_url
 from web.context import audit_context, services
 from web.ids import parse_id
 from web.pages.common import browser_caller, page, read_form, see_other
 from web.pages.language import local_path
-from web.pages.render import render
+from web.pages.render import page_language, render
 from web.services import Services
 
-FORM_FIELDS = ("kind", "expires", "password", "recipient_email", "max_downloads", "max_files")
+FORM_FIELDS = (
+    "kind",
+    "expires",
+    "password",
+    "recipient_email",
+    "max_downloads",
+    "max_files",
+    "max_file_mib",
+    "max_total_mib",
+    "version",
+    "send_to_recipient",
+)
+MiB = 1024 * 1024
 
 
 async def panel(
@@ -64,6 +79,10 @@ async def panel(
         "latest": (now + timedelta(days=policy.max_expiry_days)).date().isoformat(),
         "today": now.date().isoformat(),
         "here": f"/documents/{target.id}" if document else f"/folders/{target.id}",
+        # A download link may pin one of the document's versions (newest first).
+        "versions": [v.number for v in reversed(await doc_service.versions(session, document.id))]
+        if document is not None
+        else [],
     }
 
 
@@ -82,6 +101,17 @@ def _number(form: dict[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _mib(form: dict[str, str], name: str, field: str) -> int | None:
+    """A size typed in whole MiB, as the byte count the link keeps (its error names `field`,
+    the API's name, so the form marks the right input)."""
+    raw = form.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidLinkError(f"{field} must be a whole number of MiB", field=field)
+    return int(raw) * MiB
+
+
 def _spec(form: dict[str, str]) -> LinkSpec:
     try:
         kind = LinkKind(form.get("kind", "download"))
@@ -93,6 +123,7 @@ def _spec(form: dict[str, str]) -> LinkSpec:
         raise InvalidLinkError("choose the day the link expires", field="expires_at") from None
     # The link works to the end of the chosen day (UTC).
     expires_at = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+    upload = kind == LinkKind.UPLOAD
     return LinkSpec(
         kind=kind,
         expires_at=expires_at,
@@ -100,6 +131,9 @@ def _spec(form: dict[str, str]) -> LinkSpec:
         recipient_email=form.get("recipient_email", "").strip() or None,
         max_downloads=_number(form, "max_downloads") if kind == LinkKind.DOWNLOAD else None,
         max_files=_number(form, "max_files") if kind == LinkKind.UPLOAD else None,
+        max_file_bytes=_mib(form, "max_file_mib", "max_file_bytes") if upload else None,
+        max_total_bytes=_mib(form, "max_total_mib", "max_total_bytes") if upload else None,
+        version=_number(form, "version") if not upload else None,
     )
 
 
@@ -108,12 +142,17 @@ async def _create(
 ) -> Response:
     svc = services(request)
     form = await read_form(request)
+    email_it = form.get("send_to_recipient") == "1"
     async with transaction(svc.sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get("csrf_token", ""))
         context = audit_context(request, caller.principal)
         values = {name: form.get(name, "") for name in FORM_FIELDS}
         try:
             spec = _spec(form)
+            if email_it and not spec.recipient_email:
+                raise InvalidLinkError(
+                    "give the recipient's email to send the link to", field="recipient_email"
+                )
             defaults = link_defaults(svc.settings)
             if document_id is not None:
                 link, token = await link_service.create_for_document(
@@ -152,20 +191,46 @@ async def _create(
                 back=back,
                 form=values | {"password": ""},
                 kinds=[values["kind"] or "download"],
+                # Only the version asked for: the caller may not see the document at all.
+                versions=[int(values["version"])]
+                if document_id and values["version"].isdigit() and len(values["version"]) < 10
+                else [],
             )
-        back = (
-            f"/documents/{link.document_id}" if link.document_id else f"/folders/{link.folder_id}"
-        )
-        return render(
-            request,
-            "link-created.html",
-            user=caller.user,
-            csrf_token=caller.browser.csrf_token if caller.browser else "",
-            link=link,
-            url=link_url(svc.settings, token),
+    url = link_url(svc.settings, token)
+    # Sent once the link exists (committed above), and never queued: the token must not rest
+    # in the database. The audit names the link and the recipient, never the address.
+    sent: bool | None = None
+    if email_it and link.recipient_email:
+        user = caller.user
+        sent = await link_mail.send_link(
+            svc,
+            link.recipient_email,
+            url,
+            upload=link.kind == LinkKind.UPLOAD,
+            firm=svc.settings.links.firm_name or "ClientVault",
+            sender=shown_name(user.display_name, user.email, user.role)
+            if user is not None
+            else caller.principal.email,
             expires_at=link_service.aware(link.expires_at),
-            back=back,
+            password=link.password_hash is not None,
+            lang=page_language(request, {"user": user}),
         )
+        async with transaction(svc.sessions) as session:
+            await link_sending.record_sent(
+                session, caller.principal, context, link.id, delivered=sent
+            )
+    back = f"/documents/{link.document_id}" if link.document_id else f"/folders/{link.folder_id}"
+    return render(
+        request,
+        "link-created.html",
+        user=caller.user,
+        csrf_token=caller.browser.csrf_token if caller.browser else "",
+        link=link,
+        url=url,
+        expires_at=link_service.aware(link.expires_at),
+        back=back,
+        sent=sent,
+    )
 
 
 @page
