@@ -1,6 +1,6 @@
 """thumbnail jobs: the versions whose thumbnails the worker is still to draw
 
-Revision ID: 0025
+Revision ID: 0022
 Revises: 0020
 
 Versions stored before this revision that could have a thumbnail and have none recorded are
@@ -14,9 +14,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0025"
-# Re-chained onto the revisions written meanwhile on other branches when they are merged.
-down_revision: str | None = "0020"
+revision: str = "0022"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
