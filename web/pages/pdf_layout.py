@@ -46,11 +46,12 @@ def _is_cjk(ch: str) -> bool:
 
 
 def font_for(ch: str, lang: str) -> str:
+    sans = _sans_cmap()  # registers every font on first use
     if "\u0590" <= ch <= "\u05ff" or "\ufb1d" <= ch <= "\ufb4f":
         return HEBREW
     if _is_cjk(ch):
         return _CJK.get(lang, _CJK_DEFAULT)
-    if ord(ch) in _sans_cmap() or ch.isspace():
+    if ord(ch) in sans or ch.isspace():
         return SANS
     return _CJK.get(lang, _CJK_DEFAULT) if ord(ch) > 0x2000 else _FALLBACK
 
@@ -58,7 +59,8 @@ def font_for(ch: str, lang: str) -> str:
 def _runs(text: str, lang: str) -> list[tuple[str, str]]:
     runs: list[tuple[str, str]] = []
     for ch in text:
-        font = font_for(ch, lang)
+        # A space stays in the run it ends: fewer, longer runs extract as whole words.
+        font = runs[-1][0] if runs and ch == " " else font_for(ch, lang)
         if runs and runs[-1][0] == font:
             runs[-1] = (font, runs[-1][1] + ch)
         else:
