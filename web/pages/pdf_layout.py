@@ -72,6 +72,11 @@ def width(text: str, lang: str, size: float) -> float:
     return float(sum(pdfmetrics.stringWidth(t, f, size) for f, t in _runs(text, lang)))
 
 
+@functools.lru_cache(maxsize=8192)
+def _advance(ch: str, lang: str, size: float) -> float:
+    return float(pdfmetrics.stringWidth(ch, font_for(ch, lang), size))
+
+
 def lines(text: str, lang: str, size: float, room: float) -> list[str]:
     """`text` (logical order, joined letters) broken into lines no wider than `room`: after
     a space, or between two Chinese or Japanese characters, else wherever it must."""
@@ -79,14 +84,15 @@ def lines(text: str, lang: str, size: float, room: float) -> list[str]:
     for paragraph in text.split("\n"):
         start, used, cut = 0, 0.0, -1
         for i, ch in enumerate(paragraph):
-            used += width(ch, lang, size)
+            used += _advance(ch, lang, size)
             if used > room and i > start:
                 end = cut if cut > start else i
                 out.append(paragraph[start:end].rstrip())
                 start = end
                 while start < len(paragraph) and paragraph[start] == " ":
                     start += 1
-                used, cut = width(paragraph[start : i + 1], lang, size), -1
+                used = sum(_advance(c, lang, size) for c in paragraph[start : i + 1])
+                cut = -1
             if ch == " " or _is_cjk(ch) or (i + 1 < len(paragraph) and _is_cjk(paragraph[i + 1])):
                 cut = i + 1
         out.append(paragraph[start:])

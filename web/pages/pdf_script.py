@@ -151,6 +151,8 @@ def visual(line: str, *, rtl_base: bool) -> str:
     chars = [c for c in line if unicodedata.bidirectional(c) not in _REMOVED]
     if not chars:
         return ""
+    if not rtl_base and not any(unicodedata.bidirectional(c) in ("R", "AL", "AN") for c in chars):
+        return "".join(chars)  # left to right throughout: nothing moves
     types = [unicodedata.bidirectional(c) or "L" for c in chars]
     base = 1 if rtl_base else 0
     edge = "R" if base else "L"
