@@ -1,5 +1,5 @@
 """Lines of text in any of the portal's scripts for the PDF report: a font per character,
-lines broken in logical order, each line drawn in display order (`pdf_script`).
+lines broken in logical order, each line then drawn in display order (`pdf_script`).
 
 The fonts: Vazirmatn (Latin, Arabic, Persian) and Noto Sans Hebrew, static instances of the
 variable web fonts under web/static/fonts, shipped in web/fonts under the SIL Open Font
@@ -107,7 +107,7 @@ class Text(Flowable):  # type: ignore[misc]
         self, text: str, lang: str, *, size: float = 8, rtl: bool = False, right: bool = False
     ) -> None:
         super().__init__()
-        self.text = pdf_script.shape(text)
+        self.text = pdf_script.shape(text, _sans_cmap())
         self.lang, self.size, self.rtl = lang, size, rtl
         self.right = rtl or right  # a time or an address, left to right in a right-aligned cell
         self.leading = size * 1.35
