@@ -2,7 +2,9 @@
 
 A template belongs to the firm, not to a client: any staff member or administrator may list,
 use, create, change and delete one; clients and auditors do not know they exist (404).
-Changes are audited (`request.template_created`, `…_updated`, `…_deleted`).
+Reads and changes are audited (`request.template_listed`, `…_viewed`, `…_created`,
+`…_updated`, `…_deleted`): which checklists a person looked at, and when, is part of what
+they did.
 """
 
 from __future__ import annotations
@@ -86,14 +88,37 @@ def due_date_from(template: RequestTemplate, today: date) -> date | None:
     return today + timedelta(days=template.due_in_days)
 
 
-async def list_templates(session: AsyncSession, principal: Principal) -> list[RequestTemplate]:
+async def list_templates(
+    session: AsyncSession, principal: Principal, context: audit.AuditContext
+) -> list[RequestTemplate]:
     """Every template, by name."""
     _require_firm(principal)
     rows = await session.execute(select(RequestTemplate).order_by(col(RequestTemplate.name_key)))
-    return list(rows.scalars().all())
+    templates = list(rows.scalars().all())
+    await audit.record(
+        session, context, AuditAction.REQUEST_TEMPLATE_LISTED,
+        target_type="request_template", details={"templates": len(templates)},
+    )  # fmt: skip
+    return templates
 
 
 async def get_template(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    template_id: uuid.UUID,
+) -> RequestTemplate:
+    """One template, to read or to start a request from."""
+    template = await _find(session, principal, template_id)
+    await audit.record(
+        session, context, AuditAction.REQUEST_TEMPLATE_VIEWED,
+        target_type="request_template", target_id=template.id,
+        details={"template_id": str(template.id), "name": template.name},
+    )  # fmt: skip
+    return template
+
+
+async def _find(
     session: AsyncSession, principal: Principal, template_id: uuid.UUID
 ) -> RequestTemplate:
     _require_firm(principal)
@@ -164,7 +189,7 @@ async def update_template(
     """Change a template (staff, admin); what is left None stays, and `due_in_days=None`
     clears the default due date (left out, `...`, it stays)."""
     _require_firm(principal, change=True)
-    template = await get_template(session, principal, template_id)
+    template = await _find(session, principal, template_id)
     before = (template.name, template.title, template.items, template.message)
     before_due = template.due_in_days
     if name is not None:
@@ -202,7 +227,7 @@ async def delete_template(
 ) -> None:
     """Delete a template (staff, admin); requests started from it keep what they copied."""
     _require_firm(principal, change=True)
-    template = await get_template(session, principal, template_id)
+    template = await _find(session, principal, template_id)
     # Recorded first, while the row still names the event's target.
     await audit.record(
         session, context, AuditAction.REQUEST_TEMPLATE_DELETED,

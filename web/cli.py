@@ -26,6 +26,7 @@ from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd
 from web.cli_fsck import fsck
 from web.cli_records import register as register_records
+from web.cli_refusals import AuditedGroup, no_client, no_user
 from web.cli_scan import scan_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.services import Services, build_mailer, notify_config, open_services
@@ -53,7 +54,7 @@ async def _with_services(settings: Settings, fn: Callable[[Services], Awaitable[
         return await fn(svc)
 
 
-@click.group()
+@click.group(cls=AuditedGroup)
 @click.option(
     "--config",
     "config_path",
@@ -73,7 +74,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 async def _client_id(session: AsyncSession, name: str) -> uuid.UUID:
     found = await folder_service.find_client_by_name(session, name)
     if found is None:
-        raise click.ClickException(f"no client named {name!r}")
+        raise no_client(name)
     return found.id
 
 
@@ -270,7 +271,7 @@ def token_create(
         async with transaction(svc.sessions) as session:
             found = await accounts.find_user(session, email)
             if found is None:
-                raise click.ClickException(f"no user {email}")
+                raise no_user(email)
             _, secret = await accounts.create_token(
                 session,
                 CLI_CONTEXT,
@@ -294,7 +295,7 @@ def token_list(ctx: click.Context, email: str) -> None:
         async with transaction(svc.sessions) as session:
             found = await accounts.find_user(session, email)
             if found is None:
-                raise click.ClickException(f"no user {email}")
+                raise no_user(email)
             rows = await accounts.list_tokens(session, found, context=CLI_CONTEXT)
 
         def day(moment: datetime | None) -> str:
@@ -334,7 +335,7 @@ def token_revoke(ctx: click.Context, email: str, token_id: str) -> None:
         async with transaction(svc.sessions) as session:
             found = await accounts.find_user(session, email)
             if found is None:
-                raise click.ClickException(f"no user {email}")
+                raise no_user(email)
             try:
                 await accounts.revoke_token(session, CLI_CONTEXT, found, wanted)
             except NotFoundError:

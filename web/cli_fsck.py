@@ -14,6 +14,7 @@ from vault import folders as folder_service
 from vault import fsck as fsck_service
 from vault.db import check_migrated, transaction
 from vault.errors import VaultError
+from web.cli_refusals import no_client
 from web.services import open_services
 from web.settings import Settings, SettingsError
 
@@ -54,7 +55,7 @@ def fsck(ctx: click.Context, deep: bool, client_name: str | None, grace_minutes:
                 async with transaction(svc.sessions) as session:
                     found = await folder_service.find_client_by_name(session, client_name)
                 if found is None:
-                    raise click.ClickException(f"no client named {client_name!r}")
+                    raise no_client(client_name)
                 client_id = found.id
             return await fsck_service.check_store(
                 svc.sessions,

@@ -19,6 +19,7 @@ from vault.db import check_migrated, transaction
 from vault.errors import VaultError
 from vault.policy import SYSTEM
 from vault.records import record_viewed
+from web.cli_refusals import no_client
 from web.services import Services, open_services
 from web.settings import Settings, SettingsError
 
@@ -46,7 +47,7 @@ def _run(settings: Settings, fn: Callable[[Services], Awaitable[T]]) -> T:
 async def _client_id(session: AsyncSession, name: str) -> uuid.UUID:
     found = await folder_service.find_client_by_name(session, name)
     if found is None:
-        raise click.ClickException(f"no client named {name!r}")
+        raise no_client(name)
     return found.id
 
 

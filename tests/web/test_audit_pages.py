@@ -7,8 +7,10 @@ import csv
 import io
 import json
 import re
+import unicodedata
 
 import httpx
+import pypdfium2 as pdfium
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import update
@@ -222,3 +224,48 @@ async def test_the_access_report_downloads_as_csv_and_pdf_and_is_audited(
     )
     assert bad.status_code == 400
     assert json.loads(json.dumps(len(recorded))) == 2
+
+
+@pytest.mark.parametrize(
+    ("locale", "heading", "name", "sentence"),
+    [
+        ("he", "דוח גישה: Acme", "שרה כהן", "הוריד/ה את"),
+        ("fa", "گزارش دسترسی: Acme", "سارا احمدی", "را دانلود کرد"),
+        ("ja", "アクセスレポート: Acme", "山田 花子", "をダウンロードしました"),
+    ],
+)
+async def test_the_pdf_report_reads_in_the_auditors_language_and_direction(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    locale: str,
+    heading: str,
+    name: str,
+    sentence: str,
+) -> None:
+    async with transaction(services.sessions) as session:
+        await session.execute(
+            update(User).where(User.id == world["alice"].id).values(display_name=name)  # type: ignore[arg-type]
+        )
+    document_id = await upload(http, world["sam"], world.acme_folder, "Tax return 2025.pdf")
+    read = await http.get(f"{API}/documents/{document_id}/content", headers=world["alice"].auth)
+    assert read.status_code == 200
+    await set_locale(services, world["otto"], locale)
+    await sign_in(http, world["otto"], second_factor=True)
+    pdf = await http.get(
+        "/audit/report/download", params={"format": "pdf", "client": str(world.acme)}
+    )
+    assert pdf.status_code == 200
+    document = pdfium.PdfDocument(pdf.content)
+    # The reader's extraction puts right-to-left text drawn in display order back into
+    # logical order, and folds joined Persian letters to the letters themselves; a line
+    # drawn in logical order would come out reversed.
+    text = unicodedata.normalize(
+        "NFKC", "\n".join(page.get_textpage().get_text_range() for page in document)
+    )
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines[0] == heading, lines[:3]
+    assert name in text and name[::-1] not in text
+    assert sentence in text
+    flat = " ".join(lines)
+    assert "Tax return 2025.pdf" in flat

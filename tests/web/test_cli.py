@@ -239,6 +239,7 @@ def test_client_and_user_add(config: Path, settings: Settings) -> None:
             assert actions == [
                 ("client.created", "cli"),
                 ("user.created", "cli"),
+                ("access.denied", "cli"),  # the unknown client: a refusal, audited
                 ("user.created", "cli"),
             ]
             events = (await session.execute(select(AuditEvent))).scalars().all()

@@ -161,7 +161,9 @@ class AuditAction(StrEnum):
     REQUEST_SUBMITTED = "request.submitted"
     REQUEST_TEMPLATE_CREATED = "request.template_created"
     REQUEST_TEMPLATE_DELETED = "request.template_deleted"
+    REQUEST_TEMPLATE_LISTED = "request.template_listed"
     REQUEST_TEMPLATE_UPDATED = "request.template_updated"
+    REQUEST_TEMPLATE_VIEWED = "request.template_viewed"
     REQUEST_VIEWED = "request.viewed"
 
     # Retention
@@ -376,7 +378,9 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     AuditAction.REQUEST_SUBMITTED: _keys(*_REQUEST, "item_id", "name", "status", "version"),
     AuditAction.REQUEST_TEMPLATE_CREATED: _keys(*_TEMPLATE),
     AuditAction.REQUEST_TEMPLATE_DELETED: _keys(*_TEMPLATE),
+    AuditAction.REQUEST_TEMPLATE_LISTED: _keys("templates"),
     AuditAction.REQUEST_TEMPLATE_UPDATED: _keys(*_TEMPLATE, "fields"),
+    AuditAction.REQUEST_TEMPLATE_VIEWED: _keys("template_id", "name"),
     AuditAction.REQUEST_VIEWED: _keys(*_REQUEST),
     AuditAction.RETENTION_APPLIED: _keys("bytes", "documents", "versions"),
     AuditAction.RETENTION_POLICY_SET: _keys(

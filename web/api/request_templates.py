@@ -49,7 +49,7 @@ class TemplateChange(Body):
 
 async def list_request_templates(request: Request) -> JSONResponse:
     async with api_call(request) as call:
-        templates = await template_service.list_templates(call.session, call.principal)
+        templates = await template_service.list_templates(call.session, call.principal, call.audit)
         return JSONResponse({"templates": [template_json(t) for t in templates]})
 
 

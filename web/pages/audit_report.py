@@ -151,6 +151,7 @@ async def report_download(request: Request) -> Response:
         checkpoint=note,
         tree_size=size,
         truncated=truncated,
+        lang=lang,
     )
     body = await anyio.to_thread.run_sync(audit_pdf.build, facts, collected)
     return Response(body, media_type=FORMATS["pdf"], headers=headers)

@@ -55,7 +55,9 @@ async def _new_page(
         chosen = clients[0]
     folders = await client_folders(session, chosen.id) if chosen else []
     templates = (
-        await template_service.list_templates(session, caller.principal)
+        await template_service.list_templates(
+            session, caller.principal, audit_context(request, caller.principal)
+        )
         if caller.principal.role.value in ("staff", "admin")
         else []
     )
@@ -99,7 +101,10 @@ async def new_form(request: Request) -> Response:
         form = dict(_EMPTY_FORM, client=request.query_params.get("client", "")[:36])
         if raw_template := request.query_params.get("template", ""):
             template = await template_service.get_template(
-                session, caller.principal, parse_id(raw_template, "template")
+                session,
+                caller.principal,
+                audit_context(request, caller.principal),
+                parse_id(raw_template, "template"),
             )
             due = template_service.due_date_from(template, local_today(caller.user))
             form.update(

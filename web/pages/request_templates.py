@@ -46,10 +46,11 @@ async def _page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    templates = await template_service.list_templates(session, caller.principal)
+    context = audit_context(request, caller.principal)
+    templates = await template_service.list_templates(session, caller.principal, context)
     template = None
     if editing is not None:
-        template = await template_service.get_template(session, caller.principal, editing)
+        template = await template_service.get_template(session, caller.principal, context, editing)
         form = form or {
             "name": template.name,
             "title": template.title,
