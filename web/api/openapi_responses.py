@@ -146,12 +146,22 @@ class HoldList(BaseModel):
     holds: list[Hold]
 
 
+class SubmittedDocument(BaseModel):
+    id: Id
+    name: str
+    version: int
+    submitted_at: Time
+    submitted_by: Id | None
+
+
 class RequestItem(BaseModel):
     id: Id
     name: str
     status: str
+    # The latest submission; `documents` lists every document submitted for the item.
     document_id: Id | None
     version: int | None
+    documents: list[SubmittedDocument]
 
 
 class DocumentRequest(BaseModel):

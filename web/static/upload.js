@@ -13,8 +13,9 @@
 // data-metadata (a JSON object, e.g. {"request_item_id": "…"}) or else data-folder-id. A
 // panel with data-page-drop takes files dropped anywhere in that element (with an overlay);
 // one with a folder input (data-upload-folder-input) takes whole folders, sending each file's
-// place in the tree as `relative_path`. data-refresh names an element outside the panel that
-// is fetched again when a batch is done. While any upload runs, leaving the page asks first.
+// place in the tree as `relative_path`. data-refresh names the elements outside the panel
+// (ids separated by spaces) that are fetched again when a batch is done. While any upload
+// runs, leaving the page asks first.
 //
 // Every word shown comes from data-text-* attributes (translated on the server), on the panel
 // or on an ancestor shared by several panels; "{name}"-style placeholders in them are filled
@@ -564,8 +565,10 @@
     }
 
     async function refreshListing() {
-      const current = panel.dataset.refresh && document.getElementById(panel.dataset.refresh);
-      if (!current) {
+      // data-refresh: one id, or several separated by spaces (an item and the page's counts).
+      const ids = (panel.dataset.refresh || "").split(/\s+/).filter(Boolean);
+      const current = ids.map((id) => document.getElementById(id)).filter(Boolean);
+      if (current.length === 0) {
         return;
       }
       try {
@@ -578,9 +581,11 @@
         }
         // The page's own markup, from the same origin; DOMParser runs no script in it.
         const fetched = new DOMParser().parseFromString(await response.text(), "text/html");
-        const fresh = fetched.getElementById(panel.dataset.refresh);
-        if (fresh) {
-          current.replaceWith(document.importNode(fresh, true));
+        for (const element of current) {
+          const fresh = fetched.getElementById(element.id);
+          if (fresh) {
+            element.replaceWith(document.importNode(fresh, true));
+          }
         }
       } catch {
         // The listing stays as it was; a reload shows the new files.
