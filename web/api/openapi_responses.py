@@ -260,6 +260,7 @@ RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "create_client": Client,
     "client_root": Listing,
     "create_folder": Folder,
+    "make_folder_path": Folder,
     "get_folder": Listing,
     "update_folder": Listing,
     "put_file": Stored,

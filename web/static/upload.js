@@ -689,7 +689,8 @@
       return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
     }
 
-    // Every file under a dropped entry, with its path from the dropped folder's parent.
+    // Every file under a dropped entry, with its path from the dropped folder's parent, and
+    // every folder in it with nothing inside ({emptyFolder: its path}), made on its own.
     async function filesOf(entry, prefix) {
       if (entry.isFile) {
         const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
@@ -697,17 +698,46 @@
       }
       const reader = entry.createReader();
       const found = [];
+      let children = 0;
       // readEntries answers in batches (100 in Chromium) until it answers none.
       for (;;) {
         const batchOfEntries = await readEntries(reader);
         if (batchOfEntries.length === 0) {
           break;
         }
+        children += batchOfEntries.length;
         for (const child of batchOfEntries) {
           found.push(...(await filesOf(child, `${prefix}${entry.name}/`)));
         }
       }
+      if (children === 0) {
+        found.push({ emptyFolder: prefix + entry.name });
+      }
       return found;
+    }
+
+    // Folders of a dropped tree that hold no file: no upload names them, so each is made by
+    // its path under the panel's folder.
+    async function makeFolders(paths) {
+      for (const path of paths) {
+        const response = await fetch(
+          `/api/v1/folders/${encodeURIComponent(panel.dataset.folderId)}/paths`,
+          {
+            method: "POST",
+            credentials: "same-origin",
+            headers: {
+              "Content-Type": "application/json",
+              Accept: "application/json",
+              "X-CSRF-Token": csrfToken,
+            },
+            body: JSON.stringify({ path }),
+          },
+        );
+        if (!response.ok) {
+          const problem = await response.json().catch(() => ({}));
+          throw new Error(problem.detail || problem.title || String(response.status));
+        }
+      }
     }
 
     function drop(dataTransfer) {
@@ -739,7 +769,17 @@
       addFiles(files);
       for (const folder of folders) {
         filesOf(folder, "")
-          .then((found) => addFiles(found))
+          .then(async (found) => {
+            const empty = found.filter((entry) => entry.emptyFolder).map((e) => e.emptyFolder);
+            const files = found.filter((entry) => !entry.emptyFolder);
+            if (empty.length > 0 && panel.dataset.folderId) {
+              await makeFolders(empty);
+              if (files.length === 0) {
+                await refreshListing();
+              }
+            }
+            addFiles(files);
+          })
           .catch((error) => announce(t("folderFailed", { reason: String(error.message || error) })));
       }
     }
