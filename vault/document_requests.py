@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from vault import audit
+from vault import audit, request_documents
 from vault.audit.actions import AuditAction
 from vault.errors import ConflictError, InvalidRequestError, NotFoundError
 from vault.models import Document, Folder, Role, Version
 from vault.policy import Permission, Principal, can_see_client, require
+from vault.request_documents import RequestView as RequestView
+from vault.request_documents import view_of
 from vault.request_tables import (
     MAX_ITEMS,
     MAX_MESSAGE,
@@ -32,12 +33,6 @@ from vault.request_tables import (
     RequestItem,
     next_due,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RequestView:
-    request: DocumentRequest
-    items: Sequence[RequestItem]
 
 
 def _text(value: str, what: str, limit: int = MAX_TEXT) -> str:
@@ -123,7 +118,7 @@ async def _open(
             items=list(names),
         ),
     )
-    return RequestView(request, items)
+    return await view_of(session, request, items)
 
 
 def _require_client(principal: Principal, client_id: uuid.UUID) -> None:
@@ -201,7 +196,7 @@ async def get_request(
             session, context, AuditAction.REQUEST_VIEWED, client_id=request.client_id,
             target_type="request", target_id=request.id, details=_details(request),
         )  # fmt: skip
-    return RequestView(request, await _items(session, request.id))
+    return await view_of(session, request, await _items(session, request.id))
 
 
 async def _listed(
@@ -231,7 +226,13 @@ async def _views(session: AsyncSession, requests: Sequence[DocumentRequest]) -> 
         )
         for row in rows:
             by_request[row.request_id].append(row)
-    return [RequestView(r, by_request[r.id]) for r in requests]
+    documents = await request_documents.for_items(
+        session, [i.id for items in by_request.values() for i in items]
+    )
+    return [
+        RequestView(r, by_request[r.id], {i.id: documents[i.id] for i in by_request[r.id]})
+        for r in requests
+    ]
 
 
 async def list_for_client(
@@ -331,11 +332,16 @@ async def submit_item(
     _require_open(request)
     if item.status == ItemStatus.ACCEPTED:
         raise ConflictError("the item is already accepted")
+    now = datetime.now(UTC)
+    await request_documents.add(
+        session, item, document_id=document.id, version=number, by=principal.user_ref, at=now
+    )
+    # The latest submission, as the item showed it before it took several documents.
     item.status = ItemStatus.SUBMITTED
     item.document_id = document.id
     item.version = number
     item.submitted_by = principal.user_ref
-    item.submitted_at = datetime.now(UTC)
+    item.submitted_at = now
     item.answered_by = item.answered_at = item.reason = None
     session.add(item)
     await session.flush()
@@ -355,7 +361,7 @@ async def submit_item(
             version=number,
         ),
     )
-    return RequestView(request, await _items(session, request.id))
+    return await view_of(session, request, await _items(session, request.id))
 
 
 async def answer_item(
@@ -407,7 +413,7 @@ async def answer_item(
     items = await _items(session, request.id)
     if all(i.status == ItemStatus.ACCEPTED for i in items):
         await _close(session, principal, context, request, items, complete=True)
-    return RequestView(request, items)
+    return await view_of(session, request, items)
 
 
 async def close_request(
@@ -421,7 +427,7 @@ async def close_request(
     _require_open(request)
     items = await _items(session, request.id)
     await _close(session, principal, context, request, items, complete=False)
-    return RequestView(request, items)
+    return await view_of(session, request, items)
 
 
 async def _close(

@@ -3,7 +3,9 @@ sent with each file of a dropped folder, names the subfolders the file goes into
 
 Each missing folder is created as `folders.create_folder` creates any folder (permission
 checked, name validated, audited as `folder.created`); one that exists is reused, so the
-files of one tree, uploaded side by side, meet in the same folders.
+files of one tree, uploaded side by side, meet in the same folders. A folder of the tree
+with no file in it is created by its own path (`ensure_path`), so an empty subfolder of a
+dropped tree is recreated too.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ MAX_DEPTH = 32
 MAX_PATH = 4096
 
 
-def folder_names(relative_path: str) -> list[str]:
-    """The folders of `relative_path`, outermost first (its last part is the file's name).
+def folder_names(relative_path: str, *, ends_in_file: bool = True) -> list[str]:
+    """The folders of `relative_path`, outermost first (its last part is the file's name,
+    unless not `ends_in_file`).
 
     Raises:
         InvalidPathError: an absolute path, a `.` or `..` part (path traversal out of the
@@ -42,7 +45,7 @@ def folder_names(relative_path: str) -> list[str]:
         raise InvalidPathError("the relative path must not contain . or ..", rule="traversal")
     if any(not part for part in parts):
         raise InvalidPathError("the relative path has an empty part", rule="empty-part")
-    names = parts[:-1]
+    names = parts[:-1] if ends_in_file else parts
     if len(names) > MAX_DEPTH:
         raise InvalidPathError("the relative path is too deep", rule="too-deep")
     try:
@@ -76,7 +79,33 @@ async def ensure_folders(
         NotFoundError: `folder_id` is not the caller's to see.
         PermissionDeniedError: a folder is missing and the caller may not create folders.
     """
-    names = folder_names(relative_path)
+    return await _ensure(session, principal, context, folder_id, folder_names(relative_path))
+
+
+async def ensure_path(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    *,
+    folder_id: uuid.UUID,
+    folder_path: str,
+) -> uuid.UUID:
+    """The folder `folder_path` (folders only, such as `2025/empty`) names under
+    `folder_id`, creating each missing one as `ensure_folders` does.
+
+    Raises: as `ensure_folders`.
+    """
+    names = folder_names(folder_path, ends_in_file=False)
+    return await _ensure(session, principal, context, folder_id, names)
+
+
+async def _ensure(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    folder_id: uuid.UUID,
+    names: list[str],
+) -> uuid.UUID:
     current = await folder_service.get_folder(session, principal, folder_id)
     for name in names:
         found = await _child(session, current, name)

@@ -25,7 +25,7 @@ from sqlalchemy import BigInteger, Boolean, Column, LargeBinary, String, Text, d
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
-from vault import audit, holds
+from vault import audit, holds, request_uploads
 from vault import documents as doc_service
 from vault.audit.actions import AuditAction
 from vault.crypto.blobs import StoredBlob
@@ -219,6 +219,15 @@ async def publish(session: AsyncSession, context: audit.AuditContext, row: HeldV
     # The version's row holds the key from now on: one copy, which shredding destroys.
     forget_key(row)
     session.add(row)
+    # An upload answering a request item is submitted now that it is a version.
+    await request_uploads.submit_released(
+        session,
+        context,
+        details=row.details,
+        uploaded_by=row.uploaded_by,
+        document_id=row.document_id,
+        version=version.number,
+    )
     return version
 
 

@@ -28,6 +28,7 @@ from vault.document_requests import (
 )
 from vault.errors import ConflictError, InvalidRequestError, NotFoundError
 from vault.policy import Permission, Principal, require
+from vault.request_documents import view_of
 from vault.request_tables import (
     MAX_ITEMS,
     MAX_MESSAGE,
@@ -136,7 +137,7 @@ async def edit_request(
                 **({"message": request.message} if "message" in fields else {}),
             ),
         )  # fmt: skip
-    return RequestView(request, await _items(session, request.id))
+    return await view_of(session, request, await _items(session, request.id))
 
 
 async def change_due_date(
@@ -164,7 +165,7 @@ async def change_due_date(
             target_type="request", target_id=request.id,
             details=_details(request, name=request.title, previous_due_date=previous.isoformat()),
         )  # fmt: skip
-    return RequestView(request, await _items(session, request.id))
+    return await view_of(session, request, await _items(session, request.id))
 
 
 class RemindedRecentlyError(ConflictError):
@@ -214,4 +215,4 @@ async def remind_now(
         target_type="request", target_id=request.id,
         details=_details(request, name=request.title, stage=stage, manual=True),
     )  # fmt: skip
-    return RequestView(request, items)
+    return await view_of(session, request, items)

@@ -83,6 +83,21 @@ class RequestItem(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class ItemDocument(SQLModel, table=True):
+    """A document submitted for a request item: an item holds several (a statement in three
+    files), each once; staff accept or reject the item as a whole."""
+
+    __tablename__ = "request_item_documents"
+    __table_args__ = (UniqueConstraint("item_id", "document_id"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    item_id: uuid.UUID = Field(foreign_key="request_items.id", index=True)
+    document_id: uuid.UUID = Field(foreign_key="documents.id", index=True)
+    # The version submitted (its latest, when the same document was submitted again).
+    version: int = Field(sa_column=Column(Integer, nullable=False))
+    submitted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    submitted_at: datetime = Field(default_factory=utcnow)
+
+
 class RequestTemplate(SQLModel, table=True):
     """A named checklist the firm reuses for any client (“Year-end tax pack”)."""
 

@@ -3,27 +3,37 @@ by pointing at a document already in the client's folders.
 
 A resumable upload is admitted against its item before any byte is accepted
 (`upload_folder`), and attached to the item in the transaction that commits its version
-(`attach_upload`), on whichever process finishes it. Both ways end in
-`document_requests.submit_item`, so each is audited as `request.submitted`.
+(`attach_upload`), on whichever process finishes it. An upload held in quarantine carries its
+item in the held version's details and is submitted, for its uploader, in the transaction
+that publishes it once its scan passes or staff release it (`submit_released`): the client
+sees it waiting for the scan meanwhile. Every way ends in `document_requests.submit_item`,
+so each is audited as `request.submitted`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit, document_requests
+from vault.accounts.users import principal_for
 from vault.document_requests import RequestView
 from vault.errors import ConflictError, NotFoundError
-from vault.models import Document
+from vault.models import Document, User
 from vault.policy import Permission, Principal, allows, require
-from vault.quarantine import Committed
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 
+if TYPE_CHECKING:
+    from vault.quarantine import Committed
+
 logger = logging.getLogger(__name__)
+# The key naming the item in an upload's audit details, and in a held version's details.
+ITEM_DETAIL = "request_item_id"
 
 
 async def _open_item(
@@ -72,6 +82,19 @@ async def attach_upload(
     """
     if committed.held or committed.version is None:
         return False
+    return await _submit(
+        session, principal, context, item_id, committed.document_id, committed.version
+    )
+
+
+async def _submit(
+    session: AsyncSession,
+    principal: Principal,
+    context: audit.AuditContext,
+    item_id: uuid.UUID,
+    document_id: uuid.UUID,
+    version: int,
+) -> bool:
     try:
         await _open_item(session, principal, item_id)
     except (NotFoundError, ConflictError) as exc:
@@ -85,10 +108,59 @@ async def attach_upload(
         context,
         request_id=item.request_id,
         item_id=item_id,
-        document_id=committed.document_id,
-        version=committed.version,
+        document_id=document_id,
+        version=version,
     )
     return True
+
+
+async def submit_released(
+    session: AsyncSession,
+    context: audit.AuditContext,
+    *,
+    details: str,
+    uploaded_by: uuid.UUID | None,
+    document_id: uuid.UUID,
+    version: int,
+) -> bool:
+    """Submit a version just published from quarantine for the item its upload named (in
+    `details`, the held version's JSON), as its uploader would have when it finished; the
+    uploader's permissions apply as they are now. False when it named none, or may not be
+    submitted any more (the file stays in the folder either way)."""
+    raw = json.loads(details).get(ITEM_DETAIL)
+    if not isinstance(raw, str) or uploaded_by is None:
+        return False
+    user = await session.get(User, uploaded_by)
+    if user is None or not user.is_active:
+        return False
+    principal = await principal_for(session, user)
+    return await _submit(session, principal, context, uuid.UUID(raw), document_id, version)
+
+
+async def waiting_items(
+    session: AsyncSession, folder_id: uuid.UUID, item_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The items with an upload waiting in quarantine for its scan (or staff's word)."""
+    # Imported here: quarantine calls this module when it publishes.
+    from vault.quarantine import HeldVersion
+
+    wanted = {str(i) for i in item_ids}
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        select(HeldVersion.details).where(
+            HeldVersion.folder_id == folder_id,
+            col(HeldVersion.published_version).is_(None),
+            col(HeldVersion.deleted_at).is_(None),
+            col(HeldVersion.details).contains(ITEM_DETAIL),
+        )
+    )
+    found: set[uuid.UUID] = set()
+    for text in rows.scalars():
+        raw = json.loads(text).get(ITEM_DETAIL)
+        if raw in wanted:
+            found.add(uuid.UUID(raw))
+    return found
 
 
 async def attach_existing(

@@ -33,7 +33,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, holds, quarantine, quotas, thumbnails
+from vault import audit, holds, quarantine, quotas, request_documents, thumbnails
 from vault.audit.actions import AuditAction
 from vault.db import transaction
 from vault.errors import InvalidPolicyError, NotFoundError
@@ -361,6 +361,7 @@ async def _delete_one(
         keys += await _shred_rows(session, versions)
         if item.kind == "document":
             # The request keeps its item (name, version number); the document is gone.
+            await request_documents.forget_document(session, document.id)
             await session.execute(
                 update(RequestItem)
                 .where(col(RequestItem.document_id) == document.id)

@@ -105,13 +105,18 @@ async def submit_for_item(
     )
 
 
-def publishing_details(upload: Upload) -> dict[str, object] | None:
+def upload_details(upload: Upload) -> dict[str, object] | None:
     """The publishing note sent as `message` metadata (checked at creation), recorded with
-    the version's audit event so that the notification email carries it."""
-    raw = parse_metadata(upload.tus_metadata or "").get("message")
-    if not raw:
-        return None
-    return {"message": publishing.clean_message(raw.decode("utf-8"))}
+    the version's audit event so that the notification email carries it; and the request
+    item an upload answers, kept with a version held in quarantine so that it is submitted
+    for the item when it is published."""
+    pairs = parse_metadata(upload.tus_metadata or "")
+    found: dict[str, object] = {}
+    if raw := pairs.get("message"):
+        found["message"] = publishing.clean_message(raw.decode("utf-8"))
+    if raw := pairs.get(request_uploads.ITEM_DETAIL):
+        found[request_uploads.ITEM_DETAIL] = raw.decode("ascii")  # parsed at creation
+    return found or None
 
 
 class APIBinding:
@@ -129,7 +134,7 @@ class APIBinding:
                 call.principal,
                 hold,
                 on_commit=partial(submit_for_item, call.principal, call.audit),
-                details=publishing_details,
+                details=upload_details,
             )
 
     def location(self, request: Request, upload_id: uuid.UUID) -> str:

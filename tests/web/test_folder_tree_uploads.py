@@ -131,3 +131,71 @@ async def test_a_client_cannot_create_folders_by_uploading_one(
         relative_path="a.pdf",
     )
     assert ok.headers["document-id"]
+
+
+# --- A dropped tree's empty folders ---------------------------------------------------------
+
+
+def problem_of(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_empty_folder_of_a_tree_is_made_by_its_path(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    auth = world["sam"].auth
+    url = f"/api/v1/folders/{world.acme_folder}/paths"
+    before = len(await created_events(services))
+    # A file's upload made 2025; its empty sibling is made by its path, reusing 2025.
+    await tus_upload(
+        http,
+        auth,
+        b"summary",
+        filename="summary.pdf",
+        folder_id=str(world.acme_folder),
+        relative_path="2025/summary.pdf",
+    )
+    made = await http.post(url, headers=auth, json={"path": "2025/empty/deeper"})
+    assert made.status_code == 200, made.text
+    folders = await folders_named(services)
+    assert made.json()["id"] == str(folders["deeper"].id)
+    assert folders["deeper"].parent_ref == str(folders["empty"].id)
+    assert folders["empty"].parent_ref == str(folders["2025"].id)
+    assert len(await created_events(services)) == before + 3
+    # Made again, nothing new: the same folder answers.
+    again = await http.post(url, headers=auth, json={"path": "2025/empty/deeper"})
+    assert again.status_code == 200 and again.json()["id"] == made.json()["id"]
+    assert len(await created_events(services)) == before + 3
+    listed = await http.get(f"/api/v1/folders/{folders['empty'].id}", headers=auth)
+    assert [f["name"] for f in listed.json()["folders"]] == ["deeper"]
+
+
+@pytest.mark.parametrize("path", ["../escape", "/abs", "a//b", "a/.", "a/con:"])
+async def test_a_hostile_folder_path_is_refused(
+    http: httpx.AsyncClient, world: World, services: Services, path: str
+) -> None:
+    before = set(await folders_named(services))
+    refused = await http.post(
+        f"/api/v1/folders/{world.acme_folder}/paths", headers=world["sam"].auth, json={"path": path}
+    )
+    problem_of(refused, 400)
+    assert set(await folders_named(services)) == before
+
+
+async def test_a_client_makes_no_folder_by_path_nor_in_another_clients_folder(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    mine = await http.post(
+        f"/api/v1/folders/{world.acme_folder}/paths",
+        headers=world["alice"].auth,
+        json={"path": "new"},
+    )
+    problem_of(mine, 403)
+    theirs = await http.post(
+        f"/api/v1/folders/{world.globex_folder}/paths",
+        headers=world["alice"].auth,
+        json={"path": "new"},
+    )
+    problem_of(theirs, 404)
+    assert "new" not in await folders_named(services)

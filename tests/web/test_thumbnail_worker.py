@@ -279,7 +279,7 @@ async def test_the_migration_queues_versions_stored_before_it(
     await work(services)
     image = await put(http, world, "alice", world.acme_folder, "old.png", png(81, 81))
     async with services.engine.begin() as conn:
-        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0020"))
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0021"))
         await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
     # Only the image's new version: the CSV has no thumbnail, the others are drawn.
     [queued] = await jobs(services)

@@ -158,7 +158,7 @@ async def test_a_request_item_upload_shows_progress_survives_a_reload_and_is_sub
     assert offsets and offsets[0] >= 2 * PART, f"resumed, not restarted: {offsets[:3]}"
     # The item's state was fetched again: it is submitted, with the file.
     state = page.locator(f"#item-state-{item_id}")
-    await expect(state.get_by_role("link", name="The submitted file (version 1)")).to_be_visible()
+    await expect(state.get_by_role("link", name=big.name)).to_be_visible()
     await resume.wait_for(state="detached")
     await look_at(page, "uploader-request-done-en")
 

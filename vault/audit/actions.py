@@ -232,6 +232,8 @@ _NEW_VERSION = (
     "restored_from",
     "published_from",
     "scan",
+    # The document request item an upload answers.
+    "request_item_id",
 )
 
 
@@ -356,7 +358,9 @@ DETAILS: Mapping[AuditAction, frozenset[str]] = {
     ),
     AuditAction.NOTIFICATION_UNSUBSCRIBE_VIEWED: _keys(),
     AuditAction.QUARANTINE_DELETED: _keys(*_HELD, "by_policy", "signature"),
-    AuditAction.QUARANTINE_HELD: _keys(*_HELD, "drop_id", "message", "sha256", "upload_id"),
+    AuditAction.QUARANTINE_HELD: _keys(
+        *_HELD, "drop_id", "message", "request_item_id", "sha256", "upload_id"
+    ),
     AuditAction.QUARANTINE_RELEASED: _keys(*_HELD),
     AuditAction.QUARANTINE_SCANNED: _keys(
         "folder_id", "name", "reason", "signature", "state", "version_id"

@@ -52,6 +52,7 @@ def _routes() -> list[BaseRoute]:
         Route("/folders", clients.create_folder, methods=["POST"]),
         Route("/folders/{folder_id}", clients.get_folder, methods=["GET"]),
         Route("/folders/{folder_id}", filing.update_folder, methods=["PATCH"]),
+        Route("/folders/{folder_id}/paths", filing.make_folder_path, methods=["POST"]),
         Route("/folders/{folder_id}/files/{name:path}", documents.put_file, methods=["PUT"]),
         Route("/documents/{document_id}", documents.get_document, methods=["GET"]),
         Route("/documents/{document_id}", documents.delete_document, methods=["DELETE"]),

@@ -1,15 +1,18 @@
-"""Renaming and moving: `PATCH /documents/{id}` and `PATCH /folders/{id}` (vault/filing.py)."""
+"""Renaming and moving: `PATCH /documents/{id}` and `PATCH /folders/{id}` (vault/filing.py);
+and a path of folders made under a folder (`POST /folders/{id}/paths`), as a dropped folder's
+empty subfolders are (vault/folder_paths.py)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from vault import documents as doc_service
-from vault import filing
+from vault import filing, folder_paths
 from vault import folders as folder_service
 from web.api.clients import document_summary, folder_json
 from web.api.common import api_call, parse_id
@@ -30,6 +33,23 @@ class FolderChange(Body):
 
     name: Annotated[Name | None, NotNull] = None
     parent_id: str | None = None
+
+
+class FolderPath(Body):
+    """Folder names separated by `/`, such as `2025/receipts`; each missing one is made."""
+
+    path: Annotated[str, Field(min_length=1, max_length=folder_paths.MAX_PATH)]
+
+
+async def make_folder_path(request: Request) -> JSONResponse:
+    async with api_call(request) as call:
+        folder_id = parse_id(request.path_params["folder_id"], "folder")
+        body = await parse_body(request, FolderPath)
+        made = await folder_paths.ensure_path(
+            call.session, call.principal, call.audit, folder_id=folder_id, folder_path=body.path
+        )
+        folder = await folder_service.get_folder(call.session, call.principal, made)
+        return JSONResponse(folder_json(folder))
 
 
 async def update_document(request: Request) -> JSONResponse:

@@ -27,7 +27,7 @@ from web.api.account_inputs import (
     UserChange,
 )
 from web.api.clients import NewClient, NewFolder
-from web.api.filing import DocumentChange, FolderChange
+from web.api.filing import DocumentChange, FolderChange, FolderPath
 from web.api.notifications import Preference, Profile
 from web.api.openapi_audit import audit_paths
 from web.api.openapi_models import MODEL_SCHEMAS, json_body
@@ -128,6 +128,14 @@ SPEC: dict[str, Any] = {
                 "when the name is taken there, 422 when moved into itself or its own sub-folder",
                 body=json_body(FolderChange),
             ),
+        },
+        "/folders/{folder_id}/paths": {
+            "post": _op(
+                "Make the folders of a path (`2025/receipts`) under this folder, each missing "
+                "one created as by POST /folders (a dropped folder's empty subfolders); "
+                "answers the innermost folder. 400 for a refused path or name",
+                body=json_body(FolderPath),
+            )
         },
         "/folders/{folder_id}/files/{name}": {
             "put": _op(

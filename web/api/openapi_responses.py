@@ -162,12 +162,22 @@ class HoldList(BaseModel):
     holds: list[Hold]
 
 
+class SubmittedDocument(BaseModel):
+    id: Id
+    name: str
+    version: int
+    submitted_at: Time
+    submitted_by: Id | None
+
+
 class RequestItem(BaseModel):
     id: Id
     name: str
     status: str
+    # The latest submission; `documents` lists every document submitted for the item.
     document_id: Id | None
     version: int | None
+    documents: list[SubmittedDocument]
 
 
 class DocumentRequest(BaseModel):
@@ -266,6 +276,7 @@ RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     "create_client": Client,
     "client_root": Listing,
     "create_folder": Folder,
+    "make_folder_path": Folder,
     "get_folder": Listing,
     "update_folder": Listing,
     "put_file": Stored,

@@ -40,6 +40,7 @@ EXTRA_STATUSES: dict[str, set[int]] = {
     "delete_document": {409},
     "update_document": {409},
     "update_folder": {409},
+    "make_folder_path": {400, 409},
     "restore_version": {409, 413, 507},
     "trash_restore": {409, 413},
     "create_document_link": {409},

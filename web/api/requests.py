@@ -3,6 +3,7 @@ date and reminders by hand (`PATCH /requests/{id}`, `POST /requests/{id}/reminde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -13,12 +14,13 @@ from starlette.responses import JSONResponse
 from vault import document_requests as request_service
 from vault import request_changes
 from vault.document_requests import RequestView
+from vault.request_documents import Submitted
 from vault.request_tables import MAX_ITEMS, MAX_MESSAGE, ItemStatus, Recurrence, RequestItem
 from web.api.common import api_call, iso, parse_id
 from web.api.inputs import Body, NotNull, parse_body
 
 
-def item_json(item: RequestItem) -> dict[str, Any]:
+def item_json(item: RequestItem, documents: Sequence[Submitted] = ()) -> dict[str, Any]:
     return {
         "id": str(item.id),
         "name": item.name,
@@ -30,6 +32,17 @@ def item_json(item: RequestItem) -> dict[str, Any]:
         "answered_by": str(item.answered_by) if item.answered_by else None,
         "answered_at": iso(item.answered_at),
         "reason": item.reason,
+        # Every document submitted for the item; `document_id` and `version` are the latest.
+        "documents": [
+            {
+                "id": str(d.document_id),
+                "name": d.name,
+                "version": d.version,
+                "submitted_at": iso(d.submitted_at),
+                "submitted_by": str(d.submitted_by) if d.submitted_by else None,
+            }
+            for d in documents
+        ],
     }
 
 
@@ -49,7 +62,7 @@ def request_json(view: RequestView, today: date | None = None) -> dict[str, Any]
         "created_by": str(r.created_by) if r.created_by else None,
         "created_at": iso(r.created_at),
         "closed_at": iso(r.closed_at),
-        "items": [item_json(i) for i in view.items],
+        "items": [item_json(i, view.documents.get(i.id, ())) for i in view.items],
     }
 
 

@@ -46,6 +46,7 @@ NOTICES = frozenset(
     {
         "created",
         "uploaded",
+        "scanning",
         "attached",
         "accepted",
         "rejected",
@@ -117,6 +118,9 @@ async def _request_page(
         may_answer=is_open and may_request(principal, r.client_id),
         may_upload=may_upload,
         documents=await _attachable(session, caller, r.client_id) if may_upload else [],
+        waiting=await request_uploads.waiting_items(
+            session, r.folder_id, [i.id for i in view.items if i.status != ItemStatus.ACCEPTED]
+        ),
         reject_errors=reject_errors or {},
         upload_errors=upload_errors or {},
         max_message=MAX_MESSAGE,

@@ -66,7 +66,12 @@ async def upload(request: Request) -> Response:
         return folder_id
 
     try:
-        caller, form = await receive_upload(request, folder_for=folder_for)
+        caller, form = await receive_upload(
+            request,
+            folder_for=folder_for,
+            # Kept with a file held in quarantine, which is submitted once it is published.
+            details=lambda _fields: {request_uploads.ITEM_DETAIL: str(item_id)},
+        )
     except FormUploadError as exc:
         return await _upload_refused(request, exc, request_id, item_id)
     except IncompleteUploadError:
@@ -81,19 +86,22 @@ async def upload(request: Request) -> Response:
                 status=422,
                 upload_errors={str(item_id): "no_file"},
             )
-    # One file per item: a form carrying several submits the last one.
-    stored = form.files[-1]
+    # Every file of the form is submitted: an item takes several documents.
     async with transaction(svc.sessions) as session:
-        await request_service.submit_item(
-            session,
-            caller.principal,
-            audit_context(request, caller.principal),
-            request_id=request_id,
-            item_id=item_id,
-            document_id=stored.document_id,
-            version=stored.version,
-        )
-    return see_other(f"/requests/{request_id}?done=uploaded#item-{item_id}")
+        for stored in form.files:
+            if stored.held or stored.version is None:
+                continue
+            await request_service.submit_item(
+                session,
+                caller.principal,
+                audit_context(request, caller.principal),
+                request_id=request_id,
+                item_id=item_id,
+                document_id=stored.document_id,
+                version=stored.version,
+            )
+    done = "uploaded" if any(not f.held for f in form.files) else "scanning"
+    return see_other(f"/requests/{request_id}?done={done}#item-{item_id}")
 
 
 async def _upload_refused(

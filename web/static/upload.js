@@ -13,8 +13,9 @@
 // data-metadata (a JSON object, e.g. {"request_item_id": "…"}) or else data-folder-id. A
 // panel with data-page-drop takes files dropped anywhere in that element (with an overlay);
 // one with a folder input (data-upload-folder-input) takes whole folders, sending each file's
-// place in the tree as `relative_path`. data-refresh names an element outside the panel that
-// is fetched again when a batch is done. While any upload runs, leaving the page asks first.
+// place in the tree as `relative_path`. data-refresh names the elements outside the panel
+// (ids separated by spaces) that are fetched again when a batch is done. While any upload
+// runs, leaving the page asks first.
 //
 // Every word shown comes from data-text-* attributes (translated on the server), on the panel
 // or on an ancestor shared by several panels; "{name}"-style placeholders in them are filled
@@ -564,8 +565,10 @@
     }
 
     async function refreshListing() {
-      const current = panel.dataset.refresh && document.getElementById(panel.dataset.refresh);
-      if (!current) {
+      // data-refresh: one id, or several separated by spaces (an item and the page's counts).
+      const ids = (panel.dataset.refresh || "").split(/\s+/).filter(Boolean);
+      const current = ids.map((id) => document.getElementById(id)).filter(Boolean);
+      if (current.length === 0) {
         return;
       }
       try {
@@ -578,9 +581,11 @@
         }
         // The page's own markup, from the same origin; DOMParser runs no script in it.
         const fetched = new DOMParser().parseFromString(await response.text(), "text/html");
-        const fresh = fetched.getElementById(panel.dataset.refresh);
-        if (fresh) {
-          current.replaceWith(document.importNode(fresh, true));
+        for (const element of current) {
+          const fresh = fetched.getElementById(element.id);
+          if (fresh) {
+            element.replaceWith(document.importNode(fresh, true));
+          }
         }
       } catch {
         // The listing stays as it was; a reload shows the new files.
@@ -684,7 +689,8 @@
       return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
     }
 
-    // Every file under a dropped entry, with its path from the dropped folder's parent.
+    // Every file under a dropped entry, with its path from the dropped folder's parent, and
+    // every folder in it with nothing inside ({emptyFolder: its path}), made on its own.
     async function filesOf(entry, prefix) {
       if (entry.isFile) {
         const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
@@ -692,17 +698,46 @@
       }
       const reader = entry.createReader();
       const found = [];
+      let children = 0;
       // readEntries answers in batches (100 in Chromium) until it answers none.
       for (;;) {
         const batchOfEntries = await readEntries(reader);
         if (batchOfEntries.length === 0) {
           break;
         }
+        children += batchOfEntries.length;
         for (const child of batchOfEntries) {
           found.push(...(await filesOf(child, `${prefix}${entry.name}/`)));
         }
       }
+      if (children === 0) {
+        found.push({ emptyFolder: prefix + entry.name });
+      }
       return found;
+    }
+
+    // Folders of a dropped tree that hold no file: no upload names them, so each is made by
+    // its path under the panel's folder.
+    async function makeFolders(paths) {
+      for (const path of paths) {
+        const response = await fetch(
+          `/api/v1/folders/${encodeURIComponent(panel.dataset.folderId)}/paths`,
+          {
+            method: "POST",
+            credentials: "same-origin",
+            headers: {
+              "Content-Type": "application/json",
+              Accept: "application/json",
+              "X-CSRF-Token": csrfToken,
+            },
+            body: JSON.stringify({ path }),
+          },
+        );
+        if (!response.ok) {
+          const problem = await response.json().catch(() => ({}));
+          throw new Error(problem.detail || problem.title || String(response.status));
+        }
+      }
     }
 
     function drop(dataTransfer) {
@@ -734,7 +769,17 @@
       addFiles(files);
       for (const folder of folders) {
         filesOf(folder, "")
-          .then((found) => addFiles(found))
+          .then(async (found) => {
+            const empty = found.filter((entry) => entry.emptyFolder).map((e) => e.emptyFolder);
+            const files = found.filter((entry) => !entry.emptyFolder);
+            if (empty.length > 0 && panel.dataset.folderId) {
+              await makeFolders(empty);
+              if (files.length === 0) {
+                await refreshListing();
+              }
+            }
+            addFiles(files);
+          })
           .catch((error) => announce(t("folderFailed", { reason: String(error.message || error) })));
       }
     }

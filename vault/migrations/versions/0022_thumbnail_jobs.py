@@ -1,7 +1,7 @@
 """thumbnail jobs: the versions whose thumbnails the worker is still to draw
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 
 Versions stored before this revision that could have a thumbnail and have none recorded are
 queued too, so listings come to show them without anyone opening each document first.
