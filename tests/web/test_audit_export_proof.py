@@ -38,6 +38,14 @@ def test_the_stand_alone_script_is_the_checker_the_cli_runs() -> None:
     assert SCRIPT.read_bytes() == (ROOT / "vault" / "audit" / "export_check.py").read_bytes()
 
 
+def test_the_auditors_guide_walks_through_the_offline_check() -> None:
+    guide = (ROOT / "docs" / "audit.md").read_text(encoding="utf-8")
+    for step in ("verify_export.py", "--key", "clientvault audit key", "FAILED"):
+        assert step in guide, step
+    assert "docs/audit.md" in SCRIPT.read_text(encoding="utf-8")
+    assert "(docs/audit.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
 async def _activity(http: httpx.AsyncClient, world: World) -> str:
     """Some events worth exporting, with values CSV must defuse and non-ASCII text."""
     response = await http.put(
