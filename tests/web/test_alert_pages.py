@@ -1,7 +1,7 @@
 """The alerts pages in Chromium against a live server whose own worker raises the alerts:
-an auditor finds them at /audit/alerts, opens one to see the events behind it, in English
-and in Persian and Hebrew (mirrored), at desktop and phone width; axe finds no violation. Screenshots
-`alerts-*.png` go to `$CLIENTVAULT_TEST_ARTIFACTS` (default `test-artifacts/`)."""
+an auditor finds them at /audit/alerts, opens one to see the events behind it, in English,
+Persian and Hebrew (mirrored), at desktop and phone width; axe finds no violation.
+Screenshots `alerts-*.png` go to `$CLIENTVAULT_TEST_ARTIFACTS` (default `test-artifacts/`)."""
 
 from __future__ import annotations
 
