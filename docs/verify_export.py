@@ -6,7 +6,8 @@
 The key file holds the log's verifier key (GET /api/v1/audit/checkpoint/key), obtained
 once, from someone you trust, not from the export. Exit status 0: the export is exactly
 the events it claims to be, from the log the key signs for; 1: a problem is named.
-Needs Python 3.11+ and `cryptography`. docs/audit-log.md explains each step.
+Needs Python 3.11+ and `cryptography`. docs/audit.md, the auditor's guide, explains
+how to get the key and an export, each step of the check and each FAILED line.
 This file is identical to vault/audit/export_check.py (a test keeps them so).
 """
 

@@ -14,7 +14,8 @@ from storage.errors import (
     StorageUnavailableError,
 )
 from storage.local import LocalObjectStore
-from storage.s3 import S3ObjectStore, make_s3_client
+from storage.s3 import S3ObjectStore
+from storage.s3_client import make_s3_client
 from storage.types import MultipartUploadInfo, ObjectInfo, PartInfo
 
 __all__ = [

@@ -2,8 +2,8 @@
 
 An object `a/b/c` is the file `root/a/b/c`. Unfinished multipart uploads live under
 `root/.multipart/` (`storage.local_multipart` keeps them). Files are only ever made visible
-by renaming a complete, fsynced file over their final name, so readers never see a partial
-object.
+by renaming (or, for a create-only `put_new`, hard-linking) a complete, fsynced file to their
+final name, so readers never see a partial object.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from storage.local_files import (
     DIR_MODE,
     MULTIPART_DIR,
     component_ok,
+    create_durably,
     fsync_dir,
     key_parts,
     temp_name,
@@ -51,6 +52,11 @@ def _check_range(start: int, end: int | None) -> None:
         raise ValueError(f"end ({end}) must not be before start ({start})")
 
 
+def _sort_key(key: str) -> bytes:
+    # S3's order: by UTF-8 bytes.
+    return key.encode("utf-8", "surrogateescape")
+
+
 def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
     """`(name, is_dir, size, mtime)` of the regular files and directories in `directory`,
     in the order their keys sort (as S3 lists them: by UTF-8 bytes, `/` after a dir name)."""
@@ -68,7 +74,7 @@ def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
                 found.append((entry.name, False, st.st_size, st.st_mtime))
         except FileNotFoundError:
             continue  # deleted while we looked
-    found.sort(key=lambda e: (e[0] + "/" if e[1] else e[0]).encode("utf-8", "surrogateescape"))
+    found.sort(key=lambda e: _sort_key(e[0] + "/" if e[1] else e[0]))
     return found
 
 
@@ -222,6 +228,23 @@ class LocalObjectStore:
         """Unfinished multipart uploads of keys starting with `prefix`."""
         return await self._run(local_multipart.list_multipart_uploads, self._uploads, prefix)
 
+    def _put_new(self, key: str, data: bytes) -> bool:
+        target = self._path(key)
+        self._make_parents(target)
+        try:
+            create_durably(target, data)
+        except FileExistsError:
+            return False
+        return True
+
+    async def put_new(self, key: str, data: bytes) -> bool:
+        """Store the small object `key` unless the key is taken: never replaces an object.
+
+        Returns:
+            True if stored; False if `key` already held an object, which is left as it was.
+        """
+        return await self._run(self._put_new, key, data)
+
     # Reads and the rest
 
     def _open(self, key: str) -> BinaryIO:
@@ -302,7 +325,7 @@ class LocalObjectStore:
         await self._run(self._check)
 
     async def _walk(
-        self, directory: Path, key_prefix: str, prefix: str
+        self, directory: Path, key_prefix: str, prefix: str, after: bytes
     ) -> AsyncGenerator[ObjectInfo, None]:
         for name, is_dir, size, mtime in await self._run(_scan, directory):
             if not component_ok(name):
@@ -312,19 +335,23 @@ class LocalObjectStore:
                 if key_prefix == "" and name == MULTIPART_DIR:
                     continue
                 inner = key + "/"
+                encoded = _sort_key(inner)
+                if encoded < after and not after.startswith(encoded):
+                    continue  # every key below sorts before `start_after`
                 if inner.startswith(prefix) or prefix.startswith(inner):
                     async with contextlib.aclosing(
-                        self._walk(directory / name, inner, prefix)
+                        self._walk(directory / name, inner, prefix, after)
                     ) as objects:
                         async for info in objects:
                             yield info
-            elif key.startswith(prefix):
+            elif key.startswith(prefix) and _sort_key(key) > after:
                 yield ObjectInfo(key, size, datetime.fromtimestamp(mtime, UTC))
 
-    def list(self, prefix: str = "") -> AsyncGenerator[ObjectInfo, None]:
-        """Every object whose key starts with `prefix`, in key order.
+    def list(self, prefix: str = "", start_after: str = "") -> AsyncGenerator[ObjectInfo, None]:
+        """Every object whose key starts with `prefix`, in key order; only the keys after
+        `start_after` when it is given.
 
         Only directories that can hold matching keys are read; the prefix itself never
         becomes a path, so any string is safe to pass.
         """
-        return self._walk(self._root, "", prefix)
+        return self._walk(self._root, "", prefix, _sort_key(start_after))

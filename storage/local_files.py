@@ -1,8 +1,8 @@
 """Key rules and durable file primitives shared by the local store (`storage.local`) and
 its multipart uploads (`storage.local_multipart`).
 
-Files are only ever made visible by renaming a complete, fsynced file over their final name,
-so readers never see a partial one.
+Files are only ever made visible by renaming (or hard-linking) a complete, fsynced file to their
+final name, so readers never see a partial one.
 """
 
 from __future__ import annotations
@@ -109,4 +109,22 @@ def write_durably(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def create_durably(path: Path, data: bytes) -> None:
+    """Write the new file `path` atomically and durably; `FileExistsError` if it exists.
+
+    The data goes to a temporary file (fsynced) that is then hard-linked to `path`: unlike a
+    rename, link(2) fails when the name is taken, so an existing file is never replaced, and
+    a reader sees no file or the whole of it."""
+    tmp = path.with_name(temp_name())
+    try:
+        with create_new(tmp) as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)

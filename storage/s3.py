@@ -12,8 +12,6 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio.to_thread
-import boto3.session
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -47,62 +45,6 @@ _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})
 _DENIED = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403"}
 )
-
-
-def make_s3_client(
-    *,
-    endpoint_url: str | None,
-    region: str,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    path_style: bool = True,
-    max_attempts: int = 5,
-    connect_timeout: float = 5,
-    read_timeout: float = 60,
-    max_pool_connections: int = 32,
-) -> S3Client:
-    """A boto3 S3 client that retries with backoff and suits S3-compatible servers.
-
-    Args:
-        endpoint_url: The server's URL; None for AWS.
-        region: The region to sign requests for.
-        access_key_id: None to use boto3's usual credential chain (environment, profile,
-            instance role).
-        secret_access_key: The secret matching `access_key_id`.
-        path_style: Address buckets as `endpoint/bucket/key` (most self-hosted servers
-            need this) instead of `bucket.endpoint/key`.
-        max_attempts: Tries per request, the first included (botocore's "standard" retry
-            mode: exponential backoff with jitter, on throttling, 5xx and network errors).
-        connect_timeout: Seconds to wait for a connection.
-        read_timeout: Seconds to wait for data on a connection.
-        max_pool_connections: Connections kept open; at least the number of requests in
-            flight at once (reads run several per download).
-    """
-    config = Config(
-        region_name=region,
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_pool_connections=max_pool_connections,
-        # Every request body is signed by its SHA-256 (x-amz-content-sha256), over HTTPS as
-        # over HTTP, so the store refuses a body that arrives altered
-        # (XAmzContentSHA256Mismatch): the receipt check of every stored part.
-        s3={"payload_signing_enabled": True, "addressing_style": "path" if path_style else "auto"},
-        # Since botocore 1.36 every upload carries a CRC checksum by default, which many
-        # S3-compatible servers reject or mishandle; only send checksums S3 asks for.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    # A session of its own: boto3's default session is shared, mutable, global state.
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=config,
-    )
 
 
 def _check_range(start: int, end: int | None) -> None:
@@ -365,6 +307,37 @@ class S3ObjectStore:
             page["KeyMarker"] = response["NextKeyMarker"]
             page["UploadIdMarker"] = response["NextUploadIdMarker"]
 
+    async def put_new(self, key: str, data: bytes) -> bool:
+        """Store the small object `key` (one PUT, held in memory) unless the key is taken:
+        never replaces an object, so what was written there once stays.
+
+        Returns:
+            True if stored; False if `key` already held an object, which is left as it was.
+        """
+        full = self._key(key)
+        # The PUT is conditional (If-None-Match: *): AWS S3, Ceph RGW (Pacific and later) and
+        # moto refuse it with 412 when the key exists, atomically. Some S3-compatible servers
+        # ignore the header and would replace the object, so a HEAD comes first; on those,
+        # only a writer racing between the HEAD and the PUT could still replace it. RGW
+        # ignores the condition on CompleteMultipartUpload, hence one plain PUT here.
+        with contextlib.suppress(ObjectNotFoundError):
+            await self.head(key)
+            return False
+        body = bytes(data)
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: self._client.put_object(
+                    Bucket=self._bucket, Key=full, Body=body, IfNoneMatch="*"
+                )
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return False
+            raise self._translate(exc, key=key) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, key=key) from exc
+        return True
+
     # Reads and the rest
 
     async def _read(self, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
@@ -458,8 +431,10 @@ class S3ObjectStore:
         """
         await self._call(lambda: self._client.head_bucket(Bucket=self._bucket), bucket_level=True)
 
-    async def _list(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
+    async def _list(self, prefix: str, start_after: str) -> AsyncGenerator[ObjectInfo, None]:
         page: dict[str, Any] = {"Bucket": self._bucket, "Prefix": self._prefix + prefix}
+        if start_after:
+            page["StartAfter"] = self._prefix + start_after
         while True:
             response = await self._call(
                 functools.partial(self._client.list_objects_v2, **page), bucket_level=True
@@ -477,6 +452,7 @@ class S3ObjectStore:
                 return
             page["ContinuationToken"] = response["NextContinuationToken"]
 
-    def list(self, prefix: str = "") -> AsyncGenerator[ObjectInfo, None]:
-        """Every object whose key starts with `prefix`, in key order (as S3 lists them)."""
-        return self._list(prefix)
+    def list(self, prefix: str = "", start_after: str = "") -> AsyncGenerator[ObjectInfo, None]:
+        """Every object whose key starts with `prefix`, in key order (as S3 lists them);
+        only the keys after `start_after` when it is given."""
+        return self._list(prefix, start_after)

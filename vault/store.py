@@ -86,6 +86,12 @@ class ObjectStore(Protocol):
         """Join `(part_number, etag)` parts into the object `key`, atomically."""
         ...
 
+    async def put_new(self, key: str, data: bytes) -> bool:
+        """Store the small object `key` unless the key already holds one, which is never
+        replaced (a conditional PUT on S3, a hard link on a directory); returns whether it
+        was stored."""
+        ...
+
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         """Drop an unfinished upload and its parts; a missing upload is not an error."""
         ...
@@ -106,8 +112,9 @@ class ObjectStore(Protocol):
         """Remove `key`; a missing key is not an error."""
         ...
 
-    def list(self, prefix: str = "") -> AsyncIterator[StoredObject]:
-        """Every object whose key starts with `prefix`."""
+    def list(self, prefix: str = "", start_after: str = "") -> AsyncIterator[StoredObject]:
+        """Every object whose key starts with `prefix`, in key order (UTF-8 bytes); only
+        those after `start_after` when it is given."""
         ...
 
     async def check(self) -> None:

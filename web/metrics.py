@@ -237,6 +237,9 @@ class InstrumentedStore:
             "complete_multipart", self._inner.complete_multipart(key, upload_id, parts)
         )
 
+    async def put_new(self, key: str, data: bytes) -> bool:
+        return await self._timed("put_new", self._inner.put_new(key, data))
+
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await self._timed("abort_multipart", self._inner.abort_multipart(key, upload_id))
 
@@ -254,8 +257,8 @@ class InstrumentedStore:
     async def delete(self, key: str) -> None:
         await self._timed("delete", self._inner.delete(key))
 
-    def list(self, prefix: str = "") -> AsyncIterator[StoredObject]:
-        return self._streamed("list", self._inner.list(prefix))
+    def list(self, prefix: str = "", start_after: str = "") -> AsyncIterator[StoredObject]:
+        return self._streamed("list", self._inner.list(prefix, start_after))
 
     async def check(self) -> None:
         await self._timed("check", self._inner.check())

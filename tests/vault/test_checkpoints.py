@@ -79,7 +79,7 @@ async def test_checkpoints_go_to_the_object_store_and_verify(
     ]
     # Not grown: the same checkpoint, nothing new stored.
     assert await checkpoints.write(services.sessions, object_store, signer) == note
-    assert await checkpoints.latest(services.sessions, object_store) == note
+    assert await checkpoints.latest(services.sessions, object_store, signer.verifier) == note
     await _append(services, 3)
     newer = await checkpoints.write(services.sessions, object_store, signer)
     assert newer is not None and newer != note
@@ -124,6 +124,108 @@ async def test_a_truncated_log_is_caught(services: Services) -> None:
         assert (await audit.verify(session)).ok  # a shorter chain is still a chain
     report = await checkpoints.verify_stored(services.sessions, services.store, signer.verifier)
     assert any("log was truncated" in p for p in report.problems), report.problems
+
+
+async def _object(store: ObjectStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key)])
+
+
+async def _point_state_at(services: Services, size: int) -> None:
+    """What the database owner can do to the tree state: name an older checkpoint, and drop
+    the stored subtree hashes so they are rebuilt from whatever the events now say."""
+    await tamper(
+        services.engine,
+        "UPDATE audit_tree_state SET checkpoint_key = :key, checkpoint_size = :size, "
+        "leaves = 0 WHERE id = 1",
+        params={"key": checkpoints.object_key(size), "size": size},
+    )
+    await tamper(services.engine, "DELETE FROM audit_tree_nodes")
+
+
+async def test_a_tail_rewritten_behind_an_older_checkpoint_is_never_signed(
+    services: Services, object_store: ObjectStore
+) -> None:
+    """The attack on a writer that trusts the database: rewrite the events after checkpoint
+    S, point the tree state at S and drop the tree past it. S -> now is consistent, so such a
+    writer signed the forged tail and replaced the honest checkpoint N with it."""
+    signer = Signer.from_keyring(services.keyring)
+    await _append(services, 300)  # past one stored chunk, so the tree has nodes to drop
+    assert await checkpoints.write(services.sessions, object_store, signer)
+    await _append(services, 300)
+    honest = await checkpoints.write(services.sessions, object_store, signer)
+    assert honest is not None
+    key = checkpoints.object_key(600)
+    stored = await _object(object_store, key)
+
+    def forge(event: AuditEvent) -> None:
+        if event.seq > 300:
+            event.actor_role = "admin"
+
+    await rewrite(services.engine, forge)
+    await _point_state_at(services, 300)
+    with pytest.raises(
+        CheckpointError, match=r"no longer extends checkpoint 600.*names checkpoints/0+300"
+    ):
+        await checkpoints.write(services.sessions, object_store, signer)
+    await _append(services, 5)  # nor once the log has grown past N
+    with pytest.raises(CheckpointError, match="no longer extends checkpoint 600"):
+        await checkpoints.write(services.sessions, object_store, signer)
+    assert await _object(object_store, key) == stored
+    assert [o.key async for o in object_store.list("checkpoints/")] == [
+        checkpoints.object_key(300),
+        key,
+    ]
+    # Readers get the newest checkpoint in the store, not the one the database names.
+    assert await checkpoints.latest(services.sessions, object_store, signer.verifier) == honest
+    report = await checkpoints.verify_stored(services.sessions, object_store, signer.verifier)
+    assert any("checkpoint 600 does not match the log" in p for p in report.problems)
+
+
+async def test_a_state_that_lags_the_store_is_caught_up_not_refused(
+    services: Services, object_store: ObjectStore
+) -> None:
+    """A crash between storing a checkpoint and committing leaves the database naming the
+    one before; the log still extends the stored one, so the writer carries on from it."""
+    signer = Signer.from_keyring(services.keyring)
+    await _append(services, 3)
+    assert await checkpoints.write(services.sessions, object_store, signer)
+    await _append(services, 3)
+    newer = await checkpoints.write(services.sessions, object_store, signer)
+    await _point_state_at(services, 3)
+    assert await checkpoints.write(services.sessions, object_store, signer) == newer
+    await _append(services, 1)
+    assert await checkpoints.write(services.sessions, object_store, signer)
+    report = await checkpoints.verify_stored(services.sessions, object_store, signer.verifier)
+    assert report.ok and report.checked == 3, report.problems
+
+
+async def test_a_state_naming_a_checkpoint_the_store_lacks_is_refused(
+    services: Services,
+) -> None:
+    signer = Signer.from_keyring(services.keyring)
+    await _append(services, 4)
+    assert await checkpoints.write(services.sessions, services.store, signer)
+    await services.store.delete(checkpoints.object_key(4))
+    with pytest.raises(CheckpointError, match="which the store does not hold"):
+        await checkpoints.write(services.sessions, services.store, signer)
+
+
+async def test_an_object_already_at_the_next_key_is_kept(
+    services: Services, object_store: ObjectStore
+) -> None:
+    """Something not ours (here: signed by another key) at the key about to be written is
+    never replaced; the writer refuses instead."""
+    signer = Signer.from_keyring(services.keyring)
+    await _append(services, 4)
+    forger = Signer(signer.name, new_signing_key().private_key())
+    planted = await checkpoints.write(services.sessions, object_store, forger)
+    assert planted is not None
+    await tamper(
+        services.engine, "UPDATE audit_tree_state SET checkpoint_key = NULL, checkpoint_size = 0"
+    )
+    with pytest.raises(CheckpointError, match="already exists in the store"):
+        await checkpoints.write(services.sessions, object_store, signer)
+    assert await _object(object_store, checkpoints.object_key(4)) == planted.encode()
 
 
 async def test_checkpoints_signed_by_another_key_are_reported(services: Services) -> None:

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -268,6 +270,35 @@ def test_an_older_keyring_gets_a_checkpoint_key_on_first_use(path: Path) -> None
     assert Keyring(KeyFile(path)).signing_key() == signing
     keyring.rotate()
     assert Keyring(KeyFile(path)).signing_key() == signing
+
+
+class _SlowFile(KeyFile):
+    """A key file read slowly and saved after `delay`, so that processes starting together
+    all find no checkpoint key, then save one each, one after the other: the moment several
+    nodes would each add a checkpoint key of their own."""
+
+    def __init__(self, path: Path, delay: float) -> None:
+        super().__init__(path)
+        self.delay = delay
+
+    def load(self) -> KeyringData:
+        data = super().load()
+        time.sleep(0.1)
+        return data
+
+    def save(self, data: KeyringData) -> None:
+        time.sleep(self.delay)
+        super().save(data)
+
+
+def test_processes_starting_together_agree_on_one_checkpoint_key(path: Path) -> None:
+    path.write_text(keyring_json())
+    path.chmod(0o600)
+    rings = [Keyring(_SlowFile(path, delay=0.3 * i)) for i in range(3)]
+    with ThreadPoolExecutor(len(rings)) as pool:
+        keys = list(pool.map(lambda ring: ring.signing_key(), rings))
+    assert keys[0] == keys[1] == keys[2]
+    assert Keyring(KeyFile(path)).signing_key() == keys[0]
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The alerts pages in Chromium against a live server whose own worker raises the alerts:
-an auditor finds them at /audit/alerts, opens one to see the events behind it, in English
-and in Persian (mirrored), at desktop and phone width; axe finds no violation. Screenshots
-`alerts-*.png` go to `$CLIENTVAULT_TEST_ARTIFACTS` (default `test-artifacts/`)."""
+an auditor finds them at /audit/alerts, opens one to see the events behind it, in English,
+Persian and Hebrew (mirrored), at desktop and phone width; axe finds no violation.
+Screenshots `alerts-*.png` go to `$CLIENTVAULT_TEST_ARTIFACTS` (default `test-artifacts/`)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ async def shoot(page: Page, name: str) -> None:
     await look_at(page, f"alerts-{name}", axe=False)
 
 
-async def test_an_auditor_reads_the_alerts_in_english_and_persian(
+async def test_an_auditor_reads_the_alerts_in_english_persian_and_hebrew(
     live_app: LiveAppFactory, browser: Browser, tmp_path: Path
 ) -> None:
     live = await start(live_app)
@@ -105,6 +105,21 @@ async def test_an_auditor_reads_the_alerts_in_english_and_persian(
     await expect(page.locator("main table")).to_contain_text("auth.login")
     assert await violations(page) == []
     await shoot(page, "04-alert-fa")
+
+    # Hebrew: right to left as well, with its own words.
+    await page.goto(f"{live.base_url}/audit/alerts")
+    await page.select_option("#language-choice", "he")
+    await page.wait_for_url(f"{live.base_url}/audit/alerts")
+    await expect(html).to_have_attribute("dir", "rtl")
+    await expect(html).to_have_attribute("lang", "he")
+    await expect(page.locator("h1")).to_have_text("התראות")
+    await expect(page.locator("main")).to_contain_text("שינוי תפקיד או מפתח")
+    assert await violations(page) == []
+    await shoot(page, "05-list-he")
+    await page.get_by_role("link", name="שינוי תפקיד או מפתח").click()
+    await expect(page.locator("main table")).to_contain_text("keys.rotated")
+    assert await violations(page) == []
+    await shoot(page, "06-alert-he")
     await context.close()
 
     # Anyone but auditors and admins finds no such page.

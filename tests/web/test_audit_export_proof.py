@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from tests.fixtures.app import World
 from tests.fixtures.tamper import rewrite, tamper
 from vault.audit import export_check
-from vault.models import AuditEvent
+from vault.db import transaction
+from vault.models import AuditEvent, AuditTreeState
 from web.cli import main
 from web.services import Services
 
@@ -35,6 +36,14 @@ Lines = list[dict[str, Any]]
 
 def test_the_stand_alone_script_is_the_checker_the_cli_runs() -> None:
     assert SCRIPT.read_bytes() == (ROOT / "vault" / "audit" / "export_check.py").read_bytes()
+
+
+def test_the_auditors_guide_walks_through_the_offline_check() -> None:
+    guide = (ROOT / "docs" / "audit.md").read_text(encoding="utf-8")
+    for step in ("verify_export.py", "--key", "clientvault audit key", "FAILED"):
+        assert step in guide, step
+    assert "docs/audit.md" in SCRIPT.read_text(encoding="utf-8")
+    assert "(docs/audit.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 async def _activity(http: httpx.AsyncClient, world: World) -> str:
@@ -284,3 +293,46 @@ async def test_no_export_is_signed_over_a_rewritten_log(
     response = await http.get(f"{API}/audit/export", headers=world["otto"].auth)
     assert response.status_code == 500
     assert response.json()["title"] == "Audit log failed its integrity check"
+
+
+async def _tree_state(services: Services) -> tuple[int, str]:
+    """The checkpoint the database names: (tree size, object key)."""
+    async with transaction(services.sessions) as session:
+        state = await session.get(AuditTreeState, 1)
+        assert state is not None and state.checkpoint_key is not None
+        return state.checkpoint_size, state.checkpoint_key
+
+
+async def test_a_tail_rewrite_behind_an_older_checkpoint_gets_no_export(
+    http: httpx.AsyncClient, world: World, services: Services, tmp_path: Path
+) -> None:
+    """Events after checkpoint S rewritten, the tree state pointed back at S and the stored
+    tree dropped: the export refuses (500) rather than sign the forged tail over checkpoint
+    N, and the checkpoint served is still N, whatever the database names."""
+    document_id = await _activity(http, world)
+    await _export(http, world, tmp_path, "first.jsonl")
+    state = await _tree_state(services)
+    await http.get(f"{API}/documents/{document_id}/content", headers=world["sam"].auth)
+    await _export(http, world, tmp_path, "second.jsonl")
+    honest = (await http.get(f"{API}/audit/checkpoint", headers=world["otto"].auth)).text
+    newest = await _tree_state(services)
+
+    def forge(event: AuditEvent) -> None:
+        if event.seq > state[0]:
+            event.actor_role = "admin"
+
+    await rewrite(services.engine, forge)
+    await tamper(
+        services.engine,
+        "UPDATE audit_tree_state SET checkpoint_key = :key, checkpoint_size = :size, "
+        "leaves = 0 WHERE id = 1",
+        params={"key": state[1], "size": state[0]},
+    )
+    await tamper(services.engine, "DELETE FROM audit_tree_nodes")
+    response = await http.get(f"{API}/audit/export", headers=world["otto"].auth)
+    assert response.status_code == 500
+    assert response.json()["title"] == "Audit log failed its integrity check"
+    served = await http.get(f"{API}/audit/checkpoint", headers=world["otto"].auth)
+    assert served.text == honest
+    stored = b"".join([c async for c in services.store.read(newest[1])])
+    assert stored.decode() == honest

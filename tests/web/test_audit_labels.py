@@ -22,6 +22,7 @@ from vault import audit
 from vault.audit import export_check
 from vault.db import transaction
 from vault.models import AuditEvent, AuditHead, Document, User
+from web import audit_sentences
 from web.services import Services
 
 API = "/api/v1"
@@ -74,6 +75,50 @@ async def _upload(http: httpx.AsyncClient, world: World, name: str) -> str:
     return document_id
 
 
+async def _the_label_is_the_name_and_details_say_which_bytes(
+    http: httpx.AsyncClient, world: World, services: Services, document_id: str
+) -> None:
+    """docs/audit-log.md: a ranged download's `target_label` is the document's name alone;
+    `details.version` and `details.range` complete it, in the API, both exports and the
+    sentence every reader shows."""
+    exported: list[dict[str, Any]] = []
+    for fmt in ("jsonl", "csv"):
+        response = await http.get(
+            f"{API}/audit/export",
+            params={"format": fmt, "document_id": document_id},
+            headers=world["otto"].auth,
+        )
+        assert response.status_code == 200, response.text
+        if fmt == "jsonl":
+            rows = [json.loads(x) for x in response.text.splitlines()[:-1]]
+        else:
+            with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+                rows = list(csv.DictReader(io.StringIO(archive.read("audit.csv").decode())))
+                for row in rows:
+                    row["details"] = json.loads(row["details"])
+        exported += [r for r in rows if r["action"] == "document.downloaded"]
+    assert len(exported) == 2
+    for row in exported:
+        assert row["target_label"] == "Tax return 2025.pdf"
+        assert (row["details"]["version"], row["details"]["range"]) == (1, "0-9")
+    async with transaction(services.sessions) as session:
+        event = (
+            await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.document_id == document_id,
+                    AuditEvent.action == "document.downloaded",
+                )
+            )
+        ).scalar_one()
+        labels = {"actor_email": event.actor_email, "actor_name": event.actor_name}
+        labels["target_label"] = event.target_label
+    said = audit_sentences.sentence(event, labels, "en", with_ip=False, isolate=False)
+    assert "Tax return 2025.pdf (version 1, bytes 0–9)" in said, said
+    schema = (await http.get(f"{API}/openapi.json")).json()["components"]["schemas"]
+    described = schema["AuditEvent"]["properties"]["target_label"]["description"]
+    assert "details.version and details.range" in described
+
+
 async def test_a_ranged_download_names_who_and_what_as_it_was(
     http: httpx.AsyncClient, world: World, services: Services
 ) -> None:
@@ -99,6 +144,7 @@ async def test_a_ranged_download_names_who_and_what_as_it_was(
     assert event["actor_role"] == "client"
     assert event["target_label"] == "Tax return 2025.pdf"
     assert event["details"]["version"] == 1 and event["details"]["range"] == "0-9"
+    await _the_label_is_the_name_and_details_say_which_bytes(http, world, services, document_id)
     created = await http.post(
         f"{API}/folders",
         json={"client_id": str(world.acme), "parent_id": str(world.acme_folder), "name": "Q1"},

@@ -10,6 +10,7 @@ import pytest
 from tests.fixtures.cli import cli, ok, write_config
 from tests.fixtures.tamper import rewrite, tamper
 from vault.audit import checkpoints
+from vault.errors import CheckpointError
 from vault.models import AuditEvent
 from web.services import open_services
 from web.settings import Settings
@@ -75,3 +76,47 @@ def test_audit_verify_names_each_tampering(config: Path, settings: Settings, cas
     result = cli(config, "audit", "verify")
     assert result.exit_code == 1, result.output
     assert AUDIT_TAMPERING[case][1] in result.stderr, result.stderr
+
+
+def test_audit_verify_fails_on_a_tail_rewritten_behind_an_older_checkpoint(
+    config: Path, settings: Settings
+) -> None:
+    """Checkpoints at S and N, the events after S rewritten, the tree state pointed back at
+    S and the stored tree dropped: no checkpoint is signed over the forgery, checkpoint N
+    stays as it was, and `audit verify` names it."""
+
+    async def checkpoint() -> None:
+        async with open_services(settings) as svc:
+            assert await checkpoints.write(svc.sessions, svc.store, svc.checkpoint_signer)
+
+    async def attack() -> tuple[bytes, bytes]:
+        async with open_services(settings) as svc:
+            signer = svc.checkpoint_signer
+            key = checkpoints.object_key(2)
+            before = b"".join([c async for c in svc.store.read(key)])
+
+            def forge(event: AuditEvent) -> None:
+                if event.seq > 1:
+                    event.actor_role = "admin"
+
+            await rewrite(svc.engine, forge)
+            await tamper(
+                svc.engine,
+                "UPDATE audit_tree_state SET checkpoint_key = :key, checkpoint_size = 1, "
+                "leaves = 0 WHERE id = 1",
+                params={"key": checkpoints.object_key(1)},
+            )
+            await tamper(svc.engine, "DELETE FROM audit_tree_nodes")
+            with pytest.raises(CheckpointError):
+                await checkpoints.write(svc.sessions, svc.store, signer)
+            return before, b"".join([c async for c in svc.store.read(key)])
+
+    ok(cli(config, "client", "add", "Acme"))
+    asyncio.run(checkpoint())  # S = 1
+    ok(cli(config, "client", "add", "Globex"))
+    asyncio.run(checkpoint())  # N = 2
+    before, after = asyncio.run(attack())
+    assert after == before
+    result = cli(config, "audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "FAILED: checkpoint 2 does not match the log" in result.stderr, result.stderr

@@ -426,6 +426,14 @@ ACTIONS: frozenset[str] = frozenset(action.value for action in AuditAction)
 
 FAMILIES: tuple[str, ...] = tuple(sorted({a.split(".", 1)[0] for a in ACTIONS}))
 
+# The actions of each family: a search for `document.*` asks for exactly these (`action IN
+# (...)`, which the `(action, outcome, seq)` index serves under any collation, where `LIKE
+# 'document.%'` could not). So an action, once recorded, stays in the vocabulary for good:
+# dropping one would hide its old events from searches by family.
+FAMILY_ACTIONS: dict[str, tuple[str, ...]] = {
+    family: tuple(sorted(a for a in ACTIONS if a.split(".", 1)[0] == family)) for family in FAMILIES
+}
+
 # A document's access history: every way its content or its details reached someone.
 ACCESS_ACTIONS: tuple[str, ...] = (
     AuditAction.DOCUMENT_VIEWED.value,

@@ -6,6 +6,12 @@ on every export, to the object store rather than the database, so that a rewrite
 whole audit table (chain recomputed, head moved) no longer matches checkpoints signed
 earlier with a key the database never held. Before signing, the writer checks an RFC 9162
 §2.1.4 consistency proof from the previous checkpoint: the log never signs a fork.
+
+The previous checkpoint is the newest one in the store that carries our signature, not the
+one the database's tree state names: whoever can change the database could point that row
+at an older checkpoint and have the log sign a rewritten tail. The row is only a hint where
+to start listing, and a checkpoint, once stored, is never replaced (`put_new` is
+create-only), so a forged history cannot take over an honest checkpoint's key either.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,17 +46,11 @@ MAX_NOTE = 64 * 1024
 class CheckpointStore(Protocol):
     """The part of the object store checkpoints use (vault.store.ObjectStore has it all)."""
 
-    async def create_multipart(self, key: str) -> str: ...
-
-    async def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str: ...
-
-    async def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> None: ...
+    async def put_new(self, key: str, data: bytes) -> bool: ...
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]: ...
 
-    def list(self, prefix: str = "") -> AsyncIterator[StoredObject]: ...
+    def list(self, prefix: str = "", start_after: str = "") -> AsyncIterator[StoredObject]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +83,59 @@ def object_key(size: int) -> str:
     return f"{PREFIX}{size:020d}"
 
 
-async def _put(store: CheckpointStore, key: str, data: bytes) -> None:
-    # One part is a whole object on every store; the Protocol has no single-shot put.
-    upload_id = await store.create_multipart(key)
-    etag = await store.upload_part(key, upload_id, 1, data)
-    await store.complete_multipart(key, upload_id, [(1, etag)])
-
-
 async def read_note(store: CheckpointStore, key: str) -> str:
     chunks: list[bytes] = []
     async for chunk in store.read(key, 0, MAX_NOTE):
         chunks.append(chunk)
     return b"".join(chunks).decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    key: str
+    note: str
+    checkpoint: notes.Checkpoint
+
+
+async def _ours(store: CheckpointStore, key: str, verifier: notes.Verifier) -> _Stored | None:
+    """The checkpoint at `key` if it is one of ours: signed by our key, at its size's key."""
+    try:
+        note = await read_note(store, key)
+        checkpoint = notes.parse_checkpoint(notes.open_note(note, verifier), verifier.name)
+    except (NoteError, UnicodeDecodeError):
+        return None
+    return _Stored(key, note, checkpoint) if key == object_key(checkpoint.size) else None
+
+
+async def _newest_from(
+    store: CheckpointStore, verifier: notes.Verifier, start_after: str
+) -> _Stored | None:
+    keys = [obj.key async for obj in store.list(PREFIX, start_after=start_after)]
+    # Newest first: an object that is not ours (another key's, or garbage) is passed over.
+    for key in sorted(keys, reverse=True):
+        found = await _ours(store, key, verifier)
+        if found is not None:
+            return found
+    return None
+
+
+async def _newest(store: CheckpointStore, verifier: notes.Verifier, *, hint: int) -> _Stored | None:
+    """The newest checkpoint in the store signed by our key.
+
+    `hint` (the tree size the database last recorded) only saves listing every checkpoint
+    ever written: the listing starts at its key, and whatever the store holds from there up
+    is read, so a hint that is too low changes nothing. When nothing of ours is found from
+    the hint up (a hint too high, or naming an object that is gone), the whole prefix is
+    listed."""
+    if hint > 0:
+        found = await _newest_from(store, verifier, object_key(hint - 1))
+        if found is not None:
+            return found
+    return await _newest_from(store, verifier, "")
+
+
+def _refuse(reason: str) -> CheckpointError:
+    return CheckpointError(f"refusing to sign a checkpoint: {reason}")
 
 
 async def _write_in(session: AsyncSession, store: CheckpointStore, signer: Signer) -> str | None:
@@ -105,27 +146,52 @@ async def _write_in(session: AsyncSession, store: CheckpointStore, signer: Signe
     size = await audit_tree.log_size(session)
     if size == 0:
         return None
-    if size == state.checkpoint_size and state.checkpoint_key:
-        return await read_note(store, state.checkpoint_key)
+    named, named_size = state.checkpoint_key or None, state.checkpoint_size
+    if named is not None and named != object_key(named_size):
+        raise _refuse(f"the database names checkpoint {named} for tree size {named_size}")
+    newest = await _newest(store, signer.verifier, hint=named_size if named else 0)
+    if named is not None and (newest is None or newest.checkpoint.size < named_size):
+        raise _refuse(
+            f"the database names checkpoint {named}, which the store does not hold "
+            f"(its newest signed checkpoint is {newest.key if newest else 'none'})"
+        )
     reader = audit_tree.TreeReader(session, stored_leaves=stored)
     root = await reader.root(size)
-    if state.checkpoint_key:
-        text = notes.open_note(await read_note(store, state.checkpoint_key), signer.verifier)
-        previous = notes.parse_checkpoint(text, signer.name)
+    if newest is not None:
+        previous = newest.checkpoint
+        # The database saying otherwise is not trusted either way: what must hold is that the
+        # log extends the newest checkpoint stored. A row that lags (a crash between storing a
+        # checkpoint and committing) is then repaired; a row pointed back at an older
+        # checkpoint to hide a rewritten tail is not, as that tail no longer extends this one.
+        lag = "" if newest.key == named else f" (the database names {named or 'none'})"
         try:
             if previous.size > size:
-                raise ProofError("the log is shorter than the previous checkpoint")
+                raise ProofError(f"the log holds only {size} events")
             proof = await reader.consistency(previous.size, size)
             verify_consistency(
                 previous.size, size, proof, first_root=previous.root, second_root=root
             )
         except (ProofError, AuditTreeError) as exc:
-            raise CheckpointError(
-                f"refusing to sign: the log no longer extends checkpoint {previous.size} ({exc})"
+            raise _refuse(
+                f"the log no longer extends checkpoint {previous.size}, the newest in the "
+                f"store{lag} ({exc})"
             ) from None
+        if lag:
+            logger.warning(
+                "the audit tree state named checkpoint %s, the store's newest is %s; the log "
+                "extends it, so the state now names it",
+                named,
+                newest.key,
+            )
+        if previous.size == size:
+            state.checkpoint_size, state.checkpoint_key = size, newest.key
+            session.add(state)
+            return newest.note
     note = notes.sign(notes.Checkpoint(signer.name, size, root).text(), signer.name, signer.key)
     key = object_key(size)
-    await _put(store, key, note.encode())
+    if not await store.put_new(key, note.encode()):
+        # Not ours (the newest of ours is older), or written since we looked: kept as it is.
+        raise _refuse(f"{key} already exists in the store and is kept as it is")
     state.checkpoint_size, state.checkpoint_key = size, key
     session.add(state)
     return note
@@ -140,12 +206,16 @@ async def write(
         return await _write_in(session, store, signer)
 
 
-async def latest(sessions: async_sessionmaker[AsyncSession], store: CheckpointStore) -> str | None:
-    """The newest checkpoint written, as its signed note."""
+async def latest(
+    sessions: async_sessionmaker[AsyncSession], store: CheckpointStore, verifier: notes.Verifier
+) -> str | None:
+    """The newest checkpoint in the store signed by our key, as its signed note (the
+    database's pointer only says where to start looking)."""
     async with transaction(sessions) as session:
         state = await session.get(AuditTreeState, 1)
-        key = state.checkpoint_key if state else None
-    return None if key is None else await read_note(store, key)
+        hint = state.checkpoint_size if state and state.checkpoint_key else 0
+    newest = await _newest(store, verifier, hint=hint)
+    return None if newest is None else newest.note
 
 
 async def run(

@@ -16,11 +16,16 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -241,6 +246,23 @@ class KeyFile:
                 raise KeyringError(f"cannot read keyring {self.path}: {exc.strerror}") from None
         return _decode(raw, str(self.path))
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock (flock on `.<name>.lock` beside the file, left there) while
+        adding the checkpoint key, so that processes doing so at once take turns instead of
+        the last save silently undoing another's (several nodes at their first start on a
+        keyring made before checkpoints). NFSv4 passes flock on as a lock of its own."""
+        if fcntl is None:  # no flock on this platform: nothing to take turns with
+            yield
+            return
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def save(self, data: KeyringData) -> None:
         """Replace the file atomically: a temporary file (0600) in the same directory,
         fsynced, then renamed over the old one, so a crash leaves old or new, never torn.
@@ -343,15 +365,25 @@ class Keyring:
         self._data = data
         return kek_id
 
+    def _turn(self) -> contextlib.AbstractContextManager[None]:
+        locked: Callable[[], contextlib.AbstractContextManager[None]] | None = getattr(
+            self._source, "locked", None
+        )
+        return locked() if locked is not None else contextlib.nullcontext()
+
     def signing_key(self) -> SigningKey:
         """The audit checkpoint key, added to (and saved in) a keyring that has none yet."""
         if self._data.signing is None:
             self.reload()
         if self._data.signing is None:
-            self._source.save(replace(self._data, signing=new_signing_key()))
-            # Read back what is stored: if another process added one at the same moment,
-            # the last save wins and every process then signs with that one.
-            self.reload()
+            # Under the source's lock, so that of several processes starting at once exactly
+            # one adds the key and the others read it back: each adding its own, the last
+            # save winning, would leave checkpoints signed by a key the log no longer has.
+            with self._turn():
+                self.reload()
+                if self._data.signing is None:
+                    self._source.save(replace(self._data, signing=new_signing_key()))
+                    self.reload()
         signing = self._data.signing
         if signing is None:
             raise KeyringError("the keyring did not keep its checkpoint key")

@@ -41,7 +41,7 @@ async def checkpoint(request: Request) -> Response:
     async with api_call(request) as call:
         require(call.principal, Permission.READ_AUDIT, None)
         await audit_reads.record_checkpoint_viewed(call.session, call.audit)
-    note = await checkpoints.latest(svc.sessions, svc.store)
+    note = await checkpoints.latest(svc.sessions, svc.store, svc.checkpoint_signer.verifier)
     if note is None:
         # The first minute of a new log: sign one now rather than answer with nothing.
         note = await checkpoints.write(svc.sessions, svc.store, svc.checkpoint_signer)

@@ -11,13 +11,25 @@ AUDIT_EVENT = {
     "type": "object",
     "properties": {
         **dict.fromkeys(("actor_id", "actor_role", "actor_email", "actor_name", "ip"), _TEXT),
-        **dict.fromkeys(("client_id", "target_type", "target_id", "target_label"), _TEXT),
+        **dict.fromkeys(("client_id", "target_type", "target_id"), _TEXT),
+        "target_label": {
+            **_TEXT,
+            "description": "The target's name as it was when the event was written (a "
+            "document's name, a folder's path, a person's `Name <email>`). For a document, "
+            "details.version and details.range (inclusive `start-end`, ranged reads only), "
+            "hashed with the event, complete it: readers show `Tax return 2025.pdf (version 3, "
+            "bytes 0–1,048,575)`. See docs/audit-log.md.",
+        },
         **{k: {"type": "string"} for k in ("ts", "action", "outcome", "prev", "leaf_hash")},
         "document_id": _TEXT,
         "user_agent": _TEXT,
         "seq": {"type": "integer"},
         "v": {"type": "integer", "enum": [1, 2]},
-        "details": {"type": "object"},
+        "details": {
+            "type": "object",
+            "description": "Facts of the action; for a document read or write, `version` "
+            "(integer) and for a ranged read `range` (`start-end`, inclusive byte offsets).",
+        },
         "labels_from": {"enum": ["event", "current"]},
     },
 }

@@ -1,0 +1,68 @@
+"""The boto3 client every S3 store and tool of ours uses: retries, timeouts and signing
+settings that suit S3-compatible servers as well as AWS."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3.session
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def make_s3_client(
+    *,
+    endpoint_url: str | None,
+    region: str,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    path_style: bool = True,
+    max_attempts: int = 5,
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
+    max_pool_connections: int = 32,
+) -> S3Client:
+    """A boto3 S3 client that retries with backoff and suits S3-compatible servers.
+
+    Args:
+        endpoint_url: The server's URL; None for AWS.
+        region: The region to sign requests for.
+        access_key_id: None to use boto3's usual credential chain (environment, profile,
+            instance role).
+        secret_access_key: The secret matching `access_key_id`.
+        path_style: Address buckets as `endpoint/bucket/key` (most self-hosted servers
+            need this) instead of `bucket.endpoint/key`.
+        max_attempts: Tries per request, the first included (botocore's "standard" retry
+            mode: exponential backoff with jitter, on throttling, 5xx and network errors).
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for data on a connection.
+        max_pool_connections: Connections kept open; at least the number of requests in
+            flight at once (reads run several per download).
+    """
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,
+        # Every request body is signed by its SHA-256 (x-amz-content-sha256), over HTTPS as
+        # over HTTP, so the store refuses a body that arrives altered
+        # (XAmzContentSHA256Mismatch): the receipt check of every stored part.
+        s3={"payload_signing_enabled": True, "addressing_style": "path" if path_style else "auto"},
+        # Since botocore 1.36 every upload carries a CRC checksum by default, which many
+        # S3-compatible servers reject or mishandle; only send checksums S3 asks for.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    # A session of its own: boto3's default session is shared, mutable, global state.
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
