@@ -33,7 +33,8 @@ from vault.folders import get_folder
 from vault.links import Link, LinkKind
 from vault.models import Document, Version, utcnow
 from vault.policy import Principal
-from vault.quarantine import Committed, HeldVersion
+from vault.quarantine import Committed
+from vault.quarantine_tables import HeldVersion
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 MAX_NAME = 200

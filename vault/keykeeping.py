@@ -18,7 +18,7 @@ from vault.db import transaction
 from vault.errors import NotFoundError
 from vault.models import Version
 from vault.policy import Permission, Principal, allows
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from vault.thumbnails import Thumbnail
 from vault.uploads.resumable import Upload
 

@@ -10,7 +10,7 @@ from typing import cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from vault import audit, holds, quarantine, thumbnails, uploads
+from vault import audit, holds, quarantine, quarantine_tables, thumbnails, uploads
 from vault.accounts import mfa
 from vault.audit.actions import AuditAction
 from vault.crypto.keyring import Keyring
@@ -21,12 +21,12 @@ from vault.store import ObjectStore
 OBJECT_PREFIX = "objects/"
 
 
-_Keyed = Version | quarantine.HeldVersion | uploads.Upload
+_Keyed = Version | quarantine_tables.HeldVersion | uploads.Upload
 
 # The tables whose rows carry a data key, each with the name its count has in the audit event.
 _WRAPPED: tuple[tuple[type[_Keyed], str], ...] = (
     (Version, "versions"),
-    (quarantine.HeldVersion, "quarantine"),
+    (quarantine_tables.HeldVersion, "quarantine"),
     (uploads.Upload, "uploads"),
 )
 

@@ -27,7 +27,7 @@ from vault.db import transaction
 from vault.errors import InvalidInput, NotFoundError, QuotaExceededError
 from vault.models import Client, Document, Version
 from vault.policy import Principal, can_see_client, require_admin
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from vault.records import ClientQuota, QuotaReservation, lock_client
 from vault.uploads import Upload, UploadState
 

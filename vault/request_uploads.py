@@ -142,7 +142,7 @@ async def waiting_items(
 ) -> set[uuid.UUID]:
     """The items with an upload waiting in quarantine for its scan (or staff's word)."""
     # Imported here: quarantine calls this module when it publishes.
-    from vault.quarantine import HeldVersion
+    from vault.quarantine_tables import HeldVersion
 
     wanted = {str(i) for i in item_ids}
     if not wanted:

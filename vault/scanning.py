@@ -33,7 +33,8 @@ from vault.crypto import blobs
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, ScannerUnavailableError
-from vault.quarantine import HeldVersion, ScanState, locked, mark_deleted, publish
+from vault.quarantine import locked, mark_deleted, publish
+from vault.quarantine_tables import HeldVersion, ScanState
 from vault.records import lock_client
 from vault.store import ObjectStore
 

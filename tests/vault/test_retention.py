@@ -21,7 +21,7 @@ from vault.db import transaction
 from vault.errors import IntegrityError, InvalidHoldError, InvalidPolicyError
 from vault.models import AuditEvent, Document, User, Version
 from vault.policy import SYSTEM
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from vault.retention import Rules
 from vault.thumbnails import Thumbnail
 from vault.uploads import Upload

@@ -25,7 +25,7 @@ from vault.accounts.identity import TotpCredential
 from vault.db import transaction
 from vault.models import Version
 from vault.policy import SYSTEM
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from vault.thumbnails import Thumbnail
 from vault.uploads import Upload
 from web.services import Services

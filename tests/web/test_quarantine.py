@@ -32,7 +32,7 @@ from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError, ScannerUnavailableError
 from vault.models import AuditEvent, User
 from vault.policy import Principal
-from vault.quarantine import ScanState
+from vault.quarantine_tables import ScanState
 from web.services import Services
 from web.settings import ScanSettings, Settings
 

@@ -24,7 +24,7 @@ from vault.db import transaction
 from vault.errors import QuotaExceededError
 from vault.models import AuditEvent, User, Version
 from vault.policy import SYSTEM
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from vault.uploads import Upload
 from web.services import Services
 from web.settings import ScanSettings, Settings

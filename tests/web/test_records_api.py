@@ -21,7 +21,7 @@ from vault import folders as folder_service
 from vault.db import transaction
 from vault.models import AuditEvent, Document, Folder
 from vault.policy import SYSTEM
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from web.services import Services
 from web.settings import ScanSettings, Settings
 

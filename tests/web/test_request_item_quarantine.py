@@ -19,7 +19,7 @@ from tests.fixtures.request_uploads import item_row, open_request, tus_upload
 from tests.fixtures.signin import sign_in
 from vault import scanning
 from vault.models import AuditEvent
-from vault.quarantine import ScanState
+from vault.quarantine_tables import ScanState
 from vault.request_tables import ItemStatus
 from web.services import Services
 from web.settings import NotifySettings, ScanSettings, Settings

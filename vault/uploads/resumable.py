@@ -57,7 +57,7 @@ from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
 from vault.models import utcnow
 from vault.policy import Permission, Principal, can_see_client, require
-from vault.quarantine import HeldVersion
+from vault.quarantine_tables import HeldVersion
 from vault.store import ObjectStore
 
 # S3 numbers parts 1..10,000, so an upload holds at most this many parts.

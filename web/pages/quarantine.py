@@ -21,7 +21,7 @@ from vault.drops import Drop
 from vault.lookalikes import shown_name
 from vault.models import Document, User
 from vault.policy import Principal
-from vault.quarantine import HeldVersion, ScanState
+from vault.quarantine_tables import HeldVersion, ScanState
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
 from web.ids import parse_id
