@@ -83,6 +83,9 @@ ID_ROUTES: dict[tuple[str, str], Call] = {
     ("PATCH", "/folders/{folder_id}"): Call(
         "PATCH", lambda i: f"{API}/folders/{i.folder}", b'{"name": "Renamed"}', JSON
     ),
+    ("POST", "/folders/{folder_id}/paths"): Call(
+        "POST", lambda i: f"{API}/folders/{i.folder}/paths", b'{"path": "planted/here"}', JSON
+    ),
     ("PUT", "/folders/{folder_id}/files/{name:path}"): Call(
         "PUT", lambda i: f"{API}/folders/{i.folder}/files/planted.txt", b"planted by an outsider"
     ),
