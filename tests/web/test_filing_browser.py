@@ -40,7 +40,10 @@ async def test_staff_select_zip_move_and_rename(
                 "argon2_time_cost": 1,
                 "argon2_memory_kib": 8192,
                 "mfa_required_roles": "admin,auditor",
-            }
+            },
+            # The listing's SVG icons are what this test looks at: no thumbnail is drawn
+            # ahead to take the PDF's place (tests/web/test_thumbnail_listing_browser.py).
+            "previews": {"worker": False},
         }
     )
     tenant = await live.provision("Acme", "Inbox")
