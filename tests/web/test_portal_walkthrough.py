@@ -211,10 +211,10 @@ async def test_a_client_works_through_the_portal(
     await page.wait_for_url(f"{live.base_url}/requests/{request_id}")
     payslips = tmp_path / "payslips-2026.pdf"
     payslips.write_bytes(b"%PDF-1.4 payslips\n" * 1000)
-    await page.get_by_label("File for “Payslips”").set_input_files(payslips)
+    await page.get_by_label("Files for “Payslips”").set_input_files(payslips)
     done = page.locator('.upload-item[data-upload-name="payslips-2026.pdf"][data-state="done"]')
     await done.wait_for(timeout=60_000)
-    await expect(page.locator("main")).to_contain_text("The submitted file (version 1)")
+    await expect(page.locator("[data-item-file]")).to_contain_text("payslips-2026.pdf")
     await camera.shoot("request")
 
     # Staff see it submitted, and accept it.
