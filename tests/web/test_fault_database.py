@@ -20,10 +20,8 @@ import httpx
 import pytest
 
 from tests.fixtures.cluster import USER_PASSWORD, Cluster
-from tests.fixtures.cluster_world import ClusterWorld, provision
+from tests.fixtures.cluster_world import ClusterWorld, provisioned_cluster
 from tests.fixtures.postgres import PostgresServer
-from tests.fixtures.s3 import s3_endpoint
-from tests.fixtures.smtp import SMTPSink
 
 pytestmark = pytest.mark.cluster
 
@@ -60,23 +58,10 @@ def own_cluster(
     request: pytest.FixtureRequest, own_postgres: PostgresServer, tmp_path: Path
 ) -> Iterator[ClusterWorld]:
     """Two nodes behind nginx on `own_postgres`, provisioned like the session's cluster."""
-    database = f"fault_{uuid.uuid4().hex[:12]}"
-    own_postgres.execute(f"CREATE DATABASE {database}")
     root = tmp_path / "cluster"
     root.mkdir(mode=0o700)
-    smtp = SMTPSink()
-    smtp.start()
-    try:
-        with Cluster(
-            root,
-            database_url=own_postgres.url(database),
-            s3=s3_endpoint(request),
-            smtp=(smtp.host, smtp.port),
-            nodes=2,
-        ) as cluster:
-            yield provision(cluster, smtp)
-    finally:
-        smtp.stop()
+    with provisioned_cluster(request, own_postgres, root) as world:
+        yield world
 
 
 async def load(
