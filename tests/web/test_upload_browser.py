@@ -116,6 +116,8 @@ async def test_drop_pick_interrupt_reload_and_resume(
     assert cut, "a PATCH was cut off and retried"
     live_region = page.locator("[data-upload-live]")
     await expect(live_region).to_contain_text("All uploads are done", timeout=10_000)
+    # The drop landed on the zone, inside the page's drop area: its overlay is gone too.
+    await expect(page.locator(".upload-overlay")).to_be_hidden()
     assert await live_region.get_attribute("aria-live") == "polite"
     await page.unroute(UPLOADS)
     overall = page.locator("[data-upload-overall-progress]")

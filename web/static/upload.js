@@ -848,6 +848,9 @@
         drop(event.dataTransfer);
       });
       document.addEventListener("dragend", hide);
+      // The drop zone inside the area stops its drop from bubbling; seen while capturing,
+      // every drop takes the overlay away, wherever in the page it lands.
+      document.addEventListener("drop", hide, true);
       dropTargets.add(pageArea);
     }
 

@@ -1,0 +1,70 @@
+"""A real browser through the balancer (tests/fixtures/cluster.py): the portal's own uploader
+(tus-js-client, the session cookie and the CSRF token) over nginx's TLS, its chunks spread by
+round-robin over both nodes, and the file read back whole."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from playwright.async_api import Browser, Response, expect
+
+from tests.fixtures.browser import DESKTOP, artifacts, browser_sign_in
+from tests.fixtures.cluster import USER_PASSWORD
+from tests.fixtures.cluster_world import ClusterWorld
+from tests.fixtures.portal import DROP_SCRIPT, pattern, wait_done
+
+pytestmark = pytest.mark.cluster
+
+MiB = 1024 * 1024
+SIZE = 17 * MiB + 4321  # four chunks of the 5 MiB the cluster advertises
+NAME = "drawings-by-browser.bin"
+
+
+async def test_a_browser_upload_through_the_balancer_lands_on_both_nodes(
+    cluster_world: ClusterWorld, browser: Browser
+) -> None:
+    cluster = cluster_world.cluster
+    # The harness's CA is the test's own; the browser is told to accept it, as an office
+    # machine with the firm's CA installed would.
+    context = await browser.new_context(viewport=DESKTOP, ignore_https_errors=True)
+    page = await context.new_page()
+    patches: list[Response] = []
+    failed: list[str] = []
+
+    def on_response(response: Response) -> None:
+        if response.request.method == "PATCH":
+            patches.append(response)
+        if response.status >= 400:
+            failed.append(f"{response.status} {response.request.method} {response.url}")
+
+    page.on("response", on_response)
+    try:
+        await browser_sign_in(page, cluster.url, cluster_world.user_email, USER_PASSWORD)
+        await page.goto(f"{cluster.url}/folders/{cluster_world.folder_id}")
+        await page.locator(".upload-panel--enhanced").wait_for()
+        await page.evaluate(DROP_SCRIPT, ["[data-upload-drop]", [(NAME, SIZE, 5)]])
+        await wait_done(page, NAME)
+        await expect(page.locator(".upload-overlay")).to_be_hidden()
+        await page.locator("#folder-listing").get_by_role("link", name=NAME, exact=True).wait_for()
+        await page.screenshot(path=str(artifacts() / "cluster-browser-upload.png"))
+    finally:
+        await context.close()
+
+    assert not failed, failed
+    assert len(patches) == 4, [p.url for p in patches]
+    assert all(p.status == 204 for p in patches)
+    # Each PATCH is in the log of the node that took it, under the balancer's request id.
+    served_by = {cluster.node_of(p.headers["x-request-id"]).index for p in patches}
+    assert served_by == {0, 1}, served_by
+
+    async with cluster.http(timeout=60) as http:
+        listing = await http.get(
+            f"/api/v1/folders/{cluster_world.folder_id}", headers=cluster_world.user
+        )
+        document_id = next(d["id"] for d in listing.json()["documents"] if d["name"] == NAME)
+        content = await http.get(
+            f"/api/v1/documents/{document_id}/content", headers=cluster_world.user
+        )
+    assert content.status_code == 200, content.text
+    assert hashlib.sha256(content.content).digest() == hashlib.sha256(pattern(SIZE, 5)).digest()
