@@ -1,21 +1,56 @@
-"""A ClientVault server for the benchmarks: the `clientvault` CLI on a config, uvicorn in
-its own process on a free loopback port, and a check of the answers it gives."""
+"""A ClientVault server for the benchmarks: a scratch PostgreSQL database and a config on it,
+the `clientvault` CLI, uvicorn in its own process on a free loopback port, and a check of the
+answers it gives."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
+
+
+@contextlib.contextmanager
+def scratch_database(dsn: str, *, keep: bool) -> Iterator[str]:
+    """A new database on the server of `dsn`, dropped at the end unless `keep`; yields its
+    DSN."""
+    name = f"cv_audit_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    parts = urlsplit(dsn)
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        if keep:
+            print(f"kept database {name} (EXPLAIN ANALYZE there; drop it when done)")
+        else:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def write_config(work: Path, dsn: str, port: int) -> Path:
+    url = "postgresql+asyncpg" + dsn[dsn.index(":") :]
+    config = work / "clientvault.toml"
+    config.write_text(
+        f"data_dir = {json.dumps(str(work / 'data'))}\n"
+        f'\n[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        f"\n[database]\nurl = {json.dumps(url)}\n",
+        encoding="utf-8",
+    )
+    return config
 
 
 def free_port() -> int:
