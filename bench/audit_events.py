@@ -70,6 +70,10 @@ COLUMNS = (
     "details",
     "prev_hash",
     "leaf_hash",
+    "v",
+    "actor_email",
+    "actor_name",
+    "target_label",
 )
 
 
@@ -92,6 +96,11 @@ class Event:
     details: str
     prev_hash: str
     leaf_hash: str = ""
+    # Version 2: who and what as they were, inside the hashed encoding (docs/audit-log.md).
+    v: int = 2
+    actor_email: str | None = None
+    actor_name: str | None = None
+    target_label: str | None = None
 
     def row(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in COLUMNS)
@@ -156,6 +165,7 @@ def generate(world: World, count: int, *, first_seq: int, prev: str, seed: int) 
         role = "staff" if person < STAFF else "auditor" if person < STAFF + AUDITORS else "client"
         document_id = target_type = target_id = None
         details: dict[str, object] = {}
+        label = None
         if on_document:
             doc = documents[i]
             if planted[i] == 1:
@@ -166,11 +176,16 @@ def generate(world: World, count: int, *, first_seq: int, prev: str, seed: int) 
             document_id = target_id = world.documents[doc]
             target_type = "document"
             details = {"version": 1 + doc % 4}
-        elif planted[i]:
-            client = HOT_CLIENT
+            label = f"Document {doc:06d}.pdf (version {1 + doc % 4})"
         else:
-            client = world.person_client[person] if role == "client" else rng.randrange(CLIENTS)
+            if planted[i]:
+                client = HOT_CLIENT
+            elif role == "client":
+                client = world.person_client[person]
+            else:
+                client = rng.randrange(CLIENTS)
             target_type, target_id = "client", world.clients[client]
+            label = f"Client {client:04d}"
         event = Event(
             seq=first_seq + i,
             ts=audit.timestamp(start + step * i),
@@ -186,6 +201,9 @@ def generate(world: World, count: int, *, first_seq: int, prev: str, seed: int) 
             outcome=outcomes[i],
             details=json.dumps(details, sort_keys=True, separators=(",", ":")),
             prev_hash=prev,
+            actor_email=f"person{person:04d}@bench.example",
+            actor_name=f"Person {person:04d}",
+            target_label=label,
         )
         event.leaf_hash = audit.leaf_hash(cast(AuditEvent, event))
         prev = event.leaf_hash
