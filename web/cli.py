@@ -26,7 +26,7 @@ from web.cli_audit import audit_group
 from web.cli_backup import backup_cmd, restore_cmd
 from web.cli_fsck import fsck
 from web.cli_records import register as register_records
-from web.cli_refusals import AuditedGroup, no_client, no_user
+from web.cli_refusals import AuditedGroup, no_client, no_such, no_user
 from web.cli_scan import scan_group
 from web.datadir import DataDirError, prepare_data_dir
 from web.services import Services, build_mailer, notify_config, open_services
@@ -329,7 +329,7 @@ def token_revoke(ctx: click.Context, email: str, token_id: str) -> None:
     try:
         wanted = uuid.UUID(token_id)
     except ValueError:
-        raise click.ClickException(f"not a token id: {token_id}") from None
+        raise no_such("token", token_id, f"not a token id: {token_id}") from None
 
     async def run(svc: Services) -> None:
         async with transaction(svc.sessions) as session:
@@ -339,7 +339,7 @@ def token_revoke(ctx: click.Context, email: str, token_id: str) -> None:
             try:
                 await accounts.revoke_token(session, CLI_CONTEXT, found, wanted)
             except NotFoundError:
-                raise click.ClickException(f"{email} has no token {token_id}") from None
+                raise no_such("token", token_id, f"{email} has no token {token_id}") from None
 
     _run(_with_services(_settings(ctx), run))
     click.echo("revoked")

@@ -16,10 +16,10 @@ from vault import audit, holds, maintenance, quotas, retention
 from vault import folders as folder_service
 from vault.accounts import ratelimit, sessions
 from vault.db import check_migrated, transaction
-from vault.errors import VaultError
+from vault.errors import NotFoundError, VaultError
 from vault.policy import SYSTEM
 from vault.records import record_viewed
-from web.cli_refusals import no_client
+from web.cli_refusals import no_client, no_such
 from web.services import Services, open_services
 from web.settings import Settings, SettingsError
 
@@ -166,9 +166,12 @@ def hold_place(ctx: click.Context, name: str, reason: str, folder_id: uuid.UUID 
     async def run(svc: Services) -> uuid.UUID:
         async with transaction(svc.sessions) as session:
             client_id = await _client_id(session, name)
-            hold = await holds.place_hold(
-                session, SYSTEM, CLI_CONTEXT, client_id, folder_id=folder_id, reason=reason
-            )
+            try:
+                hold = await holds.place_hold(
+                    session, SYSTEM, CLI_CONTEXT, client_id, folder_id=folder_id, reason=reason
+                )
+            except NotFoundError:
+                raise no_such("folder", folder_id, f"{name} has no folder {folder_id}") from None
             return hold.id
 
     click.echo(_run(_settings(ctx), run))
@@ -183,7 +186,10 @@ def hold_release(ctx: click.Context, hold_id: uuid.UUID, reason: str) -> None:
 
     async def run(svc: Services) -> None:
         async with transaction(svc.sessions) as session:
-            await holds.release_hold(session, SYSTEM, CLI_CONTEXT, hold_id, reason=reason)
+            try:
+                await holds.release_hold(session, SYSTEM, CLI_CONTEXT, hold_id, reason=reason)
+            except NotFoundError:
+                raise no_such("hold", hold_id, f"no hold {hold_id}") from None
 
     _run(_settings(ctx), run)
 

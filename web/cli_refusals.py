@@ -1,12 +1,12 @@
-"""Commands refused because they name a client or person that does not exist.
+"""Commands refused because they name a client, person or id that does not exist.
 
 Whoever runs the CLI holds the database credentials, so there is no caller to refuse; but
 a command that names someone or something unknown is still a refusal an auditor may need
 to see (a mistyped name, or someone probing for who exists). Each is recorded like a
 refused request, through `vault.refusals` and its flood limit, in a transaction of its
 own after the command's one rolled back: `access.denied` with method `CLI`, the command as
-the route (`token list`), reason `not_found`, status 1 (the exit status) and the name as
-given as the target id.
+the route (`token list`), reason `not_found`, status 1 (the exit status) and the name or id
+as given as the target id.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ def no_client(name: str) -> Refused:
 
 def no_user(email: str) -> Refused:
     return Refused(f"no user {email}", target_type="user", target_id=email)
+
+
+def no_such(target_type: str, target_id: object, message: str) -> Refused:
+    """An id the command was given names no `target_type` (a token, a hold, a folder)."""
+    return Refused(message, target_type=target_type, target_id=str(target_id))
 
 
 async def _record(settings: Settings, refused: Refused) -> None:

@@ -330,23 +330,33 @@ COMMANDS: dict[tuple[str, ...], tuple[list[str], str]] = {
 }
 
 
-# Each command that names a client or a person refuses an unknown one with exit status 1,
-# and leaves the refusal as `access.denied` with the command as its route.
+# Each command that names a client, a person or an id refuses an unknown one with exit
+# status 1, and leaves the refusal as `access.denied` with the command as its route and the
+# name or id as given as its target.
 NOBODY = "nobody@example.test"
-CLI_REFUSED: dict[tuple[str, ...], list[str]] = {
-    ("client", "share"): ["client", "share", "Nobody"],
-    ("client", "unshare"): ["client", "unshare", "Nobody"],
-    ("client", "quota"): ["client", "quota", "Nobody"],
-    ("user", "add"): ["user", "add", "lee@example.test", "--role", "client", "--client", "Nobody"],
-    ("token", "create"): ["token", "create", NOBODY],
-    ("token", "list"): ["token", "list", NOBODY],
-    ("token", "revoke"): ["token", "revoke", NOBODY, str(uuid.UUID(int=1))],
-    ("retention", "set"): ["retention", "set", "Nobody", "--keep-versions", "1"],
-    ("retention", "run"): ["retention", "run", "--client", "Nobody"],
-    ("hold", "place"): ["hold", "place", "Nobody", "--reason", "Audit"],
-    ("hold", "list"): ["hold", "list", "Nobody"],
-    ("fsck",): ["fsck", "--client", "Nobody"],
-}
+UNKNOWN = str(uuid.UUID(int=1))
+CLI_REFUSED: list[tuple[tuple[str, ...], list[str]]] = [
+    (("client", "share"), ["client", "share", "Nobody"]),
+    (("client", "unshare"), ["client", "unshare", "Nobody"]),
+    (("client", "quota"), ["client", "quota", "Nobody"]),
+    (
+        ("user", "add"),
+        ["user", "add", "lee@example.test", "--role", "client", "--client", "Nobody"],
+    ),
+    (("token", "create"), ["token", "create", NOBODY]),
+    (("token", "list"), ["token", "list", NOBODY]),
+    (("token", "revoke"), ["token", "revoke", NOBODY, UNKNOWN]),
+    # A person who exists (made by `user add` above), a token id that does not, or no id.
+    (("token", "revoke"), ["token", "revoke", "kim@example.test", UNKNOWN]),
+    (("token", "revoke"), ["token", "revoke", "kim@example.test", "not-an-id"]),
+    (("retention", "set"), ["retention", "set", "Nobody", "--keep-versions", "1"]),
+    (("retention", "run"), ["retention", "run", "--client", "Nobody"]),
+    (("hold", "place"), ["hold", "place", "Nobody", "--reason", "Audit"]),
+    (("hold", "place"), ["hold", "place", "Hooli", "--reason", "Audit", "--folder", UNKNOWN]),
+    (("hold", "release"), ["hold", "release", UNKNOWN, "--reason", "Done"]),
+    (("hold", "list"), ["hold", "list", "Nobody"]),
+    (("fsck",), ["fsck", "--client", "Nobody"]),
+]
 
 
 def command_paths(group: Group, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -364,7 +374,7 @@ def test_every_command_has_an_entry() -> None:
     listed = set(COMMANDS) | set(CLI_UNAUDITED)
     assert sorted(commands - listed) == [], "commands without an entry in COMMANDS"
     assert sorted(listed - commands) == [], "entries for commands that no longer exist"
-    assert set(CLI_REFUSED) <= set(COMMANDS)
+    assert {path for path, _ in CLI_REFUSED} <= set(COMMANDS)
 
 
 @asynccontextmanager
@@ -443,7 +453,7 @@ async def test_every_command_leaves_its_event(
                 problems.append(f"{path}: exit {result.exit_code} {result.output[-200:]!r}")
             elif action not in actions:
                 problems.append(f"{path}: {actions} (want {action})")
-        for path, args in CLI_REFUSED.items():
+        for path, args in CLI_REFUSED:
             await forget_refusals(services)
             after = await newest_seq(services)
             argv = ["--config", str(config), *args]
@@ -452,7 +462,8 @@ async def test_every_command_leaves_its_event(
             refusals = [
                 (e.action, e.outcome, json.loads(e.details)["route"], e.target_id) for e in events
             ]
-            wanted = ("access.denied", "denied", " ".join(path))
-            if result.exit_code != 1 or [r[:3] for r in refusals] != [wanted]:
-                problems.append(f"refused {path}: exit {result.exit_code} {refusals}")
+            named = next(a for a in args if a in (NOBODY, UNKNOWN, "Nobody", "not-an-id"))
+            wanted = ("access.denied", "denied", " ".join(path), named)
+            if result.exit_code != 1 or refusals != [wanted]:
+                problems.append(f"refused {args}: exit {result.exit_code} {refusals}")
         assert problems == [], "\n".join(problems)
