@@ -285,6 +285,15 @@ async def test_every_access_is_audited(http: httpx.AsyncClient, world: World) ->
     await http.get(f"{API}/documents/{document_id}", headers=sam.auth)
     [viewed] = await audit_events(http, world, action="document.viewed", document_id=document_id)
     assert viewed["actor_id"] == str(sam.id)
+    # A HEAD learns the headers (size, type, ETag) and no byte: a view, not a download.
+    head = await http.head(content_url(document_id), headers=alice.auth)
+    assert head.status_code == 200 and head.content == b""
+    downloads = await audit_events(
+        http, world, action="document.downloaded", document_id=document_id
+    )
+    assert len(downloads) == 2
+    looked, _ = await audit_events(http, world, action="document.viewed", document_id=document_id)
+    assert looked["actor_id"] == str(alice.id)
 
     await http.delete(f"{API}/documents/{document_id}", headers=sam.auth)
     [deleted] = await audit_events(http, world, action="document.deleted", document_id=document_id)
@@ -293,8 +302,8 @@ async def test_every_access_is_audited(http: httpx.AsyncClient, world: World) ->
     # Refused calls record nothing under the document's actions.
     await http.delete(f"{API}/documents/{document_id}", headers=alice.auth)
     await http.get(content_url(document_id), headers=world["bob"].auth)
-    # Six events, and the completion of the one full download.
-    assert len(await audit_events(http, world, action="document.*", document_id=document_id)) == 7
+    # Seven events, and the completion of the one full download.
+    assert len(await audit_events(http, world, action="document.*", document_id=document_id)) == 8
 
     verify = await http.get(f"{API}/audit/verify", headers=world["otto"].auth)
     assert verify.status_code == 200

@@ -272,15 +272,20 @@ async def get_content(request: Request) -> Response:
         opening = await content.open_stream(
             svc, version, opened, part, read_first=request.method == "GET"
         )
-        await doc_service.record_download(
-            call.session,
-            call.audit,
-            document,
-            version=version.number,
-            range_=part.range,
-            size=part.end - part.start,
-            inline=inline,
-        )
+        if request.method == "HEAD":
+            # The headers tell the size, type and ETag, and no byte goes out: what the
+            # document's details tell, so it is recorded as they are, not as a download.
+            await doc_service.record_view(call.session, call.audit, document)
+        else:
+            await doc_service.record_download(
+                call.session,
+                call.audit,
+                document,
+                version=version.number,
+                range_=part.range,
+                size=part.end - part.start,
+                inline=inline,
+            )
         context = call.audit
         # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
         # not a preview, which the document page loads by itself whenever it is opened, and
