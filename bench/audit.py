@@ -45,7 +45,14 @@ from bench.audit_events import DOCUMENTS, HOT_CLIENT, HOT_DOCUMENT, World, fill,
 from bench.common import MiB
 from bench.measure import Meter
 from bench.report import command_line, describe_machine, percentile
-from bench.server import cli, free_port, run_server, scratch_database, write_config
+from bench.server import (
+    add_dsn_argument,
+    cli,
+    free_port,
+    run_server,
+    scratch_database,
+    write_config,
+)
 from vault.audit import checkpoints
 from vault.audit import tree as audit_tree
 from vault.db import transaction
@@ -214,11 +221,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=100, help="pages to follow")
     parser.add_argument("--proofs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument(
-        "--dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a PostgreSQL server (libpq URL) on which a scratch database is created",
-    )
+    add_dsn_argument(parser)
     parser.add_argument("--keep", action="store_true", help="keep the database for EXPLAIN")
     return parser.parse_args(argv)
 

@@ -40,7 +40,14 @@ import psycopg
 
 from bench.common import MiB
 from bench.report import command_line, describe_machine
-from bench.server import cli, free_port, scratch_database, server_environment, write_config
+from bench.server import (
+    add_dsn_argument,
+    cli,
+    free_port,
+    scratch_database,
+    server_environment,
+    write_config,
+)
 from vault import crypto
 from vault.crypto.keyring import Keyring
 from web.services import open_services
@@ -199,11 +206,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--versions", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=1_000)
     parser.add_argument("--deep-versions", type=int, default=20_000)
-    parser.add_argument(
-        "--dsn",
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="a PostgreSQL server (libpq URL) on which a scratch database is created",
-    )
+    add_dsn_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,7 @@ answers it gives."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -21,6 +22,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+
+
+def add_dsn_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a PostgreSQL server (libpq URL) on which a scratch database is created",
+    )
 
 
 @contextlib.contextmanager
