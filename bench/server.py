@@ -36,7 +36,7 @@ def add_dsn_argument(parser: argparse.ArgumentParser) -> None:
 def scratch_database(dsn: str, *, keep: bool) -> Iterator[str]:
     """A new database on the server of `dsn`, dropped at the end unless `keep`; yields its
     DSN."""
-    name = f"cv_audit_bench_{uuid.uuid4().hex[:8]}"
+    name = f"cv_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     parts = urlsplit(dsn)

@@ -17,8 +17,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
+from sqlalchemy import Select
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
@@ -81,6 +83,31 @@ class _Row:
     header: bytes
 
 
+def versions_page(dialect: str, prefix: str, after: str, batch: int) -> Select[*tuple[Any, ...]]:
+    """The next `batch` versions under `prefix` after the key `after`, in byte order (on
+    PostgreSQL a range scan of the "C"-collation index of migration 0024)."""
+    key = ordered_by_key(Version.storage_key, dialect)
+    return (
+        select_columns(
+            col(Version.id),
+            col(Version.document_id),
+            col(Document.client_id),
+            col(Version.number),
+            col(Version.storage_key),
+            col(Version.object_size),
+            col(Version.size),
+            col(Version.sha256),
+            col(Version.kek_id),
+            col(Version.wrapped_dek),
+            col(Version.header),
+        )
+        .join(Document, col(Document.id) == col(Version.document_id))
+        .where(col(Version.storage_key).startswith(prefix, autoescape=True), key > after)
+        .order_by(key)
+        .limit(batch)
+    )
+
+
 async def _versions(
     sessions: async_sessionmaker[AsyncSession], prefix: str, batch: int
 ) -> AsyncIterator[_Row]:
@@ -92,27 +119,7 @@ async def _versions(
     last = ""
     while True:
         async with sessions() as session:
-            dialect = session.get_bind().dialect.name
-            key = ordered_by_key(Version.storage_key, dialect)
-            statement = (
-                select_columns(
-                    col(Version.id),
-                    col(Version.document_id),
-                    col(Document.client_id),
-                    col(Version.number),
-                    col(Version.storage_key),
-                    col(Version.object_size),
-                    col(Version.size),
-                    col(Version.sha256),
-                    col(Version.kek_id),
-                    col(Version.wrapped_dek),
-                    col(Version.header),
-                )
-                .join(Document, col(Document.id) == col(Version.document_id))
-                .where(col(Version.storage_key).startswith(prefix, autoescape=True), key > last)
-                .order_by(key)
-                .limit(batch)
-            )
+            statement = versions_page(session.get_bind().dialect.name, prefix, last, batch)
             rows = [_Row(*row) for row in (await session.execute(statement)).all()]
         for row in rows:
             yield row

@@ -14,8 +14,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import anyio
+from sqlalchemy import Select
 from sqlalchemy import select as select_columns
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
@@ -63,6 +65,32 @@ def prefix_for(client_id: uuid.UUID | None) -> str:
     return thumbnails.PREFIX if client_id is None else f"{thumbnails.PREFIX}{client_id}/"
 
 
+def thumbnails_page(dialect: str, prefix: str, after: str, batch: int) -> Select[*tuple[Any, ...]]:
+    """The next `batch` stored thumbnails under `prefix` after the key `after`, in byte
+    order (on PostgreSQL a range scan of the "C"-collation index of migration 0024)."""
+    key = ordered_by_key(Thumbnail.storage_key, dialect)
+    return (
+        select_columns(
+            col(Thumbnail.id),
+            col(Thumbnail.version_id),
+            col(Version.document_id),
+            col(Document.client_id),
+            col(Version.number),
+            col(Thumbnail.storage_key),
+            col(Thumbnail.object_size),
+            col(Thumbnail.size),
+            col(Thumbnail.kek_id),
+            col(Thumbnail.wrapped_dek),
+            col(Thumbnail.header),
+        )
+        .join(Version, col(Version.id) == col(Thumbnail.version_id))
+        .join(Document, col(Document.id) == col(Version.document_id))
+        .where(col(Thumbnail.storage_key).startswith(prefix, autoescape=True), key > after)
+        .order_by(key)
+        .limit(batch)
+    )
+
+
 async def _rows(
     sessions: async_sessionmaker[AsyncSession], prefix: str, batch: int
 ) -> AsyncIterator[_Row]:
@@ -70,29 +98,9 @@ async def _rows(
     last = ""
     while True:
         async with sessions() as session:
-            key = ordered_by_key(Thumbnail.storage_key, session.get_bind().dialect.name)
-            statement = (
-                select_columns(
-                    col(Thumbnail.id),
-                    col(Thumbnail.version_id),
-                    col(Version.document_id),
-                    col(Document.client_id),
-                    col(Version.number),
-                    col(Thumbnail.storage_key),
-                    col(Thumbnail.object_size),
-                    col(Thumbnail.size),
-                    col(Thumbnail.kek_id),
-                    col(Thumbnail.wrapped_dek),
-                    col(Thumbnail.header),
-                )
-                .join(Version, col(Version.id) == col(Thumbnail.version_id))
-                .join(Document, col(Document.id) == col(Version.document_id))
-                .where(col(Thumbnail.storage_key).startswith(prefix, autoescape=True), key > last)
-                .order_by(key)
-                .limit(batch)
-            )
+            statement = thumbnails_page(session.get_bind().dialect.name, prefix, last, batch)
             rows = [
-                _Row(*row)  # type: ignore[arg-type]  # stored ones: the key columns are set
+                _Row(*row)  # stored ones: the key columns are set
                 for row in (await session.execute(statement)).all()
             ]
         for row in rows:
