@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Select, text
-from sqlalchemy.dialects import postgresql
 
 from vault import fsck, fsck_thumbnails
 from web.services import Services
@@ -22,7 +21,7 @@ Page = Callable[[str, str, str, int], Select[*tuple[Any, ...]]]
 @pytest.mark.parametrize("page", [fsck.versions_page, fsck_thumbnails.thumbnails_page])
 async def test_each_page_is_an_index_range_scan(services: Services, page: Page) -> None:
     statement = page("postgresql", "objects/", "objects/5", 500).compile(
-        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        dialect=services.engine.dialect, compile_kwargs={"literal_binds": True}
     )
     async with services.engine.connect() as conn:
         # The tables are empty, so make the planner say how it would read a large one.
