@@ -42,9 +42,9 @@ from vault.fsck_common import (
     UNREADABLE,
     FsckReport,
     Problem,
+    key_page,
     next_item,
     ordered,
-    ordered_by_key,
 )
 from vault.models import Document, Version
 from vault.store import ObjectStore, StoredObject
@@ -86,26 +86,20 @@ class _Row:
 def versions_page(dialect: str, prefix: str, after: str, batch: int) -> Select[*tuple[Any, ...]]:
     """The next `batch` versions under `prefix` after the key `after`, in byte order (on
     PostgreSQL a range scan of the "C"-collation index of migration 0024)."""
-    key = ordered_by_key(Version.storage_key, dialect)
-    return (
-        select_columns(
-            col(Version.id),
-            col(Version.document_id),
-            col(Document.client_id),
-            col(Version.number),
-            col(Version.storage_key),
-            col(Version.object_size),
-            col(Version.size),
-            col(Version.sha256),
-            col(Version.kek_id),
-            col(Version.wrapped_dek),
-            col(Version.header),
-        )
-        .join(Document, col(Document.id) == col(Version.document_id))
-        .where(col(Version.storage_key).startswith(prefix, autoescape=True), key > after)
-        .order_by(key)
-        .limit(batch)
-    )
+    statement = select_columns(
+        col(Version.id),
+        col(Version.document_id),
+        col(Document.client_id),
+        col(Version.number),
+        col(Version.storage_key),
+        col(Version.object_size),
+        col(Version.size),
+        col(Version.sha256),
+        col(Version.kek_id),
+        col(Version.wrapped_dek),
+        col(Version.header),
+    ).join(Document, col(Document.id) == col(Version.document_id))
+    return key_page(statement, Version.storage_key, dialect, prefix, after, batch)
 
 
 async def _versions(

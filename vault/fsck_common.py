@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import col
 
@@ -51,13 +52,26 @@ class FsckReport:
         return not self.problems
 
 
-def ordered_by_key(column: InstrumentedAttribute[Any] | Any, dialect: str) -> Any:
+def key_page(
+    statement: Select[*tuple[Any, ...]],
+    column: InstrumentedAttribute[Any] | Any,
+    dialect: str,
+    prefix: str,
+    after: str,
+    batch: int,
+) -> Select[*tuple[Any, ...]]:
+    """`statement` narrowed to the next `batch` rows whose `column` (a storage key) starts
+    with `prefix` and comes after `after`, in key order."""
     # The merge needs the store's order, which is byte order (S3's, and the local store's).
     # PostgreSQL sorts text by the database's locale, which skips punctuation such as "-" and
-    # "/" at first; the "C" collation is byte order. SQLite's default BINARY already is.
-    if dialect == "postgresql":
-        return col(column).collate("C")
-    return col(column)
+    # "/" at first; the "C" collation is byte order, and migration 0024 indexes the keys in
+    # it so that each page is a range scan. SQLite's default BINARY already is byte order.
+    key = col(column).collate("C") if dialect == "postgresql" else col(column)
+    return (
+        statement.where(col(column).startswith(prefix, autoescape=True), key > after)
+        .order_by(key)
+        .limit(batch)
+    )
 
 
 async def ordered(items: AsyncIterator[Any], what: str) -> AsyncGenerator[Any, None]:

@@ -37,9 +37,9 @@ from vault.fsck_common import (
     UNREADABLE,
     FsckReport,
     Problem,
+    key_page,
     next_item,
     ordered,
-    ordered_by_key,
 )
 from vault.models import Document, Version
 from vault.store import ObjectStore, StoredObject
@@ -68,8 +68,7 @@ def prefix_for(client_id: uuid.UUID | None) -> str:
 def thumbnails_page(dialect: str, prefix: str, after: str, batch: int) -> Select[*tuple[Any, ...]]:
     """The next `batch` stored thumbnails under `prefix` after the key `after`, in byte
     order (on PostgreSQL a range scan of the "C"-collation index of migration 0024)."""
-    key = ordered_by_key(Thumbnail.storage_key, dialect)
-    return (
+    statement = (
         select_columns(
             col(Thumbnail.id),
             col(Thumbnail.version_id),
@@ -85,10 +84,8 @@ def thumbnails_page(dialect: str, prefix: str, after: str, batch: int) -> Select
         )
         .join(Version, col(Version.id) == col(Thumbnail.version_id))
         .join(Document, col(Document.id) == col(Version.document_id))
-        .where(col(Thumbnail.storage_key).startswith(prefix, autoescape=True), key > after)
-        .order_by(key)
-        .limit(batch)
     )
+    return key_page(statement, Thumbnail.storage_key, dialect, prefix, after, batch)
 
 
 async def _rows(
