@@ -192,13 +192,13 @@ ANSWERS: tuple[Answer, ...] = (
     Answer(InvalidLinkError, 422, "Invalid request", NOT_ACCEPTED),
     Answer(InvalidLinkPolicyError, 422, "Invalid request", NOT_ACCEPTED),
     Answer(InvalidDropError, 422, "Invalid request", NOT_ACCEPTED),
-    # These four answered 400 before they had a common base; API clients may rely on it.
+    # Announcements answered 400 before they had a common base; API clients may rely on it.
     Answer(InvalidAnnouncementError, 400, "Bad request", NOT_ACCEPTED),
-    Answer(InvalidMessageError, 400, "Bad request", NOT_ACCEPTED),
-    Answer(ProfileError, 400, "Bad request", NOT_ACCEPTED),
-    Answer(AuditQueryError, 400, "Bad request", NOT_ACCEPTED),
+    Answer(InvalidMessageError, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(ProfileError, 422, "Invalid request", NOT_ACCEPTED),
+    Answer(AuditQueryError, 422, "Invalid filter", NOT_ACCEPTED),
     Answer(InvalidInput, 422, "Invalid request", NOT_ACCEPTED),
-    Answer(MfaError, 400, "Bad request", CODE_REFUSED),
+    Answer(MfaError, 422, "Invalid request", CODE_REFUSED),
     Answer(InvalidHoldError, 422, "Invalid request", NOT_ACCEPTED),
     Answer(HeldError, 409, "Legal hold", HELD),
     Answer(NotFoundError, 404, "Not found", NOT_FOUND),
@@ -302,10 +302,9 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
         return problem(status, title, "try again later" if status == 503 else "")
     await audit_refusal(request, status)
     extra: dict[str, Any] = {}
-    if isinstance(exc, InvalidNameError):
-        extra["rule"] = exc.rule
-    if isinstance(exc, InvalidLinkError | InvalidDropError):
-        extra["field"] = exc.field
+    if isinstance(exc, InvalidInput):
+        # What was wrong and which rule it broke, for a client to point at the field.
+        extra.update({k: v for k, v in (("field", exc.field), ("rule", exc.rule)) if v})
     if isinstance(exc, QuotaExceededError):
         extra.update(quota=exc.quota, used=exc.used, requested=exc.requested)
     return problem(status, title, str(exc), **extra)

@@ -129,4 +129,5 @@ async def test_an_invitation_names_the_input_it_refuses(
         "status": 422,
         "detail": "not an email address",
         "field": "email",
+        "rule": "email",  # every refused input names its field and rule
     }

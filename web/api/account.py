@@ -17,7 +17,7 @@ from vault import accounts
 from vault.accounts import invitations, mfa, people, profiles, reauth, sessions
 from vault.accounts.identity import SessionStage
 from vault.audit.actions import AuditAction
-from vault.errors import InvalidInput, MfaError, NotFoundError, ProfileError, WeakPasswordError
+from vault.errors import MfaError, NotFoundError, WeakPasswordError
 from vault.models import AccessToken, Role, TokenScope, User
 from vault.policy import Permission, allows, require
 from web import account_mail
@@ -298,21 +298,16 @@ async def invite(request: Request) -> JSONResponse:
         display_name = (invitation.display_name or "").strip()
         svc = services(request)
         valid_for = timedelta(hours=svc.settings.auth.invitation_valid_hours)
-        try:
-            invited = await invitations.invite(
-                call.session,
-                call.principal,
-                call.audit,
-                email=email,
-                role=role,
-                client_ids=client_ids,
-                valid_for=valid_for,
-                display_name=display_name,
-            )
-        except ProfileError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
-        except InvalidInput as exc:  # the address, or a client user without a client
-            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
+        invited = await invitations.invite(
+            call.session,
+            call.principal,
+            call.audit,
+            email=email,
+            role=role,
+            client_ids=client_ids,
+            valid_for=valid_for,
+            display_name=display_name,
+        )
         manager = allows(call.principal, Permission.MANAGE, None)
     # Review item 7: a withheld invitation reads exactly as a sent one; only admins, who
     # manage users by id, are given the user's id.

@@ -16,7 +16,6 @@ from vault.crypto import blobs
 from vault.db import transaction
 from vault.errors import (
     IncompleteUploadError,
-    InvalidMessageError,
     PermissionDeniedError,
     TooLargeError,
 )
@@ -187,10 +186,7 @@ async def put_file(request: Request) -> JSONResponse:
 
 def _publishing_message(request: Request) -> str:
     """`?message=`: a note from staff that the notification email shows with the document."""
-    try:
-        return publishing.clean_message(request.query_params.get("message", ""))
-    except InvalidMessageError as exc:
-        raise ProblemError(422, "Invalid request", str(exc), field="message") from None
+    return publishing.clean_message(request.query_params.get("message", ""))
 
 
 def _content_type(request: Request) -> str | None:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from notify import outbox
 from vault.accounts import profiles
-from vault.errors import NotFoundError, PermissionDeniedError, ProfileError
+from vault.errors import NotFoundError, PermissionDeniedError
 from vault.models import Client, Role, User
 from vault.notifications import (
     Cadence,
@@ -130,18 +130,15 @@ async def update_profile(request: Request) -> JSONResponse:
     async with api_call(request) as call:
         profile = await parse_body(request, Profile)
         _writable(call.principal)
-        try:
-            await profiles.update_profile(
-                call.session,
-                call.audit,
-                call.user,
-                supported_locales=frozenset(i18n.LANGUAGES),
-                locale=profile.locale,
-                timezone=profile.timezone,
-                display_name=profile.display_name,
-            )
-        except ProfileError as exc:
-            raise ProblemError(422, "Invalid request", str(exc), field=exc.field) from None
+        await profiles.update_profile(
+            call.session,
+            call.audit,
+            call.user,
+            supported_locales=frozenset(i18n.LANGUAGES),
+            locale=profile.locale,
+            timezone=profile.timezone,
+            display_name=profile.display_name,
+        )
         return JSONResponse(_profile(call.user))
 
 
