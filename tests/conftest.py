@@ -35,11 +35,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         module = getattr(item, "module", None)
-        if _uses_postgresql(item):
+        # A cluster is app nodes behind nginx on a PostgreSQL server, whichever fixture or
+        # helper a test builds it with.
+        cluster = item.get_closest_marker("cluster") is not None
+        if cluster or _uses_postgresql(item):
             item.add_marker(pytest.mark.postgresql)
-        if names & LIVE_FIXTURES or (
-            # Modules that start their servers through a launcher of their own.
-            module is not None and any(v is LiveAppLauncher for v in vars(module).values())
+        if (
+            cluster
+            or names & LIVE_FIXTURES
+            or (
+                # Modules that start their servers through a launcher of their own.
+                module is not None and any(v is LiveAppLauncher for v in vars(module).values())
+            )
         ):
             item.add_marker(pytest.mark.live)
         if module is not None and any(

@@ -15,6 +15,8 @@ from tests.fixtures.tus import download, new_upload, send
 from vault.crypto.keyring import KeyFile
 from web.settings import AuthSettings, DatabaseSettings, Settings, StorageSettings
 
+pytestmark = pytest.mark.slow  # a 160 MiB body
+
 MiB = 1 << 20
 PART_MIB = 8  # the default part size
 SIZE = 160 * MiB
