@@ -27,6 +27,7 @@ from tests.fixtures.crypto_objects import (
 )
 from vault import crypto
 from vault.crypto import SegmentSealer
+from vault.crypto.stream import OVERLAP_MIN
 from vault.errors import FormatError
 
 KAT_K_SEG = "72262ce85e8722b1a7e659a97a85af2f71d138eb058fa9e33d41fabe9da4b43e"
@@ -126,6 +127,35 @@ def test_encryptor_output_order_and_holdback() -> None:
     assert [len(x) for x in last] == [1 + 16]
     with pytest.raises(RuntimeError):
         encryptor.feed(b"x")
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        # Large chunks, hashed beside their sealing, around small ones hashed in line, with
+        # bytes held back between them (and a large chunk that is all whole segments).
+        (100, OVERLAP_MIN, 7, 3 * OVERLAP_MIN + 5, S - 1, OVERLAP_MIN - 1),
+        (OVERLAP_MIN + S,),
+        (S, 2 * OVERLAP_MIN, 1),
+    ],
+)
+def test_large_chunks_hashed_on_another_thread_give_the_same_object(
+    sizes: tuple[int, ...],
+) -> None:
+    data = plaintext(sum(sizes), seed=len(sizes))
+    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
+    encryptor = crypto.Encryptor(sealer)
+    out: list[bytes] = []
+    at = 0
+    for size in sizes:
+        out += encryptor.feed(memoryview(data)[at : at + size])
+        at += size
+    out += encryptor.finish()
+    assert encryptor.sha256_hex == hashlib.sha256(data).hexdigest()
+    # Byte for byte what one segment at a time gives.
+    reference = crypto.Encryptor(SegmentSealer(DEK, CTX, SALT, PREFIX))
+    expected = [piece for i in range(0, len(data), S) for piece in reference.feed(data[i : i + S])]
+    assert b"".join(out) == b"".join(expected + reference.finish())
 
 
 def test_encryptor_copies_what_it_holds_back() -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import anyio.to_thread
@@ -80,6 +82,23 @@ __all__ = [
 ]
 
 
+# A chunk at least this large is hashed on another thread while its segments are sealed:
+# hashlib lets go of the GIL, so SHA-256 and AES-GCM run on two cores at once and the pipeline
+# costs about what SHA-256 alone does rather than the sum of both. Smaller chunks are not
+# worth the hand-over.
+OVERLAP_MIN = 1 << 20
+_hashers: ThreadPoolExecutor | None = None
+_hashers_lock = threading.Lock()
+
+
+def _hasher_pool() -> ThreadPoolExecutor:
+    global _hashers
+    with _hashers_lock:
+        if _hashers is None:
+            _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cxp1-sha256")
+        return _hashers
+
+
 class Encryptor:
     """Streams plaintext into a whole CXP1 object, hashing it with SHA-256 on the way.
 
@@ -132,8 +151,8 @@ class Encryptor:
         if not total:
             return out
         self._size += total
-        # Each byte is hashed just before it is sealed or held, while it is still in cache:
-        # hashing a large chunk up front and encrypting it afterwards reads it twice from RAM.
+        # A small chunk's bytes are hashed just before they are sealed or held, while they are
+        # still in cache; a large chunk is hashed beside its sealing (`OVERLAP_MIN`).
         update, segment, offset = self._hash.update, self._segment, 0
         if self._held:
             need = segment - self._held_size
@@ -146,16 +165,36 @@ class Encryptor:
             self._held.append(data[:need])
             out.append(self._seal(b"".join(self._held), last=False))
             self._held, self._held_size, offset = [], 0, need
+        if total - offset >= OVERLAP_MIN:
+            # The rest is hashed in order on another thread while it is sealed here; the
+            # caller's buffer is not touched after this returns.
+            hashed = _hasher_pool().submit(update, data[offset:])
+            try:
+                offset = self._seal_whole(data, offset, out)
+            finally:
+                hashed.result()
+        else:
+            offset = self._seal_whole(data, offset, out, hash_each=True)
+        if offset < total:
+            self._held, self._held_size = [bytes(data[offset:])], total - offset
+        return out
+
+    def _seal_whole(
+        self, data: memoryview, offset: int, out: list[bytes], *, hash_each: bool = False
+    ) -> int:
+        """Seal the whole segments of `data` from `offset`, keeping at least one byte back
+        (the final segment is known only at `finish()`); returns where the rest starts."""
+        segment, total, update = self._segment, len(data), self._hash.update
         # Whole segments straight out of the caller's chunk: slices, no copies.
         while total - offset > segment:
             piece = data[offset : offset + segment]
-            update(piece)
+            if hash_each:
+                update(piece)
             out.append(self._seal(piece, last=False))
             offset += segment
-        if offset < total:
+        if hash_each and offset < total:
             update(data[offset:])
-            self._held, self._held_size = [bytes(data[offset:])], total - offset
-        return out
+        return offset
 
     def finish(self) -> list[bytes]:
         """Seal the final segment; return the remaining ciphertext."""
