@@ -3,6 +3,8 @@ settings that suit S3-compatible servers as well as AWS."""
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import TYPE_CHECKING
 
 import boto3.session
@@ -10,6 +12,17 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+# boto3's default session is shared, mutable, global state, so clients come from a session of
+# this module's own. One for all of them: a session parses the S3 service model once (tens of
+# milliseconds each time otherwise); creating clients from it is serialised, as botocore asks.
+_session_lock = threading.Lock()
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
 
 
 def make_s3_client(
@@ -56,13 +69,12 @@ def make_s3_client(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    # A session of its own: boto3's default session is shared, mutable, global state.
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=config,
-    )
+    with _session_lock:
+        return _session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=config,
+        )
