@@ -86,7 +86,7 @@ __all__ = [
 # hashlib lets go of the GIL, so SHA-256 and AES-GCM run on two cores at once and the pipeline
 # costs about what SHA-256 alone does rather than the sum of both. Smaller chunks are not
 # worth the hand-over.
-OVERLAP_MIN = 1 << 20
+OVERLAP_MIN = 256 << 10
 _hashers: ThreadPoolExecutor | None = None
 _hashers_lock = threading.Lock()
 
@@ -147,54 +147,41 @@ class Encryptor:
         """Take more plaintext; return the ciphertext now ready (the header comes first)."""
         out = self._begin()
         data = memoryview(chunk).cast("B")
-        total = len(data)
-        if not total:
+        if not data:
             return out
-        self._size += total
-        # A small chunk's bytes are hashed just before they are sealed or held, while they are
-        # still in cache; a large chunk is hashed beside its sealing (`OVERLAP_MIN`).
-        update, segment, offset = self._hash.update, self._segment, 0
+        self._size += len(data)
+        if len(data) < OVERLAP_MIN:
+            self._hash.update(data)  # small enough to be still in cache when it is sealed
+            self._absorb(data, out)
+            return out
+        # Hashed in order on another thread while it is sealed here; the caller's buffer is
+        # not touched once this returns.
+        hashed = _hasher_pool().submit(self._hash.update, data)
+        try:
+            self._absorb(data, out)
+        finally:
+            hashed.result()
+        return out
+
+    def _absorb(self, data: memoryview, out: list[bytes]) -> None:
+        """Seal what `data` completes, keeping at least one byte back (the final segment is
+        known only at `finish()`), and hold the rest."""
+        segment, total, offset = self._segment, len(data), 0
         if self._held:
             need = segment - self._held_size
             if total <= need:
-                update(data)
                 self._held.append(bytes(data))  # a copy: the caller may reuse its buffer
                 self._held_size += total
-                return out
-            update(data[:need])
+                return
             self._held.append(data[:need])
             out.append(self._seal(b"".join(self._held), last=False))
             self._held, self._held_size, offset = [], 0, need
-        if total - offset >= OVERLAP_MIN:
-            # The rest is hashed in order on another thread while it is sealed here; the
-            # caller's buffer is not touched after this returns.
-            hashed = _hasher_pool().submit(update, data[offset:])
-            try:
-                offset = self._seal_whole(data, offset, out)
-            finally:
-                hashed.result()
-        else:
-            offset = self._seal_whole(data, offset, out, hash_each=True)
-        if offset < total:
-            self._held, self._held_size = [bytes(data[offset:])], total - offset
-        return out
-
-    def _seal_whole(
-        self, data: memoryview, offset: int, out: list[bytes], *, hash_each: bool = False
-    ) -> int:
-        """Seal the whole segments of `data` from `offset`, keeping at least one byte back
-        (the final segment is known only at `finish()`); returns where the rest starts."""
-        segment, total, update = self._segment, len(data), self._hash.update
         # Whole segments straight out of the caller's chunk: slices, no copies.
         while total - offset > segment:
-            piece = data[offset : offset + segment]
-            if hash_each:
-                update(piece)
-            out.append(self._seal(piece, last=False))
+            out.append(self._seal(data[offset : offset + segment], last=False))
             offset += segment
-        if hash_each and offset < total:
-            update(data[offset:])
-        return offset
+        if offset < total:
+            self._held, self._held_size = [bytes(data[offset:])], total - offset
 
     def finish(self) -> list[bytes]:
         """Seal the final segment; return the remaining ciphertext."""
