@@ -5,16 +5,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from vault.errors import NotMigratedError, VaultError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -95,6 +95,9 @@ async def transaction(
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    # Alembic (with Mako and Pygments, about 11 MiB) is loaded only to migrate, never to serve.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -102,17 +105,38 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+_REVISION = re.compile(r'^revision: str = "(\w+)"$', re.M)
+_DOWN_REVISION = re.compile(r'^down_revision: str \| None = "(\w+)"$', re.M)
+
+
 @functools.cache  # the migrations that ship with this process do not change under it
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:
-        raise VaultError("no migrations found")
-    return head
+    """The newest migration: the one no other revises. Read from the migration files'
+    headers, as Alembic writes them, so that checking a database needs no Alembic."""
+    revised: set[str] = set()
+    revisions: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        if found := _REVISION.search(source):
+            revisions.add(found[1])
+        if found := _DOWN_REVISION.search(source):
+            revised.add(found[1])
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise VaultError(f"expected one head migration, found {sorted(heads) or 'none'}")
+    return heads.pop()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    """The migration the database is at (Alembic's own table), None for an empty one."""
+
     def _current(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        found: str | None = connection.execute(
+            text("SELECT version_num FROM alembic_version")
+        ).scalar()
+        return found
 
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
@@ -122,6 +146,8 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to `revision`."""
 
     def _upgrade(connection: Connection) -> None:
+        from alembic import command
+
         command.upgrade(alembic_config(connection), revision)
 
     async with engine.begin() as conn:

@@ -28,7 +28,6 @@ from vault.models import Client, User
 from web import audit_sentences
 from web.context import audit_context, services
 from web.errors import ProblemError
-from web.pages import audit_pdf
 from web.pages.common import browser_caller, page
 from web.pages.render import page_language, render
 
@@ -135,6 +134,10 @@ async def report_download(request: Request) -> Response:
                 yield aq.csv_row(_csv_values(row, lang))
 
         return StreamingResponse(lines(), media_type=FORMATS["csv"], headers=headers)
+    # Loaded on the first PDF: ReportLab, its fonts and the shaping of right-to-left text
+    # are about 8 MiB that a server which never writes a report need not hold.
+    from web.pages import audit_pdf
+
     collected: list[audit_views.Shown] = []
     truncated = False
     async for row in shown():
