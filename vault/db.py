@@ -105,8 +105,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-_REVISION = re.compile(r'^revision: str = "(\w+)"$', re.M)
-_DOWN_REVISION = re.compile(r'^down_revision: str \| None = "(\w+)"$', re.M)
+# As script.py.mako writes them (with either quote, since the template uses repr()).
+_REVISION = re.compile(r"""^revision: str = ["'](\w+)["']$""", re.M)
+_DOWN_REVISION = re.compile(r"""^down_revision: str \| None = ["'](\w+)["']$""", re.M)
 
 
 @functools.cache  # the migrations that ship with this process do not change under it
