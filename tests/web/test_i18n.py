@@ -4,6 +4,8 @@ and catalogues that are complete and whose placeholders match the English."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from web import i18n
 from web.services import Services
 
 LOCALE_DIR = Path(i18n.__file__).parent / "locale"
+ROOT = LOCALE_DIR.parent.parent
 TRANSLATED = sorted(set(i18n.LANGUAGES) - {i18n.DEFAULT})
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
@@ -121,9 +124,36 @@ async def test_a_signed_in_choice_is_kept_in_the_profile_and_needs_the_csrf_toke
     assert html_tag(page.text) == '<html lang="fa" dir="rtl">'
 
 
-@pytest.mark.parametrize("lang", TRANSLATED)
-def test_every_catalogue_translates_every_message_with_the_same_placeholders(lang: str) -> None:
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The messages the code holds now, extracted as scripts/i18n does, so that a template
+    left stale cannot hide a missing translation."""
+    pot = tmp_path_factory.mktemp("i18n") / "messages.pot"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "babel.messages.frontend", "-q", "extract"),
+            *("-F", str(LOCALE_DIR / "babel.cfg"), "-k", "_", "-k", "gettext"),
+            *("-k", "ngettext:1,2", "--no-location", "--sort-output", "-o", str(pot), "."),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    return pot
+
+
+def test_the_template_holds_every_message_of_the_code(extracted: Path) -> None:
+    with extracted.open("rb") as source:
+        now = {m.id for m in read_po(source) if m.id}
     with (LOCALE_DIR / "messages.pot").open("rb") as source:
+        committed = {m.id for m in read_po(source) if m.id}
+    assert now == committed, "run scripts/i18n"
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_every_catalogue_translates_every_message_with_the_same_placeholders(
+    lang: str, extracted: Path
+) -> None:
+    with extracted.open("rb") as source:
         template = read_po(source)
     with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as source:
         catalog = read_po(source, locale=lang)
