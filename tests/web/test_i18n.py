@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -126,18 +125,10 @@ async def test_a_signed_in_choice_is_kept_in_the_profile_and_needs_the_csrf_toke
 
 @pytest.fixture(scope="module")
 def extracted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The messages the code holds now, extracted as scripts/i18n does, so that a template
-    left stale cannot hide a missing translation."""
+    """The messages the code holds now, extracted by scripts/i18n, so that a template left
+    stale cannot hide a missing translation."""
     pot = tmp_path_factory.mktemp("i18n") / "messages.pot"
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "babel.messages.frontend", "-q", "extract"),
-            *("-F", str(LOCALE_DIR / "babel.cfg"), "-k", "_", "-k", "gettext"),
-            *("-k", "ngettext:1,2", "--no-location", "--sort-output", "-o", str(pot), "."),
-        ],
-        cwd=ROOT,
-        check=True,
-    )
+    subprocess.run([ROOT / "scripts" / "i18n", "--extract-to", pot], check=True)
     return pot
 
 

@@ -11,9 +11,9 @@ it builds on is `vault.crypto.segments`, whose public names are re-exported here
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,16 +87,11 @@ __all__ = [
 # costs about what SHA-256 alone does rather than the sum of both. Smaller chunks are not
 # worth the hand-over.
 OVERLAP_MIN = 256 << 10
-_hashers: ThreadPoolExecutor | None = None
-_hashers_lock = threading.Lock()
 
 
+@functools.cache  # one pool for the process; its threads start only when first needed
 def _hasher_pool() -> ThreadPoolExecutor:
-    global _hashers
-    with _hashers_lock:
-        if _hashers is None:
-            _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cxp1-sha256")
-        return _hashers
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="cxp1-sha256")
 
 
 class Encryptor:
