@@ -1,5 +1,5 @@
-"""CXP1 for resumable uploads: parts, the keyed fingerprints of the nonce-reuse guard, and
-the segment sealer."""
+"""CXP1 for resumable uploads: parts and the tags of the nonce-reuse guard (and the keyed
+tags that earlier releases claimed with), and the segment sealer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import random
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tests.fixtures.crypto_objects import (
@@ -47,62 +46,42 @@ def test_empty_object_as_one_final_part() -> None:
     assert crypto.decrypt_object(part.ciphertext, CTX, DEK) == b""
 
 
-def test_resuming_a_part_with_identical_bytes_passes() -> None:
+def test_a_part_sealed_again_with_the_same_bytes_is_the_same_ciphertext_and_tags() -> None:
     data = plaintext(4 * S, seed=4)
     header = SegmentSealer(DEK, CTX).header
     first = crypto.encrypt_part(
         SegmentSealer.from_header(DEK, header, CTX), 2, 2, data[2 * S :], final=True
     )
-    recorded = {2: first.fingerprint}
     # A new process resumes the session from its recorded header.
     again = crypto.encrypt_part(
-        SegmentSealer.from_header(DEK, header, CTX),
-        2,
-        2,
-        data[2 * S :],
-        final=True,
-        recorded=recorded,
+        SegmentSealer.from_header(DEK, header, CTX), 2, 2, data[2 * S :], final=True
     )
     assert again.ciphertext == first.ciphertext
-    assert again.fingerprint == first.fingerprint
+    assert again.tags == first.tags
 
 
-class SpyAEAD:
-    def __init__(self, inner: AESGCM) -> None:
-        self.inner = inner
-        self.calls = 0
-
-    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
-        self.calls += 1
-        return self.inner.encrypt(nonce, data, associated_data)
-
-    def encrypt_into(
-        self, nonce: bytes, data: bytes, associated_data: bytes | None, buf: memoryview
-    ) -> int:
-        self.calls += 1
-        return self.inner.encrypt_into(nonce, data, associated_data, buf)
-
-
-def test_resuming_a_part_with_different_bytes_is_refused_before_encryption(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_part_tags_are_the_segments_gcm_tags_and_differ_where_the_bytes_do() -> None:
+    """The claim of the nonce-reuse guard: one tag per segment, the one stored after it, so a
+    resend with one flipped bit differs in that segment's tag alone."""
     sealer = SegmentSealer(DEK, CTX)
-    spy = SpyAEAD(AESGCM(bytes(32)))
-    monkeypatch.setattr(sealer, "_aead", spy)
-    original = plaintext(2 * S, seed=5)
-    first = crypto.encrypt_part(sealer, 1, 2, original, final=False)
-    assert spy.calls == 2
-    recorded = {1: first.fingerprint}
+    original = plaintext(3 * S, seed=5)
+    part = crypto.encrypt_part(sealer, 1, 4, original, final=True)
+    size = crypto.SEGMENT_TAG_SIZE
+    assert len(part.tags) == 3 * size
+    body = part.ciphertext[crypto.HEADER_SIZE :]
+    stride = S + crypto.TAG_SIZE
+    assert part.tags == b"".join(
+        body[i + stride - crypto.TAG_SIZE : i + stride] for i in range(0, len(body), stride)
+    )
     changed = bytearray(original)
-    changed[12345] ^= 1
-    result: crypto.EncryptedPart | None = None
-    with pytest.raises(NonceReuseError, match="part 1 was already encrypted"):
-        result = crypto.encrypt_part(sealer, 1, 2, bytes(changed), final=False, recorded=recorded)
-    assert result is None
-    assert spy.calls == 2
-    # A part with no recorded fingerprint is not blocked by the others.
-    crypto.encrypt_part(sealer, 2, 2, plaintext(10), final=True, recorded=recorded)
-    assert spy.calls == 3
+    changed[S + 12345] ^= 1
+    other = crypto.encrypt_part(sealer, 1, 4, bytes(changed), final=True)
+    assert other.tags[:size] == part.tags[:size]
+    assert other.tags[size : 2 * size] != part.tags[size : 2 * size]
+    assert other.tags[2 * size :] == part.tags[2 * size :]
+    # A short final segment's tag is the buffer's last 16 bytes.
+    short = crypto.encrypt_part(sealer, 2, 4, plaintext(S + 10), final=True)
+    assert short.tags[-size:] == bytes(short.ciphertext[-size:])
 
 
 def test_part_sizes_are_checked() -> None:
@@ -130,11 +109,14 @@ def test_a_sealer_serves_one_object_only() -> None:
         crypto.Encryptor(parts)
 
 
-def test_fingerprint_is_keyed() -> None:
+def test_legacy_fingerprint_is_keyed() -> None:
     data = plaintext(S)
     a, b = SegmentSealer(DEK, CTX), SegmentSealer(DEK, CTX)
-    assert a.fingerprint(data) != b.fingerprint(data)
-    assert hashlib.sha256(data).digest() not in (a.fingerprint(data), b.fingerprint(data))
+    assert a.legacy_fingerprint(data) != b.legacy_fingerprint(data)
+    assert hashlib.sha256(data).digest() not in (
+        a.legacy_fingerprint(data),
+        b.legacy_fingerprint(data),
+    )
 
 
 def test_sealers_never_share_a_key_and_prefix() -> None:
@@ -163,22 +145,22 @@ def test_seal_checks_segment_shape() -> None:
         sealer.seal(crypto.MAX_SEGMENTS, b"x", last=True)
 
 
-def test_segment_tags_are_keyed_per_segment_so_any_prefix_can_be_checked() -> None:
+def test_legacy_segment_tags_are_keyed_per_segment_so_any_prefix_can_be_checked() -> None:
     sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
     segment = sealer.segment_size
     data = random.Random(7).randbytes(3 * segment + 100)
 
-    tags = sealer.segment_tags(data)
+    tags = sealer.legacy_segment_tags(data)
 
     size = crypto.SEGMENT_TAG_SIZE
     assert len(tags) == 4 * size
     # The tags of a prefix are a prefix of the tags: a shorter retry is checked exactly.
-    assert sealer.segment_tags(data[: 2 * segment]) == tags[: 2 * size]
-    assert sealer.segment_tags(data[segment : 2 * segment]) == tags[size : 2 * size]
+    assert sealer.legacy_segment_tags(data[: 2 * segment]) == tags[: 2 * size]
+    assert sealer.legacy_segment_tags(data[segment : 2 * segment]) == tags[size : 2 * size]
     changed = bytearray(data)
     changed[segment + 5] ^= 1
-    other = sealer.segment_tags(bytes(changed))
+    other = sealer.legacy_segment_tags(bytes(changed))
     assert other[:size] == tags[:size] and other[size : 2 * size] != tags[size : 2 * size]
     # Keyed by the object's fingerprint key: another data key tags the same bytes otherwise.
-    assert SegmentSealer(bytes(32), CTX, SALT, PREFIX).segment_tags(data) != tags
-    assert sealer.segment_tags(b"") == b""
+    assert SegmentSealer(bytes(32), CTX, SALT, PREFIX).legacy_segment_tags(data) != tags
+    assert sealer.legacy_segment_tags(b"") == b""

@@ -33,7 +33,7 @@ from tests.fixtures.tus import (
 )
 from tests.fixtures.tus import s3 as s3
 from tests.fixtures.tus import settings as settings
-from vault.uploads import Resumable, StagedRun, Upload
+from vault.uploads import Resumable, StagedRun, Upload, UploadPart
 from vault.uploads import staging as upload_staging
 from web.services import Services
 
@@ -107,11 +107,27 @@ async def test_staged_segments_are_ciphertext_and_less_than_a_part(
         assert payload[:64] not in row.ciphertext
 
 
+def stored_parts(s3: tuple[S3Client, str]) -> list[tuple[int, str]]:
+    client, bucket = s3
+    found = []
+    for pending in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        listed = client.list_parts(Bucket=bucket, Key=pending["Key"], UploadId=pending["UploadId"])
+        found += [(part["PartNumber"], part["ETag"]) for part in listed.get("Parts", [])]
+    return found
+
+
+@pytest.mark.parametrize("recorded_by", ["this release", "an earlier release"])
 async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
-    http: httpx.AsyncClient, world: World, services: Services
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    recorded_by: str,
 ) -> None:
     """A process that claimed segments and died before recording them: the offset never
-    moved, so the client resends; only the bytes claimed can be sealed at those nonces."""
+    moved, so the client resends; only the bytes claimed can leave the process sealed at
+    those nonces. Claims recorded before an upgrade (keyed HMAC tags, not GCM tags) hold
+    just the same."""
     auth = world["alice"].auth
     payload = data(2 * PART + 5, "crash")
     url = await new_upload(http, auth, world.acme_folder, len(payload), "crash.bin")
@@ -120,21 +136,26 @@ async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
         row = await session.get(Upload, upload_id)
     assert row is not None
     sealer = Resumable.of(row, services.keyring).sealer()
+    claimed = payload[: 2 * MiB]
+    if recorded_by == "this release":
+        _, tags = upload_staging.seal_run(sealer, 0, claimed)
+    else:
+        tags = sealer.legacy_segment_tags(claimed)
     await upload_staging.claim_segments(
-        services.sessions,
-        upload_id,
-        1,
-        first=0,
-        tags=sealer.segment_tags(payload[: 2 * MiB]),
-        size=2 * MiB,
+        services.sessions, sealer, upload_id, 1, first=0, tags=tags, plaintext=claimed, size=2 * MiB
     )
     assert await offset_of(http, url, auth) == 0
 
-    other = bytearray(payload[: 3 * MiB])
+    # Other bytes inside the claim: refused whether they would be staged or stored as a
+    # whole part, and nothing of them is kept anywhere.
+    other = bytearray(payload[: PART + MiB])
     other[MiB + 7] ^= 1
-    refused = await send(http, url, auth, 0, bytes(other), expect=409)
-    assert assert_problem(refused, 409)["title"] == "Upload must restart"
-    assert await offset_of(http, url, auth) == 0
+    for body in (bytes(other[: 3 * MiB]), bytes(other)):
+        refused = await send(http, url, auth, 0, body, expect=409)
+        assert assert_problem(refused, 409)["title"] == "Upload must restart"
+        assert await offset_of(http, url, auth) == 0
+        assert await staged_rows(services) == []
+        assert stored_parts(s3) == []
 
     # The claimed bytes (a shorter or a longer body) are sealed as claimed, and go on.
     shorter = await send(http, url, auth, 0, payload[:MiB])
@@ -142,6 +163,41 @@ async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
     longer = await send(http, url, auth, MiB, payload[MiB : 3 * MiB])
     assert longer.headers["upload-offset"] == str(3 * MiB)
     done = await send(http, url, auth, 3 * MiB, payload[3 * MiB :])
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_a_whole_part_claim_of_an_early_release_takes_only_that_part(
+    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+) -> None:
+    """A part claimed whole, by one keyed fingerprint, before per-segment claims existed:
+    only the same whole part can be checked against it, so only that is sealed again."""
+    auth = world["alice"].auth
+    payload = data(PART + 5, "early")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "early.bin")
+    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
+    async with services.sessions() as session:
+        row = await session.get(Upload, upload_id)
+        assert row is not None
+        sealer = Resumable.of(row, services.keyring).sealer()
+        session.add(
+            UploadPart(
+                upload_id=upload_id,
+                number=1,
+                fingerprint=sealer.legacy_fingerprint(payload[:PART]),
+                size=PART,
+                tags=None,
+            )
+        )
+        await session.commit()
+
+    other = bytearray(payload[:PART])
+    other[PART - 1] ^= 1
+    for body in (bytes(other), payload[:MiB]):
+        await send(http, url, auth, 0, body, expect=409)
+        assert stored_parts(s3) == [] and await staged_rows(services) == []
+    whole = await send(http, url, auth, 0, payload[:PART])
+    assert whole.headers["upload-offset"] == str(PART)
+    done = await send(http, url, auth, PART, payload[PART:])
     assert await download(http, auth, done.headers["document-id"]) == payload
 
 

@@ -30,8 +30,8 @@ DEFAULT_SHIFT: Final = 16
 SUPPORTED_SHIFTS: Final = frozenset({16, 20})
 HEADER_SIZE: Final = 128
 TAG_SIZE: Final = 16
-# Truncated HMAC per segment in resumable-upload claims: a client that does not hold the
-# data key cannot forge a match (2^-128 per try), and a part's claim stays 2 KiB.
+# A resumable upload's claim per segment: the segment's GCM tag (claims recorded by earlier
+# releases: a truncated HMAC). A part's claim stays 2 KiB.
 SEGMENT_TAG_SIZE: Final = 16
 KEY_SIZE: Final = 32
 SALT_SIZE: Final = 32
@@ -250,20 +250,19 @@ class SegmentSealer:
             _nonce(self._prefix, index, last), plaintext, None, out[: size + TAG_SIZE]
         )
 
-    def fingerprint(self, part_plaintext: Chunk) -> bytes:
-        """Keyed fingerprint of a part's plaintext, for the resumable-upload guard.
-
-        HMAC-SHA-256 (RFC 2104) under a key derived from the DEK, so the stored value does
-        not let a database reader confirm guesses of the plaintext.
+    def legacy_fingerprint(self, part_plaintext: Chunk) -> bytes:
+        """The keyed fingerprint of a whole part's plaintext that releases before per-segment
+        claims recorded (HMAC-SHA-256, RFC 2104, under a key derived from the DEK); kept to
+        check such a claim against a resent part (docs/encryption.md, nonce-reuse guard).
         """
         return hmac.new(self._fingerprint_key, part_plaintext, hashlib.sha256).digest()
 
-    def segment_tags(self, plaintext: Chunk) -> bytes:
-        """One keyed tag per segment of `plaintext` (whole segments, the last may be short).
-
-        `SEGMENT_TAG_SIZE` bytes of HMAC-SHA-256 (RFC 2104) per segment, under the
-        fingerprint key: a resumable upload claims segments with these before sealing them,
-        so a prefix of a claim can be checked as well as the whole (nonce-reuse guard).
+    def legacy_segment_tags(self, plaintext: Chunk) -> bytes:
+        """The keyed tag per segment of `plaintext` (whole segments, the last may be short)
+        that releases before GCM-tag claims recorded: `SEGMENT_TAG_SIZE` bytes of
+        HMAC-SHA-256 (RFC 2104) per segment under the fingerprint key. Kept to check an
+        upload's claims made before an upgrade; computed only when a claim differs from the
+        segments' GCM tags (docs/encryption.md, nonce-reuse guard).
         """
         data, segment, key = (
             memoryview(plaintext).cast("B"),

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -45,7 +44,7 @@ from vault.crypto.segments import (
     plaintext_size,
     segment_count,
 )
-from vault.errors import IntegrityError, NonceReuseError
+from vault.errors import IntegrityError
 
 __all__ = [
     "DEFAULT_SHIFT",
@@ -195,11 +194,12 @@ def encrypt_object(sealer: SegmentSealer, plaintext: Chunk) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedPart:
-    """One part of a resumable or multipart upload, and the fingerprint to record for it."""
+    """One part of a resumable or multipart upload, and the tags a resumable upload claims
+    for it before the ciphertext leaves the process (docs/encryption.md, nonce-reuse guard)."""
 
     part_number: int
     ciphertext: bytes | bytearray  # one buffer, sealed in place
-    fingerprint: bytes = field(repr=False)
+    tags: bytes = field(repr=False)  # each segment's GCM tag, in order
     plaintext_size: int
 
 
@@ -210,20 +210,14 @@ def encrypt_part(
     plaintext: Chunk,
     *,
     final: bool,
-    recorded: Mapping[int, bytes] | None = None,
-    fingerprint: bytes | None = None,
 ) -> EncryptedPart:
     """Encrypt part `part_number` (1-based): segments (p-1)·k .. p·k-1; part 1 has the header.
 
-    Every part but the final one holds exactly k·S plaintext bytes. `recorded` maps part
-    numbers to fingerprints the caller stored earlier in this upload session; `k` must stay
-    fixed for the session. `fingerprint` is `sealer.fingerprint(plaintext)` when the caller
-    has just computed it (to record it), which saves hashing the part twice; the plaintext
-    must then be `bytes`, which cannot change in between.
-
-    Raises:
-        NonceReuseError: this part was encrypted before with different bytes. Raised before
-            any AES-GCM call; the caller must restart the upload with a fresh data key.
+    Every part but the final one holds exactly k·S plaintext bytes; `k` must stay fixed for
+    the upload. A part sealed again at the same segment indices reuses their nonces, so a
+    resumable upload compares the returned `tags` with those it recorded for the part
+    before it lets the ciphertext go (`vault.uploads.staging.claim_segments`): the same
+    bytes give the same tags, other bytes other tags.
     """
     segment = sealer.segment_size
     size = len(plaintext)
@@ -238,16 +232,6 @@ def encrypt_part(
     count = max(1, -(-size // segment))
     if first + count > MAX_SEGMENTS:
         raise ValueError("the object would exceed 2^32 segments")
-    if fingerprint is None:
-        fingerprint = sealer.fingerprint(plaintext)
-    elif not isinstance(plaintext, bytes):
-        raise TypeError("a fingerprint computed beforehand needs the plaintext as bytes")
-    previous = None if recorded is None else recorded.get(part_number)
-    if previous is not None and not hmac.compare_digest(previous, fingerprint):
-        raise NonceReuseError(
-            f"part {part_number} was already encrypted with different bytes under this data "
-            "key; restart the upload with a fresh key"
-        )
     sealer.claim("parts")
     data = memoryview(plaintext).cast("B")
     header = sealer.header if part_number == 1 else b""
@@ -257,11 +241,13 @@ def encrypt_part(
     out = memoryview(ciphertext)
     out[: len(header)] = header
     at = len(header)
+    tags: list[bytes] = []
     for j in range(count):
         chunk = data[j * segment : (j + 1) * segment]
         at += sealer.seal_into(first + j, chunk, out[at:], last=final and j == count - 1)
+        tags.append(bytes(out[at - TAG_SIZE : at]))
     out.release()
-    return EncryptedPart(part_number, ciphertext, fingerprint, size)
+    return EncryptedPart(part_number, ciphertext, b"".join(tags), size)
 
 
 class PartEncryptor:
@@ -284,16 +270,10 @@ class PartEncryptor:
         plaintext: Chunk,
         *,
         final: bool,
-        recorded: Mapping[int, bytes] | None = None,
     ) -> EncryptedPart:
         """See `encrypt_part`."""
         return encrypt_part(
-            self.sealer,
-            part_number,
-            self.segments_per_part,
-            plaintext,
-            final=final,
-            recorded=recorded,
+            self.sealer, part_number, self.segments_per_part, plaintext, final=final
         )
 
 

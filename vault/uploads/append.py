@@ -1,18 +1,16 @@
 """Appending to a resumable upload (a tus PATCH): each whole part in the request body is
-claimed, sealed, stored and recorded, in part order, and the whole segments after the last
+sealed, claimed, stored and recorded, in part order, and the whole segments after the last
 whole part are staged (see `vault.uploads` for the rules, `vault.uploads.staging` for the
 staging).
 
-Nonce safety: a part's segment tags are committed under the upload's row lock *before* the
-part is encrypted, so a segment offered again with different bytes is refused before any
-AES-GCM call.
+Nonce safety: a part is sealed in memory, and its segments' GCM tags are committed under the
+upload's row lock *before* its ciphertext leaves the process, so a segment offered again
+with different bytes is refused and its ciphertext dropped unseen.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,13 +91,6 @@ class _Plain:
 
 
 @dataclass(frozen=True, slots=True)
-class _Claimed:
-    part: _Plain
-    fingerprint: bytes
-    etag: str | None  # the store has it already under this etag
-
-
-@dataclass(frozen=True, slots=True)
 class _Sealed:
     number: int
     ciphertext: bytes | bytearray | None = field(repr=False)  # None: the store has it already...
@@ -113,82 +104,56 @@ class _Progress:
     row: Upload | None = None
 
 
-async def _claim_parts(
+async def _seal_parts(
     sessions: async_sessionmaker[AsyncSession],
     upload: Resumable,
     sealer: crypto.SegmentSealer,
     received: MemoryObjectReceiveStream[_Received],
-    claimed: MemoryObjectSendStream[_Claimed],
+    sealed: MemoryObjectSendStream[_Sealed],
     hashing: MemoryObjectSendStream[_Plain] | None,
 ) -> None:
-    """Record each part's fingerprint before anything is encrypted, in order; then hand it
-    on to be sealed and, apart, to be hashed."""
+    """Seal each part in memory and claim its segments' tags, in order, before its
+    ciphertext goes on to the store (a refused claim raises, and the ciphertext is dropped
+    unseen); then hand the plaintext on to be hashed. One stage for both, so no part waits
+    sealed for its claim beside the next one."""
 
-    def fingerprint(chunks: list[bytes]) -> tuple[bytes, bytes]:
-        data = b"".join(chunks)  # a join this large lets go of the GIL while it copies
-        chunks.clear()  # the pieces are not held beside the joined part while it is claimed
-        return data, sealer.segment_tags(data)
+    def seal(item: _Received) -> tuple[_Plain, crypto.EncryptedPart]:
+        data = b"".join(item.chunks)
+        item.chunks.clear()  # the pieces are not held beside the joined part
+        part = crypto.encrypt_part(
+            sealer, item.number, upload.segments_per_part, data, final=item.final
+        )
+        return _Plain(item.number, data, item.final), part
 
-    async with received, claimed, hashing or contextlib.nullcontext():
+    async with received, sealed, hashing or contextlib.nullcontext():
         async for item in received:
-            data, tags = await anyio.to_thread.run_sync(fingerprint, item.chunks)
+            plain, part = await anyio.to_thread.run_sync(seal, item)
+            del item
             etag = await upload_staging.claim_segments(
                 sessions,
+                sealer,
                 upload.id,
-                item.number,
+                plain.number,
                 first=0,
-                tags=tags,
-                size=len(data),
-                whole_fingerprint=functools.partial(sealer.fingerprint, data),
+                tags=part.tags,
+                plaintext=plain.data,
+                size=len(plain.data),
             )
-            mark = hashlib.sha256(tags).digest()
-            part = _Plain(item.number, data, item.final)
-            await claimed.send(_Claimed(part, mark, etag))
+            ciphertext = None if etag is not None else part.ciphertext
+            del part
+            await sealed.send(_Sealed(plain.number, ciphertext, etag or "", plain.final))
+            del ciphertext
             if hashing is not None:
-                await hashing.send(part)
+                await hashing.send(plain)
 
 
 async def _hash_parts(
     upload: Resumable, digests: RunningDigests, hashing: MemoryObjectReceiveStream[_Plain]
 ) -> None:
-    """Extend the running SHA-256 with each claimed part, in order, beside the sealing."""
+    """Extend the running SHA-256 with each claimed part, in order, beside the storing."""
     async with hashing:
         async for part in hashing:
             await digests.extend(upload.id, part.number, part.data)
-
-
-async def _seal_parts(
-    upload: Resumable,
-    sealer: crypto.SegmentSealer,
-    claimed: MemoryObjectReceiveStream[_Claimed],
-    sealed: MemoryObjectSendStream[_Sealed],
-) -> None:
-    """Encrypt each claimed part (unless the store has it), in order."""
-    async with claimed, sealed:
-        async for item in claimed:
-            part = item.part
-
-            def encrypt(
-                part: _Plain = part, fingerprint: bytes = item.fingerprint
-            ) -> bytearray | bytes:
-                # The fingerprint just claimed is checked once more before any AES-GCM call;
-                # the part is immutable bytes, so it is not computed again.
-                return crypto.encrypt_part(
-                    sealer,
-                    part.number,
-                    upload.segments_per_part,
-                    part.data,
-                    final=part.final,
-                    recorded={part.number: fingerprint},
-                    fingerprint=fingerprint,
-                ).ciphertext
-
-            ciphertext = None
-            if item.etag is None:
-                ciphertext = await anyio.to_thread.run_sync(encrypt)
-            await sealed.send(_Sealed(part.number, ciphertext, item.etag or "", part.final))
-            # Not held while waiting for the next part: the store has the ciphertext now.
-            del item, part, encrypt, ciphertext
 
 
 @dataclass(slots=True)
@@ -275,12 +240,13 @@ async def append(
     """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
 
     Whole parts go through a pipeline, each stage working on its own part and in part
-    order: claim (the segment tags, recorded before anything is encrypted), seal (encrypt;
-    beside it, extend the running SHA-256 in `digests`, if given: see `vault.crypto.digests`),
-    store (two parts at a time) and record. So the request holds about ten parts of
-    plaintext or ciphertext at most, whatever the upload's size. A part the upload's offset
+    order: seal and claim (encrypt in memory, then record the segments' GCM tags before the
+    ciphertext leaves the process; beside it, extend the running SHA-256 in `digests`, if
+    given: see `vault.crypto.digests`), store (two parts at a time) and record. So the
+    request holds about ten parts of plaintext or ciphertext at most, whatever the upload's
+    size. A part the upload's offset
     is inside of starts from its staged segments (`vault.uploads.staging`). The whole
-    segments after the last whole part are claimed, sealed and staged in the database; only
+    segments after the last whole part are sealed, claimed and staged in the database; only
     the bytes after the last whole segment are dropped (the reported offset tells the
     client where to resume). The final part is stored only if the body ended exactly at the
     upload's length. It returns once everything it took is stored and recorded.
@@ -297,8 +263,7 @@ async def append(
     remaining = length - upload.offset
     sealer = upload.sealer()
     progress = _Progress()
-    to_claim, arrived = anyio.create_memory_object_stream[_Received]()
-    to_seal, claimed = anyio.create_memory_object_stream[_Claimed]()
+    to_seal, arrived = anyio.create_memory_object_stream[_Received]()
     to_store, sealed = anyio.create_memory_object_stream[_Sealed]()
     to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
     final = False
@@ -314,11 +279,10 @@ async def append(
             if digests is not None:
                 to_hash, hashing = anyio.create_memory_object_stream[_Plain](1)
                 tasks.start_soon(_hash_parts, upload, digests, hashing)
-            tasks.start_soon(_claim_parts, sessions, upload, sealer, arrived, to_seal, to_hash)
-            tasks.start_soon(_seal_parts, upload, sealer, claimed, to_store)
+            tasks.start_soon(_seal_parts, sessions, upload, sealer, arrived, to_store, to_hash)
             tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record)
             tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
-            async with to_claim:
+            async with to_seal:
                 try:
                     received = 0
                     async for chunk in chunks:
@@ -336,7 +300,7 @@ async def append(
                             cut = part_size - pending_size
                             pending.append(chunk[:cut])
                             chunk = chunk[cut:]
-                            await to_claim.send(_Received(number, pending, final=False))
+                            await to_seal.send(_Received(number, pending, final=False))
                             pending, pending_size = [], 0
                             part_start += part_size
                             number += 1
@@ -345,7 +309,7 @@ async def append(
                             pending_size += len(chunk)
                     final = part_start + pending_size == length
                     if final:
-                        await to_claim.send(_Received(number, pending, final=True))
+                        await to_seal.send(_Received(number, pending, final=True))
                 except Exception as exc:
                     # The parts already handed on are still stored before this is raised.
                     refused = exc
@@ -379,7 +343,7 @@ async def _stage_tail(
     *,
     expires_in: timedelta,
 ) -> Upload | None:
-    """Claim, seal and stage the whole segments of the unfinished part `number` that this
+    """Seal, claim and stage the whole segments of the unfinished part `number` that this
     request brought after `start` (its plaintext from the part's start is `pending`); the
     upload's row once they are recorded, None if there were none.
 
@@ -394,21 +358,23 @@ async def _stage_tail(
     if end <= start:
         return None
 
-    def tag() -> tuple[bytes, bytes]:
-        data = b"".join(pending)[start - part_start : end - part_start]
-        return data, sealer.segment_tags(data)
-
-    data, tags = await anyio.to_thread.run_sync(tag)
     first = start // segment
+
+    def seal() -> tuple[bytes, bytes, bytes]:
+        data = b"".join(pending)[start - part_start : end - part_start]
+        return data, *upload_staging.seal_run(sealer, first, data)
+
+    data, ciphertext, tags = await anyio.to_thread.run_sync(seal)
     await upload_staging.claim_segments(
         sessions,
+        sealer,
         upload.id,
         number,
         first=first - (number - 1) * upload.segments_per_part,
         tags=tags,
+        plaintext=data,
         size=end - part_start,
     )
-    ciphertext = await anyio.to_thread.run_sync(upload_staging.seal_run, sealer, first, data)
     return await upload_staging.record_run(
         sessions, upload, first, ciphertext, expires_in=expires_in
     )

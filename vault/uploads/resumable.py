@@ -14,12 +14,13 @@ is stored only when a request delivered all of it, and the offset jumps to the l
 once the version is committed: until then a client resends the final part, which is
 harmless (see below), and never sees an upload that is "complete" without its document.
 
-Nonce safety: each segment's keyed tag (`SegmentSealer.segment_tags`) is committed to its
-part's `upload_parts` row *before* the segment is encrypted. A segment offered again with
-the same bytes re-encrypts to the same ciphertext; with different bytes it is refused
-(`NonceReuseError`) without any AES-GCM call, because its nonce is fixed by its index. The
-row lock on the upload serialises these claims across processes, and the tags stay until
-the upload row goes, so even a late copy of the final request is checked.
+Nonce safety: a segment is sealed in memory, and its GCM tag is committed to its part's
+`upload_parts` row *before* its ciphertext leaves the process. A segment offered again with
+the same bytes re-encrypts to the same ciphertext and tag; with different bytes its tag
+differs, the claim is refused (`NonceReuseError`) and the ciphertext is dropped unseen,
+because its nonce is fixed by its index. The row lock on the upload serialises these claims
+across processes, and the tags stay until the upload row goes, so even a late copy of the
+final request is checked.
 
 SHA-256: a hash object cannot travel between processes, so each process keeps the running
 digest of the uploads it has seen from part 1 on (`vault.crypto.digests`, a cache); `finish` uses
@@ -107,7 +108,7 @@ class Upload(SQLModel, table=True):
 
 
 class UploadPart(SQLModel, table=True):
-    """A part claimed by its plaintext fingerprint; `etag` is set once the store has it."""
+    """A part claimed by its segments' tags; `etag` is set once the store has it."""
 
     __tablename__ = "upload_parts"
     upload_id: uuid.UUID = Field(foreign_key="uploads.id", primary_key=True)
@@ -115,7 +116,8 @@ class UploadPart(SQLModel, table=True):
     fingerprint: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     etag: str | None = Field(default=None, sa_column=Column(String(256), nullable=True))
-    # One keyed tag per claimed segment, from the part's first (`SegmentSealer.segment_tags`);
+    # One tag per claimed segment, from the part's first: its GCM tag (an upload claimed
+    # before an upgrade may hold keyed HMAC tags, `SegmentSealer.legacy_segment_tags`);
     # NULL for parts claimed whole before migration 0011, checked by `fingerprint` alone.
     tags: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 

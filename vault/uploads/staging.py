@@ -3,13 +3,14 @@
 offset").
 
 Nonce safety. Every segment of an upload has a fixed AES-GCM nonce (its index), so no index
-may ever be sealed twice with different plaintext. Before any segment is sealed, one keyed
-tag per segment (`SegmentSealer.segment_tags`) is committed to the part's `upload_parts` row
-under the upload's row lock. A part's tags always cover a prefix of it (a request starts at
-the stored offset, never past what was claimed), and a later claim must agree with every
-tag it overlaps, whichever process made it and whether or not its bytes were ever stored: a
-crash between claiming and recording, or two PATCHes racing on two nodes, can only seal the
-same plaintext again, which gives the same ciphertext.
+may ever carry two different ciphertexts out of the process. A segment is sealed in memory,
+and its GCM tag is committed to the part's `upload_parts` row under the upload's row lock
+before its ciphertext goes anywhere (store, staging table, log). A part's tags always cover
+a prefix of it (a request starts at the stored offset, never past what was claimed), and a
+later claim must agree with every tag it overlaps, whichever process made it and whether or
+not its bytes were ever stored: a crash between claiming and recording, or two PATCHes
+racing on two nodes, can only let out the same plaintext again, sealed to the same
+ciphertext; other bytes give another tag, and their ciphertext is dropped unseen.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
@@ -42,24 +42,28 @@ def _reuse(number: int) -> NonceReuseError:
 
 async def claim_segments(
     sessions: async_sessionmaker[AsyncSession],
+    sealer: crypto.SegmentSealer,
     upload_id: uuid.UUID,
     number: int,
     *,
     first: int,
     tags: bytes,
+    plaintext: bytes,
     size: int,
-    whole_fingerprint: Callable[[], bytes] | None = None,
 ) -> str | None:
-    """Claim segments `first ..` (counted within part `number`) by their tags, before any of
-    them is sealed; the part's etag if the store already holds exactly this whole part.
+    """Claim segments `first ..` (counted within part `number`) by the GCM tags they were
+    just sealed with, before their ciphertext leaves the process; the part's etag if the
+    store already holds exactly this whole part.
 
     Args:
+        plaintext: the claimed segments' plaintext, to check claims recorded by earlier
+            releases (keyed HMAC tags, or one fingerprint per whole part); read only when
+            a recorded tag differs from `tags`.
         size: plaintext bytes of the part from its start to the end of this claim.
-        whole_fingerprint: the part's whole-part fingerprint, for parts claimed before
-            per-segment tags existed (only a whole-part claim can be checked against those).
 
     Raises:
-        NonceReuseError: a segment was claimed before with different bytes.
+        NonceReuseError: a segment was claimed before with different bytes. The caller
+            must drop the ciphertext sealed for this claim.
     """
     async with transaction(sessions) as session:
         await locked(session, upload_id)
@@ -78,13 +82,11 @@ async def claim_segments(
             )
             return None
         if part.tags is None:
-            # Claimed whole by an earlier release: only the same whole part can be checked.
-            if (
-                first
-                or whole_fingerprint is None
-                or size != part.size
-                or not hmac.compare_digest(part.fingerprint, whole_fingerprint())
-            ):
+            # Claimed whole by an early release: only the same whole part can be checked.
+            if first or size != part.size:
+                raise _reuse(number)
+            earlier = await anyio.to_thread.run_sync(sealer.legacy_fingerprint, plaintext)
+            if not hmac.compare_digest(part.fingerprint, earlier):
                 raise _reuse(number)
             return part.etag
         claimed = len(part.tags) // _T
@@ -92,8 +94,9 @@ async def claim_segments(
         if first > claimed:
             raise ConflictError("the upload moved on; ask for its offset with HEAD")
         overlap = min(claimed, first + count) - first
-        if not hmac.compare_digest(
-            part.tags[first * _T : (first + overlap) * _T], tags[: overlap * _T]
+        recorded = part.tags[first * _T : (first + overlap) * _T]
+        if not hmac.compare_digest(recorded, tags[: overlap * _T]) and not await _legacy_match(
+            sealer, recorded, tags, plaintext[: overlap * sealer.segment_size]
         ):
             raise _reuse(number)
         if first + count > claimed:
@@ -103,6 +106,19 @@ async def claim_segments(
             session.add(part)
             return None
         return part.etag if first == 0 and count == claimed and size == part.size else None
+
+
+async def _legacy_match(
+    sealer: crypto.SegmentSealer, recorded: bytes, tags: bytes, plaintext: bytes
+) -> bool:
+    """Whether each recorded tag is the segment's GCM tag or, for a claim an earlier release
+    recorded, its keyed HMAC tag: either matches only the same plaintext (2^-128 per try)."""
+    earlier = await anyio.to_thread.run_sync(sealer.legacy_segment_tags, plaintext)
+    return all(
+        hmac.compare_digest(recorded[i : i + _T], tags[i : i + _T])
+        or hmac.compare_digest(recorded[i : i + _T], earlier[i : i + _T])
+        for i in range(0, len(recorded), _T)
+    )
 
 
 async def staged_prefix(
@@ -154,17 +170,19 @@ async def staged_prefix(
     return await anyio.to_thread.run_sync(open_runs)
 
 
-def seal_run(sealer: crypto.SegmentSealer, first: int, plaintext: bytes) -> bytes:
-    """Seal whole segments `first ..` (none of them the object's last), once claimed."""
+def seal_run(sealer: crypto.SegmentSealer, first: int, plaintext: bytes) -> tuple[bytes, bytes]:
+    """Seal whole segments `first ..` (none of them the object's last); the ciphertext and
+    its GCM tags, which are claimed before the ciphertext is kept."""
     segment = sealer.segment_size
     if not plaintext or len(plaintext) % segment:
         raise ValueError("a staged run holds whole segments")
     sealer.claim("parts")
     view = memoryview(plaintext)
-    return b"".join(
+    sealed = [
         sealer.seal(first + j, view[i : i + segment], last=False)
         for j, i in enumerate(range(0, len(plaintext), segment))
-    )
+    ]
+    return b"".join(sealed), b"".join(piece[-crypto.TAG_SIZE :] for piece in sealed)
 
 
 async def record_run(
