@@ -45,7 +45,9 @@ class RunningDigests:
     def __len__(self) -> int:
         return len(self._uploads)
 
-    async def extend(self, upload_id: uuid.UUID, number: int, plaintext: bytes) -> None:
+    async def extend(
+        self, upload_id: uuid.UUID, number: int, plaintext: bytes | bytearray | memoryview
+    ) -> None:
         """Hash part `number` if it is the next one of the upload; otherwise do nothing.
 
         Call it only once the part's fingerprint is recorded (claimed), so that `plaintext`

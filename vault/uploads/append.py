@@ -79,14 +79,30 @@ async def _record_part(
 @dataclass(frozen=True, slots=True)
 class _Received:
     number: int
-    chunks: list[bytes] = field(repr=False)  # joined off the event loop
+    data: memoryview = field(repr=False)  # a part's own buffer, never written again
     final: bool
+
+
+class _Filling:
+    """The plaintext of the part being received, copied once into a buffer of its own: no
+    pieces to join later, and no joined copy beside them."""
+
+    def __init__(self, capacity: int) -> None:
+        self._buffer = bytearray(capacity)
+        self.size = 0
+
+    def add(self, piece: bytes | memoryview) -> None:
+        self._buffer[self.size : self.size + len(piece)] = piece
+        self.size += len(piece)
+
+    def data(self) -> memoryview:
+        return memoryview(self._buffer)[: self.size]
 
 
 @dataclass(frozen=True, slots=True)
 class _Plain:
     number: int
-    data: bytes = field(repr=False)
+    data: memoryview = field(repr=False)
     final: bool
 
 
@@ -118,12 +134,10 @@ async def _seal_parts(
     sealed for its claim beside the next one."""
 
     def seal(item: _Received) -> tuple[_Plain, crypto.EncryptedPart]:
-        data = b"".join(item.chunks)
-        item.chunks.clear()  # the pieces are not held beside the joined part
         part = crypto.encrypt_part(
-            sealer, item.number, upload.segments_per_part, data, final=item.final
+            sealer, item.number, upload.segments_per_part, item.data, final=item.final
         )
-        return _Plain(item.number, data, item.final), part
+        return _Plain(item.number, item.data, item.final), part
 
     async with received, sealed, hashing or contextlib.nullcontext():
         async for item in received:
@@ -269,10 +283,9 @@ async def append(
     final = False
     refused: Exception | None = None
     # Plaintext of part `number` from its start: its staged segments first, if any.
-    pending: list[bytes] = []
+    filling = _Filling(min(part_size, length - part_start))
     if upload.offset > part_start:
-        pending.append(await upload_staging.staged_prefix(sessions, upload, number))
-    pending_size = upload.offset - part_start
+        filling.add(await upload_staging.staged_prefix(sessions, upload, number))
     try:
         async with anyio.create_task_group() as tasks:
             to_hash: MemoryObjectSendStream[_Plain] | None = None
@@ -292,24 +305,24 @@ async def append(
                                 f"the body runs past the upload's length of {length} bytes "
                                 f"(it started at offset {upload.offset})"
                             )
+                        piece = memoryview(chunk)
                         # A part ending before the upload's length is whole at part_size bytes.
                         while (
                             part_start + part_size < length
-                            and pending_size + len(chunk) >= part_size
+                            and filling.size + len(piece) >= part_size
                         ):
-                            cut = part_size - pending_size
-                            pending.append(chunk[:cut])
-                            chunk = chunk[cut:]
-                            await to_seal.send(_Received(number, pending, final=False))
-                            pending, pending_size = [], 0
+                            cut = part_size - filling.size
+                            filling.add(piece[:cut])
+                            piece = piece[cut:]
+                            await to_seal.send(_Received(number, filling.data(), final=False))
                             part_start += part_size
                             number += 1
-                        if chunk:
-                            pending.append(chunk)
-                            pending_size += len(chunk)
-                    final = part_start + pending_size == length
+                            filling = _Filling(min(part_size, length - part_start))
+                        if piece:
+                            filling.add(piece)
+                    final = part_start + filling.size == length
                     if final:
-                        await to_seal.send(_Received(number, pending, final=True))
+                        await to_seal.send(_Received(number, filling.data(), final=True))
                 except Exception as exc:
                     # The parts already handed on are still stored before this is raised.
                     refused = exc
@@ -320,7 +333,7 @@ async def append(
     offset = max(upload.offset, part_start)
     if not final:
         row = await _stage_tail(
-            sessions, upload, sealer, number, pending, offset, expires_in=expires_in
+            sessions, upload, sealer, number, filling.data(), offset, expires_in=expires_in
         )
         if row is not None:
             progress.row = row
@@ -338,13 +351,13 @@ async def _stage_tail(
     upload: Resumable,
     sealer: crypto.SegmentSealer,
     number: int,
-    pending: list[bytes],
+    received: memoryview,
     start: int,
     *,
     expires_in: timedelta,
 ) -> Upload | None:
     """Seal, claim and stage the whole segments of the unfinished part `number` that this
-    request brought after `start` (its plaintext from the part's start is `pending`); the
+    request brought after `start` (its plaintext from the part's start is `received`); the
     upload's row once they are recorded, None if there were none.
 
     The upload's last segment is never staged: it is sealed with the final flag, only in
@@ -352,7 +365,7 @@ async def _stage_tail(
     """
     segment = sealer.segment_size
     part_start = (number - 1) * upload.part_size
-    have = part_start + sum(len(piece) for piece in pending)
+    have = part_start + len(received)
     last_segment = max(1, -(-upload.length // segment)) - 1
     end = min(have // segment, last_segment) * segment
     if end <= start:
@@ -360,11 +373,8 @@ async def _stage_tail(
 
     first = start // segment
 
-    def seal() -> tuple[bytes, bytes, bytes]:
-        data = b"".join(pending)[start - part_start : end - part_start]
-        return data, *upload_staging.seal_run(sealer, first, data)
-
-    data, ciphertext, tags = await anyio.to_thread.run_sync(seal)
+    data = received[start - part_start : end - part_start]
+    ciphertext, tags = await anyio.to_thread.run_sync(upload_staging.seal_run, sealer, first, data)
     await upload_staging.claim_segments(
         sessions,
         sealer,

@@ -48,7 +48,7 @@ async def claim_segments(
     *,
     first: int,
     tags: bytes,
-    plaintext: bytes,
+    plaintext: crypto.Chunk,
     size: int,
 ) -> str | None:
     """Claim segments `first ..` (counted within part `number`) by the GCM tags they were
@@ -109,7 +109,7 @@ async def claim_segments(
 
 
 async def _legacy_match(
-    sealer: crypto.SegmentSealer, recorded: bytes, tags: bytes, plaintext: bytes
+    sealer: crypto.SegmentSealer, recorded: bytes, tags: bytes, plaintext: crypto.Chunk
 ) -> bool:
     """Whether each recorded tag is the segment's GCM tag or, for a claim an earlier release
     recorded, its keyed HMAC tag: either matches only the same plaintext (2^-128 per try)."""
@@ -170,7 +170,9 @@ async def staged_prefix(
     return await anyio.to_thread.run_sync(open_runs)
 
 
-def seal_run(sealer: crypto.SegmentSealer, first: int, plaintext: bytes) -> tuple[bytes, bytes]:
+def seal_run(
+    sealer: crypto.SegmentSealer, first: int, plaintext: crypto.Chunk
+) -> tuple[bytes, bytes]:
     """Seal whole segments `first ..` (none of them the object's last); the ciphertext and
     its GCM tags, which are claimed before the ciphertext is kept."""
     segment = sealer.segment_size
