@@ -33,6 +33,7 @@ from tests.fixtures.tus import (
 )
 from tests.fixtures.tus import s3 as s3
 from tests.fixtures.tus import settings as settings
+from vault.crypto import SegmentSealer
 from vault.uploads import Resumable, StagedRun, Upload, UploadPart
 from vault.uploads import staging as upload_staging
 from web.services import Services
@@ -116,6 +117,18 @@ def stored_parts(s3: tuple[S3Client, str]) -> list[tuple[int, str]]:
     return found
 
 
+async def upload_with_sealer(
+    http: httpx.AsyncClient, world: World, services: Services, size: int, name: str
+) -> tuple[str, uuid.UUID, SegmentSealer]:
+    """A new upload of `size` bytes by alice: its URL, id and sealer (as a process has it)."""
+    url = await new_upload(http, world["alice"].auth, world.acme_folder, size, name)
+    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
+    async with services.sessions() as session:
+        row = await session.get(Upload, upload_id)
+    assert row is not None
+    return url, upload_id, Resumable.of(row, services.keyring).sealer()
+
+
 @pytest.mark.parametrize("recorded_by", ["this release", "an earlier release"])
 async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
     http: httpx.AsyncClient,
@@ -130,12 +143,9 @@ async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
     just the same."""
     auth = world["alice"].auth
     payload = data(2 * PART + 5, "crash")
-    url = await new_upload(http, auth, world.acme_folder, len(payload), "crash.bin")
-    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
-    async with services.sessions() as session:
-        row = await session.get(Upload, upload_id)
-    assert row is not None
-    sealer = Resumable.of(row, services.keyring).sealer()
+    url, upload_id, sealer = await upload_with_sealer(
+        http, world, services, len(payload), "crash.bin"
+    )
     claimed = payload[: 2 * MiB]
     if recorded_by == "this release":
         _, tags = upload_staging.seal_run(sealer, 0, claimed)
@@ -173,12 +183,10 @@ async def test_a_whole_part_claim_of_an_early_release_takes_only_that_part(
     only the same whole part can be checked against it, so only that is sealed again."""
     auth = world["alice"].auth
     payload = data(PART + 5, "early")
-    url = await new_upload(http, auth, world.acme_folder, len(payload), "early.bin")
-    upload_id = uuid.UUID(url.rsplit("/", 1)[1])
+    url, upload_id, sealer = await upload_with_sealer(
+        http, world, services, len(payload), "early.bin"
+    )
     async with services.sessions() as session:
-        row = await session.get(Upload, upload_id)
-        assert row is not None
-        sealer = Resumable.of(row, services.keyring).sealer()
         session.add(
             UploadPart(
                 upload_id=upload_id,

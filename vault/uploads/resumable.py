@@ -14,13 +14,11 @@ is stored only when a request delivered all of it, and the offset jumps to the l
 once the version is committed: until then a client resends the final part, which is
 harmless (see below), and never sees an upload that is "complete" without its document.
 
-Nonce safety: a segment is sealed in memory, and its GCM tag is committed to its part's
-`upload_parts` row *before* its ciphertext leaves the process. A segment offered again with
-the same bytes re-encrypts to the same ciphertext and tag; with different bytes its tag
-differs, the claim is refused (`NonceReuseError`) and the ciphertext is dropped unseen,
-because its nonce is fixed by its index. The row lock on the upload serialises these claims
-across processes, and the tags stay until the upload row goes, so even a late copy of the
-final request is checked.
+Nonce safety: a segment's nonce is fixed by its index, so its GCM tag is committed to its
+part's `upload_parts` row before its ciphertext leaves the process: the same bytes again
+give the same ciphertext and tag, other bytes are refused (`NonceReuseError`) and their
+ciphertext dropped unseen (`vault.uploads.staging`). The row lock serialises claims across
+processes, and the tags stay until the upload row goes.
 
 SHA-256: a hash object cannot travel between processes, so each process keeps the running
 digest of the uploads it has seen from part 1 on (`vault.crypto.digests`, a cache); `finish` uses
