@@ -257,10 +257,9 @@ async def append(
     order: seal and claim (encrypt in memory, then record the segments' GCM tags before the
     ciphertext leaves the process; beside it, extend the running SHA-256 in `digests`, if
     given: see `vault.crypto.digests`), store (two parts at a time) and record. So the
-    request holds about ten parts of plaintext or ciphertext at most, whatever the upload's
-    size. A part the upload's offset
-    is inside of starts from its staged segments (`vault.uploads.staging`). The whole
-    segments after the last whole part are sealed, claimed and staged in the database; only
+    request holds about seven parts of plaintext or ciphertext at most, whatever the
+    upload's size. A part the upload's offset is inside of starts from its staged segments
+    (`vault.uploads.staging`). The whole segments after the last whole part are sealed, claimed and staged in the database; only
     the bytes after the last whole segment are dropped (the reported offset tells the
     client where to resume). The final part is stored only if the body ended exactly at the
     upload's length. It returns once everything it took is stored and recorded.
@@ -372,7 +371,6 @@ async def _stage_tail(
         return None
 
     first = start // segment
-
     data = received[start - part_start : end - part_start]
     ciphertext, tags = await anyio.to_thread.run_sync(upload_staging.seal_run, sealer, first, data)
     await upload_staging.claim_segments(
