@@ -259,10 +259,11 @@ async def append(
     given: see `vault.crypto.digests`), store (two parts at a time) and record. So the
     request holds about seven parts of plaintext or ciphertext at most, whatever the
     upload's size. A part the upload's offset is inside of starts from its staged segments
-    (`vault.uploads.staging`). The whole segments after the last whole part are sealed, claimed and staged in the database; only
-    the bytes after the last whole segment are dropped (the reported offset tells the
-    client where to resume). The final part is stored only if the body ended exactly at the
-    upload's length. It returns once everything it took is stored and recorded.
+    (`vault.uploads.staging`). The whole segments after the last whole part are sealed,
+    claimed and staged in the database; only the bytes after the last whole segment are
+    dropped (the reported offset tells the client where to resume). The final part is
+    stored only if the body ended exactly at the upload's length. It returns once
+    everything it took is stored and recorded.
 
     Raises:
         TooLargeError: the body runs past the upload's length. Whole parts before that
