@@ -85,18 +85,23 @@ class _Received:
 
 class _Filling:
     """The plaintext of the part being received, copied once into a buffer of its own: no
-    pieces to join later, and no joined copy beside them."""
+    pieces to join later, and no joined copy beside them. The buffer grows as bytes arrive
+    (glibc moves a large block by remapping it, not by copying), so a small PATCH holds only
+    what it brought."""
 
-    def __init__(self, capacity: int) -> None:
-        self._buffer = bytearray(capacity)
-        self.size = 0
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self._buffer)
 
     def add(self, piece: bytes | memoryview) -> None:
-        self._buffer[self.size : self.size + len(piece)] = piece
-        self.size += len(piece)
+        self._buffer += piece
 
     def data(self) -> memoryview:
-        return memoryview(self._buffer)[: self.size]
+        """The part so far; nothing may be added once this is taken."""
+        return memoryview(self._buffer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +288,7 @@ async def append(
     final = False
     refused: Exception | None = None
     # Plaintext of part `number` from its start: its staged segments first, if any.
-    filling = _Filling(min(part_size, length - part_start))
+    filling = _Filling()
     if upload.offset > part_start:
         filling.add(await upload_staging.staged_prefix(sessions, upload, number))
     try:
@@ -317,7 +322,7 @@ async def append(
                             await to_seal.send(_Received(number, filling.data(), final=False))
                             part_start += part_size
                             number += 1
-                            filling = _Filling(min(part_size, length - part_start))
+                            filling = _Filling()
                         if piece:
                             filling.add(piece)
                     final = part_start + filling.size == length
