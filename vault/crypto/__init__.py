@@ -36,6 +36,7 @@ from vault.crypto.stream import (
     object_size,
     parse_header,
     plaintext_size,
+    seal_segments,
     segment_count,
 )
 
@@ -70,5 +71,6 @@ __all__ = [
     "object_size",
     "parse_header",
     "plaintext_size",
+    "seal_segments",
     "segment_count",
 ]

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.to_thread
 
+from vault.crypto.segments import Chunk
+
 __all__ = ["RunningDigests"]
 
 
@@ -45,9 +47,7 @@ class RunningDigests:
     def __len__(self) -> int:
         return len(self._uploads)
 
-    async def extend(
-        self, upload_id: uuid.UUID, number: int, plaintext: bytes | bytearray | memoryview
-    ) -> None:
+    async def extend(self, upload_id: uuid.UUID, number: int, plaintext: Chunk) -> None:
         """Hash part `number` if it is the next one of the upload; otherwise do nothing.
 
         Call it only once the part's fingerprint is recorded (claimed), so that `plaintext`

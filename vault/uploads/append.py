@@ -77,37 +77,9 @@ async def _record_part(
 
 
 @dataclass(frozen=True, slots=True)
-class _Received:
-    number: int
-    data: memoryview = field(repr=False)  # a part's own buffer, never written again
-    final: bool
-
-
-class _Filling:
-    """The plaintext of the part being received, copied once into a buffer of its own: no
-    pieces to join later, and no joined copy beside them. The buffer grows as bytes arrive
-    (glibc moves a large block by remapping it, not by copying), so a small PATCH holds only
-    what it brought."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    @property
-    def size(self) -> int:
-        return len(self._buffer)
-
-    def add(self, piece: bytes | memoryview) -> None:
-        self._buffer += piece
-
-    def data(self) -> memoryview:
-        """The part so far; nothing may be added once this is taken."""
-        return memoryview(self._buffer)
-
-
-@dataclass(frozen=True, slots=True)
 class _Plain:
     number: int
-    data: memoryview = field(repr=False)
+    data: memoryview = field(repr=False)  # a part's own buffer, never written again
     final: bool
 
 
@@ -129,7 +101,7 @@ async def _seal_parts(
     sessions: async_sessionmaker[AsyncSession],
     upload: Resumable,
     sealer: crypto.SegmentSealer,
-    received: MemoryObjectReceiveStream[_Received],
+    received: MemoryObjectReceiveStream[_Plain],
     sealed: MemoryObjectSendStream[_Sealed],
     hashing: MemoryObjectSendStream[_Plain] | None,
 ) -> None:
@@ -138,16 +110,14 @@ async def _seal_parts(
     unseen); then hand the plaintext on to be hashed. One stage for both, so no part waits
     sealed for its claim beside the next one."""
 
-    def seal(item: _Received) -> tuple[_Plain, crypto.EncryptedPart]:
-        part = crypto.encrypt_part(
-            sealer, item.number, upload.segments_per_part, item.data, final=item.final
+    def seal(plain: _Plain) -> crypto.EncryptedPart:
+        return crypto.encrypt_part(
+            sealer, plain.number, upload.segments_per_part, plain.data, final=plain.final
         )
-        return _Plain(item.number, item.data, item.final), part
 
     async with received, sealed, hashing or contextlib.nullcontext():
-        async for item in received:
-            plain, part = await anyio.to_thread.run_sync(seal, item)
-            del item
+        async for plain in received:
+            part = await anyio.to_thread.run_sync(seal, plain)
             etag = await upload_staging.claim_segments(
                 sessions,
                 sealer,
@@ -282,15 +252,18 @@ async def append(
     remaining = length - upload.offset
     sealer = upload.sealer()
     progress = _Progress()
-    to_seal, arrived = anyio.create_memory_object_stream[_Received]()
+    to_seal, arrived = anyio.create_memory_object_stream[_Plain]()
     to_store, sealed = anyio.create_memory_object_stream[_Sealed]()
     to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
     final = False
     refused: Exception | None = None
-    # Plaintext of part `number` from its start: its staged segments first, if any.
-    filling = _Filling()
+    # Plaintext of part `number` from its start (its staged segments first, if any), copied
+    # once into a buffer of its own as it arrives: no pieces to join later. The buffer grows
+    # (glibc remaps a large block rather than copying it), so a small PATCH holds only what
+    # it brought. Nothing is added to a buffer once a view of it is handed on.
+    filling = bytearray()
     if upload.offset > part_start:
-        filling.add(await upload_staging.staged_prefix(sessions, upload, number))
+        filling += await upload_staging.staged_prefix(sessions, upload, number)
     try:
         async with anyio.create_task_group() as tasks:
             to_hash: MemoryObjectSendStream[_Plain] | None = None
@@ -314,20 +287,19 @@ async def append(
                         # A part ending before the upload's length is whole at part_size bytes.
                         while (
                             part_start + part_size < length
-                            and filling.size + len(piece) >= part_size
+                            and len(filling) + len(piece) >= part_size
                         ):
-                            cut = part_size - filling.size
-                            filling.add(piece[:cut])
+                            cut = part_size - len(filling)
+                            filling += piece[:cut]
                             piece = piece[cut:]
-                            await to_seal.send(_Received(number, filling.data(), final=False))
+                            await to_seal.send(_Plain(number, memoryview(filling), final=False))
                             part_start += part_size
                             number += 1
-                            filling = _Filling()
-                        if piece:
-                            filling.add(piece)
-                    final = part_start + filling.size == length
+                            filling = bytearray()
+                        filling += piece
+                    final = part_start + len(filling) == length
                     if final:
-                        await to_seal.send(_Received(number, filling.data(), final=True))
+                        await to_seal.send(_Plain(number, memoryview(filling), final=True))
                 except Exception as exc:
                     # The parts already handed on are still stored before this is raised.
                     refused = exc
@@ -338,7 +310,7 @@ async def append(
     offset = max(upload.offset, part_start)
     if not final:
         row = await _stage_tail(
-            sessions, upload, sealer, number, filling.data(), offset, expires_in=expires_in
+            sessions, upload, sealer, number, memoryview(filling), offset, expires_in=expires_in
         )
         if row is not None:
             progress.row = row

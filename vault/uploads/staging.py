@@ -175,16 +175,10 @@ def seal_run(
 ) -> tuple[bytes, bytes]:
     """Seal whole segments `first ..` (none of them the object's last); the ciphertext and
     its GCM tags, which are claimed before the ciphertext is kept."""
-    segment = sealer.segment_size
-    if not plaintext or len(plaintext) % segment:
+    if not plaintext or len(plaintext) % sealer.segment_size:
         raise ValueError("a staged run holds whole segments")
-    sealer.claim("parts")
-    view = memoryview(plaintext)
-    sealed = [
-        sealer.seal(first + j, view[i : i + segment], last=False)
-        for j, i in enumerate(range(0, len(plaintext), segment))
-    ]
-    return b"".join(sealed), b"".join(piece[-crypto.TAG_SIZE :] for piece in sealed)
+    sealed, tags = crypto.seal_segments(sealer, first, plaintext, final=False)
+    return bytes(sealed), tags
 
 
 async def record_run(
