@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +32,12 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.fixtures.app import World
 from tests.fixtures.documents import API, put
+from tests.fixtures.tus import create as tus_create
+from vault.audit import alerts
+from vault.audit.alerts import Rules
+from vault.db import transaction
+from vault.notifications import DeliveryState, Notification
+from web.services import Services
 
 # tus bodies are bytes like any octet stream.
 schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
@@ -94,8 +102,10 @@ def _run(
     http: httpx.AsyncClient,
     ids: dict[str, str],
     auth: dict[str, str],
-) -> list[str]:
+) -> tuple[list[str], dict[str, set[int]]]:
+    """The failed checks, and the statuses each operation answered with."""
     failures: list[str] = []
+    answers: dict[str, set[int]] = {}
 
     def send(case: Any) -> None:
         kwargs = case.as_transport_kwargs(base_url=f"http://testserver{API}")
@@ -105,6 +115,7 @@ def _run(
                 request["json" if key == "json" else "content"] = kwargs[key]
         future = asyncio.run_coroutine_threadsafe(http.request(**request), loop)
         response = future.result(timeout=60)
+        answers.setdefault(case.operation.label, set()).add(response.status_code)
         try:
             case.validate_response(response, checks=CHECKS)
         except FailureGroup as group:  # every failing operation is reported, not the first
@@ -128,27 +139,104 @@ def _run(
             except Unsatisfiable:
                 # Nothing of the operation can be made invalid: no parameters, no body.
                 assert mode is GenerationMode.NEGATIVE, operation.label
-    return failures
+    return failures, answers
 
 
-async def test_the_server_answers_as_its_document_says(
-    http: httpx.AsyncClient, world: World
-) -> None:
-    document = (await http.get(f"{API}/openapi.json")).json()
+async def _created(http: httpx.AsyncClient, path: str, auth: dict[str, str], **body: Any) -> Any:
+    response = await http.post(f"{API}{path}", json=body, headers=auth)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _real_ids(http: httpx.AsyncClient, world: World, services: Services) -> dict[str, str]:
+    """An id of each kind a path names, of a thing that exists, so that generated requests
+    reach past the lookup to the answers of a found resource. Made through the API where
+    a call makes one; a failed email is put in the outbox as delivery leaves it."""
+    auth = world["ada"].auth
     document_id = await put(http, world, "ada", world.acme_folder, "report.pdf", b"%PDF-1.7\n")
-    ids = {
+    due = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+    request = await _created(
+        http,
+        f"/clients/{world.acme}/requests",
+        auth,
+        title="Year-end",
+        folder_id=str(world.acme_folder),
+        due_date=due,
+        items=["Bank statements"],
+    )
+    template = await _created(
+        http, "/request-templates", auth, name="Payroll", title="Payroll", items=["P60"]
+    )
+    hold = await _created(http, f"/clients/{world.acme}/holds", auth, reason="Litigation")
+    expires = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    link = await _created(http, f"/documents/{document_id}/links", auth, expires_at=expires)
+    upload = await tus_create(http, auth, world.acme_folder, 10)
+    # A reset second factor is a privileged change: the rules raise an alert for it.
+    reset = await http.delete(f"{API}/users/{world['sam'].id}/totp", headers=auth)
+    assert reset.status_code == 204, reset.text
+    async with transaction(services.sessions) as session:
+        [alert] = await alerts.evaluate(session, Rules())
+        failed = Notification(
+            user_id=world["alice"].id,
+            client_id=world.acme,
+            email=world["alice"].email,
+            message_id=f"<{uuid.uuid4()}@clientvault.test>",
+            subject="New file",
+            body_text="New file",
+            body_html="<p>New file</p>",
+            seqs="[]",
+            state=DeliveryState.FAILED,
+            attempts=1,
+            next_attempt_at=datetime.now(UTC),
+            last_error="550 mailbox unavailable",
+        )
+        session.add(failed)
+    return {
         "client_id": str(world.acme),
         "folder_id": str(world.acme_folder),
         "document_id": document_id,
         # Not the caller: an admin switching itself off would leave only 401s to check.
         "user_id": str(world["sam"].id),
         "number": "1",
+        "request_id": request["id"],
+        "item_id": request["items"][0]["id"],
+        "template_id": template["id"],
+        "hold_id": hold["id"],
+        "link_id": link["id"],
+        "upload_id": upload.headers["location"].rsplit("/", 1)[1],
+        "alert_id": str(alert.id),
+        "notification_id": str(failed.id),
     }
+
+
+async def test_the_server_answers_as_its_document_says(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    document = (await http.get(f"{API}/openapi.json")).json()
+    ids = await _real_ids(http, world, services)
+    named = {p for path in document["paths"] for p in re.findall(r"\{(\w+)\}", path)}
+    # Not supplied: sessions and tokens are the caller's own and session-only (Bearer gets
+    # 403 before any lookup); a file name is generated like any other value; a visitor's
+    # /s/{token} is checked with real links in the next test.
+    assert named - set(ids) == {"handle", "token_id", "name", "token"}, named - set(ids)
     schema = schemathesis.openapi.from_dict(document, config=CONFIG)
-    failures = await asyncio.to_thread(
+    failures, answers = await asyncio.to_thread(
         _run, schema, asyncio.get_running_loop(), http, ids, world["ada"].auth
     )
     assert not failures, "\n\n".join(failures)
+    # Each real id reached past its lookup: some operation naming it succeeded or found the
+    # thing in a conflicting state (a 400 or 422 may come before the lookup, a 404 is none).
+    unreached = [
+        name
+        for name in ids
+        if not any(
+            status < 300 or status == 409
+            for label, statuses in answers.items()
+            if f"{{{name}}}" in label
+            for status in statuses
+        )
+    ]
+    assert not unreached, unreached
 
 
 async def test_link_answers_are_what_the_document_says(

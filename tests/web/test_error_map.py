@@ -3,6 +3,7 @@ same on the API and on a page, and a page message in every language."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from pathlib import Path
@@ -44,6 +45,7 @@ def vault_errors() -> list[type[VaultError]]:
     return sorted((k for k in found if not k.__name__.startswith("_")), key=lambda k: k.__name__)
 
 
+@functools.cache  # read once per language, not once per error class
 def catalogue(lang: str) -> dict[str, str]:
     with (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as source:
         return {str(m.id): str(m.string) for m in read_po(source) if m.id and m.string}
