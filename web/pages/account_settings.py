@@ -30,6 +30,7 @@ from web import account_mail, i18n
 from web.auth import CSRF_FIELD
 from web.context import audit_context, services
 from web.errors import ProblemError
+from web.ids import parse_ids
 from web.numbers import parse_int
 from web.pages.account_view import (
     Problems,
@@ -137,7 +138,7 @@ async def save_notifications(request: Request) -> Response:
     defaults = notify_defaults(request)
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
-        client_ids = _client_ids(raw_clients)
+        client_ids = parse_ids(raw_clients)
         if client_ids is None:
             raise NotFoundError("client not found")
         if not client_ids:
@@ -191,13 +192,6 @@ async def _read_invite_form(request: Request) -> tuple[dict[str, str], list[str]
     return form, clients
 
 
-def _client_ids(raw: list[str]) -> list[uuid.UUID] | None:
-    try:
-        return list(dict.fromkeys(uuid.UUID(value) for value in raw))
-    except ValueError:
-        return None
-
-
 @page
 async def invite(request: Request) -> Response:
     form, raw_clients = await _read_invite_form(request)
@@ -214,7 +208,7 @@ async def invite(request: Request) -> Response:
         roles = invite_roles(caller.principal)
         if not roles:
             raise PermissionDeniedError(f"{caller.principal.role} may not invite")
-        client_ids = _client_ids(raw_clients)
+        client_ids = parse_ids(raw_clients)
 
         async def refuse(status: int, error: str) -> Response:
             return await account_page(

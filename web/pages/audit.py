@@ -7,7 +7,6 @@ page costs what the first does.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -24,7 +23,7 @@ from vault.errors import AuditQueryError
 from vault.models import User
 from web import audit_sentences
 from web.context import audit_context, services
-from web.ids import parse_id
+from web.ids import id_or_none, parse_id
 from web.numbers import INT64_MAX, parse_int
 from web.pages import audit_report
 from web.pages.audit_report import day_bounds
@@ -132,7 +131,7 @@ async def search(request: Request) -> Response:
             if len(people) == 1:
                 actor = str(people[0].id)
         if form.document:
-            client = _uuid_or_none(form.client)
+            client = id_or_none(form.client)
             documents = await audit_views.find_documents(session, principal, form.document, client)
             if len(documents) == 1:
                 document_id = str(documents[0].id)
@@ -141,7 +140,7 @@ async def search(request: Request) -> Response:
         try:
             since, until = day_bounds(caller.user, form.since, form.until)
             filters = aq.AuditFilter.parse(
-                client_id=form.client if _uuid_or_none(form.client) else None,
+                client_id=form.client if id_or_none(form.client) else None,
                 actor=actor,
                 action=f"{form.group}.*" if form.group else None,
                 document_id=document_id,
@@ -178,13 +177,6 @@ async def search(request: Request) -> Response:
         events=rows(found.rows, lang) if found else None,
         next_query=form.query(found.next_cursor) if found and found.next_cursor else None,
     )
-
-
-def _uuid_or_none(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
 
 
 @page

@@ -5,7 +5,6 @@ address). Anyone else finds no such page (404)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,7 @@ from vault.models import User
 from vault.policy import Permission, allows
 from web.auth import Caller
 from web.context import audit_context, services
-from web.ids import parse_id
+from web.ids import id_or_none, parse_id
 from web.pages.common import browser_caller, page
 from web.pages.render import render
 
@@ -45,12 +44,8 @@ def _auditor(caller: Caller) -> None:
 
 async def _names(session: AsyncSession, actor_ids: Iterable[str | None]) -> dict[str, str]:
     """How each actor is named: display name (or address) as it is now."""
-    ids: set[uuid.UUID] = set()
-    for actor in actor_ids:
-        try:
-            ids.add(uuid.UUID(actor or ""))
-        except ValueError:
-            continue  # `cli`, `system`: no person
+    # `cli`, `system`: no person
+    ids = {i for i in map(id_or_none, actor_ids) if i is not None}
     if not ids:
         return {}
     rows = (await session.execute(select(User).where(col(User.id).in_(ids)))).scalars().all()

@@ -8,7 +8,6 @@ checked against the log (docs/audit-log.md, "Exports that prove themselves").
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +27,7 @@ from vault.models import Client, User
 from web import audit_sentences
 from web.context import audit_context, services
 from web.errors import ProblemError
+from web.ids import id_or_none
 from web.pages.common import browser_caller, page
 from web.pages.render import page_language, render
 
@@ -161,11 +161,8 @@ async def report_download(request: Request) -> Response:
 
 
 async def _client(session: AsyncSession, text: str) -> Client | None:
-    try:
-        client_id = uuid.UUID(text)
-    except ValueError:
-        return None
-    return await session.get(Client, client_id)
+    client_id = id_or_none(text)
+    return None if client_id is None else await session.get(Client, client_id)
 
 
 def zone(user: User) -> ZoneInfo:

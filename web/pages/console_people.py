@@ -31,7 +31,7 @@ from vault.policy import Principal
 from web import account_mail, i18n
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
-from web.ids import parse_id
+from web.ids import parse_id, parse_ids
 from web.pages.account_settings import _read_invite_form as read_invite_form
 from web.pages.account_view import invite_clients, invite_roles
 from web.pages.common import browser_caller, notice, page, read_form, see_other
@@ -126,13 +126,6 @@ async def people_page(request: Request) -> Response:
         return await _list(request, session, caller)
 
 
-def _clients_of(raw: list[str]) -> list[uuid.UUID] | None:
-    try:
-        return list(dict.fromkeys(uuid.UUID(v) for v in raw))
-    except ValueError:
-        return None
-
-
 @page
 async def invite(request: Request) -> Response:
     form, raw_clients = await read_invite_form(request)
@@ -146,7 +139,7 @@ async def invite(request: Request) -> Response:
     valid_for = timedelta(hours=svc.settings.auth.invitation_valid_hours)
     async with transaction(svc.sessions) as session:
         caller = await console_caller(request, session, form)
-        client_ids = _clients_of(raw_clients)
+        client_ids = parse_ids(raw_clients)
         role_value = str(entered["role"])
 
         async def refuse(status: int, error: str) -> Response:
@@ -276,10 +269,7 @@ async def change_clients(request: Request) -> Response:
     async def act(
         session: AsyncSession, principal: Principal, ctx: Any, uid: uuid.UUID, _: dict[str, str]
     ) -> None:
-        try:
-            client_id = uuid.UUID(form.get("client_id", ""))
-        except ValueError:
-            raise NotFoundError("client not found") from None
+        client_id = parse_id(form.get("client_id", ""), "client")
         await people.set_client_access(session, principal, ctx, uid, client_id, granted=granted)
 
     async with transaction(services(request).sessions) as session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +16,7 @@ from vault.errors import NotFoundError
 from web import i18n
 from web.charts import Series, bar_chart
 from web.context import audit_context, services
-from web.ids import parse_id
+from web.ids import id_or_none, parse_id
 from web.pages.common import page
 from web.pages.console_people import chrome, console_caller
 from web.pages.render import page_language, render
@@ -38,20 +37,13 @@ def _weeks(request: Request) -> int:
     return int(raw) if raw.isdigit() and int(raw) in WEEK_CHOICES else 12
 
 
-def _client_id(raw: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        return None
-
-
 @page
 async def reports_page(request: Request) -> Response:
     weeks = _weeks(request)
     async with transaction(services(request).sessions) as session:
         caller = await console_caller(request, session)
         choices = await reports.clients_for(session, caller.principal)
-        wanted = _client_id(request.query_params.get("client_id", ""))
+        wanted = id_or_none(request.query_params.get("client_id"))
         if wanted is None and choices:
             wanted = choices[0].id
         found = (

@@ -115,10 +115,7 @@ def _count(form: dict[str, str], field: str) -> int | None:
 def _scope(raw: str, known: dict[uuid.UUID, str]) -> uuid.UUID | None:
     if raw in ("", CLIENT_SCOPE):
         return None
-    try:
-        folder_id = uuid.UUID(raw)
-    except ValueError:
-        raise NotFoundError("folder not found") from None
+    folder_id = parse_id(raw, "folder")
     if folder_id not in known:
         raise NotFoundError("folder not found")
     return folder_id
