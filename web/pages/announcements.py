@@ -6,8 +6,7 @@ clients marked `shared`); staff and admins post and withdraw announcements.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -17,10 +16,10 @@ from starlette.routing import BaseRoute, Route
 from vault import announcements, resources
 from vault.db import transaction
 from vault.errors import InvalidAnnouncementError, NotFoundError
-from vault.models import User
 from vault.policy import is_firm
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
+from web.days import coming_day, end_of_day, local_today
 from web.ids import parse_id
 from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
@@ -34,24 +33,6 @@ def routes() -> list[BaseRoute]:
         Route("/announcements", post_announcement, methods=["POST"]),
         Route("/announcements/{announcement_id}/withdraw", withdraw, methods=["POST"]),
     ]
-
-
-def user_zone(user: User) -> ZoneInfo:
-    try:
-        return ZoneInfo(user.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_today(user: User, now: datetime | None = None) -> date:
-    """Today's date where the user is."""
-    return (now or datetime.now(UTC)).astimezone(user_zone(user)).date()
-
-
-def end_of_day(user: User, day: date) -> datetime:
-    """The first moment after `day` ends where the user is, in UTC."""
-    start_next = datetime.combine(day + timedelta(days=1), time(), tzinfo=user_zone(user))
-    return start_next.astimezone(UTC)
 
 
 async def _page(
@@ -102,15 +83,11 @@ async def post_announcement(request: Request) -> Response:
         errors: dict[str, str] = {}
         expires_at: datetime | None = None
         if values["expires"].strip():
-            try:
-                day = date.fromisoformat(values["expires"].strip())
-            except ValueError:
-                errors["expires"] = "invalid"
+            day, error = coming_day(values["expires"], local_today(caller.user))
+            if day is None:
+                errors["expires"] = error
             else:
-                if day < local_today(caller.user):
-                    errors["expires"] = "past"
-                else:
-                    expires_at = end_of_day(caller.user, day)
+                expires_at = end_of_day(caller.user, day)
         for name, clean in (
             ("title", announcements.clean_title),
             ("body", announcements.clean_body),

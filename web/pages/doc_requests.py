@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -35,9 +34,9 @@ from vault.request_changes import RemindedRecentlyError
 from vault.request_tables import MAX_MESSAGE, ItemStatus
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
+from web.days import coming_day, local_today
 from web.ids import parse_id
 from web.pages import request_edits, request_list, request_new, request_templates
-from web.pages.announcements import local_today
 from web.pages.common import browser_caller, notice, page, read_form, see_other
 from web.pages.render import render
 from web.pages.request_common import browser_context, client_names, may_request, progress
@@ -165,13 +164,8 @@ async def change_due(request: Request) -> Response:
     async with transaction(services(request).sessions) as session:
         caller = await browser_caller(request, session, csrf_token=form.get(CSRF_FIELD, ""))
         today = local_today(caller.user)
-        try:
-            due = date.fromisoformat(value)
-        except ValueError:
-            error = "invalid" if value else "empty"
-        else:
-            error = "past" if due < today else ""
-        if not error:
+        due, error = coming_day(value, today)
+        if due is not None:
             try:
                 await request_changes.change_due_date(
                     session, caller.principal, audit_context(request, caller.principal),

@@ -23,7 +23,7 @@ from vault.models import Client, Document, Folder, Role, User
 from vault.policy import Principal
 from vault.request_tables import ItemStatus
 from web.context import audit_context, services
-from web.pages.announcements import local_today
+from web.days import local_today
 from web.pages.common import browser_caller, page
 from web.pages.render import render
 

@@ -16,8 +16,8 @@ from vault import request_lists
 from vault.db import transaction
 from vault.request_lists import Due, State
 from web.context import audit_context, services
+from web.days import local_today
 from web.ids import parse_id
-from web.pages.announcements import local_today
 from web.pages.common import browser_caller, page
 from web.pages.render import render
 from web.pages.request_common import (

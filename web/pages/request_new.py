@@ -19,8 +19,8 @@ from vault.models import Client
 from vault.request_tables import MAX_ITEMS, MAX_MESSAGE, MAX_TEXT, Recurrence
 from web.auth import CSRF_FIELD, Caller
 from web.context import audit_context, services
+from web.days import coming_day, local_today
 from web.ids import parse_id
-from web.pages.announcements import local_today
 from web.pages.common import browser_caller, page, read_form, see_other
 from web.pages.render import render
 from web.pages.request_common import browser_context, client_folders, requestable_clients
@@ -128,14 +128,9 @@ def _check_new(form: dict[str, str], today: date) -> tuple[dict[str, str], list[
         errors["title"] = "long"
     if len(form["message"].strip()) > MAX_MESSAGE:
         errors["message"] = "long"
-    due: date | None = None
-    try:
-        due = date.fromisoformat(form["due_date"].strip())
-    except ValueError:
-        errors["due_date"] = "invalid" if form["due_date"].strip() else "empty"
-    else:
-        if due < today:
-            errors["due_date"] = "past"
+    due, error = coming_day(form["due_date"], today)
+    if error:
+        errors["due_date"] = error
     if form["recurrence"] not in {r.value for r in Recurrence}:
         errors["recurrence"] = "invalid"
     names = [" ".join(line.split()) for line in form["items"].splitlines()]
