@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,11 +31,11 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.fixtures.app import World
 from tests.fixtures.documents import API, put
+from tests.fixtures.notify import failed_email
 from tests.fixtures.tus import create as tus_create
 from vault.audit import alerts
 from vault.audit.alerts import Rules
 from vault.db import transaction
-from vault.notifications import DeliveryState, Notification
 from web.services import Services
 
 # tus bodies are bytes like any octet stream.
@@ -176,20 +175,7 @@ async def _real_ids(http: httpx.AsyncClient, world: World, services: Services) -
     assert reset.status_code == 204, reset.text
     async with transaction(services.sessions) as session:
         [alert] = await alerts.evaluate(session, Rules())
-        failed = Notification(
-            user_id=world["alice"].id,
-            client_id=world.acme,
-            email=world["alice"].email,
-            message_id=f"<{uuid.uuid4()}@clientvault.test>",
-            subject="New file",
-            body_text="New file",
-            body_html="<p>New file</p>",
-            seqs="[]",
-            state=DeliveryState.FAILED,
-            attempts=1,
-            next_attempt_at=datetime.now(UTC),
-            last_error="550 mailbox unavailable",
-        )
+        failed = failed_email(world["alice"], world.acme)
         session.add(failed)
     return {
         "client_id": str(world.acme),

@@ -8,13 +8,13 @@ import csv
 import io
 import json
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.notify import failed_email
 from tests.fixtures.pages import browser as browser
 from tests.fixtures.pages import csrf_of, enrol, form_for
 from tests.fixtures.session_api import outbox_messages
@@ -22,7 +22,7 @@ from tests.fixtures.signin import sign_in
 from vault import folders as folder_service
 from vault.db import transaction
 from vault.models import AuditEvent, Client, ClientAccess, User
-from vault.notifications import DeliveryState, Notification
+from vault.notifications import Notification
 from vault.policy import SYSTEM
 from web.pages.console_reports import _cell as csv_cell
 from web.services import Services
@@ -313,22 +313,7 @@ async def test_failed_emails_are_listed_with_their_error_and_retried(
 ) -> None:
     async with transaction(services.sessions) as session:
         for n in range(2):
-            session.add(
-                Notification(
-                    user_id=world["alice"].id,
-                    client_id=world.acme,
-                    email="alice@example.test",
-                    message_id=f"<m{n}@example.test>",
-                    subject=f"New documents {n}",
-                    body_text="",
-                    body_html="",
-                    seqs="[]",
-                    state=DeliveryState.FAILED,
-                    attempts=8,
-                    next_attempt_at=datetime.now(UTC),
-                    last_error="550 mailbox unavailable",
-                )
-            )
+            session.add(failed_email(world["alice"], world.acme, f"New documents {n}", attempts=8))
     await sign_in(http, world["ada"], second_factor=True)
     page = await http.get("/admin/operations")
     assert page.text.count("550 mailbox unavailable") == 2

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 
 from tests.fixtures.app import TEST_CONTEXT, World
+from tests.fixtures.notify import failed_email
 from tests.fixtures.routes import route_inventory
 from vault import accounts
 from vault.db import transaction
 from vault.models import User
-from vault.notifications import DeliveryState, Notification
 from web.services import Services
 
 API = "/api/v1"
@@ -394,19 +394,7 @@ async def test_user_scoped_ids_are_no_oracle(
         token, _ = await accounts.create_token(
             session, TEST_CONTEXT, await session.get_one(User, alice.id), name="alice's"
         )
-        failed = Notification(
-            user_id=alice.id,
-            client_id=world.acme,
-            email=alice.email,
-            message_id=f"<{uuid.uuid4()}@test>",
-            subject="s",
-            body_text="t",
-            body_html="h",
-            seqs="[]",
-            state=DeliveryState.FAILED,
-            attempts=1,
-            next_attempt_at=datetime.now(UTC),
-        )
+        failed = failed_email(alice, world.acme)
         session.add(failed)
     real = {
         "user": str(alice.id),
