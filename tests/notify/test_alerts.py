@@ -21,23 +21,11 @@ from vault.audit.alerts import Rules, Threshold
 from vault.db import transaction
 from vault.models import User
 from web.services import Services, notify_config
-from web.settings import AlertsSettings, NotifySettings, Settings
 
 RULES = Rules(
     downloads=Threshold(3, 10), refusals=Threshold(3, 10), failed_signins=Threshold(3, 10)
 )
 API = "/api/v1"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # The tests drive the rules and the outbox themselves.
-    return settings.model_copy(
-        update={
-            "alerts": AlertsSettings(worker=False),
-            "notify": NotifySettings(worker=False),
-        }
-    )
 
 
 def acting(world: World, name: str, ip: str = "203.0.113.5") -> AuditContext:

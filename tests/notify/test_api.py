@@ -22,7 +22,7 @@ from vault.db import transaction
 from vault.models import AuditEvent
 from vault.notifications import DeliveryState, Notification
 from web.services import Services, notify_config
-from web.settings import NotifySettings, ServerSettings, Settings
+from web.settings import ServerSettings, Settings
 
 PUBLIC = "https://files.example.test"
 SECRET_BYTES = b"CONTENT-THAT-MUST-NEVER-BE-MAILED-7f3a9c"
@@ -30,12 +30,7 @@ SECRET_BYTES = b"CONTENT-THAT-MUST-NEVER-BE-MAILED-7f3a9c"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "server": ServerSettings(public_url=PUBLIC),
-            "notify": NotifySettings(worker=False),
-        }
-    )
+    return settings.model_copy(update={"server": ServerSettings(public_url=PUBLIC)})
 
 
 async def deliver(services: Services, sink: SMTPSink) -> RunResult:

@@ -6,21 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
 from tests.fixtures.app import World
 from tests.fixtures.quotas import put, set_quota
 from tests.fixtures.reminders import html, tick
 from tests.fixtures.smtp import SMTPSink
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 ALERT = "Storage quota in use"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 def alerts(sink: SMTPSink, address: str) -> list[str]:

@@ -21,16 +21,10 @@ from vault.db import transaction
 from vault.models import AuditEvent, User
 from vault.notifications import Cadence, set_preference
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 API = "/api/v1"
 DUE_SOON = "Reminder: documents requested are due soon"
 OVERDUE = "Reminder: documents requested are overdue"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def settle(services: Services, sink: SMTPSink, now: datetime) -> None:

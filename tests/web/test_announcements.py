@@ -23,12 +23,6 @@ from vault.errors import PermissionDeniedError
 from vault.models import AuditEvent
 from vault.policy import SYSTEM, Principal
 from web.services import Services
-from web.settings import NotifySettings, Settings
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def test_staff_post_everyone_reads_staff_withdraw(

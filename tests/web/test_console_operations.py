@@ -29,7 +29,7 @@ from vault.quarantine_tables import HeldVersion
 from vault.thumbnails import Thumbnail
 from vault.uploads import Upload
 from web.services import Services
-from web.settings import NotifySettings, ScanSettings, Settings
+from web.settings import ScanSettings, Settings
 
 OPERATIONS = "/admin/operations"
 
@@ -38,7 +38,7 @@ OPERATIONS = "/admin/operations"
 def settings(settings: Settings, clamd: ClamdServer) -> Settings:
     # Every upload is held until the test scans it, so a quarantined row is easy to keep.
     scan = ScanSettings(all_uploads=True, clamd_socket=str(clamd.socket), worker=False)
-    return settings.model_copy(update={"scan": scan, "notify": NotifySettings(worker=False)})
+    return settings.model_copy(update={"scan": scan})
 
 
 def scanner_shown(html: str) -> str:

@@ -10,7 +10,6 @@ import json
 import uuid
 
 import httpx
-import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
@@ -26,12 +25,6 @@ from vault.notifications import Notification
 from vault.policy import SYSTEM
 from web.pages.console_reports import _cell as csv_cell
 from web.services import Services
-from web.settings import NotifySettings, Settings
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def events(services: Services, prefix: str) -> list[AuditEvent]:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from tests.fixtures.app import World
 from web.app import create_app
-from web.settings import DatabaseSettings, NotifySettings, RetentionSettings, ScanSettings, Settings
+from web.settings import DatabaseSettings, Settings
 
 pytestmark = pytest.mark.postgresql
 
@@ -25,15 +25,9 @@ WAIT = 0.5
 def settings(settings: Settings) -> Settings:
     # One connection and one overflow: two held connections exhaust the pool.
     database = DatabaseSettings(url=settings.database.url, pool_size=1, pool_timeout_seconds=WAIT)
-    # No background workers: nothing but the test may hold a connection.
-    return settings.model_copy(
-        update={
-            "database": database,
-            "notify": NotifySettings(worker=False),
-            "scan": ScanSettings(worker=False),
-            "retention": RetentionSettings(worker=False),
-        }
-    )
+    # Nothing but the test may hold a connection: the background workers are off in every
+    # test's settings (tests/fixtures/app.py).
+    return settings.model_copy(update={"database": database})
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -9,7 +9,6 @@ import re
 import uuid
 
 import httpx
-import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
@@ -20,12 +19,6 @@ from vault.db import transaction
 from vault.models import ROOT_REF, AuditEvent, Document, Folder
 from vault.policy import SYSTEM
 from web.services import Services
-from web.settings import NotifySettings, Settings
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def add_folder(

@@ -8,7 +8,6 @@ import json
 import re
 
 import httpx
-import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
@@ -21,14 +20,8 @@ from vault.db import transaction
 from vault.models import ROOT_REF, AuditEvent, Document, Folder, Version
 from vault.policy import SYSTEM
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 REPORT = b"%PDF-1.7 annual report " + bytes(range(256)) * 4000  # ~1 MB, several segments
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def publish(

@@ -9,7 +9,6 @@ import json
 import uuid
 
 import httpx
-import pytest
 from sqlmodel import select
 
 from tests.fixtures.app import World
@@ -18,14 +17,8 @@ from tests.fixtures.request_uploads import tus_upload
 from tests.fixtures.signin import sign_in
 from vault.models import AuditEvent, Document, Folder
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 REPORT = b"%PDF-1.7 annual report " + bytes(range(256)) * 400
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 def fields(token: str, clients: list[str], **more: str | list[str]) -> dict[str, str | list[str]]:

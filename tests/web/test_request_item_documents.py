@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from alembic import command
 from sqlmodel import col, select
 
@@ -24,14 +23,8 @@ from vault.models import AuditEvent
 from vault.policy import SYSTEM
 from vault.request_tables import ItemDocument, ItemStatus
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def api_item(http: httpx.AsyncClient, world: World, request_id: uuid.UUID) -> Any:

@@ -22,7 +22,7 @@ from vault.models import AuditEvent
 from vault.quarantine_tables import ScanState
 from vault.request_tables import ItemStatus
 from web.services import Services
-from web.settings import NotifySettings, ScanSettings, Settings
+from web.settings import ScanSettings, Settings
 
 WAITING = "A file is waiting for the virus scan"
 
@@ -31,7 +31,7 @@ WAITING = "A file is waiting for the virus scan"
 def settings(settings: Settings, clamd: ClamdServer) -> Settings:
     # The tests run the scans themselves, one at a time.
     scan = ScanSettings(all_uploads=True, clamd_socket=str(clamd.socket), worker=False)
-    return settings.model_copy(update={"scan": scan, "notify": NotifySettings(worker=False)})
+    return settings.model_copy(update={"scan": scan})
 
 
 async def submissions(services: Services) -> list[AuditEvent]:

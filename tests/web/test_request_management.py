@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
@@ -27,15 +26,8 @@ from vault.db import transaction
 from vault.models import AuditEvent
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem, RequestTemplate
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 REMINDER = "Reminder: documents requested are"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # Nothing in the app consumes the change feed behind the tests' back.
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 def listed(page: str) -> list[str]:

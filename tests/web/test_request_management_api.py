@@ -7,18 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.fixtures.app import World
 from tests.fixtures.dates import today
-from web.settings import NotifySettings, Settings
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def opened(http: httpx.AsyncClient, world: World) -> dict[str, Any]:

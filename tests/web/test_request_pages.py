@@ -9,7 +9,6 @@ import uuid
 from datetime import date
 
 import httpx
-import pytest
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
@@ -23,13 +22,6 @@ from vault.models import AuditEvent, Document
 from vault.policy import SYSTEM
 from vault.request_tables import DocumentRequest, ItemStatus, RequestItem
 from web.services import Services
-from web.settings import NotifySettings, Settings
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # Nothing in the app consumes the change feed behind the tests' back.
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 async def open_request(

@@ -17,15 +17,8 @@ from vault.db import transaction
 from vault.models import AuditEvent
 from vault.request_tables import add_months
 from web.services import Services
-from web.settings import NotifySettings, Settings
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # Nothing in the app consumes the change feed behind the tests' back.
-    return settings.model_copy(update={"notify": NotifySettings(worker=False)})
 
 
 def today(days: int = 0) -> date:
