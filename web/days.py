@@ -4,18 +4,17 @@ names a day that may not have passed (a due date, an expiry)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from notify.schedule import zone
 from vault.models import User
 
 __all__ = ["coming_day", "end_of_day", "local_today", "user_zone"]
 
 
 def user_zone(user: User) -> ZoneInfo:
-    try:
-        return ZoneInfo(user.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    """The user's time zone, or UTC where they chose none this system knows."""
+    return zone(user.timezone)
 
 
 def local_today(user: User, now: datetime | None = None) -> date:

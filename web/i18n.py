@@ -8,7 +8,6 @@ files stay here in `web/locale/`, where `scripts/i18n` extracts and updates them
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jdatetime
 from babel.dates import (
@@ -22,6 +21,7 @@ from babel.numbers import format_decimal
 from babel.units import format_unit
 from starlette.requests import Request
 
+from notify import schedule
 from notify.i18n import (
     DEFAULT,
     LANGUAGES,
@@ -85,13 +85,6 @@ def negotiate(request: Request, user_locale: str | None = None) -> str:
     )
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def format_moment(
     moment: datetime | None,
     code: str,
@@ -107,7 +100,7 @@ def format_moment(
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; they are stored in UTC
         moment = moment.replace(tzinfo=UTC)
     locale = _locale(code)
-    local = moment.astimezone(_zone(zone))
+    local = moment.astimezone(schedule.zone(zone))
     # The date as `form` says, the time to the minute: seconds are noise in a file listing.
     day = format_date(local, form, locale=locale)
     if code in SOLAR_HIJRI and not gregorian:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +25,7 @@ from vault.errors import AuditQueryError
 from vault.models import Client, User
 from web import audit_sentences
 from web.context import audit_context, services
+from web.days import user_zone
 from web.errors import ProblemError
 from web.ids import id_or_none
 from web.pages.common import browser_caller, page
@@ -165,13 +165,6 @@ async def _client(session: AsyncSession, text: str) -> Client | None:
     return None if client_id is None else await session.get(Client, client_id)
 
 
-def zone(user: User) -> ZoneInfo:
-    try:
-        return ZoneInfo(user.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def day_bounds(user: User, since: str, until: str) -> tuple[str | None, str | None]:
     """ISO instants for a range of days as the auditor reads them (their time zone), the
     last day included; raises AuditQueryError for a malformed day."""
@@ -183,7 +176,7 @@ def day_bounds(user: User, since: str, until: str) -> tuple[str | None, str | No
             day = date.fromisoformat(text) + timedelta(days=extra)
         except (ValueError, OverflowError):
             raise AuditQueryError("a day is YYYY-MM-DD") from None
-        return datetime.combine(day, time(), zone(user)).astimezone(UTC).isoformat()
+        return datetime.combine(day, time(), user_zone(user)).astimezone(UTC).isoformat()
 
     return start(since, 0), start(until, 1)
 
