@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.fixtures.app import World
 from tests.fixtures.documents import API, put
 from tests.fixtures.notify import failed_email
+from tests.fixtures.request_uploads import open_request
 from tests.fixtures.tus import create as tus_create
 from vault.audit import alerts
 from vault.audit.alerts import Rules
@@ -150,19 +151,11 @@ async def _created(http: httpx.AsyncClient, path: str, auth: dict[str, str], **b
 async def _real_ids(http: httpx.AsyncClient, world: World, services: Services) -> dict[str, str]:
     """An id of each kind a path names, of a thing that exists, so that generated requests
     reach past the lookup to the answers of a found resource. Made through the API where
-    a call makes one; a failed email is put in the outbox as delivery leaves it."""
+    a call makes one; a document request as the other request tests open it, and a failed
+    email as delivery leaves it in the outbox."""
     auth = world["ada"].auth
     document_id = await put(http, world, "ada", world.acme_folder, "report.pdf", b"%PDF-1.7\n")
-    due = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
-    request = await _created(
-        http,
-        f"/clients/{world.acme}/requests",
-        auth,
-        title="Year-end",
-        folder_id=str(world.acme_folder),
-        due_date=due,
-        items=["Bank statements"],
-    )
+    request_id, [item_id] = await open_request(services, world)
     template = await _created(
         http, "/request-templates", auth, name="Payroll", title="Payroll", items=["P60"]
     )
@@ -184,8 +177,8 @@ async def _real_ids(http: httpx.AsyncClient, world: World, services: Services) -
         # Not the caller: an admin switching itself off would leave only 401s to check.
         "user_id": str(world["sam"].id),
         "number": "1",
-        "request_id": request["id"],
-        "item_id": request["items"][0]["id"],
+        "request_id": str(request_id),
+        "item_id": str(item_id),
         "template_id": template["id"],
         "hold_id": hold["id"],
         "link_id": link["id"],

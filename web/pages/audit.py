@@ -126,12 +126,12 @@ async def search(request: Request) -> Response:
         people: list[User] = []
         documents = []
         actor = document_id = None
+        client = id_or_none(form.client)
         if form.person:
             people = await audit_views.find_people(session, principal, form.person)
             if len(people) == 1:
                 actor = str(people[0].id)
         if form.document:
-            client = id_or_none(form.client)
             documents = await audit_views.find_documents(session, principal, form.document, client)
             if len(documents) == 1:
                 document_id = str(documents[0].id)
@@ -140,7 +140,7 @@ async def search(request: Request) -> Response:
         try:
             since, until = day_bounds(caller.user, form.since, form.until)
             filters = aq.AuditFilter.parse(
-                client_id=form.client if id_or_none(form.client) else None,
+                client_id=form.client if client else None,
                 actor=actor,
                 action=f"{form.group}.*" if form.group else None,
                 document_id=document_id,
