@@ -9,11 +9,16 @@ import io
 import threading
 import warnings
 from dataclasses import dataclass
-
-import pypdfium2 as pdfium
-from PIL import Image, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from vault.errors import ThumbnailError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Pillow and PDFium are imported by the functions that draw, on a process's first thumbnail:
+# together about 7 MiB that a server which never draws one (or draws them in another
+# process) need not hold.
 
 # The long side of a thumbnail, in pixels: a 128 px box on a screen with twice the density.
 SIZE = 256
@@ -58,6 +63,8 @@ def _refuse_bombs() -> None:
     # Pillow only warns between MAX_IMAGE_PIXELS and twice that; a warning would let a
     # decompression bomb (a few KiB that inflate to gigabytes) through. Set once per process:
     # the filter list is shared by every thread.
+    from PIL import Image
+
     global _bomb_filter_set
     with _bomb_filter_lock:
         if not _bomb_filter_set:
@@ -82,6 +89,8 @@ def render(data: bytes, content_type: str) -> Rendered:
 
 
 def _image(data: bytes, form: str) -> Image.Image:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     _refuse_bombs()
     limit = Image.MAX_IMAGE_PIXELS
     try:
@@ -111,6 +120,8 @@ def _image(data: bytes, form: str) -> Image.Image:
 
 
 def _first_page(data: bytes) -> Image.Image:
+    import pypdfium2 as pdfium
+
     with _pdfium_lock:
         try:
             pdf = pdfium.PdfDocument(data)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ua_parser import parse
-
 
 @dataclass(frozen=True, slots=True)
 class Device:
@@ -19,6 +17,10 @@ class Device:
 def device(user_agent: str | None) -> Device:
     if not user_agent:
         return Device("", "")
+    # The rules (with PyYAML) load on the first header parsed: about 5 MiB that a process
+    # serving only the API never needs.
+    from ua_parser import parse
+
     parsed = parse(user_agent[:512])
     browser = parsed.user_agent.family if parsed.user_agent is not None else ""
     system = parsed.os.family if parsed.os is not None else ""

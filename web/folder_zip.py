@@ -12,9 +12,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
-from stream_zip import ZIP_AUTO, AsyncMemberFile, Method, async_stream_zip
+
+if TYPE_CHECKING:
+    from stream_zip import AsyncMemberFile, Method
 
 from vault import crypto
 from vault.crypto import blobs
@@ -49,6 +52,8 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _method(member: Member) -> Method:
+    from stream_zip import ZIP_AUTO
+
     level = 1 if member.content_type.startswith(_COMPRESSIBLE) else 0
     return ZIP_AUTO(member.size, level=level)
 
@@ -65,6 +70,9 @@ async def archive(
     on_complete: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     """The ZIP bytes of `members`, in order; `on_complete` runs once the last byte is out."""
+    # stream-zip loads pycryptodome (for encrypted archives, which we never make): about
+    # 4 MiB that a process needs only once it builds an archive.
+    from stream_zip import ZIP_AUTO, async_stream_zip
 
     async def files() -> AsyncIterator[AsyncMemberFile]:
         for member in members:

@@ -12,8 +12,9 @@ import anyio
 from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import storage
 from notify import Mailer, NotifyConfig, UnsubscribeLinks, make_mailer
-from storage import ByteBudget, LocalObjectStore, S3ObjectStore, make_s3_client
+from storage import ByteBudget, LocalObjectStore
 from vault.accounts.passwords import hasher
 from vault.accounts.ratelimit import Limits
 from vault.accounts.sessions import SessionPolicy
@@ -121,7 +122,7 @@ def scan_policy(settings: Settings) -> ScanPolicy:
 
 def build_store(settings: Settings) -> ObjectStore:
     if settings.storage.backend == "s3":
-        client = make_s3_client(
+        client = storage.make_s3_client(
             endpoint_url=settings.storage.endpoint_url or None,
             region=settings.storage.region,
             access_key_id=settings.storage.access_key_id or None,
@@ -132,7 +133,7 @@ def build_store(settings: Settings) -> ObjectStore:
             connect_timeout=settings.storage.connect_timeout_seconds,
             read_timeout=settings.storage.read_timeout_seconds,
         )
-        return S3ObjectStore(
+        return storage.S3ObjectStore(
             client=client,
             bucket=settings.storage.bucket,
             prefix=settings.storage.prefix,

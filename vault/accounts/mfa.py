@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import pyotp
-import segno
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, func, update
@@ -106,6 +105,8 @@ def _decrypt_secret(keyring: Keyring, credential: TotpCredential) -> str:
 
 
 def _qr_svg(uri: str) -> str:
+    import segno  # only at enrolment: 5 MiB a serving process otherwise never needs
+
     label = f"QR code to add {ISSUER} to an authenticator app"
     buffer = io.BytesIO()
     segno.make(uri, error="m", micro=False).save(

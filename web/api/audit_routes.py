@@ -5,11 +5,10 @@ from __future__ import annotations
 import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from stream_zip import ZIP_64, AsyncMemberFile, async_stream_zip
 
 from vault import audit
 from vault.audit import checkpoints, notes
@@ -25,6 +24,9 @@ from web.api.common import api_call
 from web.api.inputs import Query, QueryCount, parse_query
 from web.context import services
 from web.errors import ProblemError
+
+if TYPE_CHECKING:
+    from stream_zip import AsyncMemberFile
 
 PROOF_BATCH = 64
 
@@ -176,6 +178,7 @@ async def export_events(request: Request) -> Response:
 async def csv_zip(events: EventSource, proof: ExportProof) -> AsyncIterator[bytes]:
     """audit.csv, audit.checkpoint and audit.proof.jsonl (per-event proofs of a filtered
     export, then the trailer) in one zip, streamed as the rows are read."""
+    from stream_zip import ZIP_64, async_stream_zip  # as in web.folder_zip: loaded when used
 
     async def rows() -> AsyncIterator[bytes]:
         yield aq.csv_header()
