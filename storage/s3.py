@@ -81,7 +81,7 @@ class S3ObjectStore:
         prefix: str = "",
         part_concurrency: int = 4,
         read_chunk_size: int = 8 * MiB,
-        read_ahead: int = 32 * MiB,
+        read_ahead: int = 16 * MiB,
         first_window: int = 1 * MiB,
         budget: ByteBudget | None = None,
     ) -> None:

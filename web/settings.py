@@ -76,7 +76,7 @@ class StorageSettings(_Section):
     concurrency: int = Field(4, ge=1, le=32)
     # Bounds on downloaded ciphertext held in memory: per download, and per process for all
     # downloads together (a download waits for its share rather than exceed it).
-    read_ahead_mib: int = Field(32, ge=1, le=1024)
+    read_ahead_mib: int = Field(16, ge=1, le=1024)
     read_budget_mib: int = Field(96, ge=1, le=65536)
     connect_timeout_seconds: float = Field(5, gt=0)
     read_timeout_seconds: float = Field(60, gt=0)

@@ -76,3 +76,32 @@ async def test_uploads_are_kept_apart_and_the_oldest_dropped_past_the_limit() ->
 def test_the_limit_is_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         RunningDigests(limit=0)
+
+
+async def test_a_part_hashed_but_never_committed_does_not_count() -> None:
+    # A part whose claim is refused (other bytes at claimed segments) is hashed beside its
+    # sealing but never committed: the running digest must not contain it.
+    digests, upload = RunningDigests(), uuid.uuid4()
+    await digests.extend(upload, 1, PARTS[0])
+    refused = digests.start(upload, 2)
+    assert refused is not None
+    await refused.update(b"other bytes at part 2")
+    again = digests.start(upload, 2)  # the client resends the real part 2
+    assert again is not None
+    await again.update(PARTS[1])
+    digests.commit(again)
+    await digests.extend(upload, 3, PARTS[2])
+    digests.commit(refused)  # too late, and ignored: part 2 is in already
+    assert digests.take(upload, 3) == WHOLE
+
+
+async def test_only_the_next_part_can_start() -> None:
+    digests, upload = RunningDigests(), uuid.uuid4()
+    assert digests.start(upload, 2) is None
+    first = digests.start(upload, 1)
+    assert first is not None
+    assert digests.start(upload, 2) is None  # part 1 is not committed yet
+    await first.update(PARTS[0])
+    digests.commit(first)
+    assert digests.start(upload, 1) is None
+    assert digests.start(upload, 2) is not None

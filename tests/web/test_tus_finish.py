@@ -113,11 +113,11 @@ async def test_without_the_running_digest_the_object_is_read_back(
     key = await storage_key(services, url)
 
     # Part 1 went through another process (or before a restart): this one never hashed it.
-    async def elsewhere(self: RunningDigests, upload_id: uuid.UUID, number: int, _: bytes) -> None:
+    def elsewhere(self: RunningDigests, upload_id: uuid.UUID, number: int) -> None:
         return None
 
     with monkeypatch.context() as patched:
-        patched.setattr(RunningDigests, "extend", elsewhere)
+        patched.setattr(RunningDigests, "start", elsewhere)
         await send(http, url, auth, 0, payload[:PART])
 
     done = await send(http, url, auth, PART, payload[PART:])

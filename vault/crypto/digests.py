@@ -4,8 +4,8 @@ A hash object cannot travel between processes, so this is a cache, never the upl
 state: when the process that finishes an upload saw every one of its parts, in order, from
 the first, the digest is ready at once; otherwise the finisher hashes the plaintext while
 it reads the object back (`vault.uploads`). Either way the digest covers exactly the
-stored plaintext, because a part number's bytes are fixed by its recorded fingerprint
-from its first claim on.
+stored plaintext, because a part number's bytes are fixed by its segments' tags from their
+first claim on.
 """
 
 from __future__ import annotations
@@ -20,14 +20,28 @@ import anyio.to_thread
 
 from vault.crypto.segments import Chunk
 
-__all__ = ["RunningDigests"]
+__all__ = ["PartHash", "RunningDigests"]
 
 
 @dataclass(slots=True)
 class _Running:
     next_part: int = 1
     sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+
+@dataclass(slots=True)
+class PartHash:
+    """Part `number` of an upload, hashed onto a copy of the upload's running SHA-256 (so
+    it can be hashed beside the part's sealing); it counts once `RunningDigests.commit`
+    takes it."""
+
+    upload_id: uuid.UUID
+    number: int
+    sha256: hashlib._Hash
+
+    async def update(self, plaintext: Chunk) -> None:
+        """Hash `plaintext` in a worker thread (hashlib lets go of the GIL)."""
+        await anyio.to_thread.run_sync(self.sha256.update, plaintext)
 
 
 class RunningDigests:
@@ -47,32 +61,47 @@ class RunningDigests:
     def __len__(self) -> int:
         return len(self._uploads)
 
-    async def extend(self, upload_id: uuid.UUID, number: int, plaintext: Chunk) -> None:
-        """Hash part `number` if it is the next one of the upload; otherwise do nothing.
-
-        Call it only once the part's fingerprint is recorded (claimed), so that `plaintext`
-        is the only content part `number` can ever have.
-        """
+    def start(self, upload_id: uuid.UUID, number: int) -> PartHash | None:
+        """A copy of the upload's running SHA-256 to hash part `number` onto, if it is the
+        next part; None if this process missed a part before it or has hashed it already."""
         running = self._uploads.get(upload_id)
         if running is None:
             if number != 1:
-                return
+                return None
             running = self._uploads[upload_id] = _Running()
             while len(self._uploads) > self._limit:
                 self._uploads.popitem(last=False)
         self._uploads.move_to_end(upload_id)
-        # Two requests of one upload in this process may race: the lock keeps the parts in
-        # order, and the part number check hashes each once.
-        async with running.lock:
-            if running.next_part != number:
-                return
-            await anyio.to_thread.run_sync(running.sha256.update, plaintext)
-            running.next_part = number + 1
+        if running.next_part != number:
+            return None
+        return PartHash(upload_id, number, running.sha256.copy())
+
+    def commit(self, part: PartHash) -> None:
+        """Make `part`'s hash the upload's running SHA-256.
+
+        Call it only once the part's segments are claimed, so that the bytes hashed are
+        the only content part `number` can ever have. Two requests of one upload in this
+        process may race with the same part: the first to commit it wins, and the other's
+        copy, of the same bytes, is dropped.
+        """
+        running = self._uploads.get(part.upload_id)
+        if running is None or running.next_part != part.number:
+            return
+        running.sha256 = part.sha256
+        running.next_part = part.number + 1
+
+    async def extend(self, upload_id: uuid.UUID, number: int, plaintext: Chunk) -> None:
+        """Hash part `number` if it is the next one of the upload and commit it at once
+        (its segments must be claimed already); otherwise do nothing."""
+        part = self.start(upload_id, number)
+        if part is not None:
+            await part.update(plaintext)
+            self.commit(part)
 
     def take(self, upload_id: uuid.UUID, parts: int) -> str | None:
         """The hex SHA-256 of the upload if all its `parts` were hashed here, and forget it."""
         running = self._uploads.pop(upload_id, None)
-        if running is None or running.next_part != parts + 1 or running.lock.locked():
+        if running is None or running.next_part != parts + 1:
             return None
         return running.sha256.hexdigest()
 

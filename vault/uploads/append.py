@@ -10,7 +10,6 @@ with different bytes is refused and its ciphertext dropped unseen.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -103,21 +102,26 @@ async def _seal_parts(
     sealer: crypto.SegmentSealer,
     received: MemoryObjectReceiveStream[_Plain],
     sealed: MemoryObjectSendStream[_Sealed],
-    hashing: MemoryObjectSendStream[_Plain] | None,
+    digests: RunningDigests | None,
 ) -> None:
-    """Seal each part in memory and claim its segments' tags, in order, before its
-    ciphertext goes on to the store (a refused claim raises, and the ciphertext is dropped
-    unseen); then hand the plaintext on to be hashed. One stage for both, so no part waits
-    sealed for its claim beside the next one."""
+    """Seal each part in memory while it is hashed onto a copy of the running SHA-256 (two
+    worker threads: AES-GCM and hashlib both let go of the GIL), then claim its segments'
+    tags, in order, before its ciphertext goes on to the store (a refused claim raises, and
+    the ciphertext is dropped unseen). The hash counts only once the claim is in, and the
+    plaintext goes as soon as the part is sealed and hashed."""
 
     def seal(plain: _Plain) -> crypto.EncryptedPart:
         return crypto.encrypt_part(
             sealer, plain.number, upload.segments_per_part, plain.data, final=plain.final
         )
 
-    async with received, sealed, hashing or contextlib.nullcontext():
+    async with received, sealed:
         async for plain in received:
-            part = await anyio.to_thread.run_sync(seal, plain)
+            hashing = None if digests is None else digests.start(upload.id, plain.number)
+            async with anyio.create_task_group() as both:
+                if hashing is not None:
+                    both.start_soon(hashing.update, plain.data)
+                part = await anyio.to_thread.run_sync(seal, plain)
             etag = await upload_staging.claim_segments(
                 sessions,
                 sealer,
@@ -128,21 +132,14 @@ async def _seal_parts(
                 plaintext=plain.data,
                 size=len(plain.data),
             )
+            if digests is not None and hashing is not None:
+                digests.commit(hashing)
+            number, final = plain.number, plain.final
+            del plain, hashing  # the plaintext is done with: not held while the store waits
             ciphertext = None if etag is not None else part.ciphertext
             del part
-            await sealed.send(_Sealed(plain.number, ciphertext, etag or "", plain.final))
+            await sealed.send(_Sealed(number, ciphertext, etag or "", final))
             del ciphertext
-            if hashing is not None:
-                await hashing.send(plain)
-
-
-async def _hash_parts(
-    upload: Resumable, digests: RunningDigests, hashing: MemoryObjectReceiveStream[_Plain]
-) -> None:
-    """Extend the running SHA-256 with each claimed part, in order, beside the storing."""
-    async with hashing:
-        async for part in hashing:
-            await digests.extend(upload.id, part.number, part.data)
 
 
 @dataclass(slots=True)
@@ -229,10 +226,11 @@ async def append(
     """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
 
     Whole parts go through a pipeline, each stage working on its own part and in part
-    order: seal and claim (encrypt in memory, then record the segments' GCM tags before the
-    ciphertext leaves the process; beside it, extend the running SHA-256 in `digests`, if
-    given: see `vault.crypto.digests`), store (two parts at a time) and record. So the
-    request holds about seven parts of plaintext or ciphertext at most, whatever the
+    order: seal and claim (encrypt in memory while the part is hashed onto the running
+    SHA-256 in `digests`, if given, see `vault.crypto.digests`; then record the segments' GCM
+    tags before the ciphertext leaves the process), store (two parts at a time) and record.
+    So the request holds at most five parts of plaintext or ciphertext (the part being
+    received, the one being sealed and its ciphertext, two being stored), whatever the
     upload's size. A part the upload's offset is inside of starts from its staged segments
     (`vault.uploads.staging`). The whole segments after the last whole part are sealed,
     claimed and staged in the database; only the bytes after the last whole segment are
@@ -266,11 +264,7 @@ async def append(
         filling += await upload_staging.staged_prefix(sessions, upload, number)
     try:
         async with anyio.create_task_group() as tasks:
-            to_hash: MemoryObjectSendStream[_Plain] | None = None
-            if digests is not None:
-                to_hash, hashing = anyio.create_memory_object_stream[_Plain](1)
-                tasks.start_soon(_hash_parts, upload, digests, hashing)
-            tasks.start_soon(_seal_parts, sessions, upload, sealer, arrived, to_store, to_hash)
+            tasks.start_soon(_seal_parts, sessions, upload, sealer, arrived, to_store, digests)
             tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record)
             tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
             async with to_seal:

@@ -48,8 +48,10 @@ logger = logging.getLogger(__name__)
 FINISH_LEASE = timedelta(seconds=60)
 _RENEW_EVERY = 15.0
 _WAIT_POLL = 0.25
-# Ciphertext decrypted per worker-thread call when the finisher reads the object back.
-_READ_BACK_BATCH = 8 << 20
+# Ciphertext decrypted per worker-thread call when the finisher reads the object back. Each
+# span read holds two batches (one being decrypted, the next being read), and two spans run
+# at once: 16 MiB in all.
+_READ_BACK_BATCH = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +236,7 @@ async def _read_back(
                     count += len(piece)
             return count
 
-        send, receive = anyio.create_memory_object_stream[list[bytes]](1)
+        send, receive = anyio.create_memory_object_stream[list[bytes]]()
 
         async def read() -> None:
             async with send:
