@@ -28,6 +28,7 @@ from vault.db import create_engine, session_factory
 from vault.models import Role
 from vault.scanning import Infected, ScanPolicy, Unscanned
 from vault.store import ObjectStore
+from vault.uploads import append as upload_append
 from web.datadir import prepare_data_dir
 from web.metrics import InstrumentedStore, Metrics
 from web.settings import Settings
@@ -52,6 +53,13 @@ class Services:
     @property
     def max_upload_size(self) -> int:
         return self.settings.uploads.max_size_gib * 1024 * MiB
+
+    @cached_property
+    def upload_budget(self) -> ByteBudget:
+        """This process's budget of upload parts in memory (`vault.uploads.append`): at
+        least what one checksummed PATCH holds with the configured part size."""
+        least = upload_append.REQUEST_PARTS * self.part_size
+        return ByteBudget(max(self.settings.uploads.budget_mib * MiB, least))
 
     @cached_property
     def upload_digests(self) -> RunningDigests:

@@ -177,6 +177,11 @@ class UploadSettings(_Section):
     # whole storage parts (only whole parts are stored), and the idle time before expiry.
     chunk_size_mib: int = Field(64, ge=5, le=4096)
     expire_hours: int = Field(24, ge=1)
+    # The most upload parts (plaintext or ciphertext on their way to the store) all uploads
+    # of one process hold, counted a part's worth each: past it, requests wait for stored
+    # parts before they read more of their bodies (docs/uploads.md, "Memory"). Never less
+    # than what one checksummed PATCH holds (nine parts).
+    budget_mib: int = Field(128, ge=8, le=65536)
 
 
 class ScanSettings(_Section):

@@ -26,10 +26,20 @@ from vault.db import transaction
 from vault.errors import NotFoundError, TooLargeError
 from vault.store import ObjectStore
 from vault.uploads import staging as upload_staging
+from vault.uploads.budget import Budget, Share
 from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, locked
 
 # Parts of one request being written to the store at once.
 _STORE_CONCURRENCY = 2
+# The most parts' worth of plaintext or ciphertext one request's pipeline holds (the part
+# being received, the one being sealed and its ciphertext, two being stored).
+PIPELINE_PARTS = 3 + _STORE_CONCURRENCY
+# A body sent with a checksum is kept in memory until all of it is checked (tus allows
+# storing nothing of a body that fails its check): up to this many parts of it.
+CHECKED_BODY_PARTS = 4
+# The most one request holds, in parts: a checked body's kept parts, then its pipeline. A
+# process's upload budget is never less, so such a request can always get its share.
+REQUEST_PARTS = CHECKED_BODY_PARTS + PIPELINE_PARTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +168,7 @@ async def _store_parts(
     upload: Resumable,
     sealed: MemoryObjectReceiveStream[_Sealed],
     storing: MemoryObjectSendStream[_Storing],
+    share: Share,
 ) -> None:
     """Write the encrypted parts to the store, `_STORE_CONCURRENCY` at a time (one part's
     wait for the disk or the network overlaps the next one's), passing them on in order."""
@@ -176,6 +187,7 @@ async def _store_parts(
             raise
         finally:
             limiter.release()
+            share.give()
         item.done.set()
 
     async with sealed, storing, anyio.create_task_group() as writes:
@@ -191,6 +203,7 @@ async def _store_parts(
             if part.ciphertext is None:
                 item.done.set()
                 limiter.release()
+                share.give()
             else:
                 writes.start_soon(write, part, part.ciphertext, item)
             del part
@@ -222,6 +235,7 @@ async def append(
     *,
     expires_in: timedelta,
     digests: RunningDigests | None = None,
+    budget: Budget | None = None,
 ) -> Appended:
     """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
 
@@ -238,12 +252,37 @@ async def append(
     stored only if the body ended exactly at the upload's length. It returns once
     everything it took is stored and recorded.
 
+    With a `budget` (one per process), each part's buffer takes a part's worth of it before
+    it keeps its first byte, and gives it back once its ciphertext is stored: a request
+    that finds the budget spent stops reading its body until other parts are stored (the
+    client's TCP window closes meanwhile), so all the requests of a process together hold
+    at most twice the budget in parts (a part exists twice while it is sealed).
+
     Raises:
         TooLargeError: the body runs past the upload's length. Whole parts before that
             point are kept; the final part is not stored.
         NonceReuseError: a segment was offered again with different bytes.
         ConflictError: another request moved the upload on while this one started.
     """
+    # Taking budget only ever waits while this request holds nothing that just its own
+    # progress frees (the parts it took are stored, and given back, without taking more),
+    # so requests cannot block each other for good.
+    share = Share(budget, upload.part_size)
+    try:
+        return await _append(sessions, store, upload, chunks, share, expires_in, digests)
+    finally:
+        share.give_all()
+
+
+async def _append(
+    sessions: async_sessionmaker[AsyncSession],
+    store: ObjectStore,
+    upload: Resumable,
+    chunks: AsyncIterable[bytes],
+    share: Share,
+    expires_in: timedelta,
+    digests: RunningDigests | None,
+) -> Appended:
     part_size, length = upload.part_size, upload.length
     number = upload.offset // part_size + 1
     part_start = (number - 1) * part_size
@@ -260,12 +299,15 @@ async def append(
     # (glibc remaps a large block rather than copying it), so a small PATCH holds only what
     # it brought. Nothing is added to a buffer once a view of it is handed on.
     filling = bytearray()
+    holding = False  # whether `filling` has its share of the budget yet
     if upload.offset > part_start:
+        await share.take()
+        holding = True
         filling += await upload_staging.staged_prefix(sessions, upload, number)
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_seal_parts, sessions, upload, sealer, arrived, to_store, digests)
-            tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record)
+            tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record, share)
             tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
             async with to_seal:
                 try:
@@ -283,13 +325,18 @@ async def append(
                             part_start + part_size < length
                             and len(filling) + len(piece) >= part_size
                         ):
+                            if not holding:
+                                await share.take()
                             cut = part_size - len(filling)
                             filling += piece[:cut]
                             piece = piece[cut:]
                             await to_seal.send(_Plain(number, memoryview(filling), final=False))
                             part_start += part_size
                             number += 1
-                            filling = bytearray()
+                            filling, holding = bytearray(), False
+                        if piece and not holding:
+                            await share.take()
+                            holding = True
                         filling += piece
                     final = part_start + len(filling) == length
                     if final:

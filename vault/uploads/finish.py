@@ -28,6 +28,7 @@ from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, VaultError
 from vault.policy import Principal
 from vault.store import ObjectStore
+from vault.uploads.budget import Budget, Share
 from vault.uploads.resumable import (
     Resumable,
     StagedRun,
@@ -146,6 +147,7 @@ async def _assemble(
     token: str,
     *,
     known_sha256: str | None = None,
+    budget: Budget | None = None,
 ) -> blobs.StoredBlob:
     """Join the parts into the object (once), then prove it holds what was sealed (and hash
     its plaintext, unless `known_sha256` came from the process that saw every part).
@@ -184,7 +186,9 @@ async def _assemble(
             raise IntegrityError(f"the assembled object is {stored} bytes, not {size}")
         plaintext, digest = upload.length, known_sha256
     else:
-        plaintext, digest = await _read_back(sessions, store, upload, token, known=known_sha256)
+        plaintext, digest = await _read_back(
+            sessions, store, upload, token, known=known_sha256, budget=budget
+        )
     if plaintext != upload.length:
         raise IntegrityError(f"the object holds {plaintext} bytes, not {upload.length}")
     return blobs.StoredBlob(
@@ -203,12 +207,14 @@ async def _read_back(
     token: str,
     *,
     known: str | None,
+    budget: Budget | None,
 ) -> tuple[int, str]:
     """Authenticate every segment of the assembled object, and hash its plaintext unless
     the digest is `known`: (plaintext bytes, hex SHA-256).
 
     The next batch of ciphertext is read while the last is decrypted in a worker thread.
-    With nothing to hash in order, the two halves of the object are read at once.
+    With nothing to hash in order, the two halves of the object are read at once. Each batch
+    takes its size from `budget` (the uploads' budget of the process) until it is decrypted.
     """
     size, length = crypto.object_size(upload.length), upload.length
     digest = hashlib.sha256()
@@ -237,12 +243,15 @@ async def _read_back(
             return count
 
         send, receive = anyio.create_memory_object_stream[list[bytes]]()
+        share = Share(budget, _READ_BACK_BATCH)
 
         async def read() -> None:
             async with send:
                 batch: list[bytes] = []
                 held = 0
                 async for chunk in store.read(upload.plan.storage_key, start, end):
+                    if not batch:
+                        await share.take()
                     batch.append(chunk)
                     held += len(chunk)
                     if held >= _READ_BACK_BATCH:
@@ -251,14 +260,19 @@ async def _read_back(
                 if batch:
                     await send.send(batch)
 
-        async with anyio.create_task_group() as reading:
-            reading.start_soon(read)
-            async with receive:
-                async for batch in receive:
-                    counted.append(await anyio.to_thread.run_sync(consume, batch))
-                    if time.monotonic() - renewed[0] > _RENEW_EVERY:
-                        renewed[0] = time.monotonic()
-                        await _renew(sessions, upload.id, token)
+        try:
+            async with anyio.create_task_group() as reading:
+                reading.start_soon(read)
+                async with receive:
+                    async for batch in receive:
+                        counted.append(await anyio.to_thread.run_sync(consume, batch))
+                        del batch
+                        share.give()
+                        if time.monotonic() - renewed[0] > _RENEW_EVERY:
+                            renewed[0] = time.monotonic()
+                            await _renew(sessions, upload.id, token)
+        finally:
+            share.give_all()
         decryptor.finish()
 
     try:
@@ -279,6 +293,7 @@ async def finish(
     upload_id: uuid.UUID,
     *,
     digests: RunningDigests | None = None,
+    budget: Budget | None = None,
     hold: bool = False,
     on_commit: OnCommit | None = None,
     details: dict[str, object] | None = None,
@@ -308,7 +323,7 @@ async def finish(
         known = None
         if digests is not None:
             known = digests.take(upload_id, part_count(resumable.length, resumable.part_size))
-        blob = await _assemble(sessions, store, resumable, token, known_sha256=known)
+        blob = await _assemble(sessions, store, resumable, token, known_sha256=known, budget=budget)
         async with transaction(sessions) as session:
             row = await locked(session, upload_id)
             if row.claim != token:
@@ -345,6 +360,7 @@ async def finish(
             context,
             upload_id,
             digests=digests,
+            budget=budget,
             hold=hold,
             on_commit=on_commit,
             details=details,

@@ -12,12 +12,8 @@ anonymous caller learns nothing about the endpoint but that it needs a token.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import wraps
@@ -30,6 +26,7 @@ from vault.db import transaction
 from vault.folders import get_folder
 from vault.uploads import append as upload_append
 from vault.uploads import finish as upload_finish
+from web.api import tus_checksum
 from web.api.common import parse_id
 from web.context import services
 from web.errors import EXCEPTION_HANDLERS, ProblemError
@@ -41,12 +38,6 @@ logger = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
-# tus 1.0.0 §Checksum: sha1 is required; the others cost nothing more (hashlib has them all).
-CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
-CHECKSUM_MISMATCH = 460
-# A checksummed body can only be stored once all of it has been checked, so it is held in
-# memory meanwhile: up to this many parts of it, the rest read (for the checksum) and dropped.
-CHECKSUM_BUFFER_PARTS = 4
 SEGMENT = 1 << crypto.DEFAULT_SHIFT
 OFFSET_STREAM = "application/offset+octet-stream"
 # Not a tus header: the PATCH body size that stores without waste (a whole number of parts).
@@ -177,66 +168,6 @@ class _Body:
             self.cut_short = True
 
 
-def _checksum(request: Request) -> tuple[str, bytes] | None:
-    """`Upload-Checksum: <algorithm> <base64 digest>` (tus 1.0.0 §Checksum), if sent."""
-    raw = request.headers.get("upload-checksum")
-    if raw is None:
-        return None
-    name, _, value = raw.strip().partition(" ")
-    name = name.lower()
-    if name not in CHECKSUM_ALGORITHMS:
-        # tus 1.0.0 §Checksum: an unsupported algorithm is 400 Bad Request.
-        raise ProblemError(
-            400,
-            "Bad request",
-            f"unsupported checksum algorithm {name!r}; use one of {', '.join(CHECKSUM_ALGORITHMS)}",
-            headers={"Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)},
-        )
-    try:
-        digest = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ProblemError(400, "Bad request", "the Upload-Checksum digest is not base64") from None
-    if len(digest) != hashlib.new(name, usedforsecurity=False).digest_size:
-        raise ProblemError(400, "Bad request", f"that is not a {name} digest")
-    return name, digest
-
-
-async def _checked(
-    body: _Body, checksum: tuple[str, bytes], *, keep: int, remaining: int
-) -> list[bytes]:
-    """The first `keep` bytes of a body whose checksum matched; nothing if it was cut short.
-
-    Raises:
-        ProblemError: 460 when the checksum does not match (nothing is stored), 413 when the
-            body runs past the upload's length.
-    """
-    name, expected = checksum
-    running = hashlib.new(name, usedforsecurity=False)
-    kept: list[bytes] = []
-    held = 0
-    async for chunk in body:
-        if body.received > remaining:
-            raise ProblemError(413, "Content too large", "the body runs past Upload-Length")
-        running.update(chunk)
-        if held < keep:
-            kept.append(chunk[: keep - held])
-            held += len(kept[-1])
-    if body.cut_short:
-        return []
-    if not hmac.compare_digest(running.digest(), expected):
-        raise ProblemError(
-            CHECKSUM_MISMATCH,
-            "Checksum mismatch",
-            f"the body's {name} does not match Upload-Checksum; nothing of it was stored",
-        )
-    return kept
-
-
-async def _replay(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
 async def _receive(
     request: Request,
     upload: uploads.Upload,
@@ -250,17 +181,26 @@ async def _receive(
     svc = services(request)
     resumable = uploads.Resumable.of(upload, svc.keyring)
     body = _Body(request)
-    source: AsyncIterator[bytes] | _Body = body
-    if checksum is not None:
-        keep = CHECKSUM_BUFFER_PARTS * resumable.part_size
-        kept = await _checked(
-            body, checksum, keep=keep, remaining=resumable.length - upload.stored_offset
-        )
-        source = _replay(kept)
     digests = svc.upload_digests
-    appended = await upload_append.append(
-        svc.sessions, svc.store, resumable, source, expires_in=_expires_in(svc), digests=digests
-    )
+    if checksum is None:
+        appended = await upload_append.append(
+            svc.sessions,
+            svc.store,
+            resumable,
+            body,
+            expires_in=_expires_in(svc),
+            digests=digests,
+            budget=svc.upload_budget,
+        )
+    else:
+        appended = await tus_checksum.append_checked(
+            svc,
+            resumable,
+            body,
+            checksum,
+            remaining=resumable.length - upload.stored_offset,
+            expires_in=_expires_in(svc),
+        )
     if appended.final_stored:
         finished = await upload_finish.finish(
             svc.sessions,
@@ -270,6 +210,7 @@ async def _receive(
             call.audit,
             upload.id,
             digests=digests,
+            budget=svc.upload_budget,
             hold=call.hold,
             on_commit=call.on_commit,
             details=call.details(upload) if call.details else None,
@@ -307,7 +248,7 @@ async def options(request: Request, binding: TusBinding) -> Response:
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": TUS_EXTENSIONS,
             "Tus-Max-Size": str(max_size(svc)),
-            "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+            "Tus-Checksum-Algorithm": ",".join(tus_checksum.ALGORITHMS),
             CHUNK_SIZE_HEADER: str(chunk_size(svc)),
         },
     )
@@ -340,7 +281,7 @@ async def create(request: Request, binding: TusBinding) -> Response:
                 raise ProblemError(
                     413, "Content too large", f"{declared} bytes run past Upload-Length {length}"
                 )
-            checksum = _checksum(request)
+            checksum = tus_checksum.parse(request)
         raw = request.headers.get("upload-metadata", "")
         pairs = uploads.parse_metadata(raw)
         name = metadata_text(pairs, "filename")
@@ -458,7 +399,7 @@ async def patch(request: Request, binding: TusBinding) -> Response:
                 f"{declared} bytes at offset {current} run past Upload-Length "
                 f"{upload.upload_length}",
             )
-        checksum = _checksum(request)
+        checksum = tus_checksum.parse(request)
     if upload.state == uploads.UploadState.COMPLETE:
         # The final request again (its answer was lost, say): the same answer, nothing stored.
         async for chunk in request.stream():
