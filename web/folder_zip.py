@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 if TYPE_CHECKING:
-    from stream_zip import AsyncMemberFile, Method
+    from stream_zip import AsyncMemberFile
 
 from vault import crypto
 from vault.crypto import blobs
@@ -51,11 +51,8 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _method(member: Member) -> Method:
-    from stream_zip import ZIP_AUTO
-
-    level = 1 if member.content_type.startswith(_COMPRESSIBLE) else 0
-    return ZIP_AUTO(member.size, level=level)
+def _level(member: Member) -> int:
+    return 1 if member.content_type.startswith(_COMPRESSIBLE) else 0
 
 
 async def _nothing() -> AsyncIterator[bytes]:
@@ -83,7 +80,7 @@ async def archive(
                 member.path,
                 _utc(member.modified_at),
                 FILE_MODE,
-                _method(member),
+                ZIP_AUTO(member.size, level=_level(member)),
                 blobs.read_decrypted(
                     store,
                     member.storage_key,

@@ -15,9 +15,17 @@ PARTS = [b"first part ", b"second part ", b"the end"]
 WHOLE = hashlib.sha256(b"".join(PARTS)).hexdigest()
 
 
+async def extend(digests: RunningDigests, upload: uuid.UUID, number: int, data: bytes) -> None:
+    """What appending does with a part whose claim is in: start, hash, commit."""
+    part = digests.start(upload, number)
+    if part is not None:
+        await part.update(data)
+        digests.commit(part)
+
+
 async def feed(digests: RunningDigests, upload: uuid.UUID, numbers: list[int]) -> None:
     for number in numbers:
-        await digests.extend(upload, number, PARTS[number - 1])
+        await extend(digests, upload, number, PARTS[number - 1])
 
 
 async def test_every_part_in_order_gives_the_digest_once() -> None:
@@ -50,7 +58,7 @@ async def test_a_part_sent_twice_is_hashed_once() -> None:
 
 async def test_racing_requests_of_one_upload_hash_each_part_once_in_order() -> None:
     digests, upload = RunningDigests(), uuid.uuid4()
-    await digests.extend(upload, 1, PARTS[0])
+    await extend(digests, upload, 1, PARTS[0])
     async with anyio.create_task_group() as tasks:
         for _ in range(4):
             tasks.start_soon(feed, digests, upload, [2, 3])
@@ -82,7 +90,7 @@ async def test_a_part_hashed_but_never_committed_does_not_count() -> None:
     # A part whose claim is refused (other bytes at claimed segments) is hashed beside its
     # sealing but never committed: the running digest must not contain it.
     digests, upload = RunningDigests(), uuid.uuid4()
-    await digests.extend(upload, 1, PARTS[0])
+    await extend(digests, upload, 1, PARTS[0])
     refused = digests.start(upload, 2)
     assert refused is not None
     await refused.update(b"other bytes at part 2")
@@ -90,7 +98,7 @@ async def test_a_part_hashed_but_never_committed_does_not_count() -> None:
     assert again is not None
     await again.update(PARTS[1])
     digests.commit(again)
-    await digests.extend(upload, 3, PARTS[2])
+    await extend(digests, upload, 3, PARTS[2])
     digests.commit(refused)  # too late, and ignored: part 2 is in already
     assert digests.take(upload, 3) == WHOLE
 

@@ -90,14 +90,6 @@ class RunningDigests:
         running.sha256 = part.sha256
         running.next_part = part.number + 1
 
-    async def extend(self, upload_id: uuid.UUID, number: int, plaintext: Chunk) -> None:
-        """Hash part `number` if it is the next one of the upload and commit it at once
-        (its segments must be claimed already); otherwise do nothing."""
-        part = self.start(upload_id, number)
-        if part is not None:
-            await part.update(plaintext)
-            self.commit(part)
-
     def take(self, upload_id: uuid.UUID, parts: int) -> str | None:
         """The hex SHA-256 of the upload if all its `parts` were hashed here, and forget it."""
         running = self._uploads.pop(upload_id, None)
