@@ -168,7 +168,7 @@ class LocalObjectStore:
         return False
 
     async def upload_part(
-        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview
     ) -> str:
         """Store part `part_number` (1 to 10000) of an upload durably; a repeated number
         replaces it.

@@ -291,7 +291,7 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, position: int) ->
         view, position = view[written:], position + written
 
 
-def _write_at(path: Path, offset: int, data: bytes | bytearray) -> None:
+def _write_at(path: Path, offset: int, data: bytes | bytearray | memoryview) -> None:
     """Write `data` at `offset` of `path` (made if missing) and make it durable."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
@@ -305,7 +305,7 @@ def _write_at(path: Path, offset: int, data: bytes | bytearray) -> None:
         os.close(fd)
 
 
-def _write_new(path: Path, data: bytes | bytearray) -> None:
+def _write_new(path: Path, data: bytes | bytearray | memoryview) -> None:
     """Write the new file `path` durably (its directory entry is made durable with the
     record that names it)."""
     with create_new(path) as out:
@@ -355,7 +355,7 @@ def create_multipart(uploads: Path, key: str) -> str:
 
 
 def upload_part(
-    uploads: Path, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+    uploads: Path, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview
 ) -> str:
     _check_part_number(part_number)
     upload = _find(uploads, key, upload_id)

@@ -203,7 +203,7 @@ class S3ObjectStore:
         return response["UploadId"]
 
     async def upload_part(
-        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview
     ) -> str:
         """Store part `part_number` (1 to 10000); a repeated number replaces it.
 
@@ -225,7 +225,7 @@ class S3ObjectStore:
                 Key=full,
                 UploadId=upload_id,
                 PartNumber=part_number,
-                Body=cast(bytes, data),  # botocore sends any bytes-like body as it is
+                Body=cast(bytes, data),  # any bytes-like body (see `make_s3_client`)
             )
             return response["ETag"]
 

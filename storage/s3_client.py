@@ -68,6 +68,11 @@ def make_s3_client(
         # S3-compatible servers reject or mishandle; only send checksums S3 asks for.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
+        # botocore's client-side check of parameters refuses a part's body given as a
+        # memoryview (upload parts are sealed into anonymous mappings, whose pages become
+        # resident only as they are written), although every later step sends any
+        # bytes-like body as it is; the calls here are typed, and S3 checks what it gets.
+        parameter_validation=False,
     )
     with _session_lock:
         return _session().client(

@@ -71,7 +71,7 @@ class ObjectStore(Protocol):
         ...
 
     async def upload_part(
-        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview
     ) -> str:
         """Store part `part_number` (1-based) and return its etag; re-uploading replaces it."""
         ...

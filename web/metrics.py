@@ -221,7 +221,7 @@ class InstrumentedStore:
         return await self._timed("create_multipart", self._inner.create_multipart(key))
 
     async def upload_part(
-        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray
+        self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview
     ) -> str:
         return await self._timed(
             "upload_part", self._inner.upload_part(key, upload_id, part_number, data)

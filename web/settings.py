@@ -180,7 +180,7 @@ class UploadSettings(_Section):
     # The most upload parts (plaintext or ciphertext on their way to the store) all uploads
     # of one process hold, counted a part's worth each: past it, requests wait for stored
     # parts before they read more of their bodies (docs/uploads.md, "Memory"). Never less
-    # than what one checksummed PATCH holds (nine parts).
+    # than what one checksummed PATCH holds (eight parts).
     budget_mib: int = Field(128, ge=8, le=65536)
 
 

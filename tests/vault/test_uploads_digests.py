@@ -19,7 +19,7 @@ async def extend(digests: RunningDigests, upload: uuid.UUID, number: int, data: 
     """What appending does with a part whose claim is in: start, hash, commit."""
     part = digests.start(upload, number)
     if part is not None:
-        await part.update(data)
+        part.update(data)
         digests.commit(part)
 
 
@@ -93,10 +93,10 @@ async def test_a_part_hashed_but_never_committed_does_not_count() -> None:
     await extend(digests, upload, 1, PARTS[0])
     refused = digests.start(upload, 2)
     assert refused is not None
-    await refused.update(b"other bytes at part 2")
+    refused.update(b"other bytes at part 2")
     again = digests.start(upload, 2)  # the client resends the real part 2
     assert again is not None
-    await again.update(PARTS[1])
+    again.update(PARTS[1])
     digests.commit(again)
     await extend(digests, upload, 3, PARTS[2])
     digests.commit(refused)  # too late, and ignored: part 2 is in already
@@ -109,7 +109,7 @@ async def test_only_the_next_part_can_start() -> None:
     first = digests.start(upload, 1)
     assert first is not None
     assert digests.start(upload, 2) is None  # part 1 is not committed yet
-    await first.update(PARTS[0])
+    first.update(PARTS[0])
     digests.commit(first)
     assert digests.start(upload, 1) is None
     assert digests.start(upload, 2) is not None

@@ -152,7 +152,14 @@ async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
     else:
         tags = sealer.legacy_segment_tags(claimed)
     await upload_staging.claim_segments(
-        services.sessions, sealer, upload_id, 1, first=0, tags=tags, plaintext=claimed, size=2 * MiB
+        services.sessions,
+        sealer,
+        upload_id,
+        1,
+        first=0,
+        tags=tags,
+        plaintext=lambda: claimed,
+        size=2 * MiB,
     )
     assert await offset_of(http, url, auth) == 0
 
@@ -176,13 +183,20 @@ async def test_a_claim_left_by_a_crash_refuses_other_bytes_and_takes_the_same(
     assert await download(http, auth, done.headers["document-id"]) == payload
 
 
+@pytest.mark.parametrize("final", [False, True], ids=["a middle part", "the final part"])
 async def test_a_whole_part_claim_of_an_early_release_takes_only_that_part(
-    http: httpx.AsyncClient, world: World, services: Services, s3: tuple[S3Client, str]
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    final: bool,
 ) -> None:
     """A part claimed whole, by one keyed fingerprint, before per-segment claims existed:
-    only the same whole part can be checked against it, so only that is sealed again."""
+    only the same whole part can be checked against it, so only that is sealed again. (Its
+    plaintext is given back as it is sealed, so the check decrypts what was sealed.)"""
     auth = world["alice"].auth
-    payload = data(PART + 5, "early")
+    payload = data(PART // 2 + 5 if final else PART + 5, "early")
+    claimed = len(payload) if final else PART
     url, upload_id, sealer = await upload_with_sealer(
         http, world, services, len(payload), "early.bin"
     )
@@ -191,21 +205,22 @@ async def test_a_whole_part_claim_of_an_early_release_takes_only_that_part(
             UploadPart(
                 upload_id=upload_id,
                 number=1,
-                fingerprint=sealer.legacy_fingerprint(payload[:PART]),
-                size=PART,
+                fingerprint=sealer.legacy_fingerprint(payload[:claimed]),
+                size=claimed,
                 tags=None,
             )
         )
         await session.commit()
 
-    other = bytearray(payload[:PART])
-    other[PART - 1] ^= 1
+    other = bytearray(payload[:claimed])
+    other[claimed - 1] ^= 1
     for body in (bytes(other), payload[:MiB]):
         await send(http, url, auth, 0, body, expect=409)
         assert stored_parts(s3) == [] and await staged_rows(services) == []
-    whole = await send(http, url, auth, 0, payload[:PART])
-    assert whole.headers["upload-offset"] == str(PART)
-    done = await send(http, url, auth, PART, payload[PART:])
+    done = await send(http, url, auth, 0, payload[:claimed])
+    if not final:
+        assert done.headers["upload-offset"] == str(PART)
+        done = await send(http, url, auth, PART, payload[PART:])
     assert await download(http, auth, done.headers["document-id"]) == payload
 
 

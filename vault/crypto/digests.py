@@ -15,9 +15,6 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import anyio
-import anyio.to_thread
-
 from vault.crypto.segments import Chunk
 
 __all__ = ["PartHash", "RunningDigests"]
@@ -32,16 +29,17 @@ class _Running:
 @dataclass(slots=True)
 class PartHash:
     """Part `number` of an upload, hashed onto a copy of the upload's running SHA-256 (so
-    it can be hashed beside the part's sealing); it counts once `RunningDigests.commit`
-    takes it."""
+    it can be hashed as the part is sealed, before it is claimed); it counts once
+    `RunningDigests.commit` takes it."""
 
     upload_id: uuid.UUID
     number: int
     sha256: hashlib._Hash
 
-    async def update(self, plaintext: Chunk) -> None:
-        """Hash `plaintext` in a worker thread (hashlib lets go of the GIL)."""
-        await anyio.to_thread.run_sync(self.sha256.update, plaintext)
+    def update(self, plaintext: Chunk) -> None:
+        """Hash `plaintext` next (hashlib lets go of the GIL: worth a worker thread for a
+        large one)."""
+        self.sha256.update(plaintext)
 
 
 class RunningDigests:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+import mmap
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ __all__ = [
     "MAX_SEGMENTS",
     "PREFIX_SIZE",
     "SALT_SIZE",
+    "SEALED_RUN",
     "SEGMENT_TAG_SIZE",
     "SUITE",
     "SUPPORTED_SHIFTS",
@@ -87,6 +89,9 @@ __all__ = [
 # costs about what SHA-256 alone does rather than the sum of both. Smaller chunks are not
 # worth the hand-over.
 OVERLAP_MIN = 256 << 10
+# What `seal_segments` hands its `sealed` callback at a time: small beside a part, so a part's
+# plaintext can go run by run as it is sealed, large enough that the calls cost nothing.
+SEALED_RUN = 1 << 20
 
 
 @functools.cache  # one pool for the process; its threads start only when first needed
@@ -199,7 +204,7 @@ class EncryptedPart:
     for it before the ciphertext leaves the process (docs/encryption.md, nonce-reuse guard)."""
 
     part_number: int
-    ciphertext: bytes | bytearray  # one buffer, sealed in place
+    ciphertext: memoryview  # one buffer, sealed in place (see `seal_segments`)
     tags: bytes = field(repr=False)  # each segment's GCM tag, in order
     plaintext_size: int
 
@@ -211,6 +216,7 @@ def encrypt_part(
     plaintext: Chunk,
     *,
     final: bool,
+    sealed: Callable[[memoryview], None] | None = None,
 ) -> EncryptedPart:
     """Encrypt part `part_number` (1-based): segments (p-1)·k .. p·k-1; part 1 has the header.
 
@@ -218,7 +224,7 @@ def encrypt_part(
     the upload. A part sealed again at the same segment indices reuses their nonces, so a
     resumable upload compares the returned `tags` with those it recorded for the part
     before it lets the ciphertext go (`vault.uploads.staging.claim_segments`): the same
-    bytes give the same tags, other bytes other tags.
+    bytes give the same tags, other bytes other tags. `sealed`: see `seal_segments`.
     """
     segment = sealer.segment_size
     size = len(plaintext)
@@ -234,37 +240,51 @@ def encrypt_part(
     if first + count > MAX_SEGMENTS:
         raise ValueError("the object would exceed 2^32 segments")
     header = sealer.header if part_number == 1 else b""
-    ciphertext, tags = seal_segments(sealer, first, plaintext, final=final, prefix=header)
+    ciphertext, tags = seal_segments(
+        sealer, first, plaintext, final=final, prefix=header, sealed=sealed
+    )
     return EncryptedPart(part_number, ciphertext, tags, size)
 
 
 def seal_segments(
-    sealer: SegmentSealer, first: int, plaintext: Chunk, *, final: bool, prefix: bytes = b""
-) -> tuple[bytearray, bytes]:
+    sealer: SegmentSealer,
+    first: int,
+    plaintext: Chunk,
+    *,
+    final: bool,
+    prefix: bytes = b"",
+    sealed: Callable[[memoryview], None] | None = None,
+) -> tuple[memoryview, bytes]:
     """Seal `plaintext` as segments `first ..` of an upload's object (the last one with the
     final flag if `final`), after `prefix`; the sealed bytes and each segment's GCM tag, which
     a resumable upload claims before the sealed bytes leave the process.
 
     Every segment but a final last one must be whole; the empty plaintext is one empty
-    segment.
+    segment. `sealed`, if given, is called with each run of the plaintext (`SEALED_RUN`
+    bytes of whole segments, the last run shorter), in order, as soon as the run is sealed,
+    so that the caller can hash it and let it go while the rest is sealed.
     """
     sealer.claim("parts")
     segment = sealer.segment_size
     data = memoryview(plaintext).cast("B")
     count = max(1, -(-len(data) // segment))
     # One buffer, each segment sealed straight into it: no copy per segment and no join (a
-    # third of the sealing time for 8 MiB parts).
-    sealed = bytearray(len(prefix) + len(data) + count * TAG_SIZE)
-    out = memoryview(sealed)
-    out[: len(prefix)] = prefix
+    # third of the sealing time for 8 MiB parts). An anonymous mapping rather than a
+    # bytearray, which would write all its pages up front: this one's pages become resident
+    # only as they are sealed into, while `sealed` lets the plaintext's go.
+    size = len(prefix) + len(data) + count * TAG_SIZE
+    buffer = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
+    buffer[: len(prefix)] = prefix
     at = len(prefix)
     tags: list[bytes] = []
+    per_run = max(1, SEALED_RUN // segment)
     for j in range(count):
         chunk = data[j * segment : (j + 1) * segment]
-        at += sealer.seal_into(first + j, chunk, out[at:], last=final and j == count - 1)
-        tags.append(bytes(out[at - TAG_SIZE : at]))
-    out.release()
-    return sealed, b"".join(tags)
+        at += sealer.seal_into(first + j, chunk, buffer[at:], last=final and j == count - 1)
+        tags.append(bytes(buffer[at - TAG_SIZE : at]))
+        if sealed is not None and (j % per_run == per_run - 1 or j == count - 1):
+            sealed(data[(j // per_run) * per_run * segment : (j + 1) * segment])
+    return buffer, b"".join(tags)
 
 
 class PartEncryptor:

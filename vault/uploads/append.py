@@ -10,7 +10,7 @@ with different bytes is refused and its ciphertext dropped unseen.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -21,19 +21,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vault import crypto
 from vault.crypto import blobs
-from vault.crypto.digests import RunningDigests
+from vault.crypto.digests import PartHash, RunningDigests
 from vault.db import transaction
 from vault.errors import NotFoundError, TooLargeError
 from vault.store import ObjectStore
 from vault.uploads import staging as upload_staging
 from vault.uploads.budget import Budget, Share
+from vault.uploads.part_buffer import PartBuffer
 from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, locked
 
 # Parts of one request being written to the store at once.
 _STORE_CONCURRENCY = 2
 # The most parts' worth of plaintext or ciphertext one request's pipeline holds (the part
-# being received, the one being sealed and its ciphertext, two being stored).
-PIPELINE_PARTS = 3 + _STORE_CONCURRENCY
+# being received, the one being sealed, two being stored; a part being sealed gives its
+# plaintext back as its ciphertext grows, so it holds one part and one sealed run).
+PIPELINE_PARTS = 2 + _STORE_CONCURRENCY
 # A body sent with a checksum is kept in memory until all of it is checked (tus allows
 # storing nothing of a body that fails its check): up to this many parts of it.
 CHECKED_BODY_PARTS = 4
@@ -88,14 +90,14 @@ async def _record_part(
 @dataclass(frozen=True, slots=True)
 class _Plain:
     number: int
-    data: memoryview = field(repr=False)  # a part's own buffer, never written again
+    buffer: PartBuffer = field(repr=False)  # the part's own, never written again
     final: bool
 
 
 @dataclass(frozen=True, slots=True)
 class _Sealed:
     number: int
-    ciphertext: bytes | bytearray | None = field(repr=False)  # None: the store has it already...
+    ciphertext: memoryview | None = field(repr=False)  # None: the store has it already...
     etag: str  # ...under this etag
     final: bool
 
@@ -114,24 +116,17 @@ async def _seal_parts(
     sealed: MemoryObjectSendStream[_Sealed],
     digests: RunningDigests | None,
 ) -> None:
-    """Seal each part in memory while it is hashed onto a copy of the running SHA-256 (two
-    worker threads: AES-GCM and hashlib both let go of the GIL), then claim its segments'
-    tags, in order, before its ciphertext goes on to the store (a refused claim raises, and
-    the ciphertext is dropped unseen). The hash counts only once the claim is in, and the
-    plaintext goes as soon as the part is sealed and hashed."""
-
-    def seal(plain: _Plain) -> crypto.EncryptedPart:
-        return crypto.encrypt_part(
-            sealer, plain.number, upload.segments_per_part, plain.data, final=plain.final
-        )
-
+    """Seal each part in memory, in a worker thread, hashing each sealed run of it onto a
+    copy of the running SHA-256 and giving that run's plaintext back at once; then claim its
+    segments' tags, in order, before its ciphertext goes on to the store (a refused claim
+    raises, and the ciphertext is dropped unseen). The hash counts only once the claim is in.
+    """
     async with received, sealed:
         async for plain in received:
             hashing = None if digests is None else digests.start(upload.id, plain.number)
-            async with anyio.create_task_group() as both:
-                if hashing is not None:
-                    both.start_soon(hashing.update, plain.data)
-                part = await anyio.to_thread.run_sync(seal, plain)
+            part = await anyio.to_thread.run_sync(
+                _seal, sealer, upload.segments_per_part, plain, hashing
+            )
             etag = await upload_staging.claim_segments(
                 sessions,
                 sealer,
@@ -139,17 +134,51 @@ async def _seal_parts(
                 plain.number,
                 first=0,
                 tags=part.tags,
-                plaintext=plain.data,
-                size=len(plain.data),
+                plaintext=_sealed_plaintext(upload, sealer, part, final=plain.final),
+                size=len(plain.buffer),
             )
             if digests is not None and hashing is not None:
                 digests.commit(hashing)
             number, final = plain.number, plain.final
-            del plain, hashing  # the plaintext is done with: not held while the store waits
+            del plain, hashing
             ciphertext = None if etag is not None else part.ciphertext
             del part
             await sealed.send(_Sealed(number, ciphertext, etag or "", final))
             del ciphertext
+
+
+def _seal(
+    sealer: crypto.SegmentSealer, segments_per_part: int, plain: _Plain, hashing: PartHash | None
+) -> crypto.EncryptedPart:
+    done = 0
+
+    def sealed(run: memoryview) -> None:
+        nonlocal done
+        if hashing is not None:
+            hashing.update(run)
+        done += len(run)
+        plain.buffer.release(done)
+
+    return crypto.encrypt_part(
+        sealer,
+        plain.number,
+        segments_per_part,
+        plain.buffer.view(),
+        final=plain.final,
+        sealed=sealed,
+    )
+
+
+def _sealed_plaintext(
+    upload: Resumable, sealer: crypto.SegmentSealer, part: crypto.EncryptedPart, *, final: bool
+) -> Callable[[], bytes]:
+    """The part's plaintext again, from its ciphertext (sealing gave the plaintext back):
+    only a claim recorded by an earlier release needs it."""
+    skip = len(sealer.header) if part.part_number == 1 else 0
+    first = (part.part_number - 1) * upload.segments_per_part
+    return lambda: upload_staging.open_segments(
+        upload, first, memoryview(part.ciphertext)[skip:], final=final
+    )
 
 
 @dataclass(slots=True)
@@ -174,7 +203,7 @@ async def _store_parts(
     wait for the disk or the network overlaps the next one's), passing them on in order."""
     limiter = anyio.Semaphore(_STORE_CONCURRENCY)
 
-    async def write(part: _Sealed, ciphertext: bytes | bytearray, item: _Storing) -> None:
+    async def write(part: _Sealed, ciphertext: memoryview, item: _Storing) -> None:
         try:
             item.etag = await store.upload_part(
                 upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
@@ -240,23 +269,24 @@ async def append(
     """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
 
     Whole parts go through a pipeline, each stage working on its own part and in part
-    order: seal and claim (encrypt in memory while the part is hashed onto the running
-    SHA-256 in `digests`, if given, see `vault.crypto.digests`; then record the segments' GCM
-    tags before the ciphertext leaves the process), store (two parts at a time) and record.
-    So the request holds at most five parts of plaintext or ciphertext (the part being
-    received, the one being sealed and its ciphertext, two being stored), whatever the
-    upload's size. A part the upload's offset is inside of starts from its staged segments
-    (`vault.uploads.staging`). The whole segments after the last whole part are sealed,
-    claimed and staged in the database; only the bytes after the last whole segment are
-    dropped (the reported offset tells the client where to resume). The final part is
-    stored only if the body ended exactly at the upload's length. It returns once
-    everything it took is stored and recorded.
+    order: seal and claim (encrypt in memory, hashing each sealed run onto the running
+    SHA-256 in `digests`, if given, see `vault.crypto.digests`, and giving its plaintext back;
+    then record the segments' GCM tags before the ciphertext leaves the process), store (two
+    parts at a time) and record. So the request holds at most four parts of plaintext or
+    ciphertext and one sealed run (the part being received, the one being sealed, two being
+    stored), whatever the upload's size. A part the upload's offset is inside of starts
+    from its staged segments (`vault.uploads.staging`). The whole segments after the last
+    whole part are sealed, claimed and staged in the database; only the bytes after the
+    last whole segment are dropped (the reported offset tells the client where to
+    resume). The final part is stored only if the body ended exactly at the upload's
+    length. It returns once everything it took is stored and recorded.
 
     With a `budget` (one per process), each part's buffer takes a part's worth of it before
     it keeps its first byte, and gives it back once its ciphertext is stored: a request
     that finds the budget spent stops reading its body until other parts are stored (the
     client's TCP window closes meanwhile), so all the requests of a process together hold
-    at most twice the budget in parts (a part exists twice while it is sealed).
+    about the budget in parts (and a sealed run, `crypto.SEALED_RUN`, twice while a part is
+    sealed).
 
     Raises:
         TooLargeError: the body runs past the upload's length. Whole parts before that
@@ -295,15 +325,15 @@ async def _append(
     final = False
     refused: Exception | None = None
     # Plaintext of part `number` from its start (its staged segments first, if any), copied
-    # once into a buffer of its own as it arrives: no pieces to join later. The buffer grows
-    # (glibc remaps a large block rather than copying it), so a small PATCH holds only what
-    # it brought. Nothing is added to a buffer once a view of it is handed on.
-    filling = bytearray()
+    # once into a buffer of its own as it arrives: no pieces to join later. Only what has
+    # arrived is resident, so a small PATCH holds only what it brought. Nothing is added to
+    # a buffer once it is handed on.
+    filling = PartBuffer(part_size)
     holding = False  # whether `filling` has its share of the budget yet
     if upload.offset > part_start:
         await share.take()
         holding = True
-        filling += await upload_staging.staged_prefix(sessions, upload, number)
+        filling.extend(await upload_staging.staged_prefix(sessions, upload, number))
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_seal_parts, sessions, upload, sealer, arrived, to_store, digests)
@@ -328,19 +358,19 @@ async def _append(
                             if not holding:
                                 await share.take()
                             cut = part_size - len(filling)
-                            filling += piece[:cut]
+                            filling.extend(piece[:cut])
                             piece = piece[cut:]
-                            await to_seal.send(_Plain(number, memoryview(filling), final=False))
+                            await to_seal.send(_Plain(number, filling, final=False))
                             part_start += part_size
                             number += 1
-                            filling, holding = bytearray(), False
+                            filling, holding = PartBuffer(part_size), False
                         if piece and not holding:
                             await share.take()
                             holding = True
-                        filling += piece
+                        filling.extend(piece)
                     final = part_start + len(filling) == length
                     if final:
-                        await to_seal.send(_Plain(number, memoryview(filling), final=True))
+                        await to_seal.send(_Plain(number, filling, final=True))
                 except Exception as exc:
                     # The parts already handed on are still stored before this is raised.
                     refused = exc
@@ -351,7 +381,7 @@ async def _append(
     offset = max(upload.offset, part_start)
     if not final:
         row = await _stage_tail(
-            sessions, upload, sealer, number, memoryview(filling), offset, expires_in=expires_in
+            sessions, upload, sealer, number, filling.view(), offset, expires_in=expires_in
         )
         if row is not None:
             progress.row = row
@@ -399,7 +429,7 @@ async def _stage_tail(
         number,
         first=first - (number - 1) * upload.segments_per_part,
         tags=tags,
-        plaintext=data,
+        plaintext=lambda: data,
         size=end - part_start,
     )
     return await upload_staging.record_run(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
@@ -48,7 +49,7 @@ async def claim_segments(
     *,
     first: int,
     tags: bytes,
-    plaintext: crypto.Chunk,
+    plaintext: Callable[[], crypto.Chunk],
     size: int,
 ) -> str | None:
     """Claim segments `first ..` (counted within part `number`) by the GCM tags they were
@@ -56,9 +57,10 @@ async def claim_segments(
     store already holds exactly this whole part.
 
     Args:
-        plaintext: the claimed segments' plaintext, to check claims recorded by earlier
-            releases (keyed HMAC tags, or one fingerprint per whole part); read only when
-            a recorded tag differs from `tags`.
+        plaintext: gives the claimed segments' plaintext, to check claims recorded by
+            earlier releases (keyed HMAC tags, or one fingerprint per whole part); called,
+            in a worker thread, only when a recorded tag differs from `tags` (the caller
+            may have let the plaintext go, and decrypt what it sealed instead).
         size: plaintext bytes of the part from its start to the end of this claim.
 
     Raises:
@@ -85,7 +87,7 @@ async def claim_segments(
             # Claimed whole by an early release: only the same whole part can be checked.
             if first or size != part.size:
                 raise _reuse(number)
-            earlier = await anyio.to_thread.run_sync(sealer.legacy_fingerprint, plaintext)
+            earlier = await anyio.to_thread.run_sync(lambda: sealer.legacy_fingerprint(plaintext()))
             if not hmac.compare_digest(part.fingerprint, earlier):
                 raise _reuse(number)
             return part.etag
@@ -96,7 +98,7 @@ async def claim_segments(
         overlap = min(claimed, first + count) - first
         recorded = part.tags[first * _T : (first + overlap) * _T]
         if not hmac.compare_digest(recorded, tags[: overlap * _T]) and not await _legacy_match(
-            sealer, recorded, tags, plaintext[: overlap * sealer.segment_size]
+            sealer, recorded, tags, lambda: plaintext()[: overlap * sealer.segment_size]
         ):
             raise _reuse(number)
         if first + count > claimed:
@@ -109,11 +111,14 @@ async def claim_segments(
 
 
 async def _legacy_match(
-    sealer: crypto.SegmentSealer, recorded: bytes, tags: bytes, plaintext: crypto.Chunk
+    sealer: crypto.SegmentSealer,
+    recorded: bytes,
+    tags: bytes,
+    plaintext: Callable[[], crypto.Chunk],
 ) -> bool:
     """Whether each recorded tag is the segment's GCM tag or, for a claim an earlier release
     recorded, its keyed HMAC tag: either matches only the same plaintext (2^-128 per try)."""
-    earlier = await anyio.to_thread.run_sync(sealer.legacy_segment_tags, plaintext)
+    earlier = await anyio.to_thread.run_sync(lambda: sealer.legacy_segment_tags(plaintext()))
     return all(
         hmac.compare_digest(recorded[i : i + _T], tags[i : i + _T])
         or hmac.compare_digest(recorded[i : i + _T], earlier[i : i + _T])
@@ -150,24 +155,40 @@ async def staged_prefix(
         )
 
     def open_runs() -> bytes:
-        opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
         stride = segment + crypto.TAG_SIZE
         pieces: list[bytes] = []
         index = start
         for run in runs:
             if run.first_segment != index or len(run.ciphertext) != run.segments * stride:
                 break
-            view = memoryview(run.ciphertext)
-            for j in range(run.segments):
-                pieces.append(
-                    opened.open_segment(index + j, view[j * stride : (j + 1) * stride], last=False)
-                )
+            needed = min(run.segments, start + wanted - index)
+            pieces.append(
+                open_segments(upload, index, memoryview(run.ciphertext)[: needed * stride])
+            )
             index += run.segments
         if index - start < wanted:
             raise ConflictError("the upload moved on; ask for its offset with HEAD")
-        return b"".join(pieces[:wanted])
+        return b"".join(pieces)
 
     return await anyio.to_thread.run_sync(open_runs)
+
+
+def open_segments(
+    upload: Resumable, first: int, ciphertext: crypto.Chunk, *, final: bool = False
+) -> bytes:
+    """The plaintext of the sealed segments `first ..` (counted from the object's start) in
+    `ciphertext`, each authenticated as it is decrypted; the last one sealed with the final
+    flag if `final`."""
+    opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
+    stride = opened.segment_size + crypto.TAG_SIZE
+    view = memoryview(ciphertext)
+    count = max(1, -(-len(view) // stride))
+    return b"".join(
+        opened.open_segment(
+            first + j, view[j * stride : (j + 1) * stride], last=final and j == count - 1
+        )
+        for j in range(count)
+    )
 
 
 def seal_run(

@@ -1,0 +1,93 @@
+"""A part in memory about once while it is sealed: its plaintext's pages go back to the
+system run by run as the part is sealed, and its ciphertext's pages become resident only
+as they are written."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.crypto_objects import CTX, DEK, PREFIX, SALT, S, plaintext
+from vault import crypto
+from vault.crypto import SegmentSealer
+from vault.uploads.part_buffer import PartBuffer
+
+MiB = 1 << 20
+STATM = Path("/proc/self/statm")
+
+
+def resident() -> int:
+    if not STATM.exists():
+        pytest.skip("needs Linux's /proc/self/statm")
+    return int(STATM.read_text().split()[1]) * 4096
+
+
+def test_a_part_buffer_keeps_what_is_appended_and_refuses_more() -> None:
+    buffer = PartBuffer(3 * S)
+    buffer.extend(b"a" * S)
+    buffer.extend(memoryview(b"b" * S))
+    assert len(buffer) == 2 * S
+    assert buffer.view() == b"a" * S + b"b" * S
+    with pytest.raises(ValueError, match="holds"):
+        buffer.extend(b"c" * (S + 1))
+    assert len(buffer) == 2 * S
+
+
+def test_only_written_pages_are_resident_and_released_ones_go_back() -> None:
+    before = resident()
+    buffer = PartBuffer(64 * MiB)
+    assert resident() - before < 4 * MiB  # reserved, not resident
+    for _ in range(32):
+        buffer.extend(b"x" * MiB)
+    filled = resident()
+    assert filled - before > 28 * MiB
+
+    buffer.release(16 * MiB + 100)  # pages wholly below the offset only
+    assert filled - resident() > 12 * MiB
+    view = buffer.view()
+    assert view[16 * MiB - 1] == 0  # given back: reads as zeros from now on
+    assert view[16 * MiB] == ord("x")
+
+
+def test_sealing_reports_each_sealed_run_in_order_and_seals_the_same() -> None:
+    k = (3 * crypto.SEALED_RUN) // S + 2  # three whole runs and a short one
+    data = plaintext(k * S, seed=4)
+    runs: list[bytes] = []
+
+    def sealed(run: memoryview) -> None:
+        runs.append(bytes(run))
+
+    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
+    reported = crypto.encrypt_part(sealer, 2, k, data, final=False, sealed=sealed)
+    plain = crypto.encrypt_part(SegmentSealer(DEK, CTX, SALT, PREFIX), 2, k, data, final=False)
+
+    assert reported.ciphertext == plain.ciphertext and reported.tags == plain.tags
+    assert [len(run) for run in runs] == [crypto.SEALED_RUN] * 3 + [2 * S]
+    assert b"".join(runs) == data
+
+
+def test_a_part_can_be_hashed_and_let_go_as_it_is_sealed() -> None:
+    """What appending does: hash each sealed run and give its pages back; the part's
+    ciphertext and digest are those of sealing and hashing it whole."""
+    k = 8 * MiB // S
+    data = plaintext(k * S, seed=5)
+    buffer = PartBuffer(len(data))
+    buffer.extend(data)
+    digest = hashlib.sha256()
+    done = 0
+
+    def sealed(run: memoryview) -> None:
+        nonlocal done
+        digest.update(run)
+        done += len(run)
+        buffer.release(done)
+
+    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
+    part = crypto.encrypt_part(sealer, 1, k, buffer.view(), final=True, sealed=sealed)
+    whole = crypto.encrypt_part(SegmentSealer(DEK, CTX, SALT, PREFIX), 1, k, data, final=True)
+
+    assert part.ciphertext == whole.ciphertext
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert buffer.view() == bytes(len(data))  # every page given back

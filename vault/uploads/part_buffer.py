@@ -1,0 +1,50 @@
+"""One part's plaintext as it arrives, in memory given back page by page as it is sealed.
+
+Sealing reads a part's plaintext and writes its ciphertext to a buffer of its own. Were the
+plaintext let go only once the whole part is sealed, every part would be in memory twice
+while it is sealed; giving back the plaintext's pages as soon as they are sealed and hashed
+keeps it there about once. A `bytearray` cannot give back part of itself, so the plaintext
+lives in an anonymous mapping of its own, whose pages `madvise(MADV_DONTNEED)` returns to
+the system at once (like any heap memory, it is never written to a file).
+"""
+
+from __future__ import annotations
+
+import mmap
+
+from vault.crypto import Chunk
+
+__all__ = ["PartBuffer"]
+
+
+class PartBuffer:
+    """Up to `capacity` bytes of plaintext, appended in order. Only the pages written to
+    are resident; `release` gives back those below an offset."""
+
+    def __init__(self, capacity: int) -> None:
+        # Private: madvise(MADV_DONTNEED) frees a private page; a shared one stays in memory.
+        self._map = mmap.mmap(-1, max(capacity, 1), flags=mmap.MAP_PRIVATE)
+        self._size = 0
+        self._released = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def extend(self, data: Chunk) -> None:
+        end = self._size + len(data)
+        if end > len(self._map):
+            raise ValueError(f"a part buffer holds {len(self._map)} bytes, not {end}")
+        self._map[self._size : end] = data
+        self._size = end
+
+    def view(self) -> memoryview:
+        """The bytes appended so far (a view: it keeps the mapping alive)."""
+        return memoryview(self._map)[: self._size]
+
+    def release(self, end: int) -> None:
+        """Give the pages wholly below offset `end` back to the system. They read as zeros
+        afterwards, so the caller must be done with those bytes for good."""
+        end -= end % mmap.PAGESIZE
+        if end > self._released:
+            self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            self._released = end
