@@ -158,6 +158,21 @@ def test_large_chunks_hashed_on_another_thread_give_the_same_object(
     assert b"".join(out) == b"".join(expected + reference.finish())
 
 
+def test_a_large_buffer_the_caller_reuses_is_hashed_before_feed_returns() -> None:
+    """Only chunks that cannot change are still hashed after `feed` returns."""
+    data = plaintext(4 * OVERLAP_MIN, seed=3)
+    buffer = bytearray(2 * OVERLAP_MIN)
+    encryptor = crypto.Encryptor(SegmentSealer(DEK, CTX))
+    out: list[bytes] = []
+    for at in range(0, len(data), len(buffer)):
+        buffer[:] = data[at : at + len(buffer)]
+        out += encryptor.feed(buffer)
+    buffer[:] = bytes(len(buffer))  # the caller reuses its buffer at once
+    out += encryptor.finish()
+    assert encryptor.sha256_hex == hashlib.sha256(data).hexdigest()
+    assert crypto.decrypt_object(b"".join(out), CTX, DEK) == data
+
+
 def test_encryptor_copies_what_it_holds_back() -> None:
     data = plaintext(S + 100)
     buffer = bytearray(data[:100])

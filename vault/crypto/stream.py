@@ -84,10 +84,10 @@ __all__ = [
 ]
 
 
-# A chunk at least this large is hashed on another thread while its segments are sealed:
-# hashlib lets go of the GIL, so SHA-256 and AES-GCM run on two cores at once and the pipeline
-# costs about what SHA-256 alone does rather than the sum of both. Smaller chunks are not
-# worth the hand-over.
+# A chunk at least this large is sealed on another thread while it is hashed: hashlib lets
+# go of the GIL, so SHA-256 and AES-GCM run on two cores at once and the pipeline costs about
+# what SHA-256 alone does rather than the sum of both. Smaller chunks are not worth the
+# hand-over.
 OVERLAP_MIN = 256 << 10
 # What `seal_segments` hands its `sealed` callback at a time: small beside a part, so a part's
 # plaintext can go run by run as it is sealed, large enough that the calls cost nothing.
@@ -95,8 +95,8 @@ SEALED_RUN = 1 << 20
 
 
 @functools.cache  # one pool for the process; its threads start only when first needed
-def _hasher_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="cxp1-sha256")
+def _sealing_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="cxp1-seal")
 
 
 class Encryptor:
@@ -154,13 +154,14 @@ class Encryptor:
             self._hash.update(data)  # small enough to be still in cache when it is sealed
             self._absorb(data, out)
             return out
-        # Hashed in order on another thread while it is sealed here; the caller's buffer is
-        # not touched once this returns.
-        hashed = _hasher_pool().submit(self._hash.update, data)
+        # Sealed on another thread while it is hashed here: the hash is the slower of the
+        # two, so the hand-over to the other thread, and back, costs nothing while it runs.
+        # The caller's buffer is not touched once this returns.
+        sealing = _sealing_pool().submit(self._absorb, data, out)
         try:
-            self._absorb(data, out)
+            self._hash.update(data)
         finally:
-            hashed.result()
+            sealing.result()
         return out
 
     def _absorb(self, data: memoryview, out: list[bytes]) -> None:
