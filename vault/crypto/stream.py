@@ -77,6 +77,7 @@ __all__ = [
     "encrypt_part",
     "new_data_key",
     "object_size",
+    "page_buffer",
     "parse_header",
     "plaintext_size",
     "seal_segments",
@@ -92,6 +93,14 @@ OVERLAP_MIN = 256 << 10
 # What `seal_segments` hands its `sealed` callback at a time: small beside a part, so a part's
 # plaintext can go run by run as it is sealed, large enough that the calls cost nothing.
 SEALED_RUN = 1 << 20
+
+
+def page_buffer(size: int) -> memoryview:
+    """A zeroed, writable buffer of `size` bytes whose pages become resident only as they
+    are written (a private anonymous mapping, never backed by a file): a part assembled or
+    sealed into it costs memory only as it fills, where `bytearray(size)` would write every
+    page up front."""
+    return memoryview(mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE))[:size]
 
 
 @functools.cache  # one pool for the process; its threads start only when first needed
@@ -270,11 +279,9 @@ def seal_segments(
     data = memoryview(plaintext).cast("B")
     count = max(1, -(-len(data) // segment))
     # One buffer, each segment sealed straight into it: no copy per segment and no join (a
-    # third of the sealing time for 8 MiB parts). An anonymous mapping rather than a
-    # bytearray, which would write all its pages up front: this one's pages become resident
-    # only as they are sealed into, while `sealed` lets the plaintext's go.
-    size = len(prefix) + len(data) + count * TAG_SIZE
-    buffer = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
+    # third of the sealing time for 8 MiB parts). Its pages become resident only as they are
+    # sealed into, while `sealed` lets the plaintext's go.
+    buffer = page_buffer(len(prefix) + len(data) + count * TAG_SIZE)
     buffer[: len(prefix)] = prefix
     at = len(prefix)
     tags: list[bytes] = []
