@@ -1,9 +1,8 @@
 """Encrypted objects in the store: stream plaintext in as encrypted multipart parts, and
 stream any plaintext byte range back out, verified segment by segment.
 
-Memory per transfer is bounded by `part_size × (concurrency + 1)` and three 1 MiB batches of
-plaintext on the way in, and by the store's read window on the way out, whatever the object
-size. Plaintext never touches disk.
+Memory per transfer is bounded by `part_size × (concurrency + 1)` on the way in and by the
+store's read window on the way out, whatever the object size. Plaintext never touches disk.
 """
 
 from __future__ import annotations
@@ -13,17 +12,12 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 import anyio
-import anyio.to_thread
 
 import vault.crypto.stream as crypto
 from vault.errors import IncompleteUploadError, TooLargeError
 from vault.store import ObjectStore
 
 logger = logging.getLogger(__name__)
-
-# Plaintext encrypted at a time, off the event loop: large enough that the hand-over costs
-# little and the `Encryptor` seals it on a thread of its own while it hashes it.
-_BATCH = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,39 +84,16 @@ async def write_encrypted(
                             tasks.start_soon(upload, number, filling)
                             filling, filled = crypto.page_buffer(part_size), 0
 
-            # The body is encrypted in batches in a worker thread while the next batch
-            # arrives, rather than piece by piece on the event loop, which could not read
-            # the body meanwhile.
-            to_encrypt, batches = anyio.create_memory_object_stream[bytes](1)
-            encrypted = anyio.Event()
-
-            async def encrypt() -> None:
-                async with batches:
-                    async for batch in batches:
-                        await add(await anyio.to_thread.run_sync(encryptor.feed, batch))
-                encrypted.set()
-
-            tasks.start_soon(encrypt)
             received = 0
-            async with to_encrypt:
-                batch: list[bytes] = []
-                batch_size = 0
-                async for chunk in chunks:
-                    received += len(chunk)
-                    if limit is not None and received > limit:
-                        raise TooLargeError(f"the body is larger than the {limit} bytes allowed")
-                    batch.append(chunk)
-                    batch_size += len(chunk)
-                    if batch_size >= _BATCH:
-                        await to_encrypt.send(b"".join(batch))
-                        batch, batch_size = [], 0
-                if expected_size is not None and received != expected_size:
-                    raise IncompleteUploadError(
-                        f"the body ended after {received} of {expected_size} bytes"
-                    )
-                if batch:
-                    await to_encrypt.send(b"".join(batch))
-            await encrypted.wait()
+            async for chunk in chunks:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise TooLargeError(f"the body is larger than the {limit} bytes allowed")
+                await add(encryptor.feed(chunk))
+            if expected_size is not None and received != expected_size:
+                raise IncompleteUploadError(
+                    f"the body ended after {received} of {expected_size} bytes"
+                )
             await add(encryptor.finish())
             if filled or number == 0:
                 await limiter.acquire()
