@@ -23,6 +23,7 @@ from tests.fixtures.browser import (
     axe_violations,
     browser_sign_in,
     fill_kept,
+    press_until_shown,
 )
 from tests.fixtures.camera import Camera
 from tests.fixtures.live import LiveAppFactory
@@ -70,8 +71,10 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     await fill_kept(panel.get_by_label("Password (optional)"), LINK_PASSWORD)
     await fill_kept(panel.get_by_label("Most downloads (optional)"), "3")
     await expect(panel.get_by_label("Password (optional)")).to_have_value(LINK_PASSWORD)
-    await panel.get_by_role("button", name="Create link").click()
-    await expect(staff_page.get_by_role("heading", name="Your new link")).to_be_visible()
+    await press_until_shown(
+        panel.get_by_role("button", name="Create link"),
+        staff_page.get_by_role("heading", name="Your new link"),
+    )
     url = (await staff_page.locator("#new-link").inner_text()).strip()
     assert url.startswith(f"{live.base_url}/s/")
     numbers = itertools.count(1)
@@ -119,21 +122,13 @@ async def test_a_visitor_without_an_account_downloads_through_a_link_in_hebrew(
     await staff_page.reload()
 
     async def accept(dialog: Dialog) -> None:
-        with contextlib.suppress(PlaywrightError):  # dismissed already: see below
+        with contextlib.suppress(PlaywrightError):  # dismissed by the PDF viewer already
             await dialog.accept()
 
     staff_page.on("dialog", accept)
-    # Chromium's PDF viewer in the preview frame takes the pointer's first click, and the
-    # focus, as it loads (dismissing a confirmation open at that moment), so press the
-    # button from the keyboard, as a keyboard user would, and again if it was dismissed.
-    for attempt in range(3):
-        await panel.get_by_role("button", name="Revoke").press("Enter")
-        try:
-            await expect(panel.get_by_text("Revoked")).to_be_visible(timeout=10_000)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
+    await press_until_shown(
+        panel.get_by_role("button", name="Revoke"), panel.get_by_text("Revoked")
+    )
     gone = await visitor.goto(url)
     assert gone is not None and gone.status == 404
     await expect(visitor.get_by_role("heading", name="הקישור הזה אינו זמין")).to_be_visible()
