@@ -176,9 +176,14 @@ def _sealed_plaintext(
     only a claim recorded by an earlier release needs it."""
     skip = len(sealer.header) if part.part_number == 1 else 0
     first = (part.part_number - 1) * upload.segments_per_part
-    return lambda: upload_staging.open_segments(
-        upload, first, memoryview(part.ciphertext)[skip:], final=final
-    )
+
+    def plaintext() -> bytes:
+        opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
+        return upload_staging.open_segments(
+            opened, first, memoryview(part.ciphertext)[skip:], final=final
+        )
+
+    return plaintext
 
 
 @dataclass(slots=True)

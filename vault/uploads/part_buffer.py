@@ -11,19 +11,21 @@ the system at once (like any heap memory, it is never written to a file).
 from __future__ import annotations
 
 import mmap
+from typing import cast
 
-from vault.crypto import Chunk
+from vault.crypto import Chunk, page_buffer
 
 __all__ = ["PartBuffer"]
 
 
 class PartBuffer:
-    """Up to `capacity` bytes of plaintext, appended in order. Only the pages written to
-    are resident; `release` gives back those below an offset."""
+    """Up to `capacity` bytes of plaintext, appended in order, in a `crypto.page_buffer`:
+    only the pages written to are resident; `release` gives back those below an offset."""
 
     def __init__(self, capacity: int) -> None:
-        # Private: madvise(MADV_DONTNEED) frees a private page; a shared one stays in memory.
-        self._map = mmap.mmap(-1, max(capacity, 1), flags=mmap.MAP_PRIVATE)
+        self._buffer = page_buffer(capacity)
+        # A private mapping: madvise(MADV_DONTNEED) frees its pages (a shared one's stay).
+        self._map = cast(mmap.mmap, self._buffer.obj)
         self._size = 0
         self._released = 0
 
@@ -32,14 +34,14 @@ class PartBuffer:
 
     def extend(self, data: Chunk) -> None:
         end = self._size + len(data)
-        if end > len(self._map):
-            raise ValueError(f"a part buffer holds {len(self._map)} bytes, not {end}")
-        self._map[self._size : end] = data
+        if end > len(self._buffer):
+            raise ValueError(f"a part buffer holds {len(self._buffer)} bytes, not {end}")
+        self._buffer[self._size : end] = data
         self._size = end
 
     def view(self) -> memoryview:
         """The bytes appended so far (a view: it keeps the mapping alive)."""
-        return memoryview(self._map)[: self._size]
+        return self._buffer[: self._size]
 
     def release(self, end: int) -> None:
         """Give the pages wholly below offset `end` back to the system. They read as zeros

@@ -155,6 +155,7 @@ async def staged_prefix(
         )
 
     def open_runs() -> bytes:
+        opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
         stride = segment + crypto.TAG_SIZE
         pieces: list[bytes] = []
         index = start
@@ -163,7 +164,7 @@ async def staged_prefix(
                 break
             needed = min(run.segments, start + wanted - index)
             pieces.append(
-                open_segments(upload, index, memoryview(run.ciphertext)[: needed * stride])
+                open_segments(opened, index, memoryview(run.ciphertext)[: needed * stride])
             )
             index += run.segments
         if index - start < wanted:
@@ -174,12 +175,11 @@ async def staged_prefix(
 
 
 def open_segments(
-    upload: Resumable, first: int, ciphertext: crypto.Chunk, *, final: bool = False
+    opened: crypto.OpenedHeader, first: int, ciphertext: crypto.Chunk, *, final: bool = False
 ) -> bytes:
     """The plaintext of the sealed segments `first ..` (counted from the object's start) in
     `ciphertext`, each authenticated as it is decrypted; the last one sealed with the final
     flag if `final`."""
-    opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
     stride = opened.segment_size + crypto.TAG_SIZE
     view = memoryview(ciphertext)
     count = max(1, -(-len(view) // stride))
