@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import IO, TYPE_CHECKING, cast
 
 import anyio.lowlevel
+from boto3.s3 import inject as s3_inject
 from boto3.s3.transfer import TransferConfig
 
 from storage import make_s3_client
@@ -271,7 +272,9 @@ def raw_upload(
     client: S3Client, bucket: str, key: str, source: PatternSource, part: int, concurrency: int
 ) -> None:
     reader = cast(IO[bytes], source.reader())  # file-like enough: boto3 only reads it
-    client.upload_fileobj(reader, bucket, key, Config=transfer_config(part, concurrency))
+    # boto3's own transfer manager, as a boto3 client's `upload_fileobj` runs it (the app's
+    # clients are plain botocore ones, without boto3's injected methods).
+    s3_inject.upload_fileobj(client, reader, bucket, key, Config=transfer_config(part, concurrency))
 
 
 def raw_download(
@@ -279,5 +282,7 @@ def raw_download(
 ) -> None:
     sink = source.sink()
     target = cast(IO[bytes], sink)  # boto3 only writes to it
-    client.download_fileobj(bucket, key, target, Config=transfer_config(part, concurrency))
+    s3_inject.download_fileobj(
+        client, bucket, key, target, Config=transfer_config(part, concurrency)
+    )
     sink.check()

@@ -1,7 +1,7 @@
 """Object stores for the vault's ciphertext: a local directory or an S3 bucket.
 
 Both satisfy `vault.store.ObjectStore` structurally; this package imports nothing of ours.
-The S3 store loads boto3 (about 18 MiB in a process) only when it is first named, so a
+The S3 store loads botocore (about 16 MiB in a process) only when it is first named, so a
 node on the local store never holds it.
 """
 

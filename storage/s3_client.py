@@ -4,25 +4,63 @@ settings that suit S3-compatible servers as well as AWS."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3.session
+import botocore.session
 from botocore.config import Config
+from botocore.exceptions import DataNotFoundError
+from botocore.loaders import Loader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+# The services whose endpoints a session keeps: S3, and STS for credentials from an assumed
+# role or a web identity.
+_SERVICES = frozenset({"s3", "sts"})
+
+
+class _S3Loader(Loader):
+    """botocore's data loader, keeping of `endpoints.json` only the entries of `_SERVICES`.
+
+    Every client keeps its session's endpoint data alive: the whole file, every service of
+    every partition, is about 7 MiB of Python objects in each serving process, of which S3
+    uses a few KiB. Partition-wide defaults stay, so a service without an entry still gets
+    the host name botocore would give it.
+    """
+
+    def load_data_with_path(self, name: str) -> tuple[Any, str]:
+        if name != "endpoints":
+            found: tuple[Any, str] = super().load_data_with_path(name)
+            return found
+        # Not the base method: it caches what it parses, and so would keep the whole file.
+        for directory in self.search_paths:
+            path = os.path.join(directory, name)
+            data = self.file_loader.load_file(path)
+            if data is not None:
+                for partition in data["partitions"]:
+                    services = partition.get("services", {})
+                    partition["services"] = {k: v for k, v in services.items() if k in _SERVICES}
+                return data, path
+        raise DataNotFoundError(data_path=name)
+
 
 # boto3's default session is shared, mutable, global state, so clients come from a session of
-# this module's own. One for all of them: a session parses the S3 service model once (tens of
-# milliseconds each time otherwise); creating clients from it is serialised, as botocore asks.
+# this module's own (a botocore one: boto3's adds its transfer methods, which the stores do not
+# use, and 2 MiB of modules). One for all of them: a session parses the S3 service model once
+# (tens of milliseconds each time otherwise); creating clients from it is serialised, as
+# botocore asks.
 _session_lock = threading.Lock()
 
 
 @functools.cache
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
+def _session() -> botocore.session.Session:
+    session = botocore.session.Session()
+    data_path = session.get_config_variable("data_path")
+    extra = data_path.split(os.pathsep) if data_path else []
+    session.register_component("data_loader", _S3Loader(extra_search_paths=extra))
+    return session
 
 
 def make_s3_client(
@@ -75,7 +113,7 @@ def make_s3_client(
         parameter_validation=False,
     )
     with _session_lock:
-        return _session().client(
+        client = _session().create_client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
@@ -83,3 +121,4 @@ def make_s3_client(
             aws_secret_access_key=secret_access_key,
             config=config,
         )
+    return cast("S3Client", client)
