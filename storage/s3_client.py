@@ -4,6 +4,8 @@ settings that suit S3-compatible servers as well as AWS."""
 from __future__ import annotations
 
 import functools
+import gzip
+import json
 import os
 import threading
 from typing import TYPE_CHECKING, Any, cast
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
-from botocore.loaders import Loader
+from botocore.loaders import JSONFileLoader, Loader
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -19,6 +21,27 @@ if TYPE_CHECKING:
 # The services whose endpoints a session keeps: S3, and STS for credentials from an assumed
 # role or a web identity.
 _SERVICES = frozenset({"s3", "sts"})
+
+
+def _without_documentation(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: "" if key == "documentation" else value for key, value in pairs}
+
+
+class _CompactJSON(JSONFileLoader):
+    """botocore's data files parsed into plain dicts, with their documentation text empty.
+
+    botocore parses them into OrderedDicts, text and all: S3's model and endpoint rules
+    then hold about 2.5 MiB more in each process, for text only `help()` shows. (The key
+    stays, empty: some of it is read when a client is made.)
+    """
+
+    def load_file(self, file_path: str) -> Any:
+        for suffix, opener in ((".json", open), (".json.gz", gzip.open)):
+            path = file_path + suffix
+            if os.path.isfile(path):
+                with opener(path, "rb") as data:
+                    return json.loads(data.read(), object_pairs_hook=_without_documentation)
+        return None
 
 
 class _S3Loader(Loader):
@@ -59,7 +82,8 @@ def _session() -> botocore.session.Session:
     session = botocore.session.Session()
     data_path = session.get_config_variable("data_path")
     extra = data_path.split(os.pathsep) if data_path else []
-    session.register_component("data_loader", _S3Loader(extra_search_paths=extra))
+    loader = _S3Loader(extra_search_paths=extra, file_loader=_CompactJSON())
+    session.register_component("data_loader", loader)
     return session
 
 

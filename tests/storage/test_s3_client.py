@@ -91,3 +91,21 @@ def test_a_client_loads_neither_boto3_nor_its_transfer_manager() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == ""
+
+
+def test_a_client_holds_its_model_without_documentation_text() -> None:
+    client = make_s3_client(
+        endpoint_url="http://127.0.0.1:1",
+        region="us-east-1",
+        access_key_id="a",
+        secret_access_key="b",
+    )
+    model = client.meta.service_model
+    operation = model.operation_model("UploadPart")
+    assert operation.documentation == ""
+    assert operation.input_shape is not None
+    assert "ContentMD5" in operation.input_shape.members  # the rest of the model is whole
+    assert operation.input_shape.members["ContentMD5"].documentation == ""
+    stock = botocore.session.Session().get_service_model("s3")
+    assert stock.operation_model("UploadPart").documentation  # botocore's own keeps it
+    assert sorted(model.operation_names) == sorted(stock.operation_names)
