@@ -3,6 +3,8 @@ end, none given back that it does not hold."""
 
 from __future__ import annotations
 
+import anyio
+
 from storage import ByteBudget
 from vault.uploads.budget import Share
 
@@ -26,3 +28,20 @@ async def test_a_share_takes_whole_units_and_gives_back_what_it_still_holds() ->
     counting = Share(None, 7)  # no budget: it only counts
     await counting.take()
     assert counting.held == 1
+
+
+async def test_a_limited_share_waits_for_its_own_units_before_taking_the_budget() -> None:
+    budget = ByteBudget(1000)
+    share = Share(budget, 10, limit=2)
+    await share.take()
+    await share.take()
+    with anyio.move_on_after(0.2) as waited:
+        await share.take()
+    assert waited.cancelled_caught  # a third unit waits for one of the two...
+    assert (budget.in_use, share.held) == (20, 2)  # ...holding nothing of the budget
+    share.give()
+    with anyio.fail_after(5):
+        await share.take()  # ...and gets it once one comes back
+    assert (budget.in_use, share.held) == (20, 2)
+    share.give_all()
+    assert budget.in_use == 0

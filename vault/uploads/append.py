@@ -32,10 +32,13 @@ from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, 
 
 # Parts of one request being written to the store at once.
 _STORE_CONCURRENCY = 2
-# The most parts' worth of plaintext or ciphertext one request's pipeline holds (the part
-# being received, the one being sealed, two being stored; a part being sealed gives its
-# plaintext back as its ciphertext grows, so it holds one part and one sealed run).
-PIPELINE_PARTS = 2 + _STORE_CONCURRENCY
+# The most parts' worth of plaintext or ciphertext one request's pipeline holds: those
+# being stored, and one more, being received or sealed (a part being sealed gives its
+# plaintext back as its ciphertext grows, so it holds one part and one sealed run). The
+# next part is received only once that one is on its way to the store: receiving and
+# sealing a part takes a fraction of the time the store takes for one, so a part is ready
+# whenever a store slot comes free.
+PIPELINE_PARTS = 1 + _STORE_CONCURRENCY
 # A body sent with a checksum is kept in memory until all of it is checked (tus allows
 # storing nothing of a body that fails its check): up to this many parts of it.
 CHECKED_BODY_PARTS = 4
@@ -302,7 +305,7 @@ async def append(
     # Taking budget only ever waits while this request holds nothing that just its own
     # progress frees (the parts it took are stored, and given back, without taking more),
     # so requests cannot block each other for good.
-    share = Share(budget, upload.part_size)
+    share = Share(budget, upload.part_size, limit=PIPELINE_PARTS)
     try:
         return await _append(sessions, store, upload, chunks, share, expires_in, digests)
     finally:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import anyio
+
 
 class Budget(Protocol):
     """A semaphore counted in bytes, shared by the tasks of one process."""
@@ -23,24 +25,36 @@ class Budget(Protocol):
 class Share:
     """One holder's takings from a `Budget`, in units of `size` bytes (at most the
     budget's capacity), so that whatever it still holds goes back at once when it ends or
-    fails. Without a budget it only counts.
+    fails; with a `limit`, it never holds more than that many units at once. Without a
+    budget it only counts (and limits).
     """
 
-    def __init__(self, budget: Budget | None, size: int) -> None:
+    def __init__(self, budget: Budget | None, size: int, *, limit: int | None = None) -> None:
         self._budget = budget
+        self._slots = None if limit is None else anyio.Semaphore(limit)
         self.size = size if budget is None else min(size, budget.capacity)
         self.held = 0
 
     async def take(self) -> None:
-        """Take one unit, waiting until it is free."""
+        """Take one unit, waiting until the holder is under its limit and the unit is free."""
+        # The holder's own limit first: waiting for it holds nothing of the shared budget.
+        if self._slots is not None:
+            await self._slots.acquire()
         if self._budget is not None:
-            await self._budget.acquire(self.size)
+            try:
+                await self._budget.acquire(self.size)
+            except BaseException:
+                if self._slots is not None:
+                    self._slots.release()
+                raise
         self.held += 1
 
     def give(self) -> None:
         """Give one unit back (nothing if none is held)."""
         if self.held:
             self.held -= 1
+            if self._slots is not None:
+                self._slots.release()
             if self._budget is not None:
                 self._budget.release(self.size)
 
