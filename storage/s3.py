@@ -376,8 +376,13 @@ class S3ObjectStore:
             budget=budget,
         )
         try:
+            handed: list[bytes] = []
             async for data in windows:
-                yield data
+                # Handed over, not kept: while suspended at `yield` this frame holds no
+                # reference, so a window is freed as soon as its consumer drops it.
+                handed.append(data)
+                del data
+                yield handed.pop()
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc, key=key) from exc
         finally:

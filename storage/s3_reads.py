@@ -88,6 +88,7 @@ async def read_windows(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-read")
     pending: deque[tuple[asyncio.Future[bytes], int]] = deque()
     held = 0  # bytes this read holds in the budget: in flight, or being consumed
+    handed: list[bytes] = []  # the window on its way out
     position = start
 
     def start_window(size: int) -> None:
@@ -122,14 +123,17 @@ async def read_windows(
             future, expected = pending.popleft()
             if not future.done():
                 limit = min(limit + 1, workers)
-            data = await future
-            if len(data) < expected:
+            handed.append(await future)
+            del future  # it holds the window too
+            if len(handed[0]) < expected:
                 # The object is shorter than `end`: the later windows are all empty.
-                if data:
-                    yield data
+                if handed[0]:
+                    yield handed.pop()
                 return
             await fill()
-            yield data
+            # Handed over, not kept: the window is freed as soon as the consumer drops it
+            # (typically once it is decrypted), not only when it comes back for more.
+            yield handed.pop()
             # The consumer came back for more: it is done with `data`.
             held -= expected
             budget.release(expected)

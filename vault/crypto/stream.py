@@ -400,19 +400,23 @@ SEND_SIZE = 1024 * 1024
 
 
 def coalesce(pieces: list[bytes], size: int = SEND_SIZE) -> Iterator[bytes]:
-    """Join consecutive pieces up to about `size` bytes each.
+    """Join consecutive pieces up to about `size` bytes each, taking them out of `pieces`
+    as it goes (so each is freed once joined, not when the last is).
 
     A response sent in 64 KiB segments costs an ASGI send, a transport write and a
     flow-control check per segment; a copy into 1 MiB pieces is much cheaper than that.
     """
     group: list[bytes] = []
     total = 0
-    for piece in pieces:
-        group.append(piece)
-        total += len(piece)
+    handed: list[bytes] = []  # what is yielded is not kept here while it is sent
+    pieces.reverse()
+    while pieces:
+        group.append(pieces.pop())
+        total += len(group[-1])
         if total >= size:
-            yield group[0] if len(group) == 1 else b"".join(group)
+            handed.append(group[0] if len(group) == 1 else b"".join(group))
             group, total = [], 0
+            yield handed.pop()
     if group:
         yield group[0] if len(group) == 1 else b"".join(group)
 
@@ -455,6 +459,9 @@ async def decrypt_range(
                     pieces = await anyio.to_thread.run_sync(decryptor.feed, chunk)
                 else:
                     pieces = decryptor.feed(chunk)
+                # Its plaintext is out: the ciphertext (a whole store window) can go while
+                # the plaintext is sent.
+                del chunk
                 for piece in coalesce(pieces):
                     yield piece
         finally:
