@@ -32,9 +32,10 @@ CHECKSUMMED = 4  # of the 20, the first few send Upload-Checksum
 # being sealed gives its plaintext back run by run as its ciphertext grows): the budget, and
 # a sealed run for each part being sealed. Each waiting request holds the one body chunk it
 # read before it asked (1 MiB here), and the app, its database driver and the test client
-# up to 24 MiB more: 92 MiB more resident at peak than before. Measured: 38–74 MiB (SQLite)
-# and 57–72 (PostgreSQL); when each part was in memory twice while sealed, 93–103 with the
-# least budget of then (nine parts).
+# up to 24 MiB more: 86 MiB more resident at peak than before, with the least budget (seven
+# parts, 35 MiB). Measured: 55–59 MiB (SQLite, PostgreSQL); with the least budget of eight
+# parts, 38–74 and 57–72; when each part was in memory twice while sealed, 93–103 with the
+# least budget of nine parts.
 PEAK_BOUND = BUDGET + UPLOADS * MiB + (BUDGET // PART) * SEALED_RUN + 24 * MiB
 
 
