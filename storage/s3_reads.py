@@ -134,7 +134,7 @@ async def read_windows(
             # Handed over, not kept: the window is freed as soon as the consumer drops it
             # (typically once it is decrypted), not only when it comes back for more.
             yield handed.pop()
-            # The consumer came back for more: it is done with `data`.
+            # The consumer came back for more: it is done with that window.
             held -= expected
             budget.release(expected)
     finally:
