@@ -64,7 +64,8 @@ def mib(value: int | None) -> str:
     return "–" if value is None else f"{value / MiB:.0f}"
 
 
-def _cpu_cell(row: Row, names: Sequence[str]) -> str:
+def cpu_cell(row: Row, names: Sequence[str]) -> str:
+    """CPU seconds of each named group, to a tenth (whole seconds hide a 10 % change)."""
     parts = []
     for name in names:
         value = row.cpu(name)
@@ -89,7 +90,7 @@ def print_table(
             ratio = row.baseline
         peak, start = row.peak(rss), row.start(rss)
         rss_cell = mib(peak) if start is None else f"{mib(peak)} (from {mib(start)})"
-        lines.append([row.phase, f"{row.rate:,.0f}", ratio, rss_cell, _cpu_cell(row, cpu)])
+        lines.append([row.phase, f"{row.rate:,.0f}", ratio, rss_cell, cpu_cell(row, cpu)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]

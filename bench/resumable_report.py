@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.common import MiB
-from bench.report import Row
+from bench.report import Row, cpu_cell
 from bench.tus_client import Upload
 
 # Nextcloud with server-side encryption on the same machine, 1 GiB in 10 MiB chunks.
@@ -31,11 +31,6 @@ def label(gib: float) -> str:
 
 def mib_s(row: Row) -> float:
     return row.size / row.seconds / MiB
-
-
-def cpu_cell(row: Row, names: list[str]) -> str:
-    values = [row.cpu(name) for name in names]
-    return " / ".join("–" if value is None else f"{value:.0f}" for value in values)
 
 
 def print_results(results: list[Result]) -> None:
