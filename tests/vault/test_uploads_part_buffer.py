@@ -12,7 +12,7 @@ import pytest
 from tests.fixtures.crypto_objects import CTX, DEK, PREFIX, SALT, S, plaintext
 from vault import crypto
 from vault.crypto import SegmentSealer
-from vault.uploads.part_buffer import PartBuffer
+from vault.uploads.part_buffer import PartBuffer, release_pages
 
 MiB = 1 << 20
 STATM = Path("/proc/self/statm")
@@ -49,6 +49,19 @@ def test_only_written_pages_are_resident_and_released_ones_go_back() -> None:
     view = buffer.view()
     assert view[16 * MiB - 1] == 0  # given back: reads as zeros from now on
     assert view[16 * MiB] == ord("x")
+
+
+def test_a_stored_ciphertext_gives_all_its_pages_back_though_still_referenced() -> None:
+    before = resident()
+    ciphertext = crypto.page_buffer(32 * MiB)
+    ciphertext[:] = b"y" * (32 * MiB)
+    held_elsewhere = ciphertext[1:]  # as a worker thread's arguments hold it a moment longer
+    filled = resident()
+    assert filled - before > 28 * MiB
+    release_pages(ciphertext)
+    assert filled - resident() > 28 * MiB
+    assert held_elsewhere[0] == 0  # given back: reads as zeros from now on
+    release_pages(memoryview(b"not a mapping"))  # any other buffer: nothing to give back
 
 
 def test_sealing_reports_each_sealed_run_in_order_and_seals_the_same() -> None:

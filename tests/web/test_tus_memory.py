@@ -24,11 +24,11 @@ SIZE = 160 * MiB
 # The pipeline's worst case, in 8 MiB parts: two being stored and one more, being received
 # or sealed (its plaintext given back run by run as its ciphertext grows): three parts, a
 # sealed run and a body chunk (the local store's verifying read-back at the end holds less:
-# 16 MiB). Measured: 26 MiB more resident at peak than before the request; four parts in
-# the pipeline took 26–34, and keeping each part's plaintext until all of it was sealed
-# took 41. So the bound is four parts: a pipeline that held the file, or two parts more,
-# goes past it.
-PEAK_BOUND = 4 * PART_MIB * MiB
+# 16 MiB). Measured: 26 MiB more resident at peak than before the request on a quiet
+# machine, 33 on a busy one (PostgreSQL); four parts in the pipeline took 26–34, and
+# keeping each part's plaintext until all of it was sealed took 41. So the bound is five
+# parts: a pipeline that held the file, or two parts more, goes past it.
+PEAK_BOUND = 5 * PART_MIB * MiB
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from vault.errors import NotFoundError, TooLargeError
 from vault.store import ObjectStore
 from vault.uploads import staging as upload_staging
 from vault.uploads.budget import Budget, Share
-from vault.uploads.part_buffer import PartBuffer
+from vault.uploads.part_buffer import PartBuffer, release_pages
 from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, locked
 
 # Parts of one request being written to the store at once.
@@ -223,6 +223,9 @@ async def _store_parts(
                 await locked(session, upload.id)
             raise
         finally:
+            # The store has it, or will not get it from here (a resent part is sealed
+            # anew): its memory goes before its share of the budget does.
+            release_pages(ciphertext)
             limiter.release()
             share.give()
         item.done.set()

@@ -15,7 +15,7 @@ from typing import cast
 
 from vault.crypto import Chunk, page_buffer
 
-__all__ = ["PartBuffer"]
+__all__ = ["PartBuffer", "release_pages"]
 
 
 class PartBuffer:
@@ -50,3 +50,13 @@ class PartBuffer:
         if end > self._released:
             self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
             self._released = end
+
+
+def release_pages(buffer: memoryview) -> None:
+    """Give all the pages of a `crypto.page_buffer` (such as a sealed part's ciphertext) back
+    to the system now, whoever still holds a reference to it: a worker thread that passed it
+    to the store drops its own a moment after the call returns, and meanwhile the next part
+    may already be arriving. It reads as zeros afterwards."""
+    mapped = buffer.obj
+    if isinstance(mapped, mmap.mmap):
+        mapped.madvise(mmap.MADV_DONTNEED)
