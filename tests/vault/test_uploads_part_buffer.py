@@ -5,6 +5,7 @@ as they are written."""
 from __future__ import annotations
 
 import hashlib
+import resource
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from vault.uploads.part_buffer import PartBuffer, release_pages
 
 MiB = 1 << 20
 STATM = Path("/proc/self/statm")
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def resident() -> int:
@@ -49,6 +51,27 @@ def test_only_written_pages_are_resident_and_released_ones_go_back() -> None:
     view = buffer.view()
     assert view[16 * MiB - 1] == 0  # given back: reads as zeros from now on
     assert view[16 * MiB] == ord("x")
+
+
+def test_a_part_buffer_gives_back_huge_pages_whole_and_the_tail_page_by_page() -> None:
+    buffer = PartBuffer(4 * MiB + 3 * 4096)
+    buffer.extend(b"x" * len(buffer._buffer))
+    buffer.release(3 * MiB)  # inside the second huge page: only the first goes
+    view = buffer.view()
+    assert view[2 * MiB - 1] == 0 and view[2 * MiB] == ord("x")
+    buffer.release(4 * MiB + 4096 + 1)  # past the huge pages: small pages, as before
+    assert view[4 * MiB + 4095] == 0 and view[4 * MiB + 4096] == ord("x")
+
+
+def test_filling_a_page_buffer_takes_a_fault_per_huge_page_not_per_page() -> None:
+    if "[never]" in (THP.read_text() if THP.exists() else "[never]"):
+        pytest.skip("the system offers no transparent huge pages")
+    buffer = crypto.page_buffer(8 * MiB + 2176)  # a sealed 8 MiB part and its tags
+    sealed = b"y" * len(buffer)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    buffer[:] = sealed
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 256  # 2,049 with 4 KiB pages; 4 huge pages and the tail's one here
 
 
 def test_a_stored_ciphertext_gives_all_its_pages_back_though_still_referenced() -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import mmap
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import anyio.to_thread
 
+from vault.crypto.buffers import page_buffer
 from vault.crypto.segments import (
     DEFAULT_SHIFT,
     FORMAT_VERSION,
@@ -93,14 +93,6 @@ OVERLAP_MIN = 256 << 10
 # What `seal_segments` hands its `sealed` callback at a time: small beside a part, so a part's
 # plaintext can go run by run as it is sealed, large enough that the calls cost nothing.
 SEALED_RUN = 1 << 20
-
-
-def page_buffer(size: int) -> memoryview:
-    """A zeroed, writable buffer of `size` bytes whose pages become resident only as they
-    are written (a private anonymous mapping, never backed by a file): a part assembled or
-    sealed into it costs memory only as it fills, where `bytearray(size)` would write every
-    page up front."""
-    return memoryview(mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE))[:size]
 
 
 @functools.cache  # one pool for the process; its threads start only when first needed

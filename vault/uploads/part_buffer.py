@@ -13,7 +13,8 @@ from __future__ import annotations
 import mmap
 from typing import cast
 
-from vault.crypto import Chunk, page_buffer
+from vault.crypto import Chunk
+from vault.crypto.buffers import HUGE_PAGE, page_buffer
 
 __all__ = ["PartBuffer", "release_pages"]
 
@@ -46,7 +47,10 @@ class PartBuffer:
     def release(self, end: int) -> None:
         """Give the pages wholly below offset `end` back to the system. They read as zeros
         afterwards, so the caller must be done with those bytes for good."""
-        end -= end % mmap.PAGESIZE
+        # A huge page goes back whole: giving back part of one would split it, and the
+        # split page's memory stays charged until the kernel gets round to it.
+        huge_end = len(self._buffer) - len(self._buffer) % HUGE_PAGE
+        end -= end % (HUGE_PAGE if end < huge_end else mmap.PAGESIZE)
         if end > self._released:
             self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
             self._released = end
