@@ -4,13 +4,16 @@ as they are written."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import mmap
 import resource
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.crypto_objects import CTX, DEK, PREFIX, SALT, S, plaintext
+from tests.fixtures.memory import peak_rss_growth
 from vault import crypto
 from vault.crypto import SegmentSealer
 from vault.uploads.part_buffer import PartBuffer, release_pages
@@ -63,9 +66,42 @@ def test_a_part_buffer_gives_back_huge_pages_whole_and_the_tail_page_by_page() -
     assert view[4 * MiB + 4095] == 0 and view[4 * MiB + 4096] == ord("x")
 
 
-def test_filling_a_page_buffer_takes_a_fault_per_huge_page_not_per_page() -> None:
+def needs_huge_pages() -> None:
     if "[never]" in (THP.read_text() if THP.exists() else "[never]"):
         pytest.skip("the system offers no transparent huge pages")
+
+
+def test_a_page_buffer_starts_its_huge_pages_after_its_lead() -> None:
+    for lead in (0, 1, 2176, 4096):
+        buffer = crypto.page_buffer(8 * MiB + lead, lead=lead)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+        rounded = -(-lead // mmap.PAGESIZE) * mmap.PAGESIZE
+        assert (address + rounded) % crypto.HUGE_PAGE == 0
+
+
+def test_sealing_a_part_holds_at_most_a_huge_page_beyond_its_plaintext() -> None:
+    """The ciphertext's next huge page fills only once the plaintext's before it is let go
+    (sealed ahead of it, the header and the tags would take a second one first)."""
+    needs_huge_pages()
+    k = 8 * MiB // S
+    buffer = PartBuffer(k * S)
+    buffer.extend(plaintext(k * S, seed=6))
+    done = 0
+
+    def sealed(run: memoryview) -> None:
+        nonlocal done
+        done += len(run)
+        buffer.release(done)
+
+    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
+    with peak_rss_growth() as growth:
+        part = crypto.encrypt_part(sealer, 1, k, buffer.view(), final=True, sealed=sealed)
+    assert len(part.ciphertext) > 8 * MiB
+    assert growth() < 3 * MiB  # one huge page and the lead's small one; two were 4 MiB
+
+
+def test_filling_a_page_buffer_takes_a_fault_per_huge_page_not_per_page() -> None:
+    needs_huge_pages()
     buffer = crypto.page_buffer(8 * MiB + 2176)  # a sealed 8 MiB part and its tags
     sealed = b"y" * len(buffer)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -1,10 +1,12 @@
 """Encryption, with no database code: the CXP1 object format (`segments` seals one
 segment, `stream` whole objects, upload parts and ranged reads), key-encryption keys
-(`keyring`), encrypted objects in the store (`blobs`) and the running SHA-256 of uploads
-(`digests`). The names below are the surface the rest of the code uses."""
+(`keyring`), encrypted objects in the store (`blobs`), the running SHA-256 of uploads
+(`digests`) and the buffers parts are assembled and sealed in (`buffers`). The names
+below are the surface the rest of the code uses."""
 
 from __future__ import annotations
 
+from vault.crypto.buffers import HUGE_PAGE, page_buffer
 from vault.crypto.stream import (
     DEFAULT_SHIFT,
     FORMAT_VERSION,
@@ -35,7 +37,6 @@ from vault.crypto.stream import (
     encrypt_part,
     new_data_key,
     object_size,
-    page_buffer,
     parse_header,
     plaintext_size,
     seal_segments,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_SHIFT",
     "FORMAT_VERSION",
     "HEADER_SIZE",
+    "HUGE_PAGE",
     "KEY_SIZE",
     "MAGIC",
     "MAX_SEGMENTS",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import anyio
 
 import vault.crypto.stream as crypto
+from vault.crypto.buffers import page_buffer
 from vault.errors import IncompleteUploadError, TooLargeError
 from vault.store import ObjectStore
 
@@ -68,7 +69,7 @@ async def write_encrypted(
         async with anyio.create_task_group() as tasks:
             # Each part's ciphertext is copied once, into a buffer of its own that costs
             # memory only as it fills: no joining of pieces, no slicing of the join.
-            filling, filled, number = crypto.page_buffer(part_size), 0, 0
+            filling, filled, number = page_buffer(part_size), 0, 0
 
             async def add(pieces: list[bytes]) -> None:
                 nonlocal filling, filled, number
@@ -82,7 +83,7 @@ async def write_encrypted(
                             number += 1
                             await limiter.acquire()
                             tasks.start_soon(upload, number, filling)
-                            filling, filled = crypto.page_buffer(part_size), 0
+                            filling, filled = page_buffer(part_size), 0
 
             received = 0
             async for chunk in chunks:

@@ -12,21 +12,30 @@ HUGE_PAGE = 2 << 20
 _MADV_HUGEPAGE: int | None = getattr(mmap, "MADV_HUGEPAGE", None)
 
 
-def page_buffer(size: int) -> memoryview:
+def page_buffer(size: int, *, lead: int = 0) -> memoryview:
     """A zeroed, writable buffer of `size` bytes whose pages become resident only as they
     are written (a private anonymous mapping, never backed by a file): a part assembled or
     sealed into it costs memory only as it fills, where `bytearray(size)` would write every
     page up front.
 
-    Its whole `HUGE_PAGE`s are backed by transparent huge pages where the system offers
-    them: filling a fresh 8 MiB buffer with 4 KiB pages takes 2,048 page faults, each
-    zeroing its page, and with one buffer for the plaintext and one for the ciphertext of
-    every part those faults cost a large upload as much CPU as AES-GCM does. The mapping is
-    reserved in whole huge pages so that the kernel aligns it on one; the tail past the last
-    whole huge page stays in small pages, so a part's few trailing bytes of tags do not cost
-    2 MiB."""
-    mapped = mmap.mmap(-1, -(-max(size, 1) // HUGE_PAGE) * HUGE_PAGE, flags=mmap.MAP_PRIVATE)
-    whole = size - size % HUGE_PAGE
-    if whole and _MADV_HUGEPAGE is not None:
-        mapped.madvise(_MADV_HUGEPAGE, 0, whole)
-    return memoryview(mapped)[:size]
+    It is backed by transparent huge pages where the system offers them: filling a fresh
+    8 MiB buffer with 4 KiB pages takes 2,048 page faults, each zeroing its page, and with
+    one buffer for the plaintext and one for the ciphertext of every part those faults cost
+    a large upload as much CPU as AES-GCM did. The first `lead` bytes (rounded up to a
+    page) sit in small pages before the first huge page, and so does the tail past the
+    last whole one, so a few bytes there never cost 2 MiB. A part's ciphertext leads with
+    its header and tags: its huge pages then line up with those of its plaintext, and each
+    fills only once the plaintext's huge page before it has been sealed and let go.
+    """
+    lead = -(-lead // mmap.PAGESIZE) * mmap.PAGESIZE % HUGE_PAGE
+    start = (HUGE_PAGE - lead) % HUGE_PAGE
+    mapped = mmap.mmap(-1, _huge_pages(start + max(size, 1)), flags=mmap.MAP_PRIVATE)
+    first, end = _huge_pages(start), start + size - (start + size) % HUGE_PAGE
+    if end > first and _MADV_HUGEPAGE is not None:
+        mapped.madvise(_MADV_HUGEPAGE, first, end - first)
+    return memoryview(mapped)[start : start + size]
+
+
+def _huge_pages(size: int) -> int:
+    """`size` rounded up to whole huge pages: a mapping of such a size is aligned on one."""
+    return -(-size // HUGE_PAGE) * HUGE_PAGE

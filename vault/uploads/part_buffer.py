@@ -13,8 +13,7 @@ from __future__ import annotations
 import mmap
 from typing import cast
 
-from vault.crypto import Chunk
-from vault.crypto.buffers import HUGE_PAGE, page_buffer
+from vault.crypto import HUGE_PAGE, Chunk, page_buffer
 
 __all__ = ["PartBuffer", "release_pages"]
 
