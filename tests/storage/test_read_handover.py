@@ -108,3 +108,14 @@ def test_joining_frees_each_segment_once_it_is_joined() -> None:
     assert len(pieces) == 40 - 16
     assert b"".join([first, *joined]) == b"".join(bytes([i]) * (64 * KiB) for i in range(40))
     assert pieces == []
+
+
+def test_joined_pieces_stay_under_the_size_the_server_maps_afresh() -> None:
+    """A piece of `MMAP_THRESHOLD` bytes or more is mapped, faulted in and unmapped anew each
+    time; under it, it reuses the heap's pages."""
+    from web.malloc import MMAP_THRESHOLD
+
+    sizes = [len(piece) for piece in coalesce([bytes(64 * KiB)] * 64)]
+    assert sum(sizes) == 4 * MiB
+    assert max(sizes) < MMAP_THRESHOLD
+    assert min(sizes[:-1]) >= MMAP_THRESHOLD // 2  # still few sends per megabyte
