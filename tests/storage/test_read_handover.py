@@ -15,6 +15,7 @@ import anyio
 from storage import ByteBudget, S3ObjectStore
 from vault import crypto
 from vault.crypto.stream import coalesce
+from web.malloc import MMAP_THRESHOLD
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -113,8 +114,6 @@ def test_joining_frees_each_segment_once_it_is_joined() -> None:
 def test_joined_pieces_stay_under_the_size_the_server_maps_afresh() -> None:
     """A piece of `MMAP_THRESHOLD` bytes or more is mapped, faulted in and unmapped anew each
     time; under it, it reuses the heap's pages."""
-    from web.malloc import MMAP_THRESHOLD
-
     sizes = [len(piece) for piece in coalesce([bytes(64 * KiB)] * 64)]
     assert sum(sizes) == 4 * MiB
     assert max(sizes) < MMAP_THRESHOLD

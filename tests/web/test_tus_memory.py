@@ -22,12 +22,13 @@ MiB = 1 << 20
 PART_MIB = 8  # the default part size
 SIZE = 160 * MiB
 # The pipeline's worst case, in 8 MiB parts: two being stored and one more, being received
-# or sealed (its plaintext given back run by run as its ciphertext grows): three parts, a
-# sealed run and a body chunk (the local store's verifying read-back at the end holds less:
-# 16 MiB). Measured: 26 MiB more resident at peak than before the request on a quiet
-# machine, 33 on a busy one (PostgreSQL); four parts in the pipeline took 26–34, and
-# keeping each part's plaintext until all of it was sealed took 41. So the bound is five
-# parts: a pipeline that held the file, or two parts more, goes past it.
+# or sealed (its plaintext given back a huge page at a time as its ciphertext grows): three
+# parts, a huge page and a body chunk (the local store's verifying read-back at the end
+# holds less: 16 MiB). Measured: 28 MiB more resident at peak than before the request (26
+# before part buffers moved to huge pages; 33 once on a busy machine, PostgreSQL); four
+# parts in the pipeline took 26–34, and keeping each part's plaintext until all of it was
+# sealed took 41. So the bound is five parts: a pipeline that held the file, or two parts
+# more, goes past it.
 PEAK_BOUND = 5 * PART_MIB * MiB
 
 

@@ -18,24 +18,24 @@ def page_buffer(size: int, *, lead: int = 0) -> memoryview:
     sealed into it costs memory only as it fills, where `bytearray(size)` would write every
     page up front.
 
-    It is backed by transparent huge pages where the system offers them: filling a fresh 8
-    MiB buffer with 4 KiB pages takes 2,048 page faults, each zeroing its page, and with one
-    buffer for the plaintext and one for the ciphertext of every part those faults cost a 2
-    GiB upload about 1.5 of its 13-14 CPU seconds. The first `lead` bytes (rounded up to a
-    page) sit in small pages before the first huge page, and so does the tail past the last
-    whole one, so a few bytes there never cost 2 MiB. A part's ciphertext leads with its
-    header and tags: its huge pages then line up with those of its plaintext, and each fills
-    only once the plaintext's huge page before it has been sealed and let go.
+    It is backed by transparent huge pages where the system offers them: filling a fresh
+    8 MiB buffer with 4 KiB pages takes 2,048 page faults, each zeroing its page, and with
+    one buffer for the plaintext and one for the ciphertext of every part those faults cost
+    a 2 GiB upload about 1.5 of its 13-14 CPU seconds. The first `lead` bytes (rounded up to
+    a page) sit in small pages before the first huge page, and so does the tail past the
+    last whole one, so a few bytes there never cost 2 MiB. A part's ciphertext leads with
+    its header and tags: its huge pages then line up with those of its plaintext, and each
+    fills only once the plaintext's huge page before it has been sealed and let go.
     """
-    lead = -(-lead // mmap.PAGESIZE) * mmap.PAGESIZE % HUGE_PAGE
+    lead = _round_up(lead, mmap.PAGESIZE) % HUGE_PAGE
     start = (HUGE_PAGE - lead) % HUGE_PAGE
-    mapped = mmap.mmap(-1, _huge_pages(start + max(size, 1)), flags=mmap.MAP_PRIVATE)
-    first, end = _huge_pages(start), start + size - (start + size) % HUGE_PAGE
+    # Whole huge pages: a mapping of such a size is aligned on one.
+    mapped = mmap.mmap(-1, _round_up(start + max(size, 1), HUGE_PAGE), flags=mmap.MAP_PRIVATE)
+    first, end = _round_up(start, HUGE_PAGE), start + size - (start + size) % HUGE_PAGE
     if end > first and _MADV_HUGEPAGE is not None:
         mapped.madvise(_MADV_HUGEPAGE, first, end - first)
     return memoryview(mapped)[start : start + size]
 
 
-def _huge_pages(size: int) -> int:
-    """`size` rounded up to whole huge pages: a mapping of such a size is aligned on one."""
-    return -(-size // HUGE_PAGE) * HUGE_PAGE
+def _round_up(size: int, unit: int) -> int:
+    return -(-size // unit) * unit
