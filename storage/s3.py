@@ -18,6 +18,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ParamValidationError,
     PartialCredentialsError,
+    UnseekableStreamError,
 )
 
 from storage.budget import ByteBudget
@@ -216,8 +217,10 @@ class S3ObjectStore:
             ObjectNotFoundError: There is no such upload of `key`.
         """
         full = self._key(key)
+        retries: dict[str, Any] = getattr(self._client.meta.config, "retries", None) or {}
+        attempts = int(retries.get("total_max_attempts", 1))
 
-        def send() -> str:
+        def put() -> str:
             # No Content-MD5: the signed payload SHA-256 (see `make_s3_client`) is checked by
             # the store as it receives the part, so a second digest would only cost time.
             response = self._client.upload_part(
@@ -228,6 +231,20 @@ class S3ObjectStore:
                 Body=cast(bytes, data),  # any bytes-like body (see `make_s3_client`)
             )
             return response["ETag"]
+
+        def send() -> str:
+            # botocore retries a failed call (a 5xx, throttling, a dropped connection) after
+            # its backoff only if it can rewind the body, which it can for files and bytes but
+            # not for the memoryview of a sealed part: it raises instead, and the retry is ours.
+            for _ in range(attempts - 1):
+                with contextlib.suppress(UnseekableStreamError):
+                    return put()
+            try:
+                return put()
+            except UnseekableStreamError:
+                raise StorageUnavailableError(
+                    f"S3 kept failing on UploadPart ({attempts} attempts)"
+                ) from None
 
         return await self._call(send, key=key, upload_id=upload_id)
 
