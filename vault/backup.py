@@ -30,7 +30,7 @@ from vault.audit.actions import AuditAction
 from vault.audit.checkpoints import PREFIX as CHECKPOINT_PREFIX
 from vault.errors import BackupError
 from vault.models import AuditHead, AuditTreeState, Version
-from vault.store import StoredObject
+from vault.store import StoredObject, part_size_for
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -277,7 +277,7 @@ async def restore_objects(
                     if sha256 is None
                     else f"the backup lacks the object {key}"
                 )
-            await _put(store, key, source, sha256, part_size)
+            await _put(store, key, source, sha256, part_size_for(size, part_size))
         count, total = count + 1, total + size
         on_progress(Copied(count, total))
     return Copied(count, total)

@@ -10,6 +10,24 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
+# S3's multipart rules, which every store keeps: parts are numbered 1 to 10,000, and an
+# object holds at most 5 TiB.
+MAX_PARTS = 10_000
+MAX_OBJECT_SIZE = 5 << 40
+_MiB = 1 << 20
+
+
+def part_size_for(size: int, least: int) -> int:
+    """The part size for an object of up to `size` bytes: `least`, or, where `MAX_PARTS`
+    parts of `least` would not hold it, the smallest whole number of MiB that does.
+
+    Whole MiB keep a part a whole number of 64 KiB segments. Only objects over 78 GiB (at
+    8 MiB parts) get larger parts, and hold that much more memory while they stream.
+    """
+    if size <= MAX_PARTS * least:
+        return least
+    return -(-size // (MAX_PARTS * _MiB)) * _MiB
+
 
 class StoredObject(Protocol):
     """Metadata of one stored object."""

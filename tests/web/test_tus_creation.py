@@ -60,8 +60,9 @@ async def test_options_advertises_version_extensions_and_sizes(
         "creation,creation-with-upload,termination,expiration,checksum"
     )
     assert response.headers["tus-checksum-algorithm"] == "sha1,sha256,md5"
-    # 10,000 parts of 5 MiB is less than the 100 GiB limit: the smaller one is advertised.
-    assert int(response.headers["tus-max-size"]) == 10_000 * PART
+    # The configured 100 GiB, though 10,000 parts of 5 MiB hold less: larger files get
+    # larger parts (tests/web/test_large_parts.py).
+    assert int(response.headers["tus-max-size"]) == services.max_upload_size
     # 64 MiB rounded down to whole 5 MiB parts.
     assert int(response.headers["clientvault-chunk-size"]) == 60 * MiB
 
@@ -133,9 +134,9 @@ async def test_creation_errors(http: httpx.AsyncClient, world: World, services: 
     assert_problem(await post(Upload_Length="-1", Upload_Metadata=good), 400)
     assert_problem(await post(Upload_Length="1e3", Upload_Metadata=good), 400)
     assert_problem(await post(Upload_Defer_Length="1", Upload_Metadata=good), 400)
-    too_big = await post(Upload_Length=str(10_000 * PART + 1), Upload_Metadata=good)
+    too_big = await post(Upload_Length=str(services.max_upload_size + 1), Upload_Metadata=good)
     assert_problem(too_big, 413)
-    assert too_big.headers["tus-max-size"] == str(10_000 * PART)
+    assert too_big.headers["tus-max-size"] == str(services.max_upload_size)
     assert_problem(await post(Upload_Length="5"), 400)  # no metadata at all
     no_name = await post(Upload_Length="5", Upload_Metadata=metadata(folder_id=folder))
     assert "filename" in assert_problem(no_name, 400)["detail"]

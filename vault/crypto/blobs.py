@@ -16,7 +16,7 @@ import anyio
 import vault.crypto.stream as crypto
 from vault.crypto.buffers import page_buffer
 from vault.errors import IncompleteUploadError, TooLargeError
-from vault.store import ObjectStore
+from vault.store import ObjectStore, part_size_for
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ async def write_encrypted(
     """Encrypt `chunks` into the object `key` as a multipart upload.
 
     Parts are uploaded while later plaintext is still arriving, at most `concurrency` at a
-    time. Any failure (the client going away, a short body, the store failing) aborts the
+    time. They are `part_size` long, or longer where the store's `MAX_PARTS` of that size
+    would not hold the most bytes the body may bring (`vault.store.part_size_for`).
+
+    Any failure (the client going away, a short body, the store failing) aborts the
     multipart upload, so nothing half-written ever becomes visible.
 
     Raises:
@@ -54,6 +57,8 @@ async def write_encrypted(
         TooLargeError: more bytes arrived than `expected_size` or `max_size` allow.
     """
     limit = expected_size if expected_size is not None else max_size
+    if limit is not None:
+        part_size = part_size_for(crypto.object_size(limit), part_size)
     encryptor = crypto.Encryptor(sealer)
     upload_id = await store.create_multipart(key)
     etags: dict[int, str] = {}

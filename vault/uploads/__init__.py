@@ -5,8 +5,8 @@ version (`finish`). The names below are the lifecycle's surface."""
 from __future__ import annotations
 
 from vault.uploads.resumable import (
+    MAX_LENGTH,
     MAX_METADATA,
-    MAX_PARTS,
     Resumable,
     StagedRun,
     Upload,
@@ -21,7 +21,6 @@ from vault.uploads.resumable import (
     lease_held,
     live_storage_keys,
     locked,
-    max_length,
     parse_metadata,
     part_count,
     plan_new_document,
@@ -30,8 +29,8 @@ from vault.uploads.resumable import (
 )
 
 __all__ = [
+    "MAX_LENGTH",
     "MAX_METADATA",
-    "MAX_PARTS",
     "Resumable",
     "StagedRun",
     "Upload",
@@ -46,7 +45,6 @@ __all__ = [
     "lease_held",
     "live_storage_keys",
     "locked",
-    "max_length",
     "parse_metadata",
     "part_count",
     "plan_new_document",

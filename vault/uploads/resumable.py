@@ -57,10 +57,8 @@ from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
 from vault.models import utcnow
 from vault.policy import Permission, Principal, can_see_client, require
 from vault.quarantine_tables import HeldVersion
-from vault.store import ObjectStore
+from vault.store import MAX_OBJECT_SIZE, ObjectStore, part_size_for
 
-# S3 numbers parts 1..10,000, so an upload holds at most this many parts.
-MAX_PARTS = 10_000
 MAX_METADATA = 4096
 
 
@@ -140,9 +138,8 @@ def part_count(length: int, part_size: int) -> int:
     return max(1, -(-length // part_size))
 
 
-def max_length(part_size: int) -> int:
-    """The largest upload whose parts fit S3's part numbers at this part size."""
-    return MAX_PARTS * part_size
+# The largest upload whose object the store can hold.
+MAX_LENGTH = crypto.plaintext_size(MAX_OBJECT_SIZE)
 
 
 def reported_offset(upload: Upload) -> int:
@@ -255,14 +252,18 @@ async def create_upload(
         NotFoundError: the folder does not exist for this caller.
         PermissionDeniedError: the caller may not upload there (e.g. a read-only token).
         InvalidNameError: the name breaks a naming rule.
-        TooLargeError: longer than `max_size`, or than `MAX_PARTS` parts of `part_size`.
+        TooLargeError: longer than `max_size`, or than the store can hold (`MAX_LENGTH`).
+
+    The upload's parts are `part_size` long, or longer where that many would not hold
+    `length` in the store's `MAX_PARTS` (`vault.store.part_size_for`).
     """
     if part_size % (1 << crypto.DEFAULT_SHIFT):
         raise ValueError("a part holds whole 64 KiB segments")
+    part_size = part_size_for(length, part_size)
     plan = await (plan_new_document if new_document else doc_service.prepare_upload)(
         session, principal, keyring, folder_id=folder_id, name=name
     )
-    limit = min(max_size, max_length(part_size))
+    limit = min(max_size, MAX_LENGTH)
     if length > limit:
         raise TooLargeError(f"the upload is larger than the {limit} bytes allowed")
     header = plan.sealer().header

@@ -70,14 +70,14 @@ async def _problem(request: Request, exc: Exception) -> Response:
     raise exc  # pragma: no cover - `Exception` is among the handlers
 
 
-def chunk_size(svc: Services) -> int:
-    """`[uploads].chunk_size_mib` rounded down to whole parts (at least one)."""
-    part_mib = svc.settings.storage.part_size_mib
-    return max(1, svc.settings.uploads.chunk_size_mib // part_mib) * part_mib * MiB
+def chunk_size(svc: Services, part_size: int) -> int:
+    """`[uploads].chunk_size_mib` rounded down to whole parts of `part_size` (at least one):
+    the configured part size before an upload exists, the upload's own after."""
+    return max(1, svc.settings.uploads.chunk_size_mib * MiB // part_size) * part_size
 
 
 def max_size(svc: Services) -> int:
-    return min(svc.max_upload_size, uploads.max_length(svc.part_size))
+    return min(svc.max_upload_size, uploads.MAX_LENGTH)
 
 
 def _expires_in(svc: Services) -> timedelta:
@@ -222,14 +222,15 @@ async def _receive(
         return {"Upload-Offset": str(resumable.length), **_document_headers(finished, call)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
     if stalled and not creating:
+        chunked = chunk_size(svc, upload.part_size)
         # A client that keeps sending less than a segment would never advance: tell it why.
         raise ProblemError(
             400,
             "Bad request",
             f"nothing was stored: a PATCH must carry at least one whole {SEGMENT}-byte "
-            f"segment or the rest of the upload; chunks of {chunk_size(svc)} bytes "
+            f"segment or the rest of the upload; chunks of {chunked} bytes "
             f"({CHUNK_SIZE_HEADER}) are stored with no byte sent twice",
-            headers={CHUNK_SIZE_HEADER: str(chunk_size(svc))},
+            headers={CHUNK_SIZE_HEADER: str(chunked)},
         )
     expires = appended.expires_at or upload.expires_at
     return {"Upload-Offset": str(appended.offset), "Upload-Expires": http_date(expires)}
@@ -249,7 +250,7 @@ async def options(request: Request, binding: TusBinding) -> Response:
             "Tus-Extension": TUS_EXTENSIONS,
             "Tus-Max-Size": str(max_size(svc)),
             "Tus-Checksum-Algorithm": ",".join(tus_checksum.ALGORITHMS),
-            CHUNK_SIZE_HEADER: str(chunk_size(svc)),
+            CHUNK_SIZE_HEADER: str(chunk_size(svc, svc.part_size)),
         },
     )
 
@@ -317,7 +318,7 @@ async def create(request: Request, binding: TusBinding) -> Response:
         "Location": binding.location(request, upload.id),
         "Upload-Offset": "0",
         "Upload-Expires": http_date(upload.expires_at),
-        CHUNK_SIZE_HEADER: str(chunk_size(svc)),
+        CHUNK_SIZE_HEADER: str(chunk_size(svc, upload.part_size)),
     }
     if with_upload:
         answer = await _receive(request, upload, call, checksum, creating=True)
@@ -365,7 +366,7 @@ async def head(request: Request, binding: TusBinding) -> Response:
         "Upload-Offset": str(uploads.reported_offset(upload)),
         "Upload-Length": str(upload.upload_length),
         "Cache-Control": "no-store",
-        CHUNK_SIZE_HEADER: str(chunk_size(services(request))),
+        CHUNK_SIZE_HEADER: str(chunk_size(services(request), upload.part_size)),
     }
     if upload.tus_metadata:
         headers["Upload-Metadata"] = upload.tus_metadata
