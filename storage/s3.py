@@ -31,7 +31,7 @@ from storage.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from storage.s3_reads import get_range, read_windows
+from storage.s3_reads import get_range, get_range_into, read_windows
 from storage.types import MultipartUploadInfo, ObjectInfo, PartInfo, PendingUpload, StoredPart
 
 if TYPE_CHECKING:
@@ -357,7 +357,9 @@ class S3ObjectStore:
 
     # Reads and the rest
 
-    async def _read(self, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+    async def _read(
+        self, key: str, start: int, end: int | None
+    ) -> AsyncGenerator[bytes | memoryview, None]:
         _check_range(start, end)
         full = self._key(key)
         if end is None:
@@ -373,17 +375,17 @@ class S3ObjectStore:
             await budget.acquire(size)
             try:
                 lo, hi = start, end
-                data = await self._call(
+                small = await self._call(
                     lambda: get_range(self._client, self._bucket, full, lo, hi), key=key
                 )
-                if data:
-                    yield data
+                if small:
+                    yield small
             finally:
                 budget.release(size)
             return
         chunk = min(self._read_chunk_size, self._read_ahead, budget.capacity)
         windows = read_windows(
-            functools.partial(get_range, self._client, self._bucket, full),
+            functools.partial(get_range_into, self._client, self._bucket, full),
             start=start,
             end=end,
             chunk=chunk,
@@ -393,7 +395,7 @@ class S3ObjectStore:
             budget=budget,
         )
         try:
-            handed: list[bytes] = []
+            handed: list[memoryview] = []
             async for data in windows:
                 # Handed over, not kept: while suspended at `yield` this frame holds no
                 # reference, so a window is freed as soon as its consumer drops it.
@@ -405,7 +407,9 @@ class S3ObjectStore:
         finally:
             await windows.aclose()
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
+    def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes | memoryview, None]:
         """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it).
 
         The range is fetched as consecutive windows growing from `first_window` to

@@ -7,10 +7,12 @@ The ranged GET and the windowed, adaptive read-ahead behind `S3ObjectStore.read`
 from __future__ import annotations
 
 import asyncio
+import mmap
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from http.client import HTTPException
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import (
     ClientError,
@@ -18,6 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.response import StreamingBody
 
 from storage.budget import ByteBudget
 
@@ -27,10 +30,37 @@ if TYPE_CHECKING:
 # botocore retries failed requests, but not a response body that breaks off mid-way.
 _BODY_ERRORS = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
 _BODY_ATTEMPTS = 3
+# A read's windows are read into anonymous mappings of its own, reused window after window.
+WindowBuffer = mmap.mmap
+T = TypeVar("T")
+# Buffers still viewed after their window that a read keeps an eye on, to reuse them.
+_SPARE_VIEWED = 4
 
 
 def get_range(client: S3Client, bucket: str, full_key: str, start: int, end: int) -> bytes:
     """Bytes `[start, end)` of an object, fewer if it ends sooner (blocking)."""
+    data: bytes = _get(client, bucket, full_key, start, end, lambda body: body.read(), b"")
+    return data
+
+
+def get_range_into(
+    client: S3Client, bucket: str, full_key: str, start: int, end: int, into: WindowBuffer
+) -> int:
+    """Read bytes `[start, end)` of an object into the start of `into`; returns how many,
+    fewer if it ends sooner (blocking)."""
+    view = memoryview(into)[: end - start]
+    return _get(client, bucket, full_key, start, end, lambda body: _read_into(body, view), 0)
+
+
+def _get(
+    client: S3Client,
+    bucket: str,
+    full_key: str,
+    start: int,
+    end: int,
+    take: Callable[[StreamingBody], T],
+    empty: T,
+) -> T:
     for attempt in range(1, _BODY_ATTEMPTS + 1):
         try:
             response = client.get_object(
@@ -38,11 +68,11 @@ def get_range(client: S3Client, bucket: str, full_key: str, start: int, end: int
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                return b""  # `start` is at or past the end of the object
+                return empty  # `start` is at or past the end of the object
             raise
         body = response["Body"]
         try:
-            return body.read()
+            return take(body)
         except _BODY_ERRORS:
             if attempt == _BODY_ATTEMPTS:
                 raise
@@ -51,8 +81,40 @@ def get_range(client: S3Client, bucket: str, full_key: str, start: int, end: int
     raise AssertionError("unreachable")
 
 
+def _read_into(body: StreamingBody, view: memoryview) -> int:
+    # botocore's and urllib3's reads return a new bytes object, which at 4 MiB the server's
+    # allocator maps afresh (web/malloc.py), faulting in every page of every window; the
+    # HTTP response underneath reads from the socket straight into `view`. Where it is not
+    # there (another urllib3), the window is read and copied as before.
+    raw: Any = getattr(body, "_raw_stream", None)
+    response = getattr(raw, "_fp", None)
+    expected = getattr(body, "_content_length", None)
+    if response is None or expected is None or not hasattr(raw, "release_conn"):
+        data = body.read()
+        if len(data) > len(view):
+            raise ValueError(f"the store returned {len(data)} bytes for {len(view)}")
+        view[: len(data)] = data
+        return len(data)
+    expected = int(expected)
+    if expected > len(view):
+        raise ValueError(f"the store announced {expected} bytes for {len(view)}")
+    filled = 0
+    while filled < expected:
+        try:
+            count = response.readinto(view[filled:expected])
+        except (OSError, HTTPException) as exc:
+            # What urllib3 would have raised, so that the GET is tried again.
+            raise ResponseStreamingError(error=exc) from exc
+        if not count:
+            raise IncompleteReadError(actual_bytes=filled, expected_bytes=expected)
+        filled += count
+    # Read to its end: the connection goes back to the pool for the next window.
+    raw.release_conn()
+    return filled
+
+
 async def read_windows(
-    fetch: Callable[[int, int], bytes],
+    fetch: Callable[[int, int, WindowBuffer], int],
     *,
     start: int,
     end: int,
@@ -61,11 +123,16 @@ async def read_windows(
     read_ahead: int,
     concurrency: int,
     budget: ByteBudget,
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[memoryview, None]:
     """Yield bytes `[start, end)` in order, one window per piece.
 
+    Each window is a view of a buffer of this read's, which takes the next window once the
+    consumer has come back for more and no longer holds any view of it (a consumer that
+    keeps a window simply keeps its buffer), so a long read faults in its buffers once.
+
     Args:
-        fetch: Blocking; bytes `[lo, hi)` of the object, fewer where it ends sooner. Runs in
+        fetch: Blocking; reads bytes `[lo, hi)` of the object into the start of the buffer
+            it is given and returns how many, fewer where the object ends sooner. Runs in
             this read's own threads; its exceptions reach the consumer as they are.
         chunk: The largest window.
         first_window: The first window; later ones double up to `chunk`.
@@ -86,16 +153,22 @@ async def read_windows(
     # cannot stay open across `yield`: this generator may be abandoned or finalised in
     # another task. Plain futures need no such care.
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-read")
-    pending: deque[tuple[asyncio.Future[bytes], int]] = deque()
+    pending: deque[tuple[asyncio.Future[int], int, WindowBuffer]] = deque()
     held = 0  # bytes this read holds in the budget: in flight, or being consumed
-    handed: list[bytes] = []  # the window on its way out
+    handed: list[memoryview] = []  # the window on its way out
+    # Buffers of windows the consumer came back from: the next window takes one no view
+    # of which is left (a view may outlive its consumer's return by a moment, e.g. in the
+    # worker thread that decrypted it), and `fill` lets go of the rest.
+    spare: list[WindowBuffer] = []
     position = start
 
     def start_window(size: int) -> None:
         nonlocal position, held, window
         lo, hi = position, position + size
-        future = pool.submit(fetch, lo, hi)
-        pending.append((asyncio.wrap_future(future), size))
+        free = next((i for i, old in enumerate(spare) if _unviewed(old)), None)
+        buffer = mmap.mmap(-1, chunk) if free is None else spare.pop(free)
+        future = pool.submit(fetch, lo, hi, buffer)
+        pending.append((asyncio.wrap_future(future), size, buffer))
         position, held = hi, held + size
         window = min(window * 2, chunk)
 
@@ -104,30 +177,39 @@ async def read_windows(
         # budget for all reads: with nothing in flight we wait for our share
         # (back-pressure); with GETs in flight we only take what is free right now, so
         # a read never waits while holding bytes that others are waiting for.
-        while position < end and len(pending) < limit:
-            size = min(window, end - position)
-            if held + size > read_ahead:
-                return
-            if pending or held:
-                if not budget.try_acquire(size):
+        try:
+            while position < end and len(pending) < limit:
+                size = min(window, end - position)
+                if held + size > read_ahead:
                     return
-            else:
-                await budget.acquire(size)
-            start_window(size)
+                if pending or held:
+                    if not budget.try_acquire(size):
+                        return
+                else:
+                    await budget.acquire(size)
+                start_window(size)
+        finally:
+            # Memory the budget does not count is not kept waiting; a buffer still viewed
+            # is held by its viewer anyway.
+            for old in [old for old in spare if _unviewed(old)]:
+                spare.remove(old)
+                old.close()
+            del spare[:-_SPARE_VIEWED]
 
     try:
         while True:
             await fill()
             if not pending:
                 return
-            future, expected = pending.popleft()
+            future, expected, buffer = pending.popleft()
             if not future.done():
                 limit = min(limit + 1, workers)
-            handed.append(await future)
-            del future  # it holds the window too
-            if len(handed[0]) < expected:
+            count = await future
+            del future  # done with; nothing else refers to the buffer's views
+            handed.append(memoryview(buffer)[:count])
+            if count < expected:
                 # The object is shorter than `end`: the later windows are all empty.
-                if handed[0]:
+                if count:
                     yield handed.pop()
                 return
             await fill()
@@ -137,10 +219,25 @@ async def read_windows(
             # The consumer came back for more: it is done with that window.
             held -= expected
             budget.release(expected)
+            spare.append(buffer)
+            del buffer
     finally:
         # Never waits: windows not started are cancelled, those in flight finish
         # in the background, and then the pool's threads exit.
-        for future, _ in pending:
+        for future, _, _ in pending:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         budget.release(held)
+        for old in spare:
+            if _unviewed(old):
+                old.close()
+
+
+def _unviewed(buffer: WindowBuffer) -> bool:
+    """Whether no view of `buffer` is alive, so it may take new bytes."""
+    try:
+        # An mmap refuses to resize, even to its own size, while any view of it is alive.
+        buffer.resize(len(buffer))
+    except BufferError:
+        return False
+    return True

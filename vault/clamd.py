@@ -74,7 +74,7 @@ class ClamdScanner:
             except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream):
                 return False
 
-    async def scan(self, chunks: AsyncIterable[bytes]) -> Verdict:
+    async def scan(self, chunks: AsyncIterable[bytes | memoryview]) -> Verdict:
         """Stream `chunks` to clamd and return its verdict.
 
         Raises:
@@ -91,7 +91,9 @@ class ClamdScanner:
                 raise ScannerUnavailableError(f"clamd gave no verdict: {exc!r}") from exc
         return _verdict(answer)
 
-    async def _send(self, stream: anyio.abc.SocketStream, chunks: AsyncIterable[bytes]) -> None:
+    async def _send(
+        self, stream: anyio.abc.SocketStream, chunks: AsyncIterable[bytes | memoryview]
+    ) -> None:
         with anyio.fail_after(self.timeout):
             await stream.send(b"zINSTREAM\0")
         async for chunk in chunks:

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 class Scanner(Protocol):
-    async def scan(self, chunks: AsyncIterable[bytes]) -> Verdict: ...
+    async def scan(self, chunks: AsyncIterable[bytes | memoryview]) -> Verdict: ...
 
 
 class Unscanned(StrEnum):
@@ -99,7 +99,9 @@ async def _claim(
         return row
 
 
-async def _chunks(store: ObjectStore, keyring: Keyring, row: HeldVersion) -> AsyncIterable[bytes]:
+async def _chunks(
+    store: ObjectStore, keyring: Keyring, row: HeldVersion
+) -> AsyncIterable[bytes | memoryview]:
     if row.kek_id is None or row.wrapped_dek is None or row.header is None:
         raise IntegrityError("the held version's data key is gone")
     opened = crypto.parse_header(

@@ -118,7 +118,9 @@ class ObjectStore(Protocol):
         """Unfinished multipart uploads under `prefix`."""
         ...
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes | memoryview]:
         """Stream bytes `[start, end)` of `key` (to the end when `end` is None)."""
         ...
 

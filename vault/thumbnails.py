@@ -199,7 +199,7 @@ def _context(source: Source, thumbnail_id: uuid.UUID) -> crypto.ObjectContext:
     return crypto.ObjectContext(source.client_id, source.document_id, thumbnail_id)
 
 
-async def _collect(pieces: AsyncIterator[bytes]) -> bytes:
+async def _collect(pieces: AsyncIterator[bytes | memoryview]) -> bytes:
     return b"".join([piece async for piece in pieces])
 
 

@@ -79,8 +79,8 @@ def plan(request: Request, version: Version, headers: dict[str, str]) -> Respons
 class Opening:
     """A slice's decrypting reader with its first piece already read (see `open_stream`)."""
 
-    pieces: AsyncIterator[bytes]
-    head: list[bytes]
+    pieces: AsyncIterator[bytes | memoryview]
+    head: list[bytes | memoryview]
     failed: IntegrityError | None = None
 
     async def close(self) -> None:
@@ -132,7 +132,7 @@ def stream(
     out (e.g. a delivery receipt)."""
     ids = (document.client_id, document.id, version.number)
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncIterator[bytes | memoryview]:
         try:
             if opening.failed is not None:
                 raise opening.failed

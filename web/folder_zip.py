@@ -55,6 +55,12 @@ def _level(member: Member) -> int:
     return 1 if member.content_type.startswith(_COMPRESSIBLE) else 0
 
 
+async def _as_bytes(pieces: AsyncIterator[bytes | memoryview]) -> AsyncIterator[bytes]:
+    # stream-zip takes bytes; a decrypted piece may be a view of its own buffer.
+    async for piece in pieces:
+        yield piece if isinstance(piece, bytes) else bytes(piece)
+
+
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield b""  # pragma: no cover - makes this an async generator
@@ -81,11 +87,13 @@ async def archive(
                 _utc(member.modified_at),
                 FILE_MODE,
                 ZIP_AUTO(member.size, level=_level(member)),
-                blobs.read_decrypted(
-                    store,
-                    member.storage_key,
-                    opened=member.opened,
-                    object_size=member.object_size,
+                _as_bytes(
+                    blobs.read_decrypted(
+                        store,
+                        member.storage_key,
+                        opened=member.opened,
+                        object_size=member.object_size,
+                    )
                 ),
             )
 

@@ -202,11 +202,16 @@ class InstrumentedStore:
         started = time.perf_counter()
         first = True
         try:
+            handed: list[T] = []
             async for item in items:
                 if first:
                     self._metrics.storage.labels(operation).observe(time.perf_counter() - started)
                     first = False
-                yield item
+                # Not kept while suspended: a store may reuse a window's buffer once no view
+                # of it is left (storage/s3_reads.py), and this frame would keep one.
+                handed.append(item)
+                del item
+                yield handed.pop()
         except Exception as exc:
             self._metrics.storage_errors.labels(operation, type(exc).__name__).inc()
             raise
@@ -248,7 +253,9 @@ class InstrumentedStore:
             "list_multipart_uploads", self._inner.list_multipart_uploads(prefix)
         )
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes | memoryview]:
         return self._streamed("read", self._inner.read(key, start, end))
 
     async def head(self, key: str) -> StoredObject:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import random
 import threading
 import time
@@ -417,7 +418,7 @@ async def test_s3_read_fetches_windows_concurrently_and_yields_them_in_order(
     windowed: tuple[S3ObjectStore, GetCounter, bytes],
 ) -> None:
     store, counter, data = windowed
-    pieces: list[bytes] = []
+    pieces: list[bytes | memoryview] = []
     async for piece in store.read("objects/windowed", 100):
         pieces.append(piece)
         # Memory stays bounded: never more than `part_concurrency` windows ahead.
@@ -477,3 +478,19 @@ async def test_s3_read_abandoned_without_closing_is_finalised_quietly(
     finally:
         loop.set_exception_handler(previous)
     assert problems == []
+
+
+async def test_s3_read_reuses_a_window_buffer_once_the_consumer_lets_go(
+    windowed: tuple[S3ObjectStore, GetCounter, bytes],
+) -> None:
+    store, _, data = windowed
+    digest, buffers = hashlib.sha256(), []
+    async for piece in store.read("objects/windowed"):
+        assert isinstance(piece, memoryview)
+        digest.update(piece)
+        buffers.append(piece.obj)  # the buffer, not a view of it: it may be reused
+        del piece
+    assert digest.digest() == hashlib.sha256(data).digest()
+    # Thirteen windows through at most four buffers: three in flight and one handed out.
+    assert len(buffers) == 13
+    assert len({id(buffer) for buffer in buffers}) <= 4

@@ -1,9 +1,11 @@
-"""A download holds a store window only while it is being decrypted: no generator between the
-store and the response keeps the last window (or its whole plaintext) until the consumer
-comes back for more, so each one's memory goes as soon as it has been used."""
+"""A download holds a store window only while its plaintext is decrypted and sent, a piece at
+a time: no generator between the store and the response keeps the last window (or its whole
+plaintext) until the consumer comes back for more, so each one's memory goes as soon as it
+has been used, and the store may reuse its buffer."""
 
 from __future__ import annotations
 
+import mmap
 import sys
 import uuid
 import weakref
@@ -11,10 +13,13 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import anyio
+import pytest
 
 from storage import ByteBudget, S3ObjectStore
 from vault import crypto
-from vault.crypto.stream import coalesce
+from vault.crypto import blobs
+from vault.crypto.ranges import SEND_SIZE, coalesce
+from vault.errors import IntegrityError
 from web.malloc import MMAP_THRESHOLD
 
 if TYPE_CHECKING:
@@ -55,20 +60,12 @@ async def test_an_s3_read_keeps_no_window_it_has_handed_over(
     assert got == data
 
 
-async def gone(ref: weakref.ref[Tracked]) -> bool:
-    for _ in range(200):
-        if ref() is None:
-            return True
-        await anyio.sleep(0.005)
-    return False
-
-
 class Tracked(bytearray):
     """A ciphertext chunk whose end can be seen (bytes cannot be weakly referenced)."""
 
 
-async def test_decrypting_lets_go_of_a_window_before_its_plaintext_is_sent() -> None:
-    plaintext = bytes(range(256)) * (2 * MiB // 256)
+async def test_decrypting_holds_one_window_and_a_piece_of_its_plaintext_at_a_time() -> None:
+    plaintext = bytes(range(256)) * (8 * MiB // 256)
     context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
     sealer = crypto.SegmentSealer(DEK, context)
     ciphertext = crypto.encrypt_object(sealer, plaintext)
@@ -77,14 +74,14 @@ async def test_decrypting_lets_go_of_a_window_before_its_plaintext_is_sent() -> 
     chunks: list[weakref.ref[Tracked]] = []
 
     async def windows() -> AsyncIterator[Tracked]:
-        for at in range(start, end, 512 * KiB):
-            chunk = Tracked(ciphertext[at : min(at + 512 * KiB, end)])
+        for at in range(start, end, 2 * MiB):
+            chunk = Tracked(ciphertext[at : min(at + 2 * MiB, end)])
             chunks.append(weakref.ref(chunk))
             handed = [chunk]
             del chunk
             yield handed.pop()
 
-    got = bytearray()
+    got, sizes = bytearray(), []
     async for piece in crypto.decrypt_range(
         opened,
         windows(),
@@ -93,11 +90,18 @@ async def test_decrypting_lets_go_of_a_window_before_its_plaintext_is_sent() -> 
         plain_end=len(plaintext),
         object_size=len(ciphertext),
     ):
-        # Whatever this piece came from is decrypted, and gone (once the worker thread that
-        # decrypted it has let go of its arguments, a moment after handing back the result).
-        assert await gone(chunks[-1]), f"window {len(chunks)} is still held while it is sent"
+        # The window being decrypted, and no earlier one: each is let go of once its last
+        # piece is out, so a store may reuse its buffer for the next window at once.
+        held = [number for number, ref in enumerate(chunks) if ref() is not None]
+        assert set(held) <= {len(chunks) - 1}, f"windows {held} held at window {len(chunks) - 1}"
+        sizes.append(len(piece))
         got += piece
     assert got == plaintext
+    assert all(ref() is None for ref in chunks)
+    # Its plaintext is never whole: a piece at a time, each under the size the server's
+    # allocator maps afresh.
+    assert len(sizes) > len(chunks)
+    assert max(sizes) <= SEND_SIZE < MMAP_THRESHOLD
 
 
 def test_joining_frees_each_segment_once_it_is_joined() -> None:
@@ -118,3 +122,61 @@ def test_joined_pieces_stay_under_the_size_the_server_maps_afresh() -> None:
     assert sum(sizes) == 4 * MiB
     assert max(sizes) < MMAP_THRESHOLD
     assert min(sizes[:-1]) >= MMAP_THRESHOLD // 2  # still few sends per megabyte
+
+
+async def test_a_decrypted_s3_read_reuses_its_window_buffers(
+    s3_bucket: tuple[S3Client, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new window buffer is faulted in page by page; a download that reuses them
+    pays that once, not once per window."""
+    client, bucket = s3_bucket
+    plaintext = bytes(range(256)) * (6 * MiB // 256)
+    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    ciphertext = crypto.encrypt_object(crypto.SegmentSealer(DEK, context), plaintext)
+    client.put_object(Bucket=bucket, Key="reused", Body=ciphertext)
+    store = S3ObjectStore(
+        client=client,
+        bucket=bucket,
+        read_chunk_size=256 * KiB,  # twenty-four windows, each decrypted in a worker thread
+        read_ahead=1 * MiB,
+        first_window=256 * KiB,
+    )
+    mapped: list[int] = []
+    original = mmap.mmap
+
+    def counted(fileno: int, length: int) -> mmap.mmap:
+        mapped.append(length)
+        return original(fileno, length)
+
+    monkeypatch.setattr(mmap, "mmap", counted)  # what storage.s3_reads maps windows with
+    got = bytearray()
+    async for piece in blobs.read_decrypted(
+        store,
+        "reused",
+        opened=crypto.parse_header(ciphertext, context, DEK),
+        object_size=len(ciphertext),
+    ):
+        got += piece
+    assert got == plaintext
+    # Four windows in flight and one being decrypted, not one buffer per window.
+    assert 0 < len(mapped) <= 5
+
+
+def test_a_window_is_decrypted_a_piece_at_a_time() -> None:
+    """Its plaintext is never whole: a piece is decrypted only when asked for, so a damaged
+    segment late in a window fails that window's later piece, not its first."""
+    plaintext = bytes(range(256)) * (2 * MiB // 256)
+    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    ciphertext = bytearray(crypto.encrypt_object(crypto.SegmentSealer(DEK, context), plaintext))
+    opened = crypto.parse_header(ciphertext, context, DEK)
+    segment = opened.segment_size + crypto.TAG_SIZE
+    ciphertext[crypto.HEADER_SIZE + 20 * segment + 5] ^= 1  # segment 20, in the second piece
+    decryptor = crypto.RangeDecryptor(
+        opened, plain_start=0, plain_end=len(plaintext), object_size=len(ciphertext)
+    )
+
+    pieces = decryptor.pieces([memoryview(ciphertext)[crypto.HEADER_SIZE :]])
+
+    assert bytes(next(pieces)) == plaintext[:SEND_SIZE]
+    with pytest.raises(IntegrityError, match="segment 20"):
+        next(pieces)

@@ -1,8 +1,10 @@
-"""A part whose upload S3 fails now and then is sent again, as botocore retries any other
-call: a sealed part's body is a memoryview, which botocore cannot rewind for its own retry.
+"""Transient S3 failures are tried again: a part whose upload fails now and then (a sealed
+part's body is a memoryview, which botocore cannot rewind for its own retry), and a ranged
+GET whose body breaks off (read straight into the read's own buffer, below botocore).
 
 The store talks to the S3 server through a proxy that answers `500 InternalError` to the
-first few `UploadPart` requests it sees and forwards everything else unchanged.
+first few `UploadPart` requests, cuts off the body of the first few ranged GETs half-way,
+and forwards everything else unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FAILURE = (
 )
 # Hop-by-hop, or set again by the proxy's own server and client.
 SKIPPED = {"connection", "expect", "transfer-encoding", "content-length", "server", "date"}
+RELAYED_AS_IS = {"content-length"}
 
 
 class FlakyProxy(ThreadingHTTPServer):
@@ -38,6 +41,8 @@ class FlakyProxy(ThreadingHTTPServer):
         self.upstream = (target.hostname or "127.0.0.1", target.port or 80)
         self.failures_left = 0
         self.part_requests = 0
+        self.cuts_left = 0
+        self.ranged_gets = 0
         self.lock = threading.Lock()
 
     @property
@@ -60,22 +65,38 @@ class _Handler(BaseHTTPRequestHandler):
             if fail:
                 self._answer(500, [("Content-Type", "application/xml")], FAILURE)
                 return
+        cut = False
+        if self.command == "GET" and "Range" in self.headers:
+            with self.server.lock:
+                self.server.ranged_gets += 1
+                cut = self.server.cuts_left > 0
+                self.server.cuts_left -= cut
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=30)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in SKIPPED}
             upstream.request(self.command, self.path, body=body, headers=headers)
             answer = upstream.getresponse()
-            self._answer(answer.status, answer.getheaders(), answer.read())
+            self._answer(answer.status, answer.getheaders(), answer.read(), cut=cut)
         finally:
             upstream.close()
 
-    def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def _answer(
+        self, status: int, headers: list[tuple[str, str]], body: bytes, *, cut: bool = False
+    ) -> None:
         self.send_response(status)
         for name, value in headers:
-            if name.lower() not in SKIPPED:
+            as_is = self.command == "HEAD" and name.lower() in RELAYED_AS_IS
+            if as_is or name.lower() not in SKIPPED:
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        if self.command != "HEAD":  # a HEAD answer's length is the object's, as it came
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if cut:
+            # Half the promised bytes, then the connection goes.
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
@@ -141,3 +162,19 @@ async def test_a_part_failing_every_attempt_is_a_clear_store_error(
 
     assert proxy.part_requests == 4
     await store.abort_multipart("objects/failing", upload_id)
+
+
+async def test_a_ranged_get_cut_off_mid_body_is_fetched_again(
+    store: S3ObjectStore, proxy: FlakyProxy, s3_bucket: tuple[S3Client, str]
+) -> None:
+    client, bucket = s3_bucket
+    data = bytes(range(256)) * (12 * MiB // 256)
+    client.put_object(Bucket=bucket, Key="objects/cut", Body=data)
+    proxy.cuts_left = 2
+
+    pieces = [bytes(piece) async for piece in store.read("objects/cut")]
+
+    assert b"".join(pieces) == data
+    # Two windows were cut off and fetched again.
+    assert proxy.cuts_left == 0
+    assert proxy.ranged_gets == len(pieces) + 2

@@ -27,9 +27,9 @@ from vault.errors import FormatError, IntegrityError
 OTHER = ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
 
 
-async def collect(pieces: AsyncIterator[bytes], into: list[bytes]) -> None:
+async def collect(pieces: AsyncIterator[bytes | memoryview], into: list[bytes]) -> None:
     async for piece in pieces:
-        into.append(piece)
+        into.append(bytes(piece))
 
 
 # --- tampering fails closed ---------------------------------------------------------------

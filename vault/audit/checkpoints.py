@@ -48,7 +48,9 @@ class CheckpointStore(Protocol):
 
     async def put_new(self, key: str, data: bytes) -> bool: ...
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]: ...
+    def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes | memoryview]: ...
 
     def list(self, prefix: str = "", start_after: str = "") -> AsyncIterator[StoredObject]: ...
 
@@ -84,7 +86,7 @@ def object_key(size: int) -> str:
 
 
 async def read_note(store: CheckpointStore, key: str) -> str:
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     async for chunk in store.read(key, 0, MAX_NOTE):
         chunks.append(chunk)
     return b"".join(chunks).decode("utf-8")

@@ -1,5 +1,5 @@
 """Encryption, with no database code: the CXP1 object format (`segments` seals one
-segment, `stream` whole objects, upload parts and ranged reads), key-encryption keys
+segment, `stream` whole objects and upload parts, `ranges` ranged reads), key-encryption keys
 (`keyring`), encrypted objects in the store (`blobs`), the running SHA-256 of uploads
 (`digests`) and the buffers parts are assembled and sealed in (`buffers`). The names
 below are the surface the rest of the code uses."""

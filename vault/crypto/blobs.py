@@ -35,7 +35,7 @@ class StoredBlob:
 async def write_encrypted(
     store: ObjectStore,
     key: str,
-    chunks: AsyncIterable[bytes],
+    chunks: AsyncIterable[crypto.Chunk],
     *,
     sealer: crypto.SegmentSealer,
     part_size: int,
@@ -153,7 +153,7 @@ async def read_decrypted(
     object_size: int,
     start: int = 0,
     end: int | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """Plaintext bytes `[start, end)`, fetching only the segments that cover them.
 
     Every segment is authenticated before any of its bytes are yielded; a tampered,

@@ -312,6 +312,20 @@ class OpenedHeader:
         except InvalidTag:
             raise IntegrityError(f"segment {index} failed authentication") from None
 
+    def open_segment_into(self, index: int, ciphertext: Chunk, out: Chunk, *, last: bool) -> None:
+        """`open_segment`, writing the plaintext into `out` (exactly its length); on failure
+        `out` holds nothing that may be used.
+
+        Raises:
+            IntegrityError: the tag does not verify under this position and last flag.
+        """
+        try:
+            self._aead.decrypt_into(
+                _nonce(self.header.nonce_prefix, index, last), ciphertext, None, out
+            )
+        except InvalidTag:
+            raise IntegrityError(f"segment {index} failed authentication") from None
+
 
 def parse_header(data: Chunk, expected: ObjectContext, dek: bytes) -> OpenedHeader:
     """Check a header (format, ids, key commitment) and prepare to open its segments.

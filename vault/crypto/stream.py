@@ -5,21 +5,21 @@ STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár, CRYPTO 2015) under a 
 from the version's data key and the header (RFC 5869). The header carries a key commitment.
 The format, and what each check defends against, is described in docs/encryption.md.
 
-This module streams whole objects, upload parts and ranged reads; the single-segment layer
-it builds on is `vault.crypto.segments`, whose public names are re-exported here.
+This module streams whole objects and upload parts; ranged reads are `vault.crypto.ranges`.
+Both build on the single-segment layer `vault.crypto.segments`; the public names of all
+three are exported here.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import anyio.to_thread
-
 from vault.crypto.buffers import page_buffer
+from vault.crypto.ranges import RangeDecryptor, decrypt_range
 from vault.crypto.segments import (
     DEFAULT_SHIFT,
     FORMAT_VERSION,
@@ -45,7 +45,6 @@ from vault.crypto.segments import (
     plaintext_size,
     segment_count,
 )
-from vault.errors import IntegrityError
 
 __all__ = [
     "DEFAULT_SHIFT",
@@ -313,164 +312,6 @@ class PartEncryptor:
         return encrypt_part(
             self.sealer, part_number, self.segments_per_part, plaintext, final=final
         )
-
-
-class RangeDecryptor:
-    """Turns the ciphertext of `ciphertext_range(...)`, in chunks of any size, into plaintext.
-
-    Each segment is authenticated whole before any of its bytes are returned.
-    """
-
-    def __init__(
-        self, opened: OpenedHeader, *, plain_start: int, plain_end: int, object_size: int
-    ) -> None:
-        shift = opened.header.segment_shift
-        self._opened = opened
-        self._count = segment_count(object_size, shift)
-        self._object_size = object_size
-        self.first_index, ct_start, ct_end = ciphertext_range(
-            plain_start, plain_end, object_size, shift
-        )
-        self._start, self._end = plain_start, plain_end
-        self._index = self.first_index
-        self._left = ct_end - ct_start  # ciphertext bytes still expected
-        self._held: list[Chunk] = []
-        self._held_size = 0
-
-    def _unit(self) -> int:
-        # Ciphertext length of the segment at self._index (only the object's last is short).
-        if self._index < self._count - 1:
-            return self._opened.segment_size + TAG_SIZE
-        return (
-            self._object_size - HEADER_SIZE - self._index * (self._opened.segment_size + TAG_SIZE)
-        )
-
-    def _open(self, ciphertext: Chunk, out: list[bytes]) -> None:
-        index, segment = self._index, self._opened.segment_size
-        plain = self._opened.open_segment(index, ciphertext, last=index == self._count - 1)
-        base = index * segment
-        low, high = max(self._start - base, 0), min(self._end - base, len(plain))
-        out.append(plain if (low, high) == (0, len(plain)) else plain[low:high])
-        self._index += 1
-
-    def feed(self, chunk: Chunk) -> list[bytes]:
-        """Take more ciphertext; return the plaintext of every segment now complete."""
-        data = memoryview(chunk).cast("B")
-        total = len(data)
-        if total > self._left:
-            raise IntegrityError("the store returned more ciphertext than the range covers")
-        self._left -= total
-        out: list[bytes] = []
-        offset = 0
-        if self._held:
-            need = self._unit() - self._held_size
-            if total < need:
-                self._held.append(bytes(data))
-                self._held_size += total
-                return out
-            self._held.append(data[:need])
-            self._open(b"".join(self._held), out)
-            self._held, self._held_size, offset = [], 0, need
-        while offset < total:
-            unit = self._unit()
-            if total - offset < unit:
-                self._held, self._held_size = [bytes(data[offset:])], total - offset
-                break
-            self._open(data[offset : offset + unit], out)
-            offset += unit
-        return out
-
-    def finish(self) -> None:
-        """Raises IntegrityError if the ciphertext ended before the range was covered."""
-        if self._left:
-            raise IntegrityError(
-                f"the object ended {self._left} bytes early, in segment {self._index}"
-            )
-
-
-OFFLOAD_SIZE = 256 * 1024
-# Under the 1 MiB from which the server's allocator maps each block afresh (web/malloc.py):
-# a joined piece of 1 MiB took 257 page faults to fill and an munmap to free, a fifth of a
-# download's CPU; one of 960 KiB reuses the heap's pages.
-SEND_SIZE = 960 * 1024
-
-
-def coalesce(pieces: list[bytes], size: int = SEND_SIZE) -> Iterator[bytes]:
-    """Join consecutive pieces up to about `size` bytes each, taking them out of `pieces`
-    as it goes (so each is freed once joined, not when the last is).
-
-    A response sent in 64 KiB segments costs an ASGI send, a transport write and a
-    flow-control check per segment; a copy into pieces of about a megabyte is much cheaper
-    than that.
-    """
-    group: list[bytes] = []
-    total = 0
-    handed: list[bytes] = []  # what is yielded is not kept here while it is sent
-    pieces.reverse()
-    while pieces:
-        group.append(pieces.pop())
-        total += len(group[-1])
-        if total >= size:
-            handed.append(group[0] if len(group) == 1 else b"".join(group))
-            group, total = [], 0
-            yield handed.pop()
-    if group:
-        yield group[0] if len(group) == 1 else b"".join(group)
-
-
-async def decrypt_range(
-    opened: OpenedHeader,
-    chunks: AsyncIterable[Chunk] | Iterable[Chunk],
-    *,
-    first_index: int,
-    plain_start: int,
-    plain_end: int,
-    object_size: int,
-) -> AsyncIterator[bytes]:
-    """Yield exactly plaintext `[plain_start, plain_end)` from the covering ciphertext.
-
-    Args:
-        opened: from `parse_header`.
-        chunks: the object's bytes `[ct_start, ct_end)` as `ciphertext_range` gave them.
-        first_index: the first segment index `ciphertext_range` gave.
-        plain_start: first plaintext byte wanted.
-        plain_end: end of the wanted range, exclusive.
-        object_size: the object's size as recorded in the database.
-
-    Raises:
-        IntegrityError: a segment failed, or the stream ended early or ran long. Bytes
-            yielded before the error came from authenticated segments.
-    """
-    decryptor = RangeDecryptor(
-        opened, plain_start=plain_start, plain_end=plain_end, object_size=object_size
-    )
-    if first_index != decryptor.first_index:
-        raise ValueError(f"the range starts in segment {decryptor.first_index}, not {first_index}")
-    if isinstance(chunks, AsyncIterable):
-        iterator = aiter(chunks)
-        try:
-            async for chunk in iterator:
-                if len(chunk) >= OFFLOAD_SIZE:
-                    # AES-GCM releases the GIL: a large chunk is decrypted on another core
-                    # while the event loop serves the other transfers.
-                    pieces = await anyio.to_thread.run_sync(decryptor.feed, chunk)
-                else:
-                    pieces = decryptor.feed(chunk)
-                # Its plaintext is out: the ciphertext (a whole store window) can go while
-                # the plaintext is sent.
-                del chunk
-                for piece in coalesce(pieces):
-                    yield piece
-        finally:
-            # Release the source (e.g. a store connection) promptly on error or early exit.
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                await close()
-    else:
-        for chunk in chunks:
-            for piece in decryptor.feed(chunk):
-                yield piece
-    decryptor.finish()
 
 
 def decrypt_object(data: Chunk, expected: ObjectContext, dek: bytes) -> bytes:

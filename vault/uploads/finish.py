@@ -233,7 +233,7 @@ async def _read_back(
             opened, plain_start=plain_start, plain_end=plain_end, object_size=size
         )
 
-        def consume(batch: list[bytes]) -> int:
+        def consume(batch: list[bytes | memoryview]) -> int:
             count = 0
             for chunk in batch:
                 for piece in decryptor.feed(chunk):
@@ -242,12 +242,12 @@ async def _read_back(
                     count += len(piece)
             return count
 
-        send, receive = anyio.create_memory_object_stream[list[bytes]]()
+        send, receive = anyio.create_memory_object_stream[list[bytes | memoryview]]()
         share = Share(budget, _READ_BACK_BATCH)
 
         async def read() -> None:
             async with send:
-                batch: list[bytes] = []
+                batch: list[bytes | memoryview] = []
                 held = 0
                 async for chunk in store.read(upload.plan.storage_key, start, end):
                     if not batch:
