@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import stat
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, TypeVar, TypeVarTuple
+from typing import TypeVar, TypeVarTuple
 
 import anyio.to_thread
 
@@ -38,6 +39,7 @@ from storage.local_files import (
     temp_name,
 )
 from storage.types import ObjectInfo, PendingUpload, StoredPart
+from storage.windows import WindowBuffer, new_buffer, unviewed
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -247,15 +249,18 @@ class LocalObjectStore:
 
     # Reads and the rest
 
-    def _open(self, key: str) -> BinaryIO:
+    def _open(self, key: str) -> io.BufferedReader:
         try:
             return open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFoundError(f"no object {key!r}") from None
 
-    async def _read(self, key: str, start: int, end: int | None) -> AsyncGenerator[bytes, None]:
+    async def _read(
+        self, key: str, start: int, end: int | None
+    ) -> AsyncGenerator[memoryview, None]:
         _check_range(start, end)
         handle = await self._run(self._open, key)
+        buffer: WindowBuffer | None = None
         try:
             await self._run(handle.seek, start)
             remaining = None if end is None else end - start
@@ -265,19 +270,26 @@ class LocalObjectStore:
                     if remaining is None
                     else min(self._read_chunk_size, remaining)
                 )
-                chunk = await self._run(handle.read, size)
-                if not chunk:
+                if buffer is None or not unviewed(buffer):
+                    buffer = new_buffer(self._read_chunk_size)
+                count = await self._run(handle.readinto, memoryview(buffer)[:size])
+                if not count:
                     break
                 if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+                    remaining -= count
+                handed = [memoryview(buffer)[:count]]
+                # Handed over, not kept: once the consumer lets go, the buffer takes the next.
+                yield handed.pop()
         finally:
             # Closing a file opened for reading does not block, and this may run from a
             # generator finaliser where awaiting is not possible.
             handle.close()
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncGenerator[bytes, None]:
-        """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it).
+    def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[memoryview, None]:
+        """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it),
+        each piece a view of a buffer reused once no view of it is left (`storage.windows`).
 
         Raises:
             ObjectNotFoundError: There is no such object (on the first iteration).

@@ -7,7 +7,6 @@ The ranged GET and the windowed, adaptive read-ahead behind `S3ObjectStore.read`
 from __future__ import annotations
 
 import asyncio
-import mmap
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from botocore.exceptions import (
 from botocore.response import StreamingBody
 
 from storage.budget import ByteBudget
+from storage.windows import WindowBuffer, new_buffer, unviewed
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 # botocore retries failed requests, but not a response body that breaks off mid-way.
 _BODY_ERRORS = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
 _BODY_ATTEMPTS = 3
-# A read's windows are read into anonymous mappings of its own, reused window after window.
-WindowBuffer = mmap.mmap
 T = TypeVar("T")
 # Buffers still viewed after their window that a read keeps an eye on, to reuse them.
 _SPARE_VIEWED = 4
@@ -165,8 +163,8 @@ async def read_windows(
     def start_window(size: int) -> None:
         nonlocal position, held, window
         lo, hi = position, position + size
-        free = next((i for i, old in enumerate(spare) if _unviewed(old)), None)
-        buffer = mmap.mmap(-1, chunk) if free is None else spare.pop(free)
+        free = next((i for i, old in enumerate(spare) if unviewed(old)), None)
+        buffer = new_buffer(chunk) if free is None else spare.pop(free)
         future = pool.submit(fetch, lo, hi, buffer)
         pending.append((asyncio.wrap_future(future), size, buffer))
         position, held = hi, held + size
@@ -191,7 +189,7 @@ async def read_windows(
         finally:
             # Memory the budget does not count is not kept waiting; a buffer still viewed
             # is held by its viewer anyway.
-            for old in [old for old in spare if _unviewed(old)]:
+            for old in [old for old in spare if unviewed(old)]:
                 spare.remove(old)
                 old.close()
             del spare[:-_SPARE_VIEWED]
@@ -229,15 +227,5 @@ async def read_windows(
         pool.shutdown(wait=False, cancel_futures=True)
         budget.release(held)
         for old in spare:
-            if _unviewed(old):
+            if unviewed(old):
                 old.close()
-
-
-def _unviewed(buffer: WindowBuffer) -> bool:
-    """Whether no view of `buffer` is alive, so it may take new bytes."""
-    try:
-        # An mmap refuses to resize, even to its own size, while any view of it is alive.
-        buffer.resize(len(buffer))
-    except BufferError:
-        return False
-    return True

@@ -10,12 +10,13 @@ import sys
 import uuid
 import weakref
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
-from storage import ByteBudget, S3ObjectStore
+from storage import ByteBudget, LocalObjectStore, S3ObjectStore
 from vault import crypto
 from vault.crypto import blobs
 from vault.crypto.ranges import SEND_SIZE, coalesce
@@ -180,3 +181,24 @@ def test_a_window_is_decrypted_a_piece_at_a_time() -> None:
     assert bytes(next(pieces)) == plaintext[:SEND_SIZE]
     with pytest.raises(IntegrityError, match="segment 20"):
         next(pieces)
+
+
+async def test_a_local_read_reuses_its_buffer_unless_a_window_is_kept(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path, read_chunk_size=256 * KiB)
+    data = bytes(range(256)) * (2 * MiB // 256)
+    upload = await store.create_multipart("objects/local")
+    await store.complete_multipart(
+        "objects/local", upload, [(1, await store.upload_part("objects/local", upload, 1, data))]
+    )
+    buffers = []
+    got = bytearray()
+    async for window in store.read("objects/local"):
+        assert isinstance(window, memoryview)
+        buffers.append(window.obj)
+        got += window
+        del window
+    assert got == data
+    assert len(buffers) == 8 and len({id(b) for b in buffers}) == 1
+    # A consumer that keeps its windows keeps their bytes too: none is overwritten.
+    kept = [window async for window in store.read("objects/local")]
+    assert b"".join(kept) == data
