@@ -80,6 +80,12 @@ def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
     return found
 
 
+def _fill(handle: io.BufferedReader, box: list[memoryview]) -> int:
+    # Taken out of its box: no view outlives the call in the worker thread, whose arguments
+    # are let go of only a moment after its result is handed back.
+    return handle.readinto(box.pop())
+
+
 class LocalObjectStore:
     """An object store on the local filesystem.
 
@@ -272,7 +278,7 @@ class LocalObjectStore:
                 )
                 if buffer is None or not unviewed(buffer):
                     buffer = new_buffer(self._read_chunk_size)
-                count = await self._run(handle.readinto, memoryview(buffer)[:size])
+                count = await self._run(_fill, handle, [memoryview(buffer)[:size]])
                 if not count:
                     break
                 if remaining is not None:

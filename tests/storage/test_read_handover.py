@@ -5,6 +5,7 @@ has been used, and the store may reuse its buffer."""
 
 from __future__ import annotations
 
+import io
 import mmap
 import sys
 import uuid
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from botocore.response import StreamingBody
 
-from storage import ByteBudget, LocalObjectStore, S3ObjectStore
+from storage import ByteBudget, LocalObjectStore, S3ObjectStore, s3_reads
 from vault import crypto
 from vault.crypto import blobs
 from vault.crypto.ranges import SEND_SIZE, coalesce
@@ -198,7 +200,21 @@ async def test_a_local_read_reuses_its_buffer_unless_a_window_is_kept(tmp_path: 
         got += window
         del window
     assert got == data
-    assert len(buffers) == 8 and len({id(b) for b in buffers}) == 1
+    assert len(buffers) == 8
+    assert len({id(b) for b in buffers}) == 1
     # A consumer that keeps its windows keeps their bytes too: none is overwritten.
     kept = [window async for window in store.read("objects/local")]
     assert b"".join(kept) == data
+
+
+def test_a_body_without_an_http_response_underneath_is_read_and_copied() -> None:
+    """Where botocore's body has no `http.client` response to read into a buffer from (another
+    urllib3), the window is read as bytes and copied in; a body longer than the buffer is an
+    error, not a silent cut."""
+    data = bytes(range(256)) * 64
+    buffer = bytearray(len(data) + 10)
+    body = StreamingBody(io.BytesIO(data), len(data))
+    assert s3_reads._read_into(body, memoryview(buffer)) == len(data)
+    assert buffer[: len(data)] == data
+    with pytest.raises(ValueError, match="bytes for"):
+        s3_reads._read_into(StreamingBody(io.BytesIO(data), len(data)), memoryview(buffer)[:10])
