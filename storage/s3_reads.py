@@ -170,6 +170,14 @@ async def read_windows(
         position, held = hi, held + size
         window = min(window * 2, chunk)
 
+    def let_go() -> None:
+        # Memory the budget does not count is not kept waiting; a buffer still viewed is
+        # held by its viewer anyway.
+        for old in [old for old in spare if unviewed(old)]:
+            spare.remove(old)
+            old.close()
+        del spare[:-_SPARE_VIEWED]
+
     async def fill() -> None:
         # Never more than `read_ahead` bytes for this read, nor more than the process's
         # budget for all reads: with nothing in flight we wait for our share
@@ -184,15 +192,11 @@ async def read_windows(
                     if not budget.try_acquire(size):
                         return
                 else:
+                    let_go()
                     await budget.acquire(size)
                 start_window(size)
         finally:
-            # Memory the budget does not count is not kept waiting; a buffer still viewed
-            # is held by its viewer anyway.
-            for old in [old for old in spare if unviewed(old)]:
-                spare.remove(old)
-                old.close()
-            del spare[:-_SPARE_VIEWED]
+            let_go()
 
     try:
         while True:

@@ -15,7 +15,8 @@ WindowBuffer = mmap.mmap
 
 
 def new_buffer(size: int) -> WindowBuffer:
-    return mmap.mmap(-1, size)
+    # Private: an anonymous mapping is shared by default, and so kept as shared memory.
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
 
 
 def unviewed(buffer: WindowBuffer) -> bool:

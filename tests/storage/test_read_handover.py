@@ -147,9 +147,9 @@ async def test_a_decrypted_s3_read_reuses_its_window_buffers(
     mapped: list[int] = []
     original = mmap.mmap
 
-    def counted(fileno: int, length: int) -> mmap.mmap:
+    def counted(fileno: int, length: int, **options: int) -> mmap.mmap:
         mapped.append(length)
-        return original(fileno, length)
+        return original(fileno, length, **options)
 
     monkeypatch.setattr(mmap, "mmap", counted)  # what storage.s3_reads maps windows with
     got = bytearray()
