@@ -118,7 +118,9 @@ def make_s3_client(
     """
     config = Config(
         region_name=region,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # botocore's `max_attempts` counts the retries only; `total_max_attempts` counts
+        # every try, as `[storage].max_attempts` does.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_pool_connections=max_pool_connections,
