@@ -22,6 +22,7 @@ from botocore.exceptions import (
 from botocore.response import StreamingBody
 
 from storage.budget import ByteBudget
+from storage.errors import StorageError
 from storage.windows import WindowBuffer, new_buffer, unviewed
 
 if TYPE_CHECKING:
@@ -83,19 +84,19 @@ def _read_into(body: StreamingBody, view: memoryview) -> int:
     # botocore's and urllib3's reads return a new bytes object, which at 4 MiB the server's
     # allocator maps afresh (web/malloc.py), faulting in every page of every window; the
     # HTTP response underneath reads from the socket straight into `view`. Where it is not
-    # there (another urllib3), the window is read and copied as before.
+    # there (another urllib3), the window is read and copied in.
     raw: Any = getattr(body, "_raw_stream", None)
     response = getattr(raw, "_fp", None)
     expected = getattr(body, "_content_length", None)
     if response is None or expected is None or not hasattr(raw, "release_conn"):
         data = body.read()
         if len(data) > len(view):
-            raise ValueError(f"the store returned {len(data)} bytes for {len(view)}")
+            raise StorageError(f"S3 returned {len(data)} bytes for a range of {len(view)}")
         view[: len(data)] = data
         return len(data)
     expected = int(expected)
     if expected > len(view):
-        raise ValueError(f"the store announced {expected} bytes for {len(view)}")
+        raise StorageError(f"S3 announced {expected} bytes for a range of {len(view)}")
     filled = 0
     while filled < expected:
         try:

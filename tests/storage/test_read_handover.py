@@ -18,7 +18,7 @@ import anyio
 import pytest
 from botocore.response import StreamingBody
 
-from storage import ByteBudget, LocalObjectStore, S3ObjectStore, s3_reads
+from storage import ByteBudget, LocalObjectStore, S3ObjectStore, StorageError, s3_reads
 from vault import crypto
 from vault.crypto import blobs
 from vault.crypto.ranges import SEND_SIZE, coalesce
@@ -216,5 +216,5 @@ def test_a_body_without_an_http_response_underneath_is_read_and_copied() -> None
     body = StreamingBody(io.BytesIO(data), len(data))
     assert s3_reads._read_into(body, memoryview(buffer)) == len(data)
     assert buffer[: len(data)] == data
-    with pytest.raises(ValueError, match="bytes for"):
+    with pytest.raises(StorageError, match="bytes for a range of 10"):
         s3_reads._read_into(StreamingBody(io.BytesIO(data), len(data)), memoryview(buffer)[:10])
