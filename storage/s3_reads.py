@@ -208,7 +208,7 @@ async def read_windows(
             if not future.done():
                 limit = min(limit + 1, workers)
             count = await future
-            del future  # done with; nothing else refers to the buffer's views
+            del future
             handed.append(memoryview(buffer)[:count])
             if count < expected:
                 # The object is shorter than `end`: the later windows are all empty.

@@ -41,16 +41,23 @@ def cut(data: bytes, seed: int) -> list[bytes]:
     return out
 
 
-def read(obj: bytes, start: int, end: int, chunk_seed: int) -> bytes:
+def read(obj: bytes, start: int, end: int, chunk_seed: int, pieces_of: int = 0) -> bytes:
+    """Plaintext `[start, end)` fed in random cuts; with `pieces_of`, decrypted a piece of at
+    most that many bytes at a time into buffers of its own (`RangeDecryptor.pieces`)."""
     opened = crypto.parse_header(obj, CTX, DEK)
     first, ct_start, ct_end = crypto.ciphertext_range(start, end, len(obj))
     decryptor = crypto.RangeDecryptor(
         opened, plain_start=start, plain_end=end, object_size=len(obj)
     )
     assert decryptor.first_index == first
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     for chunk in cut(obj[ct_start:ct_end], chunk_seed):
-        out += decryptor.feed(chunk)
+        if pieces_of:
+            pieces = list(decryptor.pieces([chunk], pieces_of))
+            assert all(0 < len(piece) <= pieces_of for piece in pieces)
+            out += pieces
+        else:
+            out += decryptor.feed(chunk)
     decryptor.finish()
     return b"".join(out)
 
@@ -87,7 +94,8 @@ def test_any_range_reads_exactly_its_covering_segments(
         assert ct_end == min(128 + (last + 1) * (S + 16), len(obj))
     else:
         assert ct_start == ct_end
-    assert read(obj, start, end, seed) == plain[start:end]
+    pieces_of = data.draw(st.sampled_from([0, S, S + 1, 2 * S, 5 * S]), label="pieces_of")
+    assert read(obj, start, end, seed, pieces_of) == plain[start:end]
 
 
 @SETTINGS
@@ -114,11 +122,12 @@ def test_a_flip_inside_a_ranges_segments_fails_it_and_outside_does_not(
     damaged = bytearray(obj)
     damaged[position] ^= 0x40
     _, ct_start, ct_end = crypto.ciphertext_range(start, end, len(obj))
+    pieces_of = data.draw(st.sampled_from([0, S, 2 * S]), label="pieces_of")
     if ct_start <= position < ct_end:
         with pytest.raises(IntegrityError):
-            read(bytes(damaged), start, end, seed)
+            read(bytes(damaged), start, end, seed, pieces_of)
     else:
-        assert read(bytes(damaged), start, end, seed) == plain[start:end]
+        assert read(bytes(damaged), start, end, seed, pieces_of) == plain[start:end]
 
 
 @SETTINGS

@@ -114,6 +114,7 @@ class RangeDecryptor:
         it go again, window after window, faulting every page in anew; a piece at a time,
         under the heap's trim threshold (web/malloc.py), the heap reuses the same pages.
         """
+        size = max(size, self._opened.segment_size)  # a piece holds a whole segment at least
         buffer, filled = bytearray(size), 0
         for ciphertext in self._complete(box.pop()):
             plain_size = len(ciphertext) - TAG_SIZE
