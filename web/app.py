@@ -25,6 +25,7 @@ from web import access_log, health, link_uploads, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
+from web.idle_memory import ReleaseMemoryWhenIdle
 from web.malloc import tune_allocator
 from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
@@ -166,7 +167,9 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: missing.handle_http_for_pages},
         middleware=[
-            # Outermost, so its duration and status cover everything, errors included.
+            # Outermost of all: a request is in flight until its last byte is out.
+            Middleware(ReleaseMemoryWhenIdle),
+            # Outermost but that, so its duration and status cover everything, errors too.
             Middleware(
                 ObserveMiddleware,
                 metrics=metrics,
