@@ -2,8 +2,8 @@
 
 A large transfer leaves megabytes free inside the allocator's heaps (its thread's arena
 above all), which the process would go on holding at rest and carry into the next
-transfer: measured, a server on S3 went from 121 to 128 MiB at rest over a few uploads
-and downloads, and `malloc_trim(0)` took it back to 125. So when the last request in
+transfer: measured, a server on S3 went from 120 to 124–129 MiB at rest over a few uploads
+and downloads, and `malloc_trim(0)` took it back to 122. So when the last request in
 flight ends, and requests have moved at least `after` bytes of bodies since the last
 time, the free pages go back (`web.malloc.release_free_memory`): a few milliseconds at a
 moment when no request is waiting, and never for a run of small requests.
