@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 _BODY_ERRORS = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
 _BODY_ATTEMPTS = 3
 T = TypeVar("T")
-# Buffers still viewed after their window that a read keeps an eye on, to reuse them.
-_SPARE_VIEWED = 4
 
 
 def get_range(client: S3Client, bucket: str, full_key: str, start: int, end: int) -> bytes:
@@ -155,29 +153,24 @@ async def read_windows(
     pending: deque[tuple[asyncio.Future[int], int, WindowBuffer]] = deque()
     held = 0  # bytes this read holds in the budget: in flight, or being consumed
     handed: list[memoryview] = []  # the window on its way out
-    # Buffers of windows the consumer came back from: the next window takes one no view
-    # of which is left (a view may outlive its consumer's return by a moment, e.g. in the
-    # worker thread that decrypted it), and `fill` lets go of the rest.
+    # Buffers of windows the consumer is done with and holds no view of, for the next
+    # windows; `fill` lets go of those it leaves. A buffer still viewed stays with its viewer.
     spare: list[WindowBuffer] = []
     position = start
 
     def start_window(size: int) -> None:
         nonlocal position, held, window
         lo, hi = position, position + size
-        free = next((i for i, old in enumerate(spare) if unviewed(old)), None)
-        buffer = new_buffer(chunk) if free is None else spare.pop(free)
+        buffer = spare.pop() if spare else new_buffer(chunk)
         future = pool.submit(fetch, lo, hi, buffer)
         pending.append((asyncio.wrap_future(future), size, buffer))
         position, held = hi, held + size
         window = min(window * 2, chunk)
 
     def let_go() -> None:
-        # Memory the budget does not count is not kept waiting; a buffer still viewed is
-        # held by its viewer anyway.
-        for old in [old for old in spare if unviewed(old)]:
-            spare.remove(old)
-            old.close()
-        del spare[:-_SPARE_VIEWED]
+        # Memory the budget does not count is not kept waiting.
+        while spare:
+            spare.pop().close()
 
     async def fill() -> None:
         # Never more than `read_ahead` bytes for this read, nor more than the process's
@@ -222,7 +215,8 @@ async def read_windows(
             # The consumer came back for more: it is done with that window.
             held -= expected
             budget.release(expected)
-            spare.append(buffer)
+            if unviewed(buffer):
+                spare.append(buffer)
             del buffer
     finally:
         # Never waits: windows not started are cancelled, those in flight finish
@@ -231,6 +225,4 @@ async def read_windows(
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         budget.release(held)
-        for old in spare:
-            if unviewed(old):
-                old.close()
+        let_go()

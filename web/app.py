@@ -25,7 +25,7 @@ from web import access_log, health, link_uploads, unsubscribe
 from web.api import routes as api_routes
 from web.errors import EXCEPTION_HANDLERS
 from web.headers import HeaderLimitMiddleware, SecurityHeadersMiddleware
-from web.idle_memory import ReleaseMemoryWhenIdle
+from web.idle_memory import IdleRelease
 from web.malloc import tune_allocator
 from web.metrics import Metrics, metrics_endpoint
 from web.observe import ObserveMiddleware, configure_logging
@@ -167,13 +167,12 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: missing.handle_http_for_pages},
         middleware=[
-            # Outermost of all: a request is in flight until its last byte is out.
-            Middleware(ReleaseMemoryWhenIdle),
-            # Outermost but that, so its duration and status cover everything, errors too.
+            # Outermost, so its duration and status cover everything, errors included.
             Middleware(
                 ObserveMiddleware,
                 metrics=metrics,
                 trust_request_id=settings.logging.trust_request_id,
+                idle=IdleRelease(),
             ),
             Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
             Middleware(HeaderLimitMiddleware),

@@ -7,55 +7,38 @@ and downloads, and `malloc_trim(0)` took it back to 122. So when the last reques
 flight ends, and requests have moved at least `after` bytes of bodies since the last
 time, the free pages go back (`web.malloc.release_free_memory`): a few milliseconds at a
 moment when no request is waiting, and never for a run of small requests.
+
+`web.observe.ObserveMiddleware`, which counts every request and its body bytes anyway,
+tells an `IdleRelease` when a request starts and ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from web.malloc import release_free_memory
 
 TRANSFER = 8 << 20
 
 
-class ReleaseMemoryWhenIdle:
-    """A pure ASGI middleware: once no HTTP request is in flight and at least `after` bytes
-    of request and response bodies have gone through since the last time, `release`."""
+class IdleRelease:
+    """Requests in flight, and the body bytes they moved since the last release."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        release: Callable[[], object] = release_free_memory,
-        after: int = TRANSFER,
+        self, *, release: Callable[[], object] = release_free_memory, after: int = TRANSFER
     ) -> None:
-        self.app = app
         self.release = release
         self.after = after
         self.in_flight = 0
         self.moved = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            self.moved += len(message.get("body", b""))
-            return message
-
-        async def counting_send(message: Message) -> None:
-            self.moved += len(message.get("body", b""))
-            await send(message)
-
+    def started(self) -> None:
         self.in_flight += 1
-        try:
-            await self.app(scope, counting_receive, counting_send)
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0 and self.moved >= self.after:
-                self.moved = 0
-                self.release()
+
+    def ended(self, moved: int) -> None:
+        """A request ended, having moved `moved` bytes of request and response body."""
+        self.in_flight -= 1
+        self.moved += moved
+        if self.in_flight == 0 and self.moved >= self.after:
+            self.moved = 0
+            self.release()

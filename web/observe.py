@@ -1,4 +1,6 @@
-"""Per-request observation: a request id, one access-log line and the HTTP metrics.
+"""Per-request observation: a request id, one access-log line and the HTTP metrics, and
+the count of requests in flight that lets an idle process give memory back
+(`web.idle_memory`).
 
 A pure ASGI middleware, so streamed bodies pass through untouched and their bytes are
 counted as they go. The request id is returned as `X-Request-Id` and carried into the
@@ -18,6 +20,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.idle_memory import IdleRelease
 from web.metrics import Metrics
 
 ACCESS_LOGGER = "clientvault.access"
@@ -61,11 +64,17 @@ class ObserveMiddleware:
     """Gives each HTTP request an id, logs it once when it ends, and measures it."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics | None, trust_request_id: bool = False
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics | None,
+        trust_request_id: bool = False,
+        idle: IdleRelease | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.trust_request_id = trust_request_id
+        self.idle = idle
 
     def _request_id(self, scope: Scope) -> str:
         if self.trust_request_id:
@@ -107,9 +116,13 @@ class ObserveMiddleware:
                 bytes_out += len(message.get("body", b""))
             await send(message)
 
+        if self.idle is not None:
+            self.idle.started()
         try:
             await self.app(scope, counting_receive, observing_send)
         finally:
+            if self.idle is not None:
+                self.idle.ended(bytes_in + bytes_out)
             elapsed = time.perf_counter() - started
             app = scope.get("app")
             routes: list[BaseRoute] = list(getattr(getattr(app, "router", None), "routes", []))

@@ -11,12 +11,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from web.idle_memory import ReleaseMemoryWhenIdle
+from web.idle_memory import IdleRelease
+from web.observe import ObserveMiddleware
 
 
-def app_with(
-    released: list[int], after: int
-) -> tuple[ReleaseMemoryWhenIdle, anyio.Event, anyio.Event]:
+def app_with(released: list[int], after: int) -> tuple[ObserveMiddleware, anyio.Event, anyio.Event]:
     started, go = anyio.Event(), anyio.Event()
 
     async def slow(request: Request) -> PlainTextResponse:
@@ -30,10 +29,8 @@ def app_with(
     inner = Starlette(
         routes=[Route("/slow", slow), Route("/quick", quick, methods=["GET", "POST"])]
     )
-    middleware = ReleaseMemoryWhenIdle(
-        inner, release=lambda: released.append(middleware.in_flight), after=after
-    )
-    return middleware, started, go
+    idle = IdleRelease(release=lambda: released.append(idle.in_flight), after=after)
+    return ObserveMiddleware(inner, metrics=None, idle=idle), started, go
 
 
 async def test_memory_goes_back_only_once_nothing_is_in_flight() -> None:
