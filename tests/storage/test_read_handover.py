@@ -185,6 +185,29 @@ def test_a_window_is_decrypted_a_piece_at_a_time() -> None:
         next(pieces)
 
 
+def test_a_window_decrypted_into_a_reused_buffer_is_the_same_plaintext() -> None:
+    """A consumer done with each piece can have every piece decrypted into its one buffer:
+    the same plaintext, cut range included, and nothing allocated per piece."""
+    plaintext = bytes(range(256)) * (2 * MiB // 256)
+    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    ciphertext = crypto.encrypt_object(crypto.SegmentSealer(DEK, context), plaintext)
+    opened = crypto.parse_header(ciphertext, context, DEK)
+    start, end = 1000, len(plaintext) - 3000
+    _, ct_start, ct_end = crypto.ciphertext_range(start, end, len(ciphertext))
+    decryptor = crypto.RangeDecryptor(
+        opened, plain_start=start, plain_end=end, object_size=len(ciphertext)
+    )
+    scratch = bytearray(3 * opened.segment_size)
+    got = bytearray()
+    for piece in decryptor.pieces([memoryview(ciphertext)[ct_start:ct_end]], reuse=scratch):
+        assert piece.obj is scratch
+        got += piece
+    decryptor.finish()
+    assert got == plaintext[start:end]
+    with pytest.raises(ValueError, match="a whole segment"):
+        next(decryptor.pieces([b""], reuse=bytearray(opened.segment_size - 1)))
+
+
 async def test_a_local_read_reuses_its_buffer_unless_a_window_is_kept(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path, read_chunk_size=256 * KiB)
     data = bytes(range(256)) * (2 * MiB // 256)

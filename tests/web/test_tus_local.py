@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from storage import windows
 from tests.fixtures.app import World
 from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
 from vault.crypto.digests import RunningDigests
@@ -106,3 +107,31 @@ async def test_finishing_authenticates_every_segment_even_with_a_running_digest(
     listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
     assert listing.status_code == 200
     assert "tampered.bin" not in listing.text
+
+
+async def test_the_finishing_read_back_reads_each_half_into_one_reused_buffer(
+    http: httpx.AsyncClient,
+    world: World,
+    taken: list[str | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read-back lets go of each window before it asks for the next, so the store reads
+    the next into the same buffer: one mapping for each of the object's two halves, not one
+    for every window (mapped afresh, every page of a window faults in again)."""
+    buffers: list[windows.WindowBuffer] = []
+
+    def new_buffer(size: int) -> windows.WindowBuffer:
+        buffers.append(buffer := windows.new_buffer(size))
+        return buffer
+
+    monkeypatch.setattr("storage.local.new_buffer", new_buffer)
+    auth = world["alice"].auth
+    payload = data(6 * PART + 5, "reread")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "reread.bin")
+    await send(http, url, auth, 0, payload[: 3 * PART])
+    done = await send(http, url, auth, 3 * PART, payload[3 * PART :])
+
+    assert taken == [hashlib.sha256(payload).hexdigest()]  # so the two halves are read at once
+    # 30 MiB in 4 MiB windows: eight windows or more, in two buffers.
+    assert len(buffers) == 2
+    assert await download(http, auth, done.headers["document-id"]) == payload

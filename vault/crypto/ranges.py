@@ -105,23 +105,31 @@ class RangeDecryptor:
             self._index += 1
         return out
 
-    def pieces(self, box: list[Chunk], size: int = SEND_SIZE) -> Iterator[memoryview]:
+    def pieces(
+        self, box: list[Chunk], size: int = SEND_SIZE, *, reuse: bytearray | None = None
+    ) -> Iterator[memoryview]:
         """Take the chunk in `box` (out of it, so that nothing else holds it once this is
         done); yield its plaintext in pieces of at most `size` bytes, each decrypted only
-        when asked for, straight into a buffer of its own.
+        when asked for, straight into a buffer of its own; or, given a buffer to `reuse` (a
+        segment long at least), into that one buffer every time, for a caller that is done
+        with each piece before it asks for the next.
 
         Made whole at once, a store window's plaintext grew the heap by the window and let
         it go again, window after window, faulting every page in anew; a piece at a time,
         under the heap's trim threshold (web/malloc.py), the heap reuses the same pages.
         """
         size = max(size, self._opened.segment_size)  # a piece holds a whole segment at least
-        buffer, filled = bytearray(size), 0
+        if reuse is not None:
+            if len(reuse) < self._opened.segment_size:
+                raise ValueError("the buffer to reuse must hold a whole segment")
+            size = len(reuse)
+        buffer, filled = bytearray(size) if reuse is None else reuse, 0
         for ciphertext in self._complete(box.pop()):
             plain_size = len(ciphertext) - TAG_SIZE
             low, high = self._bounds(plain_size)
             if filled + high - low > size:
                 yield memoryview(buffer)[:filled]
-                buffer, filled = bytearray(size), 0
+                buffer, filled = bytearray(size) if reuse is None else reuse, 0
             if (low, high) == (0, plain_size):
                 index = self._index
                 into = memoryview(buffer)[filled : filled + plain_size]

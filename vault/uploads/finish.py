@@ -49,10 +49,11 @@ logger = logging.getLogger(__name__)
 FINISH_LEASE = timedelta(seconds=60)
 _RENEW_EVERY = 15.0
 _WAIT_POLL = 0.25
-# Ciphertext decrypted per worker-thread call when the finisher reads the object back. Each
-# span read holds two batches (one being decrypted, the next being read), and two spans run
-# at once: 16 MiB in all.
-_READ_BACK_BATCH = 4 << 20
+# What each span of the finisher's read-back takes from the uploads' budget for the store
+# window it reads into (at most 4 MiB, web/services.py); and the plaintext buffer each span
+# decrypts into, a piece at a time.
+_READ_BACK_WINDOW = 4 << 20
+_SCRATCH = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +213,11 @@ async def _read_back(
     """Authenticate every segment of the assembled object, and hash its plaintext unless
     the digest is `known`: (plaintext bytes, hex SHA-256).
 
-    The next batch of ciphertext is read while the last is decrypted in a worker thread.
-    With nothing to hash in order, the two halves of the object are read at once. Each batch
-    takes its size from `budget` (the uploads' budget of the process) until it is decrypted.
+    Each store window is decrypted in a worker thread, into one reused buffer, and given
+    back before the next is asked for, so that the store reads the next into the same
+    memory. With nothing to hash in order, the two halves of the object are read at once.
+    Each span takes 4 MiB from `budget` (the uploads' budget of the process) for its window
+    before it reads, and holds it to its end.
     """
     size, length = crypto.object_size(upload.length), upload.length
     digest = hashlib.sha256()
@@ -233,44 +236,30 @@ async def _read_back(
             opened, plain_start=plain_start, plain_end=plain_end, object_size=size
         )
 
-        def consume(batch: list[bytes | memoryview]) -> int:
+        def consume(box: list[crypto.Chunk], scratch: bytearray) -> int:
             count = 0
-            for chunk in batch:
-                for piece in decryptor.feed(chunk):
-                    if known is None:
-                        digest.update(piece)
-                    count += len(piece)
+            # A verifying read keeps no plaintext: every piece goes into the one buffer.
+            for piece in decryptor.pieces(box, reuse=scratch):
+                if known is None:
+                    digest.update(piece)
+                count += len(piece)
             return count
 
-        send, receive = anyio.create_memory_object_stream[list[bytes | memoryview]]()
-        share = Share(budget, _READ_BACK_BATCH)
-
-        async def read() -> None:
-            async with send:
-                batch: list[bytes | memoryview] = []
-                held = 0
-                async for chunk in store.read(upload.plan.storage_key, start, end):
-                    if not batch:
-                        await share.take()
-                    batch.append(chunk)
-                    held += len(chunk)
-                    if held >= _READ_BACK_BATCH:
-                        await send.send(batch)
-                        batch, held = [], 0
-                if batch:
-                    await send.send(batch)
-
+        # The span's window buffer is reused window after window, so it is resident until
+        # the span ends: its share of the budget is taken before the first read, and held.
+        share = Share(budget, _READ_BACK_WINDOW)
+        await share.take()
         try:
-            async with anyio.create_task_group() as reading:
-                reading.start_soon(read)
-                async with receive:
-                    async for batch in receive:
-                        counted.append(await anyio.to_thread.run_sync(consume, batch))
-                        del batch
-                        share.give()
-                        if time.monotonic() - renewed[0] > _RENEW_EVERY:
-                            renewed[0] = time.monotonic()
-                            await _renew(sessions, upload.id, token)
+            scratch = bytearray(_SCRATCH)
+            async for window in store.read(upload.plan.storage_key, start, end):
+                # In a box that the worker empties: once it is decrypted no view of the
+                # window is left, and the store reads the next one into the same buffer.
+                box: list[crypto.Chunk] = [window]
+                del window
+                counted.append(await anyio.to_thread.run_sync(consume, box, scratch))
+                if time.monotonic() - renewed[0] > _RENEW_EVERY:
+                    renewed[0] = time.monotonic()
+                    await _renew(sessions, upload.id, token)
         finally:
             share.give_all()
         decryptor.finish()
