@@ -21,6 +21,7 @@ from typing import TypeVar, TypeVarTuple
 import anyio.to_thread
 
 from storage import local_multipart
+from storage.budget import ByteBudget
 from storage.errors import (
     InvalidKeyError,
     ObjectNotFoundError,
@@ -92,14 +93,19 @@ class LocalObjectStore:
     Args:
         root: The directory holding the objects. It must exist before `check()` passes.
         read_chunk_size: The largest piece `read` yields.
+        budget: Shared by every read of the process: each window takes its size from it
+            before it is read and gives it back once the consumer comes back for more.
     """
 
-    def __init__(self, root: Path, *, read_chunk_size: int = MiB) -> None:
+    def __init__(
+        self, root: Path, *, read_chunk_size: int = MiB, budget: ByteBudget | None = None
+    ) -> None:
         if read_chunk_size <= 0:
             raise ValueError("read_chunk_size must be positive")
         self._root = Path(root).resolve()
         self._uploads = self._root / MULTIPART_DIR
         self._read_chunk_size = read_chunk_size
+        self._budget = budget
 
     @property
     def root(self) -> Path:
@@ -267,6 +273,7 @@ class LocalObjectStore:
         _check_range(start, end)
         handle = await self._run(self._open, key)
         buffer: WindowBuffer | None = None
+        budget, held = self._budget, 0
         try:
             await self._run(handle.seek, start)
             remaining = None if end is None else end - start
@@ -276,6 +283,12 @@ class LocalObjectStore:
                     if remaining is None
                     else min(self._read_chunk_size, remaining)
                 )
+                if budget is not None:
+                    take = min(self._read_chunk_size, budget.capacity)  # the buffer's size
+                    if not budget.try_acquire(take):
+                        buffer = None  # no idle buffer is held while waiting for the others
+                        await budget.acquire(take)
+                    held = take
                 if buffer is None or not unviewed(buffer):
                     buffer = new_buffer(self._read_chunk_size)
                 count = await self._run(_fill, handle, [memoryview(buffer)[:size]])
@@ -286,7 +299,12 @@ class LocalObjectStore:
                 handed = [memoryview(buffer)[:count]]
                 # Handed over, not kept: once the consumer lets go, the buffer takes the next.
                 yield handed.pop()
+                if budget is not None:
+                    budget.release(held)
+                    held = 0
         finally:
+            if budget is not None and held:
+                budget.release(held)
             # Closing a file opened for reading does not block, and this may run from a
             # generator finaliser where awaiting is not possible.
             handle.close()

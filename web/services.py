@@ -156,7 +156,11 @@ def build_store(settings: Settings) -> ObjectStore:
             budget=ByteBudget(settings.storage.read_budget_mib * MiB),
         )
     settings.objects_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return LocalObjectStore(settings.objects_path, read_chunk_size=window)
+    return LocalObjectStore(
+        settings.objects_path,
+        read_chunk_size=window,
+        budget=ByteBudget(settings.storage.read_budget_mib * MiB),
+    )
 
 
 def build_mailer(settings: Settings) -> Mailer:

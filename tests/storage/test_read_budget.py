@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import random
 import uuid
+import weakref
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from storage import ByteBudget, S3ObjectStore
+from storage import ByteBudget, LocalObjectStore, S3ObjectStore, windows
 from vault import crypto
 from vault.crypto.blobs import StoredBlob, read_decrypted, write_encrypted
 
@@ -64,14 +66,17 @@ async def chunks(data: bytes) -> AsyncIterator[bytes]:
         yield data[offset : offset + 300 * KiB]
 
 
-async def store_plaintext(store: S3ObjectStore, key: str, data: bytes) -> StoredBlob:
+Store = S3ObjectStore | LocalObjectStore
+
+
+async def store_plaintext(store: Store, key: str, data: bytes) -> StoredBlob:
     return await write_encrypted(
         store, key, chunks(data), sealer=sealer(), part_size=5 * MiB, concurrency=2
     )
 
 
 async def read_all(
-    store: S3ObjectStore, key: str, blob: StoredBlob, start: int = 0, end: int | None = None
+    store: Store, key: str, blob: StoredBlob, start: int = 0, end: int | None = None
 ) -> bytes:
     opened = crypto.parse_header(blob.header, crypto.Header.unpack(blob.header).context, DEK)
     pieces = []
@@ -149,3 +154,46 @@ async def test_range_across_segment_edges_is_exact_under_the_budget(
         assert await read_all(store, "ranged", blob, start, end) == data[start:end]
     assert budget.in_use == 0
     assert budget.peak <= budget.capacity
+
+
+async def test_twenty_concurrent_local_downloads_stay_within_the_process_budget(
+    tmp_path: Path,
+) -> None:
+    """The local store's windows take their size from the same kind of budget: twenty
+    downloads at once, each reading into a buffer it reuses, hold no more than it, and a
+    download that waits for its share holds no idle buffer meanwhile."""
+    budget = ByteBudget(2 * MiB)
+    window = 256 * KiB
+    store = LocalObjectStore(tmp_path, read_chunk_size=window, budget=budget)
+    rng = random.Random(11)
+    originals = [rng.randbytes(3 * MiB + rng.randrange(SEGMENT)) for _ in range(20)]
+    blobs = [await store_plaintext(store, f"doc-{i}", data) for i, data in enumerate(originals)]
+    results: dict[int, bytes] = {}
+    alive = most_alive = 0
+
+    def new_buffer(size: int) -> windows.WindowBuffer:
+        nonlocal alive, most_alive
+        buffer = windows.new_buffer(size)
+        alive += 1
+        most_alive = max(most_alive, alive)
+        weakref.finalize(buffer, gone)
+        return buffer
+
+    def gone() -> None:
+        nonlocal alive
+        alive -= 1
+
+    async def download(index: int) -> None:
+        results[index] = await read_all(store, f"doc-{index}", blobs[index])
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr("storage.local.new_buffer", new_buffer)
+        async with anyio.create_task_group() as downloads:
+            for index in range(20):
+                downloads.start_soon(download, index)
+    assert all(results[i] == originals[i] for i in range(20))
+    assert budget.peak == budget.capacity  # reached, so it held the downloads back
+    assert budget.in_use == 0
+    # Only windows with their share are in memory: twenty downloads that kept their
+    # buffers while waiting would hold twenty.
+    assert most_alive <= budget.capacity // window
