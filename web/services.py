@@ -129,10 +129,6 @@ def scan_policy(settings: Settings) -> ScanPolicy:
 
 
 def build_store(settings: Settings) -> ObjectStore:
-    # Windows of at most 4 MiB (RGW's stripe size): on S3 more of them fit in the read-ahead,
-    # so more GETs can be in flight at once; on disk, a read or decryption handed to a
-    # worker thread costs about 0.1 ms, against 0.3 ms to copy a megabyte.
-    window = min(settings.storage.part_size_mib, 4) * MiB
     if settings.storage.backend == "s3":
         client = storage.make_s3_client(
             endpoint_url=settings.storage.endpoint_url or None,
@@ -150,7 +146,9 @@ def build_store(settings: Settings) -> ObjectStore:
             bucket=settings.storage.bucket,
             prefix=settings.storage.prefix,
             part_concurrency=settings.storage.concurrency,
-            read_chunk_size=window,
+            # Ranged GETs of up to 8 MiB: each costs the S3 server and this process a
+            # request's worth of work, whatever its size (docs/downloads.md).
+            read_chunk_size=min(settings.storage.part_size_mib, 8) * MiB,
             read_ahead=settings.storage.read_ahead_mib * MiB,
             # One budget per store, and a store per process (built in the lifespan).
             budget=ByteBudget(settings.storage.read_budget_mib * MiB),
@@ -158,7 +156,9 @@ def build_store(settings: Settings) -> ObjectStore:
     settings.objects_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return LocalObjectStore(
         settings.objects_path,
-        read_chunk_size=window,
+        # A read or decryption handed to a worker thread costs about 0.1 ms, as much as
+        # copying a megabyte: windows of 4 MiB make that a small share.
+        read_chunk_size=min(settings.storage.part_size_mib, 4) * MiB,
         budget=ByteBudget(settings.storage.read_budget_mib * MiB),
     )
 
