@@ -50,9 +50,9 @@ FINISH_LEASE = timedelta(seconds=60)
 _RENEW_EVERY = 15.0
 _WAIT_POLL = 0.25
 # What each span of the finisher's read-back takes from the uploads' budget for the store
-# window it reads into (at most 4 MiB, web/services.py); and the plaintext buffer each span
-# decrypts into, a piece at a time.
-_READ_BACK_WINDOW = 4 << 20
+# window it reads into (at most 8 MiB from S3 and 4 MiB from disk, web/services.py); and the
+# plaintext buffer each span decrypts into, a piece at a time.
+_READ_BACK_WINDOW = 8 << 20
 _SCRATCH = 256 << 10
 
 
@@ -216,7 +216,7 @@ async def _read_back(
     Each store window is decrypted in a worker thread, into one reused buffer, and given
     back before the next is asked for, so that the store reads the next into the same
     memory. With nothing to hash in order, the two halves of the object are read at once.
-    Each span takes 4 MiB from `budget` (the uploads' budget of the process) for its window
+    Each span takes 8 MiB from `budget` (the uploads' budget of the process) for its window
     before it reads, and holds it to its end.
     """
     size, length = crypto.object_size(upload.length), upload.length
