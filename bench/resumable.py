@@ -12,19 +12,23 @@ for `--small-gib` (the memory-flatness check; 0 skips it) and for `--size-gib`:
   `Upload-Metadata` (filename, folder_id), then `PATCH`es of `--chunk-mib` (default: the
   server's `ClientVault-Chunk-Size`), each continuing from the `Upload-Offset` answered. The
   bytes come from a generator (`PatternSource`) and are never held whole;
-- download it (`GET /api/v1/documents/{id}/content`), hashing it on the fly, and compare the
-  SHA-256 with the generator's and with the one the server recorded.
+- check the SHA-256 the server recorded against the generator's, then download it (`GET
+  /api/v1/documents/{id}/content`), checking every block against the generator as it
+  arrives, exactly as the raw download's bytes are checked.
 
 Baselines, in the same run and on the same storage:
 
 - phase `local` (`[storage].backend = "local"`): writing the same bytes to a file in the
   same directory as the server's data, with fsync, then reading it back;
 - phase `s3` (`[storage].backend = "s3"`, a new bucket): raw boto3 `upload_fileobj` and
-  `download_fileobj` of the same bytes with the server's part size and concurrency. The S3
-  endpoint and keys default to $CLIENTVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and _SECRET_KEY,
-  as `scripts/rgw start` exports them; without them the phase is skipped. The objects stay
-  until the bucket goes, so the RGW needs room for 2 × (size + small size): start it with
-  `CLIENTVAULT_RGW_OSD_SIZE_GB=40` for the defaults.
+  `download_fileobj` of the same bytes with the server's part size and concurrency: as many
+  parts in flight as a tus `PATCH` stores at once (`vault.uploads.append.STORE_CONCURRENCY`)
+  for the upload, and as many ranged GETs as the server's `[storage].concurrency` for the
+  download. A second raw upload with the download's concurrency is shown for reference. The
+  S3 endpoint and keys default to $CLIENTVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and
+  _SECRET_KEY, as `scripts/rgw start` exports them; without them the phase is skipped. The
+  objects stay until the bucket goes, so the RGW needs room for 3 × (size + small size):
+  start it with `CLIENTVAULT_RGW_OSD_SIZE_GB=40` for the defaults.
 
 The server's RSS is sampled every 50 ms; CPU seconds are counted for this process (the
 client), the server and the RGW cluster's daemons.
@@ -62,6 +66,7 @@ from bench.report import Row, command_line, describe_machine
 from bench.resumable_report import Result, label, print_results, print_summary
 from bench.server import cli, expect, free_port, run_server
 from bench.tus_client import PIECE, check_recorded_hash, checked_download, tus_upload
+from vault.uploads.append import STORE_CONCURRENCY
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -69,7 +74,7 @@ if TYPE_CHECKING:
 GiB = 1 << 30
 EMAIL = "bench@example.test"
 PART_MIB = 8  # the server's default part size
-CONCURRENCY = 4  # the server's default parts in flight
+CONCURRENCY = 4  # the server's default ranged GETs in flight ([storage].concurrency)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -191,6 +196,7 @@ def run_sizes(
     base_names: tuple[str, str],
     base_up: Callable[[PatternSource, str], None],
     base_down: Callable[[PatternSource, str], None],
+    reference_up: tuple[str, Callable[[PatternSource, str], None]] | None = None,
 ) -> list[Result]:
     results = []
     for index, gib in enumerate(sizes):
@@ -210,6 +216,11 @@ def run_sizes(
         with meter.measure() as run:
             base_up(source, key)
         rows[0].runs.append(run)
+        if reference_up is not None:
+            rows.append(Row(f"{phase}: {reference_up[0]}, {label(gib)}", size))
+            with meter.measure() as run:
+                reference_up[1](source, key)
+            rows[4].runs.append(run)
         with meter.measure() as run:
             upload = tus_upload(http, folder, key, source, chunk_mib)
         rows[1].runs.append(run)
@@ -219,7 +230,7 @@ def run_sizes(
             base_down(source, key)
         rows[2].runs.append(run)
         with meter.measure() as run:
-            checked_download(http, upload.document, size, expected)
+            checked_download(http, upload.document, source)
         rows[3].runs.append(run)
         results.append(Result(phase, gib, rows, upload))
     return results
@@ -290,7 +301,10 @@ def s3_phase(args: argparse.Namespace, sizes: list[float]) -> list[Result]:
                 )
 
                 def up(source: PatternSource, key: str) -> None:
-                    raw_upload(s3, bucket, f"raw-{key}", source, part, CONCURRENCY)
+                    raw_upload(s3, bucket, f"raw-{key}", source, part, STORE_CONCURRENCY)
+
+                def up_reference(source: PatternSource, key: str) -> None:
+                    raw_upload(s3, bucket, f"raw4-{key}", source, part, CONCURRENCY)
 
                 def down(source: PatternSource, key: str) -> None:
                     raw_download(s3, bucket, f"raw-{key}", source, part, CONCURRENCY)
@@ -303,9 +317,13 @@ def s3_phase(args: argparse.Namespace, sizes: list[float]) -> list[Result]:
                         folder,
                         meter,
                         args.chunk_mib,
-                        ("raw boto3 upload", "raw boto3 download"),
+                        (
+                            f"raw boto3 upload, {STORE_CONCURRENCY} in flight",
+                            f"raw boto3 download, {CONCURRENCY} in flight",
+                        ),
                         up,
                         down,
+                        (f"raw boto3 upload, {CONCURRENCY} in flight (reference)", up_reference),
                     )
                 finally:
                     meter.close()
@@ -324,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Machine: {describe_machine()}")
     print(
-        f"Server: uvicorn, 1 worker, SQLite; {PART_MIB} MiB parts, {CONCURRENCY} in flight; "
+        f"Server: uvicorn, 1 worker, SQLite; {PART_MIB} MiB parts, {STORE_CONCURRENCY} stored at "
+        f"once per PATCH, {CONCURRENCY} ranged GETs in flight per download; "
         f"PATCH size: {f'{args.chunk_mib} MiB' if args.chunk_mib else 'as advertised'}"
     )
     print()

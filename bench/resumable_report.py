@@ -17,7 +17,8 @@ TARGET_FACTOR = 4.0
 
 @dataclass
 class Result:
-    """The rows of one phase and size: baseline up, tus up, baseline down, API down."""
+    """The rows of one phase and size: baseline up, tus up, baseline down, API down, and
+    (S3) a raw upload with more parts in flight, for reference."""
 
     phase: str
     gib: float
@@ -38,9 +39,9 @@ def print_results(results: list[Result]) -> None:
     lines = [header, ["---", "---:", "---", "---:", "---:"]]
     for result in results:
         by_phase = {row.phase: row for row in result.rows}
-        for row in result.rows:
+        for index, row in enumerate(result.rows):
             if row.baseline is None:
-                versus, rss = "baseline", ""
+                versus, rss = "reference" if index == 4 else "baseline", ""
             else:
                 versus = f"{mib_s(row) / mib_s(by_phase[row.baseline]):.0%}"
                 peak, start = row.peak("server"), row.start("server")
@@ -64,10 +65,19 @@ def print_summary(results: list[Result], chunk_note: str) -> None:
     print(
         "MiB/s = 2^20 bytes/s of plaintext, one run each. The tus upload row runs from the "
         "POST to the answer of the final PATCH, which includes the server's verifying re-read "
-        "of the stored object. The API download hashes every byte (SHA-256) as it arrives. "
+        "of the stored object where it is made. The API download is checked as it arrives as the "
+        "raw download is, block by block against the generator (the SHA-256 the server "
+        "recorded is checked after the upload). "
         "Server RSS sampled every 50 ms (in brackets: at the start). CPU s: user+system "
         f"seconds of this process, the uvicorn process and the RGW daemons. {chunk_note}"
     )
+    references = [result for result in results if len(result.rows) > 4]
+    if references:
+        print()
+        print("tus upload against the raw upload with more parts in flight (reference):")
+        for result in references:
+            tus, wider = result.rows[1], result.rows[4]
+            print(f"- {result.phase}, {label(result.gib)}: {mib_s(tus) / mib_s(wider):.0%}")
     print()
     print("Server peak RSS, small vs big file (memory flatness):")
     phases = sorted({result.phase for result in results}, key=["local", "s3"].index)

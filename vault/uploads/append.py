@@ -31,14 +31,14 @@ from vault.uploads.part_buffer import PartBuffer, release_pages
 from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, locked
 
 # Parts of one request being written to the store at once.
-_STORE_CONCURRENCY = 2
+STORE_CONCURRENCY = 2
 # The most parts' worth of plaintext or ciphertext one request's pipeline holds: those
 # being stored, and one more, being received or sealed (a part being sealed gives its
 # plaintext back as its ciphertext grows, so it holds one part and one sealed run). The
 # next part is received only once that one is on its way to the store: receiving and
 # sealing a part takes a fraction of the time the store takes for one, so a part is ready
 # whenever a store slot comes free.
-PIPELINE_PARTS = 1 + _STORE_CONCURRENCY
+PIPELINE_PARTS = 1 + STORE_CONCURRENCY
 # A body sent with a checksum is kept in memory until all of it is checked (tus allows
 # storing nothing of a body that fails its check): up to this many parts of it.
 CHECKED_BODY_PARTS = 4
@@ -207,9 +207,9 @@ async def _store_parts(
     storing: MemoryObjectSendStream[_Storing],
     share: Share,
 ) -> None:
-    """Write the encrypted parts to the store, `_STORE_CONCURRENCY` at a time (one part's
+    """Write the encrypted parts to the store, `STORE_CONCURRENCY` at a time (one part's
     wait for the disk or the network overlaps the next one's), passing them on in order."""
-    limiter = anyio.Semaphore(_STORE_CONCURRENCY)
+    limiter = anyio.Semaphore(STORE_CONCURRENCY)
 
     async def write(part: _Sealed, ciphertext: memoryview, item: _Storing) -> None:
         try:
@@ -332,7 +332,7 @@ async def _append(
     progress = _Progress()
     to_seal, arrived = anyio.create_memory_object_stream[_Plain]()
     to_store, sealed = anyio.create_memory_object_stream[_Sealed]()
-    to_record, stored = anyio.create_memory_object_stream[_Storing](_STORE_CONCURRENCY)
+    to_record, stored = anyio.create_memory_object_stream[_Storing](STORE_CONCURRENCY)
     final = False
     refused: Exception | None = None
     # Plaintext of part `number` from its start (its staged segments first, if any), copied
