@@ -38,7 +38,7 @@ import anyio
 import httpx
 import psutil
 
-from bench.api_phases import EMAIL, api_download, api_parallel, api_upload, check_hash, populate
+from bench.api_phases import EMAIL, api_parallel, api_upload, check_hash, populate
 from bench.common import (
     MiB,
     PatternSource,
@@ -52,6 +52,7 @@ from bench.common import (
 from bench.measure import LargestProcess, Measurement, Meter, rgw_processes
 from bench.report import Row, command_line, describe_machine, percentile, print_table, ratio
 from bench.server import cli, expect, free_port, run_server
+from bench.tus_client import checked_download
 
 SERVER_RSS_LIMIT_MIB = 200
 LIST_P50_LIMIT_MS = 150
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     def api_down(document: str = document) -> None:
                         with meter.measure() as run:
-                            api_download(http, document, big)
+                            checked_download(http, document, big, piece=None)
                         rows[API_DOWN].runs.append(run)
 
                     for step in (raw_down, api_down) if round_ % 2 == 0 else (api_down, raw_down):

@@ -39,17 +39,6 @@ def api_upload(
     return document
 
 
-def api_download(http: httpx.Client, document: str, source: PatternSource) -> None:
-    sink = source.sink()
-    with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
-        if response.status_code != 200:
-            response.read()
-            expect(response, 200)
-        for data in response.iter_raw():
-            sink.write(data)
-    sink.check()
-
-
 async def api_parallel(
     base_url: str, headers: dict[str, str], documents: Sequence[str], source: PatternSource
 ) -> None:

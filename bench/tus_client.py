@@ -74,17 +74,20 @@ def tus_upload(
     return result
 
 
-def checked_download(http: httpx.Client, document: str, source: PatternSource) -> None:
-    """Stream the document's content, checking it as it arrives as the raw baseline's is
-    checked (`CheckingSink`: every block's counter and the tail of every piece, cheap enough
-    not to weigh on the measurement); the SHA-256 of what was stored is checked once, from
-    the server's record, by `check_recorded_hash`."""
+def checked_download(
+    http: httpx.Client, document: str, source: PatternSource, *, piece: int | None = PIECE
+) -> None:
+    """Stream the document's content (in pieces of `piece` bytes; None: as they arrive),
+    checking it as it arrives as the raw baseline's is checked (`CheckingSink`: every
+    block's counter and the tail of every piece, cheap enough not to weigh on the
+    measurement); the SHA-256 of what was stored is checked once, from the server's record,
+    by `check_recorded_hash`."""
     sink = source.sink()
     with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
         if response.status_code != 200:
             response.read()
             expect(response, 200)
-        for data in response.iter_raw(PIECE):
+        for data in response.iter_raw(piece):
             sink.write(data)
     sink.check()
 

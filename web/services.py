@@ -129,6 +129,8 @@ def scan_policy(settings: Settings) -> ScanPolicy:
 
 
 def build_store(settings: Settings) -> ObjectStore:
+    # One budget of read windows per store, and a store per process (built in the lifespan).
+    budget = ByteBudget(settings.storage.read_budget_mib * MiB)
     if settings.storage.backend == "s3":
         client = storage.make_s3_client(
             endpoint_url=settings.storage.endpoint_url or None,
@@ -150,8 +152,7 @@ def build_store(settings: Settings) -> ObjectStore:
             # request's worth of work, whatever its size (docs/downloads.md).
             read_chunk_size=min(settings.storage.part_size_mib, 8) * MiB,
             read_ahead=settings.storage.read_ahead_mib * MiB,
-            # One budget per store, and a store per process (built in the lifespan).
-            budget=ByteBudget(settings.storage.read_budget_mib * MiB),
+            budget=budget,
         )
     settings.objects_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return LocalObjectStore(
@@ -159,7 +160,7 @@ def build_store(settings: Settings) -> ObjectStore:
         # A read or decryption handed to a worker thread costs about 0.1 ms, as much as
         # copying a megabyte: windows of 4 MiB make that a small share.
         read_chunk_size=min(settings.storage.part_size_mib, 4) * MiB,
-        budget=ByteBudget(settings.storage.read_budget_mib * MiB),
+        budget=budget,
     )
 
 
