@@ -177,9 +177,18 @@ class LocalObjectStore:
 
     @property
     def etags_pin_parts(self) -> bool:
-        """False: a part is a file that can be rewritten in place under the same etag, so
-        only reading it proves what it holds."""
-        return False
+        """True: a part's bytes are written once, under an etag of their own.
+
+        Each `upload_part` call draws a new random etag and writes its bytes where no other
+        call writes: the part's place in the object, claimed once by whichever call gets
+        there first (`local_multipart._claim_slot`), or else a new file named by the etag.
+        The part's record, with its etag, is written only after the bytes are on disk. So
+        a part listed under the etag a call returned holds the bytes that call wrote, as
+        they were when the write and its fsync succeeded. A part stored by an earlier
+        version of this store is listed under the MD5 of the bytes it holds now, which its
+        etag then was. (Changed behind the store's back, on the disk itself, is beyond any
+        etag, as it is on S3: what is served is authenticated segment by segment.)"""
+        return True
 
     async def upload_part(
         self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview

@@ -79,9 +79,10 @@ class ObjectStore(Protocol):
     @property
     def etags_pin_parts(self) -> bool:
         """Whether a part listed with the etag `upload_part` returned is known to hold the
-        bytes that call sent, checked by the store as it received them (S3: the signed SHA-256,
-        and a part changes only by a new upload with a new etag); False where a part can
-        change in place (a file), so only reading it back proves its bytes."""
+        bytes that call sent: checked by the store as it received them, and changed only by
+        a new upload under a new etag (S3: the signed SHA-256; the local store: bytes written
+        once and fsynced before their etag is recorded). False where a part could change
+        under the same etag, so that only reading it back proves its bytes."""
         ...
 
     async def create_multipart(self, key: str) -> str:

@@ -1,10 +1,11 @@
 """Resumable uploads on the local store: parts written in place, the SHA-256 kept as parts
-arrive (or, failing that, computed by reading back), and every segment authenticated
-before the version appears either way."""
+arrive (or, failing that, computed by reading back), and the object read back before the
+version appears unless each part is still the one its sealing process wrote."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -76,34 +77,98 @@ async def test_a_process_that_missed_parts_hashes_by_reading_back(
     assert await download(http, auth, done.headers["document-id"]) == payload
 
 
-@pytest.mark.parametrize("running", [True, False])
-async def test_finishing_authenticates_every_segment_even_with_a_running_digest(
+@pytest.fixture
+def window_buffers(monkeypatch: pytest.MonkeyPatch) -> list[windows.WindowBuffer]:
+    """Every buffer the local store maps to read an object into: one per read (a download,
+    or each half of a read-back), reused window after window."""
+    buffers: list[windows.WindowBuffer] = []
+
+    def new_buffer(size: int) -> windows.WindowBuffer:
+        buffers.append(buffer := windows.new_buffer(size))
+        return buffer
+
+    monkeypatch.setattr("storage.local.new_buffer", new_buffer)
+    return buffers
+
+
+async def store_again(services: Services, number: int, body: bytes | None = None) -> None:
+    """Store part `number` of the one pending upload again, through the store, as a racing
+    request would: its bytes as they are (or `body`), under a new etag."""
+    [upload_dir] = multipart_dirs(services)
+    key = json.loads((upload_dir / "upload.json").read_bytes())["key"]
+    record = json.loads((upload_dir / f"{number}.part").read_bytes())
+    offset = record["offset"]
+    same = (upload_dir / "data").read_bytes()[offset : offset + record["size"]]
+    await services.store.upload_part(key, upload_dir.name, number, same if body is None else body)
+
+
+async def test_a_part_whose_etag_is_the_one_recorded_is_not_read_back(
     http: httpx.AsyncClient,
     world: World,
-    services: Services,
     taken: list[str | None],
-    monkeypatch: pytest.MonkeyPatch,
-    running: bool,
+    window_buffers: list[windows.WindowBuffer],
+) -> None:
+    """Each part's bytes were written once, under the etag recorded with it, by the process
+    that sealed them: the version appears without its object being read again."""
+    auth = world["alice"].auth
+    payload = data(2 * PART + 4321, "pinned")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "pinned.bin")
+    await send(http, url, auth, 0, payload[: PART + 100_000])
+    done = await send(http, url, auth, PART + 65536, payload[PART + 65536 :])
+
+    assert taken == [hashlib.sha256(payload).hexdigest()]
+    assert window_buffers == []
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert await download(http, auth, done.headers["document-id"]) == payload
+    assert len(window_buffers) == 1  # the hook does see reads
+
+
+async def test_a_part_stored_again_with_other_bytes_is_caught_by_reading_back(
+    http: httpx.AsyncClient, world: World, services: Services, taken: list[str | None]
 ) -> None:
     auth = world["alice"].auth
-    payload = data(2 * PART + 99, "tampered")
-    url = await new_upload(http, auth, world.acme_folder, len(payload), "tampered.bin")
+    payload = data(2 * PART + 99, "replaced")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "replaced.bin")
     await send(http, url, auth, 0, payload[:PART])
-    # Someone with write access to the store flips a byte of the stored ciphertext.
+    # Part 1 stored again through the store, with other bytes of its size: a new etag.
     [upload_dir] = multipart_dirs(services)
-    assembled = upload_dir / "data"
-    stored = bytearray(assembled.read_bytes())
-    stored[1000] ^= 1
-    assembled.write_bytes(bytes(stored))
-    if not running:
-        monkeypatch.setattr(RunningDigests, "take", lambda *args: None)
+    size = json.loads((upload_dir / "1.part").read_bytes())["size"]
+    await store_again(services, 1, bytes(size))
 
     refused = await send(http, url, auth, PART, payload[PART:], expect=500)
 
     assert_problem(refused, 500)
     assert "document-id" not in refused.headers
-    if running:
-        assert taken == [hashlib.sha256(payload).hexdigest()]
+    assert taken == [hashlib.sha256(payload).hexdigest()]  # the digest alone did not do
+    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
+    assert listing.status_code == 200
+    assert "replaced.bin" not in listing.text
+
+
+async def test_without_the_running_digest_every_segment_is_authenticated_by_reading_back(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = world["alice"].auth
+    payload = data(2 * PART + 99, "tampered")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "tampered.bin")
+    await send(http, url, auth, 0, payload[:PART])
+    # Someone with write access to the disk flips a byte of the stored ciphertext.
+    [upload_dir] = multipart_dirs(services)
+    assembled = upload_dir / "data"
+    stored = bytearray(assembled.read_bytes())
+    stored[1000] ^= 1
+    assembled.write_bytes(bytes(stored))
+    # Part 1 went through another process, or this one restarted: no running digest.
+    monkeypatch.setattr(RunningDigests, "take", lambda *args: None)
+
+    refused = await send(http, url, auth, PART, payload[PART:], expect=500)
+
+    assert_problem(refused, 500)
+    assert "document-id" not in refused.headers
     listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
     assert listing.status_code == 200
     assert "tampered.bin" not in listing.text
@@ -112,26 +177,22 @@ async def test_finishing_authenticates_every_segment_even_with_a_running_digest(
 async def test_the_finishing_read_back_reads_each_half_into_one_reused_buffer(
     http: httpx.AsyncClient,
     world: World,
+    services: Services,
     taken: list[str | None],
-    monkeypatch: pytest.MonkeyPatch,
+    window_buffers: list[windows.WindowBuffer],
 ) -> None:
     """The read-back lets go of each window before it asks for the next, so the store reads
     the next into the same buffer: one mapping for each of the object's two halves, not one
     for every window (mapped afresh, every page of a window faults in again)."""
-    buffers: list[windows.WindowBuffer] = []
-
-    def new_buffer(size: int) -> windows.WindowBuffer:
-        buffers.append(buffer := windows.new_buffer(size))
-        return buffer
-
-    monkeypatch.setattr("storage.local.new_buffer", new_buffer)
     auth = world["alice"].auth
     payload = data(6 * PART + 5, "reread")
     url = await new_upload(http, auth, world.acme_folder, len(payload), "reread.bin")
     await send(http, url, auth, 0, payload[: 3 * PART])
+    # A racing request stored part 2 again, the same bytes under a new etag: read back.
+    await store_again(services, 2)
     done = await send(http, url, auth, 3 * PART, payload[3 * PART :])
 
     assert taken == [hashlib.sha256(payload).hexdigest()]  # so the two halves are read at once
     # 30 MiB in 4 MiB windows: eight windows or more, in two buffers.
-    assert len(buffers) == 2
+    assert len(window_buffers) == 2
     assert await download(http, auth, done.headers["document-id"]) == payload
