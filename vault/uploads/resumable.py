@@ -24,8 +24,8 @@ SHA-256: a hash object cannot travel between processes, so each process keeps th
 digest of the uploads it has seen from part 1 on (`vault.crypto.digests`, a cache); `finish` uses
 it when this process saw every part, and otherwise hashes the plaintext while it reads the
 assembled object back. No version appears before its bytes are proven: by that read-back,
-which authenticates every segment, or on S3 by the store's per-part evidence when this
-process sealed every part itself (`vault.uploads.finish`).
+which authenticates every segment, or by the store's per-part evidence (S3's signed
+receipts, the local store's write-once parts) when this process sealed every part itself.
 
 Throughput: `append` is a pipeline (claim, seal, store, record), one part per stage.
 
