@@ -102,6 +102,17 @@ async def store_again(services: Services, number: int, body: bytes | None = None
     await services.store.upload_part(key, upload_dir.name, number, same if body is None else body)
 
 
+async def assert_no_version(
+    http: httpx.AsyncClient, auth: dict[str, str], world: World, refused: httpx.Response, name: str
+) -> None:
+    """The final PATCH was refused and its file did not appear in the folder."""
+    assert_problem(refused, 500)
+    assert "document-id" not in refused.headers
+    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
+    assert listing.status_code == 200
+    assert name not in listing.text
+
+
 async def test_a_part_whose_etag_is_the_one_recorded_is_not_read_back(
     http: httpx.AsyncClient,
     world: World,
@@ -138,12 +149,8 @@ async def test_a_part_stored_again_with_other_bytes_is_caught_by_reading_back(
 
     refused = await send(http, url, auth, PART, payload[PART:], expect=500)
 
-    assert_problem(refused, 500)
-    assert "document-id" not in refused.headers
+    await assert_no_version(http, auth, world, refused, "replaced.bin")
     assert taken == [hashlib.sha256(payload).hexdigest()]  # the digest alone did not do
-    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
-    assert listing.status_code == 200
-    assert "replaced.bin" not in listing.text
 
 
 async def test_without_the_running_digest_every_segment_is_authenticated_by_reading_back(
@@ -167,11 +174,7 @@ async def test_without_the_running_digest_every_segment_is_authenticated_by_read
 
     refused = await send(http, url, auth, PART, payload[PART:], expect=500)
 
-    assert_problem(refused, 500)
-    assert "document-id" not in refused.headers
-    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
-    assert listing.status_code == 200
-    assert "tampered.bin" not in listing.text
+    await assert_no_version(http, auth, world, refused, "tampered.bin")
 
 
 async def test_the_finishing_read_back_reads_each_half_into_one_reused_buffer(
