@@ -1,6 +1,6 @@
-"""A part in memory about once while it is sealed: its plaintext's pages go back to the
-system run by run as the part is sealed, and its ciphertext's pages become resident only
-as they are written."""
+"""A part in memory once while it is sealed: its plaintext arrives laid out as it will be
+sealed, each segment's ciphertext is written over it, and only the pages written to are
+resident."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from tests.fixtures.crypto_objects import CTX, DEK, PREFIX, SALT, S, plaintext
 from tests.fixtures.memory import peak_rss_growth
 from vault import crypto
-from vault.crypto import SegmentSealer
+from vault.crypto import TAG_SIZE, SegmentSealer
 from vault.uploads.part_buffer import PartBuffer, release_pages
 
 MiB = 1 << 20
@@ -29,42 +29,96 @@ def resident() -> int:
     return int(STATM.read_text().split()[1]) * 4096
 
 
+def sealer() -> SegmentSealer:
+    return SegmentSealer(DEK, CTX, SALT, PREFIX)
+
+
 def test_a_part_buffer_keeps_what_is_appended_and_refuses_more() -> None:
-    buffer = PartBuffer(3 * S)
-    buffer.extend(b"a" * S)
-    buffer.extend(memoryview(b"b" * S))
+    buffer = PartBuffer(3 * S, S)
+    buffer.extend(b"a" * (S - 5))
+    buffer.extend(memoryview(b"b" * (S + 5)))  # across a segment's end and its tag's room
     assert len(buffer) == 2 * S
-    assert buffer.view() == b"a" * S + b"b" * S
+    assert buffer.plaintext() == b"a" * (S - 5) + b"b" * (S + 5)
     with pytest.raises(ValueError, match="holds"):
         buffer.extend(b"c" * (S + 1))
     assert len(buffer) == 2 * S
+    # Each segment sits where its ciphertext goes, with its tag's room after it.
+    assert bytes(buffer.sealable[S : S + TAG_SIZE]) == bytes(TAG_SIZE)
+    assert bytes(buffer.sealable[S + TAG_SIZE : S + TAG_SIZE + 5]) == b"bbbbb"
 
 
-def test_only_written_pages_are_resident_and_released_ones_go_back() -> None:
+def test_only_written_pages_are_resident() -> None:
     before = resident()
-    buffer = PartBuffer(64 * MiB)
+    buffer = PartBuffer(64 * MiB, S)
     assert resident() - before < 4 * MiB  # reserved, not resident
     for _ in range(32):
         buffer.extend(b"x" * MiB)
-    filled = resident()
-    assert filled - before > 28 * MiB
-
-    buffer.release(16 * MiB + 100)  # pages wholly below the offset only
-    assert filled - resident() > 12 * MiB
-    view = buffer.view()
-    assert view[16 * MiB - 1] == 0  # given back: reads as zeros from now on
-    assert view[16 * MiB] == ord("x")
+    assert resident() - before > 28 * MiB
+    assert resident() - before < 40 * MiB
 
 
-def test_a_part_buffer_gives_back_huge_pages_whole_and_the_tail_page_by_page() -> None:
-    size = 4 * MiB + 3 * 4096
-    buffer = PartBuffer(size)
-    buffer.extend(b"x" * size)
-    buffer.release(3 * MiB)  # inside the second huge page: only the first goes
-    view = buffer.view()
-    assert view[2 * MiB - 1] == 0 and view[2 * MiB] == ord("x")
-    buffer.release(4 * MiB + 4096 + 1)  # past the huge pages: small pages, as before
-    assert view[4 * MiB + 4095] == 0 and view[4 * MiB + 4096] == ord("x")
+@pytest.mark.parametrize(
+    ("number", "size", "final"),
+    [
+        (1, 8 * S, False),  # the header first
+        (3, 8 * S, False),
+        (2, 3 * S + 100, True),  # a short last segment, with the final flag
+        (1, 1, True),
+        (1, 0, True),  # the empty file: one empty segment
+    ],
+)
+def test_sealing_in_place_seals_as_sealing_into_a_buffer_of_its_own(
+    number: int, size: int, final: bool
+) -> None:
+    data = plaintext(size, seed=number)
+    lead = crypto.HEADER_SIZE if number == 1 else 0
+    buffer = PartBuffer(8 * S, S, lead=lead)
+    buffer.extend(data)
+    seen: list[bytes] = []
+
+    part = crypto.encrypt_part_in_place(
+        sealer(),
+        number,
+        8,
+        buffer.sealable,
+        size,
+        final=final,
+        before=lambda c: seen.append(bytes(c)),
+    )
+    apart = crypto.encrypt_part(sealer(), number, 8, data, final=final)
+
+    assert part.ciphertext == apart.ciphertext and part.tags == apart.tags
+    assert part.ciphertext.obj is buffer.sealable.obj  # the buffer's own memory, not a copy
+    assert b"".join(seen) == data  # each segment's plaintext, in order, before it went
+    assert len(part.ciphertext) == crypto.sealed_part_size(size, S, lead)
+
+
+def test_sealing_in_place_refuses_a_buffer_without_room_for_the_tags() -> None:
+    with pytest.raises(ValueError, match="seal into"):
+        crypto.encrypt_part_in_place(
+            sealer(), 2, 2, memoryview(bytearray(2 * S)), 2 * S, final=False
+        )
+
+
+def test_a_part_is_hashed_as_it_is_sealed_and_in_memory_once() -> None:
+    """What appending does: hash each segment just before it is sealed over; the part's
+    ciphertext and digest are those of sealing and hashing it apart, and sealing it adds no
+    second part's worth of memory."""
+    k = 8 * MiB // S
+    data = plaintext(k * S, seed=5)
+    buffer = PartBuffer(len(data), S, lead=crypto.HEADER_SIZE)
+    buffer.extend(data)
+    digest = hashlib.sha256()
+
+    with peak_rss_growth() as growth:
+        part = crypto.encrypt_part_in_place(
+            sealer(), 1, k, buffer.sealable, len(data), final=True, before=digest.update
+        )
+    whole = crypto.encrypt_part(sealer(), 1, k, data, final=True)
+
+    assert part.ciphertext == whole.ciphertext
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert growth() < 1 * MiB  # sealed into another buffer, this was 2–3 MiB with huge pages
 
 
 def needs_huge_pages() -> None:
@@ -79,27 +133,6 @@ def test_a_page_buffer_starts_its_huge_pages_after_its_lead() -> None:
         address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
         rounded = -(-lead // mmap.PAGESIZE) * mmap.PAGESIZE
         assert (address + rounded) % crypto.HUGE_PAGE == 0
-
-
-def test_sealing_a_part_holds_at_most_a_huge_page_beyond_its_plaintext() -> None:
-    """The ciphertext's next huge page fills only once the plaintext's before it is let go
-    (sealed ahead of it, the header and the tags would take a second one first)."""
-    needs_huge_pages()
-    k = 8 * MiB // S
-    buffer = PartBuffer(k * S)
-    buffer.extend(plaintext(k * S, seed=6))
-    done = 0
-
-    def sealed(run: memoryview) -> None:
-        nonlocal done
-        done += len(run)
-        buffer.release(done)
-
-    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
-    with peak_rss_growth() as growth:
-        part = crypto.encrypt_part(sealer, 1, k, buffer.view(), final=True, sealed=sealed)
-    assert len(part.ciphertext) > 8 * MiB
-    assert growth() < 3 * MiB  # one huge page and the lead's small one; two were 4 MiB
 
 
 def test_filling_a_page_buffer_takes_a_fault_per_huge_page_not_per_page() -> None:
@@ -123,45 +156,3 @@ def test_a_stored_ciphertext_gives_all_its_pages_back_though_still_referenced() 
     assert filled - resident() > 28 * MiB
     assert held_elsewhere[0] == 0  # given back: reads as zeros from now on
     release_pages(memoryview(b"not a mapping"))  # any other buffer: nothing to give back
-
-
-def test_sealing_reports_each_sealed_run_in_order_and_seals_the_same() -> None:
-    k = (3 * crypto.SEALED_RUN) // S + 2  # three whole runs and a short one
-    data = plaintext(k * S, seed=4)
-    runs: list[bytes] = []
-
-    def sealed(run: memoryview) -> None:
-        runs.append(bytes(run))
-
-    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
-    reported = crypto.encrypt_part(sealer, 2, k, data, final=False, sealed=sealed)
-    plain = crypto.encrypt_part(SegmentSealer(DEK, CTX, SALT, PREFIX), 2, k, data, final=False)
-
-    assert reported.ciphertext == plain.ciphertext and reported.tags == plain.tags
-    assert [len(run) for run in runs] == [crypto.SEALED_RUN] * 3 + [2 * S]
-    assert b"".join(runs) == data
-
-
-def test_a_part_can_be_hashed_and_let_go_as_it_is_sealed() -> None:
-    """What appending does: hash each sealed run and give its pages back; the part's
-    ciphertext and digest are those of sealing and hashing it whole."""
-    k = 8 * MiB // S
-    data = plaintext(k * S, seed=5)
-    buffer = PartBuffer(len(data))
-    buffer.extend(data)
-    digest = hashlib.sha256()
-    done = 0
-
-    def sealed(run: memoryview) -> None:
-        nonlocal done
-        digest.update(run)
-        done += len(run)
-        buffer.release(done)
-
-    sealer = SegmentSealer(DEK, CTX, SALT, PREFIX)
-    part = crypto.encrypt_part(sealer, 1, k, buffer.view(), final=True, sealed=sealed)
-    whole = crypto.encrypt_part(SegmentSealer(DEK, CTX, SALT, PREFIX), 1, k, data, final=True)
-
-    assert part.ciphertext == whole.ciphertext
-    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
-    assert buffer.view() == bytes(len(data))  # every page given back

@@ -23,9 +23,7 @@ def page_buffer(size: int, *, lead: int = 0) -> memoryview:
     one buffer for the plaintext and one for the ciphertext of every part those faults cost
     a 2 GiB upload about 1.5 of its 13-14 CPU seconds. The first `lead` bytes (rounded up to
     a page) sit in small pages before the first huge page, and so does the tail past the
-    last whole one, so a few bytes there never cost 2 MiB. A part's ciphertext leads with
-    its header and tags: its huge pages then line up with those of its plaintext, and each
-    fills only once the plaintext's huge page before it has been sealed and let go.
+    last whole one, so a few bytes there never cost 2 MiB (a part's header, say).
     """
     lead = _round_up(lead, mmap.PAGESIZE) % HUGE_PAGE
     start = (HUGE_PAGE - lead) % HUGE_PAGE

@@ -55,7 +55,6 @@ __all__ = [
     "MAX_SEGMENTS",
     "PREFIX_SIZE",
     "SALT_SIZE",
-    "SEALED_RUN",
     "SEGMENT_TAG_SIZE",
     "SUITE",
     "SUPPORTED_SHIFTS",
@@ -74,11 +73,13 @@ __all__ = [
     "decrypt_range",
     "encrypt_object",
     "encrypt_part",
+    "encrypt_part_in_place",
     "new_data_key",
     "object_size",
     "parse_header",
     "plaintext_size",
     "seal_segments",
+    "sealed_part_size",
     "segment_count",
 ]
 
@@ -88,9 +89,6 @@ __all__ = [
 # what SHA-256 alone does rather than the sum of both. Smaller chunks are not worth the
 # hand-over.
 OVERLAP_MIN = 256 << 10
-# What `seal_segments` hands its `sealed` callback at a time: small beside a part, so a part's
-# plaintext can go run by run as it is sealed, large enough that the calls cost nothing.
-SEALED_RUN = 1 << 20
 
 
 @functools.cache  # one pool for the process; its threads start only when first needed
@@ -216,7 +214,6 @@ def encrypt_part(
     plaintext: Chunk,
     *,
     final: bool,
-    sealed: Callable[[memoryview], None] | None = None,
 ) -> EncryptedPart:
     """Encrypt part `part_number` (1-based): segments (p-1)·k .. p·k-1; part 1 has the header.
 
@@ -224,10 +221,68 @@ def encrypt_part(
     the upload. A part sealed again at the same segment indices reuses their nonces, so a
     resumable upload compares the returned `tags` with those it recorded for the part
     before it lets the ciphertext go (`vault.uploads.staging.claim_segments`): the same
-    bytes give the same tags, other bytes other tags. `sealed`: see `seal_segments`.
+    bytes give the same tags, other bytes other tags.
     """
-    segment = sealer.segment_size
     size = len(plaintext)
+    first, _ = _part_segments(sealer, part_number, segments_per_part, size, final=final)
+    header = sealer.header if part_number == 1 else b""
+    ciphertext, tags = seal_segments(sealer, first, plaintext, final=final, prefix=header)
+    return EncryptedPart(part_number, ciphertext, tags, size)
+
+
+def sealed_part_size(size: int, segment_size: int, lead: int = 0) -> int:
+    """The sealed bytes of a part holding `size` bytes of plaintext, after `lead` bytes of
+    header: each segment, and its tag after it."""
+    return lead + size + max(1, -(-size // segment_size)) * TAG_SIZE
+
+
+def encrypt_part_in_place(
+    sealer: SegmentSealer,
+    part_number: int,
+    segments_per_part: int,
+    buffer: memoryview,
+    size: int,
+    *,
+    final: bool,
+    before: Callable[[memoryview], None] | None = None,
+) -> EncryptedPart:
+    """`encrypt_part` of `size` bytes of plaintext laid out in `buffer` as they will be sealed:
+    in part 1 the header's room first, then every segment with its tag's room after it
+    (segment j at `lead + j·(S + TAG_SIZE)`). Each segment's ciphertext and tag are written
+    over its plaintext and that room, so the part is in memory once while it is sealed,
+    not as plaintext and ciphertext side by side. `before`, if given, is called with each
+    segment's plaintext, in order, just before it is sealed over (to hash it). The returned
+    ciphertext is a view of `buffer`.
+    """
+    first, count = _part_segments(sealer, part_number, segments_per_part, size, final=final)
+    header = sealer.header if part_number == 1 else b""
+    segment, lead = sealer.segment_size, len(header)
+    end = sealed_part_size(size, segment, lead)
+    if len(buffer) < end:
+        raise ValueError(f"{size} bytes seal into {end}, not {len(buffer)}")
+    sealer.claim("parts")
+    # AES-GCM does not write over its own input (the library refuses overlapping buffers):
+    # each segment is sealed into this one and copied back, which costs less than the
+    # pages of a second buffer, each faulted in and zeroed.
+    scratch = memoryview(bytearray(min(segment, size) + TAG_SIZE))
+    tags: list[bytes] = []
+    for j in range(count):
+        at = lead + j * (segment + TAG_SIZE)
+        chunk = buffer[at : at + min(segment, size - j * segment)]
+        if before is not None:
+            before(chunk)
+        sealed = sealer.seal_into(first + j, chunk, scratch, last=final and j == count - 1)
+        buffer[at : at + sealed] = scratch[:sealed]
+        tags.append(bytes(scratch[sealed - TAG_SIZE : sealed]))
+    buffer[:lead] = header
+    return EncryptedPart(part_number, buffer[:end], b"".join(tags), size)
+
+
+def _part_segments(
+    sealer: SegmentSealer, part_number: int, segments_per_part: int, size: int, *, final: bool
+) -> tuple[int, int]:
+    """The first segment of part `part_number` and how many it has, once its size is checked."""
+    segment = sealer.segment_size
     if part_number < 1 or segments_per_part < 1:
         raise ValueError("part numbers and segments_per_part start at 1")
     capacity = segments_per_part * segment
@@ -239,11 +294,7 @@ def encrypt_part(
     count = max(1, -(-size // segment))
     if first + count > MAX_SEGMENTS:
         raise ValueError("the object would exceed 2^32 segments")
-    header = sealer.header if part_number == 1 else b""
-    ciphertext, tags = seal_segments(
-        sealer, first, plaintext, final=final, prefix=header, sealed=sealed
-    )
-    return EncryptedPart(part_number, ciphertext, tags, size)
+    return first, count
 
 
 def seal_segments(
@@ -253,16 +304,13 @@ def seal_segments(
     *,
     final: bool,
     prefix: bytes = b"",
-    sealed: Callable[[memoryview], None] | None = None,
 ) -> tuple[memoryview, bytes]:
     """Seal `plaintext` as segments `first ..` of an upload's object (the last one with the
     final flag if `final`), after `prefix`; the sealed bytes and each segment's GCM tag, which
     a resumable upload claims before the sealed bytes leave the process.
 
     Every segment but a final last one must be whole; the empty plaintext is one empty
-    segment. `sealed`, if given, is called with each run of the plaintext (`SEALED_RUN`
-    bytes of whole segments, the last run shorter), in order, as soon as the run is sealed,
-    so that the caller can hash it and let it go while the rest is sealed.
+    segment.
     """
     sealer.claim("parts")
     segment = sealer.segment_size
@@ -270,20 +318,16 @@ def seal_segments(
     count = max(1, -(-len(data) // segment))
     # One buffer, each segment sealed straight into it: no copy per segment and no join (a
     # third of the sealing time for 8 MiB parts). Its pages become resident only as they are
-    # sealed into, while `sealed` lets the plaintext's go; the header and tags lead, so that
-    # its huge pages fill in step with the plaintext's being let go.
+    # sealed into.
     lead = len(prefix) + count * TAG_SIZE
-    buffer = page_buffer(lead + len(data), lead=lead)
+    buffer = page_buffer(lead + len(data), lead=len(prefix))
     buffer[: len(prefix)] = prefix
     at = len(prefix)
     tags: list[bytes] = []
-    per_run = max(1, SEALED_RUN // segment)
     for j in range(count):
         chunk = data[j * segment : (j + 1) * segment]
         at += sealer.seal_into(first + j, chunk, buffer[at:], last=final and j == count - 1)
         tags.append(bytes(buffer[at - TAG_SIZE : at]))
-        if sealed is not None and (j % per_run == per_run - 1 or j == count - 1):
-            sealed(data[(j // per_run) * per_run * segment : (j + 1) * segment])
     return buffer, b"".join(tags)
 
 

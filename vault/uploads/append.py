@@ -33,11 +33,10 @@ from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, 
 # Parts of one request being written to the store at once.
 STORE_CONCURRENCY = 2
 # The most parts' worth of plaintext or ciphertext one request's pipeline holds: those
-# being stored, and one more, being received or sealed (a part being sealed gives its
-# plaintext back as its ciphertext grows, so it holds one part and one sealed run). The
-# next part is received only once that one is on its way to the store: receiving and
-# sealing a part takes a fraction of the time the store takes for one, so a part is ready
-# whenever a store slot comes free.
+# being stored, and one more, being received or sealed (a part is sealed over its own
+# plaintext, so it holds one part either way). The next part is received only once that
+# one is on its way to the store: receiving and sealing a part takes a fraction of the time
+# the store takes for one, so a part is ready whenever a store slot comes free.
 PIPELINE_PARTS = 1 + STORE_CONCURRENCY
 # A body sent with a checksum is kept in memory until all of it is checked (tus allows
 # storing nothing of a body that fails its check): up to this many parts of it.
@@ -119,8 +118,8 @@ async def _seal_parts(
     sealed: MemoryObjectSendStream[_Sealed],
     digests: RunningDigests | None,
 ) -> None:
-    """Seal each part in memory, in a worker thread, hashing each sealed run of it onto a
-    copy of the running SHA-256 and giving that run's plaintext back at once; then claim its
+    """Seal each part in memory, in a worker thread, over its own plaintext, hashing each
+    segment onto a copy of the running SHA-256 just before it is sealed; then claim its
     segments' tags, in order, before its ciphertext goes on to the store (a refused claim
     raises, and the ciphertext is dropped unseen). The hash counts only once the claim is in.
     """
@@ -153,29 +152,21 @@ async def _seal_parts(
 def _seal(
     sealer: crypto.SegmentSealer, segments_per_part: int, plain: _Plain, hashing: PartHash | None
 ) -> crypto.EncryptedPart:
-    done = 0
-
-    def sealed(run: memoryview) -> None:
-        nonlocal done
-        if hashing is not None:
-            hashing.update(run)
-        done += len(run)
-        plain.buffer.release(done)
-
-    return crypto.encrypt_part(
+    return crypto.encrypt_part_in_place(
         sealer,
         plain.number,
         segments_per_part,
-        plain.buffer.view(),
+        plain.buffer.sealable,
+        len(plain.buffer),
         final=plain.final,
-        sealed=sealed,
+        before=None if hashing is None else hashing.update,
     )
 
 
 def _sealed_plaintext(
     upload: Resumable, sealer: crypto.SegmentSealer, part: crypto.EncryptedPart, *, final: bool
 ) -> Callable[[], bytes]:
-    """The part's plaintext again, from its ciphertext (sealing gave the plaintext back):
+    """The part's plaintext again, from its ciphertext (it was sealed over its plaintext):
     only a claim recorded by an earlier release needs it."""
     skip = len(sealer.header) if part.part_number == 1 else 0
     first = (part.part_number - 1) * upload.segments_per_part
@@ -280,13 +271,13 @@ async def append(
     """Store the whole segments in `chunks`, which continue the upload at `upload.offset`.
 
     Whole parts go through a pipeline, each stage working on its own part and in part
-    order: seal and claim (encrypt in memory, hashing each sealed run onto the running
-    SHA-256 in `digests`, if given, see `vault.crypto.digests`, and giving its plaintext back;
-    then record the segments' GCM tags before the ciphertext leaves the process), store (two
-    parts at a time) and record. So the request holds at most four parts of plaintext or
-    ciphertext and one sealed run (the part being received, the one being sealed, two being
-    stored), whatever the upload's size. A part the upload's offset is inside of starts
-    from its staged segments (`vault.uploads.staging`). The whole segments after the last
+    order: seal and claim (encrypt in memory, over the plaintext, hashing each segment onto
+    the running SHA-256 in `digests`, if given, see `vault.crypto.digests`; then record the
+    segments' GCM tags before the ciphertext leaves the process), store (two parts at a
+    time) and record. So the request holds at most three parts of plaintext or ciphertext
+    (the part being received or sealed, two being stored), whatever the upload's size. A
+    part the upload's offset is inside of starts from its staged segments
+    (`vault.uploads.staging`). The whole segments after the last
     whole part are sealed, claimed and staged in the database; only the bytes after the
     last whole segment are dropped (the reported offset tells the client where to
     resume). The final part is stored only if the body ended exactly at the upload's
@@ -296,8 +287,7 @@ async def append(
     it keeps its first byte, and gives it back once its ciphertext is stored: a request
     that finds the budget spent stops reading its body until other parts are stored (the
     client's TCP window closes meanwhile), so all the requests of a process together hold
-    about the budget in parts (and a sealed run, `crypto.SEALED_RUN`, twice while a part is
-    sealed).
+    about the budget in parts.
 
     Raises:
         TooLargeError: the body runs past the upload's length. Whole parts before that
@@ -335,11 +325,16 @@ async def _append(
     to_record, stored = anyio.create_memory_object_stream[_Storing](STORE_CONCURRENCY)
     final = False
     refused: Exception | None = None
+
+    def new_buffer(number: int) -> PartBuffer:
+        lead = len(sealer.header) if number == 1 else 0
+        return PartBuffer(part_size, sealer.segment_size, lead=lead)
+
     # Plaintext of part `number` from its start (its staged segments first, if any), copied
-    # once into a buffer of its own as it arrives: no pieces to join later. Only what has
-    # arrived is resident, so a small PATCH holds only what it brought. Nothing is added to
-    # a buffer once it is handed on.
-    filling = PartBuffer(part_size)
+    # once into a buffer of its own as it arrives, where it is then sealed: no pieces to
+    # join later. Only what has arrived is resident, so a small PATCH holds only what it
+    # brought. Nothing is added to a buffer once it is handed on.
+    filling = new_buffer(number)
     holding = False  # whether `filling` has its share of the budget yet
     if upload.offset > part_start:
         await share.take()
@@ -374,7 +369,7 @@ async def _append(
                             await to_seal.send(_Plain(number, filling, final=False))
                             part_start += part_size
                             number += 1
-                            filling, holding = PartBuffer(part_size), False
+                            filling, holding = new_buffer(number), False
                         if piece and not holding:
                             await share.take()
                             holding = True
@@ -392,7 +387,13 @@ async def _append(
     offset = max(upload.offset, part_start)
     if not final:
         row = await _stage_tail(
-            sessions, upload, sealer, number, filling.view(), offset, expires_in=expires_in
+            sessions,
+            upload,
+            sealer,
+            number,
+            memoryview(filling.plaintext()),
+            offset,
+            expires_in=expires_in,
         )
         if row is not None:
             progress.row = row

@@ -1,58 +1,68 @@
-"""One part's plaintext as it arrives, in memory given back page by page as it is sealed.
+"""One part's plaintext as it arrives, laid out as it will be sealed, so that sealing writes
+its ciphertext over it and the part is in memory once.
 
-Sealing reads a part's plaintext and writes its ciphertext to a buffer of its own. Were the
-plaintext let go only once the whole part is sealed, every part would be in memory twice
-while it is sealed; giving back the plaintext's pages as soon as they are sealed and hashed
-keeps it there about once. A `bytearray` cannot give back part of itself, so the plaintext
-lives in an anonymous mapping of its own, whose pages `madvise(MADV_DONTNEED)` returns to
-the system at once (like any heap memory, it is never written to a file).
+Sealing a part into a buffer of its own held it twice, plaintext and ciphertext, unless the
+plaintext's pages were given back as it was sealed; with huge pages those went back 2 MiB at
+a time while the ciphertext's next huge page filled ahead of them, so a part being sealed
+held about 10 MiB for its 8. Here each segment's plaintext sits where its ciphertext goes,
+with room for the header in part 1 and for each segment's tag after it
+(`crypto.encrypt_part_in_place`). The buffer is an anonymous mapping (`crypto.page_buffer`):
+only its pages written to are resident, and, like any heap memory, it is never written to a
+file.
 """
 
 from __future__ import annotations
 
 import mmap
-from typing import cast
 
-from vault.crypto import HUGE_PAGE, Chunk, page_buffer
+from vault.crypto import TAG_SIZE, Chunk, page_buffer, sealed_part_size
 
 __all__ = ["PartBuffer", "release_pages"]
 
 
 class PartBuffer:
-    """Up to `capacity` bytes of plaintext, appended in order, in a `crypto.page_buffer`:
-    only the pages written to are resident; `release` gives back those below an offset."""
+    """Up to `capacity` bytes of plaintext, appended in order: segment j (of `segment_size`
+    bytes) at `lead + j·(segment_size + TAG_SIZE)`, where `crypto.encrypt_part_in_place`
+    seals it."""
 
-    def __init__(self, capacity: int) -> None:
-        self._buffer = page_buffer(capacity)
-        # A private mapping: madvise(MADV_DONTNEED) frees its pages (a shared one's stay).
-        self._map = cast(mmap.mmap, self._buffer.obj)
+    def __init__(self, capacity: int, segment_size: int, *, lead: int = 0) -> None:
+        self._capacity = capacity
+        self._segment = segment_size
+        self._lead = lead
+        self._buffer = page_buffer(sealed_part_size(capacity, segment_size, lead), lead=lead)
         self._size = 0
-        self._released = 0
 
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def sealable(self) -> memoryview:
+        """The whole buffer, as `crypto.encrypt_part_in_place` takes it (a view: it keeps the
+        mapping alive); its plaintext is sealed over."""
+        return self._buffer
+
     def extend(self, data: Chunk) -> None:
-        end = self._size + len(data)
-        if end > len(self._buffer):
-            raise ValueError(f"a part buffer holds {len(self._buffer)} bytes, not {end}")
-        self._buffer[self._size : end] = data
-        self._size = end
+        view = memoryview(data).cast("B")
+        if self._size + len(view) > self._capacity:
+            raise ValueError(
+                f"a part buffer holds {self._capacity} bytes, not {self._size + len(view)}"
+            )
+        segment, size = self._segment, self._size
+        while view:
+            index, within = divmod(size, segment)
+            at = self._lead + index * (segment + TAG_SIZE) + within
+            count = min(segment - within, len(view))
+            self._buffer[at : at + count] = view[:count]
+            view, size = view[count:], size + count
+        self._size = size
 
-    def view(self) -> memoryview:
-        """The bytes appended so far (a view: it keeps the mapping alive)."""
-        return self._buffer[: self._size]
-
-    def release(self, end: int) -> None:
-        """Give the pages wholly below offset `end` back to the system. They read as zeros
-        afterwards, so the caller must be done with those bytes for good."""
-        # A huge page goes back whole: giving back part of one would split it, and the
-        # split page's memory stays charged until the kernel gets round to it.
-        huge_end = len(self._buffer) - len(self._buffer) % HUGE_PAGE
-        end -= end % (HUGE_PAGE if end < huge_end else mmap.PAGESIZE)
-        if end > self._released:
-            self._map.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
-            self._released = end
+    def plaintext(self) -> bytes:
+        """A copy of the bytes appended so far, in one piece."""
+        segment, stride = self._segment, self._segment + TAG_SIZE
+        return b"".join(
+            self._buffer[self._lead + at // segment * stride :][: min(segment, self._size - at)]
+            for at in range(0, self._size, segment)
+        )
 
 
 def release_pages(buffer: memoryview) -> None:
