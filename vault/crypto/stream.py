@@ -262,7 +262,7 @@ def encrypt_part_in_place(
         raise ValueError(f"{size} bytes seal into {end}, not {len(buffer)}")
     sealer.claim("parts")
     # AES-GCM does not write over its own input (the library refuses overlapping buffers):
-    # each segment is sealed into this one and copied back, which costs less than the
+    # each segment is sealed into this one and copied back, which costs no more than the
     # pages of a second buffer, each faulted in and zeroed.
     scratch = memoryview(bytearray(min(segment, size) + TAG_SIZE))
     tags: list[bytes] = []
