@@ -31,10 +31,10 @@ CHECKSUMMED = 4  # of the 20, the first few send Upload-Checksum
 # where its plaintext arrived): the budget. Each waiting request holds the one body chunk it
 # read before it asked (1 MiB here), and the app, its database driver and the test client
 # up to 24 MiB more: 79 MiB more resident at peak than before, with the least budget (seven
-# parts, 35 MiB). Measured: 55–59 MiB (SQLite, PostgreSQL) when a part being sealed gave
-# its plaintext back run by run; with the least budget of eight parts, 38–74 and 57–72;
-# when each part was in memory twice while sealed, 93–103 with the least budget of nine
-# parts.
+# parts, 35 MiB). Measured: 51.8–53.3 MiB (SQLite); 55–59 MiB (SQLite, PostgreSQL) when a
+# part being sealed gave its plaintext back run by run; with the least budget of eight
+# parts, 38–74 and 57–72; when each part was in memory twice while sealed, 93–103 with the
+# least budget of nine parts.
 PEAK_BOUND = BUDGET + UPLOADS * MiB + 24 * MiB
 
 

@@ -319,8 +319,7 @@ def seal_segments(
     # One buffer, each segment sealed straight into it: no copy per segment and no join (a
     # third of the sealing time for 8 MiB parts). Its pages become resident only as they are
     # sealed into.
-    lead = len(prefix) + count * TAG_SIZE
-    buffer = page_buffer(lead + len(data), lead=len(prefix))
+    buffer = page_buffer(sealed_part_size(len(data), segment, len(prefix)), lead=len(prefix))
     buffer[: len(prefix)] = prefix
     at = len(prefix)
     tags: list[bytes] = []

@@ -277,11 +277,11 @@ async def append(
     time) and record. So the request holds at most three parts of plaintext or ciphertext
     (the part being received or sealed, two being stored), whatever the upload's size. A
     part the upload's offset is inside of starts from its staged segments
-    (`vault.uploads.staging`). The whole segments after the last
-    whole part are sealed, claimed and staged in the database; only the bytes after the
-    last whole segment are dropped (the reported offset tells the client where to
-    resume). The final part is stored only if the body ended exactly at the upload's
-    length. It returns once everything it took is stored and recorded.
+    (`vault.uploads.staging`). The whole segments after the last whole part are sealed,
+    claimed and staged in the database; only the bytes after the last whole segment are
+    dropped (the reported offset tells the client where to resume). The final part is
+    stored only if the body ended exactly at the upload's length. It returns once
+    everything it took is stored and recorded.
 
     With a `budget` (one per process), each part's buffer takes a part's worth of it before
     it keeps its first byte, and gives it back once its ciphertext is stored: a request
@@ -387,13 +387,7 @@ async def _append(
     offset = max(upload.offset, part_start)
     if not final:
         row = await _stage_tail(
-            sessions,
-            upload,
-            sealer,
-            number,
-            memoryview(filling.plaintext()),
-            offset,
-            expires_in=expires_in,
+            sessions, upload, sealer, number, filling, offset, expires_in=expires_in
         )
         if row is not None:
             progress.row = row
@@ -411,14 +405,14 @@ async def _stage_tail(
     upload: Resumable,
     sealer: crypto.SegmentSealer,
     number: int,
-    received: memoryview,
+    received: PartBuffer,
     start: int,
     *,
     expires_in: timedelta,
 ) -> Upload | None:
     """Seal, claim and stage the whole segments of the unfinished part `number` that this
-    request brought after `start` (its plaintext from the part's start is `received`); the
-    upload's row once they are recorded, None if there were none.
+    request brought after `start` (its plaintext from the part's start is in `received`);
+    the upload's row once they are recorded, None if there were none.
 
     The upload's last segment is never staged: it is sealed with the final flag, only in
     the final part (STREAM's truncation guard, docs/encryption.md).
@@ -432,7 +426,7 @@ async def _stage_tail(
         return None
 
     first = start // segment
-    data = received[start - part_start : end - part_start]
+    data = received.plaintext(start - part_start, end - part_start)
     ciphertext, tags = await anyio.to_thread.run_sync(upload_staging.seal_run, sealer, first, data)
     await upload_staging.claim_segments(
         sessions,

@@ -56,13 +56,19 @@ class PartBuffer:
             view, size = view[count:], size + count
         self._size = size
 
-    def plaintext(self) -> bytes:
-        """A copy of the bytes appended so far, in one piece."""
-        segment, stride = self._segment, self._segment + TAG_SIZE
-        return b"".join(
-            self._buffer[self._lead + at // segment * stride :][: min(segment, self._size - at)]
-            for at in range(0, self._size, segment)
-        )
+    def plaintext(self, start: int = 0, end: int | None = None) -> bytes:
+        """A copy of the bytes appended from offset `start` to `end` (or all so far), in one
+        piece."""
+        end = self._size if end is None else min(end, self._size)
+        segment = self._segment
+        pieces = []
+        while start < end:
+            index, within = divmod(start, segment)
+            count = min(segment - within, end - start)
+            at = self._lead + index * (segment + TAG_SIZE) + within
+            pieces.append(self._buffer[at : at + count])
+            start += count
+        return b"".join(pieces)
 
 
 def release_pages(buffer: memoryview) -> None:
