@@ -157,7 +157,7 @@ def build_store(settings: Settings) -> ObjectStore:
     settings.objects_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return LocalObjectStore(
         settings.objects_path,
-        # A read or decryption handed to a worker thread costs about 0.1 ms, as much as
+        # A read handed to a worker thread costs about 0.1 ms, as much as
         # copying a megabyte: windows of 4 MiB make that a small share.
         read_chunk_size=min(settings.storage.part_size_mib, 4) * MiB,
         budget=budget,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
-import anyio.to_thread
-
 from vault.crypto.segments import (
     HEADER_SIZE,
     TAG_SIZE,
@@ -19,7 +17,9 @@ from vault.crypto.segments import (
 )
 from vault.errors import IntegrityError
 
-OFFLOAD_SIZE = 256 * 1024
+# A chunk this large is decrypted straight into send pieces; a smaller one (a header, a
+# short range) is decrypted whole and its segments joined.
+PIECES_FROM = 256 * 1024
 # Under the 1 MiB from which the server's allocator maps each block afresh (web/malloc.py):
 # a joined piece of 1 MiB took 257 page faults to fill and an munmap to free, a fifth of a
 # download's CPU; one of 960 KiB reuses the heap's pages.
@@ -206,17 +206,17 @@ async def decrypt_range(
         iterator = aiter(chunks)
         try:
             async for chunk in iterator:
-                if len(chunk) >= OFFLOAD_SIZE:
-                    # AES-GCM releases the GIL: a large chunk is decrypted on another core
-                    # while the event loop serves the other transfers. Handed over in a box
-                    # that the worker empties, so no reference outlives the call there (a
-                    # store may reuse the window's buffer as soon as none is left).
+                if len(chunk) >= PIECES_FROM:
+                    # Decrypted here, a piece at a time as each is sent: a piece takes about
+                    # as long to decrypt as handing it to a worker thread would
+                    # (docs/downloads.md). Handed over in a box that `pieces` empties, so no
+                    # reference outlives it here (a store may reuse the window's buffer as
+                    # soon as none is left).
                     box = [chunk]
                     del chunk
-                    steps = decryptor.pieces(box)
-                    while piece := await anyio.to_thread.run_sync(next, steps, b""):
+                    for piece in decryptor.pieces(box):
                         yield piece
-                    del piece
+                        del piece  # sent: not held while the next is decrypted
                     continue
                 pieces = decryptor.feed(chunk)
                 # Its plaintext is out: the ciphertext can go while the plaintext is sent.
