@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.client import HTTPException
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,12 +41,25 @@ def get_range(client: S3Client, bucket: str, full_key: str, start: int, end: int
 
 
 def get_range_into(
-    client: S3Client, bucket: str, full_key: str, start: int, end: int, into: WindowBuffer
+    client: S3Client,
+    bucket: str,
+    full_key: str,
+    start: int,
+    end: int,
+    into: Callable[[], WindowBuffer | None],
 ) -> int:
-    """Read bytes `[start, end)` of an object into the start of `into`; returns how many,
-    fewer if it ends sooner (blocking)."""
-    view = memoryview(into)[: end - start]
-    return _get(client, bucket, full_key, start, end, lambda body: _read_into(body, view), 0)
+    """Read bytes `[start, end)` of an object into the start of the buffer `into` gives;
+    returns how many, fewer if it ends sooner (blocking).
+
+    `into` is called once the GET has answered, and may block until a buffer is free; None
+    means the read was given up: the body is left unread and 0 returned.
+    """
+
+    def take(body: StreamingBody) -> int:
+        buffer = into()
+        return 0 if buffer is None else _read_into(body, memoryview(buffer)[: end - start])
+
+    return _get(client, bucket, full_key, start, end, take, 0)
 
 
 def _get(
@@ -110,8 +123,21 @@ def _read_into(body: StreamingBody, view: memoryview) -> int:
     return filled
 
 
+class _Window:
+    """One ranged GET of a read: its size, its outcome, and the buffer it is read into, which
+    it waits for if it was asked for ahead of one."""
+
+    __slots__ = ("buffer", "done", "given", "size")
+
+    def __init__(self, size: int, done: asyncio.Future[int], given: Future[WindowBuffer | None]):
+        self.size = size
+        self.done = done
+        self.given = given
+        self.buffer: WindowBuffer | None = None
+
+
 async def read_windows(
-    fetch: Callable[[int, int, WindowBuffer], int],
+    fetch: Callable[[int, int, Callable[[], WindowBuffer | None]], int],
     *,
     start: int,
     end: int,
@@ -129,8 +155,11 @@ async def read_windows(
 
     Args:
         fetch: Blocking; reads bytes `[lo, hi)` of the object into the start of the buffer
-            it is given and returns how many, fewer where the object ends sooner. Runs in
-            this read's own threads; its exceptions reach the consumer as they are.
+            its third argument returns, and returns how many, fewer where the object ends
+            sooner. It calls that argument once the store has answered: it blocks until
+            the window has a buffer, and returns None if the read was given up meanwhile
+            (fetch then returns 0 without reading). Runs in this read's own threads; its
+            exceptions reach the consumer as they are.
         chunk: The largest window.
         first_window: The first window; later ones double up to `chunk`.
         read_ahead: The most bytes this read holds (in flight, or yielded and not yet
@@ -144,13 +173,18 @@ async def read_windows(
     window = min(chunk, first_window)
     # Adaptive concurrency: start with `concurrency` GETs in flight, and add one
     # each time the consumer has to wait for the store, up to what `read_ahead` holds.
-    workers = max(concurrency, read_ahead // chunk)
+    workers = max(concurrency, read_ahead // chunk) + 1
     limit = min(concurrency, workers)
+    # Once the consumer has had to wait for the store, one more window is asked for than
+    # `read_ahead` holds: the store starts on it, and its bytes wait in the connection (in
+    # the kernel's buffers, not this process) until a window's bytes are free for it. A
+    # consumer that never waits (a slow client) leaves no connection idle.
+    eager = False
     # Windows are fetched by a pool of our own rather than by tasks, because a task group
     # cannot stay open across `yield`: this generator may be abandoned or finalised in
     # another task. Plain futures need no such care.
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-read")
-    pending: deque[tuple[asyncio.Future[int], int, WindowBuffer]] = deque()
+    pending: deque[_Window] = deque()
     held = 0  # bytes this read holds in the budget: in flight, or being consumed
     handed: list[memoryview] = []  # the window on its way out
     # Buffers of windows the consumer is done with and holds no view of, for the next
@@ -158,50 +192,79 @@ async def read_windows(
     spare: list[WindowBuffer] = []
     position = start
 
-    def start_window(size: int) -> None:
-        nonlocal position, held, window
-        lo, hi = position, position + size
-        buffer = spare.pop() if spare else new_buffer(chunk)
-        future = pool.submit(fetch, lo, hi, buffer)
-        pending.append((asyncio.wrap_future(future), size, buffer))
-        position, held = hi, held + size
-        window = min(window * 2, chunk)
+    def ask(size: int) -> _Window:
+        nonlocal position, window
+        given: Future[WindowBuffer | None] = Future()
+        done = pool.submit(fetch, position, position + size, given.result)
+        pending.append(_Window(size, asyncio.wrap_future(done), given))
+        position, window = position + size, min(window * 2, chunk)
+        return pending[-1]
+
+    def give(asked: _Window) -> None:
+        nonlocal held
+        asked.buffer = spare.pop() if spare else new_buffer(chunk)
+        asked.given.set_result(asked.buffer)
+        held += asked.size
 
     def let_go() -> None:
         # Memory the budget does not count is not kept waiting.
         while spare:
             spare.pop().close()
 
-    async def fill() -> None:
+    async def take(size: int) -> bool:
         # Never more than `read_ahead` bytes for this read, nor more than the process's
-        # budget for all reads: with nothing in flight we wait for our share
-        # (back-pressure); with GETs in flight we only take what is free right now, so
-        # a read never waits while holding bytes that others are waiting for.
+        # budget for all reads: holding nothing, we wait for our share (back-pressure);
+        # holding bytes, we only take what is free right now, so a read never waits while
+        # holding bytes that others are waiting for.
+        if held + size > read_ahead:
+            return False
+        if held:
+            return budget.try_acquire(size)
+        let_go()
+        await budget.acquire(size)
+        return True
+
+    async def fill() -> None:
+        # Buffers go to windows in order, so the oldest window always has one (or holds
+        # nothing back from getting one) when the consumer waits for it.
         try:
+            for asked in pending:
+                if asked.buffer is None:
+                    if not await take(asked.size):
+                        return
+                    give(asked)
+            ahead = 0
             while position < end and len(pending) < limit:
                 size = min(window, end - position)
-                if held + size > read_ahead:
-                    return
-                if pending or held:
-                    if not budget.try_acquire(size):
-                        return
+                if not ahead and await take(size):
+                    give(ask(size))
+                elif eager and not ahead:
+                    ask(size)
+                    ahead = 1
                 else:
-                    let_go()
-                    await budget.acquire(size)
-                start_window(size)
+                    return
         finally:
             let_go()
 
+    first = True
     try:
         while True:
             await fill()
             if not pending:
                 return
-            future, expected, buffer = pending.popleft()
-            if not future.done():
+            current = pending.popleft()
+            if not current.done.done():
                 limit = min(limit + 1, workers)
-            count = await future
-            del future
+                # The first window is always waited for; a later one, only by a consumer
+                # faster than the store.
+                eager = eager or not first
+            first = False
+            count = await current.done
+            buffer = current.buffer
+            expected = current.size
+            del current
+            if buffer is None:  # unreachable: `fill` gives the oldest window a buffer
+                raise AssertionError("a window was read without a buffer")
             handed.append(memoryview(buffer)[:count])
             if count < expected:
                 # The object is shorter than `end`: the later windows are all empty.
@@ -219,10 +282,13 @@ async def read_windows(
                 spare.append(buffer)
             del buffer
     finally:
-        # Never waits: windows not started are cancelled, those in flight finish
-        # in the background, and then the pool's threads exit.
-        for future, _, _ in pending:
-            future.cancel()
+        # Never waits: windows not started are cancelled, those asked ahead are told the
+        # read is over, those in flight finish in the background; then the pool's threads
+        # exit.
+        for asked in pending:
+            asked.done.cancel()
+            if asked.buffer is None:
+                asked.given.set_result(None)
         pool.shutdown(wait=False, cancel_futures=True)
         budget.release(held)
         let_go()

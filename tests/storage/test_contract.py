@@ -6,28 +6,16 @@ multi-part objects here use 5 MiB parts.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
-import hashlib
 import random
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
 
-import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import ObjectNotFoundError, S3ObjectStore, StorageError
-from tests.fixtures.s3 import s3_endpoint
+from storage import ObjectNotFoundError, StorageError
 from vault.store import ObjectStore
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -337,160 +325,3 @@ async def test_random_ranges(
     start, end = sorted(bounds)
     assert await read(object_store, key, start, end) == data[start:end]
     assert await read(object_store, key, end) == data[end:]
-
-
-# S3 only: the windowed read. Not part of the contract, but what makes S3 reads fast and
-# bounded: consecutive windows, several GETs at once, yielded in order.
-
-
-class GetCounter:
-    """Counts GetObject calls as botocore makes them, slowing each so they overlap."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self.lock = threading.Lock()
-        self.started = 0
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    def before(self, **kwargs: Any) -> None:
-        with self.lock:
-            self.started += 1
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        time.sleep(self.delay)
-
-    def after(self, **kwargs: Any) -> None:
-        with self.lock:
-            self.in_flight -= 1
-
-
-@pytest.fixture
-def s3_client_counting_gets(
-    request: pytest.FixtureRequest, s3_bucket: tuple[S3Client, str]
-) -> Iterator[tuple[S3Client, GetCounter]]:
-    client = s3_endpoint(request).client()
-    counter = GetCounter(delay=0.02)
-    client.meta.events.register("before-call.s3.GetObject", counter.before)
-    client.meta.events.register("after-call.s3.GetObject", counter.after)
-    try:
-        yield client, counter
-    finally:
-        client.close()
-
-
-def reader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("s3-read")]
-
-
-async def no_reader_threads_left() -> None:
-    """Wait for the reader threads to end, as they do once their last GET is done."""
-    for _ in range(250):
-        if not reader_threads():
-            return
-        await anyio.sleep(0.02)
-    raise AssertionError(f"threads still running: {reader_threads()}")
-
-
-WINDOW = 256 * 1024
-
-
-@pytest.fixture
-async def windowed(
-    s3_bucket: tuple[S3Client, str], s3_client_counting_gets: tuple[S3Client, GetCounter]
-) -> tuple[S3ObjectStore, GetCounter, bytes]:
-    _, bucket = s3_bucket
-    client, counter = s3_client_counting_gets
-    store = S3ObjectStore(
-        client=client,
-        bucket=bucket,
-        part_concurrency=3,
-        read_chunk_size=WINDOW,
-        read_ahead=3 * WINDOW,
-        first_window=WINDOW,
-    )
-    data = payload(12 * WINDOW + 17, 5)
-    await write(store, "objects/windowed", [data])
-    return store, counter, data
-
-
-async def test_s3_read_fetches_windows_concurrently_and_yields_them_in_order(
-    windowed: tuple[S3ObjectStore, GetCounter, bytes],
-) -> None:
-    store, counter, data = windowed
-    pieces: list[bytes | memoryview] = []
-    async for piece in store.read("objects/windowed", 100):
-        pieces.append(piece)
-        # Memory stays bounded: never more than `part_concurrency` windows ahead.
-        assert counter.started <= len(pieces) + 3
-        await anyio.sleep(0.005)
-    assert b"".join(pieces) == data[100:]
-    assert [len(p) for p in pieces[:-1]] == [WINDOW] * (len(pieces) - 1)
-    assert len(pieces) == -(-(len(data) - 100) // WINDOW)
-    assert counter.most_in_flight == 3
-    await no_reader_threads_left()
-
-
-async def test_s3_read_closed_early_stops_fetching(
-    windowed: tuple[S3ObjectStore, GetCounter, bytes],
-) -> None:
-    store, counter, data = windowed
-    counter.delay = 0.1
-    async with contextlib.aclosing(store.read("objects/windowed")) as reader:
-        assert await anext(reader) == data[:WINDOW]
-    started = counter.started
-    await no_reader_threads_left()
-    assert counter.started == started <= 1 + 3
-    assert counter.in_flight == 0
-
-
-async def test_s3_read_cancelled_mid_way_is_prompt(
-    windowed: tuple[S3ObjectStore, GetCounter, bytes],
-) -> None:
-    store, counter, _ = windowed
-    # Each GET takes 2 s; a cancelled read must not wait for the one in flight. The margin
-    # between 1 s and 2 s absorbs a busy machine without letting a waiting read pass.
-    counter.delay = 2.0
-    started = time.monotonic()
-    with anyio.move_on_after(0.1):
-        async with contextlib.aclosing(store.read("objects/windowed")) as reader:
-            async for _ in reader:
-                pass
-    assert time.monotonic() - started < 1.0
-    await no_reader_threads_left()
-
-
-async def test_s3_read_abandoned_without_closing_is_finalised_quietly(
-    windowed: tuple[S3ObjectStore, GetCounter, bytes],
-) -> None:
-    store, _, data = windowed
-    loop = asyncio.get_running_loop()
-    problems: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _, context: problems.append(context))
-    try:
-        reader = store.read("objects/windowed")
-        assert await anext(reader) == data[:WINDOW]
-        del reader
-        gc.collect()
-        await no_reader_threads_left()
-        await anyio.sleep(0.05)
-    finally:
-        loop.set_exception_handler(previous)
-    assert problems == []
-
-
-async def test_s3_read_reuses_a_window_buffer_once_the_consumer_lets_go(
-    windowed: tuple[S3ObjectStore, GetCounter, bytes],
-) -> None:
-    store, _, data = windowed
-    digest, buffers = hashlib.sha256(), []
-    async for piece in store.read("objects/windowed"):
-        assert isinstance(piece, memoryview)
-        digest.update(piece)
-        buffers.append(piece.obj)  # the buffer, not a view of it: it may be reused
-        del piece
-    assert digest.digest() == hashlib.sha256(data).digest()
-    # Thirteen windows through at most four buffers: three in flight and one handed out.
-    assert len(buffers) == 13
-    assert len({id(buffer) for buffer in buffers}) <= 4
