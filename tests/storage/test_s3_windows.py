@@ -208,7 +208,7 @@ async def test_a_consumer_that_waits_for_the_store_has_one_more_window_asked_for
     """The store starts on the window after those `read_ahead` holds; its bytes wait in the
     connection, not in the read's buffers, until some are free."""
     store, counter, budget, data = budgeted
-    ahead = []
+    ahead: list[int] = []
     got = bytearray()
     async for piece in store.read("objects/windowed"):
         # The window handed out and two more hold bytes; a third is asked for ahead.
@@ -227,7 +227,7 @@ async def test_a_consumer_that_never_waits_has_nothing_asked_for_ahead(
     """A slow consumer (a slow client) leaves no connection idle, waiting for bytes to free."""
     store, counter, budget, data = budgeted
     counter.delay = 0
-    ahead = []
+    ahead: list[int] = []
     got = bytearray()
     async for piece in store.read("objects/windowed"):
         ahead.append(counter.started - len(ahead) - 1)

@@ -214,9 +214,9 @@ async def decrypt_range(
                     # soon as none is left).
                     box = [chunk]
                     del chunk
-                    for piece in decryptor.pieces(box):
-                        yield piece
-                        del piece  # sent: not held while the next is decrypted
+                    for view in decryptor.pieces(box):
+                        yield view
+                        del view  # sent: not held while the next is decrypted
                     continue
                 pieces = decryptor.feed(chunk)
                 # Its plaintext is out: the ciphertext can go while the plaintext is sent.
