@@ -171,8 +171,8 @@ async def read_windows(
     # ranges) come back quickly; each later one doubles up to `chunk`, so a long read
     # soon keeps `concurrency` large GETs in flight.
     window = min(chunk, first_window)
-    # Adaptive concurrency: start with `concurrency` GETs in flight, and add one
-    # each time the consumer has to wait for the store, up to what `read_ahead` holds.
+    # Adaptive concurrency: start with `concurrency` GETs in flight, and add one each time
+    # the consumer has to wait for the store, up to what `read_ahead` holds and one more.
     workers = max(concurrency, read_ahead // chunk) + 1
     limit = min(concurrency, workers)
     # Once the consumer has had to wait for the store, one more window is asked for than
