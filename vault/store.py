@@ -92,7 +92,10 @@ class ObjectStore(Protocol):
     async def upload_part(
         self, key: str, upload_id: str, part_number: int, data: bytes | bytearray | memoryview
     ) -> str:
-        """Store part `part_number` (1-based) and return its etag; re-uploading replaces it."""
+        """Store part `part_number` (1-based) and return its etag; re-uploading replaces it.
+
+        The store is done with `data` once this returns, or raises: the caller may write
+        the next part over it."""
         ...
 
     async def list_parts(self, key: str, upload_id: str) -> list[StoredPart]:

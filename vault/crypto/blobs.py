@@ -64,17 +64,28 @@ async def write_encrypted(
     etags: dict[int, str] = {}
     try:
         limiter = anyio.Semaphore(concurrency)
+        # A stored part's buffer takes the next part's ciphertext: its pages are resident
+        # already, where each page of a fresh buffer is faulted in and zeroed by the kernel
+        # as it is first written. The store is done with a part's bytes once `upload_part`
+        # has returned (`vault.store.ObjectStore`). One is kept at most, and only while an
+        # upload's slot is free, so this holds no more than `concurrency + 1` parts.
+        spare: list[memoryview] = []
 
         async def upload(number: int, data: memoryview) -> None:
             try:
                 etags[number] = await store.upload_part(key, upload_id, number, data)
+                if len(data) == part_size and not spare:
+                    spare.append(data)
             finally:
                 limiter.release()
+
+        def next_buffer() -> memoryview:
+            return spare.pop() if spare else page_buffer(part_size)
 
         async with anyio.create_task_group() as tasks:
             # Each part's ciphertext is copied once, into a buffer of its own that costs
             # memory only as it fills: no joining of pieces, no slicing of the join.
-            filling, filled, number = page_buffer(part_size), 0, 0
+            filling, filled, number = next_buffer(), 0, 0
 
             async def add(pieces: list[bytes]) -> None:
                 nonlocal filling, filled, number
@@ -88,7 +99,7 @@ async def write_encrypted(
                             number += 1
                             await limiter.acquire()
                             tasks.start_soon(upload, number, filling)
-                            filling, filled = page_buffer(part_size), 0
+                            filling, filled = next_buffer(), 0
 
             received = 0
             async for chunk in chunks:
