@@ -38,7 +38,7 @@ import anyio
 import httpx
 import psutil
 
-from bench.api_phases import EMAIL, api_parallel, api_upload, check_hash, populate
+from bench.api_phases import api_parallel, api_upload, check_hash, populate, staff_account
 from bench.common import (
     MiB,
     PatternSource,
@@ -51,7 +51,7 @@ from bench.common import (
 )
 from bench.measure import LargestProcess, Measurement, Meter, rgw_processes
 from bench.report import Row, command_line, describe_machine, percentile, print_table, ratio
-from bench.server import cli, expect, free_port, run_server
+from bench.server import expect, free_port, run_server
 from bench.tus_client import checked_download
 
 SERVER_RSS_LIMIT_MIB = 200
@@ -179,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             port = free_port()
             config = write_config(work, args, bucket, port)
-            cli(config, "init")
-            client_id = cli(config, "client", "add", "Bench")
-            cli(config, "user", "add", EMAIL, "--role", "staff", "--client", "Bench")
-            token = cli(config, "token", "create", EMAIL, "--name", "bench")
-            headers = {"Authorization": f"Bearer {token}"}
+            client_id, headers = staff_account(config)
             with (
                 run_server(config, port, work / "server.log", args.workers) as server,
                 httpx.Client(

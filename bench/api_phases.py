@@ -11,7 +11,7 @@ import anyio
 import httpx
 
 from bench.common import PatternSource
-from bench.server import expect
+from bench.server import cli, expect
 from vault import accounts
 from vault import documents as doc_service
 from vault.audit import AuditContext
@@ -22,6 +22,16 @@ from web.services import open_services
 from web.settings import load_settings
 
 EMAIL = "bench@example.test"
+
+
+def staff_account(config: Path) -> tuple[str, dict[str, str]]:
+    """`clientvault init`, a client "Bench", a staff user of it and an API token: the
+    client's id, and the headers that authenticate as that user."""
+    cli(config, "init")
+    client_id = cli(config, "client", "add", "Bench")
+    cli(config, "user", "add", EMAIL, "--role", "staff", "--client", "Bench")
+    token = cli(config, "token", "create", EMAIL, "--name", "bench")
+    return client_id, {"Authorization": f"Bearer {token}"}
 
 
 # --- Transfers through the API ----------------------------------------------------------------

@@ -32,7 +32,7 @@ import httpx
 import psutil
 
 from bench.api import write_config
-from bench.api_phases import EMAIL, api_parallel, api_upload
+from bench.api_phases import api_parallel, api_upload, staff_account
 from bench.common import (
     MiB,
     PatternSource,
@@ -45,7 +45,7 @@ from bench.common import (
 )
 from bench.measure import LargestProcess, Meter, rgw_processes
 from bench.report import Row, command_line, describe_machine, print_table
-from bench.server import cli, expect, free_port, run_server
+from bench.server import expect, free_port, run_server
 from bench.tus_client import checked_download
 
 
@@ -106,11 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             port = free_port()
             config = write_config(work, args, bucket, port)
-            cli(config, "init")
-            client_id = cli(config, "client", "add", "Bench")
-            cli(config, "user", "add", EMAIL, "--role", "staff", "--client", "Bench")
-            token = cli(config, "token", "create", EMAIL, "--name", "bench")
-            headers = {"Authorization": f"Bearer {token}"}
+            client_id, headers = staff_account(config)
             with (
                 run_server(config, port, work / "server.log", args.workers) as server,
                 httpx.Client(
