@@ -26,32 +26,33 @@ client), the server and the RGW cluster's daemons.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import anyio
-import httpx
-import psutil
 
-from bench.api_phases import api_parallel, api_upload, check_hash, populate, staff_account
+from bench.api_phases import (
+    api_parallel,
+    api_upload,
+    check_hash,
+    populate,
+    print_server_table,
+    running_server,
+)
 from bench.common import (
     MiB,
     PatternSource,
     add_s3_arguments,
     check_s3_arguments,
     raw_download,
+    raw_downloads_at_once,
     raw_upload,
     s3_client,
-    temporary_bucket,
 )
-from bench.measure import LargestProcess, Measurement, Meter, rgw_processes
-from bench.report import Row, command_line, describe_machine, percentile, print_table, ratio
-from bench.server import expect, free_port, run_server
+from bench.measure import Measurement
+from bench.report import Row, command_line, describe_machine, percentile, ratio
+from bench.server import expect
 from bench.tus_client import checked_download
 
 SERVER_RSS_LIMIT_MIB = 200
@@ -94,38 +95,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-# --- Set-up -----------------------------------------------------------------------------------
-
-
-def write_config(work: Path, args: argparse.Namespace, bucket: str, port: int) -> Path:
-    secret = work / "s3-secret"
-    secret.touch(mode=0o600)
-    secret.write_text(args.secret_key, encoding="utf-8")
-
-    def q(value: str) -> str:
-        return json.dumps(value)  # a JSON string of ASCII text is a TOML basic string
-
-    config = work / "clientvault.toml"
-    config.write_text(
-        f"data_dir = {q(str(work / 'data'))}\n"
-        "\n[server]\n"
-        'host = "127.0.0.1"\n'
-        f"port = {port}\n"
-        f"public_url = {q(f'http://127.0.0.1:{port}')}\n"
-        "\n[storage]\n"
-        'backend = "s3"\n'
-        f"endpoint_url = {q(args.endpoint)}\n"
-        f"region = {q(args.region)}\n"
-        f"bucket = {q(bucket)}\n"
-        f"access_key_id = {q(args.access_key)}\n"
-        f"secret_access_key_file = {q(str(secret))}\n"
-        f"part_size_mib = {args.part_mib}\n"
-        f"concurrency = {args.concurrency}\n",
-        encoding="utf-8",
-    )
-    return config
-
-
 # --- Main -------------------------------------------------------------------------------------
 
 
@@ -149,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     print()
     expected_big = big.sha256()
     expected_small = small.sha256()
-    me = psutil.Process()
     s3 = s3_client(args, max_pool_connections=max(32, concurrency * 8))
     rows = {
         name: Row(name, size if name in (RAW_UP, API_UP, RAW_DOWN, API_DOWN) else 0, baseline)
@@ -172,126 +140,83 @@ def main(argv: list[str] | None = None) -> int:
     listing_bytes = 0
     populate_seconds = 0.0
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
-            temporary_bucket(s3, "bench-api") as bucket,
-        ):
-            work = Path(tmp)
-            port = free_port()
-            config = write_config(work, args, bucket, port)
-            client_id, headers = staff_account(config)
-            with (
-                run_server(config, port, work / "server.log", args.workers) as server,
-                httpx.Client(
-                    base_url=server.url, headers=headers, timeout=httpx.Timeout(600)
-                ) as http,
-            ):
-                folders = {
-                    name: expect(
-                        http.post("/api/v1/folders", json={"client_id": client_id, "name": name}),
-                        201,
-                    )["id"]
-                    for name in ("Transfers", "Listing")
-                }
-                server_proc = psutil.Process(server.pid)
-                # With several workers uvicorn's own process only supervises: memory is
-                # reported for the largest worker, CPU for all of them together.
-                server_procs = [server_proc, *server_proc.children(recursive=True)]
-                meter = Meter(
-                    rss={"server": LargestProcess(server_procs)},
-                    cpu={"client": [me], "server": server_procs, "s3": rgw_processes()},
-                    settle="s3",
-                )
+        with running_server(args, s3, "bench-api") as running:
+            http, meter, bucket = running.http, running.meter, running.bucket
+            folders = {name: running.folder(name) for name in ("Transfers", "Listing")}
 
-                for round_ in range(args.rounds):
-                    raw_key = f"raw-{round_}"
-                    document = ""
+            for round_ in range(args.rounds):
+                raw_key = f"raw-{round_}"
+                document = ""
 
-                    def raw_up(key: str = raw_key) -> None:
-                        with meter.measure() as run:
-                            raw_upload(s3, bucket, key, big, part, concurrency)
-                        rows[RAW_UP].runs.append(run)
-
-                    def api_up() -> None:
-                        nonlocal document
-                        with meter.measure() as run:
-                            document = api_upload(http, folders["Transfers"], "big.bin", big, chunk)
-                        rows[API_UP].runs.append(run)
-
-                    for step in (raw_up, api_up) if round_ % 2 == 0 else (api_up, raw_up):
-                        step()
-                    check_hash(http, document, expected_big)
-
-                    def raw_down(key: str = raw_key) -> None:
-                        with meter.measure() as run:
-                            raw_download(s3, bucket, key, big, part, concurrency)
-                        rows[RAW_DOWN].runs.append(run)
-
-                    def api_down(document: str = document) -> None:
-                        with meter.measure() as run:
-                            checked_download(http, document, big, piece=None)
-                        rows[API_DOWN].runs.append(run)
-
-                    for step in (raw_down, api_down) if round_ % 2 == 0 else (api_down, raw_down):
-                        step()
-                    # Objects stay until the bucket goes (RGW's garbage collector would
-                    # otherwise run during the next phases).
-
-                # Concurrent downloads of distinct documents (and distinct raw objects).
-                raw_keys = [f"par-{i}" for i in range(args.parallel)]
-                documents = []
-                for index, key in enumerate(raw_keys):
-                    raw_upload(s3, bucket, key, small, part, concurrency)
-                    document = api_upload(
-                        http, folders["Transfers"], f"par-{index}.bin", small, chunk
-                    )
-                    documents.append(document)
-                check_hash(http, documents[0], expected_small)
-                for _ in range(args.rounds):
-                    with (
-                        meter.measure() as run,
-                        ThreadPoolExecutor(max_workers=args.parallel) as pool,
-                    ):
-                        for future in [
-                            pool.submit(raw_download, s3, bucket, key, small, part, concurrency)
-                            for key in raw_keys
-                        ]:
-                            future.result()
-                    rows[RAW_PAR].runs.append(run)
+                def raw_up(key: str = raw_key) -> None:
                     with meter.measure() as run:
-                        anyio.run(api_parallel, server.url, headers, documents, small)
-                    rows[API_PAR].runs.append(run)
+                        raw_upload(s3, bucket, key, big, part, concurrency)
+                    rows[RAW_UP].runs.append(run)
 
-                # A folder of many documents, listed over and over.
-                began = time.perf_counter()
-                anyio.run(populate, config, folders["Listing"], args.documents)
-                populate_seconds = time.perf_counter() - began
-                path = f"/api/v1/folders/{folders['Listing']}"
-                for _ in range(2):  # warm-up, not counted
-                    expect(http.get(path), 200)
-                with meter.measure() as listing_run:
-                    for _ in range(args.list_requests):
-                        began = time.perf_counter()
-                        response = http.get(path)
-                        latencies.append(time.perf_counter() - began)
-                        if response.status_code != 200:
-                            expect(response, 200)
-                        listing_bytes = len(response.content)
-                listed = len(response.json()["documents"])
-                if listed != args.documents:
-                    raise RuntimeError(f"listed {listed} documents, expected {args.documents}")
-                meter.close()
+                def api_up() -> None:
+                    nonlocal document
+                    with meter.measure() as run:
+                        document = api_upload(http, folders["Transfers"], "big.bin", big, chunk)
+                    rows[API_UP].runs.append(run)
+
+                for step in (raw_up, api_up) if round_ % 2 == 0 else (api_up, raw_up):
+                    step()
+                check_hash(http, document, expected_big)
+
+                def raw_down(key: str = raw_key) -> None:
+                    with meter.measure() as run:
+                        raw_download(s3, bucket, key, big, part, concurrency)
+                    rows[RAW_DOWN].runs.append(run)
+
+                def api_down(document: str = document) -> None:
+                    with meter.measure() as run:
+                        checked_download(http, document, big, piece=None)
+                    rows[API_DOWN].runs.append(run)
+
+                for step in (raw_down, api_down) if round_ % 2 == 0 else (api_down, raw_down):
+                    step()
+                # Objects stay until the bucket goes (RGW's garbage collector would
+                # otherwise run during the next phases).
+
+            # Concurrent downloads of distinct documents (and distinct raw objects).
+            raw_keys = [f"par-{i}" for i in range(args.parallel)]
+            documents = []
+            for index, key in enumerate(raw_keys):
+                raw_upload(s3, bucket, key, small, part, concurrency)
+                document = api_upload(http, folders["Transfers"], f"par-{index}.bin", small, chunk)
+                documents.append(document)
+            check_hash(http, documents[0], expected_small)
+            for _ in range(args.rounds):
+                with meter.measure() as run:
+                    raw_downloads_at_once(s3, bucket, raw_keys, small, part, concurrency)
+                rows[RAW_PAR].runs.append(run)
+                with meter.measure() as run:
+                    anyio.run(api_parallel, running.server.url, running.headers, documents, small)
+                rows[API_PAR].runs.append(run)
+
+            # A folder of many documents, listed over and over.
+            began = time.perf_counter()
+            anyio.run(populate, running.config, folders["Listing"], args.documents)
+            populate_seconds = time.perf_counter() - began
+            path = f"/api/v1/folders/{folders['Listing']}"
+            for _ in range(2):  # warm-up, not counted
+                expect(http.get(path), 200)
+            with meter.measure() as listing_run:
+                for _ in range(args.list_requests):
+                    began = time.perf_counter()
+                    response = http.get(path)
+                    latencies.append(time.perf_counter() - began)
+                    if response.status_code != 200:
+                        expect(response, 200)
+                    listing_bytes = len(response.content)
+            listed = len(response.json()["documents"])
+            if listed != args.documents:
+                raise RuntimeError(f"listed {listed} documents, expected {args.documents}")
     finally:
         s3.close()
 
     table = list(rows.values())
-    print_table(
-        table,
-        rss="server",
-        rss_title="Server peak RSS MiB",
-        cpu=["client", "server", "s3"],
-        cpu_title="CPU s (client / server / S3 daemons)",
-    )
+    print_server_table(table)
     print()
     print(
         "MB/s = 10^6 bytes/s of plaintext, median of the rounds; parallel rows: aggregate. "

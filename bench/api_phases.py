@@ -1,17 +1,27 @@
-"""What the API benchmark measures: transfers through the HTTP API, checked as they
-arrive, and a big folder filled through the vault services for the listing."""
+"""What the API and downloads benchmarks share: a server on S3 with the bench's account,
+transfers through the HTTP API, checked as they arrive, and a big folder filled through the
+vault services for the listing."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
+import psutil
 
-from bench.common import PatternSource
-from bench.server import cli, expect
+from bench.common import PatternSource, temporary_bucket
+from bench.measure import LargestProcess, Meter, rgw_processes
+from bench.report import Row, print_table
+from bench.server import Server, cli, expect, free_port, run_server
 from vault import accounts
 from vault import documents as doc_service
 from vault.audit import AuditContext
@@ -21,7 +31,42 @@ from vault.store import ObjectStore
 from web.services import open_services
 from web.settings import load_settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 EMAIL = "bench@example.test"
+
+
+# --- Set-up -----------------------------------------------------------------------------------
+
+
+def write_config(work: Path, args: argparse.Namespace, bucket: str, port: int) -> Path:
+    secret = work / "s3-secret"
+    secret.touch(mode=0o600)
+    secret.write_text(args.secret_key, encoding="utf-8")
+
+    def q(value: str) -> str:
+        return json.dumps(value)  # a JSON string of ASCII text is a TOML basic string
+
+    config = work / "clientvault.toml"
+    config.write_text(
+        f"data_dir = {q(str(work / 'data'))}\n"
+        "\n[server]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {port}\n"
+        f"public_url = {q(f'http://127.0.0.1:{port}')}\n"
+        "\n[storage]\n"
+        'backend = "s3"\n'
+        f"endpoint_url = {q(args.endpoint)}\n"
+        f"region = {q(args.region)}\n"
+        f"bucket = {q(bucket)}\n"
+        f"access_key_id = {q(args.access_key)}\n"
+        f"secret_access_key_file = {q(str(secret))}\n"
+        f"part_size_mib = {args.part_mib}\n"
+        f"concurrency = {args.concurrency}\n",
+        encoding="utf-8",
+    )
+    return config
 
 
 def staff_account(config: Path) -> tuple[str, dict[str, str]]:
@@ -32,6 +77,68 @@ def staff_account(config: Path) -> tuple[str, dict[str, str]]:
     cli(config, "user", "add", EMAIL, "--role", "staff", "--client", "Bench")
     token = cli(config, "token", "create", EMAIL, "--name", "bench")
     return client_id, {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Running:
+    """A server on a bucket of its own, and a client signed in as the bench's staff user."""
+
+    config: Path
+    bucket: str
+    server: Server
+    http: httpx.Client
+    headers: dict[str, str]
+    client_id: str
+    meter: Meter
+
+    def folder(self, name: str) -> str:
+        """A new folder of the bench's client; its id."""
+        body = {"client_id": self.client_id, "name": name}
+        folder: str = expect(self.http.post("/api/v1/folders", json=body), 201)["id"]
+        return folder
+
+
+@contextlib.contextmanager
+def running_server(args: argparse.Namespace, s3: S3Client, prefix: str) -> Iterator[Running]:
+    """The app on `args`' S3 endpoint (a new bucket) with SQLite in a temporary directory,
+    `clientvault init` and the bench's account, uvicorn with `args.workers` processes, and a
+    meter of this process (the client), the server and the RGW."""
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp,
+        temporary_bucket(s3, prefix) as bucket,
+    ):
+        work = Path(tmp)
+        port = free_port()
+        config = write_config(work, args, bucket, port)
+        client_id, headers = staff_account(config)
+        with (
+            run_server(config, port, work / "server.log", args.workers) as server,
+            httpx.Client(base_url=server.url, headers=headers, timeout=httpx.Timeout(600)) as http,
+        ):
+            server_proc = psutil.Process(server.pid)
+            # With several workers uvicorn's own process only supervises: memory is reported
+            # for the largest worker, CPU for all of them together.
+            server_procs = [server_proc, *server_proc.children(recursive=True)]
+            meter = Meter(
+                rss={"server": LargestProcess(server_procs)},
+                cpu={"client": [psutil.Process()], "server": server_procs, "s3": rgw_processes()},
+                settle="s3",
+            )
+            try:
+                yield Running(config, bucket, server, http, headers, client_id, meter)
+            finally:
+                meter.close()
+
+
+def print_server_table(rows: Sequence[Row]) -> None:
+    """The result table of runs measured by `running_server`'s meter."""
+    print_table(
+        rows,
+        rss="server",
+        rss_title="Server peak RSS MiB",
+        cpu=["client", "server", "s3"],
+        cpu_title="CPU s (client / server / S3 daemons)",
+    )
 
 
 # --- Transfers through the API ----------------------------------------------------------------

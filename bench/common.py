@@ -13,7 +13,8 @@ import hashlib
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, cast
 
 import anyio.lowlevel
@@ -286,3 +287,20 @@ def raw_download(
         client, bucket, key, target, Config=transfer_config(part, concurrency)
     )
     sink.check()
+
+
+def raw_downloads_at_once(
+    client: S3Client,
+    bucket: str,
+    keys: Sequence[str],
+    source: PatternSource,
+    part: int,
+    concurrency: int,
+) -> None:
+    """`raw_download` of each of `keys` (all holding `source`'s bytes), all at once."""
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+        for future in [
+            pool.submit(raw_download, client, bucket, key, source, part, concurrency)
+            for key in keys
+        ]:
+            future.result()

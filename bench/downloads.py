@@ -22,30 +22,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import anyio
-import httpx
-import psutil
 
-from bench.api import write_config
-from bench.api_phases import api_parallel, api_upload, staff_account
+from bench.api_phases import api_parallel, api_upload, print_server_table, running_server
 from bench.common import (
     MiB,
     PatternSource,
     add_s3_arguments,
     check_s3_arguments,
     raw_download,
+    raw_downloads_at_once,
     raw_upload,
     s3_client,
-    temporary_bucket,
 )
-from bench.measure import LargestProcess, Meter, rgw_processes
-from bench.report import Row, command_line, describe_machine, print_table
-from bench.server import expect, free_port, run_server
+from bench.report import Row, command_line, describe_machine
 from bench.tus_client import checked_download
 
 
@@ -68,8 +60,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--size-mib, --rounds, --parallel, --parallel-mib, --workers ≥ 1")
     if args.part_mib < 5 or args.concurrency < 1:
         parser.error("--part-mib ≥ 5, --concurrency ≥ 1")
-    # What write_config reads and this benchmark does not vary.
-    args.chunk_kib = 1024
     return args
 
 
@@ -99,93 +89,55 @@ def main(argv: list[str] | None = None) -> int:
     print()
     s3 = s3_client(args, max_pool_connections=max(32, args.parallel * args.concurrency))
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-downloads-") as tmp,
-            temporary_bucket(s3, "bench-downloads") as bucket,
-        ):
-            work = Path(tmp)
-            port = free_port()
-            config = write_config(work, args, bucket, port)
-            client_id, headers = staff_account(config)
-            with (
-                run_server(config, port, work / "server.log", args.workers) as server,
-                httpx.Client(
-                    base_url=server.url, headers=headers, timeout=httpx.Timeout(600)
-                ) as http,
-            ):
-                folder = expect(
-                    http.post("/api/v1/folders", json={"client_id": client_id, "name": "D"}),
-                    201,
-                )["id"]
-                document = api_upload(http, folder, "big.bin", big, MiB)
-                raw_upload(s3, bucket, "big", big, part, args.concurrency)
-                documents, keys = [], [f"par-{i}" for i in range(args.parallel)]
-                for key in keys:
-                    documents.append(api_upload(http, folder, f"{key}.bin", small, MiB))
-                    raw_upload(s3, bucket, key, small, part, args.concurrency)
-                server_proc = psutil.Process(server.pid)
-                server_procs = [server_proc, *server_proc.children(recursive=True)]
-                meter = Meter(
-                    rss={"server": LargestProcess(server_procs)},
-                    cpu={
-                        "client": [psutil.Process()],
-                        "server": server_procs,
-                        "s3": rgw_processes(),
-                    },
-                    settle="s3",
-                )
+        with running_server(args, s3, "bench-downloads") as running:
+            http, meter, bucket = running.http, running.meter, running.bucket
+            folder = running.folder("D")
+            document = api_upload(http, folder, "big.bin", big, MiB)
+            raw_upload(s3, bucket, "big", big, part, args.concurrency)
+            documents, keys = [], [f"par-{i}" for i in range(args.parallel)]
+            for key in keys:
+                documents.append(api_upload(http, folder, f"{key}.bin", small, MiB))
+                raw_upload(s3, bucket, key, small, part, args.concurrency)
 
-                def measured(phase: str, run: Callable[[], None]) -> Callable[[], None]:
-                    def step() -> None:
-                        with meter.measure() as result:
-                            run()
-                        by_phase[phase].runs.append(result)
+            def measured(phase: str, run: Callable[[], None]) -> Callable[[], None]:
+                def step() -> None:
+                    with meter.measure() as result:
+                        run()
+                    by_phase[phase].runs.append(result)
 
-                    return step
+                return step
 
-                def raw_many() -> None:
-                    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-                        for future in [
-                            pool.submit(
-                                raw_download, s3, bucket, key, small, part, args.concurrency
-                            )
-                            for key in keys
-                        ]:
-                            future.result()
-
-                pairs = [
-                    (
-                        measured(
-                            raw_big,
-                            lambda: raw_download(s3, bucket, "big", big, part, args.concurrency),
-                        ),
-                        measured(
-                            api_big, lambda: checked_download(http, document, big, piece=None)
+            pairs = [
+                (
+                    measured(
+                        raw_big,
+                        lambda: raw_download(s3, bucket, "big", big, part, args.concurrency),
+                    ),
+                    measured(api_big, lambda: checked_download(http, document, big, piece=None)),
+                ),
+                (
+                    measured(
+                        raw_par,
+                        lambda: raw_downloads_at_once(
+                            s3, bucket, keys, small, part, args.concurrency
                         ),
                     ),
-                    (
-                        measured(raw_par, raw_many),
-                        measured(
-                            api_par,
-                            lambda: anyio.run(api_parallel, server.url, headers, documents, small),
+                    measured(
+                        api_par,
+                        lambda: anyio.run(
+                            api_parallel, running.server.url, running.headers, documents, small
                         ),
                     ),
-                ]
-                for round_ in range(args.rounds):
-                    for raw, api in pairs:
-                        for step in (raw, api) if round_ % 2 == 0 else (api, raw):
-                            step()
-                meter.close()
+                ),
+            ]
+            for round_ in range(args.rounds):
+                for raw, api in pairs:
+                    for step in (raw, api) if round_ % 2 == 0 else (api, raw):
+                        step()
     finally:
         s3.close()
 
-    print_table(
-        rows,
-        rss="server",
-        rss_title="Server peak RSS MiB",
-        cpu=["client", "server", "s3"],
-        cpu_title="CPU s (client / server / S3 daemons)",
-    )
+    print_server_table(rows)
     print()
     print(
         "MB/s = 10^6 bytes/s of plaintext, median of the rounds; the parallel rows: aggregate. "

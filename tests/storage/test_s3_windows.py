@@ -78,8 +78,16 @@ WINDOW = 256 * 1024
 
 
 @pytest.fixture
+def budget() -> ByteBudget:
+    """The windowed store's, as big as a store makes its own (four reads' `read_ahead`)."""
+    return ByteBudget(4 * 3 * WINDOW)
+
+
+@pytest.fixture
 async def windowed(
-    s3_bucket: tuple[S3Client, str], s3_client_counting_gets: tuple[S3Client, GetCounter]
+    s3_bucket: tuple[S3Client, str],
+    s3_client_counting_gets: tuple[S3Client, GetCounter],
+    budget: ByteBudget,
 ) -> tuple[S3ObjectStore, GetCounter, bytes]:
     raw, bucket = s3_bucket
     client, counter = s3_client_counting_gets
@@ -90,6 +98,7 @@ async def windowed(
         read_chunk_size=WINDOW,
         read_ahead=3 * WINDOW,
         first_window=WINDOW,
+        budget=budget,
     )
     data = random.Random(5).randbytes(12 * WINDOW + 17)
     raw.put_object(Bucket=bucket, Key="objects/windowed", Body=data)
@@ -180,34 +189,12 @@ async def test_s3_read_reuses_a_window_buffer_once_the_consumer_lets_go(
     assert len({id(buffer) for buffer in buffers}) <= 4
 
 
-@pytest.fixture
-async def budgeted(
-    windowed: tuple[S3ObjectStore, GetCounter, bytes],
-    s3_bucket: tuple[S3Client, str],
-    s3_client_counting_gets: tuple[S3Client, GetCounter],
-) -> tuple[S3ObjectStore, GetCounter, ByteBudget, bytes]:
-    """The windowed object, read through a store whose budget the test can see."""
-    _, counter, data = windowed
-    client, _ = s3_client_counting_gets
-    budget = ByteBudget(64 * WINDOW)
-    store = S3ObjectStore(
-        client=client,
-        bucket=s3_bucket[1],
-        part_concurrency=3,
-        read_chunk_size=WINDOW,
-        read_ahead=3 * WINDOW,
-        first_window=WINDOW,
-        budget=budget,
-    )
-    return store, counter, budget, data
-
-
 async def test_a_consumer_that_waits_for_the_store_has_one_more_window_asked_for(
-    budgeted: tuple[S3ObjectStore, GetCounter, ByteBudget, bytes],
+    windowed: tuple[S3ObjectStore, GetCounter, bytes], budget: ByteBudget
 ) -> None:
     """The store starts on the window after those `read_ahead` holds; its bytes wait in the
     connection, not in the read's buffers, until some are free."""
-    store, counter, budget, data = budgeted
+    store, counter, data = windowed
     ahead: list[int] = []
     got = bytearray()
     async for piece in store.read("objects/windowed"):
@@ -222,10 +209,10 @@ async def test_a_consumer_that_waits_for_the_store_has_one_more_window_asked_for
 
 
 async def test_a_consumer_that_never_waits_has_nothing_asked_for_ahead(
-    budgeted: tuple[S3ObjectStore, GetCounter, ByteBudget, bytes],
+    windowed: tuple[S3ObjectStore, GetCounter, bytes], budget: ByteBudget
 ) -> None:
     """A slow consumer (a slow client) leaves no connection idle, waiting for bytes to free."""
-    store, counter, budget, data = budgeted
+    store, counter, data = windowed
     counter.delay = 0
     ahead: list[int] = []
     got = bytearray()
