@@ -20,8 +20,8 @@ from botocore.response import StreamingBody
 
 from storage import ByteBudget, LocalObjectStore, S3ObjectStore, StorageError, s3_reads
 from vault import crypto
-from vault.crypto import blobs
-from vault.crypto.ranges import SEND_SIZE, coalesce
+from vault.crypto import blobs, ranges
+from vault.crypto.ranges import KEPT_PIECES, SEND_SIZE, SPARE_PIECES, coalesce
 from vault.errors import IntegrityError
 from web.malloc import MMAP_THRESHOLD
 
@@ -152,6 +152,7 @@ async def test_a_decrypted_s3_read_reuses_its_window_buffers(
         return original(fileno, length, **options)
 
     monkeypatch.setattr(mmap, "mmap", counted)  # what storage.s3_reads maps windows with
+    monkeypatch.setattr(ranges, "_spare", [])  # none left by other tests
     got = bytearray()
     async for piece in blobs.read_decrypted(
         store,
@@ -161,8 +162,12 @@ async def test_a_decrypted_s3_read_reuses_its_window_buffers(
     ):
         got += piece
     assert got == plaintext
-    # Four windows in flight and one being decrypted, not one buffer per window.
-    assert 0 < len(mapped) <= 5
+    windows = [length for length in mapped if length == 256 * KiB]
+    pieces = [length for length in mapped if length == SEND_SIZE]
+    # Four windows in flight and one being decrypted, not one buffer per window; and the
+    # pieces decrypted into buffers reused the same way, window after window.
+    assert 0 < len(windows) <= 5 and 0 < len(pieces) <= KEPT_PIECES
+    assert len(windows) + len(pieces) == len(mapped)
 
 
 def test_a_window_is_decrypted_a_piece_at_a_time() -> None:
@@ -183,6 +188,42 @@ def test_a_window_is_decrypted_a_piece_at_a_time() -> None:
     assert bytes(next(pieces)) == plaintext[:SEND_SIZE]
     with pytest.raises(IntegrityError, match="segment 20"):
         next(pieces)
+
+
+def test_a_piece_still_viewed_is_never_written_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces go into a few buffers, each reused only once no view of it is left: a
+    consumer done with each piece gets them all from one buffer, one that keeps every piece
+    finds each still holding its own plaintext, also after other windows have been
+    decrypted."""
+    monkeypatch.setattr(ranges, "_spare", [])
+    plaintext = bytes(range(256)) * (8 * MiB // 256)
+    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    ciphertext = crypto.encrypt_object(crypto.SegmentSealer(DEK, context), plaintext)
+    opened = crypto.parse_header(ciphertext, context, DEK)
+
+    def decryptor() -> crypto.RangeDecryptor:
+        return crypto.RangeDecryptor(
+            opened, plain_start=0, plain_end=len(plaintext), object_size=len(ciphertext)
+        )
+
+    window = memoryview(ciphertext)[crypto.HEADER_SIZE :]
+    dropped, buffers = decryptor(), {}
+    got = bytearray()
+    for piece in dropped.pieces([window]):
+        buffers[id(piece.obj)] = piece.obj  # the buffer itself kept, so no id is reused
+        got += piece
+        del piece
+    assert got == plaintext and len(buffers) == 1
+
+    kept = list(decryptor().pieces([window]))
+    assert len(kept) == -(-len(plaintext) // SEND_SIZE) > KEPT_PIECES
+    assert b"".join(kept) == plaintext
+    # A window done gives its buffers to the next window of any download: none of a
+    # piece still viewed is written over.
+    assert 0 < len(ranges._spare) <= SPARE_PIECES
+    again = decryptor()
+    assert b"".join(bytes(piece) for piece in again.pieces([window])) == plaintext
+    assert b"".join(kept) == plaintext
 
 
 def test_a_window_decrypted_into_a_reused_buffer_is_the_same_plaintext() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 
-__all__ = ["HUGE_PAGE", "page_buffer"]
+__all__ = ["HUGE_PAGE", "page_buffer", "unviewed"]
 
 # A transparent huge page (the PMD size of x86-64 and of arm64 with 4 KiB pages); where the
 # system has none, or a different size, madvise(MADV_HUGEPAGE) is only a hint.
@@ -37,3 +37,15 @@ def page_buffer(size: int, *, lead: int = 0) -> memoryview:
 
 def _round_up(size: int, unit: int) -> int:
     return -(-size // unit) * unit
+
+
+def unviewed(buffer: mmap.mmap) -> bool:
+    """Whether no view of `buffer` (a mapping, as `page_buffer`'s views are of) is alive, so
+    that it may take new bytes. (storage/windows.py asks the same of its windows; vault and
+    storage share no code.)"""
+    try:
+        # An mmap refuses to resize, even to its own size, while any view of it is alive.
+        buffer.resize(len(buffer))
+    except BufferError:
+        return False
+    return True

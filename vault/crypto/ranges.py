@@ -5,8 +5,10 @@ any of its bytes go out; and the pieces that plaintext is sent in.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
+from vault.crypto.buffers import unviewed
 from vault.crypto.segments import (
     HEADER_SIZE,
     TAG_SIZE,
@@ -24,6 +26,13 @@ PIECES_FROM = 256 * 1024
 # a joined piece of 1 MiB took 257 page faults to fill and an munmap to free, a fifth of a
 # download's CPU; one of 960 KiB reuses the heap's pages.
 SEND_SIZE = 960 * 1024
+# Buffers a window's pieces go into: one being filled, and those the response may still be
+# writing out (the transport holds a piece until the socket has taken it all).
+KEPT_PIECES = 3
+# Buffers of finished windows kept for the next window of any download, so that a download
+# holds none while it waits for the store, yet its next window finds its pages in place.
+SPARE_PIECES = 4
+_spare: list[mmap.mmap] = []
 
 
 class RangeDecryptor:
@@ -110,38 +119,46 @@ class RangeDecryptor:
     ) -> Iterator[memoryview]:
         """Take the chunk in `box` (out of it, so that nothing else holds it once this is
         done); yield its plaintext in pieces of at most `size` bytes, each decrypted only
-        when asked for, straight into a buffer of its own; or, given a buffer to `reuse` (a
-        segment long at least), into that one buffer every time, for a caller that is done
-        with each piece before it asks for the next.
+        when asked for, straight into a buffer no view of which is alive (one this
+        decryptor made for an earlier piece, once nothing views that piece any more); or,
+        given a buffer to `reuse` (a segment long at least), into that one buffer every
+        time, for a caller that is done with each piece before it asks for the next.
 
         Made whole at once, a store window's plaintext grew the heap by the window and let
         it go again, window after window, faulting every page in anew; a piece at a time,
-        under the heap's trim threshold (web/malloc.py), the heap reuses the same pages.
+        into a few buffers reused, the same pages serve the whole download.
         """
         size = max(size, self._opened.segment_size)  # a piece holds a whole segment at least
         if reuse is not None:
             if len(reuse) < self._opened.segment_size:
                 raise ValueError("the buffer to reuse must hold a whole segment")
             size = len(reuse)
-        buffer, filled = bytearray(size) if reuse is None else reuse, 0
-        for ciphertext in self._complete(box.pop()):
-            plain_size = len(ciphertext) - TAG_SIZE
-            low, high = self._bounds(plain_size)
-            if filled + high - low > size:
+        buffers = _PieceBuffers(size)
+        try:
+            buffer = reuse if reuse is not None else buffers.take()
+            filled = 0
+            for ciphertext in self._complete(box.pop()):
+                plain_size = len(ciphertext) - TAG_SIZE
+                low, high = self._bounds(plain_size)
+                if filled + high - low > size:
+                    yield memoryview(buffer)[:filled]
+                    buffer = reuse if reuse is not None else buffers.take()
+                    filled = 0
+                if (low, high) == (0, plain_size):
+                    index = self._index
+                    into = memoryview(buffer)[filled : filled + plain_size]
+                    self._opened.open_segment_into(
+                        index, ciphertext, into, last=index == self._count - 1
+                    )
+                    del into  # a view left alive would keep the buffer from reuse
+                else:  # the first or last segment of the range, cut
+                    buffer[filled : filled + high - low] = self._open(ciphertext)[low:high]
+                filled += high - low
+                self._index += 1
+            if filled:
                 yield memoryview(buffer)[:filled]
-                buffer, filled = bytearray(size) if reuse is None else reuse, 0
-            if (low, high) == (0, plain_size):
-                index = self._index
-                into = memoryview(buffer)[filled : filled + plain_size]
-                self._opened.open_segment_into(
-                    index, ciphertext, into, last=index == self._count - 1
-                )
-            else:  # the first or last segment of the range, cut
-                buffer[filled : filled + high - low] = self._open(ciphertext)[low:high]
-            filled += high - low
-            self._index += 1
-        if filled:
-            yield memoryview(buffer)[:filled]
+        finally:
+            buffers.give_back()
 
     def finish(self) -> None:
         """Raises IntegrityError if the ciphertext ended before the range was covered."""
@@ -149,6 +166,44 @@ class RangeDecryptor:
             raise IntegrityError(
                 f"the object ended {self._left} bytes early, in segment {self._index}"
             )
+
+
+class _PieceBuffers:
+    """The buffers one window's pieces are decrypted into: each reused once no view of its
+    last piece is left, taken from the spares of finished windows where one is free, and
+    given back to them when the window is done.
+
+    A fresh bytearray per piece was zeroed and faulted in page by page, every time: a third
+    of the event loop's time through a download from S3 (docs/downloads.md). Kept by the
+    download from window to window instead, they would stay resident while it waits for
+    its share of the read budget, outside that budget, for every download waiting.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._mine: list[mmap.mmap] = []
+
+    def take(self) -> mmap.mmap:
+        for buffer in self._mine:
+            if unviewed(buffer):
+                return buffer
+        # Private: an anonymous mapping is shared by default, and so counted as shared memory.
+        buffer = self._spare() or mmap.mmap(-1, self._size, flags=mmap.MAP_PRIVATE)
+        if len(self._mine) < KEPT_PIECES:
+            self._mine.append(buffer)
+        return buffer
+
+    def _spare(self) -> mmap.mmap | None:
+        for at, buffer in enumerate(_spare):
+            if len(buffer) == self._size and unviewed(buffer):
+                return _spare.pop(at)
+        return None
+
+    def give_back(self) -> None:
+        # One still viewed (the last piece, being sent) is given back too: whoever takes
+        # a spare checks that no view of it is left.
+        while self._mine and len(_spare) < SPARE_PIECES:
+            _spare.append(self._mine.pop())
 
 
 def coalesce(pieces: list[bytes], size: int = SEND_SIZE) -> Iterator[bytes]:
