@@ -33,7 +33,6 @@ import time
 import anyio
 
 from bench.api_phases import (
-    api_parallel,
     api_upload,
     check_hash,
     populate,
@@ -53,7 +52,7 @@ from bench.common import (
 from bench.measure import Measurement
 from bench.report import Row, command_line, describe_machine, percentile, ratio
 from bench.server import expect
-from bench.tus_client import checked_download
+from bench.tus_client import checked_download, checked_downloads_at_once
 
 SERVER_RSS_LIMIT_MIB = 200
 LIST_P50_LIMIT_MS = 150
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 def api_down(document: str = document) -> None:
                     with meter.measure() as run:
-                        checked_download(http, document, big, piece=None)
+                        checked_download(http, document, big)
                     rows[API_DOWN].runs.append(run)
 
                 for step in (raw_down, api_down) if round_ % 2 == 0 else (api_down, raw_down):
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     raw_downloads_at_once(s3, bucket, raw_keys, small, part, concurrency)
                 rows[RAW_PAR].runs.append(run)
                 with meter.measure() as run:
-                    anyio.run(api_parallel, running.server.url, running.headers, documents, small)
+                    checked_downloads_at_once(http, documents, small)
                 rows[API_PAR].runs.append(run)
 
             # A folder of many documents, listed over and over.

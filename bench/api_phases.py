@@ -156,29 +156,6 @@ def api_upload(
     return document
 
 
-async def api_parallel(
-    base_url: str, headers: dict[str, str], documents: Sequence[str], source: PatternSource
-) -> None:
-    limits = httpx.Limits(max_connections=len(documents), max_keepalive_connections=0)
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, timeout=httpx.Timeout(600), limits=limits
-    ) as http:
-
-        async def one(document: str) -> None:
-            sink = source.sink()
-            async with http.stream("GET", f"/api/v1/documents/{document}/content") as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    expect(response, 200)
-                async for data in response.aiter_raw():
-                    sink.write(data)
-            sink.check()
-
-        async with anyio.create_task_group() as tasks:
-            for document in documents:
-                tasks.start_soon(one, document)
-
-
 def check_hash(http: httpx.Client, document: str, expected: str) -> None:
     body = expect(http.get(f"/api/v1/documents/{document}"), 200)
     if body["versions"][-1]["sha256"] != expected:

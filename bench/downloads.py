@@ -24,9 +24,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-import anyio
-
-from bench.api_phases import api_parallel, api_upload, print_server_table, running_server
+from bench.api_phases import api_upload, print_server_table, running_server
 from bench.common import (
     MiB,
     PatternSource,
@@ -38,7 +36,7 @@ from bench.common import (
     s3_client,
 )
 from bench.report import Row, command_line, describe_machine
-from bench.tus_client import checked_download
+from bench.tus_client import checked_download, checked_downloads_at_once
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -113,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                         raw_big,
                         lambda: raw_download(s3, bucket, "big", big, part, args.concurrency),
                     ),
-                    measured(api_big, lambda: checked_download(http, document, big, piece=None)),
+                    measured(api_big, lambda: checked_download(http, document, big)),
                 ),
                 (
                     measured(
@@ -124,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     measured(
                         api_par,
-                        lambda: anyio.run(
-                            api_parallel, running.server.url, running.headers, documents, small
-                        ),
+                        lambda: checked_downloads_at_once(http, documents, small),
                     ),
                 ),
             ]
