@@ -6,6 +6,7 @@ any of its bytes go out; and the pieces that plaintext is sent in.
 from __future__ import annotations
 
 import mmap
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 from vault.crypto.buffers import unviewed
@@ -33,6 +34,7 @@ KEPT_PIECES = 3
 # holds none while it waits for the store, yet its next window finds its pages in place.
 SPARE_PIECES = 4
 _spare: list[mmap.mmap] = []
+_spare_lock = threading.Lock()  # downloads decrypt on event loops, which may be several
 
 
 class RangeDecryptor:
@@ -194,16 +196,18 @@ class _PieceBuffers:
         return buffer
 
     def _spare(self) -> mmap.mmap | None:
-        for at, buffer in enumerate(_spare):
-            if len(buffer) == self._size and unviewed(buffer):
-                return _spare.pop(at)
+        with _spare_lock:
+            for at, buffer in enumerate(_spare):
+                if len(buffer) == self._size and unviewed(buffer):
+                    return _spare.pop(at)
         return None
 
     def give_back(self) -> None:
         # One still viewed (the last piece, being sent) is given back too: whoever takes
         # a spare checks that no view of it is left.
-        while self._mine and len(_spare) < SPARE_PIECES:
-            _spare.append(self._mine.pop())
+        with _spare_lock:
+            while self._mine and len(_spare) < SPARE_PIECES:
+                _spare.append(self._mine.pop())
 
 
 def coalesce(pieces: list[bytes], size: int = SEND_SIZE) -> Iterator[bytes]:
