@@ -5,7 +5,8 @@ above all), which the process would go on holding at rest and carry into the nex
 transfer: measured, a server on S3 went from 120 to 124–129 MiB at rest over a few uploads
 and downloads, and `malloc_trim(0)` took it back to 122. So when the last request in
 flight ends, and requests have moved at least `after` bytes of bodies since the last
-time, the free pages go back (`web.malloc.release_free_memory`): a few milliseconds at a
+time, the free pages go back (`web.malloc.release_free_memory`), with the spare buffers
+downloads decrypt into (`vault.crypto.ranges.drop_spare_pieces`): a few milliseconds at a
 moment when no request is waiting, and never for a run of small requests.
 
 `web.observe.ObserveMiddleware`, which counts every request and its body bytes anyway,
@@ -16,16 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from vault.crypto.ranges import drop_spare_pieces
 from web.malloc import release_free_memory
 
 TRANSFER = 8 << 20
+
+
+def release_idle_memory() -> None:
+    drop_spare_pieces()
+    release_free_memory()
 
 
 class IdleRelease:
     """Requests in flight, and the body bytes they moved since the last release."""
 
     def __init__(
-        self, *, release: Callable[[], object] = release_free_memory, after: int = TRANSFER
+        self, *, release: Callable[[], object] = release_idle_memory, after: int = TRANSFER
     ) -> None:
         self.release = release
         self.after = after

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import anyio
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from web.idle_memory import IdleRelease
+from vault.crypto import ranges
+from web.idle_memory import IdleRelease, release_idle_memory
 from web.observe import ObserveMiddleware
 
 
@@ -62,3 +64,20 @@ async def test_memory_goes_back_only_after_a_transfer() -> None:
         assert released == [0]
         assert (await http.get("/quick")).status_code == 200
     assert released == [0]
+
+
+def test_falling_idle_drops_the_spare_piece_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The buffers downloads decrypt into go with the allocator's free pages, so a process
+    at rest does not carry them into its next transfer."""
+    monkeypatch.setattr(ranges, "_spare", [])
+    assert IdleRelease().release is release_idle_memory
+    spare = ranges._PieceBuffers(ranges.SEND_SIZE)
+    first = spare.take()
+    sending = memoryview(first)  # a piece still being sent: the next goes elsewhere
+    second = spare.take()
+    assert second is not first
+    del sending
+    spare.give_back()
+    assert all(any(buffer is kept for kept in ranges._spare) for buffer in (first, second))
+    release_idle_memory()
+    assert ranges._spare == []

@@ -210,6 +210,15 @@ class _PieceBuffers:
                 _spare.append(self._mine.pop())
 
 
+def drop_spare_pieces() -> None:
+    """Let go of the spare piece buffers (each one's memory goes once no piece in it is still
+    being sent), so that a process falling idle does not carry them into its next transfer:
+    four of them raised the start, and so the peak, of an upload after a download by about
+    4 MiB."""
+    with _spare_lock:
+        _spare.clear()
+
+
 def coalesce(pieces: list[bytes], size: int = SEND_SIZE) -> Iterator[bytes]:
     """Join consecutive pieces up to about `size` bytes each, taking them out of `pieces`
     as it goes (so each is freed once joined, not when the last is).
