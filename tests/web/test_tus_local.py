@@ -15,7 +15,9 @@ import pytest
 from storage import windows
 from tests.fixtures.app import World
 from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
+from vault import crypto
 from vault.crypto.digests import RunningDigests
+from vault.uploads import part_buffer
 from web.services import Services
 
 
@@ -199,3 +201,28 @@ async def test_the_finishing_read_back_reads_each_half_into_one_reused_buffer(
     # 30 MiB in 4 MiB windows: eight windows or more, in two buffers.
     assert len(window_buffers) == 2
     assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_a_patch_reuses_the_buffers_of_stored_parts(
+    http: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored part's buffer, its pages resident, takes a later part of the same request:
+    a PATCH maps no more part buffers than it holds parts at once, and every part keeps its
+    own bytes."""
+    mapped: list[int] = []
+    original = crypto.page_buffer
+
+    def counted(size: int, *, lead: int = 0) -> memoryview:
+        mapped.append(size)
+        return original(size, lead=lead)
+
+    monkeypatch.setattr(part_buffer, "page_buffer", counted)
+    auth = world["alice"].auth
+    payload = data(12 * PART + 777, "recycled")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "recycled.bin")
+    done = await send(http, url, auth, 0, payload)
+
+    assert await download(http, auth, done.headers["document-id"]) == payload
+    # Thirteen parts: the first (with room for the header), then at most one being
+    # received, one sealed and two stored.
+    assert 0 < len(mapped) <= 1 + 4, mapped
