@@ -115,23 +115,6 @@ class _Sealed:
 
 
 @dataclass(slots=True)
-class _Recycled:
-    """A stored part's buffer, for the next part the request receives: a fresh buffer's
-    pages are zeroed by the kernel as they are first written, 5 % of the server's CPU
-    through a tus upload to S3. Its share of the budget is handed on with it
-    (`Share.hand_on`), unless the receiver is waiting for the budget: then both go back."""
-
-    buffer: memoryview | None = field(default=None, repr=False)
-
-    def keep(self, buffer: memoryview | None, share: Share) -> bool:
-        if buffer is None or self.buffer is not None or share.waiting_for_budget:
-            return False
-        self.buffer = buffer
-        share.hand_on()
-        return True
-
-
-@dataclass(slots=True)
 class _Progress:
     stored: int = 0
     row: Upload | None = None
@@ -225,7 +208,7 @@ async def _store_parts(
     sealed: MemoryObjectReceiveStream[_Sealed],
     storing: MemoryObjectSendStream[_Storing],
     share: Share,
-    recycled: _Recycled,
+    spare: list[memoryview],
 ) -> None:
     """Write the encrypted parts to the store, `STORE_CONCURRENCY` at a time (one part's
     wait for the disk or the network overlaps the next one's), passing them on in order."""
@@ -244,9 +227,16 @@ async def _store_parts(
             raise
         finally:
             limiter.release()
-            # The store is done with it (`ObjectStore.upload_part`), or will not get it from
-            # here (a resent part is sealed anew): its memory goes before its share does.
-            if not (item.etag and recycled.keep(part.buffer, share)):
+            # The store is done with it (`ObjectStore.upload_part`). Stored, it takes the
+            # next part this request receives, pages resident already (a fresh buffer's are
+            # zeroed by the kernel as first written), its share handed on with it: one at
+            # most, and none while the receiver waits for the budget. Otherwise (or not
+            # stored: a resent part is sealed anew) its memory goes before its share does.
+            buffer = part.buffer if item.etag and not share.waiting_for_budget else None
+            if buffer is not None and not spare:
+                spare.append(buffer)
+                share.hand_on()
+            else:
                 release_pages(ciphertext)
                 share.give()
         item.done.set()
@@ -371,22 +361,20 @@ async def _append(
         await share.take()
         holding = True
         filling.extend(await upload_staging.staged_prefix(sessions, upload, number))
-    recycled = _Recycled()
+    spare: list[memoryview] = []  # a stored part's buffer, for the next part (`_store_parts`)
 
     async def hold(part: PartBuffer) -> None:
         # The part's share of the budget (one a stored part handed on, if any), and that
         # part's buffer with it where the sizes agree.
         await share.take()
-        spare, recycled.buffer = recycled.buffer, None
-        if spare is not None and not part.adopt(spare):
-            release_pages(spare)
+        if spare and not part.adopt(spare[-1]):
+            release_pages(spare[-1])
+        spare.clear()
 
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_seal_parts, sessions, upload, sealer, arrived, to_store, digests)
-            tasks.start_soon(
-                _store_parts, sessions, store, upload, sealed, to_record, share, recycled
-            )
+            tasks.start_soon(_store_parts, sessions, store, upload, sealed, to_record, share, spare)
             tasks.start_soon(_record_parts, sessions, upload, stored, progress, expires_in)
             async with to_seal:
                 try:
@@ -426,9 +414,9 @@ async def _append(
     except BaseExceptionGroup as group:
         raise blobs.first_failure(group) from None
     finally:
-        if recycled.buffer is not None:  # its share goes with the request's (`append`)
-            release_pages(recycled.buffer)
-            recycled.buffer = None
+        for buffer in spare:  # its share goes with the request's (`append`)
+            release_pages(buffer)
+        spare.clear()
     if refused is not None:
         raise refused
     offset = max(upload.offset, part_start)
