@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+import sqlalchemy
 
 from notify import alert_mail
 from notify.smtp import SMTPMailer
@@ -19,7 +20,7 @@ from vault import audit
 from vault.audit import AuditContext, alerts
 from vault.audit.alerts import Rules, Threshold
 from vault.db import transaction
-from vault.models import User
+from vault.models import AuditEvent, User
 from web.services import Services, notify_config
 
 RULES = Rules(
@@ -67,6 +68,40 @@ async def test_downloads_fire_past_the_threshold_once_per_window(
         await record(services, sam, "document.downloaded", document_id=uuid.uuid4())
     [other] = await evaluate(services)
     assert other.actor_id == str(world["sam"].id)
+
+
+async def test_checking_a_download_does_not_load_the_events_in_its_window(
+    services: Services, world: World
+) -> None:
+    """Each event is checked against the events in its window by counting them in the
+    database: loading them made the check of the n-th download load n events, so a person
+    downloading many documents cost the process more with every download."""
+    alice = acting(world, "alice")
+    await evaluate(services)  # the world's own events
+    for _ in range(60):
+        await record(services, alice, "document.downloaded", document_id=uuid.uuid4())
+    loaded: list[int] = []
+
+    def count(target: AuditEvent, context: object) -> None:
+        loaded.append(target.seq)
+
+    rules = Rules(downloads=Threshold(100, 10))
+    sqlalchemy.event.listen(AuditEvent, "load", count)
+    try:
+        async with transaction(services.sessions) as session:
+            assert await alerts.evaluate(session, rules) == []
+        assert len(loaded) == 60, "the 60 events checked, each once"
+        loaded.clear()
+        for _ in range(45):
+            await record(services, alice, "document.downloaded", document_id=uuid.uuid4())
+        async with transaction(services.sessions) as session:
+            [alert] = await alerts.evaluate(session, rules)
+    finally:
+        sqlalchemy.event.remove(AuditEvent, "load", count)
+    # Past the threshold, the events behind the alert are named by seq, not loaded.
+    assert len(loaded) == 45
+    assert json.loads(alert.details)["documents"] == 101
+    assert len(json.loads(alert.seqs)) == 101
 
 
 async def test_repeated_refusals_fire_at_the_threshold(services: Services, world: World) -> None:

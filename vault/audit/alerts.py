@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, String, Text, func
+from sqlalchemy import Column, ColumnElement, String, Text, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
@@ -88,6 +87,11 @@ class Rules:
     new_address: bool = True
     privilege: bool = True
 
+    @property
+    def longest_window(self) -> timedelta:
+        thresholds = (self.downloads, self.refusals, self.failed_signins)
+        return max((t.window for t in thresholds if t is not None), default=timedelta(0))
+
 
 def moment(ts: str) -> datetime:
     """An event's `ts` as a datetime (UTC)."""
@@ -125,63 +129,91 @@ async def _recent_alert(session: AsyncSession, rule: str, subject: str, since: s
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def _window_events(
-    session: AsyncSession, event: AuditEvent, window: timedelta, *conditions: object
-) -> Sequence[AuditEvent]:
-    query = (
-        select(AuditEvent)
-        .where(
-            col(AuditEvent.seq) <= event.seq,
-            col(AuditEvent.ts) >= _since(event, window),
-            *conditions,  # type: ignore[arg-type]
-        )
-        .order_by(col(AuditEvent.seq))
-    )
-    return (await session.execute(query)).scalars().all()
+def _in_window(
+    event: AuditEvent, window: timedelta, floor: int, *conditions: ColumnElement[bool]
+) -> list[ColumnElement[bool]]:
+    return [
+        col(AuditEvent.seq) >= floor,
+        col(AuditEvent.seq) <= event.seq,
+        col(AuditEvent.ts) >= _since(event, window),
+        *conditions,
+    ]
 
 
-def _same_subject(event: AuditEvent) -> object:
+def _same_subject(event: AuditEvent) -> ColumnElement[bool]:
     if event.actor_id is not None:
         return col(AuditEvent.actor_id) == event.actor_id
     return col(AuditEvent.actor_id).is_(None) & (col(AuditEvent.ip) == event.ip)
 
 
+@dataclass(frozen=True, slots=True)
+class _Crossed:
+    """A threshold an event completes: the rule, which events count, and what they add up to."""
+
+    rule: str
+    where: list[ColumnElement[bool]]
+    facts: dict[str, object]
+
+
 async def _threshold(
-    session: AsyncSession, rules: Rules, event: AuditEvent
-) -> tuple[str, Sequence[AuditEvent], dict[str, object]] | None:
-    """The threshold rule this event completes, with the events behind it."""
+    session: AsyncSession, rules: Rules, event: AuditEvent, floor: int
+) -> _Crossed | None:
+    """The threshold rule this event completes, if any, counting events from seq `floor`
+    (at or before its window's first).
+
+    Counted in the database: every event is checked as it arrives, and loading the events in
+    its window instead made each check cost as many rows as the window held, so a person
+    downloading many documents made each of their downloads dearer to check than the last
+    (2,000 downloads within ten minutes took 39 CPU seconds to check on SQLite, 32 on
+    PostgreSQL; counted, 3 and 2).
+    """
     if event.action == "document.downloaded" and rules.downloads and event.actor_id:
         limit = rules.downloads
-        found = await _window_events(
-            session,
+        where = _in_window(
             event,
             limit.window,
+            floor,
             col(AuditEvent.action) == "document.downloaded",
             col(AuditEvent.actor_id) == event.actor_id,
         )
-        documents = {e.document_id for e in found}
-        if len(documents) > limit.count:
-            return DOWNLOADS, found, {"documents": len(documents), "minutes": limit.minutes}
+        documents = await _count(session, func.count(func.distinct(AuditEvent.document_id)), where)
+        if documents > limit.count:
+            return _Crossed(DOWNLOADS, where, {"documents": documents, "minutes": limit.minutes})
     elif event.outcome == "denied" and rules.refusals:
         limit = rules.refusals
-        found = await _window_events(
-            session, event, limit.window, col(AuditEvent.outcome) == "denied", _same_subject(event)
+        where = _in_window(
+            event, limit.window, floor, col(AuditEvent.outcome) == "denied", _same_subject(event)
         )
-        if len(found) >= limit.count:
-            return REFUSALS, found, {"refusals": len(found), "minutes": limit.minutes}
+        refusals = await _count(session, func.count(), where)
+        if refusals >= limit.count:
+            return _Crossed(REFUSALS, where, {"refusals": refusals, "minutes": limit.minutes})
     elif event.action == "auth.login" and event.outcome in _SIGN_IN_FAILED and rules.failed_signins:
         limit = rules.failed_signins
-        found = await _window_events(
-            session,
+        where = _in_window(
             event,
             limit.window,
+            floor,
             col(AuditEvent.action) == "auth.login",
             col(AuditEvent.outcome).in_(_SIGN_IN_FAILED),
             col(AuditEvent.ip) == event.ip,
         )
-        if len(found) >= limit.count:
-            return FAILED_SIGNINS, found, {"failures": len(found), "minutes": limit.minutes}
+        failures = await _count(session, func.count(), where)
+        if failures >= limit.count:
+            return _Crossed(FAILED_SIGNINS, where, {"failures": failures, "minutes": limit.minutes})
     return None
+
+
+async def _count(
+    session: AsyncSession, counted: ColumnElement[int], where: list[ColumnElement[bool]]
+) -> int:
+    found = await session.execute(select(counted).select_from(AuditEvent).where(*where))
+    return int(found.scalar_one())
+
+
+async def _seqs(session: AsyncSession, where: list[ColumnElement[bool]]) -> list[int]:
+    """The seqs of the events `where` picks, oldest first: those behind an alert."""
+    query = select(AuditEvent.seq).where(*where).order_by(col(AuditEvent.seq))
+    return list((await session.execute(query)).scalars().all())
 
 
 async def _new_address(session: AsyncSession, event: AuditEvent) -> bool:
@@ -212,9 +244,10 @@ async def _raise(
     session: AsyncSession,
     rule: str,
     event: AuditEvent,
-    behind: Sequence[AuditEvent],
+    behind: list[int],
     facts: dict[str, object],
 ) -> Alert:
+    """Raise an alert about `event`, naming the seqs of the events `behind` it."""
     alert = Alert(
         rule=rule,
         subject=_subject(event),
@@ -222,7 +255,7 @@ async def _raise(
         ip=event.ip,
         seq=event.seq,
         ts=event.ts,
-        seqs=json.dumps([e.seq for e in behind]),
+        seqs=json.dumps(behind),
         details=json.dumps({**facts, "action": event.action}, sort_keys=True),
     )
     session.add(alert)
@@ -238,20 +271,23 @@ async def _raise(
     return alert
 
 
-async def _check(session: AsyncSession, rules: Rules, event: AuditEvent) -> Alert | None:
-    crossed = await _threshold(session, rules, event)
+async def _check(
+    session: AsyncSession, rules: Rules, event: AuditEvent, floor: int
+) -> Alert | None:
+    crossed = await _threshold(session, rules, event, floor)
     if crossed is not None:
-        rule, behind, facts = crossed
-        threshold = getattr(rules, rule)
+        threshold = getattr(rules, crossed.rule)
         assert isinstance(threshold, Threshold)
         # Once per window: nothing more about this subject until the window has passed.
-        if await _recent_alert(session, rule, _subject(event), _since(event, threshold.window)):
+        since = _since(event, threshold.window)
+        if await _recent_alert(session, crossed.rule, _subject(event), since):
             return None
-        return await _raise(session, rule, event, behind, facts)
+        behind = await _seqs(session, crossed.where)
+        return await _raise(session, crossed.rule, event, behind, crossed.facts)
     if rules.new_address and await _new_address(session, event):
-        return await _raise(session, NEW_ADDRESS, event, [event], {})
+        return await _raise(session, NEW_ADDRESS, event, [event.seq], {})
     if rules.privilege and _privilege(event):
-        return await _raise(session, PRIVILEGE, event, [event], {})
+        return await _raise(session, PRIVILEGE, event, [event.seq], {})
     return None
 
 
@@ -271,14 +307,22 @@ async def evaluate(session: AsyncSession, rules: Rules, *, batch: int = 500) -> 
         .scalars()
         .all()
     )
+    if not events:
+        return []
+    # No window checked in this pass starts before `floor`'s event, so each count searches
+    # a person's (or an address's) events from there, by index, not their whole history.
+    start = min(moment(event.ts) for event in events) - rules.longest_window
+    floor = await session.execute(
+        select(func.min(AuditEvent.seq)).where(col(AuditEvent.ts) >= audit.timestamp(start))
+    )
+    first = floor.scalar_one_or_none() or 0
     raised: list[Alert] = []
     for event in events:
-        alert = await _check(session, rules, event)
+        alert = await _check(session, rules, event, first)
         if alert is not None:
             raised.append(alert)
-    if events:
-        cursor.seq = events[-1].seq
-        session.add(cursor)
+    cursor.seq = events[-1].seq
+    session.add(cursor)
     return raised
 
 
