@@ -6,12 +6,13 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, Insert, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -92,6 +93,17 @@ async def transaction(
     """A session in one transaction: committed on success, rolled back on any error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+def insert_missing(session: AsyncSession, model: type[Any], values: Mapping[str, object]) -> Insert:
+    """An INSERT of one row that does nothing where the row's key is taken (`ON CONFLICT DO
+    NOTHING`, on PostgreSQL and SQLite alike): its rowcount tells which happened."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model).values(values).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(model).values(values).on_conflict_do_nothing()
+    raise NotImplementedError(f"the {dialect} database is not supported")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -16,18 +16,17 @@ is the signed-in actor or else the peer's address, writes at most `Limits.per_wi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, Insert, Integer, String, delete
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, Integer, String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from vault import audit
 from vault.audit import AuditContext, timestamp
 from vault.audit.actions import AuditAction
+from vault.db import insert_missing
 
 DENIED = AuditAction.ACCESS_DENIED
 SUPPRESSED = AuditAction.ACCESS_DENIED_SUPPRESSED
@@ -84,14 +83,6 @@ def _key(context: AuditContext, reason: str) -> str:
     return f"{reason[:32]}:{digest}"
 
 
-def _insert_missing(dialect: str, row: Mapping[str, object]) -> Insert:
-    if dialect == "postgresql":
-        return postgresql.insert(RefusalWindow).values(row).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(RefusalWindow).values(row).on_conflict_do_nothing()
-    raise NotImplementedError(f"refusals do not support the {dialect} database")
-
-
 async def _summarise(
     session: AsyncSession, window: RefusalWindow, limits: Limits, *, now: datetime
 ) -> None:
@@ -141,7 +132,7 @@ async def record(
         "window_started_at": now,
         "count": 0,
     }
-    await session.execute(_insert_missing(session.get_bind().dialect.name, fresh))
+    await session.execute(insert_missing(session, RefusalWindow, fresh))
     window = (
         await session.execute(
             select(RefusalWindow)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+import sqlalchemy
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.fixtures.app import World
@@ -106,6 +108,37 @@ async def test_staged_segments_are_ciphertext_and_less_than_a_part(
         # No 64-byte run of the plaintext appears in what is kept.
         assert payload[MiB : MiB + 64] not in row.ciphertext
         assert payload[:64] not in row.ciphertext
+
+    # Once a request completes the part, its staged segments go; the next part's stay.
+    await send(http, url, auth, 3 * MiB, payload[3 * MiB : PART + MiB])
+    rows = await staged_rows(services)
+    assert sum(r.segments for r in rows) == MiB // SEGMENT
+    assert min(r.first_segment for r in rows) == PART // SEGMENT
+
+
+async def test_a_stream_of_whole_parts_neither_reads_claims_nor_drops_staged_segments(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Per part, a claim is one INSERT and a record has no staged segments to delete: the
+    database work of each part is a share of the server's CPU through a large upload."""
+    auth = world["alice"].auth
+    payload = data(4 * PART, "stream")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "stream.bin")
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]).lower())
+
+    # Every engine: the app's is its own.
+    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        await send(http, url, auth, 0, payload[: 3 * PART])
+    finally:
+        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    assert [s for s in statements if s.startswith("insert into upload_parts")] != []
+    assert [s for s in statements if "from upload_parts" in s] == []
+    assert [s for s in statements if "staged_runs" in s] == []
+    assert await offset_of(http, url, auth) == 3 * PART
 
 
 def stored_parts(s3: tuple[S3Client, str]) -> list[tuple[int, str]]:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Insert, and_, delete, or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault.accounts.identity import RateLimit
+from vault.db import insert_missing
 
 KEY_LENGTH = 128  # the width of rate_limits.key
 
@@ -60,7 +60,7 @@ async def check_for_update(session: AsyncSession, key: str, *, now: datetime) ->
     """`check`, holding the key's row until the transaction ends: concurrent attempts on one
     key then conclude one after the other, each seeing the count the previous one left, so
     guesses sent all at once cannot pass a lock together (also on PostgreSQL)."""
-    await session.execute(_insert_missing(session.get_bind().dialect.name, key, now))
+    await session.execute(_insert_missing(session, key, now))
     locked_until: datetime | None = (
         await session.execute(
             select(RateLimit.locked_until)
@@ -82,7 +82,7 @@ def _lockout(limits: Limits, failures: int) -> timedelta:
     return min(lockout, limits.max_lockout)
 
 
-def _insert_missing(dialect: str, key: str, now: datetime) -> Insert:
+def _insert_missing(session: AsyncSession, key: str, now: datetime) -> Insert:
     values = {
         "key": key,
         "failures": 0,
@@ -90,11 +90,7 @@ def _insert_missing(dialect: str, key: str, now: datetime) -> Insert:
         "locked_until": None,
         "updated_at": now,
     }
-    if dialect == "postgresql":
-        return postgresql.insert(RateLimit).values(values).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(RateLimit).values(values).on_conflict_do_nothing()
-    raise NotImplementedError(f"rate limits do not support the {dialect} database")
+    return insert_missing(session, RateLimit, values)
 
 
 async def fail(
@@ -107,7 +103,7 @@ async def fail(
     without conflicting, then locked (FOR UPDATE on PostgreSQL; on SQLite the transaction
     already holds the database's write lock) before it is read and changed.
     """
-    await session.execute(_insert_missing(session.get_bind().dialect.name, key, now))
+    await session.execute(_insert_missing(session, key, now))
     row = (
         await session.execute(
             select(RateLimit)

@@ -89,11 +89,17 @@ async def _record_part(
         # segments); a duplicate request that stored a part again finds the offset past it.
         # The final part's staged segments stay: a failed finish has the client resend from
         # the offset they reach.
-        if not final and (number - 1) * upload.part_size <= row.stored_offset:
+        start = (number - 1) * upload.part_size
+        if not final and start <= row.stored_offset:
+            # A part has staged segments only if the offset moved into it (each staged run
+            # moves it past its end, and it never goes back), so a part received whole
+            # from its start, as in any stream of parts, has none to drop.
+            staged = row.stored_offset > start
             if row.stored_offset < number * upload.part_size:
                 row.stored_offset = number * upload.part_size
-            # Flushes the row's changes above as one UPDATE, before the DELETE.
-            await upload_staging.drop_staged(session, upload, number)
+            if staged:
+                # Flushes the row's changes above as one UPDATE, before the DELETE.
+                await upload_staging.drop_staged(session, upload, number)
         session.add(row)
         return row
 

@@ -20,14 +20,15 @@ import hmac
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import anyio.to_thread
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import crypto
-from vault.db import transaction
+from vault.db import insert_missing, transaction
 from vault.errors import ConflictError, NonceReuseError
 from vault.uploads.resumable import Resumable, StagedRun, Upload, UploadPart, UploadState, locked
 
@@ -69,20 +70,21 @@ async def claim_segments(
     """
     async with transaction(sessions) as session:
         await locked(session, upload_id)
+        if not first:
+            # A part's first claim, the common case: one INSERT, no read.
+            claim = {
+                "upload_id": upload_id,
+                "number": number,
+                "fingerprint": hashlib.sha256(tags).digest(),
+                "size": size,
+                "tags": tags,
+            }
+            inserted = await session.execute(insert_missing(session, UploadPart, claim))
+            if cast(CursorResult[Any], inserted).rowcount:
+                return None
         part = await session.get(UploadPart, (upload_id, number))
         if part is None:
-            if first:
-                raise ConflictError("the upload moved on; ask for its offset with HEAD")
-            session.add(
-                UploadPart(
-                    upload_id=upload_id,
-                    number=number,
-                    fingerprint=hashlib.sha256(tags).digest(),
-                    size=size,
-                    tags=tags,
-                )
-            )
-            return None
+            raise ConflictError("the upload moved on; ask for its offset with HEAD")
         if part.tags is None:
             # Claimed whole by an early release: only the same whole part can be checked.
             if first or size != part.size:
