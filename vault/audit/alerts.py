@@ -309,16 +309,20 @@ async def evaluate(session: AsyncSession, rules: Rules, *, batch: int = 500) -> 
     )
     if not events:
         return []
-    # No window checked in this pass starts before `floor`'s event, so each count searches
-    # a person's (or an address's) events from there, by index, not their whole history.
+    # No window checked in this pass holds an event before seq `floor`, so each count
+    # searches a person's (or an address's) events from there, by index, not their whole
+    # history. (`seq + 0`: SQLite would find the least seq by walking the primary key from
+    # the log's first event, rather than read the window's through the index on `ts`.)
     start = min(moment(event.ts) for event in events) - rules.longest_window
-    floor = await session.execute(
-        select(func.min(AuditEvent.seq)).where(col(AuditEvent.ts) >= audit.timestamp(start))
+    found = await session.execute(
+        select(func.min(col(AuditEvent.seq) + 0)).where(
+            col(AuditEvent.ts) >= audit.timestamp(start)
+        )
     )
-    first = floor.scalar_one_or_none() or 0
+    floor = found.scalar_one_or_none() or 0
     raised: list[Alert] = []
     for event in events:
-        alert = await _check(session, rules, event, first)
+        alert = await _check(session, rules, event, floor)
         if alert is not None:
             raised.append(alert)
     cursor.seq = events[-1].seq
