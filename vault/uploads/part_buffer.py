@@ -29,6 +29,7 @@ class PartBuffer:
         self._capacity = capacity
         self._segment = segment_size
         self._lead = lead
+        self._sealed_size = sealed_part_size(capacity, segment_size, lead)
         self._buffer: memoryview | None = None  # mapped when first written to, or adopted
         self._size = 0
 
@@ -39,16 +40,14 @@ class PartBuffer:
 
         Its pages are resident already: a fresh buffer's are zeroed by the kernel as they
         are first written, 5 % of the server's CPU through a tus upload to S3."""
-        size = sealed_part_size(self._capacity, self._segment, self._lead)
-        if self._buffer is not None or len(buffer) != size:
+        if self._buffer is not None or len(buffer) != self._sealed_size:
             return False
         self._buffer = buffer
         return True
 
     def _mapped(self) -> memoryview:
         if self._buffer is None:
-            size = sealed_part_size(self._capacity, self._segment, self._lead)
-            self._buffer = page_buffer(size, lead=self._lead)
+            self._buffer = page_buffer(self._sealed_size, lead=self._lead)
         return self._buffer
 
     def __len__(self) -> int:
