@@ -4,13 +4,16 @@ member may read, only staff and admins may write, and auditors still may not dow
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+import sqlalchemy
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
@@ -18,9 +21,10 @@ from tests.fixtures.cli import cli, failed, ok, write_config
 from tests.fixtures.signin import sign_in
 from vault import folders as folder_service
 from vault import resources
+from vault.accounts.users import principal_for
 from vault.db import transaction
 from vault.errors import NotFoundError, PermissionDeniedError
-from vault.models import AuditEvent, Client, Role
+from vault.models import AuditEvent, Client, Role, User
 from vault.policy import (
     SYSTEM,
     Permission,
@@ -220,3 +224,39 @@ async def test_the_shared_folder_page_reads_without_an_upload_form_for_clients(
     assert page.status_code == 200 and "FAQ.pdf" in page.text
     assert f'action="/folders/{guides}/upload"' not in page.text
     assert (await http.get(f"/folders/{world.acme_folder}")).status_code == 404
+
+
+async def test_a_principal_is_built_in_one_statement_with_each_role_s_clients(
+    world: World, services: Services
+) -> None:
+    """Every authenticated request builds one, so it costs one round trip to the database."""
+    firm, _ = await make_shared(services)
+    async with transaction(services.sessions) as session:
+        globex = await session.get(Client, world.globex)
+        assert globex is not None
+        globex.archived_at = datetime.now(UTC)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    built: dict[str, Principal] = {}
+    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        async with services.sessions() as session:
+            for name in ("alice", "gina", "otto"):
+                user = await session.get(User, world[name].id)
+                assert user is not None
+                statements.clear()
+                built[name] = await principal_for(session, user)
+                assert len(statements) == 1, statements
+    finally:
+        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    archived = frozenset({world.globex})
+    assert built["alice"].client_ids == {world.acme}
+    assert built["gina"].client_ids == {world.globex}
+    assert built["otto"].client_ids == frozenset()
+    # Shared clients are open to client users and staff, not to auditors.
+    assert built["alice"].shared_client_ids == built["gina"].shared_client_ids == {firm}
+    assert built["otto"].shared_client_ids == frozenset()
+    assert all(p.archived_client_ids == archived for p in built.values())

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import literal, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -18,6 +19,7 @@ from vault.errors import ConflictError, InvalidEmailError, NotFoundError
 from vault.models import AccessToken, Client, ClientAccess, Role, TokenScope, User
 from vault.policy import Principal
 
+_MEMBER, _SHARED, _ARCHIVED = "member", "shared", "archived"
 TOKEN_NAME_LENGTH = 200  # the width of access_tokens.name
 TOKEN_PREFIX = "cvt_"  # noqa: S105 (a public marker that lets secret scanners spot tokens)
 
@@ -88,23 +90,29 @@ async def grant_access(
 
 
 async def principal_for(session: AsyncSession, user: User, *, read_only: bool = False) -> Principal:
-    rows = await session.execute(
-        select(ClientAccess.client_id).where(ClientAccess.user_id == user.id)
+    # One statement, not three: every authenticated request builds a principal.
+    member = select(ClientAccess.client_id, literal(_MEMBER).label("kind")).where(
+        ClientAccess.user_id == user.id
     )
+    shared = select(Client.id, literal(_SHARED).label("kind")).where(col(Client.shared).is_(True))
+    archived = select(Client.id, literal(_ARCHIVED).label("kind")).where(
+        col(Client.archived_at).is_not(None)
+    )
+    found: dict[str, set[uuid.UUID]] = {_MEMBER: set(), _SHARED: set(), _ARCHIVED: set()}
+    for client_id, kind in await session.execute(union_all(member, shared, archived)):
+        found[kind].add(client_id)
     role = Role(user.role)
-    shared: frozenset[uuid.UUID] = frozenset()
-    if role in (Role.CLIENT, Role.STAFF):
-        found = await session.execute(select(Client.id).where(col(Client.shared).is_(True)))
-        shared = frozenset(found.scalars().all())
-    archived = await session.execute(select(Client.id).where(col(Client.archived_at).is_not(None)))
     return Principal(
         user_id=user.id,
         email=user.email,
         role=role,
-        client_ids=frozenset(rows.scalars().all()),
+        client_ids=frozenset(found[_MEMBER]),
         read_only=read_only,
-        shared_client_ids=shared,
-        archived_client_ids=frozenset(archived.scalars().all()),
+        # Sharing opens a client to client users and staff; admins see every client anyway.
+        shared_client_ids=(
+            frozenset(found[_SHARED]) if role in (Role.CLIENT, Role.STAFF) else frozenset()
+        ),
+        archived_client_ids=frozenset(found[_ARCHIVED]),
     )
 
 
