@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+import sqlalchemy
+from sqlalchemy import Engine, update
 from sqlmodel import col
 
 from tests.fixtures.app import Person, World
@@ -212,3 +213,25 @@ async def test_the_account_page_asks_for_a_code_where_totp_is_on(
         "/account/tokens", data={**form, "password": alice.password, "code": codes[1]}
     )
     assert made.status_code == 201, made.text
+
+
+async def test_a_token_request_reads_its_token_user_and_clients_in_two_statements(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Every API request authenticates, so each round trip it saves is saved on all of them."""
+    auth = world["alice"].auth
+    assert (await http.get(f"{API}/me", headers=auth)).status_code == 200
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]).lower())
+
+    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        assert (await http.get(f"{API}/me", headers=auth)).status_code == 200
+    finally:
+        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.startswith("select") and "from audit_head" not in s]
+    assert len(reads) == 2, reads
+    assert "from access_tokens join users" in " ".join(reads[0].split())
+    assert "from client_access" in reads[1] and "from clients" in reads[1]

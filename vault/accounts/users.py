@@ -173,20 +173,25 @@ async def authenticate_token(
     """
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = (
+    # The token and its user in one statement: every API request makes it.
+    found = (
         await session.execute(
-            select(AccessToken).where(AccessToken.token_hash == _hash_token(secret))
+            select(AccessToken, User)
+            .join(User, col(User.id) == col(AccessToken.user_id))
+            .where(AccessToken.token_hash == _hash_token(secret))
         )
-    ).scalar_one_or_none()
+    ).one_or_none()
+    if found is None:
+        return None
+    token, user = found
     now = datetime.now(UTC)
-    if token is None or token.revoked_at is not None:
+    if token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
     if max_lifetime is not None and token.created_at + max_lifetime <= now:
         return None
-    user = await session.get(User, token.user_id)
-    if user is None or not user.is_active:
+    if not user.is_active:
         return None
     # Coarse last-use tracking keeps token auth from writing on every request; a new
     # address is written at once, so its owner sees where a leaked token is used from.
