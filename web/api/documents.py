@@ -264,39 +264,41 @@ async def get_content(request: Request) -> Response:
         )
         if isinstance(part, Response):
             return part
-        opened = doc_service.open_version(svc.keyring, document, version)
-        opening = await content.open_stream(
-            svc, version, opened, part, read_first=request.method == "GET"
-        )
         if request.method == "HEAD":
             # The headers tell the size, type and ETag, and no byte goes out: what the
             # document's details tell, so it is recorded as they are, not as a download.
             await doc_service.record_view(call.session, call.audit, document)
-        else:
-            await doc_service.record_download(
-                call.session,
-                call.audit,
-                document,
-                version=version.number,
-                range_=part.range,
-                size=part.end - part.start,
-                inline=inline,
-            )
-        context = call.audit
-        # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
-        # not a preview, which the document page loads by itself whenever it is opened, and
-        # not a download another site forced on a signed-in browser (review item 12).
-        completed = (
-            receipts.Completed(
-                document.client_id,
-                document.id,
-                version.id,
-                version.number,
-                call.principal.user_ref,
-            )
-            if part.status == 200 and request.method == "GET" and not inline and deliberate(request)
-            else None
-        )
+        context, user_ref = call.audit, call.principal.user_ref
+    opened = doc_service.open_version(svc.keyring, document, version)
+    # The first piece is read between the two transactions, not in one: on SQLite every
+    # transaction holds the database's write lock, which no request of any process would
+    # get while the store answered.
+    opening = await content.open_stream(
+        svc, version, opened, part, read_first=request.method == "GET"
+    )
+    if request.method == "GET":
+        try:
+            async with transaction(svc.sessions) as session:
+                await doc_service.record_download(
+                    session,
+                    context,
+                    document,
+                    version=version.number,
+                    range_=part.range,
+                    size=part.end - part.start,
+                    inline=inline,
+                )
+        except BaseException:
+            await opening.close()
+            raise
+    # Only a whole body sent to the end is a delivery: not a range, not a HEAD (no body),
+    # not a preview, which the document page loads by itself whenever it is opened, and
+    # not a download another site forced on a signed-in browser (review item 12).
+    completed = (
+        receipts.Completed(document.client_id, document.id, version.id, version.number, user_ref)
+        if part.status == 200 and request.method == "GET" and not inline and deliberate(request)
+        else None
+    )
     media = (
         version.content_type if version.content_type in INLINE_SAFE else "application/octet-stream"
     )
