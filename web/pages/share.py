@@ -360,10 +360,19 @@ async def _serve_document(request: Request, document_id: uuid.UUID | None) -> Re
                 return part
             if request.method == "HEAD":
                 return Response(status_code=part.status, headers=part.headers)
-            opened = doc_service.open_version(svc.keyring, document, version)
-            # Read before the download is counted: a store that is down costs no download.
-            opening = await content.open_stream(svc, version, opened, part, read_first=True)
-            admitted = await link_visits.admit_download(
+    except LinkNotFoundError as exc:
+        return await _gone(request, exc)
+    opened = doc_service.open_version(svc.keyring, document, version)
+    # Read before the download is counted, so a store that is down costs no download, and
+    # between two transactions, not in one: on SQLite every transaction holds the database's
+    # write lock, which no request of any process would get while the store answered.
+    opening = await content.open_stream(svc, version, opened, part, read_first=True)
+    try:
+        async with transaction(svc.sessions) as session:
+            # The link is opened again where the download is counted: one revoked, expired
+            # or locked meanwhile admits nothing, as if the visitor had come a moment later.
+            link = await _open(request, session, kind=LinkKind.DOWNLOAD)
+            admitted = link is not None and await link_visits.admit_download(
                 session,
                 context,
                 link,
@@ -374,7 +383,14 @@ async def _serve_document(request: Request, document_id: uuid.UUID | None) -> Re
                 size=part.end - part.start,
             )
     except LinkNotFoundError as exc:
+        await opening.close()
         return await _gone(request, exc)
+    except BaseException:
+        await opening.close()
+        raise
+    if link is None:
+        await opening.close()
+        return _to_page(request)
     if not admitted:
         await opening.close()
         return _gone_page(request)  # the refusal is recorded with the count that refused it
