@@ -1,6 +1,7 @@
 """The writers of one process queue for SQLite's write lock in the process (vault.db), instead
 of each polling the lock through SQLite's busy handler, which sleeps 1, 2, 5, 10, … ms
-between tries and so keeps a waiting transaction asleep long after the lock is free."""
+between tries and lets in whoever tries at the right moment, so that some writers wait far
+longer than others (`bench/db_writers.py`)."""
 
 from __future__ import annotations
 
