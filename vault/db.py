@@ -147,9 +147,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # Every transaction here writes (each read is audited), so take the write lock up
-        # front: a deferred transaction that upgrades to a writer can fail with SQLITE_BUSY
-        # at once instead of waiting, which would break the audit chain's serialisation.
+        if conn.get_execution_options().get(_READS_ONLY):
+            conn.exec_driver_sql("BEGIN")  # deferred: see `reading`
+            return
+        # Every other transaction here writes (each read is audited), so take the write lock
+        # up front: a deferred transaction that upgrades to a writer can fail with
+        # SQLITE_BUSY at once instead of waiting, which would break the audit chain's
+        # serialisation.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -163,6 +167,25 @@ async def transaction(
 ) -> AsyncIterator[AsyncSession]:
     """A session in one transaction: committed on success, rolled back on any error."""
     async with sessions() as session, session.begin():
+        yield session
+
+
+_READS_ONLY = "clientvault_reads_only"
+
+
+@asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session that only reads, for work that records nothing (background polls, garbage
+    collection, fsck, metrics, the reads between an upload's transactions).
+
+    On SQLite its transaction begins deferred, so it takes no write lock: it neither waits
+    for writers nor holds them up, and in WAL mode it sees the database as of its first
+    read. A session of `transaction` takes the write lock as it begins, even to read. Do not
+    write in this one: on SQLite a write here fails at once if another writer committed
+    since the first read. On PostgreSQL it is a plain session.
+    """
+    async with sessions() as session:
+        await session.connection(execution_options={_READS_ONLY: True})
         yield session
 
 

@@ -30,7 +30,7 @@ from vault import audit, fsck_thumbnails, quarantine, uploads
 from vault.audit.actions import AuditAction
 from vault.crypto.blobs import first_failure, read_decrypted
 from vault.crypto.keyring import Keyring
-from vault.db import transaction
+from vault.db import reading, transaction
 from vault.errors import IntegrityError, KeyNotFoundError, KeyringError
 from vault.fsck_common import (
     CONTENT,
@@ -112,7 +112,7 @@ async def _versions(
     """
     last = ""
     while True:
-        async with sessions() as session:
+        async with reading(sessions) as session:
             statement = versions_page(session.get_bind().dialect.name, prefix, last, batch)
             rows = [_Row(*row) for row in (await session.execute(statement)).all()]
         for row in rows:
@@ -282,7 +282,7 @@ async def _missing(
     checker: _Checker, sessions: async_sessionmaker[AsyncSession], store: ObjectStore, row: _Row
 ) -> None:
     # The listing and the rows are not one snapshot: look again before calling it missing.
-    async with sessions() as session:
+    async with reading(sessions) as session:
         still = await session.get(Version, row.version_id)
     if still is None:
         return  # the version went (e.g. purged) while we looked
@@ -307,7 +307,7 @@ async def _orphan(
         checker.report.skipped_recent += obj.key not in live
         return
     # A version committed after the query began would be missing from its rows.
-    async with sessions() as session:
+    async with reading(sessions) as session:
         referenced = (
             await session.execute(select(Version.id).where(Version.storage_key == obj.key))
         ).first()

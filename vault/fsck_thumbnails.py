@@ -26,6 +26,7 @@ import vault.crypto as crypto
 from vault import thumbnails
 from vault.crypto.blobs import read_decrypted
 from vault.crypto.keyring import Keyring
+from vault.db import reading
 from vault.errors import IntegrityError, KeyNotFoundError, KeyringError
 from vault.fsck_common import (
     CONTENT,
@@ -94,7 +95,7 @@ async def _rows(
     """Every stored thumbnail under `prefix` in key order, a batch per short transaction."""
     last = ""
     while True:
-        async with sessions() as session:
+        async with reading(sessions) as session:
             statement = thumbnails_page(session.get_bind().dialect.name, prefix, last, batch)
             rows = [
                 _Row(*row)  # stored ones: the key columns are set
@@ -171,7 +172,7 @@ class _Checker:
 
     async def missing(self, sessions: async_sessionmaker[AsyncSession], row: _Row) -> None:
         # The listing and the rows are not one snapshot: look again before calling it missing.
-        async with sessions() as session:
+        async with reading(sessions) as session:
             still = await session.get(Thumbnail, row.version_id)
         if still is None or still.storage_key != row.key:
             return  # replaced or deleted while we looked
@@ -188,7 +189,7 @@ class _Checker:
         if obj.last_modified > cutoff:
             self.report.skipped_recent += 1  # a drawing about to be recorded
             return
-        async with sessions() as session:
+        async with reading(sessions) as session:
             referenced = (
                 await session.execute(
                     select(Thumbnail.version_id).where(Thumbnail.storage_key == obj.key)

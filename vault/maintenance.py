@@ -14,7 +14,7 @@ from vault import audit, holds, quarantine, quarantine_tables, thumbnails, uploa
 from vault.accounts import mfa
 from vault.audit.actions import AuditAction
 from vault.crypto.keyring import Keyring
-from vault.db import transaction
+from vault.db import reading, transaction
 from vault.models import Version
 from vault.store import ObjectStore
 
@@ -133,7 +133,7 @@ async def collect_garbage(
     resumable = await uploads.live_storage_keys(sessions) | await quarantine.held_storage_keys(
         sessions
     )
-    async with sessions() as session:
+    async with reading(sessions) as session:
         held = {str(client_id) for client_id in await holds.held_client_ids(session)}
     deleted = kept = 0
     async for obj in store.list(OBJECT_PREFIX):
@@ -144,7 +144,7 @@ async def collect_garbage(
             # more: it may be the evidence of what happened.
             kept += 1
             continue
-        async with sessions() as session:
+        async with reading(sessions) as session:
             referenced = (
                 await session.execute(select(Version.id).where(Version.storage_key == obj.key))
             ).first()
@@ -156,7 +156,7 @@ async def collect_garbage(
     async for obj in store.list(thumbnails.PREFIX):
         if obj.last_modified > cutoff:
             continue
-        async with sessions() as session:
+        async with reading(sessions) as session:
             in_use = await thumbnails.is_referenced(session, obj.key)
         if not in_use:
             await store.delete(obj.key)

@@ -28,6 +28,7 @@ from vault import audit, holds, request_uploads
 from vault import documents as doc_service
 from vault.audit.actions import AuditAction
 from vault.crypto.blobs import StoredBlob
+from vault.db import reading
 from vault.errors import ConflictError, NotFoundError
 from vault.folders import get_folder
 from vault.models import Document, Version
@@ -354,7 +355,7 @@ def _may_manage(principal: Principal, client_id: uuid.UUID) -> bool:
 
 async def held_storage_keys(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
     """Objects of versions still held: referenced by no version yet, but not garbage."""
-    async with sessions() as session:
+    async with reading(sessions) as session:
         rows = await session.execute(
             select(HeldVersion.storage_key).where(
                 col(HeldVersion.published_version).is_(None),

@@ -22,7 +22,7 @@ from sqlalchemy import Column, String, delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 
-from vault.db import transaction
+from vault.db import reading, transaction
 from vault.models import Version, utcnow
 from vault.thumbnail_render import thumbnailable
 
@@ -61,7 +61,7 @@ def enqueue(session: AsyncSession, version: Version) -> None:
 
 async def anything_due(sessions: async_sessionmaker[AsyncSession], now: datetime) -> bool:
     # A plain read: an idle poll takes no write lock (SQLite has one for the whole file).
-    async with sessions() as session:
+    async with reading(sessions) as session:
         found = await session.execute(
             select(ThumbnailJob.version_id).where(col(ThumbnailJob.due_at) <= now).limit(1)
         )

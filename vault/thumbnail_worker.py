@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vault import audit, thumbnail_jobs, thumbnails
 from vault.crypto.keyring import Keyring
+from vault.db import reading
 from vault.errors import IntegrityError, KeyNotFoundError, ThumbnailError
 from vault.models import Document, Version
 from vault.store import ObjectStore
@@ -57,7 +58,7 @@ async def _source(
     sessions: async_sessionmaker[AsyncSession], keyring: Keyring, version_id: uuid.UUID
 ) -> thumbnails.Source | None:
     """The version to draw; None when there is nothing to do (gone, or already recorded)."""
-    async with sessions() as session:
+    async with reading(sessions) as session:
         version = await session.get(Version, version_id)
         if version is None or await session.get(thumbnails.Thumbnail, version_id) is not None:
             return None

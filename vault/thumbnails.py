@@ -36,7 +36,7 @@ from vault import thumbnail_render as drawing
 from vault.audit.actions import AuditAction
 from vault.crypto import blobs
 from vault.crypto.keyring import Keyring
-from vault.db import transaction
+from vault.db import reading, transaction
 from vault.documents import (
     get_document,
     get_version,
@@ -241,7 +241,7 @@ async def draw_and_store(
             larger than `max_bytes`.
         IntegrityError: the version's object is damaged (recorded as an integrity failure).
     """
-    async with sessions() as session:
+    async with reading(sessions) as session:
         # Drawn by another request while this one waited for its turn?
         done = await session.get(Thumbnail, source.version_id)
     if done is not None and done.failure is not None:

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from notify.feed import CURSOR as NOTIFY_CURSOR
+from vault.db import reading
 from vault.stats import OperationalStats, operational_stats
 from vault.store import ObjectStore, PendingUpload, StoredObject, StoredPart
 
@@ -165,7 +166,7 @@ async def metrics_endpoint(request: Request) -> Response:
     # Constant time, so the token cannot be learnt a byte at a time from response delays.
     if not token or not hmac.compare_digest(_bearer(request).encode(), token.encode()):
         return PlainTextResponse("Not Found", status_code=404)
-    async with svc.sessions() as session:
+    async with reading(svc.sessions) as session:
         stats = await operational_stats(session, cursor=NOTIFY_CURSOR)
     body = svc.metrics.exposition(stats)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""The writers of one process queue for SQLite's write lock in the process (vault.db), instead
+"""Reads that record nothing take no write lock (`vault.db.reading`), and the writers of one
+process queue for SQLite's write lock in the process (vault.db), instead
 of each polling the lock through SQLite's busy handler, which sleeps 1, 2, 5, 10, … ms
 between tries and lets in whoever tries at the right moment, so that some writers wait far
 longer than others (`bench/db_writers.py`)."""
@@ -6,17 +7,24 @@ longer than others (`bench/db_writers.py`)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vault.db import create_engine, session_factory, transaction
+from vault import thumbnail_jobs
+from vault.db import create_engine, reading, session_factory, transaction
+from web.services import Services
+from web.settings import Settings
+
+T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -80,3 +88,41 @@ async def test_the_queue_passes_on_after_a_rollback_and_a_failed_begin(
     await asyncio.wait_for(write_slowly(impatient, 3), timeout=5)
     assert time.monotonic() - started < 2
     assert await marks(impatient) == [3]
+
+
+async def test_a_reading_session_takes_no_write_lock(
+    impatient: AsyncEngine, tmp_path: Path
+) -> None:
+    other = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}")
+    try:
+        async with transaction(session_factory(other)) as holder:
+            await holder.execute(text("INSERT INTO marks (n) VALUES (7)"))  # not yet committed
+            async with reading(session_factory(impatient)) as session:
+                seen = list((await session.execute(text("SELECT n FROM marks"))).scalars())
+            assert seen == []  # the last commit, read without waiting
+            with pytest.raises(OperationalError, match="locked"):
+                async with session_factory(impatient)() as session:  # a plain session writes
+                    await session.execute(text("SELECT n FROM marks"))
+    finally:
+        await other.dispose()
+
+
+async def test_an_idle_background_poll_waits_for_no_writer(
+    services: Services, settings: Settings
+) -> None:
+    """The thumbnail worker asks every two seconds whether anything is due; on SQLite that
+    question took the database's write lock, so it waited for every writer and held up the
+    next."""
+    url = make_url(settings.database.url)
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("the write lock in question is SQLite's")
+    # Once first, so that the file is in WAL mode (the app's connections set it as they open).
+    assert await thumbnail_jobs.anything_due(services.sessions, T0) is False
+    holder = sqlite3.connect(str(url.database), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process writing, for as long as it takes
+        due = await asyncio.wait_for(thumbnail_jobs.anything_due(services.sessions, T0), 5)
+        assert due is False
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -24,7 +24,7 @@ from vault.audit.actions import AuditAction
 from vault.crypto import blobs
 from vault.crypto.digests import RunningDigests
 from vault.crypto.keyring import Keyring
-from vault.db import transaction
+from vault.db import reading, transaction
 from vault.errors import ConflictError, IntegrityError, VaultError
 from vault.policy import Principal
 from vault.store import ObjectStore
@@ -134,7 +134,7 @@ async def _assembled_size(store: ObjectStore, key: str) -> int | None:
 async def _recorded_etags(
     sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID
 ) -> dict[int, str | None]:
-    async with sessions() as session:
+    async with reading(sessions) as session:
         rows = await session.execute(
             select(UploadPart.number, UploadPart.etag).where(UploadPart.upload_id == upload_id)
         )

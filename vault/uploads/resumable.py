@@ -52,7 +52,7 @@ from vault import audit, crypto
 from vault import documents as doc_service
 from vault.audit.actions import AuditAction
 from vault.crypto.keyring import Keyring
-from vault.db import transaction
+from vault.db import reading, transaction
 from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
 from vault.models import utcnow
 from vault.policy import Permission, Principal, can_see_client, require
@@ -458,7 +458,7 @@ async def expire_uploads(
     aborts once they are older than its grace.
     """
     now = now or datetime.now(UTC)
-    async with sessions() as session:
+    async with reading(sessions) as session:
         ids = (
             (await session.execute(select(Upload.id).where(col(Upload.expires_at) <= now)))
             .scalars()
@@ -493,7 +493,7 @@ async def expire_uploads(
 
 async def live_storage_keys(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
     """Object keys that unfinished uploads are still writing: garbage collection skips them."""
-    async with sessions() as session:
+    async with reading(sessions) as session:
         keys = await session.execute(
             select(Upload.storage_key).where(Upload.state != UploadState.COMPLETE)
         )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from vault import crypto
-from vault.db import insert_missing, transaction
+from vault.db import insert_missing, reading, transaction
 from vault.errors import ConflictError, NonceReuseError
 from vault.uploads.resumable import Resumable, StagedRun, Upload, UploadPart, UploadState, locked
 
@@ -141,7 +141,7 @@ async def staged_prefix(
     segment = 1 << crypto.DEFAULT_SHIFT
     start = (number - 1) * upload.segments_per_part
     wanted = (upload.offset - (number - 1) * upload.part_size) // segment
-    async with sessions() as session:
+    async with reading(sessions) as session:
         runs = list(
             (
                 await session.execute(
