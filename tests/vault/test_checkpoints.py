@@ -252,7 +252,8 @@ async def test_garbage_collection_leaves_checkpoints_alone(services: Services) -
 
 async def test_a_proof_reads_a_few_rows_not_the_log(services: Services) -> None:
     """Stored subtree hashes come in one query, the leaves' chunk in another: the number of
-    queries does not grow with the log (docs/audit-log.md, README figures at 1 M leaves)."""
+    queries does not grow with the log (docs/audit-log.md; docs/benchmarks.md, figures at 1 M
+    leaves)."""
     await _append(services, 1100)
     async with transaction(services.sessions) as session:
         await audit_tree.extend(session)
