@@ -8,12 +8,14 @@ final name, so readers never see a partial object.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import io
 import os
 import stat
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
@@ -106,6 +108,10 @@ class LocalObjectStore:
         self._uploads = self._root / MULTIPART_DIR
         self._read_chunk_size = read_chunk_size
         self._budget = budget
+        # The threads that read windows, each read's next one while its consumer decrypts
+        # and sends the last: not anyio's, since a window read ahead outlives the `yield`
+        # that hands over the one before it, and no task group may stay open across that.
+        self._readers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="local-read")
 
     @property
     def root(self) -> Path:
@@ -117,8 +123,14 @@ class LocalObjectStore:
 
     async def _run(self, func: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run blocking file work in a worker thread, turning `OSError` into store errors."""
-        try:
+        with self._file_errors():
             return await anyio.to_thread.run_sync(func, *args)
+
+    @contextlib.contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """Turn `OSError` into store errors."""
+        try:
+            yield
         except StorageError:
             raise
         except PermissionError as exc:
@@ -281,48 +293,73 @@ class LocalObjectStore:
     ) -> AsyncGenerator[memoryview, None]:
         _check_range(start, end)
         handle = await self._run(self._open, key)
-        buffer: WindowBuffer | None = None
-        budget, held = self._budget, 0
+        budget, window = self._budget, self._read_chunk_size
+        # Each window takes this much of the budget: its buffer's size.
+        share = window if budget is None else min(window, budget.capacity)
+        unasked = None if end is None else end - start  # bytes no read has been asked for
+        spare: list[WindowBuffer] = []  # a consumed window's buffer, no view of it left
+        reading: tuple[Future[int], WindowBuffer, int] | None = None  # the next window
+        held = 0  # of the budget: the window being read, and the one being used
+
+        def ask() -> tuple[Future[int], WindowBuffer, int]:
+            nonlocal unasked
+            size = window if unasked is None else min(window, unasked)
+            if unasked is not None:
+                unasked -= size
+            buffer = spare.pop() if spare else new_buffer(window)
+            return self._readers.submit(_fill, handle, [memoryview(buffer)[:size]]), buffer, size
+
         try:
             await self._run(handle.seek, start)
-            remaining = None if end is None else end - start
-            while remaining is None or remaining > 0:
-                size = (
-                    self._read_chunk_size
-                    if remaining is None
-                    else min(self._read_chunk_size, remaining)
-                )
-                if budget is not None:
-                    take = min(self._read_chunk_size, budget.capacity)  # the buffer's size
-                    if not budget.try_acquire(take):
-                        buffer = None  # no idle buffer is held while waiting for the others
-                        await budget.acquire(take)
-                    held = take
-                if buffer is None or not unviewed(buffer):
-                    buffer = new_buffer(self._read_chunk_size)
-                count = await self._run(_fill, handle, [memoryview(buffer)[:size]])
+            while reading is not None or unasked != 0:
+                if reading is None:
+                    if budget is not None:
+                        if not budget.try_acquire(share):
+                            spare.clear()  # no idle buffer is held while waiting for the others
+                            await budget.acquire(share)
+                        held += share
+                    reading = ask()
+                future, buffer, size = reading
+                with self._file_errors():
+                    count = await asyncio.wrap_future(future)
+                reading = None
                 if not count:
-                    break
-                if remaining is not None:
-                    remaining -= count
-                handed = [memoryview(buffer)[:count]]
-                # Handed over, not kept: once the consumer lets go, the buffer takes the next.
-                yield handed.pop()
+                    unasked = 0  # the file ends here
+                elif count < size and unasked is not None:
+                    unasked += size - count  # asked again with the next window
+                # The next window is read while this one is used, if its share is free now:
+                # a read holds two windows at most, and never waits while it holds one.
+                if unasked != 0 and (budget is None or budget.try_acquire(share)):
+                    held += 0 if budget is None else share
+                    reading = ask()
+                if count:
+                    handed = [memoryview(buffer)[:count]]
+                    # Handed over, not kept: once the consumer lets go, the buffer takes the
+                    # window after next.
+                    yield handed.pop()
                 if budget is not None:
-                    budget.release(held)
-                    held = 0
+                    budget.release(share)
+                    held -= share
+                if unviewed(buffer):
+                    spare.append(buffer)
+                del buffer
         finally:
             if budget is not None and held:
                 budget.release(held)
-            # Closing a file opened for reading does not block, and this may run from a
-            # generator finaliser where awaiting is not possible.
-            handle.close()
+            # Never waits (this may run from a generator finaliser): a window still being
+            # read is let finish in its thread, which then closes the file. Closing a file
+            # opened for reading does not block.
+            if reading is None:
+                handle.close()
+            else:
+                reading[0].add_done_callback(lambda _: handle.close())
 
     def read(
         self, key: str, start: int = 0, end: int | None = None
     ) -> AsyncGenerator[memoryview, None]:
         """Stream bytes `[start, end)` of `key` (to its end when `end` is None or past it),
         each piece a view of a buffer reused once no view of it is left (`storage.windows`).
+        The next piece is read while the consumer uses this one, if the budget has room.
 
         Raises:
             ObjectNotFoundError: There is no such object (on the first iteration).

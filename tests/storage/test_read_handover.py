@@ -5,8 +5,10 @@ has been used, and the store may reuse its buffer."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import mmap
+import os
 import sys
 import uuid
 import weakref
@@ -18,7 +20,7 @@ import anyio
 import pytest
 from botocore.response import StreamingBody
 
-from storage import ByteBudget, LocalObjectStore, S3ObjectStore, StorageError, s3_reads
+from storage import ByteBudget, LocalObjectStore, S3ObjectStore, StorageError, local, s3_reads
 from vault import crypto
 from vault.crypto import blobs, ranges
 from vault.crypto.ranges import KEPT_PIECES, SEND_SIZE, SPARE_PIECES, coalesce
@@ -249,7 +251,10 @@ def test_a_window_decrypted_into_a_reused_buffer_is_the_same_plaintext() -> None
         next(decryptor.pieces([b""], reuse=bytearray(opened.segment_size - 1)))
 
 
-async def test_a_local_read_reuses_its_buffer_unless_a_window_is_kept(tmp_path: Path) -> None:
+async def test_a_local_read_reuses_its_two_buffers_unless_a_window_is_kept(
+    tmp_path: Path,
+) -> None:
+    """The next window is read into one buffer while the consumer uses the other."""
     store = LocalObjectStore(tmp_path, read_chunk_size=256 * KiB)
     data = bytes(range(256)) * (2 * MiB // 256)
     upload = await store.create_multipart("objects/local")
@@ -265,10 +270,68 @@ async def test_a_local_read_reuses_its_buffer_unless_a_window_is_kept(tmp_path: 
         del window
     assert got == data
     assert len(buffers) == 8
-    assert len({id(b) for b in buffers}) == 1
+    assert len({id(b) for b in buffers}) == 2
     # A consumer that keeps its windows keeps their bytes too: none is overwritten.
     kept = [window async for window in store.read("objects/local")]
     assert b"".join(kept) == data
+
+
+async def test_a_local_read_reads_the_next_window_while_the_consumer_uses_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a window from the disk overlaps the decrypting and sending of the one before,
+    on another core; a read that waited for its consumer to come back did neither at once.
+    With a budget of one window there is no room for the next, and none is read ahead."""
+    data = bytes(range(256)) * (1 * MiB // 256)
+    reads: list[int] = []
+    fill = local._fill
+
+    def counted(handle: io.BufferedReader, box: list[memoryview]) -> int:
+        count = fill(handle, box)
+        reads.append(count)
+        return count
+
+    monkeypatch.setattr(local, "_fill", counted)
+
+    async def reads_while_the_first_is_held(store: LocalObjectStore) -> int:
+        assert await store.put_new("ahead", data)
+        reads.clear()
+        windows = store.read("ahead")
+        async with contextlib.aclosing(windows):
+            first = await anext(windows)
+            for _ in range(100):
+                if len(reads) > 1:
+                    break
+                await anyio.sleep(0.01)
+            seen = len(reads)
+            assert bytes(first) == data[: 256 * KiB]
+            del first
+            assert b"".join([bytes(w) async for w in windows]) == data[256 * KiB :]
+        return seen
+
+    (tmp_path / "roomy").mkdir()
+    (tmp_path / "tight").mkdir()
+    roomy = LocalObjectStore(tmp_path / "roomy", read_chunk_size=256 * KiB)
+    assert await reads_while_the_first_is_held(roomy) == 2
+    budget = ByteBudget(256 * KiB)
+    tight = LocalObjectStore(tmp_path / "tight", read_chunk_size=256 * KiB, budget=budget)
+    assert await reads_while_the_first_is_held(tight) == 1
+    assert budget.in_use == 0
+
+    # A read given up while its next window is being read closes its file once that read
+    # is over, without waiting for it.
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    windows = roomy.read("ahead")
+    await anext(windows)
+    await windows.aclose()
+    for _ in range(100):
+        if open_files() <= before:
+            break
+        await anyio.sleep(0.01)
+    assert open_files() <= before
 
 
 def test_a_body_without_an_http_response_underneath_is_read_and_copied() -> None:

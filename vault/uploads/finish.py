@@ -50,8 +50,9 @@ FINISH_LEASE = timedelta(seconds=60)
 _RENEW_EVERY = 15.0
 _WAIT_POLL = 0.25
 # What each span of the finisher's read-back takes from the uploads' budget for the store
-# window it reads into (at most 8 MiB from S3 and 4 MiB from disk, web/services.py); and the
-# plaintext buffer each span decrypts into, a piece at a time.
+# windows it reads into (at most 8 MiB from S3, and from disk two windows of 4 MiB, the one
+# read ahead included, web/services.py); and the plaintext buffer each span decrypts into, a
+# piece at a time.
 _READ_BACK_WINDOW = 8 << 20
 _SCRATCH = 256 << 10
 
@@ -245,8 +246,9 @@ async def _read_back(
                 count += len(piece)
             return count
 
-        # The span's window buffer is reused window after window, so it is resident until
-        # the span ends: its share of the budget is taken before the first read, and held.
+        # The span's window buffers are reused window after window, so they are resident
+        # until the span ends: their share of the budget is taken before the first read, and
+        # held.
         share = Share(budget, _READ_BACK_WINDOW)
         await share.take()
         try:
