@@ -313,11 +313,10 @@ class LocalObjectStore:
             await self._run(handle.seek, start)
             while reading is not None or unasked != 0:
                 if reading is None:
-                    if budget is not None:
-                        if not budget.try_acquire(share):
-                            spare.clear()  # no idle buffer is held while waiting for the others
-                            await budget.acquire(share)
-                        held += share
+                    if budget is not None and not budget.try_acquire(share):
+                        spare.clear()  # no idle buffer is held while waiting for the others
+                        await budget.acquire(share)
+                    held += share
                     reading = ask()
                 future, buffer, size = reading
                 with self._file_errors():
@@ -330,7 +329,7 @@ class LocalObjectStore:
                 # The next window is read while this one is used, if its share is free now:
                 # a read holds two windows at most, and never waits while it holds one.
                 if unasked != 0 and (budget is None or budget.try_acquire(share)):
-                    held += 0 if budget is None else share
+                    held += share
                     reading = ask()
                 if count:
                     handed = [memoryview(buffer)[:count]]
@@ -339,7 +338,7 @@ class LocalObjectStore:
                     yield handed.pop()
                 if budget is not None:
                     budget.release(share)
-                    held -= share
+                held -= share
                 if unviewed(buffer):
                     spare.append(buffer)
                 del buffer
