@@ -67,14 +67,16 @@ async def write_encrypted(
         # A stored part's buffer takes the next part's ciphertext: its pages are resident
         # already, where each page of a fresh buffer is faulted in and zeroed by the kernel
         # as it is first written. The store is done with a part's bytes once `upload_part`
-        # has returned (`vault.store.ObjectStore`). One is kept at most, and only while an
-        # upload's slot is free, so this holds no more than `concurrency + 1` parts.
+        # has returned (`vault.store.ObjectStore`). A spare stands for the upload slot its
+        # part freed, so parts in flight and spares together never pass `concurrency`: the
+        # write holds, and ever maps, no more than `concurrency + 1` parts. Keeping only one
+        # would let two parts stored together cost a fresh mapping later.
         spare: list[memoryview] = []
 
         async def upload(number: int, data: memoryview) -> None:
             try:
                 etags[number] = await store.upload_part(key, upload_id, number, data)
-                if len(data) == part_size and not spare:
+                if len(data) == part_size:
                     spare.append(data)
             finally:
                 limiter.release()
