@@ -282,17 +282,22 @@ class LocalObjectStore:
 
     # Reads and the rest
 
-    def _open(self, key: str) -> io.BufferedReader:
-        try:
-            return open(self._path(key), "rb")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise ObjectNotFoundError(f"no object {key!r}") from None
+    def _open(self, key: str, start: int) -> io.BufferedReader:
+        # Opened and moved to `start` in one call, so a read begins after one thread hop.
+        with contextlib.ExitStack() as closing:
+            try:
+                handle = closing.enter_context(open(self._path(key), "rb"))
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                raise ObjectNotFoundError(f"no object {key!r}") from None
+            handle.seek(start)
+            closing.pop_all()  # the read owns it from here
+        return handle
 
     async def _read(
         self, key: str, start: int, end: int | None
     ) -> AsyncGenerator[memoryview, None]:
         _check_range(start, end)
-        handle = await self._run(self._open, key)
+        handle = await self._run(self._open, key, start)
         budget, window = self._budget, self._read_chunk_size
         # Each window takes this much of the budget: its buffer's size.
         share = window if budget is None else min(window, budget.capacity)
@@ -310,7 +315,6 @@ class LocalObjectStore:
             return self._readers.submit(_fill, handle, [memoryview(buffer)[:size]]), buffer, size
 
         try:
-            await self._run(handle.seek, start)
             while reading is not None or unasked != 0:
                 if reading is None:
                     if budget is not None and not budget.try_acquire(share):
