@@ -27,11 +27,11 @@ async def chunks(data: bytes) -> AsyncIterator[bytes]:
         yield data[offset : offset + 300 * KiB]
 
 
-async def test_a_write_reuses_the_buffers_of_stored_parts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = LocalObjectStore(tmp_path)
-    plaintext = random.Random(11).randbytes(20 * PART + 12345)
+async def round_trip(
+    store: LocalObjectStore, plaintext: bytes, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Write `plaintext` with two parts in flight, check that it reads back whole, and return
+    the sizes of the part buffers the write mapped."""
     context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
     mapped: list[int] = []
     original = crypto.page_buffer
@@ -49,8 +49,6 @@ async def test_a_write_reuses_the_buffers_of_stored_parts(
         part_size=PART,
         concurrency=2,
     )
-    # Twenty-one parts through at most three buffers: two being stored, one filling.
-    assert 0 < len(mapped) <= 2 + 1
     assert written.sha256 == hashlib.sha256(plaintext).hexdigest()
     got = bytearray()
     async for piece in blobs.read_decrypted(
@@ -61,6 +59,16 @@ async def test_a_write_reuses_the_buffers_of_stored_parts(
     ):
         got += piece
     assert got == plaintext
+    return mapped
+
+
+async def test_a_write_reuses_the_buffers_of_stored_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plaintext = random.Random(11).randbytes(20 * PART + 12345)
+    mapped = await round_trip(LocalObjectStore(tmp_path), plaintext, monkeypatch)
+    # Twenty-one parts through at most three buffers: two being stored, one filling.
+    assert 0 < len(mapped) <= 2 + 1
 
 
 class PairedStore(LocalObjectStore):
@@ -88,33 +96,7 @@ class PairedStore(LocalObjectStore):
 async def test_parts_stored_together_leave_both_buffers_for_later_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = PairedStore(tmp_path)
     plaintext = random.Random(12).randbytes(20 * PART + 999)
-    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
-    mapped: list[int] = []
-    original = crypto.page_buffer
-
-    def counted(size: int) -> memoryview:
-        mapped.append(size)
-        return original(size)
-
-    monkeypatch.setattr(blobs, "page_buffer", counted)
-    written = await blobs.write_encrypted(
-        store,
-        "objects/paired",
-        chunks(plaintext),
-        sealer=crypto.SegmentSealer(DEK, context),
-        part_size=PART,
-        concurrency=2,
-    )
+    mapped = await round_trip(PairedStore(tmp_path), plaintext, monkeypatch)
     # Keeping one of the two freed buffers would map a fourth for the part after next.
     assert len(mapped) == 2 + 1
-    got = bytearray()
-    async for piece in blobs.read_decrypted(
-        store,
-        "objects/paired",
-        opened=crypto.parse_header(written.header, context, DEK),
-        object_size=written.object_size,
-    ):
-        got += piece
-    assert got == plaintext
