@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from vault import sqlite_driver
 from vault.errors import NotMigratedError, VaultError
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ def create_engine(url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) 
         if parsed.database and parsed.database != ":memory:":
             _create_private(Path(parsed.database))
         engine = create_async_engine(
-            url, connect_args={"timeout": _BUSY_SECONDS, "factory": _queued_writers()}
+            url,
+            module=sqlite_driver.dbapi() if parsed.get_driver_name() == "aiosqlite" else None,
+            connect_args={"timeout": _BUSY_SECONDS, "factory": _queued_writers()},
         )
         _configure_sqlite(engine)
         return engine
