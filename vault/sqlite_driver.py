@@ -4,10 +4,11 @@ thread.
 aiosqlite runs a SQLite connection in a thread of its own and hands it one call at a time;
 SQLAlchemy's adapter makes four such calls per statement (a cursor, `execute`, `fetchall`,
 `close`), each a queue put, a thread wake-up and a wake-up of the event loop. Measured on a
-2-core machine, those trips were about 0.4 ms of CPU per statement, a third of a download's
-request work on SQLite (docs/downloads.md). Here the cursor is made, run, read and closed
-in one call on that thread; what SQLAlchemy sees is the stock adapter's cursor, with its
-rows already fetched. Server-side cursors (`stream_results`) stay the stock ones.
+2-core machine, those trips cost 0.3-0.4 ms of CPU per statement, a fifth to a third of a
+small download's request work on SQLite (docs/downloads.md). Here the cursor is made, run,
+read and closed in one call on that thread; what SQLAlchemy sees is the stock adapter's
+cursor, with its rows already fetched. Server-side cursors (`stream_results`) stay the stock
+ones.
 """
 
 from __future__ import annotations
