@@ -11,17 +11,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from vault import audit
 from vault.audit.actions import AuditAction
+from vault.db import insert_missing
 from vault.documents import may_manage, versions
 from vault.errors import PermissionDeniedError
 from vault.lookalikes import shown_name
-from vault.models import ClientAccess, Document, Role, User, VersionReceipt
+from vault.models import ClientAccess, Document, Role, User, VersionReceipt, utcnow
 from vault.policy import Principal
 
 
@@ -43,20 +45,15 @@ async def record_completed(
     """Audit the completion and keep the first receipt; True if this one was the first."""
     first = False
     if completed.user_id is not None:
-        exists = await session.get(VersionReceipt, (completed.version_id, completed.user_id))
-        if exists is None:
-            try:
-                # Added inside the savepoint: begin_nested() flushes what is pending first,
-                # so an insert added before it would fail outside the savepoint and take the
-                # whole transaction down with it.
-                async with session.begin_nested():
-                    session.add(
-                        VersionReceipt(version_id=completed.version_id, user_id=completed.user_id)
-                    )
-                    await session.flush()
-                first = True
-            except DBIntegrityError:
-                first = False  # a parallel download of the same version recorded it first
+        # One statement, whether the receipt is new or not, and no error where a parallel
+        # download of the same version (on another node) recorded it first.
+        receipt = {
+            "version_id": completed.version_id,
+            "user_id": completed.user_id,
+            "completed_at": utcnow(),
+        }
+        inserted = await session.execute(insert_missing(session, VersionReceipt, receipt))
+        first = bool(cast(CursorResult[Any], inserted).rowcount)
     await audit.record(
         session,
         context,
