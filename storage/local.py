@@ -8,14 +8,12 @@ final name, so readers never see a partial object.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
-import io
+import functools
 import os
 import stat
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
@@ -42,7 +40,7 @@ from storage.local_files import (
     temp_name,
 )
 from storage.types import ObjectInfo, PendingUpload, StoredPart
-from storage.windows import WindowBuffer, new_buffer, unviewed
+from storage.windows import WindowBuffer, read_windows
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -83,10 +81,31 @@ def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
     return found
 
 
-def _fill(handle: io.BufferedReader, box: list[memoryview]) -> int:
-    # Taken out of its box: no view outlives the call in the worker thread, whose arguments
-    # are let go of only a moment after its result is handed back.
-    return handle.readinto(box.pop())
+def _read_window(path: Path, lo: int, hi: int, into: Callable[[], WindowBuffer | None]) -> int:
+    """Read bytes `[lo, hi)` of the file at `path` into the start of the buffer `into` gives
+    (None: the read was given up); returns how many, fewer where the file ends sooner.
+
+    The file is opened for this window alone: a window still being read when its read is
+    given up needs no one to close the file after it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ObjectNotFoundError("the object was deleted while it was read") from None
+    try:
+        buffer = into()
+        if buffer is None:
+            return 0
+        view = memoryview(buffer)[: hi - lo]
+        filled = 0
+        while filled < len(view):
+            count = os.preadv(fd, [view[filled:]], lo + filled)
+            if not count:
+                break  # the file ends here
+            filled += count
+        return filled
+    finally:
+        os.close(fd)
 
 
 class LocalObjectStore:
@@ -97,6 +116,7 @@ class LocalObjectStore:
         read_chunk_size: The largest piece `read` yields.
         budget: Shared by every read of the process: each window takes its size from it
             before it is read and gives it back once the consumer comes back for more.
+            Without one, the store's reads share one of 32 windows.
     """
 
     def __init__(
@@ -107,11 +127,8 @@ class LocalObjectStore:
         self._root = Path(root).resolve()
         self._uploads = self._root / MULTIPART_DIR
         self._read_chunk_size = read_chunk_size
-        self._budget = budget
-        # The threads that read windows, each read's next one while its consumer decrypts
-        # and sends the last: not anyio's, since a window read ahead outlives the `yield`
-        # that hands over the one before it, and no task group may stay open across that.
-        self._readers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="local-read")
+        # Without a budget of the process's, the store's reads share one of their own.
+        self._budget = budget or ByteBudget(32 * read_chunk_size)
 
     @property
     def root(self) -> Path:
@@ -282,80 +299,40 @@ class LocalObjectStore:
 
     # Reads and the rest
 
-    def _open(self, key: str, start: int) -> io.BufferedReader:
-        # Opened and moved to `start` in one call, so a read begins after one thread hop.
-        with contextlib.ExitStack() as closing:
-            try:
-                handle = closing.enter_context(open(self._path(key), "rb"))
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                raise ObjectNotFoundError(f"no object {key!r}") from None
-            handle.seek(start)
-            closing.pop_all()  # the read owns it from here
-        return handle
-
     async def _read(
         self, key: str, start: int, end: int | None
     ) -> AsyncGenerator[memoryview, None]:
         _check_range(start, end)
-        handle = await self._run(self._open, key, start)
-        budget, window = self._budget, self._read_chunk_size
-        # Each window takes this much of the budget: its buffer's size.
-        share = window if budget is None else min(window, budget.capacity)
-        unasked = None if end is None else end - start  # bytes no read has been asked for
-        spare: list[WindowBuffer] = []  # a consumed window's buffer, no view of it left
-        reading: tuple[Future[int], WindowBuffer, int] | None = None  # the next window
-        held = 0  # of the budget: the window being read, and the one being used
-
-        def ask() -> tuple[Future[int], WindowBuffer, int]:
-            nonlocal unasked
-            size = window if unasked is None else min(window, unasked)
-            if unasked is not None:
-                unasked -= size
-            buffer = spare.pop() if spare else new_buffer(window)
-            return self._readers.submit(_fill, handle, [memoryview(buffer)[:size]]), buffer, size
-
+        path, found = await self._run(self._locate, key)
+        end = found.st_size if end is None else min(end, found.st_size)
+        if start >= end:
+            return
+        budget = self._budget
+        chunk = min(self._read_chunk_size, budget.capacity)
+        # One window read ahead, as from S3 but with no more in flight: a disk answers at
+        # once, and a second window keeps it busy while the consumer decrypts and sends.
+        windows = read_windows(
+            functools.partial(_read_window, path),
+            start=start,
+            end=end,
+            chunk=chunk,
+            first_window=chunk,
+            read_ahead=2 * chunk,
+            concurrency=1,
+            budget=budget,
+            threads="local-read",
+        )
         try:
-            while reading is not None or unasked != 0:
-                if reading is None:
-                    if budget is not None and not budget.try_acquire(share):
-                        spare.clear()  # no idle buffer is held while waiting for the others
-                        await budget.acquire(share)
-                    held += share
-                    reading = ask()
-                future, buffer, size = reading
-                with self._file_errors():
-                    count = await asyncio.wrap_future(future)
-                reading = None
-                if not count:
-                    unasked = 0  # the file ends here
-                elif count < size and unasked is not None:
-                    unasked += size - count  # asked again with the next window
-                # The next window is read while this one is used, if its share is free now:
-                # a read holds two windows at most, and never waits while it holds one.
-                if unasked != 0 and (budget is None or budget.try_acquire(share)):
-                    held += share
-                    reading = ask()
-                if count:
-                    handed = [memoryview(buffer)[:count]]
-                    # Handed over, not kept: once the consumer lets go, the buffer takes the
-                    # window after next.
+            handed: list[memoryview] = []
+            with self._file_errors():
+                async for data in windows:
+                    # Handed over, not kept: while suspended at `yield` this frame holds no
+                    # reference, so a window is freed as soon as its consumer drops it.
+                    handed.append(data)
+                    del data
                     yield handed.pop()
-                if budget is not None:
-                    budget.release(share)
-                held -= share
-                if unviewed(buffer):
-                    spare.append(buffer)
-                del buffer
         finally:
-            if budget is not None and held:
-                budget.release(held)
-            # Never waits (this may run from a generator finaliser): a window still being
-            # read is let finish in its thread, which then closes the file. Closing a file
-            # opened for reading does not block.
-            if reading is None:
-                handle.close()
-            else:
-                reading[0].add_done_callback(lambda _: handle.close())
+            await windows.aclose()
 
     def read(
         self, key: str, start: int = 0, end: int | None = None
@@ -370,14 +347,19 @@ class LocalObjectStore:
         """
         return self._read(key, start, end)
 
-    def _head(self, key: str) -> ObjectInfo:
+    def _locate(self, key: str) -> tuple[Path, os.stat_result]:
+        path = self._path(key)
         try:
-            st = os.stat(self._path(key))
+            found = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(f"no object {key!r}") from None
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(found.st_mode):
             raise ObjectNotFoundError(f"no object {key!r}")
-        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+        return path, found
+
+    def _head(self, key: str) -> ObjectInfo:
+        _, found = self._locate(key)
+        return ObjectInfo(key, found.st_size, datetime.fromtimestamp(found.st_mtime, UTC))
 
     async def head(self, key: str) -> ObjectInfo:
         """Metadata of `key`.

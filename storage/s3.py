@@ -31,8 +31,9 @@ from storage.errors import (
     StorageFullError,
     StorageUnavailableError,
 )
-from storage.s3_reads import get_range, get_range_into, read_windows
+from storage.s3_reads import get_range, get_range_into
 from storage.types import MultipartUploadInfo, ObjectInfo, PartInfo, PendingUpload, StoredPart
+from storage.windows import read_windows
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -393,6 +394,7 @@ class S3ObjectStore:
             read_ahead=self._read_ahead,
             concurrency=self._part_concurrency,
             budget=budget,
+            threads="s3-read",
         )
         try:
             handed: list[memoryview] = []

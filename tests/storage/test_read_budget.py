@@ -3,6 +3,7 @@ hold more fetched ciphertext than it allows, and still return every byte exactly
 
 from __future__ import annotations
 
+import mmap
 import random
 import uuid
 import weakref
@@ -88,6 +89,39 @@ async def read_all(
     return b"".join(pieces)
 
 
+class MappedWindows:
+    """The bytes mapped for window buffers: now, and at most."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self._sizes: dict[int, int] = {}  # id → size, of each buffer still mapped
+
+    def new_buffer(self, size: int) -> windows.WindowBuffer:
+        tracker = self
+
+        class Counted(mmap.mmap):
+            def close(self) -> None:  # unmapped now, though the object may live on a moment
+                tracker.unmapped(id(self))
+                super().close()
+
+        buffer = Counted(-1, size, flags=mmap.MAP_PRIVATE)
+        self._sizes[id(buffer)] = size
+        self.now += size
+        self.most = max(self.most, self.now)
+        weakref.finalize(buffer, self.unmapped, id(buffer))
+        return buffer
+
+    def unmapped(self, key: int) -> None:
+        self.now -= self._sizes.pop(key, 0)
+
+
+@pytest.fixture
+def mapped(monkeypatch: pytest.MonkeyPatch) -> MappedWindows:
+    tracker = MappedWindows()
+    monkeypatch.setattr(windows, "new_buffer", tracker.new_buffer)
+    return tracker
+
+
 @pytest.fixture
 def budgeted(s3_bucket: tuple[S3Client, str]) -> tuple[S3ObjectStore, ByteBudget]:
     client, bucket = s3_bucket
@@ -107,7 +141,7 @@ def budgeted(s3_bucket: tuple[S3Client, str]) -> tuple[S3ObjectStore, ByteBudget
 
 
 async def test_twenty_concurrent_downloads_stay_within_the_process_budget(
-    budgeted: tuple[S3ObjectStore, ByteBudget],
+    budgeted: tuple[S3ObjectStore, ByteBudget], mapped: MappedWindows
 ) -> None:
     store, budget = budgeted
     rng = random.Random(7)
@@ -136,6 +170,8 @@ async def test_twenty_concurrent_downloads_stay_within_the_process_budget(
     # The bound was reached, so it really held the downloads back; and all was given back.
     assert most > budget.capacity // 2
     assert budget.in_use == 0
+    # A buffer is its window's size, so the budget bounds the memory the windows map.
+    assert mapped.most <= budget.capacity
 
 
 async def test_range_across_segment_edges_is_exact_under_the_budget(
@@ -157,7 +193,7 @@ async def test_range_across_segment_edges_is_exact_under_the_budget(
 
 
 async def test_twenty_concurrent_local_downloads_stay_within_the_process_budget(
-    tmp_path: Path,
+    tmp_path: Path, mapped: MappedWindows
 ) -> None:
     """The local store's windows take their size from the same kind of budget: twenty
     downloads at once, each reading into a buffer it reuses, hold no more than it, and a
@@ -169,31 +205,16 @@ async def test_twenty_concurrent_local_downloads_stay_within_the_process_budget(
     originals = [rng.randbytes(3 * MiB + rng.randrange(SEGMENT)) for _ in range(20)]
     blobs = [await store_plaintext(store, f"doc-{i}", data) for i, data in enumerate(originals)]
     results: dict[int, bytes] = {}
-    alive = most_alive = 0
-
-    def new_buffer(size: int) -> windows.WindowBuffer:
-        nonlocal alive, most_alive
-        buffer = windows.new_buffer(size)
-        alive += 1
-        most_alive = max(most_alive, alive)
-        weakref.finalize(buffer, gone)
-        return buffer
-
-    def gone() -> None:
-        nonlocal alive
-        alive -= 1
 
     async def download(index: int) -> None:
         results[index] = await read_all(store, f"doc-{index}", blobs[index])
 
-    with pytest.MonkeyPatch.context() as patched:
-        patched.setattr("storage.local.new_buffer", new_buffer)
-        async with anyio.create_task_group() as downloads:
-            for index in range(20):
-                downloads.start_soon(download, index)
+    async with anyio.create_task_group() as downloads:
+        for index in range(20):
+            downloads.start_soon(download, index)
     assert all(results[i] == originals[i] for i in range(20))
     assert budget.peak == budget.capacity  # reached, so it held the downloads back
     assert budget.in_use == 0
     # Only windows with their share are in memory: twenty downloads that kept their
-    # buffers while waiting would hold twenty.
-    assert most_alive <= budget.capacity // window
+    # buffers while waiting would hold twenty windows' worth.
+    assert mapped.most <= budget.capacity
