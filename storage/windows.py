@@ -66,9 +66,10 @@ async def read_windows(
 ) -> AsyncGenerator[memoryview, None]:
     """Yield bytes `[start, end)` in order, one window per piece.
 
-    Each window is a view of a buffer of this read's, which takes the next window once the
-    consumer has come back for more and no longer holds any view of it (a consumer that
-    keeps a window simply keeps its buffer), so a long read faults in its buffers once.
+    Each window is a view of a buffer of this read's, of the window's size, which takes the
+    next window of that size once the consumer has come back for more and no longer holds
+    any view of it (a consumer that keeps a window simply keeps its buffer), so a long read
+    faults in its buffers once.
 
     Args:
         fetch: Blocking; reads bytes `[lo, hi)` of the object into the start of the buffer
