@@ -89,23 +89,21 @@ def _read_window(path: Path, lo: int, hi: int, into: Callable[[], WindowBuffer |
     given up needs no one to close the file after it.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        with open(path, "rb", buffering=0) as file:
+            buffer = into()
+            if buffer is None:
+                return 0
+            view = memoryview(buffer)[: hi - lo]
+            file.seek(lo)
+            filled = 0
+            while filled < len(view):
+                count = file.readinto(view[filled:])  # straight into the buffer, no copy
+                if not count:
+                    break  # the file ends here
+                filled += count
+            return filled
+    except FileNotFoundError:  # only `open` raises it
         raise ObjectNotFoundError("the object was deleted while it was read") from None
-    try:
-        buffer = into()
-        if buffer is None:
-            return 0
-        view = memoryview(buffer)[: hi - lo]
-        filled = 0
-        while filled < len(view):
-            count = os.preadv(fd, [view[filled:]], lo + filled)
-            if not count:
-                break  # the file ends here
-            filled += count
-        return filled
-    finally:
-        os.close(fd)
 
 
 class LocalObjectStore:

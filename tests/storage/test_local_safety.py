@@ -307,3 +307,23 @@ async def test_reads_stream_in_chunks(root: Path) -> None:
     assert b"".join(pieces) == data[10:]
     pieces = [piece async for piece in store.read("k", 10, 2011)]
     assert [len(p) for p in pieces] == [1000, 1000, 1]
+
+
+async def test_an_object_deleted_mid_read_ends_the_read_with_an_error(root: Path) -> None:
+    """Each window opens the file for itself, as each window from S3 is a GET of its own: a
+    read goes on through the windows already read or opened, then fails, never cut short
+    without a word."""
+    store = LocalObjectStore(root, read_chunk_size=1000)
+    data = os.urandom(8000)
+    await write(store, "k", data)
+    reader = store.read("k")
+    got = bytearray(await anext(reader))
+    await store.delete("k")
+
+    async def the_rest() -> None:
+        async for piece in reader:
+            got.extend(piece)
+
+    with pytest.raises(ObjectNotFoundError, match="deleted while it was read"):
+        await the_rest()
+    assert data.startswith(got) and len(got) < len(data)
