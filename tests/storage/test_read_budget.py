@@ -7,7 +7,7 @@ import mmap
 import random
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,17 @@ async def read_all(
     return b"".join(pieces)
 
 
+class CountedBuffer(mmap.mmap):
+    """A window buffer that says when it is unmapped: as it is closed, though the object
+    may live on a moment, or as it is freed."""
+
+    unmapped: Callable[[int], None]
+
+    def close(self) -> None:
+        self.unmapped(id(self))
+        super().close()
+
+
 class MappedWindows:
     """The bytes mapped for window buffers: now, and at most."""
 
@@ -97,14 +108,8 @@ class MappedWindows:
         self._sizes: dict[int, int] = {}  # id → size, of each buffer still mapped
 
     def new_buffer(self, size: int) -> windows.WindowBuffer:
-        tracker = self
-
-        class Counted(mmap.mmap):
-            def close(self) -> None:  # unmapped now, though the object may live on a moment
-                tracker.unmapped(id(self))
-                super().close()
-
-        buffer = Counted(-1, size, flags=mmap.MAP_PRIVATE)
+        buffer = CountedBuffer(-1, size, flags=mmap.MAP_PRIVATE)
+        buffer.unmapped = self.unmapped
         self._sizes[id(buffer)] = size
         self.now += size
         self.most = max(self.most, self.now)
