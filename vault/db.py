@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from vault import sqlite_driver
 from vault.errors import NotMigratedError, VaultError
 
 if TYPE_CHECKING:
@@ -42,9 +41,15 @@ def create_engine(url: str, *, pool_size: int = 10, wait_seconds: float = 10.0) 
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _create_private(Path(parsed.database))
+        module = None
+        if parsed.get_driver_name() == "aiosqlite":
+            # Imported here, as SQLAlchemy imports a dialect: PostgreSQL needs no aiosqlite.
+            from vault import sqlite_driver
+
+            module = sqlite_driver.dbapi()
         engine = create_async_engine(
             url,
-            module=sqlite_driver.dbapi() if parsed.get_driver_name() == "aiosqlite" else None,
+            module=module,
             connect_args={"timeout": _BUSY_SECONDS, "factory": _queued_writers()},
         )
         _configure_sqlite(engine)
