@@ -1,6 +1,6 @@
-"""The store checks every part it receives against the SHA-256 the request was signed with,
-which is what lets a resumable upload finish without reading its object back
-(docs/uploads.md, "Finishing")."""
+"""The store checks every part, and every object written in one request, against the SHA-256
+the request was signed with, which is what lets a resumable upload finish without reading
+its object back (docs/uploads.md, "Finishing")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 
-from storage import S3ObjectStore, StorageError, make_s3_client
+from storage import ObjectNotFoundError, S3ObjectStore, StorageError, make_s3_client
 from tests.fixtures.s3 import s3_endpoint
 
 PART = 5 * 1024 * 1024
@@ -24,6 +24,13 @@ class _Empty:
         return []
 
 
+def alter(request: Any, **_: Any) -> None:
+    body = request.body
+    data = bytearray(body.read() if hasattr(body, "read") else body)
+    data[100] ^= 1  # one bit, after the signature was made
+    request.body = bytes(data)
+
+
 async def test_a_part_altered_after_signing_is_refused_and_not_stored(
     request: pytest.FixtureRequest, s3_store: S3ObjectStore
 ) -> None:
@@ -31,13 +38,6 @@ async def test_a_part_altered_after_signing_is_refused_and_not_stored(
         pytest.skip("moto does not check x-amz-content-sha256; CI runs this against the RGW")
     client = s3_store._client
     upload = await s3_store.create_multipart("objects/k")
-
-    def alter(request: Any, **_: Any) -> None:
-        body = request.body
-        data = bytearray(body.read() if hasattr(body, "read") else body)
-        data[100] ^= 1  # one bit, after the signature was made
-        request.body = bytes(data)
-
     client.meta.events.register("before-send.s3.UploadPart", alter)
     try:
         with pytest.raises(StorageError, match="XAmzContentSHA256Mismatch"):
@@ -48,6 +48,24 @@ async def test_a_part_altered_after_signing_is_refused_and_not_stored(
     # The same part, unaltered, is taken.
     assert await s3_store.upload_part("objects/k", upload, 1, b"\x01" * PART)
     await s3_store.abort_multipart("objects/k", upload)
+
+
+async def test_an_object_altered_after_signing_is_refused_and_not_stored(
+    request: pytest.FixtureRequest, s3_store: S3ObjectStore
+) -> None:
+    """A write under a part goes in one PUT (`blobs.write_encrypted`), checked the same way."""
+    if s3_endpoint(request).is_moto:
+        pytest.skip("moto does not check x-amz-content-sha256; CI runs this against the RGW")
+    client = s3_store._client
+    client.meta.events.register("before-send.s3.PutObject", alter)
+    try:
+        with pytest.raises(StorageError, match="XAmzContentSHA256Mismatch"):
+            await s3_store.put_new("objects/small", b"\x03" * 5000)
+    finally:
+        client.meta.events.unregister("before-send.s3.PutObject", alter)
+    with pytest.raises(ObjectNotFoundError):
+        await s3_store.head("objects/small")
+    assert await s3_store.put_new("objects/small", b"\x03" * 5000)
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -77,3 +95,33 @@ async def test_every_part_is_signed_by_its_sha256_over_https_as_over_http(scheme
     assert sent.headers["X-Amz-Content-SHA256"] == hashlib.sha256(data).hexdigest().encode()
     assert b"x-amz-content-sha256" in sent.headers["Authorization"]
     assert "Content-MD5" not in sent.headers
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_an_object_in_one_put_is_signed_by_its_sha256(scheme: str) -> None:
+    client = make_s3_client(
+        endpoint_url=f"{scheme}://s3.example.test",
+        region="us-east-1",
+        access_key_id="key",
+        secret_access_key="secret",
+    )
+    seen: list[AWSPreparedRequest] = []
+
+    def missing(request: Any, **_: Any) -> Any:
+        return AWSResponse(request.url, 404, HTTPHeaders(), _Empty())
+
+    def answer(request: Any, **_: Any) -> Any:
+        seen.append(request)
+        headers = HTTPHeaders()
+        headers["ETag"] = '"e"'
+        return AWSResponse(request.url, 200, headers, _Empty())
+
+    client.meta.events.register("before-send.s3.HeadObject", missing)
+    client.meta.events.register("before-send.s3.PutObject", answer)
+    store = S3ObjectStore(client=client, bucket="b")
+    data = b"\x04" * 5000
+    assert await store.put_new("k", data)
+    client.close()
+    (sent,) = seen
+    assert sent.headers["X-Amz-Content-SHA256"] == hashlib.sha256(data).hexdigest().encode()
+    assert b"x-amz-content-sha256" in sent.headers["Authorization"]

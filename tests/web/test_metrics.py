@@ -83,6 +83,14 @@ async def test_metrics_after_an_upload_and_a_download(
     )
     assert put.status_code == 201, put.text
     document_id = put.json()["document_id"]
+    # Longer than a part (5 MiB here): a multipart upload, where the first went in one PUT.
+    big = b"\0" * (5 * 1024 * 1024 + 1)
+    put_big = await http.put(
+        f"/api/v1/folders/{world.acme_folder}/files/scan.bin",
+        content=big,
+        headers=world["alice"].auth,
+    )
+    assert put_big.status_code == 201, put_big.text
     got = await http.get(f"/api/v1/documents/{document_id}/content", headers=world["alice"].auth)
     assert got.status_code == 200 and got.content == content
     tus = await http.post(
@@ -101,7 +109,7 @@ async def test_metrics_after_an_upload_and_a_download(
     get_route = "/api/v1/documents/{document_id}/content"
     requests = families["clientvault_http_request_duration_seconds"]
     name = "clientvault_http_request_duration_seconds_count"
-    assert value(requests, name, route=put_route, method="PUT", status="201") == 1
+    assert value(requests, name, route=put_route, method="PUT", status="201") == 2
     assert value(requests, name, route=get_route, method="GET", status="200") == 1
     assert value(requests, name, route="/api/v1/uploads", method="POST", status="201") == 1
     # Templates only: no label carries an id from a path.
@@ -109,13 +117,13 @@ async def test_metrics_after_an_upload_and_a_download(
     bytes_in = families["clientvault_http_request_body_bytes"]
     assert value(bytes_in, "clientvault_http_request_body_bytes_total", route=put_route) == len(
         content
-    )
+    ) + len(big)
     bytes_out = families["clientvault_http_response_body_bytes"]
     assert value(bytes_out, "clientvault_http_response_body_bytes_total", route=get_route) == len(
         content
     )
     storage = families["clientvault_storage_request_duration_seconds"]
-    for operation in ("create_multipart", "upload_part", "complete_multipart", "read"):
+    for operation in ("put_new", "create_multipart", "upload_part", "complete_multipart", "read"):
         count = "clientvault_storage_request_duration_seconds_count"
         assert value(storage, count, operation=operation) >= 1, operation
     appends = families["clientvault_audit_append_duration_seconds"]
