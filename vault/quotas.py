@@ -126,6 +126,24 @@ async def usage(session: AsyncSession, client_id: uuid.UUID, *, default: int) ->
     )
 
 
+async def _limited_usage(
+    session: AsyncSession, client_id: uuid.UUID, *, default: int
+) -> Usage | None:
+    """`usage` where the client has a quota; None, and nothing summed, where it has none.
+
+    The sums read every version the client has: an upload admitted and settled against
+    them cost a dozen statements, and time that grew with the client's documents, to check
+    against no limit."""
+    quota = await quota_of(session, client_id, default=default)
+    if not quota:
+        return None
+    return Usage(
+        stored=await client_usage(session, client_id),
+        reserved=await reserved_bytes(session, client_id),
+        quota=quota,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What an admitted upload holds: its reservation (if its size was known) and the
@@ -162,13 +180,15 @@ async def admit(
             (or nothing at all is left for an upload of unknown size).
     """
     await lock_client(session, client_id)
-    current = await usage(session, client_id, default=default)
+    current = await _limited_usage(session, client_id, default=default)
+    if current is None:
+        return Admission(None, None)  # no quota: nothing to check, nothing to reserve
     in_use = current.stored + current.reserved
     room = current.room
     if room is not None and (room < (size or 0) or (size is None and room == 0)):
         raise QuotaExceededError(quota=current.quota, used=in_use, requested=size)
     reservation_id = None
-    if reserve and size and current.quota:
+    if reserve and size:
         now = datetime.now(UTC)
         reservation = QuotaReservation(
             client_id=client_id, size=size, created_at=now, expires_at=now + RESERVATION_TTL
@@ -199,9 +219,11 @@ async def settle(
         await session.execute(
             delete(QuotaReservation).where(col(QuotaReservation.id) == admission.reservation_id)
         )
-    current = await usage(session, client_id, default=default)
+    current = await _limited_usage(session, client_id, default=default)
+    if current is None:
+        return
     in_use = current.stored + current.reserved
-    if current.quota and in_use + size > current.quota:
+    if in_use + size > current.quota:
         raise QuotaExceededError(quota=current.quota, used=in_use, requested=size)
 
 
@@ -251,7 +273,9 @@ async def note_usage(session: AsyncSession, client_id: uuid.UUID, *, default: in
     await lock_client(session, client_id)
     quota = await quota_of(session, client_id, default=default)
     row = await session.get(ClientQuota, client_id, with_for_update=True)
-    stored = await client_usage(session, client_id)
+    # Without a quota no threshold is reached (one reached under a quota since removed is
+    # re-armed below), and the versions need no summing.
+    stored = await client_usage(session, client_id) if quota else 0
     percent = stored * 100 // quota if quota else 0
     level = max((t for t in THRESHOLDS if percent >= t), default=0)
     alerted = row.alerted_percent if row is not None else 0

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import sqlalchemy
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
@@ -324,3 +326,26 @@ class TestHeldVersions:
         assert (await put(http, world, "b.bin", b"b" * 400)).status_code == 202
         async with transaction(services.sessions) as session:
             assert await quotas.client_usage(session, world.acme) == 1000
+
+
+@pytest.mark.parametrize("quota", [0, 10**9])
+async def test_an_upload_sums_the_clients_versions_only_against_a_quota(
+    http: httpx.AsyncClient, world: World, services: Services, quota: int
+) -> None:
+    """The sums read every version the client has; without a quota there is nothing to
+    check them against."""
+    await set_quota(services, world.acme, quota)
+    await put(http, world, "earlier.txt", b"e" * 100)
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(" ".join(str(args[2]).lower().split()))
+
+    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        await put(http, world, "later.txt", b"l" * 100)
+    finally:
+        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    sums = [s for s in statements if "sum(versions.size)" in s]
+    # Admitted, settled and its thresholds noted: each sums once under a quota.
+    assert len(sums) == (3 if quota else 0), sums
