@@ -2,6 +2,7 @@
 
     python -m bench.api [--size-mib 1024] [--part-mib 8] [--concurrency 4]
         [--documents 10000] [--list-requests 50] [--parallel 20] [--parallel-mib 50]
+        [--small-files 200] [--small-kib 4]
         [--endpoint URL --access-key K --secret-key S] [--rounds N]
 
 The S3 endpoint and keys default to $CLIENTVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and
@@ -17,7 +18,9 @@ measures with httpx:
 - `--parallel` concurrent downloads of distinct `--parallel-mib` documents, versus as many
   concurrent raw boto3 downloads;
 - `GET /api/v1/folders/{id}` of a folder of `--documents` documents (created through the
-  vault services, each a real encrypted object), `--list-requests` times.
+  vault services, each a real encrypted object), `--list-requests` times;
+- `--small-files` uploads of `--small-kib` each, one after another, into another folder of
+  the same client, versus as many raw boto3 `put_object`s.
 
 The server's RSS is sampled every 50 ms; CPU seconds are counted for this process (the
 client), the server and the RGW cluster's daemons.
@@ -33,6 +36,7 @@ import time
 import anyio
 
 from bench.api_phases import (
+    SmallFiles,
     api_upload,
     check_hash,
     populate,
@@ -80,6 +84,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--list-requests", type=int, default=50, help="listings timed")
     parser.add_argument("--parallel", type=int, default=20, help="concurrent downloads")
     parser.add_argument("--parallel-mib", type=int, default=50, help="size of each of them")
+    parser.add_argument("--small-files", type=int, default=200, help="small uploads (0: none)")
+    parser.add_argument("--small-kib", type=int, default=4, help="size of each (default 4)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the transfers")
     parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     add_s3_arguments(parser)
@@ -91,6 +97,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--parallel ≥ 1, --parallel-mib ≥ 1, --documents ≥ 0")
     if args.list_requests < 1 or args.chunk_kib < 1 or args.workers < 1:
         parser.error("--list-requests ≥ 1, --chunk-kib ≥ 1, --workers ≥ 1")
+    if args.small_files < 0 or args.small_kib < 1:
+        parser.error("--small-files ≥ 0, --small-kib ≥ 1")
     return args
 
 
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     listed = 0
     listing_bytes = 0
     populate_seconds = 0.0
+    small_files = SmallFiles(args.small_files, args.small_kib * 1024)
     try:
         with running_server(args, s3, "bench-api") as running:
             http, meter, bucket = running.http, running.meter, running.bucket
@@ -211,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             listed = len(response.json()["documents"])
             if listed != args.documents:
                 raise RuntimeError(f"listed {listed} documents, expected {args.documents}")
+            if small_files.count:
+                small_files.run(running, s3, running.folder("Small"), "small")
     finally:
         s3.close()
 
@@ -244,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{listing_run.peak_rss.get('server', 0) / MiB:.0f} |"
     )
     print()
+    if small_files.count:
+        small_files.print(args.documents + 1 + args.parallel)
+        print()
     print("Targets:")
     checks = [
         ("API upload vs raw boto3 upload", ratio(table, API_UP, RAW_UP), 0.75),

@@ -19,7 +19,7 @@ import httpx
 import psutil
 
 from bench.common import PatternSource, temporary_bucket
-from bench.measure import LargestProcess, Meter, rgw_processes
+from bench.measure import LargestProcess, Measurement, Meter, rgw_processes
 from bench.report import Row, print_table
 from bench.server import Server, cli, expect, free_port, run_server
 from vault import accounts
@@ -160,6 +160,50 @@ def check_hash(http: httpx.Client, document: str, expected: str) -> None:
     body = expect(http.get(f"/api/v1/documents/{document}"), 200)
     if body["versions"][-1]["sha256"] != expected:
         raise RuntimeError("the stored plaintext hash differs from the stream's")
+
+
+# --- Small files, one after another -----------------------------------------------------------
+
+
+@dataclass
+class SmallFiles:
+    """One small-file phase: `count` files of `size` bytes, one request after another."""
+
+    count: int
+    size: int
+    raw: Measurement | None = None
+    api: Measurement | None = None
+
+    def run(self, running: Running, s3: S3Client, folder: str, tag: str) -> None:
+        """`count` raw boto3 `put_object`s, then as many API `PUT`s, of distinct names."""
+        data = bytes(PatternSource(self.size, seed=3).piece(0, self.size))
+        with running.meter.measure() as raw:
+            for index in range(self.count):
+                s3.put_object(Bucket=running.bucket, Key=f"{tag}-{index}", Body=data)
+        with running.meter.measure() as api:
+            for index in range(self.count):
+                url = f"/api/v1/folders/{folder}/files/{tag}-{index}.bin"
+                expect(running.http.put(url, content=data), 201)
+        self.raw, self.api = raw, api
+
+    def print(self, documents: int) -> None:
+        print(
+            f"Small files: {self.count} × {self.size / 1024:g} KiB, one request after another, "
+            f"into a client already holding {documents:,} documents"
+        )
+        print()
+        print("| path | ms per file | server CPU ms per file | S3 daemons CPU ms per file |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, run in (("raw boto3 `put_object`", self.raw), ("API `PUT`", self.api)):
+            if run is None:
+                continue
+            server, s3 = run.cpu.get("server"), run.cpu.get("s3")
+            cells = [
+                f"{run.seconds / self.count * 1000:.1f}",
+                "–" if server is None or run is self.raw else f"{server / self.count * 1000:.1f}",
+                "–" if s3 is None else f"{s3 / self.count * 1000:.1f}",
+            ]
+            print(f"| {label} | {' | '.join(cells)} |")
 
 
 # --- A big folder -----------------------------------------------------------------------------
