@@ -154,17 +154,17 @@ async def test_a_write_under_a_part_is_one_request(
     assert await store.list_multipart_uploads() == []
 
 
+async def write_small(store: LocalObjectStore, key: str) -> None:
+    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    await blobs.write_encrypted(
+        store, key, chunks(b"x" * 5000), sealer=crypto.SegmentSealer(DEK, context), part_size=PART
+    )
+
+
 async def test_a_failed_single_put_leaves_no_object(tmp_path: Path) -> None:
     store = CountingStore(tmp_path, failing=True)
-    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
     with pytest.raises(StorageError, match="went away"):
-        await blobs.write_encrypted(
-            store,
-            "objects/small",
-            chunks(b"x" * 5000),
-            sealer=crypto.SegmentSealer(DEK, context),
-            part_size=PART,
-        )
+        await write_small(store, "objects/small")
     assert store.calls == {"put_new": 1}
     with pytest.raises(ObjectNotFoundError):
         await store.head("objects/small")
@@ -175,13 +175,6 @@ async def test_a_write_never_replaces_an_object(tmp_path: Path) -> None:
     """Each write has a key of its own; one found taken is a fault, and what it held stays."""
     store = LocalObjectStore(tmp_path)
     assert await store.put_new("objects/taken", b"first")
-    context = crypto.ObjectContext(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
     with pytest.raises(RuntimeError, match="already exists"):
-        await blobs.write_encrypted(
-            store,
-            "objects/taken",
-            chunks(b"x" * 5000),
-            sealer=crypto.SegmentSealer(DEK, context),
-            part_size=PART,
-        )
+        await write_small(store, "objects/taken")
     assert (await store.head("objects/taken")).size == len(b"first")
