@@ -104,8 +104,11 @@ async def store_again(services: Services, number: int, body: bytes | None = None
     [upload_dir] = multipart_dirs(services)
     key = json.loads((upload_dir / "upload.json").read_bytes())["key"]
     record = json.loads((upload_dir / f"{number}.part").read_bytes())
-    offset = record["offset"]
-    same = (upload_dir / "data").read_bytes()[offset : offset + record["size"]]
+    if "offset" in record:  # written in place, in the upload's one data file
+        offset = record["offset"]
+        same = (upload_dir / "data").read_bytes()[offset : offset + record["size"]]
+    else:  # a part whose slot was not free when it came: a file of its own
+        same = (upload_dir / record["file"]).read_bytes()
     await services.store.upload_part(key, upload_dir.name, number, same if body is None else body)
 
 
