@@ -20,7 +20,7 @@ measures with httpx:
 - `GET /api/v1/folders/{id}` of a folder of `--documents` documents (created through the
   vault services, each a real encrypted object), `--list-requests` times;
 - `--small-files` uploads of `--small-kib` each, one after another, into another folder of
-  the same client, versus as many raw boto3 `put_object`s.
+  the same client, through `PUT` and through tus, versus as many raw boto3 `put_object`s.
 
 The server's RSS is sampled every 50 ms; CPU seconds are counted for this process (the
 client), the server and the RGW cluster's daemons.

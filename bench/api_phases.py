@@ -22,6 +22,7 @@ from bench.common import PatternSource, temporary_bucket
 from bench.measure import LargestProcess, Measurement, Meter, rgw_processes
 from bench.report import Row, print_table
 from bench.server import Server, cli, expect, free_port, run_server
+from bench.tus_client import tus_upload
 from vault import accounts
 from vault import documents as doc_service
 from vault.audit import AuditContext
@@ -173,10 +174,13 @@ class SmallFiles:
     size: int
     raw: Measurement | None = None
     api: Measurement | None = None
+    tus: Measurement | None = None
 
     def run(self, running: Running, s3: S3Client, folder: str, tag: str) -> None:
-        """`count` raw boto3 `put_object`s, then as many API `PUT`s, of distinct names."""
-        data = bytes(PatternSource(self.size, seed=3).piece(0, self.size))
+        """`count` raw boto3 `put_object`s, then as many API `PUT`s and tus uploads (a
+        `POST` and one `PATCH`, as the browser sends a small file), of distinct names."""
+        source = PatternSource(self.size, seed=3)
+        data = bytes(source.piece(0, self.size))
         with running.meter.measure() as raw:
             for index in range(self.count):
                 s3.put_object(Bucket=running.bucket, Key=f"{tag}-{index}", Body=data)
@@ -184,7 +188,10 @@ class SmallFiles:
             for index in range(self.count):
                 url = f"/api/v1/folders/{folder}/files/{tag}-{index}.bin"
                 expect(running.http.put(url, content=data), 201)
-        self.raw, self.api = raw, api
+        with running.meter.measure() as tus:
+            for index in range(self.count):
+                tus_upload(running.http, folder, f"{tag}-tus-{index}.bin", source, 0)
+        self.raw, self.api, self.tus = raw, api, tus
 
     def print(self, documents: int) -> None:
         print(
@@ -194,7 +201,12 @@ class SmallFiles:
         print()
         print("| path | ms per file | server CPU ms per file | S3 daemons CPU ms per file |")
         print("| --- | ---: | ---: | ---: |")
-        for label, run in (("raw boto3 `put_object`", self.raw), ("API `PUT`", self.api)):
+        runs = (
+            ("raw boto3 `put_object`", self.raw),
+            ("API `PUT`", self.api),
+            ("API tus (`POST`, `PATCH`)", self.tus),
+        )
+        for label, run in runs:
             if run is None:
                 continue
             server, s3 = run.cpu.get("server"), run.cpu.get("s3")
