@@ -54,7 +54,7 @@ class SecurityHeadersMiddleware:
 # largest default (4 buffers of 8 KiB), room for long cookies and URLs.
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
 # Apache's LimitRequestFields default. The byte size of the header block is bounded by the
-# server (`clientvault serve` sets h11's max_incomplete_event_size, see web/cli.py); a
+# server (`clientvault serve` runs web/http_protocol.py); a
 # request within it can still carry thousands of tiny lines, each one a parsing and
 # lookup cost on every middleware (review item 15).
 MAX_HEADER_LINES = 100

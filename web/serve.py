@@ -19,7 +19,6 @@ from typing import Any
 import uvicorn
 
 from web.datadir import prepare_data_dir
-from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.metrics import prepare_multiprocess
 from web.observe import configure_logging
 from web.settings import Settings
@@ -78,11 +77,9 @@ def run(settings: Settings, *, host: str | None, port: int | None, config_path: 
         "factory": True,
         "proxy_headers": bool(server.forwarded_allow_ips),
         "forwarded_allow_ips": server.forwarded_allow_ips or None,
-        # h11 rather than httptools, because only h11 bounds the request head: 10 MB of
-        # headers would otherwise be read into memory (review item 15). Past the limit h11
-        # raises and uvicorn answers 400 and closes the connection.
-        "http": "h11",
-        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        # httptools, with the request head bounded (review item 15): see web/http_protocol.py.
+        # A string, so that worker processes import the class themselves.
+        "http": "web.http_protocol:BoundedHeadProtocol",
         "timeout_graceful_shutdown": server.shutdown_timeout_seconds,
     }
     if server.workers > 1:

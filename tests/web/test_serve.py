@@ -25,6 +25,7 @@ from tests.fixtures.live import (
 from web.access_log import REDACTED, SecretPathFilter, redact
 from web.app import create_app
 from web.datadir import DataDirError
+from web.headers import MAX_REQUEST_HEAD_BYTES
 from web.settings import Settings, load_settings
 
 RESET = b"(reset)"
@@ -108,6 +109,32 @@ async def _raw(port: int, head: bytes) -> bytes:
     return line
 
 
+async def _responses(port: int, data: bytes, count: int) -> list[bytes]:
+    """Send `data` as is; the status lines of the first `count` responses, fewer if the
+    server closes the connection first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    statuses: list[bytes] = []
+    try:
+        writer.write(data)
+        await writer.drain()
+        while len(statuses) < count:
+            line = await asyncio.wait_for(reader.readline(), 20)
+            if not line:
+                break
+            statuses.append(line)
+            length = 0
+            while (header := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = header.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    return statuses
+
+
 async def test_serve_refuses_huge_and_numerous_request_headers(served: LiveApp) -> None:
     ok = await _raw(served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200"), ok
@@ -116,12 +143,57 @@ async def test_serve_refuses_huge_and_numerous_request_headers(served: LiveApp) 
     huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + big * 1300 + b"\r\n"
     assert len(huge) > 10_000_000
     refused = await _raw(served.port, huge)
-    assert refused.startswith(b"HTTP/1.1 400") or refused == RESET, refused
+    assert refused.startswith(b"HTTP/1.1 431") or refused == RESET, refused
+    # One header line of 10 MB: two lines pass the line limit, so only the byte limit can
+    # refuse it (an unbounded parser would hold all of it, then answer 200).
+    line = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10_000_000 + b"\r\n\r\n"
+    refused = await _raw(served.port, line)
+    assert refused.startswith(b"HTTP/1.1 431") or refused == RESET, refused
+    # Just past the limit, all of it sent before the server answers: 431, not a reset.
+    past = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * MAX_REQUEST_HEAD_BYTES
+    assert (await _raw(served.port, past)).startswith(b"HTTP/1.1 431")
     # 5,000 tiny header lines fit in the byte limit but not in the line limit.
     many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
         b"X-%d: 1\r\n" % i for i in range(5000)
     )
     assert (await _raw(served.port, many + b"\r\n")).startswith(b"HTTP/1.1 431")
+    assert served.alive()
+
+
+def _get(pad: int, body: bytes = b"") -> bytes:
+    """A `GET /healthz` whose head is padded with an `X-Pad` header of `pad` bytes."""
+    length = b"Content-Length: %d\r\n" % len(body) if body else b""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + length
+    return head + b"X-Pad: " + b"a" * pad + b"\r\n\r\n" + body
+
+
+async def test_serve_reads_a_head_up_to_the_limit_and_what_follows_it(served: LiveApp) -> None:
+    # A head of almost 64 KiB, arriving in the same write as a 200 KiB body and a second
+    # request: the head is read up to the limit, its body and the next request after it.
+    near = MAX_REQUEST_HEAD_BYTES - 200
+    first = _get(near, body=b"b" * 200_000)
+    assert MAX_REQUEST_HEAD_BYTES - 200 < len(first) - 200_000 <= MAX_REQUEST_HEAD_BYTES
+    statuses = await _responses(served.port, first + _get(near), 2)
+    assert [s[:12] for s in statuses] == [b"HTTP/1.1 200"] * 2, statuses
+    # The same, with the second head just past the limit: it is refused, not the first.
+    statuses = await _responses(served.port, first + _get(MAX_REQUEST_HEAD_BYTES), 2)
+    assert [s[:12] for s in statuses] == [b"HTTP/1.1 200", b"HTTP/1.1 431"], statuses
+    # A head sent a few bytes at a time is counted across reads.
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        slow = _get(MAX_REQUEST_HEAD_BYTES)
+        for at in range(0, len(slow), 8192):
+            writer.write(slow[at : at + 8192])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        status = await asyncio.wait_for(reader.readline(), 20)
+    except ConnectionError:
+        status = RESET
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert status.startswith(b"HTTP/1.1 431") or status == RESET, status
     assert served.alive()
 
 
