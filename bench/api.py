@@ -8,9 +8,8 @@
 The S3 endpoint and keys default to $CLIENTVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and
 _SECRET_KEY, as `scripts/rgw start` exports them. The benchmark writes a config using the
 S3 backend (a new bucket) with SQLite in a temporary directory, runs `clientvault init`,
-creates a client, a staff user and a token with the CLI, starts
-`python -m uvicorn --factory web.app:create_app`, creates folders through the API, then
-measures with httpx:
+creates a client, a staff user and a token with the CLI, starts `clientvault serve`, creates
+folders through the API, then measures with httpx:
 
 - one `--size-mib` upload (`PUT /api/v1/folders/{id}/files/big.bin`) and download
   (`GET /api/v1/documents/{id}/content`), versus raw boto3 `upload_fileobj` and
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Part size {args.part_mib} MiB, concurrency {concurrency}, upload body pieces of "
         f"{args.chunk_kib} KiB, {args.rounds} round(s); S3 endpoint {args.endpoint}; "
-        f"server: uvicorn, {args.workers} worker(s), SQLite"
+        f"server: clientvault serve, {args.workers} worker(s), SQLite"
     )
     print()
     expected_big = big.sha256()
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "MB/s = 10^6 bytes/s of plaintext, median of the rounds; parallel rows: aggregate. "
         "Server RSS sampled every 50 ms (in brackets: at the start of the phase). CPU s: "
         "user+system seconds of this process (the client, and boto3 for raw rows), the "
-        "uvicorn process and the RGW cluster's daemons during the phase."
+        "server process and the RGW cluster's daemons during the phase."
     )
     print()
     ms = [value * 1000 for value in latencies]

@@ -102,8 +102,8 @@ class Running:
 @contextlib.contextmanager
 def running_server(args: argparse.Namespace, s3: S3Client, prefix: str) -> Iterator[Running]:
     """The app on `args`' S3 endpoint (a new bucket) with SQLite in a temporary directory,
-    `clientvault init` and the bench's account, uvicorn with `args.workers` processes, and a
-    meter of this process (the client), the server and the RGW."""
+    `clientvault init` and the bench's account, `clientvault serve` with `args.workers`
+    processes, and a meter of this process (the client), the server and the RGW."""
     with (
         tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp,
         temporary_bucket(s3, prefix) as bucket,
@@ -117,7 +117,7 @@ def running_server(args: argparse.Namespace, s3: S3Client, prefix: str) -> Itera
             httpx.Client(base_url=server.url, headers=headers, timeout=httpx.Timeout(600)) as http,
         ):
             server_proc = psutil.Process(server.pid)
-            # With several workers uvicorn's own process only supervises: memory is reported
+            # With several workers the first process only supervises: memory is reported
             # for the largest worker, CPU for all of them together.
             server_procs = [server_proc, *server_proc.children(recursive=True)]
             meter = Meter(

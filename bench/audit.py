@@ -14,12 +14,11 @@ Then:
 - the stored Merkle subtree hashes are built, a signed checkpoint is written and inclusion
   and consistency proofs are made at the full size, through `vault.audit.checkpoints` and
   `vault.audit.tree`, as the server does;
-- `python -m uvicorn --factory web.app:create_app` serves the database, and an auditor's
-  token runs `GET /api/v1/audit` searches (a client over the last 30 days; one document;
-  one person; `document.*` with an outcome): the first page for targets drawn as the events
-  were (mostly quiet ones), and the page reached after following `next_cursor` `--depth`
-  times for the busiest target of each kind (the planted client and document, the busiest
-  person);
+- `clientvault serve` serves the database, and an auditor's token runs `GET /api/v1/audit`
+  searches (a client over the last 30 days; one document; one person; `document.*` with an
+  outcome): the first page for targets drawn as the events were (mostly quiet ones), and the
+  page reached after following `next_cursor` `--depth` times for the busiest target of each
+  kind (the planted client and document, the busiest person);
 - `GET /api/v1/audit/export?format=jsonl` streams every event while the server's RSS is
   sampled every 50 ms.
 """

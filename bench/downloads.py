@@ -5,9 +5,9 @@
         [--endpoint URL --access-key K --secret-key S]
 
 The set-up is `bench.api`'s: a config on the S3 backend (a new bucket) with SQLite, `clientvault
-init`, a client, a staff user and a token, and uvicorn. It then stores one `--size-mib`
-document and `--parallel` documents of `--parallel-mib` through the API, and the same bytes as
-raw objects, and measures `--rounds` times, alternating which goes first:
+init`, a client, a staff user and a token, and `clientvault serve`. It then stores one
+`--size-mib` document and `--parallel` documents of `--parallel-mib` through the API, and the
+same bytes as raw objects, and measures `--rounds` times, alternating which goes first:
 
 - one download of the big document (`GET /api/v1/documents/{id}/content`) against raw boto3
   `download_fileobj` of the same bytes with the server's part size and concurrency;
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {describe_machine()}")
     print(
         f"Part size {args.part_mib} MiB, {args.concurrency} GETs in flight, {args.rounds} "
-        f"round(s); S3 endpoint {args.endpoint}; server: uvicorn, {args.workers} worker(s)"
+        f"round(s); S3 endpoint {args.endpoint}; "
+        f"server: clientvault serve, {args.workers} worker(s)"
     )
     print()
     s3 = s3_client(args, max_pool_connections=max(32, args.parallel * args.concurrency))

@@ -5,7 +5,7 @@
 
 For each phase the benchmark writes a config (SQLite in a temporary directory), runs
 `clientvault init`, creates a client, a staff user and a token with the CLI, starts
-`python -m uvicorn --factory web.app:create_app` and creates a folder through the API. Then,
+`clientvault serve` and creates a folder through the API. Then,
 for `--small-gib` (the memory-flatness check; 0 skips it) and for `--size-gib`:
 
 - upload through tus as the browser does: `POST /api/v1/uploads` with `Upload-Length` and
@@ -342,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Machine: {describe_machine()}")
     print(
-        f"Server: uvicorn, 1 worker, SQLite; {PART_MIB} MiB parts, {STORE_CONCURRENCY} stored at "
-        f"once per PATCH, {CONCURRENCY} ranged GETs in flight per download; "
+        f"Server: clientvault serve, 1 worker, SQLite; {PART_MIB} MiB parts, "
+        f"{STORE_CONCURRENCY} stored at once per PATCH, {CONCURRENCY} ranged GETs in flight "
+        f"per download; "
         f"PATCH size: {f'{args.chunk_mib} MiB' if args.chunk_mib else 'as advertised'}"
     )
     print()

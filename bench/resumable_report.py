@@ -69,7 +69,7 @@ def print_summary(results: list[Result], chunk_note: str) -> None:
         "raw download is, block by block against the generator (the SHA-256 the server "
         "recorded is checked after the upload). "
         "Server RSS sampled every 50 ms (in brackets: at the start). CPU s: user+system "
-        f"seconds of this process, the uvicorn process and the RGW daemons. {chunk_note}"
+        f"seconds of this process, the server process and the RGW daemons. {chunk_note}"
     )
     references = [result for result in results if len(result.rows) > 4]
     if references:

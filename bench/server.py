@@ -1,6 +1,6 @@
 """A ClientVault server for the benchmarks: a scratch PostgreSQL database and a config on it,
-the `clientvault` CLI, uvicorn in its own process on a free loopback port, and a check of the
-answers it gives."""
+the `clientvault` CLI, `clientvault serve` in its own process on a free loopback port, and a
+check of the answers it gives."""
 
 from __future__ import annotations
 
@@ -75,14 +75,18 @@ def server_environment(config: Path) -> dict[str, str]:
     return env
 
 
-def cli(config: Path, *args: str, stdin: str | None = None) -> str:
-    """Run `clientvault --config CONFIG ARGS...`; its last line of output."""
+def _clientvault() -> str:
     program = Path(sys.executable).parent / "clientvault"
     command = str(program) if program.exists() else shutil.which("clientvault")
     if command is None:
         raise RuntimeError("the clientvault command is not installed (pip install -e .)")
+    return command
+
+
+def cli(config: Path, *args: str, stdin: str | None = None) -> str:
+    """Run `clientvault --config CONFIG ARGS...`; its last line of output."""
     done = subprocess.run(  # noqa: S603 - fixed arguments
-        [command, "--config", str(config), *args],
+        [_clientvault(), "--config", str(config), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -107,26 +111,18 @@ class Server:
 
 @contextlib.contextmanager
 def run_server(config: Path, port: int, log: Path, workers: int = 1) -> Iterator[Server]:
-    """`python -m uvicorn --factory web.app:create_app` on 127.0.0.1:PORT until the end."""
+    """`clientvault serve` on 127.0.0.1:PORT with `workers` processes, until the end: the
+    server an operator runs, with its HTTP protocol, logging and allocator settings."""
+    env = server_environment(config)
+    env["CLIENTVAULT__SERVER__HOST"] = "127.0.0.1"
+    env["CLIENTVAULT__SERVER__PORT"] = str(port)
+    env["CLIENTVAULT__SERVER__WORKERS"] = str(workers)
+    # Stop at once when the bench is done: nothing is in flight by then.
+    env["CLIENTVAULT__SERVER__SHUTDOWN_DRAIN_SECONDS"] = "0"
     with open(log, "wb") as output:
         process = subprocess.Popen(  # noqa: S603 - fixed arguments
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "web.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--workers",
-                str(workers),
-            ],
-            env=server_environment(config),
+            [_clientvault(), "--config", str(config), "serve"],
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
