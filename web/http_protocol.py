@@ -2,10 +2,11 @@
 no more than `MAX_REQUEST_HEAD_BYTES` of a request head.
 
 httptools (llhttp) sets no limit of its own: a client could send megabytes of headers and
-the server would hold them all. h11 has one, and `serve` ran h11 for it, at a price: the
-same server spent 38 % more CPU on a 1 GiB `PUT` and 31 % more on a 256 MiB download, and
-ran them at 83 % and 73 % of raw boto3 against 91 % and 88 % with httptools
-(`python -m bench.api --rounds 1`, docs/benchmarks.md).
+the server would hold them all. h11 has one, and `serve` ran h11 for it, at a price. With
+h11 a 1 GiB `PUT` cost the server 4.3-4.6 CPU seconds and a 1 GiB download 1.7, against
+3.2-3.4 and 1.2-1.3 with httptools; they ran at 81 % and 77-78 % of raw boto3, against
+85-88 % and 96-98 % (`python -m bench.api --rounds 1 --documents 0 --list-requests 1`, two
+runs of each, alternating, against one RGW; docs/benchmarks.md).
 
 Bytes read while a head is incomplete are counted before the parser sees them; one past
 the limit answers 431 (RFC 6585 §5) and closes the connection. A head that ends inside a
