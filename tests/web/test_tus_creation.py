@@ -187,9 +187,16 @@ async def test_creation_is_audited(
         "folder_id": str(world.acme_folder),
         "length": 123,
     }
-    # The multipart upload starts with the upload, so any process can add parts to it.
-    (upload,) = await upload_rows(services)
-    assert pending_multipart(s3) == [upload.storage_key]
+    # An upload of one part goes to the store in one PUT once it is complete: no multipart
+    # upload. A longer one starts its multipart upload with the upload, so that any process
+    # can add parts to it.
+    (small,) = await upload_rows(services)
+    assert small.multipart_id == ""
+    assert pending_multipart(s3) == []
+    await new_upload(http, world["alice"].auth, world.acme_folder, PART + 1, "two-parts.txt")
+    (large,) = [row for row in await upload_rows(services) if row.id != small.id]
+    assert large.multipart_id
+    assert pending_multipart(s3) == [large.storage_key]
 
 
 # --- Who may touch an upload -------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """Finishing a resumable upload on S3 without reading the object back, where the store's
 per-part evidence and the sealing process's own digest prove it; with a full read-back
-where they do not. The app's S3 client says which GETs it sent."""
+where they do not, as for an upload of one part, stored with one PUT. The app's S3 client
+says which requests it sent."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -15,12 +17,25 @@ from asgi_lifespan import LifespanManager
 from sqlmodel import select
 from starlette.types import ASGIApp
 
+from storage.errors import StorageError
 from tests.fixtures.app import World
-from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
+from tests.fixtures.tus import (
+    PART,
+    TUS,
+    assert_problem,
+    data,
+    download,
+    new_upload,
+    offset_of,
+    pending_multipart,
+    send,
+    versions,
+)
 from tests.fixtures.tus import s3 as s3
 from tests.fixtures.tus import settings as settings
 from vault.crypto.digests import RunningDigests
 from vault.uploads import Upload
+from vault.uploads import finish as finish_module
 from web.app import create_app
 from web.services import Services
 from web.settings import Settings
@@ -156,3 +171,152 @@ async def test_a_part_replaced_in_the_store_is_caught_by_reading_back(
     assert_problem(refused, 500)
     listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
     assert "replaced.bin" not in listing.text
+
+
+# --- An upload of one part: one PUT, read back --------------------------------------------------
+
+
+class S3Calls:
+    """The S3 operations the app's own client sends, by name, with the key of each."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, model: object, params: dict[str, object], **_: object) -> None:
+        self.calls.append((getattr(model, "name", ""), str(params.get("Key", ""))))
+
+    def on(self, key: str) -> Counter[str]:
+        return Counter(name for name, seen in self.calls if seen.endswith(key))
+
+
+@pytest.fixture
+def s3_calls(lifespan: LifespanManager) -> Iterator[S3Calls]:
+    calls = S3Calls()
+    app_services: Services = lifespan._state["services"]
+    events = app_services.store._client.meta.events  # type: ignore[attr-defined]
+    events.register("provide-client-params.s3", calls, unique_id="test-s3-calls")
+    try:
+        yield calls
+    finally:
+        events.unregister("provide-client-params.s3", unique_id="test-s3-calls")
+
+
+async def test_an_upload_of_one_part_is_one_put_read_back(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    s3_calls: S3Calls,
+) -> None:
+    auth = world["alice"].auth
+    payload = data(100_000, "one part")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "one-part.bin")
+    key = await storage_key(services, url)
+
+    # Two requests: the first one's whole segment is staged, the second completes the part.
+    await send(http, url, auth, 0, payload[:70_000])
+    done = await send(http, url, auth, 65536, payload[65536:])
+
+    calls = s3_calls.on(key)
+    assert calls["PutObject"] == 1
+    for multipart in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
+        assert calls[multipart] == 0, calls
+    # Nothing but its own read back pins the object to what was sealed.
+    assert calls["GetObject"] == 1, calls
+    assert pending_multipart(s3) == []
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def fail_first_finish(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the next finish fail once its object is stored, as a store gone away would."""
+    failed: list[str] = []
+    read_back = finish_module._read_back
+
+    async def once(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if not failed:
+            failed.append("read back")
+            raise StorageError("the store went away")
+        return await read_back(*args, **kwargs)
+
+    monkeypatch.setattr(finish_module, "_read_back", once)
+    return failed
+
+
+async def test_a_one_part_upload_whose_finish_failed_finishes_when_sent_again(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    s3_calls: S3Calls,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = world["alice"].auth
+    payload = data(300_000, "again")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "again.bin")
+    key = await storage_key(services, url)
+    failed = await fail_first_finish(monkeypatch)
+
+    refused = await send(http, url, auth, 0, payload, expect=503)
+    assert_problem(refused, 503)
+    assert failed
+    assert await offset_of(http, url, auth) < len(payload)  # not complete: sent again
+    offset = await offset_of(http, url, auth)
+    done = await send(http, url, auth, offset, payload[offset:])
+
+    # The object stored the first time is kept, not written again, and read back.
+    calls = s3_calls.on(key)
+    assert calls["PutObject"] == 1, calls
+    assert calls["GetObject"] == 1, calls
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_a_one_part_object_replaced_before_its_finish_is_caught(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = world["alice"].auth
+    payload = data(200_000, "swapped")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "swapped.bin")
+    key = await storage_key(services, url)
+    await fail_first_finish(monkeypatch)
+    await send(http, url, auth, 0, payload, expect=503)
+    # Someone with write access to the bucket replaces the object with bytes of its size.
+    client, bucket = s3
+    size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(size))
+
+    offset = await offset_of(http, url, auth)
+    refused = await send(http, url, auth, offset, payload[offset:], expect=500)
+
+    assert_problem(refused, 500)
+    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
+    assert "swapped.bin" not in listing.text
+
+
+async def test_a_terminated_one_part_upload_leaves_no_object(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = world["alice"].auth
+    payload = data(50_000, "dropped")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "dropped.bin")
+    key = await storage_key(services, url)
+    await fail_first_finish(monkeypatch)
+    await send(http, url, auth, 0, payload, expect=503)
+    client, bucket = s3
+    assert client.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 1
+
+    gone = await http.delete(url, headers={**TUS, **auth})
+
+    assert gone.status_code == 204
+    assert client.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 0

@@ -1,12 +1,13 @@
-"""Resumable uploads: the upload rows and their lifecycle (`resumable`), appending parts
-(`append`), the staging of short writes (`staging`) and turning a complete upload into a
-version (`finish`). The names below are the lifecycle's surface."""
+"""Resumable uploads: the upload rows and their lifecycle (`resumable`), the client's
+metadata (`metadata`), appending parts (`append`), the staging of short writes
+(`staging`) and turning a complete upload into a version (`finish`). The names below are
+the lifecycle's surface."""
 
 from __future__ import annotations
 
+from vault.uploads.metadata import MAX_METADATA, parse_metadata
 from vault.uploads.resumable import (
     MAX_LENGTH,
-    MAX_METADATA,
     Resumable,
     StagedRun,
     Upload,
@@ -21,7 +22,6 @@ from vault.uploads.resumable import (
     lease_held,
     live_storage_keys,
     locked,
-    parse_metadata,
     part_count,
     plan_new_document,
     reported_offset,

@@ -31,7 +31,14 @@ from vault.store import ObjectStore
 from vault.uploads import staging as upload_staging
 from vault.uploads.budget import Budget, Share
 from vault.uploads.part_buffer import PartBuffer, release_pages
-from vault.uploads.resumable import Resumable, Upload, UploadPart, UploadState, locked
+from vault.uploads.resumable import (
+    Resumable,
+    Upload,
+    UploadPart,
+    UploadState,
+    locked,
+    put_whole,
+)
 
 # Parts of one request being written to the store at once.
 STORE_CONCURRENCY = 2
@@ -222,9 +229,12 @@ async def _store_parts(
 
     async def write(part: _Sealed, ciphertext: memoryview, item: _Storing) -> None:
         try:
-            item.etag = await store.upload_part(
-                upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
-            )
+            if upload.multipart_id:
+                item.etag = await store.upload_part(
+                    upload.plan.storage_key, upload.multipart_id, part.number, ciphertext
+                )
+            else:
+                item.etag = await put_whole(store, upload, ciphertext)
         except Exception:
             # A terminated or expired upload loses its multipart upload first: say so,
             # rather than report a store failure.

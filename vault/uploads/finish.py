@@ -159,12 +159,18 @@ async def _assemble(
     claimed and sealed every part itself, so their segments were authenticated as they were
     made), and the store pins each part to the bytes its `upload_part` call delivered
     (`ObjectStore.etags_pin_parts`: checked on receipt, and listed now under the etag that
-    call returned and recorded). Where either is missing, the object is read back.
+    call returned and recorded). Where either is missing, the object is read back, as is
+    the object of an upload of one part (`put_new` gives no etag to pin it by): one GET of
+    at most a part, against the three multipart requests it does without.
     """
     key = upload.plan.storage_key
     size = crypto.object_size(upload.length)
-    found = await _assembled_size(store, key)
     pinned = False
+    if not upload.multipart_id:
+        # Stored whole, with one PUT, by the request that completed its only part.
+        found: int | None = (await store.head(key)).size
+    else:
+        found = await _assembled_size(store, key)
     if found is None:
         count = part_count(upload.length, upload.part_size)
         # The store's own etags: a part stored twice by racing requests holds the same bytes,
@@ -227,7 +233,9 @@ async def _read_back(
     opened = crypto.parse_header(upload.header, upload.plan.context, upload.plan.dek)
     segment = opened.segment_size
     middle = (length // 2) // segment * segment
-    spans = [(0, middle), (middle, length)] if known is not None and middle else [(0, length)]
+    # In halves only past one window: a shorter object is one GET anyway.
+    halves = known is not None and length > _READ_BACK_WINDOW
+    spans = [(0, middle), (middle, length)] if halves else [(0, length)]
     renewed = [time.monotonic()]
     counted: list[int] = []
 

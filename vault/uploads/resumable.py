@@ -3,16 +3,18 @@ the database and the object store, so any app process can continue or finish it.
 
 An upload is one future document version. Its plan (ids, wrapped data key, object header,
 multipart upload id) is fixed and stored when the upload is created; every part is then
-encrypted on its own with `crypto.encrypt_part` under that one header.
+encrypted on its own with `crypto.encrypt_part` under that one header. An upload of one
+part has no multipart upload (its id is empty): its part is the whole object, stored with
+one `put_new` once a request completes it, and read back before it becomes a version.
 
 Segments (64 KiB) are the unit of progress, parts the unit of storage. The plaintext of
 part `p` is bytes `[(p-1)·part_size, p·part_size)`; a request stores its whole parts as
 multipart parts and stages the whole segments after them (`vault.uploads.staging`), so the
 offset an upload reports is always a segment boundary. The final part (the one that reaches
-the upload's length)
-is stored only when a request delivered all of it, and the offset jumps to the length only
-once the version is committed: until then a client resends the final part, which is
-harmless (see below), and never sees an upload that is "complete" without its document.
+the upload's length) is stored only when a request delivered all of it, and the offset
+jumps to the length only once the version is committed: until then a client resends the
+final part, which is harmless (see below), and never sees an upload that is "complete"
+without its document.
 
 Nonce safety: a segment's nonce is fixed by its index, so its GCM tag is committed to its
 part's `upload_parts` row before its ciphertext leaves the process: the same bytes again
@@ -36,8 +38,6 @@ This module holds the tables, their states and the session's life outside a requ
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,13 +53,11 @@ from vault import documents as doc_service
 from vault.audit.actions import AuditAction
 from vault.crypto.keyring import Keyring
 from vault.db import reading, transaction
-from vault.errors import ConflictError, NotFoundError, TooLargeError, VaultError
+from vault.errors import ConflictError, IntegrityError, NotFoundError, TooLargeError
 from vault.models import utcnow
 from vault.policy import Permission, Principal, can_see_client, require
 from vault.quarantine_tables import HeldVersion
 from vault.store import MAX_OBJECT_SIZE, ObjectStore, part_size_for
-
-MAX_METADATA = 4096
 
 
 class UploadState(StrEnum):
@@ -151,30 +149,6 @@ def is_live(upload: Upload, now: datetime | None = None) -> bool:
     return upload.expires_at > (now or datetime.now(UTC))
 
 
-def parse_metadata(raw: str) -> dict[str, bytes]:
-    """tus `Upload-Metadata`: comma-separated `key base64value` pairs (value optional).
-
-    Raises:
-        VaultError: malformed pairs, duplicate keys or invalid base64.
-    """
-    if len(raw) > MAX_METADATA:
-        raise VaultError(f"Upload-Metadata is longer than {MAX_METADATA} characters")
-    pairs: dict[str, bytes] = {}
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, _, value = item.partition(" ")
-        value = value.strip()
-        if not key or " " in value or key in pairs:
-            raise VaultError(f"Upload-Metadata has a malformed or repeated key {key!r}")
-        try:
-            pairs[key] = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise VaultError(f"Upload-Metadata value of {key!r} is not base64") from None
-    return pairs
-
-
 def _plan(upload: Upload, keyring: Keyring) -> doc_service.UploadPlan:
     return doc_service.UploadPlan(
         client_id=upload.client_id,
@@ -245,8 +219,9 @@ async def create_upload(
     content_type: str | None = None,
     new_document: bool = False,
 ) -> Upload:
-    """Plan the version, start its multipart upload and record both, with an audit event.
-    With `new_document` it starts a new document under a free name (`plan_new_document`).
+    """Plan the version, start its multipart upload (unless it has one part) and record both,
+    with an audit event. With `new_document` it starts a new document under a free name
+    (`plan_new_document`).
 
     Raises:
         NotFoundError: the folder does not exist for this caller.
@@ -267,7 +242,9 @@ async def create_upload(
     if length > limit:
         raise TooLargeError(f"the upload is larger than the {limit} bytes allowed")
     header = plan.sealer().header
-    multipart_id = await store.create_multipart(plan.storage_key)
+    # One part goes in one PUT as it completes: no multipart upload to start, nor to end.
+    one_part = part_count(length, part_size) == 1
+    multipart_id = "" if one_part else await store.create_multipart(plan.storage_key)
     now = datetime.now(UTC)
     upload = Upload(
         owner_id=principal.user_id,
@@ -305,8 +282,9 @@ async def create_upload(
             details={"name": upload.name, "folder_id": str(upload.folder_id), "length": length},
         )
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await store.abort_multipart(plan.storage_key, multipart_id)
+        if multipart_id:
+            with anyio.CancelScope(shield=True):
+                await store.abort_multipart(plan.storage_key, multipart_id)
         raise
     return upload
 
@@ -424,8 +402,26 @@ async def discard(store: ObjectStore, upload: Upload) -> None:
     """Drop the stored parts (and an assembled object) of an upload that will never commit."""
     if upload.state == UploadState.COMPLETE:
         return
-    await store.abort_multipart(upload.storage_key, upload.multipart_id)
+    if upload.multipart_id:
+        await store.abort_multipart(upload.storage_key, upload.multipart_id)
     await store.delete(upload.storage_key)
+
+
+# The etag recorded for the only part of an upload of one part: the whole object, stored
+# with one `put_new` (see the module docstring).
+WHOLE_OBJECT = "whole-object"
+
+
+async def put_whole(store: ObjectStore, upload: Resumable, ciphertext: memoryview) -> str:
+    """Store the only part of an upload of one part as its object; its etag to record."""
+    key = upload.plan.storage_key
+    if not await store.put_new(key, bytes(ciphertext)):
+        # Stored by this part sent before, whose finish failed: the same bytes, since the
+        # segments' tags were claimed for them. The finisher reads the object back anyway.
+        found = (await store.head(key)).size
+        if found != len(ciphertext):
+            raise IntegrityError(f"the upload's object is {found} bytes, not {len(ciphertext)}")
+    return WHOLE_OBJECT
 
 
 def lease_held(upload: Upload, now: datetime | None = None) -> bool:
