@@ -164,23 +164,66 @@ def _prototypes() -> dict[str, str]:
     return out
 
 
+# A new name is checked against every name in its folder, so a skeleton is made thousands
+# of times per upload in a large folder. An ASCII name (most of them) is mapped as bytes,
+# its one-to-one prototypes in one bytes.translate and the few longer ones replaced after;
+# any other through str.translate, with a table that spares it a KeyError per character.
+# Checking a name against 10,000 ASCII names took 12 ms so, against 62 ms character by
+# character through a dict (25 against 68 with three names in five not ASCII).
+
+
+@cache
+def _translation() -> dict[int, str]:
+    # Characters that are their own prototype are listed too, up to U+07FF (Latin, Greek,
+    # Cyrillic, Hebrew, Arabic and the combining marks), so that str.translate finds them
+    # rather than raising KeyError for each.
+    table = {code: chr(code) for code in range(0x800)}
+    table.update((ord(source), prototype) for source, prototype in _prototypes().items())
+    return table
+
+
+@cache
+def _ascii_translation() -> tuple[bytes, tuple[tuple[str, str], ...]] | None:
+    """The prototypes of ASCII characters: a bytes.translate table of the one-to-one ones,
+    and the rest, to replace after them. None if a prototype holds a source character (it
+    would be mapped twice)."""
+    sources = {s: p for s, p in _prototypes().items() if s.isascii()}
+    single = {s: p for s, p in sources.items() if len(p) == 1 and p.isascii()}
+    rest = tuple((s, p) for s, p in sources.items() if s not in single)
+    table = bytes.maketrans("".join(single).encode(), "".join(single.values()).encode())
+    return None if set("".join(sources.values())) & set(sources) else (table, rest)
+
+
 def skeleton(text: str) -> str:
     """The TR39 §4 skeleton: NFD, each character replaced by its prototype, NFD again."""
-    table = _prototypes()
-    decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in decomposed))
+    ascii_maps = _ascii_translation() if text.isascii() else None
+    if ascii_maps is None:
+        mapped = unicodedata.normalize("NFD", text).translate(_translation())
+        return unicodedata.normalize("NFD", mapped)
+    table, rest = ascii_maps
+    mapped = text.encode().translate(table).decode()  # an ASCII text is its own NFD
+    for source, prototype in rest:
+        mapped = mapped.replace(source, prototype)
+    return mapped if mapped.isascii() else unicodedata.normalize("NFD", mapped)
+
+
+def _keys(name: str) -> tuple[str, set[str]]:
+    """A name's case-folded form, and the skeletons it is told apart by: its own and its
+    case-folded form's, as a page renders them."""
+    folded = unicodedata.normalize("NFC", name).casefold()
+    keys = {_rendered(skeleton(name))}
+    if folded != name:
+        keys.add(_rendered(skeleton(folded)))
+    return folded, keys
 
 
 def confusable_with(name: str, siblings: Iterable[str]) -> str | None:
     """The sibling `name` could be taken for, or None. The same name (same letters, any case)
     is not a look-alike: that is a new version or a plain conflict, decided elsewhere."""
-    own = unicodedata.normalize("NFC", name).casefold()
-    mine = {_rendered(skeleton(name)), _rendered(skeleton(own))}
+    own, mine = _keys(name)
     for sibling in siblings:
-        theirs = unicodedata.normalize("NFC", sibling).casefold()
-        if theirs == own:
-            continue
-        if mine & {_rendered(skeleton(sibling)), _rendered(skeleton(theirs))}:
+        theirs, keys = _keys(sibling)
+        if theirs != own and not mine.isdisjoint(keys):
             return sibling
     return None
 
@@ -188,7 +231,7 @@ def confusable_with(name: str, siblings: Iterable[str]) -> str | None:
 def _rendered(text: str) -> str:
     """`text` as a page draws it: HTML collapses a run of spaces into one, so `Invoice  2026`
     (two spaces) reads as `Invoice 2026`. Only U+0020 collapses; U+3000 keeps its width."""
-    return _SPACE_RUN.sub(" ", text)
+    return _SPACE_RUN.sub(" ", text) if "  " in text else text
 
 
 FIRM_ROLES = frozenset({Role.STAFF, Role.ADMIN, Role.AUDITOR})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from tests.fixtures.lookalikes import LOOKALIKES, ORIGINAL
 from vault.accounts.profiles import check_display_name
 from vault.errors import InvalidNameError, ProfileError
-from vault.lookalikes import confusable_with, find_invisible, shown_name, skeleton
+from vault.lookalikes import _prototypes, confusable_with, find_invisible, shown_name, skeleton
 from vault.models import Role
 from vault.names import check_distinct, validate_name
 
@@ -56,6 +58,28 @@ def test_skeletons_follow_tr39() -> None:
     assert skeleton("pa\u0443pal") == skeleton("paypal")
     assert skeleton("rn") == skeleton("m")
     assert skeleton("Invoice") != skeleton("Invoices")
+
+
+def _skeleton_by_the_definition(text: str) -> str:
+    table = _prototypes()
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in decomposed))
+
+
+def test_skeletons_made_fast_are_the_skeletons_of_the_definition() -> None:
+    # Every ASCII character (the bytes path), every mapped character and its neighbours
+    # (the table, with its identity entries below U+0800), alone and in names.
+    mapped = sorted(_prototypes())
+    characters = [chr(c) for c in range(1, 0x900)] + mapped
+    names = [
+        *characters,
+        "Invoice 2026.pdf",
+        'l0g "m%" |I1`.txt',
+        "rnmm 100% Ωmega Дом Müller שלום نامه.pdf",
+        "".join(mapped[::7]),
+    ]
+    for name in names:
+        assert skeleton(name) == _skeleton_by_the_definition(name), repr(name)
 
 
 def test_display_names_refuse_invisible_characters() -> None:
