@@ -365,7 +365,9 @@ async def _append(
 
     def new_buffer(number: int) -> PartBuffer:
         lead = len(sealer.header) if number == 1 else 0
-        return PartBuffer(part_size, sealer.segment_size, lead=lead)
+        # An upload shorter than a part gets a buffer of its length: one of a part's would
+        # be backed by huge pages, and its first write would zero 2 MiB for a small file.
+        return PartBuffer(min(part_size, length), sealer.segment_size, lead=lead)
 
     # Plaintext of part `number` from its start (its staged segments first, if any), copied
     # once into a buffer of its own as it arrives, where it is then sealed: no pieces to
