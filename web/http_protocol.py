@@ -23,14 +23,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from web.headers import MAX_REQUEST_HEAD_BYTES
 
+_REASON = b"Request Header Fields Too Large"
 _REFUSAL = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 31\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"Request Header Fields Too Large\n"
-)
+    b"HTTP/1.1 431 %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+) % (_REASON, len(_REASON), _REASON)
 
 
 class _HeadTooLarge(Exception):

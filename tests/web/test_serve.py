@@ -109,6 +109,19 @@ async def _raw(port: int, head: bytes) -> bytes:
     return line
 
 
+async def _until_closed(port: int, data: bytes) -> bytes:
+    """Send `data` as is; all the server answers until it closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 20)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
 async def _responses(port: int, data: bytes, count: int) -> list[bytes]:
     """Send `data` as is; the status lines of the first `count` responses, fewer if the
     server closes the connection first."""
@@ -149,9 +162,14 @@ async def test_serve_refuses_huge_and_numerous_request_headers(served: LiveApp) 
     line = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 10_000_000 + b"\r\n\r\n"
     refused = await _raw(served.port, line)
     assert refused.startswith(b"HTTP/1.1 431") or refused == RESET, refused
-    # Just past the limit, all of it sent before the server answers: 431, not a reset.
+    # Just past the limit, all of it sent before the server answers: 431, not a reset, and
+    # a whole answer before the connection closes.
     past = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * MAX_REQUEST_HEAD_BYTES
-    assert (await _raw(served.port, past)).startswith(b"HTTP/1.1 431")
+    answer = await _until_closed(served.port, past)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), answer
+    assert b"content-length: %d" % len(body) in head.lower(), answer
+    assert body == b"Request Header Fields Too Large"
     # 5,000 tiny header lines fit in the byte limit but not in the line limit.
     many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
         b"X-%d: 1\r\n" % i for i in range(5000)
