@@ -54,18 +54,18 @@ async def storage_key(services: Services, url: str) -> str:
         return upload.storage_key
 
 
-class ObjectReads:
-    """GETs of stored objects that the app's own S3 client sends, counted by a botocore
-    event hook, so the count holds on any S3 server (moto, Ceph RGW, AWS)."""
+class S3Calls:
+    """The S3 operations the app's own client sends, by name, with the key of each: counted
+    by a botocore event hook, so the count holds on any S3 server (moto, Ceph RGW, AWS)."""
 
     def __init__(self) -> None:
-        self.keys: list[str] = []
+        self.calls: list[tuple[str, str]] = []
 
-    def __call__(self, params: dict[str, object], **_: object) -> None:
-        self.keys.append(str(params.get("Key", "")))
+    def __call__(self, model: object, params: dict[str, object], **_: object) -> None:
+        self.calls.append((getattr(model, "name", ""), str(params.get("Key", ""))))
 
-    def of(self, key: str) -> int:
-        return sum(seen.endswith(key) for seen in self.keys)
+    def on(self, key: str) -> Counter[str]:
+        return Counter(name for name, seen in self.calls if seen.endswith(key))
 
 
 @pytest.fixture
@@ -81,15 +81,15 @@ def app(lifespan: LifespanManager) -> ASGIApp:
 
 
 @pytest.fixture
-def object_reads(lifespan: LifespanManager) -> Iterator[ObjectReads]:
-    reads = ObjectReads()
+def s3_calls(lifespan: LifespanManager) -> Iterator[S3Calls]:
+    calls = S3Calls()
     app_services: Services = lifespan._state["services"]
     events = app_services.store._client.meta.events  # type: ignore[attr-defined]
-    events.register("before-parameter-build.s3.GetObject", reads, unique_id="test-object-reads")
+    events.register("provide-client-params.s3", calls, unique_id="test-s3-calls")
     try:
-        yield reads
+        yield calls
     finally:
-        events.unregister("before-parameter-build.s3.GetObject", unique_id="test-object-reads")
+        events.unregister("provide-client-params.s3", unique_id="test-s3-calls")
 
 
 async def test_an_upload_sealed_by_one_process_is_not_read_back(
@@ -97,7 +97,7 @@ async def test_an_upload_sealed_by_one_process_is_not_read_back(
     world: World,
     services: Services,
     s3: tuple[S3Client, str],
-    object_reads: ObjectReads,
+    s3_calls: S3Calls,
 ) -> None:
     auth = world["alice"].auth
     payload = data(2 * PART + 4321, "pinned")
@@ -107,11 +107,11 @@ async def test_an_upload_sealed_by_one_process_is_not_read_back(
     await send(http, url, auth, 0, payload[: PART + 100_000])
     done = await send(http, url, auth, PART + 65536, payload[PART + 65536 :])
 
-    assert object_reads.of(key) == 0
+    assert s3_calls.on(key)["GetObject"] == 0
     (version,) = await versions(http, auth, done.headers["document-id"])
     assert version["sha256"] == hashlib.sha256(payload).hexdigest()
     assert await download(http, auth, done.headers["document-id"]) == payload
-    assert object_reads.of(key) > 0  # the hook does see reads
+    assert s3_calls.on(key)["GetObject"] > 0  # the hook does see reads
 
 
 async def test_without_the_running_digest_the_object_is_read_back(
@@ -119,7 +119,7 @@ async def test_without_the_running_digest_the_object_is_read_back(
     world: World,
     services: Services,
     s3: tuple[S3Client, str],
-    object_reads: ObjectReads,
+    s3_calls: S3Calls,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     auth = world["alice"].auth
@@ -137,7 +137,7 @@ async def test_without_the_running_digest_the_object_is_read_back(
 
     done = await send(http, url, auth, PART, payload[PART:])
 
-    assert object_reads.of(key) > 0
+    assert s3_calls.on(key)["GetObject"] > 0
     (version,) = await versions(http, auth, done.headers["document-id"])
     assert version["sha256"] == hashlib.sha256(payload).hexdigest()
 
@@ -176,31 +176,6 @@ async def test_a_part_replaced_in_the_store_is_caught_by_reading_back(
 # --- An upload of one part: one PUT, read back --------------------------------------------------
 
 
-class S3Calls:
-    """The S3 operations the app's own client sends, by name, with the key of each."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, model: object, params: dict[str, object], **_: object) -> None:
-        self.calls.append((getattr(model, "name", ""), str(params.get("Key", ""))))
-
-    def on(self, key: str) -> Counter[str]:
-        return Counter(name for name, seen in self.calls if seen.endswith(key))
-
-
-@pytest.fixture
-def s3_calls(lifespan: LifespanManager) -> Iterator[S3Calls]:
-    calls = S3Calls()
-    app_services: Services = lifespan._state["services"]
-    events = app_services.store._client.meta.events  # type: ignore[attr-defined]
-    events.register("provide-client-params.s3", calls, unique_id="test-s3-calls")
-    try:
-        yield calls
-    finally:
-        events.unregister("provide-client-params.s3", unique_id="test-s3-calls")
-
-
 async def test_an_upload_of_one_part_is_one_put_read_back(
     http: httpx.AsyncClient,
     world: World,
@@ -229,19 +204,30 @@ async def test_an_upload_of_one_part_is_one_put_read_back(
     assert await download(http, auth, done.headers["document-id"]) == payload
 
 
-async def fail_first_finish(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make the next finish fail once its object is stored, as a store gone away would."""
-    failed: list[str] = []
+async def stored_unfinished(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    name: str,
+) -> tuple[str, str, bytes]:
+    """An upload of one part whose object is stored but whose finish failed, as with a
+    store gone away between the two: (its URL, its storage key, its bytes)."""
     read_back = finish_module._read_back
 
     async def once(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        if not failed:
-            failed.append("read back")
-            raise StorageError("the store went away")
-        return await read_back(*args, **kwargs)
+        monkeypatch.setattr(finish_module, "_read_back", read_back)
+        raise StorageError("the store went away")
 
     monkeypatch.setattr(finish_module, "_read_back", once)
-    return failed
+    auth = world["alice"].auth
+    payload = data(size, name)
+    url = await new_upload(http, auth, world.acme_folder, len(payload), name)
+    refused = await send(http, url, auth, 0, payload, expect=503)
+    assert_problem(refused, 503)
+    assert await offset_of(http, url, auth) < len(payload)  # not complete: to be sent again
+    return url, await storage_key(services, url), payload
 
 
 async def test_a_one_part_upload_whose_finish_failed_finishes_when_sent_again(
@@ -253,15 +239,10 @@ async def test_a_one_part_upload_whose_finish_failed_finishes_when_sent_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     auth = world["alice"].auth
-    payload = data(300_000, "again")
-    url = await new_upload(http, auth, world.acme_folder, len(payload), "again.bin")
-    key = await storage_key(services, url)
-    failed = await fail_first_finish(monkeypatch)
+    url, key, payload = await stored_unfinished(
+        http, world, services, monkeypatch, 300_000, "again.bin"
+    )
 
-    refused = await send(http, url, auth, 0, payload, expect=503)
-    assert_problem(refused, 503)
-    assert failed
-    assert await offset_of(http, url, auth) < len(payload)  # not complete: sent again
     offset = await offset_of(http, url, auth)
     done = await send(http, url, auth, offset, payload[offset:])
 
@@ -282,11 +263,9 @@ async def test_a_one_part_object_replaced_before_its_finish_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     auth = world["alice"].auth
-    payload = data(200_000, "swapped")
-    url = await new_upload(http, auth, world.acme_folder, len(payload), "swapped.bin")
-    key = await storage_key(services, url)
-    await fail_first_finish(monkeypatch)
-    await send(http, url, auth, 0, payload, expect=503)
+    url, key, payload = await stored_unfinished(
+        http, world, services, monkeypatch, 200_000, "swapped.bin"
+    )
     # Someone with write access to the bucket replaces the object with bytes of its size.
     client, bucket = s3
     size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
@@ -307,16 +286,11 @@ async def test_a_terminated_one_part_upload_leaves_no_object(
     s3: tuple[S3Client, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    auth = world["alice"].auth
-    payload = data(50_000, "dropped")
-    url = await new_upload(http, auth, world.acme_folder, len(payload), "dropped.bin")
-    key = await storage_key(services, url)
-    await fail_first_finish(monkeypatch)
-    await send(http, url, auth, 0, payload, expect=503)
+    url, key, _ = await stored_unfinished(http, world, services, monkeypatch, 50_000, "dropped.bin")
     client, bucket = s3
     assert client.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 1
 
-    gone = await http.delete(url, headers={**TUS, **auth})
+    gone = await http.delete(url, headers={**TUS, **world["alice"].auth})
 
     assert gone.status_code == 204
     assert client.list_objects_v2(Bucket=bucket, Prefix=key)["KeyCount"] == 0
