@@ -196,7 +196,7 @@ async def test_serve_reads_a_head_up_to_the_limit_and_what_follows_it(served: Li
     # The same, with the second head just past the limit: it is refused, not the first.
     statuses = await _responses(served.port, first + _get(MAX_REQUEST_HEAD_BYTES), 2)
     assert [s[:12] for s in statuses] == [b"HTTP/1.1 200", b"HTTP/1.1 431"], statuses
-    # A head sent a few bytes at a time is counted across reads.
+    # A head sent 8 KiB at a time is counted across reads.
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     try:
         slow = _get(MAX_REQUEST_HEAD_BYTES)
