@@ -119,11 +119,8 @@ async def quota_of(session: AsyncSession, client_id: uuid.UUID, *, default: int)
 
 
 async def usage(session: AsyncSession, client_id: uuid.UUID, *, default: int) -> Usage:
-    return Usage(
-        stored=await client_usage(session, client_id),
-        reserved=await reserved_bytes(session, client_id),
-        quota=await quota_of(session, client_id, default=default),
-    )
+    quota = await quota_of(session, client_id, default=default)
+    return await _usage_under(session, client_id, quota)
 
 
 async def _limited_usage(
@@ -135,8 +132,10 @@ async def _limited_usage(
     them cost a dozen statements, and time that grew with the client's documents, to check
     against no limit."""
     quota = await quota_of(session, client_id, default=default)
-    if not quota:
-        return None
+    return await _usage_under(session, client_id, quota) if quota else None
+
+
+async def _usage_under(session: AsyncSession, client_id: uuid.UUID, quota: int) -> Usage:
     return Usage(
         stored=await client_usage(session, client_id),
         reserved=await reserved_bytes(session, client_id),
