@@ -10,15 +10,14 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-import sqlalchemy
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from tests.fixtures.app import TEST_CONTEXT, World
 from tests.fixtures.cli import cli, failed, ok, write_config
 from tests.fixtures.signin import sign_in
+from tests.fixtures.statements import statements_sent
 from vault import folders as folder_service
 from vault import resources
 from vault.accounts.users import principal_for
@@ -235,14 +234,8 @@ async def test_a_principal_is_built_in_one_statement_with_each_role_s_clients(
         globex = await session.get(Client, world.globex)
         assert globex is not None
         globex.archived_at = datetime.now(UTC)
-    statements: list[str] = []
-
-    def seen(*args: object) -> None:
-        statements.append(str(args[2]))
-
     built: dict[str, Principal] = {}
-    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent() as statements:
         async with services.sessions() as session:
             for name in ("alice", "gina", "otto"):
                 user = await session.get(User, world[name].id)
@@ -250,8 +243,6 @@ async def test_a_principal_is_built_in_one_statement_with_each_role_s_clients(
                 statements.clear()
                 built[name] = await principal_for(session, user)
                 assert len(statements) == 1, statements
-    finally:
-        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
     archived = frozenset({world.globex})
     assert built["alice"].client_ids == {world.acme}
     assert built["gina"].client_ids == {world.globex}

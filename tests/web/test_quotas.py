@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import sqlalchemy
-from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
@@ -20,6 +18,7 @@ from tests.fixtures.multipart import post_form
 from tests.fixtures.pages import account_csrf
 from tests.fixtures.quotas import put, set_quota
 from tests.fixtures.signin import sign_in
+from tests.fixtures.statements import statements_sent
 from tests.fixtures.tus import TUS, metadata
 from vault import accounts, audit, publishing, quarantine, quotas
 from vault.db import transaction
@@ -336,16 +335,9 @@ async def test_an_upload_sums_the_clients_versions_only_against_a_quota(
     check them against."""
     await set_quota(services, world.acme, quota)
     await put(http, world, "earlier.txt", b"e" * 100)
-    statements: list[str] = []
-
-    def seen(*args: object) -> None:
-        statements.append(" ".join(str(args[2]).lower().split()))
-
-    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent() as sent:
         await put(http, world, "later.txt", b"l" * 100)
-    finally:
-        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    statements = [" ".join(s.lower().split()) for s in sent]
     sums = [s for s in statements if "sum(versions.size)" in s]
     # Admitted, settled and its thresholds noted: each sums once under a quota.
     assert len(sums) == (3 if quota else 0), sums

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import sqlalchemy
-from sqlalchemy import Engine, update
+from sqlalchemy import update
 from sqlmodel import col
 
 from tests.fixtures.app import Person, World
 from tests.fixtures.session_api import API, actions, csrf, enrol, fresh, link_in, outbox_messages
 from tests.fixtures.signin import sign_in
+from tests.fixtures.statements import statements_sent
 from vault.db import transaction
 from vault.models import AccessToken
 from web.services import Services
@@ -221,16 +221,9 @@ async def test_a_token_request_reads_its_token_user_and_clients_in_two_statement
     """Every API request authenticates, so each round trip it saves is saved on all of them."""
     auth = world["alice"].auth
     assert (await http.get(f"{API}/me", headers=auth)).status_code == 200
-    statements: list[str] = []
-
-    def seen(*args: object) -> None:
-        statements.append(str(args[2]).lower())
-
-    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent() as sent:
         assert (await http.get(f"{API}/me", headers=auth)).status_code == 200
-    finally:
-        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    statements = [s.lower() for s in sent]
     reads = [s for s in statements if s.startswith("select") and "from audit_head" not in s]
     assert len(reads) == 2, reads
     assert "from access_tokens join users" in " ".join(reads[0].split())

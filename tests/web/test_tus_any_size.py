@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import sqlalchemy
-from sqlalchemy import Engine
 from sqlmodel import select
 
 from tests.fixtures.app import World
+from tests.fixtures.statements import statements_sent
 from tests.fixtures.tus import (
     OFFSET_STREAM,
     PART,
@@ -124,17 +123,9 @@ async def test_a_stream_of_whole_parts_neither_reads_claims_nor_drops_staged_seg
     auth = world["alice"].auth
     payload = data(4 * PART, "stream")
     url = await new_upload(http, auth, world.acme_folder, len(payload), "stream.bin")
-    statements: list[str] = []
-
-    def seen(*args: object) -> None:
-        statements.append(str(args[2]).lower())
-
-    # Every engine: the app's is its own.
-    sqlalchemy.event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent() as sent:
         await send(http, url, auth, 0, payload[: 3 * PART])
-    finally:
-        sqlalchemy.event.remove(Engine, "before_cursor_execute", seen)
+    statements = [s.lower() for s in sent]
     assert [s for s in statements if s.startswith("insert into upload_parts")] != []
     assert [s for s in statements if "from upload_parts" in s] == []
     assert [s for s in statements if "staged_runs" in s] == []
