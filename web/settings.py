@@ -175,7 +175,7 @@ class UploadSettings(_Section):
     gc_grace_hours: int = Field(24, ge=0)
     # Resumable (tus) uploads: the PATCH body size advertised to clients, rounded down to
     # whole storage parts (only whole parts are stored), and the idle time before expiry.
-    chunk_size_mib: int = Field(64, ge=5, le=4096)
+    chunk_size_mib: int = Field(256, ge=5, le=4096)
     expire_hours: int = Field(24, ge=1)
     # The most upload parts (plaintext or ciphertext on their way to the store) all uploads
     # of one process hold, counted a part's worth each: past it, requests wait for stored

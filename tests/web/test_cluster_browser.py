@@ -18,12 +18,13 @@ pytestmark = pytest.mark.cluster
 
 MiB = 1024 * 1024
 SIZE = 17 * MiB + 4321  # four chunks of the 5 MiB the cluster advertises
-NAME = "drawings-by-browser.bin"
 
 
-async def test_a_browser_upload_through_the_balancer_lands_on_both_nodes(
-    cluster_world: ClusterWorld, browser: Browser
-) -> None:
+async def browser_upload(
+    cluster_world: ClusterWorld, browser: Browser, name: str, seed: int
+) -> tuple[list[Response], list[str]]:
+    """Drop a file of `SIZE` bytes on the folder page and wait until it is listed: the PATCH
+    answers, and every answer of 400 or more."""
     cluster = cluster_world.cluster
     # The harness's CA is the test's own; the browser is told to accept it, as an office
     # machine with the firm's CA installed would.
@@ -43,13 +44,35 @@ async def test_a_browser_upload_through_the_balancer_lands_on_both_nodes(
         await browser_sign_in(page, cluster.url, cluster_world.user_email, USER_PASSWORD)
         await page.goto(f"{cluster.url}/folders/{cluster_world.folder_id}")
         await page.locator(".upload-panel--enhanced").wait_for()
-        await page.evaluate(DROP_SCRIPT, ["[data-upload-drop]", [(NAME, SIZE, 5)]])
-        await wait_done(page, NAME)
+        await page.evaluate(DROP_SCRIPT, ["[data-upload-drop]", [(name, SIZE, seed)]])
+        await wait_done(page, name)
         await expect(page.locator(".upload-overlay")).to_be_hidden()
-        await page.locator("#folder-listing").get_by_role("link", name=NAME, exact=True).wait_for()
-        await page.screenshot(path=str(artifacts() / "cluster-browser-upload.png"))
+        await page.locator("#folder-listing").get_by_role("link", name=name, exact=True).wait_for()
+        await page.screenshot(path=str(artifacts() / f"cluster-{name}.png"))
     finally:
         await context.close()
+    return patches, failed
+
+
+async def assert_read_back(cluster_world: ClusterWorld, name: str, seed: int) -> None:
+    async with cluster_world.cluster.http(timeout=60) as http:
+        listing = await http.get(
+            f"/api/v1/folders/{cluster_world.folder_id}", headers=cluster_world.user
+        )
+        document_id = next(d["id"] for d in listing.json()["documents"] if d["name"] == name)
+        content = await http.get(
+            f"/api/v1/documents/{document_id}/content", headers=cluster_world.user
+        )
+    assert content.status_code == 200, content.text
+    assert hashlib.sha256(content.content).digest() == hashlib.sha256(pattern(SIZE, seed)).digest()
+
+
+async def test_a_browser_upload_through_the_balancer_lands_on_both_nodes(
+    cluster_world: ClusterWorld, browser: Browser
+) -> None:
+    cluster = cluster_world.cluster
+    name = "drawings-by-browser.bin"
+    patches, failed = await browser_upload(cluster_world, browser, name, seed=5)
 
     assert not failed, failed
     assert len(patches) == 4, [p.url for p in patches]
@@ -57,14 +80,25 @@ async def test_a_browser_upload_through_the_balancer_lands_on_both_nodes(
     # Each PATCH is in the log of the node that took it, under the balancer's request id.
     served_by = {cluster.node_of(p.headers["x-request-id"]).index for p in patches}
     assert served_by == {0, 1}, served_by
+    await assert_read_back(cluster_world, name, seed=5)
 
-    async with cluster.http(timeout=60) as http:
-        listing = await http.get(
-            f"/api/v1/folders/{cluster_world.folder_id}", headers=cluster_world.user
-        )
-        document_id = next(d["id"] for d in listing.json()["documents"] if d["name"] == NAME)
-        content = await http.get(
-            f"/api/v1/documents/{document_id}/content", headers=cluster_world.user
-        )
-    assert content.status_code == 200, content.text
-    assert hashlib.sha256(content.content).digest() == hashlib.sha256(pattern(SIZE, 5)).digest()
+
+async def test_chunks_a_proxy_refuses_as_too_large_go_on_at_half_the_size(
+    cluster_world: ClusterWorld, browser: Browser
+) -> None:
+    # As a CDN with a body limit under the chunk the server advertises (5 MiB here) would.
+    name = "drawings-past-a-cdn.bin"
+    with cluster_world.cluster.body_limit(3 * MiB):
+        patches, failed = await browser_upload(cluster_world, browser, name, seed=6)
+
+    # Refused once, by nginx: its answer carries no request id of a node.
+    assert [p.status for p in patches] == [413] + [204] * 9, [p.status for p in patches]
+    assert "x-request-id" not in patches[0].headers
+    assert failed == [f"413 PATCH {patches[0].url}"]
+    # Then from the offset the server reported (nothing of the refused body reached it), in
+    # chunks of 2 MiB: half of 5 MiB, in whole MiB.
+    sent_at = [int(p.request.headers["upload-offset"]) for p in patches]
+    assert sent_at == [0] + [n * 2 * MiB for n in range(9)], sent_at
+    stored_to = [int(p.headers["upload-offset"]) for p in patches[1:]]
+    assert stored_to == [n * 2 * MiB for n in range(1, 9)] + [SIZE], stored_to
+    await assert_read_back(cluster_world, name, seed=6)

@@ -34,6 +34,46 @@
   // Ids of rows, shared by all panels so that they stay unique in the page.
   let uploadIds = 0;
 
+  // A proxy or CDN in front of the server may refuse request bodies smaller than the chunks
+  // the server advertises (Cloudflare's limit is 100 MB on its lower plans) with a 413. A
+  // PATCH so refused goes on from the server's offset in chunks half the size, down to
+  // MIN_CHUNK, and every later upload from this tab starts at the size that went through.
+  const MiB = 1024 * 1024;
+  const MIN_CHUNK = MiB;
+  const CEILING_KEY = "clientvault-chunk-ceiling";
+  let chunkCeiling = Infinity;
+  try {
+    chunkCeiling = Number(window.sessionStorage.getItem(CEILING_KEY)) || Infinity;
+  } catch {
+    // Storage refused (privacy settings): each page finds the size again.
+  }
+
+  // Whether `upload` was refused a PATCH for its size and now goes on in smaller chunks.
+  function retryInSmallerChunks(upload, error) {
+    const request = error && error.originalRequest;
+    const response = error && error.originalResponse;
+    if (!request || !response || request.getMethod() !== "PATCH" || response.getStatus() !== 413) {
+      return false;
+    }
+    // What the PATCH carried (a small file's whole length), halved in whole MiB.
+    const sent = Math.min(upload.options.chunkSize, upload.file.size);
+    if (!(sent > MIN_CHUNK)) {
+      return false;
+    }
+    const smaller = Math.max(MIN_CHUNK, Math.floor(sent / 2 / MiB) * MiB);
+    upload.options.chunkSize = smaller;
+    if (smaller < chunkCeiling) {
+      chunkCeiling = smaller;
+      try {
+        window.sessionStorage.setItem(CEILING_KEY, String(smaller));
+      } catch {
+        // As above.
+      }
+    }
+    upload.start(); // asks the server for its offset first (HEAD), then sends from there
+    return true;
+  }
+
   function setupPanel(panel) {
     // A panel inside a form that posts more than files (publishing) uses that form.
     const form = panel.querySelector(".upload-form") || panel.closest("form");
@@ -71,8 +111,8 @@
     const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined, {
       maximumFractionDigits: 1,
     });
-    // Fallback when the OPTIONS answer is unreadable: the server's default chunk (64 MiB).
-    const DEFAULT_CHUNK = Number(words.dataset.chunkSize) || 64 * 1024 * 1024;
+    // Fallback when the OPTIONS answer is unreadable: 64 MiB, under common proxies' limits.
+    const DEFAULT_CHUNK = 64 * MiB;
     const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000];
     const SPEED_WINDOW_MS = 5000;
 
@@ -361,7 +401,7 @@
       }
       item.upload = new tus.Upload(item.file, {
         endpoint,
-        chunkSize: limits.chunkSize,
+        chunkSize: Math.min(limits.chunkSize, chunkCeiling),
         retryDelays: RETRY_DELAYS,
         metadata: {
           filename: item.file.name,
@@ -389,6 +429,9 @@
           succeed(item);
         },
         onError: (error) => {
+          if (item.state === "uploading" && retryInSmallerChunks(item.upload, error)) {
+            return;
+          }
           if (!error.originalResponse && !navigator.onLine) {
             // Picked up again by the "online" listener below.
             item.offline = true;
