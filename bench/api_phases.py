@@ -175,10 +175,12 @@ class SmallFiles:
     raw: Measurement | None = None
     api: Measurement | None = None
     tus: Measurement | None = None
+    tus_post: Measurement | None = None
 
     def run(self, running: Running, s3: S3Client, folder: str, tag: str) -> None:
-        """`count` raw boto3 `put_object`s, then as many API `PUT`s and tus uploads (a
-        `POST` and one `PATCH`, as the browser sends a small file), of distinct names."""
+        """`count` raw boto3 `put_object`s, then as many API `PUT`s, tus uploads of a `POST`
+        and one `PATCH`, and tus uploads of one `POST` carrying the file
+        (creation-with-upload, as the portal sends a small file), of distinct names."""
         source = PatternSource(self.size, seed=3)
         data = bytes(source.piece(0, self.size))
         with running.meter.measure() as raw:
@@ -191,7 +193,11 @@ class SmallFiles:
         with running.meter.measure() as tus:
             for index in range(self.count):
                 tus_upload(running.http, folder, f"{tag}-tus-{index}.bin", source, 0)
-        self.raw, self.api, self.tus = raw, api, tus
+        with running.meter.measure() as tus_post:
+            for index in range(self.count):
+                name = f"{tag}-post-{index}.bin"
+                tus_upload(running.http, folder, name, source, 0, whole_in_post=True)
+        self.raw, self.api, self.tus, self.tus_post = raw, api, tus, tus_post
 
     def print(self, documents: int) -> None:
         print(
@@ -205,6 +211,7 @@ class SmallFiles:
             ("raw boto3 `put_object`", self.raw),
             ("API `PUT`", self.api),
             ("API tus (`POST`, `PATCH`)", self.tus),
+            ("API tus, the file in the `POST`", self.tus_post),
         )
         for label, run in runs:
             if run is None:

@@ -45,19 +45,34 @@ class Upload:
 
 
 def tus_upload(
-    http: httpx.Client, folder: str, name: str, source: PatternSource, chunk_mib: int
+    http: httpx.Client,
+    folder: str,
+    name: str,
+    source: PatternSource,
+    chunk_mib: int,
+    *,
+    whole_in_post: bool = False,
 ) -> Upload:
-    """Create a tus upload and send it in chunks, each from the offset the server answered."""
-    created = http.post(
-        "/api/v1/uploads",
-        headers={
-            **TUS,
-            "Upload-Length": str(source.size),
-            "Upload-Metadata": f"filename {b64(name)},folder_id {b64(folder)}",
-        },
-    )
+    """Create a tus upload and send it in chunks, each from the offset the server answered;
+    with `whole_in_post`, send the whole file with the `POST` (creation-with-upload), as the
+    portal sends a small file."""
+    headers = {
+        **TUS,
+        "Upload-Length": str(source.size),
+        "Upload-Metadata": f"filename {b64(name)},folder_id {b64(folder)}",
+    }
+    if whole_in_post:
+        headers["Content-Type"] = "application/offset+octet-stream"
+        headers["Content-Length"] = str(source.size)
+    content = span(source, 0, source.size) if whole_in_post else None
+    created = http.post("/api/v1/uploads", headers=headers, content=content)
     expect(created, 201)
-    result = Upload(chunk=chunk_mib * MiB or int(created.headers[CHUNK_HEADER]))
+    result = Upload(
+        document=created.headers.get("Document-Id", ""),
+        chunk=chunk_mib * MiB or int(created.headers[CHUNK_HEADER]),
+    )
+    if whole_in_post and not result.document:
+        raise RuntimeError("the whole file came with the POST, yet no document was made")
     location = created.headers["Location"]
     offset = int(created.headers["Upload-Offset"])
     while not result.document:

@@ -1,6 +1,7 @@
 """The upload panel in a real browser against a real server: files dropped and picked go up
 through the resumable upload API (tus-js-client), a PATCH cut off mid-way is retried to
-completion, and an upload left by a reload resumes from the server's offset, not from zero.
+completion (as is a POST carrying a whole small file, which makes its upload again), and an
+upload left by a reload resumes from the server's offset, not from zero.
 Uploaded bytes are downloaded back and compared."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part size the settings allow: several chunks per test file
 PASSWORD = "a long passphrase for the upload test"
 UPLOADS = "**/api/v1/uploads/*"
+CREATE = "**/api/v1/uploads"  # the POST that makes an upload
 
 
 async def start(live_app: LiveAppFactory) -> tuple[LiveApp, str, LiveUser, str]:
@@ -94,17 +96,20 @@ async def test_drop_pick_interrupt_reload_and_resume(
     # The drop zone is the file input's label: keyboard and screen readers reach the picker.
     assert await page.get_by_label("Choose files").get_attribute("type") == "file"
 
-    # 1. Three files dropped at once; the first PATCH of the largest is cut off mid-way.
+    # 1. Three files dropped at once; the first PATCH of the largest is cut off mid-way, and
+    # so is the first POST that carries a whole small file (its upload is made again).
     cut: list[str] = []
 
     async def cut_once(route: Route, request: Request) -> None:
-        if request.method == "PATCH" and not cut:
-            cut.append(request.url)
+        carries = request.headers.get("content-type") == "application/offset+octet-stream"
+        if carries and request.method not in cut:
+            cut.append(request.method)
             await route.abort("connectionreset")
         else:
             await route.continue_()
 
     await page.route(UPLOADS, cut_once)
+    await page.route(CREATE, cut_once)
     dropped = [
         ("dropped-one.txt", 1000, 1),
         ("dropped-two.csv", 0, 2),
@@ -113,13 +118,14 @@ async def test_drop_pick_interrupt_reload_and_resume(
     await page.evaluate(DROP_SCRIPT, ["[data-upload-drop]", dropped])
     for name, _, _ in dropped:
         await wait_done(page, name)
-    assert cut, "a PATCH was cut off and retried"
+    assert sorted(cut) == ["PATCH", "POST"], cut
     live_region = page.locator("[data-upload-live]")
     await expect(live_region).to_contain_text("All uploads are done", timeout=10_000)
     # The drop landed on the zone, inside the page's drop area: its overlay is gone too.
     await expect(page.locator(".upload-overlay")).to_be_hidden()
     assert await live_region.get_attribute("aria-live") == "polite"
     await page.unroute(UPLOADS)
+    await page.unroute(CREATE)
     overall = page.locator("[data-upload-overall-progress]")
     assert await overall.get_attribute("value") == await overall.get_attribute("max")
     # The listing was refreshed in place once all were done.
@@ -136,7 +142,7 @@ async def test_drop_pick_interrupt_reload_and_resume(
     blocked = asyncio.Event()
 
     async def block_after_first_chunk(route: Route, request: Request) -> None:
-        # The small file goes in one PATCH at offset 0; the large one stops after its first.
+        # The small file goes whole with its POST; the large one stops after its first PATCH.
         if request.method == "PATCH" and int(request.headers.get("upload-offset", "0")) > 0:
             blocked.set()
             await route.abort("internetdisconnected")

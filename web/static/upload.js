@@ -34,11 +34,16 @@
   // Ids of rows, shared by all panels so that they stay unique in the page.
   let uploadIds = 0;
 
-  // A proxy or CDN in front of the server may refuse request bodies smaller than the chunks
-  // the server advertises (Cloudflare's limit is 100 MB on its lower plans) with a 413. A
-  // PATCH so refused goes on from the server's offset in chunks half the size, down to
-  // MIN_CHUNK, and every later upload from this tab starts at the size that went through.
   const MiB = 1024 * 1024;
+  // A file up to this size goes up with the request that creates its upload (tus
+  // creation-with-upload): one request instead of two. Its upload's address comes only with
+  // the answer, so a connection lost on the way starts it again from zero: cheap for a file
+  // this small.
+  const WHOLE_IN_ONE_REQUEST = 8 * MiB;
+  // A proxy or CDN in front of the server may refuse request bodies smaller than the chunks
+  // the server advertises (Cloudflare's limit is 100 MB on its lower plans) with a 413. An
+  // upload so refused goes on from the server's offset in chunks half the size, down to
+  // MIN_CHUNK, and every later upload from this tab starts at the size that went through.
   const MIN_CHUNK = MiB;
   const CEILING_KEY = "clientvault-chunk-ceiling";
   let chunkCeiling = Infinity;
@@ -48,20 +53,31 @@
     // Storage refused (privacy settings): each page finds the size again.
   }
 
-  // Whether `upload` was refused a PATCH for its size and now goes on in smaller chunks.
+  // Whether `upload` was refused a body for its size and now goes on in smaller chunks.
   function retryInSmallerChunks(upload, error) {
     const request = error && error.originalRequest;
     const response = error && error.originalResponse;
-    if (!request || !response || request.getMethod() !== "PATCH" || response.getStatus() !== 413) {
+    if (!request || !response || response.getStatus() !== 413) {
       return false;
     }
-    // What the PATCH carried (a small file's whole length), halved in whole MiB.
+    // The server's own 413s (a quota, the upload's length) come as problem+json: smaller
+    // chunks would not help.
+    if ((response.getHeader("Content-Type") || "").includes("problem+json")) {
+      return false;
+    }
+    const withFile = request.getMethod() === "POST" && upload.options.uploadDataDuringCreation;
+    if (request.getMethod() !== "PATCH" && !withFile) {
+      return false;
+    }
+    // What the request carried (a small file's whole length), halved in whole MiB.
     const sent = Math.min(upload.options.chunkSize, upload.file.size);
     if (!(sent > MIN_CHUNK)) {
       return false;
     }
     const smaller = Math.max(MIN_CHUNK, Math.floor(sent / 2 / MiB) * MiB);
     upload.options.chunkSize = smaller;
+    // A refused POST made no upload: it is made again, without the file.
+    upload.options.uploadDataDuringCreation = false;
     if (smaller < chunkCeiling) {
       chunkCeiling = smaller;
       try {
@@ -70,7 +86,7 @@
         // As above.
       }
     }
-    upload.start(); // asks the server for its offset first (HEAD), then sends from there
+    upload.start(); // from the server's offset (a HEAD first), or a new upload after a POST
     return true;
   }
 
@@ -399,9 +415,12 @@
         fail(item, t("tooLarge", { size: formatSize(limits.maxSize) }));
         return;
       }
+      const chunkSize = Math.min(limits.chunkSize, chunkCeiling);
       item.upload = new tus.Upload(item.file, {
         endpoint,
-        chunkSize: Math.min(limits.chunkSize, chunkCeiling),
+        chunkSize,
+        // tus-js-client sends a chunk with the POST: here only a whole file.
+        uploadDataDuringCreation: item.file.size <= Math.min(WHOLE_IN_ONE_REQUEST, chunkSize),
         retryDelays: RETRY_DELAYS,
         metadata: {
           filename: item.file.name,
