@@ -27,7 +27,7 @@ from vault.crypto.blobs import StoredBlob
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
-from vault.folders import get_folder, sibling_names
+from vault.folders import get_folder, sibling_names, siblings_like
 from vault.models import Document, Version
 from vault.names import (
     check_distinct,
@@ -111,8 +111,10 @@ async def prepare_upload(
         existing = await live_document(session, folder_id=folder.id, name=name)
         if existing is None:
             # A new name beside a look-alike is refused (review item 11, TR39 skeletons).
-            siblings = await sibling_names(session, client_id=folder.client_id, parent_id=folder.id)
-            check_distinct(name, siblings)
+            near = await siblings_like(
+                session, client_id=folder.client_id, parent_id=folder.id, name=name
+            )
+            check_distinct(name, [other for _, other in near])
     version_id = uuid.uuid4()
     dek = crypto.new_data_key()
     kek_id, wrapped = keyring.wrap(dek)

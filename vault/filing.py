@@ -29,7 +29,7 @@ from vault import audit, holds
 from vault.audit.actions import AuditAction
 from vault.documents import get_document, trash
 from vault.errors import InvalidInput, NameTakenError, NotFoundError
-from vault.folders import ArchiveEntry, ancestors, folder_paths, get_folder
+from vault.folders import ArchiveEntry, ancestors, folder_paths, get_folder, siblings_like
 from vault.models import ROOT_REF, Document, Folder, Version
 from vault.names import check_distinct, name_key, validate_name
 from vault.policy import Permission, Principal, require
@@ -60,24 +60,7 @@ async def _check_place(
 ) -> None:
     """Refuse `name` beside what `parent_id` holds, the thing being filed (`moving`) aside:
     the same name is taken (`NameTakenError`), a look-alike is refused as uploads refuse it."""
-    ref = str(parent_id) if parent_id else ROOT_REF
-    siblings = list(
-        (
-            await session.execute(
-                sa_select(col(Folder.id), col(Folder.name)).where(
-                    col(Folder.client_id) == client_id, col(Folder.parent_ref) == ref
-                )
-            )
-        ).all()
-    )
-    if parent_id is not None:
-        siblings += (
-            await session.execute(
-                sa_select(col(Document.id), col(Document.name)).where(
-                    col(Document.folder_id) == parent_id, col(Document.deleted_at).is_(None)
-                )
-            )
-        ).all()
+    siblings = await siblings_like(session, client_id=client_id, parent_id=parent_id, name=name)
     others = [other for other_id, other in siblings if other_id != moving]
     key = name_key(name)
     if any(name_key(other) == key for other in others):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import String, type_coerce
+from sqlalchemy import ColumnElement, String, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from vault import audit
 from vault.audit.actions import AuditAction
 from vault.errors import ConflictError, NotFoundError
-from vault.lookalikes import shown_name
+from vault.lookalikes import lookalike_keys, shown_name
 from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role, User, Version
 from vault.names import check_distinct, name_key, validate_name
 from vault.policy import Permission, Principal, can_see_client, require, visible_client_ids
@@ -147,6 +147,36 @@ async def sibling_names(
     return names
 
 
+async def siblings_like(
+    session: AsyncSession, *, client_id: uuid.UUID, parent_id: uuid.UUID | None, name: str
+) -> list[tuple[uuid.UUID, str]]:
+    """The ids and names of what `name` would clash with beside `parent_id`'s subfolders and
+    live documents (the client's root folders when None): the same name in any case, and
+    every name sharing a look-alike key with it (`vault.lookalikes.lookalike_keys`), for
+    `names.check_distinct` to decide on. Found by index, however full the folder is."""
+    key = name_key(name)
+    keys = set(lookalike_keys(name))
+
+    def near(table: type[Folder] | type[Document]) -> ColumnElement[bool]:
+        return or_(
+            col(table.name_key) == key,
+            col(table.lookalike_key).in_(keys),
+            col(table.lookalike_folded_key).in_(keys),
+        )
+
+    parent_ref = str(parent_id) if parent_id else ROOT_REF
+    folders = sa_select(col(Folder.id), col(Folder.name)).where(
+        col(Folder.client_id) == client_id, col(Folder.parent_ref) == parent_ref, near(Folder)
+    )
+    rows = [(row_id, row_name) for row_id, row_name in await session.execute(folders)]
+    if parent_id is not None:
+        documents = sa_select(col(Document.id), col(Document.name)).where(
+            col(Document.folder_id) == parent_id, col(Document.deleted_at).is_(None), near(Document)
+        )
+        rows += [(row_id, row_name) for row_id, row_name in await session.execute(documents)]
+    return rows
+
+
 async def create_folder(
     session: AsyncSession,
     principal: Principal,
@@ -164,7 +194,8 @@ async def create_folder(
         await get_client(session, principal, client_id)
     require(principal, Permission.CREATE_FOLDER, client_id)
     name = validate_name(name)
-    check_distinct(name, await sibling_names(session, client_id=client_id, parent_id=parent_id))
+    near = await siblings_like(session, client_id=client_id, parent_id=parent_id, name=name)
+    check_distinct(name, [other for _, other in near])
     folder = Folder(
         client_id=client_id,
         parent_id=parent_id,

@@ -23,6 +23,7 @@ and a client whose display name was `staff@firm.example`. Three rules close that
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -207,14 +208,32 @@ def skeleton(text: str) -> str:
     return mapped if mapped.isascii() else unicodedata.normalize("NFD", mapped)
 
 
-def _keys(name: str) -> tuple[str, set[str]]:
+def _skeletons(name: str) -> tuple[str, str, str]:
     """A name's case-folded form, and the skeletons it is told apart by: its own and its
-    case-folded form's, as a page renders them."""
+    case-folded form's (the same where folding changes nothing), as a page renders them."""
     folded = unicodedata.normalize("NFC", name).casefold()
-    keys = {_rendered(skeleton(name))}
-    if folded != name:
-        keys.add(_rendered(skeleton(folded)))
-    return folded, keys
+    own = _rendered(skeleton(name))
+    return folded, own, own if folded == name else _rendered(skeleton(folded))
+
+
+def _keys(name: str) -> tuple[str, set[str]]:
+    folded, own, of_folded = _skeletons(name)
+    return folded, {own, of_folded}
+
+
+def lookalike_keys(name: str) -> tuple[str, str]:
+    """The keys stored beside a name, and indexed, to find its look-alikes without reading
+    every name of its folder: digests of its two skeletons (`_skeletons`). A name could be
+    taken only for a name that has one of its keys, so those are the only candidates
+    `confusable_with` needs to see."""
+    _, own, of_folded = _skeletons(name)
+    return _digest(own), _digest(of_folded)
+
+
+def _digest(text: str) -> str:
+    # A fixed size for the index, whatever a skeleton's length; a collision only makes a
+    # name a candidate, which `confusable_with` then decides on.
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def confusable_with(name: str, siblings: Iterable[str]) -> str | None:

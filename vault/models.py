@@ -16,8 +16,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 
@@ -80,15 +83,27 @@ class ClientAccess(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+def _lookalike_key() -> Column[str]:
+    # Set from `name` as each row is written (`_set_lookalike_keys`).
+    return Column(String(32), nullable=False, server_default="")
+
+
 class Folder(SQLModel, table=True):
     __tablename__ = "folders"
-    __table_args__ = (UniqueConstraint("client_id", "parent_ref", "name_key"),)
+    __table_args__ = (
+        UniqueConstraint("client_id", "parent_ref", "name_key"),
+        Index("ix_folders_lookalike", "client_id", "parent_ref", "lookalike_key"),
+        Index("ix_folders_lookalike_folded", "client_id", "parent_ref", "lookalike_folded_key"),
+    )
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="folders.id", index=True)
     parent_ref: str = Field(sa_column=Column(String(36), nullable=False))
     name: str = Field(sa_column=Column(String(255), nullable=False))
     name_key: str = Field(sa_column=Column(String(1024), nullable=False))
+    # `vault.lookalikes.lookalike_keys(name)`: the folder's look-alikes share one of them.
+    lookalike_key: str = Field(default="", sa_column=_lookalike_key())
+    lookalike_folded_key: str = Field(default="", sa_column=_lookalike_key())
     created_at: datetime = Field(default_factory=utcnow)
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
 
@@ -105,17 +120,34 @@ class Document(SQLModel, table=True):
             sqlite_where=text("deleted_at IS NULL"),
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        Index("ix_documents_lookalike", "folder_id", "lookalike_key"),
+        Index("ix_documents_lookalike_folded", "folder_id", "lookalike_folded_key"),
     )
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     client_id: uuid.UUID = Field(foreign_key="clients.id", index=True)
     folder_id: uuid.UUID = Field(foreign_key="folders.id", index=True)
     name: str = Field(sa_column=Column(String(255), nullable=False))
     name_key: str = Field(sa_column=Column(String(1024), nullable=False))
+    lookalike_key: str = Field(default="", sa_column=_lookalike_key())
+    lookalike_folded_key: str = Field(default="", sa_column=_lookalike_key())
     current_version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
     deleted_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+
+
+@event.listens_for(Folder, "before_insert")
+@event.listens_for(Folder, "before_update")
+@event.listens_for(Document, "before_insert")
+@event.listens_for(Document, "before_update")
+def _set_lookalike_keys(_mapper: Mapper[object], _connection: Connection, row: object) -> None:
+    # Here, not where names are chosen, so that no way of writing a name can leave its keys
+    # behind. Imported late: `vault.lookalikes` imports this module.
+    from vault.lookalikes import lookalike_keys
+
+    assert isinstance(row, Folder | Document)
+    row.lookalike_key, row.lookalike_folded_key = lookalike_keys(row.name)
 
 
 class Version(SQLModel, table=True):

@@ -61,13 +61,14 @@ async def test_a_declared_100_gib_upload_is_taken_with_larger_parts(
 
     created = await create(http, auth, world.acme_folder, 100 * GiB, "archive.tar")
 
-    # 100 GiB in 10,000 parts needs 10.24 MiB each: 11 MiB, and chunks of whole such parts.
+    # 100 GiB in 10,000 parts needs 10.24 MiB each: 11 MiB, and chunks of whole such parts
+    # (256 MiB rounded down to 23 of them).
     (row,) = await upload_rows(services)
     assert row.part_size == 11 * MiB
-    assert int(created.headers["clientvault-chunk-size"]) == 55 * MiB
+    assert int(created.headers["clientvault-chunk-size"]) == 253 * MiB
     url = created.headers["location"]
     head = await http.head(url, headers=headers(auth))
-    assert int(head.headers["clientvault-chunk-size"]) == 55 * MiB
+    assert int(head.headers["clientvault-chunk-size"]) == 253 * MiB
 
     # One part and a bit: the part goes to the store at its own size, the rest is staged.
     sent = await send(http, url, auth, 0, data(12 * MiB))

@@ -1,5 +1,6 @@
 """Look-alike names over the API and pages (review item 11): refused in documents and
-folders, and a client cannot pass for the firm's staff by their display name."""
+folders, found by their stored keys rather than by reading the folder, and a client cannot
+pass for the firm's staff by their display name."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from alembic import command
+from sqlmodel import col, select
 
 from tests.fixtures.app import World
 from tests.fixtures.lookalikes import LOOKALIKES, ORIGINAL
 from tests.fixtures.signin import sign_in
+from vault.db import alembic_config, transaction
+from vault.folders import siblings_like
+from vault.lookalikes import lookalike_keys
+from vault.models import Document
+from web.services import Services
 
 API = "/api/v1"
 
@@ -88,3 +96,89 @@ async def test_an_invitation_refuses_an_invisible_display_name(
         headers=world["sam"].auth,
     )
     assert refused.status_code == 422 and refused.json()["field"] == "display_name"
+
+
+# --- Found by index -----------------------------------------------------------------------
+
+
+async def stored_keys(services: Services, folder: object) -> dict[str, tuple[str, str]]:
+    async with transaction(services.sessions) as session:
+        rows = await session.execute(
+            select(Document.name, Document.lookalike_key, Document.lookalike_folded_key).where(
+                col(Document.folder_id) == folder
+            )
+        )
+        return {name: (own, folded) for name, own, folded in rows}
+
+
+async def test_a_name_is_checked_only_against_the_names_that_share_its_keys(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"].auth
+    names = [ORIGINAL, *(f"Statement {n:02}.pdf" for n in range(30))]
+    for name in names:
+        assert (
+            await http.put(url(world.acme_folder, name), content=b"x", headers=alice)
+        ).is_success
+    made = await http.post(
+        f"{API}/folders",
+        json={"client_id": str(world.acme), "parent_id": str(world.acme_folder), "name": "Tax"},
+        headers=world["sam"].auth,
+    )
+    assert made.status_code == 201, made.text
+
+    async def near(name: str) -> list[str]:
+        async with transaction(services.sessions) as session:
+            found = await siblings_like(
+                session, client_id=world.acme, parent_id=world.acme_folder, name=name
+            )
+        return sorted(other for _, other in found)
+
+    # Of the 32 names beside it, a name meets only the one it could be taken for...
+    assert await near("Inv\u043eice 2026.pdf") == [ORIGINAL]
+    assert await near("Invoice  2026.pdf") == [ORIGINAL]
+    assert await near("INVOICE 2026.PDF") == [ORIGINAL]  # the same name: its key
+    assert await near("\u0422ax") == ["Tax"]  # subfolders too
+    assert await near("Statement 99.pdf") == []
+    # ...and every stored key is what the name gives now.
+    keys = await stored_keys(services, world.acme_folder)
+    assert keys == {name: lookalike_keys(name) for name in names}
+
+
+async def test_a_renamed_document_is_guarded_under_its_new_name(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    sam = world["sam"].auth
+    put = await http.put(url(world.acme_folder, "Draft.pdf"), content=b"1", headers=sam)
+    renamed = await http.patch(
+        f"{API}/documents/{put.json()['document_id']}", json={"name": ORIGINAL}, headers=sam
+    )
+    assert renamed.status_code == 200, renamed.text
+    refused = await http.put(
+        url(world.acme_folder, "Inv\u043eice 2026.pdf"), content=b"2", headers=sam
+    )
+    assert refused.status_code == 422 and refused.json()["rule"] == "confusable"
+    # The old name's look-alike is free now.
+    freed = await http.put(url(world.acme_folder, "Dr\u0430ft.pdf"), content=b"3", headers=sam)
+    assert freed.status_code == 201, freed.text
+
+
+async def test_the_migration_gives_existing_names_their_keys(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    alice = world["alice"].auth
+    names = [ORIGINAL, "Übersicht 年度.txt", "Report.PDF"]
+    for name in names:
+        assert (
+            await http.put(url(world.acme_folder, name), content=b"x", headers=alice)
+        ).is_success
+    async with services.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0024"))
+    async with services.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+    keys = await stored_keys(services, world.acme_folder)
+    assert keys == {name: lookalike_keys(name) for name in names}
+    refused = await http.put(
+        url(world.acme_folder, "Inv\u043eice 2026.pdf"), content=b"2", headers=alice
+    )
+    assert refused.status_code == 422 and refused.json()["rule"] == "confusable"

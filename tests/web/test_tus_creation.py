@@ -63,8 +63,8 @@ async def test_options_advertises_version_extensions_and_sizes(
     # The configured 100 GiB, though 10,000 parts of 5 MiB hold less: larger files get
     # larger parts (tests/web/test_large_parts.py).
     assert int(response.headers["tus-max-size"]) == services.max_upload_size
-    # 64 MiB rounded down to whole 5 MiB parts.
-    assert int(response.headers["clientvault-chunk-size"]) == 60 * MiB
+    # 256 MiB rounded down to whole 5 MiB parts.
+    assert int(response.headers["clientvault-chunk-size"]) == 255 * MiB
 
 
 async def test_create_then_head(http: httpx.AsyncClient, world: World) -> None:

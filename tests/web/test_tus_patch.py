@@ -101,7 +101,7 @@ async def test_whole_segments_are_stored_and_the_offset_says_so(
     at = PART + 2 * MiB
     short = await send(http, url, auth, at, payload[at : at + 1000], expect=400)
     assert "65536" in assert_problem(short, 400)["detail"]
-    assert short.headers["clientvault-chunk-size"] == str(60 * MiB)
+    assert short.headers["clientvault-chunk-size"] == str(255 * MiB)
     assert await offset_of(http, url, auth) == at
 
     last = await send(http, url, auth, at, payload[at:])
