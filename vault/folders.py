@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, String, or_, type_coerce
+from sqlalchemy import String, type_coerce, union
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -154,27 +154,32 @@ async def siblings_like(
     live documents (the client's root folders when None): the same name in any case, and
     every name sharing a look-alike key with it (`vault.lookalikes.lookalike_keys`), for
     `names.check_distinct` to decide on. Found by index, however full the folder is."""
-    key = name_key(name)
-    keys = set(lookalike_keys(name))
-
-    def near(table: type[Folder] | type[Document]) -> ColumnElement[bool]:
-        return or_(
-            col(table.name_key) == key,
-            col(table.lookalike_key).in_(keys),
-            col(table.lookalike_folded_key).in_(keys),
-        )
-
+    # One SELECT per key column, each a lookup in its own index: SQLite plans an OR of the
+    # three as a walk through every row of the folder.
+    same, alike = [name_key(name)], sorted(set(lookalike_keys(name)))
     parent_ref = str(parent_id) if parent_id else ROOT_REF
-    folders = sa_select(col(Folder.id), col(Folder.name)).where(
-        col(Folder.client_id) == client_id, col(Folder.parent_ref) == parent_ref, near(Folder)
-    )
-    rows = [(row_id, row_name) for row_id, row_name in await session.execute(folders)]
-    if parent_id is not None:
-        documents = sa_select(col(Document.id), col(Document.name)).where(
-            col(Document.folder_id) == parent_id, col(Document.deleted_at).is_(None), near(Document)
+    near = [
+        sa_select(col(Folder.id), col(Folder.name)).where(
+            col(Folder.client_id) == client_id, col(Folder.parent_ref) == parent_ref, match
         )
-        rows += [(row_id, row_name) for row_id, row_name in await session.execute(documents)]
-    return rows
+        for match in (
+            col(Folder.name_key).in_(same),
+            col(Folder.lookalike_key).in_(alike),
+            col(Folder.lookalike_folded_key).in_(alike),
+        )
+    ]
+    if parent_id is not None:
+        near += [
+            sa_select(col(Document.id), col(Document.name)).where(
+                col(Document.folder_id) == parent_id, col(Document.deleted_at).is_(None), match
+            )
+            for match in (
+                col(Document.name_key).in_(same),
+                col(Document.lookalike_key).in_(alike),
+                col(Document.lookalike_folded_key).in_(alike),
+            )
+        ]
+    return [(row_id, row_name) for row_id, row_name in await session.execute(union(*near))]
 
 
 async def create_folder(

@@ -4,11 +4,14 @@ pass for the firm's staff by their display name."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 from alembic import command
+from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
@@ -21,6 +24,7 @@ from vault.models import Document
 from web.services import Services
 
 API = "/api/v1"
+KEYS = ("name_key", "lookalike_key", "lookalike_folded_key")
 
 
 def url(folder: object, name: str) -> str:
@@ -182,3 +186,38 @@ async def test_the_migration_gives_existing_names_their_keys(
         url(world.acme_folder, "Inv\u043eice 2026.pdf"), content=b"2", headers=alice
     )
     assert refused.status_code == 422 and refused.json()["rule"] == "confusable"
+
+
+async def test_on_sqlite_each_key_is_a_lookup_in_its_index(
+    world: World, services: Services
+) -> None:
+    if services.engine.dialect.name != "sqlite":
+        pytest.skip("the plan asked for is SQLite's (an OR of the keys would walk the folder)")
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        async with transaction(services.sessions) as session:
+            await siblings_like(
+                session, client_id=world.acme, parent_id=world.acme_folder, name=ORIGINAL
+            )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    ((statement, parameters),) = [(s, p) for s, p in sent if "lookalike_key" in s]
+    async with services.engine.connect() as conn:
+        explained = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        plan: list[str] = [str(step) for *_, step in explained]
+    # A SEARCH on all the columns of one of the indexes, for each key; a SCAN would walk.
+    reads = [
+        re.sub(r" USING INDEX \S+", "", step)
+        for step in plan
+        if step.startswith(("SEARCH", "SCAN"))
+    ]
+    folder, document = "client_id=? AND parent_ref=? AND", "folder_id=? AND"
+    assert reads == [
+        *(f"SEARCH folders ({folder} {key}=?)" for key in KEYS),
+        *(f"SEARCH documents ({document} {key}=?)" for key in KEYS),
+    ], plan
