@@ -168,9 +168,16 @@ async def test_a_part_replaced_in_the_store_is_caught_by_reading_back(
 
     refused = await send(http, url, auth, PART, payload[PART:], expect=500)
 
+    await assert_refused_unlisted(http, world, refused, "replaced.bin")
+
+
+async def assert_refused_unlisted(
+    http: httpx.AsyncClient, world: World, refused: httpx.Response, name: str
+) -> None:
+    """The finish failed as a server error, and no document of that name appeared."""
     assert_problem(refused, 500)
-    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
-    assert "replaced.bin" not in listing.text
+    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=world["alice"].auth)
+    assert name not in listing.text
 
 
 # --- An upload of one part: one PUT, read back --------------------------------------------------
@@ -274,9 +281,7 @@ async def test_a_one_part_object_replaced_before_its_finish_is_caught(
     offset = await offset_of(http, url, auth)
     refused = await send(http, url, auth, offset, payload[offset:], expect=500)
 
-    assert_problem(refused, 500)
-    listing = await http.get(f"/api/v1/folders/{world.acme_folder}", headers=auth)
-    assert "swapped.bin" not in listing.text
+    await assert_refused_unlisted(http, world, refused, "swapped.bin")
 
 
 async def test_a_terminated_one_part_upload_leaves_no_object(
