@@ -274,3 +274,77 @@ async def test_both_processes_receiving_the_final_patch_make_one_version(
     assert len(meta["versions"]) == 1
     assert content == payload
     assert_quiet(a, b)
+
+
+async def test_an_upload_whose_creating_post_was_cut_off_goes_at_once(
+    pair: tuple[LiveApp, LiveApp],
+) -> None:
+    """Its address comes only with the answer the client never read: nobody can resume it,
+    so it must not hold its length against the quota until it expires."""
+    a, _ = pair
+    tenant = await a.provision("Cut Off Co")
+    size = 3 * MiB
+    payload = Pattern("cut-off-post").read(0, size)
+    async with a.http() as http:
+        quota = await http.put(
+            f"/api/v1/clients/{tenant.client_id}/quota",
+            json={"quota_bytes": 5 * MiB},
+            headers=tenant.admin.auth,
+        )
+    assert quota.status_code == 200, quota.text
+
+    _, writer = await asyncio.open_connection("127.0.0.1", a.port)
+    try:
+        lines = [
+            "POST /api/v1/uploads HTTP/1.1",
+            f"Host: 127.0.0.1:{a.port}",
+            f"Authorization: {tenant.user.auth['Authorization']}",
+            "Tus-Resumable: 1.0.0",
+            f"Upload-Length: {size}",
+            f"Upload-Metadata: {metadata(filename='cut.bin', folder_id=tenant.folder_id)}",
+            "Content-Type: application/offset+octet-stream",
+            f"Content-Length: {size}",
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload[: 2 * MiB])
+        await writer.drain()
+    finally:
+        writer.transport.abort()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    async def failed() -> list[dict[str, Any]]:
+        async with a.http() as http:
+            response = await http.get(
+                "/api/v1/audit",
+                params={"client_id": tenant.client_id, "action": "upload.failed"},
+                headers=tenant.admin.auth,
+            )
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    deadline = time.monotonic() + 30
+    while not (events := await failed()):
+        assert time.monotonic() < deadline, "the cut-off upload is still there"
+        await asyncio.sleep(0.1)
+    assert [(e["details"]["name"], e["details"]["reason"]) for e in events] == [
+        ("cut.bin", "the request that created it was cut off")
+    ]
+
+    # The 3 MiB it reserved are free again: another 3 MiB fit in the 5 MiB quota.
+    async with a.http() as http:
+        again = await http.post(
+            "/api/v1/uploads",
+            content=payload,
+            headers={
+                **TUS,
+                **tenant.user.auth,
+                "Upload-Length": str(size),
+                "Upload-Metadata": metadata(filename="cut.bin", folder_id=tenant.folder_id),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+    assert again.status_code == 201, again.text
+    _, content = await document(a, tenant, again.headers["document-id"])
+    assert content == payload
+    assert_quiet(a)

@@ -29,11 +29,10 @@ assembled object back. No version appears before its bytes are proven: by that r
 which authenticates every segment, or by the store's per-part evidence (S3's signed
 receipts, the local store's write-once parts) when this process sealed every part itself.
 
-Throughput: `append` is a pipeline (claim, seal, store, record), one part per stage.
-
 This module holds the tables, their states and the session's life outside a request
-(create, find, terminate, expire); `vault.uploads.append` stores parts (`append`) and
-`vault.uploads.finish` turns a fully stored upload into its version (`finish`).
+(create, find, terminate, expire); `vault.uploads.append` stores parts (`append`, a pipeline
+of claim, seal, store and record, one part per stage) and `vault.uploads.finish` turns a
+fully stored upload into its version (`finish`).
 """
 
 from __future__ import annotations
@@ -378,9 +377,12 @@ async def terminate(
     principal: Principal,
     context: audit.AuditContext,
     upload_id: uuid.UUID,
+    *,
+    reason: str | None = None,
 ) -> Upload:
-    """Forget the upload (tus termination). The caller then drops its stored bytes with
-    `discard`, after this transaction commits. A committed version stays."""
+    """Forget the upload: tus termination, or with `reason` an upload that failed. The caller
+    then drops its stored bytes with `discard`, after this transaction commits. A committed
+    version stays."""
     upload = await get_upload(session, principal, upload_id, write=True, lock=True)
     if upload.state == UploadState.FINISHING and lease_held(upload):
         raise ConflictError("the upload is being finished; it cannot be terminated now")
@@ -389,11 +391,13 @@ async def terminate(
         await audit.record(
             session,
             context,
-            AuditAction.UPLOAD_TERMINATED,
+            AuditAction.UPLOAD_TERMINATED if reason is None else AuditAction.UPLOAD_FAILED,
+            outcome="success" if reason is None else "error",
             client_id=upload.client_id,
             target_type="upload",
             target_id=upload.id,
-            details={"name": upload.name, "offset": upload.stored_offset},
+            details={"name": upload.name}
+            | ({"offset": upload.stored_offset} if reason is None else {"reason": reason}),
         )
     return upload
 

@@ -148,6 +148,10 @@ def _document_headers(finished: upload_finish.Finished, call: TusCall) -> dict[s
     return {"Document-Id": str(finished.document_id), "Document-Version": str(finished.version)}
 
 
+# Recorded as the `upload.failed` reason of an upload whose creating POST was cut off.
+CREATION_CUT_OFF = "the request that created it was cut off"
+
+
 class _Body:
     """The request body as it streams in, and whether it arrived whole."""
 
@@ -201,6 +205,16 @@ async def _receive(
             remaining=resumable.length - upload.stored_offset,
             expires_in=_expires_in(svc),
         )
+    if creating and body.cut_short and not appended.final_stored:
+        # The upload's address comes only with this answer, which the client will never
+        # read: nobody can resume it, so it goes now rather than hold its length against
+        # the quota (and its name against drops) until it expires.
+        async with transaction(svc.sessions) as session:
+            gone = await uploads.terminate(
+                session, call.principal, call.audit, upload.id, reason=CREATION_CUT_OFF
+            )
+        await _discard(svc, gone)
+        return {}
     if appended.final_stored:
         finished = await upload_finish.finish(
             svc.sessions,
@@ -428,10 +442,15 @@ async def delete(request: Request, binding: TusBinding) -> Response:
             call, await uploads.get_upload(call.session, call.principal, upload_id, write=True)
         )
         upload = await uploads.terminate(call.session, call.principal, call.audit, upload_id)
-    services(request).upload_digests.forget(upload.id)
+    await _discard(svc, upload)
+    return Response(status_code=204)
+
+
+async def _discard(svc: Services, upload: uploads.Upload) -> None:
+    """Drop what a terminated upload stored, once its row is gone."""
+    svc.upload_digests.forget(upload.id)
     try:
         await uploads.discard(svc.store, upload)
     except Exception:
         # The row is gone, so `clientvault gc` aborts the parts once they pass its grace.
         logger.warning("could not drop the parts of terminated upload %s", upload.id, exc_info=True)
-    return Response(status_code=204)
