@@ -60,6 +60,12 @@ def _sort_key(key: str) -> bytes:
     return key.encode("utf-8", "surrogateescape")
 
 
+def _etag(found: os.stat_result) -> str:
+    # Which write made the file, not a hash of its bytes: every object is a new file linked
+    # into place, never written over, so another write gives another inode or mtime.
+    return f'"{found.st_ino:x}-{found.st_mtime_ns:x}-{found.st_size:x}"'
+
+
 def _scan(directory: Path) -> list[tuple[str, bool, int, float]]:
     """`(name, is_dir, size, mtime)` of the regular files and directories in `directory`,
     in the order their keys sort (as S3 lists them: by UTF-8 bytes, `/` after a dir name)."""
@@ -278,20 +284,21 @@ class LocalObjectStore:
         """Unfinished multipart uploads of keys starting with `prefix`."""
         return await self._run(local_multipart.list_multipart_uploads, self._uploads, prefix)
 
-    def _put_new(self, key: str, data: bytes) -> bool:
+    def _put_new(self, key: str, data: bytes) -> str | None:
         target = self._path(key)
         self._make_parents(target)
         try:
             create_durably(target, data)
         except FileExistsError:
-            return False
-        return True
+            return None
+        return _etag(target.stat())
 
-    async def put_new(self, key: str, data: bytes) -> bool:
+    async def put_new(self, key: str, data: bytes) -> str | None:
         """Store the small object `key` unless the key is taken: never replaces an object.
 
         Returns:
-            True if stored; False if `key` already held an object, which is left as it was.
+            The stored object's etag (as `head` gives it); None if `key` already held an
+            object, which is left as it was.
         """
         return await self._run(self._put_new, key, data)
 
@@ -357,7 +364,9 @@ class LocalObjectStore:
 
     def _head(self, key: str) -> ObjectInfo:
         _, found = self._locate(key)
-        return ObjectInfo(key, found.st_size, datetime.fromtimestamp(found.st_mtime, UTC))
+        return ObjectInfo(
+            key, found.st_size, datetime.fromtimestamp(found.st_mtime, UTC), _etag(found)
+        )
 
     async def head(self, key: str) -> ObjectInfo:
         """Metadata of `key`.

@@ -325,12 +325,13 @@ class S3ObjectStore:
             page["KeyMarker"] = response["NextKeyMarker"]
             page["UploadIdMarker"] = response["NextUploadIdMarker"]
 
-    async def put_new(self, key: str, data: bytes) -> bool:
+    async def put_new(self, key: str, data: bytes) -> str | None:
         """Store the small object `key` (one PUT, held in memory) unless the key is taken:
         never replaces an object, so what was written there once stays.
 
         Returns:
-            True if stored; False if `key` already held an object, which is left as it was.
+            The stored object's etag (as `head` gives it); None if `key` already held an
+            object, which is left as it was.
         """
         full = self._key(key)
         # The PUT is conditional (If-None-Match: *): AWS S3, Ceph RGW (Pacific and later) and
@@ -340,21 +341,21 @@ class S3ObjectStore:
         # ignores the condition on CompleteMultipartUpload, hence one plain PUT here.
         with contextlib.suppress(ObjectNotFoundError):
             await self.head(key)
-            return False
+            return None
         body = bytes(data)
         try:
-            await anyio.to_thread.run_sync(
+            response = await anyio.to_thread.run_sync(
                 lambda: self._client.put_object(
                     Bucket=self._bucket, Key=full, Body=body, IfNoneMatch="*"
                 )
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                return False
+                return None
             raise self._translate(exc, key=key) from exc
         except BotoCoreError as exc:
             raise self._translate(exc, key=key) from exc
-        return True
+        return response["ETag"]
 
     # Reads and the rest
 

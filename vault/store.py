@@ -41,6 +41,11 @@ class StoredObject(Protocol):
     @property
     def last_modified(self) -> datetime: ...
 
+    @property
+    def etag(self) -> str:
+        """Names the write that made the object (S3's ETag, quoted), as `put_new` returns it."""
+        ...
+
 
 class StoredPart(Protocol):
     """One part of an unfinished multipart upload."""
@@ -108,10 +113,10 @@ class ObjectStore(Protocol):
         """Join `(part_number, etag)` parts into the object `key`, atomically."""
         ...
 
-    async def put_new(self, key: str, data: bytes) -> bool:
+    async def put_new(self, key: str, data: bytes) -> str | None:
         """Store the small object `key` unless the key already holds one, which is never
-        replaced (a conditional PUT on S3, a hard link on a directory); returns whether it
-        was stored."""
+        replaced (a conditional PUT on S3, a hard link on a directory): the stored object's
+        etag (as `head` gives it), or None if the key was taken."""
         ...
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:

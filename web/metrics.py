@@ -243,7 +243,7 @@ class InstrumentedStore:
             "complete_multipart", self._inner.complete_multipart(key, upload_id, parts)
         )
 
-    async def put_new(self, key: str, data: bytes) -> bool:
+    async def put_new(self, key: str, data: bytes) -> str | None:
         return await self._timed("put_new", self._inner.put_new(key, data))
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -18,8 +18,9 @@ async def _keys(store: ObjectStore, prefix: str = "", start_after: str = "") -> 
 
 
 async def test_put_new_stores_once_and_never_replaces(object_store: ObjectStore) -> None:
-    assert await object_store.put_new("checkpoints/1", b"first") is True
-    assert await object_store.put_new("checkpoints/1", b"second") is False
+    etag = await object_store.put_new("checkpoints/1", b"first")
+    assert etag and etag == (await object_store.head("checkpoints/1")).etag
+    assert await object_store.put_new("checkpoints/1", b"second") is None
     assert await _read(object_store, "checkpoints/1") == b"first"
     assert await object_store.list_multipart_uploads() == []
 
@@ -27,8 +28,9 @@ async def test_put_new_stores_once_and_never_replaces(object_store: ObjectStore)
 async def test_put_new_racing_writers_leave_exactly_one(object_store: ObjectStore) -> None:
     bodies = [f"writer {i}".encode() for i in range(8)]
     results = await asyncio.gather(*(object_store.put_new("race/key", b) for b in bodies))
-    assert results.count(True) == 1
-    assert await _read(object_store, "race/key") == bodies[results.index(True)]
+    stored = [i for i, etag in enumerate(results) if etag is not None]
+    assert len(stored) == 1
+    assert await _read(object_store, "race/key") == bodies[stored[0]]
 
 
 async def test_put_new_leaves_no_temporary_file(local_store: LocalObjectStore) -> None:

@@ -116,7 +116,7 @@ class CountingStore(LocalObjectStore):
         self.calls["create_multipart"] += 1
         return await super().create_multipart(key)
 
-    async def put_new(self, key: str, data: bytes) -> bool:
+    async def put_new(self, key: str, data: bytes) -> str | None:
         self.calls["put_new"] += 1
         if self.failing:
             raise StorageError("the store went away")

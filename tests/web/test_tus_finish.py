@@ -180,10 +180,10 @@ async def assert_refused_unlisted(
     assert name not in listing.text
 
 
-# --- An upload of one part: one PUT, read back --------------------------------------------------
+# --- An upload of one part: one PUT, pinned by its etag -----------------------------------------
 
 
-async def test_an_upload_of_one_part_is_one_put_read_back(
+async def test_an_upload_of_one_part_is_one_put_pinned_by_its_etag(
     http: httpx.AsyncClient,
     world: World,
     services: Services,
@@ -203,12 +203,41 @@ async def test_an_upload_of_one_part_is_one_put_read_back(
     assert calls["PutObject"] == 1
     for multipart in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
         assert calls[multipart] == 0, calls
-    # Nothing but its own read back pins the object to what was sealed.
-    assert calls["GetObject"] == 1, calls
+    # The PUT was checked on receipt, and the object still carries the etag it returned:
+    # nothing is read back.
+    assert calls["GetObject"] == 0, calls
     assert pending_multipart(s3) == []
     (version,) = await versions(http, auth, done.headers["document-id"])
     assert version["sha256"] == hashlib.sha256(payload).hexdigest()
     assert await download(http, auth, done.headers["document-id"]) == payload
+
+
+async def test_a_one_part_object_replaced_after_its_put_is_caught(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    s3: tuple[S3Client, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Replaced between the PUT and the finish, in the same request: the etag differs, so
+    the object is read back, and its tags refuse it."""
+    client, bucket = s3
+    assemble = finish_module._assemble
+
+    async def swapped_first(*args: Any, **kwargs: Any) -> Any:
+        key = args[2].plan.storage_key
+        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        client.put_object(Bucket=bucket, Key=key, Body=bytes(size))
+        return await assemble(*args, **kwargs)
+
+    monkeypatch.setattr(finish_module, "_assemble", swapped_first)
+    auth = world["alice"].auth
+    payload = data(150_000, "swapped at once")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "swapped-at-once.bin")
+
+    refused = await send(http, url, auth, 0, payload, expect=500)
+
+    await assert_refused_unlisted(http, world, refused, "swapped-at-once.bin")
 
 
 async def stored_unfinished(
@@ -221,13 +250,13 @@ async def stored_unfinished(
 ) -> tuple[str, str, bytes]:
     """An upload of one part whose object is stored but whose finish failed, as with a
     store gone away between the two: (its URL, its storage key, its bytes)."""
-    read_back = finish_module._read_back
+    assemble = finish_module._assemble
 
-    async def once(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        monkeypatch.setattr(finish_module, "_read_back", read_back)
+    async def once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(finish_module, "_assemble", assemble)
         raise StorageError("the store went away")
 
-    monkeypatch.setattr(finish_module, "_read_back", once)
+    monkeypatch.setattr(finish_module, "_assemble", once)
     auth = world["alice"].auth
     payload = data(size, name)
     url = await new_upload(http, auth, world.acme_folder, len(payload), name)
@@ -253,10 +282,11 @@ async def test_a_one_part_upload_whose_finish_failed_finishes_when_sent_again(
     offset = await offset_of(http, url, auth)
     done = await send(http, url, auth, offset, payload[offset:])
 
-    # The object stored the first time is kept, not written again, and read back.
+    # The object stored the first time is kept, not written again, and still pinned by the
+    # etag recorded for it then.
     calls = s3_calls.on(key)
     assert calls["PutObject"] == 1, calls
-    assert calls["GetObject"] == 1, calls
+    assert calls["GetObject"] == 0, calls
     (version,) = await versions(http, auth, done.headers["document-id"])
     assert version["sha256"] == hashlib.sha256(payload).hexdigest()
     assert await download(http, auth, done.headers["document-id"]) == payload

@@ -8,6 +8,7 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from tests.fixtures.app import World
 from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
 from vault import crypto
 from vault.crypto.digests import RunningDigests
+from vault.uploads import finish as finish_module
 from vault.uploads import part_buffer
 from web.services import Services
 
@@ -144,6 +146,41 @@ async def test_a_part_whose_etag_is_the_one_recorded_is_not_read_back(
     assert await download(http, auth, done.headers["document-id"]) == payload
     # The hook does see reads: two whole windows' buffers, and the last window's.
     assert sorted(window_buffers)[1:] == [WINDOW, WINDOW] and window_buffers[-1] < WINDOW
+
+
+async def test_an_upload_of_one_part_is_pinned_by_the_etag_of_its_object(
+    http: httpx.AsyncClient,
+    world: World,
+    services: Services,
+    window_buffers: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its object was written once, whole, by the process that sealed it: not read back,
+    unless it was written again since (a new file, so another etag)."""
+    auth = world["alice"].auth
+    payload = data(100_000, "whole")
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "whole.bin")
+    done = await send(http, url, auth, 0, payload)
+
+    assert window_buffers == []
+    (version,) = await versions(http, auth, done.headers["document-id"])
+    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+
+    assemble = finish_module._assemble
+
+    async def rewritten_first(*args: Any, **kwargs: Any) -> Any:
+        key = args[2].plan.storage_key
+        size = (await services.store.head(key)).size
+        await services.store.delete(key)
+        assert await services.store.put_new(key, bytes(size)) is not None
+        return await assemble(*args, **kwargs)
+
+    monkeypatch.setattr(finish_module, "_assemble", rewritten_first)
+    url = await new_upload(http, auth, world.acme_folder, len(payload), "rewritten.bin")
+    refused = await send(http, url, auth, 0, payload, expect=500)
+
+    await assert_no_version(http, auth, world, refused, "rewritten.bin")
+    assert window_buffers != []  # read back, and refused by its tags
 
 
 async def test_a_part_stored_again_with_other_bytes_is_caught_by_reading_back(

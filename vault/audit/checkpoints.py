@@ -46,7 +46,7 @@ MAX_NOTE = 64 * 1024
 class CheckpointStore(Protocol):
     """The part of the object store checkpoints use (vault.store.ObjectStore has it all)."""
 
-    async def put_new(self, key: str, data: bytes) -> bool: ...
+    async def put_new(self, key: str, data: bytes) -> str | None: ...
 
     def read(
         self, key: str, start: int = 0, end: int | None = None
@@ -191,7 +191,7 @@ async def _write_in(session: AsyncSession, store: CheckpointStore, signer: Signe
             return newest.note
     note = notes.sign(notes.Checkpoint(signer.name, size, root).text(), signer.name, signer.key)
     key = object_key(size)
-    if not await store.put_new(key, note.encode()):
+    if await store.put_new(key, note.encode()) is None:
         # Not ours (the newest of ours is older), or written since we looked: kept as it is.
         raise _refuse(f"{key} already exists in the store and is kept as it is")
     state.checkpoint_size, state.checkpoint_key = size, key

@@ -126,7 +126,7 @@ async def write_encrypted(
                 tasks.start_soon(upload, upload_id, number + 1, filling[:filled])
         if upload_id is not None:
             await store.complete_multipart(key, upload_id, sorted(etags.items()))
-        elif not await store.put_new(key, bytes(filling[:filled])):
+        elif await store.put_new(key, bytes(filling[:filled])) is None:
             # Every write has a key of its own (a new row's id in it): a bug, not a race.
             raise RuntimeError(f"the new object {key} already exists")
     except BaseException as exc:

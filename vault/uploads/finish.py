@@ -159,16 +159,19 @@ async def _assemble(
     claimed and sealed every part itself, so their segments were authenticated as they were
     made), and the store pins each part to the bytes its `upload_part` call delivered
     (`ObjectStore.etags_pin_parts`: checked on receipt, and listed now under the etag that
-    call returned and recorded). Where either is missing, the object is read back, as is
-    the object of an upload of one part (`put_new` gives no etag to pin it by): one GET of
-    at most a part, against the three multipart requests it does without.
+    call returned and recorded). An upload of one part has no multipart upload: its object
+    was stored whole by `put_new`, and is pinned alike by the etag that call returned. Where
+    either is missing, the object is read back.
     """
     key = upload.plan.storage_key
     size = crypto.object_size(upload.length)
+    pins = known_sha256 is not None and store.etags_pin_parts
     pinned = False
     if not upload.multipart_id:
         # Stored whole, with one PUT, by the request that completed its only part.
-        found: int | None = (await store.head(key)).size
+        whole = await store.head(key)
+        found: int | None = whole.size
+        pinned = pins and (await _recorded_etags(sessions, upload.id)).get(1) == whole.etag
     else:
         found = await _assembled_size(store, key)
     if found is None:
@@ -178,7 +181,7 @@ async def _assemble(
         parts = await store.list_parts(key, upload.multipart_id)
         if [p.part_number for p in parts] != list(range(1, count + 1)):
             raise IntegrityError(f"the store holds parts {[p.part_number for p in parts]}")
-        if known_sha256 is not None and store.etags_pin_parts:
+        if pins:
             recorded = await _recorded_etags(sessions, upload.id)
             pinned = sum(p.size for p in parts) == size and all(
                 recorded.get(p.part_number) == p.etag for p in parts
@@ -186,12 +189,10 @@ async def _assemble(
         await store.complete_multipart(
             key, upload.multipart_id, [(p.part_number, p.etag) for p in parts]
         )
-    elif found != size:
+        found = (await store.head(key)).size if pinned else size
+    if found != size:
         raise IntegrityError(f"the assembled object is {found} bytes, not {size}")
     if pinned and known_sha256 is not None:
-        stored = (await store.head(key)).size
-        if stored != size:
-            raise IntegrityError(f"the assembled object is {stored} bytes, not {size}")
         plaintext, digest = upload.length, known_sha256
     else:
         plaintext, digest = await _read_back(

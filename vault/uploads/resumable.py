@@ -5,7 +5,7 @@ An upload is one future document version. Its plan (ids, wrapped data key, objec
 multipart upload id) is fixed and stored when the upload is created; every part is then
 encrypted on its own with `crypto.encrypt_part` under that one header. An upload of one
 part has no multipart upload (its id is empty): its part is the whole object, stored with
-one `put_new` once a request completes it, and read back before it becomes a version.
+one `put_new` once a request completes it, and pinned by the etag that returns.
 
 Segments (64 KiB) are the unit of progress, parts the unit of storage. The plaintext of
 part `p` is bytes `[(p-1)·part_size, p·part_size)`; a request stores its whole parts as
@@ -411,20 +411,20 @@ async def discard(store: ObjectStore, upload: Upload) -> None:
     await store.delete(upload.storage_key)
 
 
-# The etag recorded for the only part of an upload of one part: the whole object, stored
-# with one `put_new` (see the module docstring).
+# Recorded for an only part whose object was there already: pins nothing (it is read back).
 WHOLE_OBJECT = "whole-object"
 
 
 async def put_whole(store: ObjectStore, upload: Resumable, ciphertext: memoryview) -> str:
     """Store the only part of an upload of one part as its object; its etag to record."""
     key = upload.plan.storage_key
-    if not await store.put_new(key, bytes(ciphertext)):
-        # Stored by this part sent before, whose finish failed: the same bytes, since the
-        # segments' tags were claimed for them. The finisher reads the object back anyway.
-        found = (await store.head(key)).size
-        if found != len(ciphertext):
-            raise IntegrityError(f"the upload's object is {found} bytes, not {len(ciphertext)}")
+    if (etag := await store.put_new(key, bytes(ciphertext))) is not None:
+        return etag
+    # Stored by this part sent before, whose finish failed: the same bytes, since the
+    # segments' tags were claimed for them. The finisher reads the object back anyway.
+    found = (await store.head(key)).size
+    if found != len(ciphertext):
+        raise IntegrityError(f"the upload's object is {found} bytes, not {len(ciphertext)}")
     return WHOLE_OBJECT
 
 
