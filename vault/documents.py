@@ -27,11 +27,10 @@ from vault.crypto.blobs import StoredBlob
 from vault.crypto.keyring import Keyring
 from vault.db import transaction
 from vault.errors import ConflictError, NotFoundError
-from vault.folders import get_folder, sibling_names, siblings_like
+from vault.folders import free_sibling_name, get_folder, siblings_like
 from vault.models import Document, Version
 from vault.names import (
     check_distinct,
-    free_name,
     guess_content_type,
     name_key,
     validate_name,
@@ -105,8 +104,9 @@ async def prepare_upload(
     name = validate_name(name)
     existing = None
     if new_document:
-        siblings = await sibling_names(session, client_id=folder.client_id, parent_id=folder.id)
-        name = free_name(name, [*siblings, *reserved])
+        name = await free_sibling_name(
+            session, client_id=folder.client_id, parent_id=folder.id, name=name, reserved=reserved
+        )
     else:
         existing = await live_document(session, folder_id=folder.id, name=name)
         if existing is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -15,10 +15,10 @@ from sqlmodel import col, select
 
 from vault import audit
 from vault.audit.actions import AuditAction
-from vault.errors import ConflictError, NotFoundError
+from vault.errors import ConflictError, InvalidNameError, NotFoundError
 from vault.lookalikes import lookalike_keys, shown_name
 from vault.models import ROOT_REF, Client, ClientAccess, Document, Folder, Role, User, Version
-from vault.names import check_distinct, name_key, validate_name
+from vault.names import check_distinct, copy_name, first_free, name_key, validate_name
 from vault.policy import Permission, Principal, can_see_client, require, visible_client_ids
 
 # Separates a name key from the id of a client that shares its name with a client its
@@ -122,31 +122,6 @@ async def get_folder(session: AsyncSession, principal: Principal, folder_id: uui
     return folder
 
 
-async def sibling_names(
-    session: AsyncSession, *, client_id: uuid.UUID, parent_id: uuid.UUID | None
-) -> list[str]:
-    """The names a new folder or document would be listed beside: the subfolders and live
-    documents of `parent_id` (the client's root folders when None)."""
-    parent_ref = str(parent_id) if parent_id else ROOT_REF
-    names = list(
-        (
-            await session.execute(
-                select(Folder.name).where(
-                    Folder.client_id == client_id, Folder.parent_ref == parent_ref
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if parent_id is not None:
-        documents = select(Document.name).where(
-            Document.folder_id == parent_id, col(Document.deleted_at).is_(None)
-        )
-        names += (await session.execute(documents)).scalars().all()
-    return names
-
-
 async def siblings_like(
     session: AsyncSession, *, client_id: uuid.UUID, parent_id: uuid.UUID | None, name: str
 ) -> list[tuple[uuid.UUID, str]]:
@@ -154,9 +129,40 @@ async def siblings_like(
     live documents (the client's root folders when None): the same name in any case, and
     every name sharing a look-alike key with it (`vault.lookalikes.lookalike_keys`), for
     `names.check_distinct` to decide on. Found by index, however full the folder is."""
+    return await _near(session, client_id, parent_id, [name])
+
+
+# A drop's name and its numbered copies are looked for this many at a time.
+_COPIES_PER_QUERY = 16
+
+
+async def free_sibling_name(
+    session: AsyncSession,
+    *,
+    client_id: uuid.UUID,
+    parent_id: uuid.UUID,
+    name: str,
+    reserved: Collection[str] = (),
+) -> str:
+    """`names.free_name` of `name` beside `parent_id`'s subfolders and live documents and the
+    `reserved` names, reading by index only the names its candidates could clash with."""
+    for first in range(1, 100_000, _COPIES_PER_QUERY):
+        numbers = range(first, first + _COPIES_PER_QUERY)
+        near = await _near(session, client_id, parent_id, [copy_name(name, n) for n in numbers])
+        found = first_free(name, numbers, [*(other for _, other in near), *reserved])
+        if found is not None:
+            return found
+    raise InvalidNameError("confusable", "no free name was found for this file")
+
+
+async def _near(
+    session: AsyncSession, client_id: uuid.UUID, parent_id: uuid.UUID | None, names: list[str]
+) -> list[tuple[uuid.UUID, str]]:
+    """`siblings_like` of any of `names`."""
     # One SELECT per key column, each a lookup in its own index: SQLite plans an OR of the
     # three as a walk through every row of the folder.
-    same, alike = [name_key(name)], sorted(set(lookalike_keys(name)))
+    same = sorted({name_key(name) for name in names})
+    alike = sorted({key for name in names for key in lookalike_keys(name)})
     parent_ref = str(parent_id) if parent_id else ROOT_REF
     near = [
         sa_select(col(Folder.id), col(Folder.name)).where(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from vault.errors import InvalidNameError
 from vault.lookalikes import confusable_with, find_invisible
@@ -234,13 +234,27 @@ def free_name(name: str, taken: Iterable[str]) -> str:
         taken: The names beside which it would be listed (and any reserved meanwhile).
     """
     taken = list(taken)
-    keys = {name_key(t) for t in taken}
     # Each taken name blocks at most one candidate, so one more than there are is enough.
-    for number in range(1, len(taken) + 2):
-        candidate = name if number == 1 else numbered(name, number)
+    found = first_free(name, range(1, len(taken) + 2), taken)
+    if found is None:
+        raise InvalidNameError("confusable", "no free name was found for this file")
+    return found
+
+
+def copy_name(name: str, number: int) -> str:
+    """The `number`-th candidate of `free_name`: `name` itself first, then `numbered`."""
+    return name if number == 1 else numbered(name, number)
+
+
+def first_free(name: str, numbers: Iterable[int], taken: Sequence[str]) -> str | None:
+    """The first of `name`'s candidates `numbers` (`copy_name`) that is neither one of
+    `taken` (any case) nor a look-alike of one; None if each is."""
+    keys = {name_key(t) for t in taken}
+    for number in numbers:
+        candidate = copy_name(name, number)
         if name_key(candidate) not in keys and confusable_with(candidate, taken) is None:
             return validate_name(candidate)
-    raise InvalidNameError("confusable", "no free name was found for this file")
+    return None
 
 
 # A private table built from Python's own defaults, not the host's /etc/mime.types or the

@@ -18,9 +18,10 @@ from tests.fixtures.app import World
 from tests.fixtures.lookalikes import LOOKALIKES, ORIGINAL
 from tests.fixtures.signin import sign_in
 from vault.db import alembic_config, transaction
-from vault.folders import siblings_like
+from vault.folders import free_sibling_name, siblings_like
 from vault.lookalikes import lookalike_keys
 from vault.models import Document
+from vault.names import free_name
 from web.services import Services
 
 API = "/api/v1"
@@ -147,6 +148,39 @@ async def test_a_name_is_checked_only_against_the_names_that_share_its_keys(
     # ...and every stored key is what the name gives now.
     keys = await stored_keys(services, world.acme_folder)
     assert keys == {name: lookalike_keys(name) for name in names}
+
+
+async def test_a_drops_name_is_numbered_from_the_names_its_copies_could_clash_with(
+    http: httpx.AsyncClient, world: World, services: Services
+) -> None:
+    taken = ["plan.txt", *(f"plan ({n}).txt" for n in range(2, 44)), "pIan (45).txt"]
+    for name in [*taken, *(f"Statement {n:02}.pdf" for n in range(20))]:
+        put = await http.put(url(world.acme_folder, name), content=b"x", headers=world["sam"].auth)
+        assert put.is_success, put.text
+    reserved = ["plan (44).txt"]  # a drop still under way
+    selects: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        async with transaction(services.sessions) as session:
+            found = await free_sibling_name(
+                session,
+                client_id=world.acme,
+                parent_id=world.acme_folder,
+                name="plan.txt",
+                reserved=reserved,
+            )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    # What numbering against every name of the folder gives: 45 reads as `pIan (45).txt`.
+    assert found == free_name("plan.txt", [*taken, *reserved]) == "plan (46).txt"
+    # Three lookups of sixteen candidates each, by their keys, not a read of the folder.
+    assert len(selects) == 3 and all("lookalike_key" in s for s in selects), selects
 
 
 async def test_a_renamed_document_is_guarded_under_its_new_name(
