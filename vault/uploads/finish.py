@@ -24,7 +24,7 @@ from vault.audit.actions import AuditAction
 from vault.crypto import blobs
 from vault.crypto.digests import RunningDigests
 from vault.crypto.keyring import Keyring
-from vault.db import reading, transaction
+from vault.db import transaction
 from vault.errors import ConflictError, IntegrityError, VaultError
 from vault.policy import Principal
 from vault.store import ObjectStore
@@ -88,8 +88,9 @@ def _hold(upload: Upload, now: datetime) -> None:
 
 async def _take_over(
     sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID, token: str
-) -> Finished | Upload | None:
-    """The finished version, the upload now held by `token`, or None while another holds it."""
+) -> Finished | tuple[Upload, dict[int, str]] | None:
+    """The finished version, the upload now held by `token` with the etag recorded for each
+    of its parts, or None while another holds it."""
     async with transaction(sessions) as session:
         upload = await locked(session, upload_id)
         if upload.state == UploadState.COMPLETE:
@@ -98,20 +99,19 @@ async def _take_over(
         if upload.state == UploadState.FINISHING and lease_held(upload, now):
             return None
         count = part_count(upload.upload_length, upload.part_size)
-        stored = (
-            await session.execute(
-                select(UploadPart.number).where(
-                    UploadPart.upload_id == upload_id, col(UploadPart.etag).is_not(None)
-                )
+        rows = await session.execute(
+            select(UploadPart.number, UploadPart.etag).where(
+                UploadPart.upload_id == upload_id, col(UploadPart.etag).is_not(None)
             )
-        ).scalars()
-        if set(stored) != set(range(1, count + 1)):
+        )
+        recorded = {row.number: str(row.etag) for row in rows}
+        if set(recorded) != set(range(1, count + 1)):
             raise ConflictError("the upload is missing parts; continue it before finishing")
         upload.state = UploadState.FINISHING
         upload.claim = token
         _hold(upload, now)
         session.add(upload)
-        return upload
+        return upload, recorded
 
 
 async def _renew(
@@ -132,22 +132,13 @@ async def _assembled_size(store: ObjectStore, key: str) -> int | None:
     return None
 
 
-async def _recorded_etags(
-    sessions: async_sessionmaker[AsyncSession], upload_id: uuid.UUID
-) -> dict[int, str | None]:
-    async with reading(sessions) as session:
-        rows = await session.execute(
-            select(UploadPart.number, UploadPart.etag).where(UploadPart.upload_id == upload_id)
-        )
-        return {row.number: row.etag for row in rows}
-
-
 async def _assemble(
     sessions: async_sessionmaker[AsyncSession],
     store: ObjectStore,
     upload: Resumable,
     token: str,
     *,
+    recorded: dict[int, str],
     known_sha256: str | None = None,
     budget: Budget | None = None,
 ) -> blobs.StoredBlob:
@@ -171,7 +162,7 @@ async def _assemble(
         # Stored whole, with one PUT, by the request that completed its only part.
         whole = await store.head(key)
         found: int | None = whole.size
-        pinned = pins and (await _recorded_etags(sessions, upload.id)).get(1) == whole.etag
+        pinned = pins and recorded.get(1) == whole.etag
     else:
         found = await _assembled_size(store, key)
     if found is None:
@@ -181,11 +172,12 @@ async def _assemble(
         parts = await store.list_parts(key, upload.multipart_id)
         if [p.part_number for p in parts] != list(range(1, count + 1)):
             raise IntegrityError(f"the store holds parts {[p.part_number for p in parts]}")
-        if pins:
-            recorded = await _recorded_etags(sessions, upload.id)
-            pinned = sum(p.size for p in parts) == size and all(
-                recorded.get(p.part_number) == p.etag for p in parts
-            )
+        # Recorded when this finisher took the upload over: a part stored again since then
+        # is listed under another etag, so it is read back.
+        pinned = pins and (
+            sum(p.size for p in parts) == size
+            and all(recorded.get(p.part_number) == p.etag for p in parts)
+        )
         await store.complete_multipart(
             key, upload.multipart_id, [(p.part_number, p.etag) for p in parts]
         )
@@ -316,14 +308,16 @@ async def finish(
         if isinstance(taken, Finished):
             return taken
         if taken is not None:
-            resumable = Resumable.of(taken, keyring)
+            resumable, recorded = Resumable.of(taken[0], keyring), taken[1]
             break
         await anyio.sleep(_WAIT_POLL)
     try:
         known = None
         if digests is not None:
             known = digests.take(upload_id, part_count(resumable.length, resumable.part_size))
-        blob = await _assemble(sessions, store, resumable, token, known_sha256=known, budget=budget)
+        blob = await _assemble(
+            sessions, store, resumable, token, recorded=recorded, known_sha256=known, budget=budget
+        )
         async with transaction(sessions) as session:
             row = await locked(session, upload_id)
             if row.claim != token:
