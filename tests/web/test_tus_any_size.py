@@ -22,6 +22,7 @@ from tests.fixtures.tus import (
     OFFSET_STREAM,
     PART,
     assert_problem,
+    assert_stored,
     data,
     download,
     headers,
@@ -30,7 +31,6 @@ from tests.fixtures.tus import (
     offset_of,
     pending_multipart,
     send,
-    versions,
 )
 from tests.fixtures.tus import s3 as s3
 from tests.fixtures.tus import settings as settings
@@ -82,9 +82,7 @@ async def test_any_chunk_size_finishes_with_each_byte_sent_about_once(
     done = await send_in_chunks(http, url, auth, payload, chunk)
 
     document_id = done.headers["document-id"]
-    assert await download(http, auth, document_id) == payload
-    (version,) = await versions(http, auth, document_id)
-    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
+    await assert_stored(http, auth, document_id, payload)
     # The staged segments went into parts (S3 took every one: all but the last >= 5 MiB).
     assert await staged_rows(services) == []
     assert pending_multipart(s3) == []

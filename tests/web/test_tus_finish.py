@@ -23,8 +23,8 @@ from tests.fixtures.tus import (
     PART,
     TUS,
     assert_problem,
+    assert_stored,
     data,
-    download,
     new_upload,
     offset_of,
     pending_multipart,
@@ -108,9 +108,7 @@ async def test_an_upload_sealed_by_one_process_is_not_read_back(
     done = await send(http, url, auth, PART + 65536, payload[PART + 65536 :])
 
     assert s3_calls.on(key)["GetObject"] == 0
-    (version,) = await versions(http, auth, done.headers["document-id"])
-    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert await download(http, auth, done.headers["document-id"]) == payload
+    await assert_stored(http, auth, done.headers["document-id"], payload)
     assert s3_calls.on(key)["GetObject"] > 0  # the hook does see reads
 
 
@@ -207,9 +205,7 @@ async def test_an_upload_of_one_part_is_one_put_pinned_by_its_etag(
     # nothing is read back.
     assert calls["GetObject"] == 0, calls
     assert pending_multipart(s3) == []
-    (version,) = await versions(http, auth, done.headers["document-id"])
-    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert await download(http, auth, done.headers["document-id"]) == payload
+    await assert_stored(http, auth, done.headers["document-id"], payload)
 
 
 async def test_a_one_part_object_replaced_after_its_put_is_caught(
@@ -287,9 +283,7 @@ async def test_a_one_part_upload_whose_finish_failed_finishes_when_sent_again(
     calls = s3_calls.on(key)
     assert calls["PutObject"] == 1, calls
     assert calls["GetObject"] == 0, calls
-    (version,) = await versions(http, auth, done.headers["document-id"])
-    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert await download(http, auth, done.headers["document-id"]) == payload
+    await assert_stored(http, auth, done.headers["document-id"], payload)
 
 
 async def test_a_one_part_object_replaced_before_its_finish_is_caught(

@@ -15,7 +15,16 @@ import pytest
 
 from storage import windows
 from tests.fixtures.app import World
-from tests.fixtures.tus import PART, assert_problem, data, download, new_upload, send, versions
+from tests.fixtures.tus import (
+    PART,
+    assert_problem,
+    assert_stored,
+    data,
+    download,
+    new_upload,
+    send,
+    versions,
+)
 from vault import crypto
 from vault.crypto.digests import RunningDigests
 from vault.uploads import finish as finish_module
@@ -78,9 +87,7 @@ async def test_a_process_that_missed_parts_hashes_by_reading_back(
     done = await send(http, url, auth, PART, payload[PART:])
 
     assert taken == [None]
-    (version,) = await versions(http, auth, done.headers["document-id"])
-    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert await download(http, auth, done.headers["document-id"]) == payload
+    await assert_stored(http, auth, done.headers["document-id"], payload)
 
 
 @pytest.fixture
@@ -141,9 +148,7 @@ async def test_a_part_whose_etag_is_the_one_recorded_is_not_read_back(
 
     assert taken == [hashlib.sha256(payload).hexdigest()]
     assert window_buffers == []
-    (version,) = await versions(http, auth, done.headers["document-id"])
-    assert version["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert await download(http, auth, done.headers["document-id"]) == payload
+    await assert_stored(http, auth, done.headers["document-id"], payload)
     # The hook does see reads: two whole windows' buffers, and the last window's.
     assert sorted(window_buffers)[1:] == [WINDOW, WINDOW] and window_buffers[-1] < WINDOW
 

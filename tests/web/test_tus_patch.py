@@ -22,6 +22,7 @@ from tests.fixtures.tus import (
     PART,
     MiB,
     assert_problem,
+    assert_stored,
     create,
     data,
     download,
@@ -279,9 +280,7 @@ async def test_a_part_sent_again_with_other_bytes_is_refused(
     # The part stored is the first one, untouched; the upload goes on with it.
     assert await offset_of(http, url, auth) == PART
     done = await send(http, url, auth, PART, original[PART:])
-    assert await download(http, auth, done.headers["document-id"]) == original
-    (version,) = await versions(http, auth, done.headers["document-id"])
-    assert version["sha256"] == hashlib.sha256(original).hexdigest()
+    await assert_stored(http, auth, done.headers["document-id"], original)
 
 
 async def test_racing_final_requests_make_exactly_one_version(
