@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from tests.fixtures.app import World
@@ -151,6 +152,47 @@ async def test_usage_alerts_are_recorded_once_at_80_90_and_100_percent(
         events = list(found.scalars())
     assert [json.loads(e.details)["percent"] for e in events] == [80, 90, 100]
     assert all(e.client_id == str(world.acme) for e in events)
+
+
+async def test_a_tus_upload_past_a_threshold_records_it_with_its_version(
+    http: httpx.AsyncClient, services: Services, world: World
+) -> None:
+    await set_quota(services, world.acme, 1000)
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(Engine, "commit", committed)
+    try:
+        created = await http.post(
+            "/api/v1/uploads",
+            content=b"t" * 850,
+            headers={
+                **TUS,
+                **world["alice"].auth,
+                "Upload-Length": "850",
+                "Upload-Metadata": metadata(filename="tus.bin", folder_id=str(world.acme_folder)),
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+    finally:
+        event.remove(Engine, "commit", committed)
+    assert created.status_code == 201, created.text
+    # Created, its part claimed and recorded, taken over to finish, and the version with
+    # the usage noted: no transaction of its own for the quota.
+    assert len(commits) == 5
+    async with transaction(services.sessions) as session:
+        found = await session.execute(
+            select(AuditEvent)
+            .where(col(AuditEvent.action).in_(["document.created", "quota.threshold"]))
+            .order_by(col(AuditEvent.seq))
+        )
+        events = list(found.scalars())
+    # In the version's transaction: the alert follows its event, with nothing between.
+    assert [e.action for e in events] == ["document.created", "quota.threshold"]
+    assert events[1].seq == events[0].seq + 1
+    assert json.loads(events[1].details)["percent"] == 80
 
 
 async def test_restoring_a_version_past_the_quota_is_refused(
