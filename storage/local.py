@@ -61,8 +61,8 @@ def _sort_key(key: str) -> bytes:
 
 
 def _etag(found: os.stat_result) -> str:
-    # Which write made the file, not a hash of its bytes: every object is a new file linked
-    # into place, never written over, so another write gives another inode or mtime.
+    # Names the file a write linked into place, not its bytes: an object is never written
+    # over, only deleted and written anew as another file.
     return f'"{found.st_ino:x}-{found.st_mtime_ns:x}-{found.st_size:x}"'
 
 

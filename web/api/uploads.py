@@ -211,12 +211,17 @@ async def _receive(
     if creating and body.cut_short and not appended.final_stored:
         # The upload's address comes only with this answer, which the client will never
         # read: nobody can resume it, so it goes now rather than hold its length against
-        # the quota (and its name against drops) until it expires.
-        async with transaction(svc.sessions) as session:
-            gone = await uploads.terminate(
-                session, call.principal, call.audit, upload.id, reason=CREATION_CUT_OFF
-            )
-        await _discard(svc, gone)
+        # the quota (and its name against drops) until it expires, as it still does if this
+        # fails.
+        try:
+            async with transaction(svc.sessions) as session:
+                gone = await uploads.terminate(
+                    session, call.principal, call.audit, upload.id, reason=CREATION_CUT_OFF
+                )
+        except Exception:
+            logger.warning("could not drop cut-off upload %s", upload.id, exc_info=True)
+        else:
+            await _discard(svc, gone)
         return {}
     if appended.final_stored:
         default_quota = svc.settings.quotas.default_bytes
