@@ -13,20 +13,17 @@ anonymous caller learns nothing about the endpoint but that it needs a token.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import wraps
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from vault import crypto, quotas, uploads
 from vault.db import transaction
 from vault.folders import get_folder
-from vault.quarantine import Committed
 from vault.uploads import append as upload_append
 from vault.uploads import finish as upload_finish
 from web.api import tus_checksum
@@ -224,16 +221,6 @@ async def _receive(
             await _discard(svc, gone)
         return {}
     if appended.final_stored:
-        default_quota = svc.settings.quotas.default_bytes
-
-        async def on_commit(
-            session: AsyncSession, upload_id: uuid.UUID, committed: Committed
-        ) -> None:
-            if call.on_commit is not None:
-                await call.on_commit(session, upload_id, committed)
-            # In the version's own transaction, as a PUT notes it.
-            await quotas.note_usage(session, upload.client_id, default=default_quota)
-
         finished = await upload_finish.finish(
             svc.sessions,
             svc.store,
@@ -244,9 +231,13 @@ async def _receive(
             digests=digests,
             budget=svc.upload_budget,
             hold=call.hold,
-            on_commit=on_commit,
+            on_commit=call.on_commit,
             details=call.details(upload) if call.details else None,
         )
+        async with transaction(svc.sessions) as session:
+            await quotas.note_usage(
+                session, upload.client_id, default=svc.settings.quotas.default_bytes
+            )
         return {"Upload-Offset": str(resumable.length), **_document_headers(finished, call)}
     stalled = appended.offset == upload.stored_offset and body.received and not body.cut_short
     if stalled and not creating:
