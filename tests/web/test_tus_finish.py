@@ -1,7 +1,7 @@
 """Finishing a resumable upload on S3 without reading the object back, where the store's
-per-part evidence and the sealing process's own digest prove it; with a full read-back
-where they do not, as for an upload of one part, stored with one PUT. The app's S3 client
-says which requests it sent."""
+per-part evidence and the sealing process's own digest prove it (an upload of one part,
+stored with one PUT, included); with a full read-back where they do not. The app's S3
+client says which requests it sent."""
 
 from __future__ import annotations
 
