@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Connection
@@ -147,6 +148,10 @@ def _set_lookalike_keys(_mapper: Mapper[object], _connection: Connection, row: o
     from vault.lookalikes import lookalike_keys
 
     assert isinstance(row, Folder | Document)
+    state = inspect(row)
+    # A stored row's keys change only with its name (a new version updates its document).
+    if state.has_identity and not state.attrs.name.history.has_changes():
+        return
     row.lookalike_key, row.lookalike_folded_key = lookalike_keys(row.name)
 
 
